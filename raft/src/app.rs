@@ -1,0 +1,121 @@
+//! The seam between the replicated core and the application: the application supplies a
+//! command type and a deterministic `apply` over a transaction, and reads its state through a
+//! consistent view. Nothing here knows what the keys mean.
+
+use std::collections::BTreeMap;
+use std::fmt::Debug;
+
+use rocksdb::{Direction, IteratorMode, ReadOptions, SnapshotWithThreadMode, DB};
+use serde::{de::DeserializeOwned, Serialize};
+
+use crate::db::{Store, CF_SM_DATA};
+use crate::error::StoreError;
+
+/// What a replicated application provides.
+///
+/// `apply` must be deterministic: it may read and write only through `txn`, and must not read
+/// clocks, randomness, the environment or the network. Ids and timestamps come inside the
+/// command. A business refusal ("name taken") is a value inside `Response`; an `Err` means the
+/// store failed and stops the replica.
+pub trait Application: Send + Sync + 'static {
+    type Command: Serialize + DeserializeOwned + Debug + Send + Sync + 'static;
+    type Response: Serialize + DeserializeOwned + Debug + Send + Sync + 'static;
+
+    fn apply(&self, cmd: Self::Command, txn: &mut Txn<'_>) -> Result<Self::Response, StoreError>;
+}
+
+/// Reads of the application keyspace: from a transaction being applied or a consistent view.
+pub trait StateReader {
+    fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError>;
+    /// All pairs whose key starts with `prefix`, in key order.
+    fn scan_prefix(&self, prefix: &[u8]) -> Result<Vec<(Vec<u8>, Vec<u8>)>, StoreError>;
+}
+
+/// The writes of one applied batch. Reads see the batch's earlier writes (`pending`) over
+/// the committed database. The whole batch is written atomically, with `last_applied`.
+pub struct Txn<'a> {
+    store: &'a Store,
+    pub(crate) pending: BTreeMap<Vec<u8>, Option<Vec<u8>>>,
+}
+
+impl<'a> Txn<'a> {
+    pub(crate) fn new(store: &'a Store) -> Txn<'a> {
+        Txn { store, pending: BTreeMap::new() }
+    }
+
+    pub fn put(&mut self, key: Vec<u8>, value: Vec<u8>) {
+        self.pending.insert(key, Some(value));
+    }
+
+    pub fn delete(&mut self, key: Vec<u8>) {
+        self.pending.insert(key, None);
+    }
+}
+
+impl StateReader for Txn<'_> {
+    fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
+        if let Some(v) = self.pending.get(key) {
+            return Ok(v.clone());
+        }
+        Ok(self.store.db.get_cf(self.store.cf(CF_SM_DATA), key)?)
+    }
+
+    fn scan_prefix(&self, prefix: &[u8]) -> Result<Vec<(Vec<u8>, Vec<u8>)>, StoreError> {
+        let mut merged: BTreeMap<Vec<u8>, Vec<u8>> = scan(&self.store.db, self.store, None, prefix)?;
+        for (k, v) in self.pending.range(prefix.to_vec()..) {
+            if !k.starts_with(prefix) {
+                break;
+            }
+            match v {
+                Some(v) => merged.insert(k.clone(), v.clone()),
+                None => merged.remove(k),
+            };
+        }
+        Ok(merged.into_iter().collect())
+    }
+}
+
+fn scan(
+    db: &DB,
+    store: &Store,
+    snap: Option<&SnapshotWithThreadMode<'_, DB>>,
+    prefix: &[u8],
+) -> Result<BTreeMap<Vec<u8>, Vec<u8>>, StoreError> {
+    let mut ro = ReadOptions::default();
+    if let Some(s) = snap {
+        ro.set_snapshot(s);
+    }
+    let mode = IteratorMode::From(prefix, Direction::Forward);
+    let mut out = BTreeMap::new();
+    for kv in db.iterator_cf_opt(store.cf(CF_SM_DATA), ro, mode) {
+        let (k, v) = kv?;
+        if !k.starts_with(prefix) {
+            break;
+        }
+        out.insert(k.to_vec(), v.to_vec());
+    }
+    Ok(out)
+}
+
+/// A consistent, read-only view of the committed application state (a RocksDB snapshot):
+/// every read through one view sees the same applied index.
+pub struct View<'a> {
+    store: &'a Store,
+    snap: SnapshotWithThreadMode<'a, DB>,
+}
+
+impl<'a> View<'a> {
+    pub(crate) fn new(store: &'a Store) -> View<'a> {
+        View { store, snap: store.db.snapshot() }
+    }
+}
+
+impl StateReader for View<'_> {
+    fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
+        Ok(self.snap.get_cf(self.store.cf(CF_SM_DATA), key)?)
+    }
+
+    fn scan_prefix(&self, prefix: &[u8]) -> Result<Vec<(Vec<u8>, Vec<u8>)>, StoreError> {
+        Ok(scan(&self.store.db, self.store, Some(&self.snap), prefix)?.into_iter().collect())
+    }
+}

@@ -1,0 +1,421 @@
+//! A running replica: wiring of store, state machine, network and openraft, and the small API
+//! the application uses: propose a command, read linearizably, watch leadership, change
+//! membership, report status and readiness.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::marker::PhantomData;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use openraft::error::{CheckIsLeaderError, ClientWriteError, RaftError};
+use openraft::{ChangeMembers, ServerState};
+use serde::Serialize;
+
+use crate::app::{Application, View};
+use crate::codec;
+use crate::db::Store;
+use crate::error::{ReplicaError, StoreError};
+use crate::log_store::LogStore;
+use crate::network::{NetworkFactory, PeerCallError, PeerHttp};
+use crate::service::{self, PeerService, PeerStatus};
+use crate::settings::RaftSettings;
+use crate::state_machine::StateMachine;
+use crate::types::{AppRequest, Member, NodeId, Raft};
+
+/// Role of a replica, as shown by `/raft/status`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub enum Role {
+    Leader,
+    Follower,
+    Candidate,
+    Learner,
+    Shutdown,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct MemberStatus {
+    pub id: NodeId,
+    pub api_addr: String,
+    pub peer_addr: String,
+    pub voter: bool,
+}
+
+/// A point-in-time view of this replica's Raft state.
+#[derive(Debug, Clone, Serialize)]
+pub struct ReplicaStatus {
+    pub id: NodeId,
+    pub state: Role,
+    pub leader: Option<NodeId>,
+    pub leader_api_addr: Option<String>,
+    pub term: u64,
+    pub last_log_index: Option<u64>,
+    pub last_applied: Option<u64>,
+    pub snapshot: Option<u64>,
+    pub purged: Option<u64>,
+    pub millis_since_quorum_ack: Option<u64>,
+    pub members: Vec<MemberStatus>,
+}
+
+/// How a replica starts.
+pub struct ReplicaConfig {
+    pub id: NodeId,
+    pub data_dir: std::path::PathBuf,
+    pub settings: RaftSettings,
+    /// The configured peers (including this replica) used to bootstrap a new cluster.
+    pub initial_members: BTreeMap<NodeId, Member>,
+    /// A joining replica never bootstraps; it waits to be added by the leader.
+    pub join: bool,
+    pub secret: String,
+}
+
+pub struct Replica<A: Application> {
+    id: NodeId,
+    raft: Raft,
+    store: Store,
+    http: PeerHttp,
+    secret: Arc<str>,
+    cfg: Arc<ReplicaConfig>,
+    _app: PhantomData<A>,
+}
+
+impl<A: Application> Clone for Replica<A> {
+    fn clone(&self) -> Self {
+        Replica {
+            id: self.id,
+            raft: self.raft.clone(),
+            store: self.store.clone(),
+            http: self.http.clone(),
+            secret: self.secret.clone(),
+            cfg: self.cfg.clone(),
+            _app: PhantomData,
+        }
+    }
+}
+
+fn fatal(e: impl std::fmt::Display) -> ReplicaError {
+    ReplicaError::Fatal(e.to_string())
+}
+
+impl<A: Application> Replica<A> {
+    /// Opens the store and starts Raft. Does not bootstrap: call [`Replica::bootstrap`].
+    pub async fn start(cfg: ReplicaConfig, app: Arc<A>) -> Result<Replica<A>, StoreError> {
+        let raft_cfg = cfg.settings.to_openraft("hekate").map_err(StoreError::Invalid)?;
+        let store = Store::open(&cfg.data_dir)?;
+        let http = PeerHttp::new(&cfg.secret);
+        let log = LogStore::new(store.clone());
+        let sm = StateMachine::new(store.clone(), app);
+        let net = NetworkFactory { http: http.clone() };
+        let raft = Raft::new(cfg.id, Arc::new(raft_cfg), net, log, sm)
+            .await
+            .map_err(|e| StoreError::Invalid(format!("raft start: {e}")))?;
+        Ok(Replica {
+            id: cfg.id,
+            raft,
+            store,
+            http,
+            secret: Arc::from(cfg.secret.as_str()),
+            cfg: Arc::new(cfg),
+            _app: PhantomData,
+        })
+    }
+
+    pub fn id(&self) -> NodeId {
+        self.id
+    }
+
+    pub fn data_dir(&self) -> &Path {
+        &self.store.dir
+    }
+
+    /// The `/raft/rpc/*` router to mount on the peer listener.
+    pub fn peer_router(&self) -> axum::Router {
+        service::router(Arc::new(PeerService { raft: self.raft.clone(), secret: self.secret.clone(), id: self.id }))
+    }
+
+    /// Bootstraps the cluster exactly once. Only the lowest configured id of a non-joining
+    /// replica with a pristine store initializes, and only after no reachable peer reports an
+    /// existing cluster; restarts and concurrent starts therefore never re-initialize.
+    /// Returns when this replica belongs to an initialized cluster.
+    pub async fn bootstrap(&self) {
+        let lowest = self.cfg.initial_members.keys().next().copied();
+        loop {
+            if self.raft.is_initialized().await.unwrap_or(true) {
+                return;
+            }
+            if !self.cfg.join && lowest == Some(self.id) && !self.any_peer_initialized().await {
+                match self.raft.initialize(self.cfg.initial_members.clone()).await {
+                    Ok(()) => {
+                        tracing::info!(members = ?self.cfg.initial_members.keys().collect::<Vec<_>>(), "cluster bootstrapped");
+                        return;
+                    }
+                    Err(e) => tracing::info!("bootstrap not done: {e}"),
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(300)).await;
+        }
+    }
+
+    async fn any_peer_initialized(&self) -> bool {
+        for (id, m) in &self.cfg.initial_members {
+            if *id == self.id {
+                continue;
+            }
+            let r: Result<PeerStatus, _> =
+                self.http.call(&m.peer_addr, "status", &(), Duration::from_millis(500)).await;
+            if let Ok(st) = r {
+                if st.initialized {
+                    return true;
+                }
+            }
+        }
+        false
+    }
+
+    /// Commits `cmd` through Raft and returns the application's response.
+    pub async fn propose(&self, cmd: &A::Command) -> Result<A::Response, ReplicaError> {
+        let req = AppRequest(codec::encode(cmd)?);
+        match self.raft.client_write(req).await {
+            Ok(resp) => Ok(codec::decode(&resp.data.0)?),
+            Err(RaftError::APIError(ClientWriteError::ForwardToLeader(f))) => {
+                Err(ReplicaError::NotLeader { leader: f.leader_id.zip(f.leader_node) })
+            }
+            Err(RaftError::APIError(ClientWriteError::ChangeMembershipError(e))) => {
+                Err(ReplicaError::Membership(e.to_string()))
+            }
+            Err(RaftError::Fatal(e)) => Err(fatal(e)),
+        }
+    }
+
+    /// Confirms leadership with a quorum and waits until everything committed before this call
+    /// is applied locally: a read after this returns sees every acknowledged write.
+    pub async fn linearizable_read(&self) -> Result<(), ReplicaError> {
+        let fut = self.raft.ensure_linearizable();
+        match tokio::time::timeout(Duration::from_secs(5), fut).await {
+            Err(_) => Err(ReplicaError::Unavailable("no quorum acknowledged leadership within 5 s".into())),
+            Ok(Ok(_)) => Ok(()),
+            Ok(Err(RaftError::APIError(CheckIsLeaderError::ForwardToLeader(f)))) => {
+                Err(ReplicaError::NotLeader { leader: f.leader_id.zip(f.leader_node) })
+            }
+            Ok(Err(RaftError::APIError(e))) => Err(ReplicaError::Unavailable(e.to_string())),
+            Ok(Err(RaftError::Fatal(e))) => Err(fatal(e)),
+        }
+    }
+
+    /// Runs `f` over a consistent view of the applied state (no leadership check).
+    pub fn read<T>(&self, f: impl FnOnce(&View<'_>) -> T) -> T {
+        let view = View::new(&self.store);
+        f(&view)
+    }
+
+    /// The leader this replica knows, with its addresses.
+    pub fn leader(&self) -> Option<(NodeId, Member)> {
+        let m = self.raft.metrics().borrow().clone();
+        let id = m.current_leader?;
+        let node = m.membership_config.membership().get_node(&id)?.clone();
+        Some((id, node))
+    }
+
+    pub fn is_leader(&self) -> bool {
+        let m = self.raft.metrics();
+        let m = m.borrow();
+        m.state == ServerState::Leader && m.current_leader == Some(self.id)
+    }
+
+    /// Resolves when anything about this replica's Raft state changes (leader, term, applied).
+    pub fn watch(&self) -> tokio::sync::watch::Receiver<openraft::RaftMetrics<NodeId, Member>> {
+        self.raft.metrics()
+    }
+
+    /// Waits up to `timeout` until some replica is known as leader.
+    pub async fn wait_for_leader(&self, timeout: Duration) -> Option<(NodeId, Member)> {
+        let mut rx = self.raft.metrics();
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            if let Some(l) = self.leader() {
+                return Some(l);
+            }
+            if tokio::time::timeout_at(deadline, rx.changed()).await.is_err() {
+                return None;
+            }
+        }
+    }
+
+    pub fn status(&self) -> ReplicaStatus {
+        let m = self.raft.metrics().borrow().clone();
+        let membership = m.membership_config.membership();
+        let voters: BTreeSet<NodeId> = membership.voter_ids().collect();
+        let members = membership
+            .nodes()
+            .map(|(id, n)| MemberStatus {
+                id: *id,
+                api_addr: n.api_addr.clone(),
+                peer_addr: n.peer_addr.clone(),
+                voter: voters.contains(id),
+            })
+            .collect();
+        let state = match m.state {
+            ServerState::Leader => Role::Leader,
+            ServerState::Follower => Role::Follower,
+            ServerState::Candidate => Role::Candidate,
+            ServerState::Learner => Role::Learner,
+            ServerState::Shutdown => Role::Shutdown,
+        };
+        let leader_api_addr = m.current_leader.and_then(|l| membership.get_node(&l)).map(|n| n.api_addr.clone());
+        ReplicaStatus {
+            id: self.id,
+            state,
+            leader: m.current_leader,
+            leader_api_addr,
+            term: m.current_term,
+            last_log_index: m.last_log_index,
+            last_applied: m.last_applied.map(|l| l.index),
+            snapshot: m.snapshot.map(|l| l.index),
+            purged: m.purged.map(|l| l.index),
+            millis_since_quorum_ack: m.millis_since_quorum_ack,
+            members,
+        }
+    }
+
+    /// Ready = a leader is known and this replica has applied everything the leader had
+    /// applied when asked (a leader: once it applied the first entry of its own term).
+    pub async fn ready(&self) -> Result<(), String> {
+        let m = self.raft.metrics().borrow().clone();
+        let Some(leader) = m.current_leader else {
+            return Err("no leader known".into());
+        };
+        if leader == self.id {
+            let own_term_applied = m.last_applied.map(|l| l.leader_id.term) == Some(m.current_term);
+            return if m.state == ServerState::Leader && own_term_applied {
+                Ok(())
+            } else {
+                Err("leader has not yet applied an entry of its term".into())
+            };
+        }
+        let Some(node) = m.membership_config.membership().get_node(&leader).cloned() else {
+            return Err(format!("leader {leader} is not in the membership"));
+        };
+        let st: PeerStatus = self
+            .http
+            .call(&node.peer_addr, "status", &(), Duration::from_millis(500))
+            .await
+            .map_err(|e| format!("leader {leader} not reachable: {e}"))?;
+        let target = st.last_applied.unwrap_or(0);
+        let wait = self.raft.wait(Some(Duration::from_millis(500)));
+        wait.applied_index_at_least(Some(target), "readyz")
+            .await
+            .map(|_| ())
+            .map_err(|_| format!("applied index behind the leader's {target}"))
+    }
+
+    /// Adds a replica online: as a learner until it has caught up, then as a voter.
+    pub async fn add_member(&self, id: NodeId, member: Member) -> Result<(), ReplicaError> {
+        let current = self.raft.metrics().borrow().membership_config.clone();
+        if current.membership().get_node(&id).is_some() {
+            return Err(ReplicaError::Membership(format!("replica id {id} is already a member")));
+        }
+        map_write(self.raft.add_learner(id, member, true).await)?;
+        map_write(self.raft.change_membership(ChangeMembers::AddVoterIds(BTreeSet::from([id])), false).await)?;
+        Ok(())
+    }
+
+    /// Removes a replica from the voters and the membership.
+    pub async fn remove_member(&self, id: NodeId) -> Result<(), ReplicaError> {
+        let current = self.raft.metrics().borrow().membership_config.clone();
+        if current.membership().get_node(&id).is_none() {
+            return Err(ReplicaError::Membership(format!("replica id {id} is not a member")));
+        }
+        if id == self.id {
+            return Err(ReplicaError::Membership(format!(
+                "replica {id} is the leader; transfer leadership first"
+            )));
+        }
+        let is_voter = current.membership().voter_ids().any(|v| v == id);
+        if is_voter {
+            map_write(
+                self.raft.change_membership(ChangeMembers::RemoveVoters(BTreeSet::from([id])), false).await,
+            )?;
+        } else {
+            map_write(self.raft.change_membership(ChangeMembers::RemoveNodes(BTreeSet::from([id])), false).await)?;
+        }
+        Ok(())
+    }
+
+    /// Moves leadership to `to` (best effort on openraft 0.9, which has no transfer RPC): the
+    /// leader stops heartbeats so the followers' leader lease lapses, waits until `to` holds
+    /// every entry, asks `to` to campaign, then resumes heartbeats. Returns the new leader.
+    pub async fn transfer_leader(&self, to: NodeId) -> Result<NodeId, ReplicaError> {
+        if !self.is_leader() {
+            return Err(ReplicaError::NotLeader { leader: self.leader() });
+        }
+        if to == self.id {
+            return Ok(to);
+        }
+        let m = self.raft.metrics().borrow().clone();
+        let membership = m.membership_config.membership();
+        if !membership.voter_ids().any(|v| v == to) {
+            return Err(ReplicaError::Membership(format!("replica {to} is not a voter")));
+        }
+        let Some(node) = membership.get_node(&to).cloned() else {
+            return Err(ReplicaError::Membership(format!("replica {to} is not a member")));
+        };
+        let lease = Duration::from_millis(self.cfg.settings.election_timeout_max_ms);
+        self.raft.runtime_config().heartbeat(false);
+        let result = self.campaign(to, &node, lease).await;
+        self.raft.runtime_config().heartbeat(true);
+        result
+    }
+
+    async fn campaign(&self, to: NodeId, node: &Member, lease: Duration) -> Result<NodeId, ReplicaError> {
+        let last = self.raft.metrics().borrow().last_log_index;
+        let deadline = tokio::time::Instant::now() + lease * 4;
+        loop {
+            let matched = self.raft.metrics().borrow().replication.as_ref().and_then(|r| r.get(&to).cloned());
+            if matched.flatten().map(|l| l.index) >= last {
+                break;
+            }
+            if tokio::time::Instant::now() > deadline {
+                return Err(ReplicaError::Unavailable(format!("replica {to} did not catch up")));
+            }
+            self.raft.trigger().heartbeat().await.map_err(fatal)?;
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        tokio::time::sleep(lease + Duration::from_millis(50)).await;
+        let r: Result<Result<(), String>, PeerCallError> =
+            self.http.call(&node.peer_addr, "elect", &(), Duration::from_secs(2)).await;
+        r.map_err(|e| ReplicaError::Unavailable(e.to_string()))?.map_err(ReplicaError::Unavailable)?;
+        let mut rx = self.raft.metrics();
+        let until = tokio::time::Instant::now() + lease * 4;
+        loop {
+            let leader = rx.borrow().current_leader;
+            if let Some(l) = leader.filter(|l| *l != self.id) {
+                return Ok(l);
+            }
+            if tokio::time::timeout_at(until, rx.changed()).await.is_err() {
+                return Err(ReplicaError::Unavailable("no new leader emerged".into()));
+            }
+        }
+    }
+
+    /// Stops Raft; the store is closed when the last clone is dropped.
+    pub async fn shutdown(&self) {
+        if let Err(e) = self.raft.shutdown().await {
+            tracing::warn!("raft shutdown: {e}");
+        }
+    }
+}
+
+fn map_write<T>(
+    r: Result<T, RaftError<NodeId, ClientWriteError<NodeId, Member>>>,
+) -> Result<T, ReplicaError> {
+    match r {
+        Ok(v) => Ok(v),
+        Err(RaftError::APIError(ClientWriteError::ForwardToLeader(f))) => {
+            Err(ReplicaError::NotLeader { leader: f.leader_id.zip(f.leader_node) })
+        }
+        Err(RaftError::APIError(ClientWriteError::ChangeMembershipError(e))) => {
+            Err(ReplicaError::Membership(e.to_string()))
+        }
+        Err(RaftError::Fatal(e)) => Err(fatal(e)),
+    }
+}

@@ -1,0 +1,125 @@
+//! The peer network, server side: an axum router for `/raft/rpc/*` that refuses any call
+//! without the cluster secret (constant-time comparison), logs the refusal, and hands valid
+//! calls to openraft. Mounted on the API listener or on a separate peer listener.
+
+use std::sync::Arc;
+
+use axum::extract::{ConnectInfo, DefaultBodyLimit, Request, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use axum::Router;
+use serde::{Deserialize, Serialize};
+use subtle::ConstantTimeEq;
+
+use crate::codec;
+use crate::network::{RPC_PREFIX, SECRET_HEADER};
+use crate::types::{NodeId, Raft};
+
+/// What a replica tells its peers about itself: used for bootstrap probing and readiness.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct PeerStatus {
+    pub id: NodeId,
+    pub initialized: bool,
+    pub leader: Option<NodeId>,
+    pub term: u64,
+    pub last_applied: Option<u64>,
+    pub is_leader: bool,
+}
+
+pub(crate) struct PeerService {
+    pub raft: Raft,
+    pub secret: Arc<str>,
+    pub id: NodeId,
+}
+
+/// The `/raft/rpc/*` routes, with their own body limit (snapshot chunks are up to a few MiB).
+pub(crate) fn router(svc: Arc<PeerService>) -> Router {
+    Router::new()
+        .route(&format!("{RPC_PREFIX}/append"), post(append))
+        .route(&format!("{RPC_PREFIX}/vote"), post(vote))
+        .route(&format!("{RPC_PREFIX}/snapshot"), post(snapshot))
+        .route(&format!("{RPC_PREFIX}/status"), post(status))
+        .route(&format!("{RPC_PREFIX}/elect"), post(elect))
+        .layer(DefaultBodyLimit::max(BODY_LIMIT))
+        .with_state(svc)
+}
+
+const BODY_LIMIT: usize = 64 * 1024 * 1024;
+
+fn check_secret(svc: &PeerService, req: &Request, rpc: &str) -> Result<(), Response> {
+    let given = req.headers().get(SECRET_HEADER).map(|v| v.as_bytes()).unwrap_or_default();
+    let ok: bool = given.ct_eq(svc.secret.as_bytes()).into();
+    if ok {
+        return Ok(());
+    }
+    let from = req
+        .extensions()
+        .get::<ConnectInfo<std::net::SocketAddr>>()
+        .map(|c| c.0.to_string())
+        .unwrap_or_else(|| "unknown".into());
+    tracing::warn!(rpc, from, "peer RPC refused: missing or wrong cluster secret");
+    Err((StatusCode::UNAUTHORIZED, "peer RPC refused: missing or wrong cluster secret\n").into_response())
+}
+
+async fn decode<T: serde::de::DeserializeOwned>(req: Request) -> Result<T, Response> {
+    let body = axum::body::to_bytes(req.into_body(), BODY_LIMIT)
+        .await
+        .map_err(|e| (StatusCode::BAD_REQUEST, format!("{e}\n")).into_response())?;
+    codec::decode(&body).map_err(|e| (StatusCode::BAD_REQUEST, format!("{e}\n")).into_response())
+}
+
+fn encode<T: Serialize>(v: &T) -> Response {
+    match codec::encode(v) {
+        Ok(b) => ([("content-type", "application/octet-stream")], b).into_response(),
+        Err(e) => (StatusCode::INTERNAL_SERVER_ERROR, format!("{e}\n")).into_response(),
+    }
+}
+
+macro_rules! rpc_handler {
+    ($name:ident, $label:literal, $call:ident) => {
+        async fn $name(State(svc): State<Arc<PeerService>>, req: Request) -> Response {
+            if let Err(r) = check_secret(&svc, &req, $label) {
+                return r;
+            }
+            let req = match decode(req).await {
+                Ok(r) => r,
+                Err(r) => return r,
+            };
+            encode(&svc.raft.$call(req).await)
+        }
+    };
+}
+
+rpc_handler!(append, "append", append_entries);
+rpc_handler!(vote, "vote", vote);
+rpc_handler!(snapshot, "snapshot", install_snapshot);
+
+async fn status(State(svc): State<Arc<PeerService>>, req: Request) -> Response {
+    if let Err(r) = check_secret(&svc, &req, "status") {
+        return r;
+    }
+    encode(&peer_status(&svc.raft, svc.id).await)
+}
+
+pub(crate) async fn peer_status(raft: &Raft, id: NodeId) -> PeerStatus {
+    let initialized = raft.is_initialized().await.unwrap_or(false);
+    let m = raft.metrics().borrow().clone();
+    PeerStatus {
+        id,
+        initialized,
+        leader: m.current_leader,
+        term: m.current_term,
+        last_applied: m.last_applied.map(|l| l.index),
+        is_leader: m.current_leader == Some(id),
+    }
+}
+
+/// Asks this replica to start an election now (leadership transfer, see `Replica::transfer_leader`).
+async fn elect(State(svc): State<Arc<PeerService>>, req: Request) -> Response {
+    if let Err(r) = check_secret(&svc, &req, "elect") {
+        return r;
+    }
+    let res: Result<(), String> = svc.raft.trigger().elect().await.map_err(|e| e.to_string());
+    encode(&res)
+}

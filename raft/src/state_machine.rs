@@ -1,0 +1,223 @@
+//! The replicated state machine on RocksDB.
+//!
+//! Apply rule: one WriteBatch per batch of committed entries, holding the application's
+//! writes, `last_applied` and the membership, written with sync before any response is
+//! returned. Reads inside the batch see earlier writes of the same batch ([`Txn`]).
+
+use std::io::Cursor;
+use std::sync::Arc;
+
+use openraft::storage::{RaftSnapshotBuilder, RaftStateMachine};
+use openraft::{EntryPayload, OptionalSend, StorageIOError};
+use rocksdb::{IteratorMode, ReadOptions, WriteBatch};
+
+use crate::app::{Application, Txn};
+use crate::codec;
+use crate::db::{Store, CF_SM_DATA, CF_SM_META};
+use crate::error::StoreError;
+use crate::snapshot::{self, SnapshotFile, SNAPSHOT_FORMAT};
+use crate::types::{
+    AppResponse, Entry, LogId, Snapshot, SnapshotMeta, StorageError, StoredMembership, TypeConfig,
+};
+
+const KEY_LAST_APPLIED: &[u8] = b"last_applied";
+const KEY_MEMBERSHIP: &[u8] = b"membership";
+
+fn sm_write_err(e: impl std::fmt::Display) -> StorageError {
+    StorageIOError::write_state_machine(&std::io::Error::other(e.to_string())).into()
+}
+
+fn sm_read_err(e: impl std::fmt::Display) -> StorageError {
+    StorageIOError::read_state_machine(&std::io::Error::other(e.to_string())).into()
+}
+
+fn snap_err(e: impl std::fmt::Display) -> StorageError {
+    StorageIOError::write_snapshot(None, &std::io::Error::other(e.to_string())).into()
+}
+
+pub struct StateMachine<A: Application> {
+    store: Store,
+    app: Arc<A>,
+}
+
+impl<A: Application> StateMachine<A> {
+    pub fn new(store: Store, app: Arc<A>) -> Self {
+        StateMachine { store, app }
+    }
+
+    fn read_meta(&self) -> Result<(Option<LogId>, StoredMembership), StoreError> {
+        read_sm_meta(&self.store, None)
+    }
+}
+
+fn read_sm_meta(
+    store: &Store,
+    snap: Option<&rocksdb::SnapshotWithThreadMode<'_, rocksdb::DB>>,
+) -> Result<(Option<LogId>, StoredMembership), StoreError> {
+    let cf = store.cf(CF_SM_META);
+    let get = |k: &[u8]| -> Result<Option<Vec<u8>>, StoreError> {
+        Ok(match snap {
+            Some(s) => s.get_cf(cf, k)?,
+            None => store.db.get_cf(cf, k)?,
+        })
+    };
+    let applied = match get(KEY_LAST_APPLIED)? {
+        Some(b) => codec::decode(&b)?,
+        None => None,
+    };
+    let membership = match get(KEY_MEMBERSHIP)? {
+        Some(b) => codec::decode(&b)?,
+        None => StoredMembership::default(),
+    };
+    Ok((applied, membership))
+}
+
+impl<A: Application> RaftStateMachine<TypeConfig> for StateMachine<A> {
+    type SnapshotBuilder = SnapshotBuilder;
+
+    async fn applied_state(&mut self) -> Result<(Option<LogId>, StoredMembership), StorageError> {
+        self.read_meta().map_err(sm_read_err)
+    }
+
+    async fn apply<I>(&mut self, entries: I) -> Result<Vec<AppResponse>, StorageError>
+    where
+        I: IntoIterator<Item = Entry> + OptionalSend,
+        I::IntoIter: OptionalSend,
+    {
+        let mut txn = Txn::new(&self.store);
+        let mut responses = Vec::new();
+        let mut last_applied = None;
+        let mut membership = None;
+        for entry in entries {
+            last_applied = Some(entry.log_id);
+            match entry.payload {
+                EntryPayload::Blank => responses.push(AppResponse::default()),
+                EntryPayload::Normal(req) => {
+                    let cmd: A::Command = codec::decode(&req.0).map_err(sm_read_err)?;
+                    let resp = self.app.apply(cmd, &mut txn).map_err(sm_write_err)?;
+                    responses.push(AppResponse(codec::encode(&resp).map_err(sm_write_err)?));
+                }
+                EntryPayload::Membership(m) => {
+                    membership = Some(StoredMembership::new(Some(entry.log_id), m));
+                    responses.push(AppResponse::default());
+                }
+            }
+        }
+        let Some(last_applied) = last_applied else {
+            return Ok(responses);
+        };
+        let mut batch = WriteBatch::default();
+        let data = self.store.cf(CF_SM_DATA);
+        for (k, v) in std::mem::take(&mut txn.pending) {
+            match v {
+                Some(v) => batch.put_cf(data, k, v),
+                None => batch.delete_cf(data, k),
+            }
+        }
+        let meta = self.store.cf(CF_SM_META);
+        batch.put_cf(meta, KEY_LAST_APPLIED, codec::encode(&Some(last_applied)).map_err(sm_write_err)?);
+        if let Some(m) = membership {
+            batch.put_cf(meta, KEY_MEMBERSHIP, codec::encode(&m).map_err(sm_write_err)?);
+        }
+        let store = self.store.clone();
+        tokio::task::spawn_blocking(move || store.write_synced(batch))
+            .await
+            .map_err(sm_write_err)?
+            .map_err(sm_write_err)?;
+        Ok(responses)
+    }
+
+    async fn get_snapshot_builder(&mut self) -> SnapshotBuilder {
+        SnapshotBuilder { store: self.store.clone() }
+    }
+
+    async fn begin_receiving_snapshot(&mut self) -> Result<Box<Cursor<Vec<u8>>>, StorageError> {
+        Ok(Box::new(Cursor::new(Vec::new())))
+    }
+
+    async fn install_snapshot(
+        &mut self,
+        meta: &SnapshotMeta,
+        snapshot: Box<Cursor<Vec<u8>>>,
+    ) -> Result<(), StorageError> {
+        let bytes = snapshot.into_inner();
+        let store = self.store.clone();
+        let meta = meta.clone();
+        tokio::task::spawn_blocking(move || install(&store, &meta, bytes))
+            .await
+            .map_err(snap_err)?
+            .map_err(snap_err)
+    }
+
+    async fn get_current_snapshot(&mut self) -> Result<Option<Snapshot>, StorageError> {
+        let Some(bytes) = snapshot::load_current(&self.store.snapshot_dir()).map_err(sm_read_err)? else {
+            return Ok(None);
+        };
+        let file = SnapshotFile::decode(&bytes).map_err(sm_read_err)?;
+        Ok(Some(Snapshot { meta: file.meta, snapshot: Box::new(Cursor::new(bytes)) }))
+    }
+}
+
+/// Replaces the whole application keyspace and metadata with the snapshot's, in one synced
+/// WriteBatch, then keeps the snapshot as the current one.
+fn install(store: &Store, meta: &SnapshotMeta, bytes: Vec<u8>) -> Result<(), StoreError> {
+    let file = SnapshotFile::decode(&bytes)?;
+    if file.meta.last_log_id != meta.last_log_id {
+        return Err(StoreError::Invalid(format!(
+            "snapshot data is at {:?} but its metadata says {:?}",
+            file.meta.last_log_id, meta.last_log_id
+        )));
+    }
+    let data = store.cf(CF_SM_DATA);
+    let mut batch = WriteBatch::default();
+    for kv in store.db.iterator_cf(data, IteratorMode::Start) {
+        let (k, _) = kv?;
+        batch.delete_cf(data, k);
+    }
+    for (k, v) in &file.data {
+        batch.put_cf(data, k, v);
+    }
+    let sm_meta = store.cf(CF_SM_META);
+    batch.put_cf(sm_meta, KEY_LAST_APPLIED, codec::encode(&meta.last_log_id)?);
+    batch.put_cf(sm_meta, KEY_MEMBERSHIP, codec::encode(&meta.last_membership)?);
+    store.write_synced(batch)?;
+    snapshot::save_current(&store.snapshot_dir(), &bytes)
+}
+
+/// Builds a snapshot from a RocksDB snapshot, on a blocking thread, while apply goes on.
+pub struct SnapshotBuilder {
+    store: Store,
+}
+
+impl RaftSnapshotBuilder<TypeConfig> for SnapshotBuilder {
+    async fn build_snapshot(&mut self) -> Result<Snapshot, StorageError> {
+        let store = self.store.clone();
+        tokio::task::spawn_blocking(move || build(&store)).await.map_err(snap_err)?.map_err(snap_err)
+    }
+}
+
+fn build(store: &Store) -> Result<Snapshot, StoreError> {
+    let snap = store.db.snapshot();
+    let (last_applied, membership) = read_sm_meta(store, Some(&snap))?;
+    let mut ro = ReadOptions::default();
+    ro.set_snapshot(&snap);
+    let mut data = Vec::new();
+    for kv in store.db.iterator_cf_opt(store.cf(CF_SM_DATA), ro, IteratorMode::Start) {
+        let (k, v) = kv?;
+        data.push((k.to_vec(), v.to_vec()));
+    }
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or_default();
+    let snapshot_id = match last_applied {
+        Some(l) => format!("{}-{}-{}-{nanos}", l.leader_id.term, l.leader_id.node_id, l.index),
+        None => format!("empty-{nanos}"),
+    };
+    let meta = SnapshotMeta { last_log_id: last_applied, last_membership: membership, snapshot_id };
+    let file = SnapshotFile { format: SNAPSHOT_FORMAT, meta: meta.clone(), data };
+    let bytes = file.encode()?;
+    snapshot::save_current(&store.snapshot_dir(), &bytes)?;
+    tracing::info!(snapshot = %meta.snapshot_id, bytes = bytes.len(), "snapshot built");
+    Ok(Snapshot { meta, snapshot: Box::new(Cursor::new(bytes)) })
+}
