@@ -1,1 +1,29 @@
-pub fn _x(){}
+//! Hekate: a highly available, drop-in successor to Heketi.
+//!
+//! # Layout
+//! - [`config`]: `heketi.json` (Heketi's keys, env overrides) plus the `raft` section.
+//! - [`auth`]: Heketi's JWT rules, verification and signing.
+//! - [`api`]: the HTTP edge: auth layer, leader forwarding, handlers, errors -> HTTP.
+//! - [`state`]: the replicated state: command catalogue, records, deterministic `apply`.
+//! - [`server`]: `hekate serve`, the boot of one replica.
+//! - [`dev`]: `hekate dev`, a local multi-process cluster.
+//! - [`client`]: a small HTTP client for Hekate's admin commands, with JWT signing.
+//! - [`ids`]: Heketi-style ids.
+//!
+//! # Data flow
+//! ```text
+//! client -HTTP-> api::auth_layer (JWT) -> api::forward (follower? proxy to leader)
+//!   leader: handler -> Replica::propose(Command) -> openraft commit
+//!           -> state::apply on every replica (one synced RocksDB WriteBatch) -> response
+//!   reads:  handler -> Replica::linearizable_read -> consistent view of RocksDB
+//! ```
+//! The replicated core (Raft, RocksDB, peer network) is the `hekate-raft` crate.
+
+pub mod api;
+pub mod auth;
+pub mod client;
+pub mod config;
+pub mod dev;
+pub mod ids;
+pub mod server;
+pub mod state;

@@ -40,7 +40,10 @@ pub struct Txn<'a> {
 
 impl<'a> Txn<'a> {
     pub(crate) fn new(store: &'a Store) -> Txn<'a> {
-        Txn { store, pending: BTreeMap::new() }
+        Txn {
+            store,
+            pending: BTreeMap::new(),
+        }
     }
 
     pub fn put(&mut self, key: Vec<u8>, value: Vec<u8>) {
@@ -61,7 +64,8 @@ impl StateReader for Txn<'_> {
     }
 
     fn scan_prefix(&self, prefix: &[u8]) -> Result<Vec<(Vec<u8>, Vec<u8>)>, StoreError> {
-        let mut merged: BTreeMap<Vec<u8>, Vec<u8>> = scan(&self.store.db, self.store, None, prefix)?;
+        let mut merged: BTreeMap<Vec<u8>, Vec<u8>> =
+            scan(&self.store.db, self.store, None, prefix)?;
         for (k, v) in self.pending.range(prefix.to_vec()..) {
             if !k.starts_with(prefix) {
                 break;
@@ -106,7 +110,10 @@ pub struct View<'a> {
 
 impl<'a> View<'a> {
     pub(crate) fn new(store: &'a Store) -> View<'a> {
-        View { store, snap: store.db.snapshot() }
+        View {
+            store,
+            snap: store.db.snapshot(),
+        }
     }
 }
 
@@ -116,6 +123,8 @@ impl StateReader for View<'_> {
     }
 
     fn scan_prefix(&self, prefix: &[u8]) -> Result<Vec<(Vec<u8>, Vec<u8>)>, StoreError> {
-        Ok(scan(&self.store.db, self.store, Some(&self.snap), prefix)?.into_iter().collect())
+        Ok(scan(&self.store.db, self.store, Some(&self.snap), prefix)?
+            .into_iter()
+            .collect())
     }
 }

@@ -42,17 +42,25 @@ impl Store {
     /// Opens (or creates) the store under `dir`. Refuses an unwritable directory, a corrupt
     /// database, or one written by an incompatible format, with an error naming the path.
     pub fn open(dir: &Path) -> Result<Store, StoreError> {
-        std::fs::create_dir_all(dir)
-            .map_err(|e| StoreError::Invalid(format!("data dir {}: cannot create: {e}", dir.display())))?;
+        std::fs::create_dir_all(dir).map_err(|e| {
+            StoreError::Invalid(format!("data dir {}: cannot create: {e}", dir.display()))
+        })?;
         check_writable(dir)?;
         let mut opts = Options::default();
         opts.create_if_missing(true);
         opts.create_missing_column_families(true);
         opts.set_paranoid_checks(true);
         let db_path = dir.join("db");
-        let db = DB::open_cf(&opts, &db_path, ALL_CFS)
-            .map_err(|e| StoreError::Invalid(format!("data dir {}: cannot open store: {e}", dir.display())))?;
-        let store = Store { db: Arc::new(db), dir: dir.to_path_buf() };
+        let db = DB::open_cf(&opts, &db_path, ALL_CFS).map_err(|e| {
+            StoreError::Invalid(format!(
+                "data dir {}: cannot open store: {e}",
+                dir.display()
+            ))
+        })?;
+        let store = Store {
+            db: Arc::new(db),
+            dir: dir.to_path_buf(),
+        };
         store.check_format()?;
         std::fs::create_dir_all(store.snapshot_dir())?;
         Ok(store)
@@ -77,7 +85,9 @@ impl Store {
 
     pub fn cf(&self, name: &str) -> &ColumnFamily {
         // The four families are created at open, so a missing one is a programming error.
-        self.db.cf_handle(name).unwrap_or_else(|| panic!("column family {name} missing"))
+        self.db
+            .cf_handle(name)
+            .unwrap_or_else(|| panic!("column family {name} missing"))
     }
 
     /// Writes the batch and fsyncs the WAL before returning.

@@ -7,7 +7,7 @@ use std::fmt::Debug;
 use std::ops::{Bound, RangeBounds};
 
 use openraft::storage::{LogFlushed, LogState, RaftLogReader, RaftLogStorage};
-use openraft::{StorageIOError, OptionalSend};
+use openraft::{OptionalSend, StorageIOError};
 use rocksdb::{Direction, IteratorMode, WriteBatch};
 
 use crate::codec;
@@ -48,8 +48,16 @@ impl LogStore {
         LogStore { store }
     }
 
-    fn get_meta<T: serde::de::DeserializeOwned>(&self, key: &[u8]) -> Result<Option<T>, StorageError> {
-        match self.store.db.get_cf(self.store.cf(CF_META), key).map_err(read_err)? {
+    fn get_meta<T: serde::de::DeserializeOwned>(
+        &self,
+        key: &[u8],
+    ) -> Result<Option<T>, StorageError> {
+        match self
+            .store
+            .db
+            .get_cf(self.store.cf(CF_META), key)
+            .map_err(read_err)?
+        {
             None => Ok(None),
             Some(b) => codec::decode(&b).map(Some).map_err(read_err),
         }
@@ -57,7 +65,11 @@ impl LogStore {
 
     fn put_meta_synced<T: serde::Serialize>(&self, key: &[u8], v: &T) -> Result<(), StorageError> {
         let mut b = WriteBatch::default();
-        b.put_cf(self.store.cf(CF_META), key, codec::encode(v).map_err(write_err)?);
+        b.put_cf(
+            self.store.cf(CF_META),
+            key,
+            codec::encode(v).map_err(write_err)?,
+        );
         self.store.write_synced(b).map_err(write_err)
     }
 
@@ -106,7 +118,10 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     async fn get_log_state(&mut self) -> Result<LogState<TypeConfig>, StorageError> {
         let last_purged: Option<LogId> = self.get_meta(KEY_LAST_PURGED)?;
         let last = self.last_log_id()?.or(last_purged);
-        Ok(LogState { last_purged_log_id: last_purged, last_log_id: last })
+        Ok(LogState {
+            last_purged_log_id: last_purged,
+            last_log_id: last,
+        })
     }
 
     async fn get_log_reader(&mut self) -> Self::LogReader {
@@ -125,14 +140,21 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         // Not synced: losing it only means re-applying from the last applied index.
         let cf = self.store.cf(CF_META);
         let v = codec::encode(&committed).map_err(write_err)?;
-        self.store.db.put_cf(cf, KEY_COMMITTED, v).map_err(write_err)
+        self.store
+            .db
+            .put_cf(cf, KEY_COMMITTED, v)
+            .map_err(write_err)
     }
 
     async fn read_committed(&mut self) -> Result<Option<LogId>, StorageError> {
         Ok(self.get_meta::<Option<LogId>>(KEY_COMMITTED)?.flatten())
     }
 
-    async fn append<I>(&mut self, entries: I, callback: LogFlushed<TypeConfig>) -> Result<(), StorageError>
+    async fn append<I>(
+        &mut self,
+        entries: I,
+        callback: LogFlushed<TypeConfig>,
+    ) -> Result<(), StorageError>
     where
         I: IntoIterator<Item = Entry> + OptionalSend,
         I::IntoIter: OptionalSend,
@@ -140,7 +162,11 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         let cf = self.store.cf(CF_LOGS);
         let mut batch = WriteBatch::default();
         for e in entries {
-            batch.put_cf(cf, index_key(e.log_id.index), codec::encode(&e).map_err(write_err)?);
+            batch.put_cf(
+                cf,
+                index_key(e.log_id.index),
+                codec::encode(&e).map_err(write_err)?,
+            );
         }
         let store = self.store.clone();
         // The sync write blocks for the fsync; keep it off the async worker threads.
@@ -170,8 +196,16 @@ impl RaftLogStorage<TypeConfig> for LogStore {
 
     async fn purge(&mut self, log_id: LogId) -> Result<(), StorageError> {
         let mut batch = WriteBatch::default();
-        batch.put_cf(self.store.cf(CF_META), KEY_LAST_PURGED, codec::encode(&log_id).map_err(write_err)?);
-        batch.delete_range_cf(self.store.cf(CF_LOGS), index_key(0), index_key(log_id.index + 1));
+        batch.put_cf(
+            self.store.cf(CF_META),
+            KEY_LAST_PURGED,
+            codec::encode(&log_id).map_err(write_err)?,
+        );
+        batch.delete_range_cf(
+            self.store.cf(CF_LOGS),
+            index_key(0),
+            index_key(log_id.index + 1),
+        );
         self.store.write_synced(batch).map_err(write_err)
     }
 }

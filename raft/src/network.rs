@@ -5,7 +5,9 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use openraft::error::{InstallSnapshotError, NetworkError, RPCError, RaftError, RemoteError, Unreachable};
+use openraft::error::{
+    InstallSnapshotError, NetworkError, RPCError, RaftError, RemoteError, Unreachable,
+};
 use openraft::network::{RPCOption, RaftNetwork, RaftNetworkFactory};
 use openraft::raft::{
     AppendEntriesRequest, AppendEntriesResponse, InstallSnapshotRequest, InstallSnapshotResponse,
@@ -45,7 +47,10 @@ impl PeerHttp {
             .tcp_nodelay(true)
             .build()
             .unwrap_or_default();
-        PeerHttp { http, secret: Arc::from(secret) }
+        PeerHttp {
+            http,
+            secret: Arc::from(secret),
+        }
     }
 
     /// POSTs `req` (bincode) to `addr`'s RPC `name` and decodes the bincode answer.
@@ -56,7 +61,8 @@ impl PeerHttp {
         req: &Req,
         timeout: Duration,
     ) -> Result<Resp, PeerCallError> {
-        let body = codec::encode(req).map_err(|e| PeerCallError::Failed(addr.into(), e.to_string()))?;
+        let body =
+            codec::encode(req).map_err(|e| PeerCallError::Failed(addr.into(), e.to_string()))?;
         let url = format!("http://{addr}{RPC_PREFIX}/{name}");
         let resp = self
             .http
@@ -75,10 +81,16 @@ impl PeerHttp {
                 }
             })?;
         let status = resp.status();
-        let bytes = resp.bytes().await.map_err(|e| PeerCallError::Failed(addr.into(), e.to_string()))?;
+        let bytes = resp
+            .bytes()
+            .await
+            .map_err(|e| PeerCallError::Failed(addr.into(), e.to_string()))?;
         if !status.is_success() {
             let text = String::from_utf8_lossy(&bytes).trim().to_string();
-            return Err(PeerCallError::Failed(addr.into(), format!("{status}: {text}")));
+            return Err(PeerCallError::Failed(
+                addr.into(),
+                format!("{status}: {text}"),
+            ));
         }
         codec::decode(&bytes).map_err(|e| PeerCallError::Failed(addr.into(), e.to_string()))
     }
@@ -94,7 +106,11 @@ impl RaftNetworkFactory<TypeConfig> for NetworkFactory {
     type Network = PeerClient;
 
     async fn new_client(&mut self, target: NodeId, node: &Member) -> PeerClient {
-        PeerClient { target, node: node.clone(), http: self.http.clone() }
+        PeerClient {
+            target,
+            node: node.clone(),
+            http: self.http.clone(),
+        }
     }
 }
 
@@ -124,7 +140,13 @@ impl PeerClient {
                 PeerCallError::Unreachable(..) => RPCError::Unreachable(Unreachable::new(&e)),
                 PeerCallError::Failed(..) => RPCError::Network(NetworkError::new(&e)),
             })?;
-        res.map_err(|e| RPCError::RemoteError(RemoteError::new_with_node(self.target, self.node.clone(), e)))
+        res.map_err(|e| {
+            RPCError::RemoteError(RemoteError::new_with_node(
+                self.target,
+                self.node.clone(),
+                e,
+            ))
+        })
     }
 }
 
@@ -141,8 +163,10 @@ impl RaftNetwork<TypeConfig> for PeerClient {
         &mut self,
         rpc: InstallSnapshotRequest<TypeConfig>,
         option: RPCOption,
-    ) -> Result<InstallSnapshotResponse<NodeId>, RPCError<NodeId, Member, RaftError<NodeId, InstallSnapshotError>>>
-    {
+    ) -> Result<
+        InstallSnapshotResponse<NodeId>,
+        RPCError<NodeId, Member, RaftError<NodeId, InstallSnapshotError>>,
+    > {
         self.rpc("snapshot", &rpc, &option).await
     }
 

@@ -100,7 +100,10 @@ fn fatal(e: impl std::fmt::Display) -> ReplicaError {
 impl<A: Application> Replica<A> {
     /// Opens the store and starts Raft. Does not bootstrap: call [`Replica::bootstrap`].
     pub async fn start(cfg: ReplicaConfig, app: Arc<A>) -> Result<Replica<A>, StoreError> {
-        let raft_cfg = cfg.settings.to_openraft("hekate").map_err(StoreError::Invalid)?;
+        let raft_cfg = cfg
+            .settings
+            .to_openraft("hekate")
+            .map_err(StoreError::Invalid)?;
         let store = Store::open(&cfg.data_dir)?;
         let http = PeerHttp::new(&cfg.secret);
         let log = LogStore::new(store.clone());
@@ -130,7 +133,11 @@ impl<A: Application> Replica<A> {
 
     /// The `/raft/rpc/*` router to mount on the peer listener.
     pub fn peer_router(&self) -> axum::Router {
-        service::router(Arc::new(PeerService { raft: self.raft.clone(), secret: self.secret.clone(), id: self.id }))
+        service::router(Arc::new(PeerService {
+            raft: self.raft.clone(),
+            secret: self.secret.clone(),
+            id: self.id,
+        }))
     }
 
     /// Bootstraps the cluster exactly once. Only the lowest configured id of a non-joining
@@ -161,8 +168,10 @@ impl<A: Application> Replica<A> {
             if *id == self.id {
                 continue;
             }
-            let r: Result<PeerStatus, _> =
-                self.http.call(&m.peer_addr, "status", &(), Duration::from_millis(500)).await;
+            let r: Result<PeerStatus, _> = self
+                .http
+                .call(&m.peer_addr, "status", &(), Duration::from_millis(500))
+                .await;
             if let Ok(st) = r {
                 if st.initialized {
                     return true;
@@ -178,7 +187,9 @@ impl<A: Application> Replica<A> {
         match self.raft.client_write(req).await {
             Ok(resp) => Ok(codec::decode(&resp.data.0)?),
             Err(RaftError::APIError(ClientWriteError::ForwardToLeader(f))) => {
-                Err(ReplicaError::NotLeader { leader: f.leader_id.zip(f.leader_node) })
+                Err(ReplicaError::NotLeader {
+                    leader: f.leader_id.zip(f.leader_node),
+                })
             }
             Err(RaftError::APIError(ClientWriteError::ChangeMembershipError(e))) => {
                 Err(ReplicaError::Membership(e.to_string()))
@@ -192,10 +203,14 @@ impl<A: Application> Replica<A> {
     pub async fn linearizable_read(&self) -> Result<(), ReplicaError> {
         let fut = self.raft.ensure_linearizable();
         match tokio::time::timeout(Duration::from_secs(5), fut).await {
-            Err(_) => Err(ReplicaError::Unavailable("no quorum acknowledged leadership within 5 s".into())),
+            Err(_) => Err(ReplicaError::Unavailable(
+                "no quorum acknowledged leadership within 5 s".into(),
+            )),
             Ok(Ok(_)) => Ok(()),
             Ok(Err(RaftError::APIError(CheckIsLeaderError::ForwardToLeader(f)))) => {
-                Err(ReplicaError::NotLeader { leader: f.leader_id.zip(f.leader_node) })
+                Err(ReplicaError::NotLeader {
+                    leader: f.leader_id.zip(f.leader_node),
+                })
             }
             Ok(Err(RaftError::APIError(e))) => Err(ReplicaError::Unavailable(e.to_string())),
             Ok(Err(RaftError::Fatal(e))) => Err(fatal(e)),
@@ -235,7 +250,10 @@ impl<A: Application> Replica<A> {
             if let Some(l) = self.leader() {
                 return Some(l);
             }
-            if tokio::time::timeout_at(deadline, rx.changed()).await.is_err() {
+            if tokio::time::timeout_at(deadline, rx.changed())
+                .await
+                .is_err()
+            {
                 return None;
             }
         }
@@ -261,7 +279,10 @@ impl<A: Application> Replica<A> {
             ServerState::Learner => Role::Learner,
             ServerState::Shutdown => Role::Shutdown,
         };
-        let leader_api_addr = m.current_leader.and_then(|l| membership.get_node(&l)).map(|n| n.api_addr.clone());
+        let leader_api_addr = m
+            .current_leader
+            .and_then(|l| membership.get_node(&l))
+            .map(|n| n.api_addr.clone());
         ReplicaStatus {
             id: self.id,
             state,
@@ -312,10 +333,16 @@ impl<A: Application> Replica<A> {
     pub async fn add_member(&self, id: NodeId, member: Member) -> Result<(), ReplicaError> {
         let current = self.raft.metrics().borrow().membership_config.clone();
         if current.membership().get_node(&id).is_some() {
-            return Err(ReplicaError::Membership(format!("replica id {id} is already a member")));
+            return Err(ReplicaError::Membership(format!(
+                "replica id {id} is already a member"
+            )));
         }
         map_write(self.raft.add_learner(id, member, true).await)?;
-        map_write(self.raft.change_membership(ChangeMembers::AddVoterIds(BTreeSet::from([id])), false).await)?;
+        map_write(
+            self.raft
+                .change_membership(ChangeMembers::AddVoterIds(BTreeSet::from([id])), false)
+                .await,
+        )?;
         Ok(())
     }
 
@@ -323,7 +350,9 @@ impl<A: Application> Replica<A> {
     pub async fn remove_member(&self, id: NodeId) -> Result<(), ReplicaError> {
         let current = self.raft.metrics().borrow().membership_config.clone();
         if current.membership().get_node(&id).is_none() {
-            return Err(ReplicaError::Membership(format!("replica id {id} is not a member")));
+            return Err(ReplicaError::Membership(format!(
+                "replica id {id} is not a member"
+            )));
         }
         if id == self.id {
             return Err(ReplicaError::Membership(format!(
@@ -333,10 +362,16 @@ impl<A: Application> Replica<A> {
         let is_voter = current.membership().voter_ids().any(|v| v == id);
         if is_voter {
             map_write(
-                self.raft.change_membership(ChangeMembers::RemoveVoters(BTreeSet::from([id])), false).await,
+                self.raft
+                    .change_membership(ChangeMembers::RemoveVoters(BTreeSet::from([id])), false)
+                    .await,
             )?;
         } else {
-            map_write(self.raft.change_membership(ChangeMembers::RemoveNodes(BTreeSet::from([id])), false).await)?;
+            map_write(
+                self.raft
+                    .change_membership(ChangeMembers::RemoveNodes(BTreeSet::from([id])), false)
+                    .await,
+            )?;
         }
         Ok(())
     }
@@ -346,7 +381,9 @@ impl<A: Application> Replica<A> {
     /// every entry, asks `to` to campaign, then resumes heartbeats. Returns the new leader.
     pub async fn transfer_leader(&self, to: NodeId) -> Result<NodeId, ReplicaError> {
         if !self.is_leader() {
-            return Err(ReplicaError::NotLeader { leader: self.leader() });
+            return Err(ReplicaError::NotLeader {
+                leader: self.leader(),
+            });
         }
         if to == self.id {
             return Ok(to);
@@ -354,10 +391,14 @@ impl<A: Application> Replica<A> {
         let m = self.raft.metrics().borrow().clone();
         let membership = m.membership_config.membership();
         if !membership.voter_ids().any(|v| v == to) {
-            return Err(ReplicaError::Membership(format!("replica {to} is not a voter")));
+            return Err(ReplicaError::Membership(format!(
+                "replica {to} is not a voter"
+            )));
         }
         let Some(node) = membership.get_node(&to).cloned() else {
-            return Err(ReplicaError::Membership(format!("replica {to} is not a member")));
+            return Err(ReplicaError::Membership(format!(
+                "replica {to} is not a member"
+            )));
         };
         let lease = Duration::from_millis(self.cfg.settings.election_timeout_max_ms);
         self.raft.runtime_config().heartbeat(false);
@@ -366,24 +407,40 @@ impl<A: Application> Replica<A> {
         result
     }
 
-    async fn campaign(&self, to: NodeId, node: &Member, lease: Duration) -> Result<NodeId, ReplicaError> {
+    async fn campaign(
+        &self,
+        to: NodeId,
+        node: &Member,
+        lease: Duration,
+    ) -> Result<NodeId, ReplicaError> {
         let last = self.raft.metrics().borrow().last_log_index;
         let deadline = tokio::time::Instant::now() + lease * 4;
         loop {
-            let matched = self.raft.metrics().borrow().replication.as_ref().and_then(|r| r.get(&to).cloned());
+            let matched = self
+                .raft
+                .metrics()
+                .borrow()
+                .replication
+                .as_ref()
+                .and_then(|r| r.get(&to).cloned());
             if matched.flatten().map(|l| l.index) >= last {
                 break;
             }
             if tokio::time::Instant::now() > deadline {
-                return Err(ReplicaError::Unavailable(format!("replica {to} did not catch up")));
+                return Err(ReplicaError::Unavailable(format!(
+                    "replica {to} did not catch up"
+                )));
             }
             self.raft.trigger().heartbeat().await.map_err(fatal)?;
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
         tokio::time::sleep(lease + Duration::from_millis(50)).await;
-        let r: Result<Result<(), String>, PeerCallError> =
-            self.http.call(&node.peer_addr, "elect", &(), Duration::from_secs(2)).await;
-        r.map_err(|e| ReplicaError::Unavailable(e.to_string()))?.map_err(ReplicaError::Unavailable)?;
+        let r: Result<Result<(), String>, PeerCallError> = self
+            .http
+            .call(&node.peer_addr, "elect", &(), Duration::from_secs(2))
+            .await;
+        r.map_err(|e| ReplicaError::Unavailable(e.to_string()))?
+            .map_err(ReplicaError::Unavailable)?;
         let mut rx = self.raft.metrics();
         let until = tokio::time::Instant::now() + lease * 4;
         loop {
@@ -411,7 +468,9 @@ fn map_write<T>(
     match r {
         Ok(v) => Ok(v),
         Err(RaftError::APIError(ClientWriteError::ForwardToLeader(f))) => {
-            Err(ReplicaError::NotLeader { leader: f.leader_id.zip(f.leader_node) })
+            Err(ReplicaError::NotLeader {
+                leader: f.leader_id.zip(f.leader_node),
+            })
         }
         Err(RaftError::APIError(ClientWriteError::ChangeMembershipError(e))) => {
             Err(ReplicaError::Membership(e.to_string()))

@@ -48,7 +48,11 @@ pub(crate) fn router(svc: Arc<PeerService>) -> Router {
 const BODY_LIMIT: usize = 64 * 1024 * 1024;
 
 fn check_secret(svc: &PeerService, req: &Request, rpc: &str) -> Result<(), Response> {
-    let given = req.headers().get(SECRET_HEADER).map(|v| v.as_bytes()).unwrap_or_default();
+    let given = req
+        .headers()
+        .get(SECRET_HEADER)
+        .map(|v| v.as_bytes())
+        .unwrap_or_default();
     let ok: bool = given.ct_eq(svc.secret.as_bytes()).into();
     if ok {
         return Ok(());
@@ -58,8 +62,16 @@ fn check_secret(svc: &PeerService, req: &Request, rpc: &str) -> Result<(), Respo
         .get::<ConnectInfo<std::net::SocketAddr>>()
         .map(|c| c.0.to_string())
         .unwrap_or_else(|| "unknown".into());
-    tracing::warn!(rpc, from, "peer RPC refused: missing or wrong cluster secret");
-    Err((StatusCode::UNAUTHORIZED, "peer RPC refused: missing or wrong cluster secret\n").into_response())
+    tracing::warn!(
+        rpc,
+        from,
+        "peer RPC refused: missing or wrong cluster secret"
+    );
+    Err((
+        StatusCode::UNAUTHORIZED,
+        "peer RPC refused: missing or wrong cluster secret\n",
+    )
+        .into_response())
 }
 
 async fn decode<T: serde::de::DeserializeOwned>(req: Request) -> Result<T, Response> {

@@ -43,7 +43,9 @@ impl RaftSettings {
             return Err("raft.timeouts.heartbeat_ms: must be > 0".into());
         }
         if self.election_timeout_min_ms <= self.heartbeat_ms {
-            return Err("raft.timeouts.election_timeout_min_ms: must be greater than heartbeat_ms".into());
+            return Err(
+                "raft.timeouts.election_timeout_min_ms: must be greater than heartbeat_ms".into(),
+            );
         }
         if self.election_timeout_max_ms <= self.election_timeout_min_ms {
             return Err(

@@ -33,7 +33,10 @@ impl SnapshotFile {
     pub fn decode(bytes: &[u8]) -> Result<SnapshotFile, StoreError> {
         let f: SnapshotFile = codec::decode(bytes)?;
         if f.format != SNAPSHOT_FORMAT {
-            return Err(StoreError::Invalid(format!("snapshot format {} is not supported", f.format)));
+            return Err(StoreError::Invalid(format!(
+                "snapshot format {} is not supported",
+                f.format
+            )));
         }
         Ok(f)
     }

@@ -115,9 +115,17 @@ impl<A: Application> RaftStateMachine<TypeConfig> for StateMachine<A> {
             }
         }
         let meta = self.store.cf(CF_SM_META);
-        batch.put_cf(meta, KEY_LAST_APPLIED, codec::encode(&Some(last_applied)).map_err(sm_write_err)?);
+        batch.put_cf(
+            meta,
+            KEY_LAST_APPLIED,
+            codec::encode(&Some(last_applied)).map_err(sm_write_err)?,
+        );
         if let Some(m) = membership {
-            batch.put_cf(meta, KEY_MEMBERSHIP, codec::encode(&m).map_err(sm_write_err)?);
+            batch.put_cf(
+                meta,
+                KEY_MEMBERSHIP,
+                codec::encode(&m).map_err(sm_write_err)?,
+            );
         }
         let store = self.store.clone();
         tokio::task::spawn_blocking(move || store.write_synced(batch))
@@ -128,7 +136,9 @@ impl<A: Application> RaftStateMachine<TypeConfig> for StateMachine<A> {
     }
 
     async fn get_snapshot_builder(&mut self) -> SnapshotBuilder {
-        SnapshotBuilder { store: self.store.clone() }
+        SnapshotBuilder {
+            store: self.store.clone(),
+        }
     }
 
     async fn begin_receiving_snapshot(&mut self) -> Result<Box<Cursor<Vec<u8>>>, StorageError> {
@@ -150,11 +160,16 @@ impl<A: Application> RaftStateMachine<TypeConfig> for StateMachine<A> {
     }
 
     async fn get_current_snapshot(&mut self) -> Result<Option<Snapshot>, StorageError> {
-        let Some(bytes) = snapshot::load_current(&self.store.snapshot_dir()).map_err(sm_read_err)? else {
+        let Some(bytes) =
+            snapshot::load_current(&self.store.snapshot_dir()).map_err(sm_read_err)?
+        else {
             return Ok(None);
         };
         let file = SnapshotFile::decode(&bytes).map_err(sm_read_err)?;
-        Ok(Some(Snapshot { meta: file.meta, snapshot: Box::new(Cursor::new(bytes)) }))
+        Ok(Some(Snapshot {
+            meta: file.meta,
+            snapshot: Box::new(Cursor::new(bytes)),
+        }))
     }
 }
 
@@ -179,7 +194,11 @@ fn install(store: &Store, meta: &SnapshotMeta, bytes: Vec<u8>) -> Result<(), Sto
     }
     let sm_meta = store.cf(CF_SM_META);
     batch.put_cf(sm_meta, KEY_LAST_APPLIED, codec::encode(&meta.last_log_id)?);
-    batch.put_cf(sm_meta, KEY_MEMBERSHIP, codec::encode(&meta.last_membership)?);
+    batch.put_cf(
+        sm_meta,
+        KEY_MEMBERSHIP,
+        codec::encode(&meta.last_membership)?,
+    );
     store.write_synced(batch)?;
     snapshot::save_current(&store.snapshot_dir(), &bytes)
 }
@@ -192,7 +211,10 @@ pub struct SnapshotBuilder {
 impl RaftSnapshotBuilder<TypeConfig> for SnapshotBuilder {
     async fn build_snapshot(&mut self) -> Result<Snapshot, StorageError> {
         let store = self.store.clone();
-        tokio::task::spawn_blocking(move || build(&store)).await.map_err(snap_err)?.map_err(snap_err)
+        tokio::task::spawn_blocking(move || build(&store))
+            .await
+            .map_err(snap_err)?
+            .map_err(snap_err)
     }
 }
 
@@ -202,7 +224,10 @@ fn build(store: &Store) -> Result<Snapshot, StoreError> {
     let mut ro = ReadOptions::default();
     ro.set_snapshot(&snap);
     let mut data = Vec::new();
-    for kv in store.db.iterator_cf_opt(store.cf(CF_SM_DATA), ro, IteratorMode::Start) {
+    for kv in store
+        .db
+        .iterator_cf_opt(store.cf(CF_SM_DATA), ro, IteratorMode::Start)
+    {
         let (k, v) = kv?;
         data.push((k.to_vec(), v.to_vec()));
     }
@@ -211,13 +236,27 @@ fn build(store: &Store) -> Result<Snapshot, StoreError> {
         .map(|d| d.as_nanos())
         .unwrap_or_default();
     let snapshot_id = match last_applied {
-        Some(l) => format!("{}-{}-{}-{nanos}", l.leader_id.term, l.leader_id.node_id, l.index),
+        Some(l) => format!(
+            "{}-{}-{}-{nanos}",
+            l.leader_id.term, l.leader_id.node_id, l.index
+        ),
         None => format!("empty-{nanos}"),
     };
-    let meta = SnapshotMeta { last_log_id: last_applied, last_membership: membership, snapshot_id };
-    let file = SnapshotFile { format: SNAPSHOT_FORMAT, meta: meta.clone(), data };
+    let meta = SnapshotMeta {
+        last_log_id: last_applied,
+        last_membership: membership,
+        snapshot_id,
+    };
+    let file = SnapshotFile {
+        format: SNAPSHOT_FORMAT,
+        meta: meta.clone(),
+        data,
+    };
     let bytes = file.encode()?;
     snapshot::save_current(&store.snapshot_dir(), &bytes)?;
     tracing::info!(snapshot = %meta.snapshot_id, bytes = bytes.len(), "snapshot built");
-    Ok(Snapshot { meta, snapshot: Box::new(Cursor::new(bytes)) })
+    Ok(Snapshot {
+        meta,
+        snapshot: Box::new(Cursor::new(bytes)),
+    })
 }

@@ -37,7 +37,9 @@ impl Application for Kv {
                 Ok(Some(v))
             }
             KvCmd::Incr(k) => {
-                let cur = txn.get(k.as_bytes())?.map(|b| String::from_utf8(b).unwrap());
+                let cur = txn
+                    .get(k.as_bytes())?
+                    .map(|b| String::from_utf8(b).unwrap());
                 let n: u64 = cur.as_deref().unwrap_or("0").parse().unwrap();
                 let next = (n + 1).to_string();
                 txn.put(k.into_bytes(), next.clone().into_bytes());
@@ -53,7 +55,11 @@ impl StoreBuilder<TypeConfig, LogStore, StateMachine<Kv>, TempDir> for Builder {
     async fn build(&self) -> Result<(TempDir, LogStore, StateMachine<Kv>), StorageError> {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(dir.path()).unwrap();
-        Ok((dir, LogStore::new(store.clone()), StateMachine::new(store, Arc::new(Kv))))
+        Ok((
+            dir,
+            LogStore::new(store.clone()),
+            StateMachine::new(store, Arc::new(Kv)),
+        ))
     }
 }
 
@@ -85,7 +91,10 @@ async fn reads_inside_a_batch_see_earlier_writes() {
     ];
     let out = sm.apply(batch).await.unwrap();
     let got: Vec<_> = out.iter().map(decode_resp).collect();
-    assert_eq!(got, vec![Some("1".into()), Some("2".into()), Some("3".into())]);
+    assert_eq!(
+        got,
+        vec![Some("1".into()), Some("2".into()), Some("3".into())]
+    );
     let (applied, _) = sm.applied_state().await.unwrap();
     assert_eq!(applied.unwrap().index, 3);
 }
@@ -94,19 +103,31 @@ async fn reads_inside_a_batch_see_earlier_writes() {
 async fn snapshot_round_trips_and_install_replaces_everything() {
     let d1 = tempfile::tempdir().unwrap();
     let mut a = StateMachine::new(Store::open(d1.path()).unwrap(), Arc::new(Kv));
-    a.apply(vec![entry(1, &KvCmd::Put("a".into(), "1".into())), entry(2, &KvCmd::Put("b".into(), "2".into()))])
+    a.apply(vec![
+        entry(1, &KvCmd::Put("a".into(), "1".into())),
+        entry(2, &KvCmd::Put("b".into(), "2".into())),
+    ])
+    .await
+    .unwrap();
+    let snap = a
+        .get_snapshot_builder()
+        .await
+        .build_snapshot()
         .await
         .unwrap();
-    let snap = a.get_snapshot_builder().await.build_snapshot().await.unwrap();
     assert_eq!(snap.meta.last_log_id.unwrap().index, 2);
 
     let d2 = tempfile::tempdir().unwrap();
     let store2 = Store::open(d2.path()).unwrap();
     let mut b = StateMachine::new(store2.clone(), Arc::new(Kv));
     // b has a key the snapshot does not: installing must remove it.
-    b.apply(vec![entry(1, &KvCmd::Put("stale".into(), "x".into()))]).await.unwrap();
+    b.apply(vec![entry(1, &KvCmd::Put("stale".into(), "x".into()))])
+        .await
+        .unwrap();
     let bytes = snap.snapshot.into_inner();
-    b.install_snapshot(&snap.meta, Box::new(Cursor::new(bytes))).await.unwrap();
+    b.install_snapshot(&snap.meta, Box::new(Cursor::new(bytes)))
+        .await
+        .unwrap();
     let view = |k: &str| {
         let v = hekate_raft::app::StateReader::get(&ReadAll(&store2), k.as_bytes()).unwrap();
         v.map(|b| String::from_utf8(b).unwrap())
@@ -123,7 +144,10 @@ async fn snapshot_round_trips_and_install_replaces_everything() {
 struct ReadAll<'a>(&'a Store);
 impl StateReader for ReadAll<'_> {
     fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
-        Ok(self.0.db.get_cf(self.0.cf(hekate_raft::db::CF_SM_DATA), key)?)
+        Ok(self
+            .0
+            .db
+            .get_cf(self.0.cf(hekate_raft::db::CF_SM_DATA), key)?)
     }
     fn scan_prefix(&self, _prefix: &[u8]) -> Result<Vec<(Vec<u8>, Vec<u8>)>, StoreError> {
         unimplemented!()
@@ -139,11 +163,16 @@ async fn log_and_state_survive_reopen() {
         let vote = openraft::Vote::new(3, 2);
         log.save_vote(&vote).await.unwrap();
         let mut sm = StateMachine::new(store, Arc::new(Kv));
-        sm.apply(vec![entry(1, &KvCmd::Put("k".into(), "v".into()))]).await.unwrap();
+        sm.apply(vec![entry(1, &KvCmd::Put("k".into(), "v".into()))])
+            .await
+            .unwrap();
     }
     let store = Store::open(dir.path()).unwrap();
     let mut log = LogStore::new(store.clone());
-    assert_eq!(log.read_vote().await.unwrap(), Some(openraft::Vote::new(3, 2)));
+    assert_eq!(
+        log.read_vote().await.unwrap(),
+        Some(openraft::Vote::new(3, 2))
+    );
     let mut sm = StateMachine::new(store, Arc::new(Kv));
     assert_eq!(sm.applied_state().await.unwrap().0.unwrap().index, 1);
 }

@@ -1,1 +1,234 @@
-fn main(){}
+//! `hekate`: the server (`serve`, or Heketi's `--config FILE`), the local dev cluster
+//! (`dev`), and replica administration (`replica status|add|remove|transfer-leader`).
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand};
+use hekate::client::Client;
+use reqwest::Method;
+
+#[derive(Parser)]
+#[command(
+    name = "hekate",
+    version,
+    about = "Highly available, drop-in successor to Heketi"
+)]
+struct Cli {
+    /// Heketi compatibility: `hekate --config FILE` is `hekate serve --config FILE`.
+    #[arg(long, global = false)]
+    config: Option<PathBuf>,
+    /// Heketi compatibility: turn JWT authentication off.
+    #[arg(long)]
+    disable_auth: bool,
+    #[command(subcommand)]
+    cmd: Option<Cmd>,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Run one replica from a heketi.json with a `raft` section.
+    Serve {
+        #[arg(long)]
+        config: PathBuf,
+        #[arg(long)]
+        disable_auth: bool,
+    },
+    /// Start a local cluster of replicas (separate processes, mock executor, auth on).
+    Dev {
+        #[arg(long, default_value_t = 3)]
+        replicas: u64,
+        #[arg(long, default_value_t = 8080)]
+        base_port: u16,
+        #[arg(long, default_value = ".hekate-dev")]
+        data_dir: PathBuf,
+        #[arg(long)]
+        admin_key: Option<String>,
+        #[arg(long)]
+        user_key: Option<String>,
+    },
+    /// Replica (Raft member) administration against a running cluster.
+    Replica {
+        #[command(flatten)]
+        conn: Conn,
+        #[command(subcommand)]
+        action: ReplicaCmd,
+    },
+}
+
+#[derive(Args)]
+struct Conn {
+    /// Server URL(s), comma separated; the first reachable one is used.
+    #[arg(
+        long,
+        env = "HEKETI_CLI_SERVER",
+        value_delimiter = ',',
+        default_value = "http://localhost:8080"
+    )]
+    server: Vec<String>,
+    #[arg(long, env = "HEKETI_CLI_USER", default_value = "admin")]
+    user: String,
+    #[arg(long, env = "HEKETI_CLI_KEY", default_value = "")]
+    secret: String,
+}
+
+#[derive(Subcommand)]
+enum ReplicaCmd {
+    /// Show the Raft status of every member.
+    Status,
+    /// Add a replica online (learner until caught up, then voter).
+    Add {
+        #[arg(long)]
+        id: u64,
+        /// host:port of its API.
+        #[arg(long)]
+        api: String,
+        /// host:port of its peer listener (default: the API address).
+        #[arg(long, default_value = "")]
+        peer: String,
+    },
+    /// Remove a replica (transfers leadership away first if it is the leader).
+    Remove {
+        #[arg(long)]
+        id: u64,
+    },
+    /// Move leadership to another voter.
+    TransferLeader {
+        #[arg(long)]
+        id: u64,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let rt = match tokio::runtime::Runtime::new() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("ERROR: cannot start runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = rt.block_on(dispatch(cli));
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("ERROR: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn dispatch(cli: Cli) -> anyhow::Result<()> {
+    match (cli.cmd, cli.config) {
+        (
+            Some(Cmd::Serve {
+                config,
+                disable_auth,
+            }),
+            _,
+        ) => serve(config, disable_auth || cli.disable_auth).await,
+        (None, Some(config)) => serve(config, cli.disable_auth).await,
+        (None, None) => anyhow::bail!(
+            "Please provide configuration file (hekate serve --config FILE, or hekate dev)"
+        ),
+        (
+            Some(Cmd::Dev {
+                replicas,
+                base_port,
+                data_dir,
+                admin_key,
+                user_key,
+            }),
+            _,
+        ) => {
+            hekate::server::init_logging("warning");
+            hekate::dev::run(hekate::dev::DevOptions {
+                replicas,
+                base_port,
+                data_dir,
+                admin_key,
+                user_key,
+            })
+            .await
+        }
+        (Some(Cmd::Replica { conn, action }), _) => replica(conn, action).await,
+    }
+}
+
+async fn serve(config: PathBuf, disable_auth: bool) -> anyhow::Result<()> {
+    println!("Hekate {}", env!("CARGO_PKG_VERSION"));
+    let settings = hekate::config::load(&config, &|k| std::env::var(k).ok())
+        .map_err(|e| anyhow::anyhow!("Unable to parse configuration: {e}"))?;
+    hekate::server::init_logging(&settings.file.glusterfs.loglevel);
+    hekate::server::run(
+        settings,
+        hekate::server::ServeOptions { disable_auth },
+        hekate::server::shutdown_signal(),
+    )
+    .await
+}
+
+async fn replica(conn: Conn, action: ReplicaCmd) -> anyhow::Result<()> {
+    let client = Client::new(conn.server, &conn.user, &conn.secret);
+    match action {
+        ReplicaCmd::Status => {
+            let st = client
+                .call(Method::GET, "/raft/status", None)
+                .await?
+                .ok()?
+                .json()?;
+            println!("{}", serde_json::to_string_pretty(&st)?);
+        }
+        ReplicaCmd::Add { id, api, peer } => {
+            let body = serde_json::json!({"id": id, "api": api, "peer": peer});
+            let r = client
+                .call(Method::POST, "/raft/members", Some(&body))
+                .await?
+                .ok()?;
+            println!("{}", serde_json::to_string_pretty(&r.json()?)?);
+        }
+        ReplicaCmd::Remove { id } => {
+            let st = client
+                .call(Method::GET, "/raft/status", None)
+                .await?
+                .ok()?
+                .json()?;
+            if st["leader"].as_u64() == Some(id) {
+                let other = st["members"]
+                    .as_array()
+                    .and_then(|m| {
+                        m.iter()
+                            .find(|m| m["voter"] == true && m["id"].as_u64() != Some(id))
+                    })
+                    .and_then(|m| m["id"].as_u64())
+                    .ok_or_else(|| anyhow::anyhow!("replica {id} is the only voter"))?;
+                println!("replica {id} is the leader; transferring leadership to {other}");
+                client
+                    .call(
+                        Method::POST,
+                        "/raft/leader",
+                        Some(&serde_json::json!({"id": other})),
+                    )
+                    .await?
+                    .ok()?;
+            }
+            let r = client
+                .call(Method::DELETE, &format!("/raft/members/{id}"), None)
+                .await?
+                .ok()?;
+            println!("{}", serde_json::to_string_pretty(&r.json()?)?);
+        }
+        ReplicaCmd::TransferLeader { id } => {
+            let r = client
+                .call(
+                    Method::POST,
+                    "/raft/leader",
+                    Some(&serde_json::json!({"id": id})),
+                )
+                .await?
+                .ok()?;
+            println!("{}", r.body.trim());
+        }
+    }
+    Ok(())
+}

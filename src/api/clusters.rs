@@ -1,0 +1,131 @@
+//! `/clusters`: Heketi's cluster resource (spec section 1.2).
+
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::Response;
+use serde::{Deserialize, Serialize};
+
+use super::error::ApiError;
+use super::respond::{empty, json, parse_body};
+use super::{route_id, AppState};
+use crate::ids;
+use crate::state::{self, ClusterEntry, Command, Outcome};
+
+/// `POST /clusters` and `POST /clusters/{id}/flags` body. Missing flags are false (Heketi's
+/// code, not its docs). Unknown fields are refused (a difference, docs/api-compatibility.md).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClusterFlags {
+    #[serde(default)]
+    pub file: bool,
+    #[serde(default)]
+    pub block: bool,
+}
+
+#[derive(Debug, Serialize)]
+pub struct ClusterInfo {
+    pub id: String,
+    pub nodes: Vec<String>,
+    pub volumes: Vec<String>,
+    pub block: bool,
+    pub file: bool,
+    pub blockvolumes: Vec<String>,
+}
+
+impl From<ClusterEntry> for ClusterInfo {
+    fn from(c: ClusterEntry) -> Self {
+        ClusterInfo {
+            id: c.id,
+            nodes: c.nodes.into_iter().collect(),
+            volumes: c.volumes.into_iter().collect(),
+            block: c.block,
+            file: c.file,
+            blockvolumes: c.blockvolumes.into_iter().collect(),
+        }
+    }
+}
+
+#[derive(Debug, Serialize)]
+pub struct ClusterList {
+    pub clusters: Vec<String>,
+}
+
+fn outcome(o: Outcome) -> Result<(), ApiError> {
+    match o {
+        Outcome::Done => Ok(()),
+        Outcome::NotFound => Err(ApiError::NotFound),
+        Outcome::Conflict(m) => Err(ApiError::Conflict(m)),
+    }
+}
+
+pub async fn create(State(st): State<AppState>, body: Bytes) -> Result<Response, ApiError> {
+    let req: ClusterFlags = parse_body(&body)?;
+    let id = ids::new_id();
+    outcome(
+        st.replica()
+            .propose(&Command::ClusterCreate {
+                id: id.clone(),
+                file: req.file,
+                block: req.block,
+            })
+            .await?,
+    )?;
+    let c = st
+        .replica()
+        .read(|v| state::get_cluster(v, &id))?
+        .ok_or(ApiError::NotFound)?;
+    Ok(json(StatusCode::CREATED, &ClusterInfo::from(c)))
+}
+
+pub async fn list(State(st): State<AppState>) -> Result<Response, ApiError> {
+    st.replica().linearizable_read().await?;
+    let clusters = st.replica().read(|v| state::cluster_ids(v))?;
+    Ok(json(StatusCode::OK, &ClusterList { clusters }))
+}
+
+pub async fn info(
+    State(st): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    let id = route_id(&id)?;
+    st.replica().linearizable_read().await?;
+    let c = st
+        .replica()
+        .read(|v| state::get_cluster(v, id))?
+        .ok_or(ApiError::NotFound)?;
+    Ok(json(StatusCode::OK, &ClusterInfo::from(c)))
+}
+
+pub async fn delete(
+    State(st): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    let id = route_id(&id)?.to_string();
+    outcome(st.replica().propose(&Command::ClusterDelete { id }).await?)?;
+    Ok(empty(StatusCode::OK))
+}
+
+pub async fn set_flags(
+    State(st): State<AppState>,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let id = route_id(&id)?.to_string();
+    let req: ClusterFlags = parse_body(&body)?;
+    outcome(
+        st.replica()
+            .propose(&Command::ClusterSetFlags {
+                id,
+                file: req.file,
+                block: req.block,
+            })
+            .await?,
+    )?;
+    let mut r = empty(StatusCode::OK);
+    r.headers_mut().insert(
+        axum::http::header::CONTENT_TYPE,
+        axum::http::HeaderValue::from_static("application/json; charset=UTF-8"),
+    );
+    Ok(r)
+}

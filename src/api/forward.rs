@@ -1,0 +1,172 @@
+//! Any instance serves any request: a follower forwards, server side, every request that
+//! must be answered by the leader (all writes, and reads, which are linearizable), with the
+//! method, path, query, body and `Authorization` intact and a hop counter. This is the only
+//! module that knows about forwarding.
+//!
+//! Retry rules: a request that never reached a leader (connection refused, no leader yet) is
+//! retried until `forward_timeout`; after that, 503 with `Retry-After`. A GET whose leader
+//! stepped down mid-request is retried; a write is not (its outcome is unknown to us), and
+//! the client gets 503.
+
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::extract::{Request, State};
+use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use tokio::time::Instant;
+
+use crate::api::auth_layer::is_open_path;
+use crate::api::error::ApiError;
+use crate::api::AppState;
+
+pub const HOPS_HEADER: &str = "x-hekate-hops";
+pub const MAX_HOPS: u32 = 3;
+/// Largest request body accepted (Heketi's requests are small JSON documents).
+pub const BODY_LIMIT: usize = 1024 * 1024;
+
+/// Set on a response whose handler found this replica was no longer the leader.
+#[derive(Clone, Copy)]
+pub struct NotLeaderMarker;
+
+/// Paths answered by the replica that receives them.
+fn is_local(path: &str) -> bool {
+    is_open_path(path)
+}
+
+pub async fn layer(State(st): State<AppState>, req: Request, next: Next) -> Response {
+    if is_local(req.uri().path()) {
+        return next.run(req).await;
+    }
+    let hops: u32 = req
+        .headers()
+        .get(HOPS_HEADER)
+        .and_then(|v| v.to_str().ok()?.parse().ok())
+        .unwrap_or(0);
+    let (parts, body) = req.into_parts();
+    let body = match axum::body::to_bytes(body, BODY_LIMIT).await {
+        Ok(b) => b,
+        Err(_) => return ApiError::TooLarge(BODY_LIMIT).into_response(),
+    };
+    let deadline = Instant::now() + st.forward_timeout();
+    let replica = st.replica();
+    let mut watch = replica.watch();
+    loop {
+        let leader = replica.leader();
+        match leader {
+            Some((id, _)) if id == replica.id() && replica.is_leader() => {
+                let mut local = Request::builder()
+                    .method(parts.method.clone())
+                    .uri(parts.uri.clone())
+                    .body(Body::from(body.clone()))
+                    .unwrap_or_default();
+                *local.headers_mut() = parts.headers.clone();
+                *local.extensions_mut() = parts.extensions.clone();
+                let resp = next.clone().run(local).await;
+                let retry = resp.extensions().get::<NotLeaderMarker>().is_some()
+                    && parts.method == Method::GET;
+                if !retry || Instant::now() >= deadline {
+                    return resp;
+                }
+            }
+            Some((id, member)) if id != replica.id() => {
+                if hops >= MAX_HOPS {
+                    return ApiError::Unavailable(format!(
+                        "request forwarded {hops} times without reaching a leader"
+                    ))
+                    .into_response();
+                }
+                match send(&st, &member.api_addr, &parts, body.clone(), hops + 1).await {
+                    Ok(resp) => return resp,
+                    Err(Sent::No(e)) => tracing::debug!("leader {id} at {} unreachable: {e}", member.api_addr),
+                    Err(Sent::Maybe(e)) if parts.method == Method::GET => {
+                        tracing::debug!("read via leader {id} failed: {e}")
+                    }
+                    Err(Sent::Maybe(e)) => {
+                        return ApiError::Unavailable(format!(
+                            "leader {id} failed while handling the request ({e}); its outcome is unknown, retry"
+                        ))
+                        .into_response()
+                    }
+                }
+            }
+            _ => {}
+        }
+        // Wait for news about the leader (or poll, in case the leader we know is dead).
+        let now = Instant::now();
+        if now >= deadline {
+            return ApiError::Unavailable(format!(
+                "no leader reachable within {} ms; retry",
+                st.forward_timeout().as_millis()
+            ))
+            .into_response();
+        }
+        let nap = (deadline - now).min(Duration::from_millis(100));
+        let _ = tokio::time::timeout(nap, watch.changed()).await;
+    }
+}
+
+enum Sent {
+    /// The request never left: safe to retry.
+    No(String),
+    /// The request may have been processed.
+    Maybe(String),
+}
+
+async fn send(
+    st: &AppState,
+    addr: &str,
+    parts: &axum::http::request::Parts,
+    body: bytes::Bytes,
+    hops: u32,
+) -> Result<Response, Sent> {
+    let path = parts
+        .uri
+        .path_and_query()
+        .map(|p| p.as_str())
+        .unwrap_or("/");
+    let url = format!("http://{addr}{path}");
+    let mut headers = HeaderMap::new();
+    for (k, v) in &parts.headers {
+        if !matches!(
+            k.as_str(),
+            "host" | "content-length" | "connection" | "transfer-encoding" | HOPS_HEADER
+        ) {
+            headers.append(k.clone(), v.clone());
+        }
+    }
+    headers.insert(
+        HeaderName::from_static(HOPS_HEADER),
+        HeaderValue::from(hops),
+    );
+    let resp = st
+        .forward_client()
+        .request(parts.method.clone(), url)
+        .headers(headers)
+        .body(body)
+        .send()
+        .await
+        .map_err(|e| {
+            if e.is_connect() {
+                Sent::No(e.to_string())
+            } else {
+                Sent::Maybe(e.to_string())
+            }
+        })?;
+    let status = StatusCode::from_u16(resp.status().as_u16()).unwrap_or(StatusCode::BAD_GATEWAY);
+    let mut out_headers = HeaderMap::new();
+    for (k, v) in resp.headers() {
+        if !matches!(
+            k.as_str(),
+            "connection" | "transfer-encoding" | "content-length"
+        ) {
+            out_headers.append(k.clone(), v.clone());
+        }
+    }
+    let bytes = resp.bytes().await.map_err(|e| Sent::Maybe(e.to_string()))?;
+    let mut out = Response::new(Body::from(bytes));
+    *out.status_mut() = status;
+    *out.headers_mut() = out_headers;
+    Ok(out)
+}

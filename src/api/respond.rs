@@ -1,0 +1,54 @@
+//! Response bodies as Heketi writes them: Go `http.Error` text (`text/plain; charset=utf-8`,
+//! `nosniff`, message + newline) and Go `json.Encoder` JSON (compact, newline, `<>&` escaped).
+
+use axum::body::Body;
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::Response;
+use serde::Serialize;
+
+pub fn text(status: StatusCode, msg: &str) -> Response {
+    let mut r = Response::new(Body::from(format!("{msg}\n")));
+    *r.status_mut() = status;
+    let h = r.headers_mut();
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    h.insert(
+        "x-content-type-options",
+        HeaderValue::from_static("nosniff"),
+    );
+    r
+}
+
+/// Go's encoder escapes `<`, `>` and `&` inside strings; outside strings JSON has none.
+pub fn go_json<T: Serialize>(v: &T) -> String {
+    let s = serde_json::to_string(v).unwrap_or_else(|_| "null".into());
+    s.replace('<', "\\u003c")
+        .replace('>', "\\u003e")
+        .replace('&', "\\u0026")
+}
+
+pub fn json<T: Serialize>(status: StatusCode, v: &T) -> Response {
+    let mut r = Response::new(Body::from(format!("{}\n", go_json(v))));
+    *r.status_mut() = status;
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json; charset=UTF-8"),
+    );
+    r
+}
+
+/// A success with no body (cluster delete: 200, no Content-Type).
+pub fn empty(status: StatusCode) -> Response {
+    let mut r = Response::new(Body::empty());
+    *r.status_mut() = status;
+    r
+}
+
+/// Parses a JSON request body; a parse failure is Heketi's 422.
+pub fn parse_body<T: serde::de::DeserializeOwned>(
+    body: &[u8],
+) -> Result<T, crate::api::error::ApiError> {
+    serde_json::from_slice(body).map_err(|e| crate::api::error::ApiError::Unparsable(e.to_string()))
+}

@@ -1,0 +1,117 @@
+//! A small HTTP client for Hekate's own commands (`hekate replica ...`, `hekate dev`) and the
+//! tests: signs a Heketi JWT per request and fails over between several server URLs.
+
+use std::time::Duration;
+
+use anyhow::{anyhow, Context};
+use reqwest::Method;
+
+use crate::auth;
+
+#[derive(Clone)]
+pub struct Client {
+    pub servers: Vec<String>,
+    pub user: String,
+    pub key: String,
+    http: reqwest::Client,
+}
+
+/// A finished exchange: status, headers and body text.
+#[derive(Debug)]
+pub struct Reply {
+    pub status: u16,
+    pub headers: reqwest::header::HeaderMap,
+    pub body: String,
+}
+
+impl Reply {
+    pub fn json(&self) -> anyhow::Result<serde_json::Value> {
+        serde_json::from_str(&self.body).with_context(|| format!("not JSON: {}", self.body))
+    }
+
+    pub fn ok(self) -> anyhow::Result<Reply> {
+        if (200..300).contains(&self.status) {
+            Ok(self)
+        } else {
+            Err(anyhow!(
+                "server answered {}: {}",
+                self.status,
+                self.body.trim()
+            ))
+        }
+    }
+}
+
+impl Client {
+    pub fn new(servers: Vec<String>, user: &str, key: &str) -> Client {
+        let http = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .connect_timeout(Duration::from_secs(2))
+            .timeout(Duration::from_secs(60))
+            .build()
+            .unwrap_or_default();
+        let servers = servers
+            .into_iter()
+            .map(|s| s.trim_end_matches('/').to_string())
+            .collect();
+        Client {
+            servers,
+            user: user.to_string(),
+            key: key.to_string(),
+            http,
+        }
+    }
+
+    /// Sends to the first server that accepts a connection.
+    pub async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<&serde_json::Value>,
+    ) -> anyhow::Result<Reply> {
+        let mut last = anyhow!("no server configured");
+        for server in &self.servers {
+            match self.call_one(server, method.clone(), path, body).await {
+                Ok(r) => return Ok(r),
+                Err(e) if e.is_connect() => last = anyhow!("{server}: {e}"),
+                Err(e) => return Err(anyhow!("{server}: {e}")),
+            }
+        }
+        Err(last)
+    }
+
+    pub async fn call_one(
+        &self,
+        server: &str,
+        method: Method,
+        path: &str,
+        body: Option<&serde_json::Value>,
+    ) -> Result<Reply, reqwest::Error> {
+        let token = auth::sign(
+            &self.user,
+            &self.key,
+            method.as_str(),
+            path,
+            auth::now_unix(),
+            300,
+        );
+        let mut req = self
+            .http
+            .request(method, format!("{server}{path}"))
+            .bearer_auth(token);
+        if let Some(b) = body {
+            req = req
+                .header("content-type", "application/json")
+                .body(b.to_string());
+        }
+        let resp = req.send().await?;
+        let status = resp.status().as_u16();
+        let headers = resp.headers().clone();
+        let body = resp.text().await?;
+        Ok(Reply {
+            status,
+            headers,
+            body,
+        })
+    }
+}

@@ -1,0 +1,572 @@
+//! The one typed configuration: Heketi's `heketi.json` keys, their environment overrides, and
+//! Hekate's `raft` section. Loaded once at start, validated into a `Result` whose error names
+//! the offending key, then passed down explicitly. No other module reads the environment.
+//!
+//! Differences from Heketi (docs/api-compatibility.md): unknown keys are an error (Heketi
+//! ignores them) except keys starting with `_`, which stay comments; key names are matched
+//! exactly (Heketi: case-insensitively).
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+
+use hekate_raft::RaftSettings;
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    #[serde(default)]
+    pub port: String,
+    /// Parsed and ignored, as in Heketi: auth is on unless `--disable-auth`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub use_auth: Option<bool>,
+    #[serde(default)]
+    pub jwt: JwtConfig,
+    #[serde(default)]
+    pub backup_db_to_kube_secret: bool,
+    #[serde(default)]
+    pub enable_tls: bool,
+    #[serde(default)]
+    pub cert_file: String,
+    #[serde(default)]
+    pub key_file: String,
+    #[serde(default)]
+    pub profiling: bool,
+    #[serde(default)]
+    pub default_state: String,
+    #[serde(default)]
+    pub glusterfs: GlusterfsConfig,
+    pub raft: RaftConfig,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct JwtConfig {
+    #[serde(default)]
+    pub admin: JwtKey,
+    #[serde(default)]
+    pub user: JwtKey,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct JwtKey {
+    #[serde(default)]
+    pub key: String,
+}
+
+/// Heketi's `glusterfs` object (spec section 3.2). Keys Heketi ignores are accepted too.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct GlusterfsConfig {
+    pub db: String,
+    pub db_read_only: bool,
+    pub executor: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub allocator: Option<String>,
+    pub loglevel: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sshexec: Option<SshExecConfig>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub kubeexec: Option<serde_json::Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub injectexec: Option<serde_json::Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub mockexec: Option<serde_json::Value>,
+    pub brick_max_size_gb: u64,
+    pub brick_min_size_gb: u64,
+    pub max_bricks_per_volume: u64,
+    pub average_file_size_kb: u64,
+    pub pre_request_volume_options: String,
+    pub post_request_volume_options: String,
+    pub zone_checking: String,
+    pub max_volumes_per_cluster: i64,
+    pub auto_create_block_hosting_volume: bool,
+    pub block_hosting_volume_size: u64,
+    pub block_hosting_volume_options: String,
+    pub disable_monitor_gluster_nodes: bool,
+    pub refresh_time_monitor_gluster_nodes: u64,
+    pub start_time_monitor_gluster_nodes: u64,
+    pub max_inflight_operations: u64,
+    pub disable_background_cleaner: bool,
+    pub refresh_time_background_cleaner: u64,
+    pub start_time_background_cleaner: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub operation_retry_limits: Option<serde_json::Value>,
+}
+
+/// Heketi's `sshexec` object (spec section 3.3) plus `known_hosts`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SshExecConfig {
+    pub keyfile: String,
+    pub user: String,
+    pub port: String,
+    pub sudo: bool,
+    pub fstab: String,
+    pub mountopts: String,
+    pub snapshot_limit: i64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rebalance_on_expansion: Option<bool>,
+    pub backup_lvm_metadata: bool,
+    pub gluster_cli_timeout: u32,
+    pub pv_data_alignment: String,
+    pub vg_physicalextentsize: String,
+    pub lv_chunksize: String,
+    pub xfs_sw: i64,
+    pub xfs_su: i64,
+    pub debug_umount_failures: bool,
+    pub block_prealloc: String,
+    pub lvm_wrapper: String,
+    pub known_hosts: String,
+}
+
+/// Hekate's own section: this replica's identity, storage, peers and timing.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RaftConfig {
+    pub id: u64,
+    #[serde(default)]
+    pub data_dir: String,
+    /// The cluster secret peers present on every RPC (or `secret_file`, or env `HEKATE_RAFT_SECRET`).
+    #[serde(default)]
+    pub secret: String,
+    #[serde(default)]
+    pub secret_file: String,
+    /// Where the API listens (default `0.0.0.0:<port>`).
+    #[serde(default)]
+    pub api_listen: String,
+    /// Where peer RPCs are served when this replica's peer address differs from its API
+    /// address (default `0.0.0.0:<peer port>`).
+    #[serde(default)]
+    pub peer_listen: String,
+    /// A joining replica never bootstraps a cluster; the leader adds it.
+    #[serde(default)]
+    pub join: bool,
+    pub peers: Vec<PeerConfig>,
+    #[serde(default)]
+    pub timeouts: RaftSettings,
+    /// How long a follower waits for a leader when forwarding, before answering 503.
+    #[serde(default = "default_forward_timeout")]
+    pub forward_timeout_ms: u64,
+}
+
+fn default_forward_timeout() -> u64 {
+    5_000
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PeerConfig {
+    pub id: u64,
+    /// `host:port` of the member's client API.
+    pub api: String,
+    /// `host:port` of the member's peer RPC listener (defaults to `api`).
+    #[serde(default)]
+    pub peer: String,
+}
+
+/// A configuration error: which key, and what is wrong with it.
+#[derive(Debug, thiserror::Error)]
+#[error("{key}: {message}")]
+pub struct ConfigError {
+    pub key: String,
+    pub message: String,
+}
+
+fn err(key: &str, message: impl Into<String>) -> ConfigError {
+    ConfigError {
+        key: key.to_string(),
+        message: message.into(),
+    }
+}
+
+/// What the server runs with after validation: the file's values with defaults and
+/// environment overrides applied.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub file: Config,
+    pub api_listen: String,
+    pub peer_listen: Option<String>,
+    pub data_dir: PathBuf,
+    pub secret: String,
+    pub admin_key: String,
+    pub user_key: String,
+    pub iat_leeway_secs: u64,
+    pub executor: String,
+}
+
+/// Reads, parses and validates a config file. `env` looks up environment variables (the
+/// caller passes `std::env::var`; tests pass a map).
+pub fn load(path: &Path, env: &dyn Fn(&str) -> Option<String>) -> Result<Settings, ConfigError> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| err("config", format!("cannot read {}: {e}", path.display())))?;
+    parse(&text, env)
+}
+
+pub fn parse(text: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<Settings, ConfigError> {
+    let mut value: serde_json::Value =
+        serde_json::from_str(text).map_err(|e| err("config", format!("not valid JSON: {e}")))?;
+    strip_comments(&mut value);
+    let mut cfg: Config = serde_path_to_error::deserialize(value).map_err(|e| {
+        let path = e.path().to_string();
+        let inner = e.into_inner().to_string();
+        err(if path == "." { "config" } else { &path }, inner)
+    })?;
+    apply_env(&mut cfg, env);
+    validate(cfg, env)
+}
+
+/// Keys starting with `_` are comments (Heketi's shipped configs use `_port_comment` etc.).
+fn strip_comments(v: &mut serde_json::Value) {
+    if let serde_json::Value::Object(map) = v {
+        map.retain(|k, _| !k.starts_with('_'));
+        for (_, child) in map.iter_mut() {
+            strip_comments(child);
+        }
+    } else if let serde_json::Value::Array(items) = v {
+        items.iter_mut().for_each(strip_comments);
+    }
+}
+
+fn apply_env(cfg: &mut Config, env: &dyn Fn(&str) -> Option<String>) {
+    let set = |target: &mut String, name: &str| {
+        if let Some(v) = env(name).filter(|v| !v.is_empty()) {
+            *target = v;
+        }
+    };
+    set(&mut cfg.port, "HEKETI_HTTP_PORT");
+    set(&mut cfg.jwt.admin.key, "HEKETI_ADMIN_KEY");
+    set(&mut cfg.jwt.user.key, "HEKETI_USER_KEY");
+    set(&mut cfg.default_state, "HEKETI_DEFAULT_STATE");
+    set(&mut cfg.glusterfs.executor, "HEKETI_EXECUTOR");
+    set(&mut cfg.glusterfs.db, "HEKETI_DB_PATH");
+    set(&mut cfg.glusterfs.loglevel, "HEKETI_GLUSTERAPP_LOGLEVEL");
+    set(&mut cfg.glusterfs.zone_checking, "HEKETI_ZONE_CHECKING");
+    set(&mut cfg.raft.secret, "HEKATE_RAFT_SECRET");
+    set(&mut cfg.raft.data_dir, "HEKATE_DATA_DIR");
+    if let Some(n) = env("HEKETI_MAX_INFLIGHT_OPERATIONS").and_then(|v| v.parse().ok()) {
+        cfg.glusterfs.max_inflight_operations = n;
+    }
+}
+
+fn validate(cfg: Config, env: &dyn Fn(&str) -> Option<String>) -> Result<Settings, ConfigError> {
+    let port: u16 = match cfg.port.as_str() {
+        "" => {
+            return Err(err(
+                "port",
+                "missing (Heketi's default configs use \"8080\")",
+            ))
+        }
+        p => p
+            .parse()
+            .ok()
+            .filter(|p| *p > 0)
+            .ok_or_else(|| err("port", format!("{p:?} is not a TCP port")))?,
+    };
+    let r = &cfg.raft;
+    if r.id == 0 {
+        return Err(err("raft.id", "must be a positive integer"));
+    }
+    if r.peers.is_empty() {
+        return Err(err("raft.peers", "must list at least this replica"));
+    }
+    let mut ids = BTreeSet::new();
+    let mut addrs = BTreeSet::new();
+    for (i, p) in r.peers.iter().enumerate() {
+        if p.id == 0 {
+            return Err(err(
+                &format!("raft.peers[{i}].id"),
+                "must be a positive integer",
+            ));
+        }
+        if !ids.insert(p.id) {
+            return Err(err(
+                &format!("raft.peers[{i}].id"),
+                format!("duplicate id {}", p.id),
+            ));
+        }
+        check_addr(&format!("raft.peers[{i}].api"), &p.api)?;
+        if !p.peer.is_empty() {
+            check_addr(&format!("raft.peers[{i}].peer"), &p.peer)?;
+        }
+        if !addrs.insert(p.api.clone()) {
+            return Err(err(
+                &format!("raft.peers[{i}].api"),
+                format!("duplicate address {}", p.api),
+            ));
+        }
+    }
+    let Some(me) = r.peers.iter().find(|p| p.id == r.id) else {
+        return Err(err(
+            "raft.peers",
+            format!("does not list this replica (raft.id = {})", r.id),
+        ));
+    };
+    let secret = resolve_secret(r)?;
+    if secret.len() < 16 {
+        return Err(err("raft.secret", "must be at least 16 characters"));
+    }
+    r.timeouts
+        .to_openraft("hekate")
+        .map_err(|m| err("raft.timeouts", m))?;
+    let data_dir = match (r.data_dir.as_str(), cfg.glusterfs.db.as_str()) {
+        ("", "") => {
+            return Err(err(
+                "raft.data_dir",
+                "missing (or set glusterfs.db / HEKATE_DATA_DIR)",
+            ))
+        }
+        ("", db) => PathBuf::from(db),
+        (d, _) => PathBuf::from(d),
+    };
+    let api_listen = if r.api_listen.is_empty() {
+        format!("0.0.0.0:{port}")
+    } else {
+        r.api_listen.clone()
+    };
+    check_addr("raft.api_listen", &api_listen)?;
+    let peer_addr = if me.peer.is_empty() {
+        &me.api
+    } else {
+        &me.peer
+    };
+    let peer_listen = if peer_addr == &me.api {
+        None
+    } else if r.peer_listen.is_empty() {
+        Some(format!(
+            "0.0.0.0:{}",
+            peer_addr.rsplit_once(':').map(|x| x.1).unwrap_or_default()
+        ))
+    } else {
+        check_addr("raft.peer_listen", &r.peer_listen)?;
+        Some(r.peer_listen.clone())
+    };
+    let executor = match cfg.glusterfs.executor.as_str() {
+        "" | "ssh" => "ssh".to_string(),
+        "mock" => "mock".to_string(),
+        other => {
+            return Err(err(
+                "glusterfs.executor",
+                format!("{other:?} is not supported (use \"mock\" or \"ssh\")"),
+            ))
+        }
+    };
+    match cfg.glusterfs.loglevel.as_str() {
+        "" | "none" | "critical" | "error" | "warning" | "info" | "debug" => {}
+        other => {
+            return Err(err(
+                "glusterfs.loglevel",
+                format!("{other:?} is not a log level"),
+            ))
+        }
+    }
+    match cfg.default_state.as_str() {
+        "" | "normal" | "read-only" | "local-client" => {}
+        other => {
+            return Err(err(
+                "default_state",
+                format!("unknown admin state name: {other}"),
+            ))
+        }
+    }
+    let iat_leeway_secs = match env("HEKETI_JWT_IAT_LEEWAY_SECONDS") {
+        Some(v) => v
+            .parse()
+            .map_err(|_| err("HEKETI_JWT_IAT_LEEWAY_SECONDS", "not a number of seconds"))?,
+        None => 120,
+    };
+    Ok(Settings {
+        admin_key: cfg.jwt.admin.key.clone(),
+        user_key: cfg.jwt.user.key.clone(),
+        api_listen,
+        peer_listen,
+        data_dir,
+        secret,
+        iat_leeway_secs,
+        executor,
+        file: cfg,
+    })
+}
+
+fn resolve_secret(r: &RaftConfig) -> Result<String, ConfigError> {
+    if !r.secret.is_empty() {
+        return Ok(r.secret.clone());
+    }
+    if !r.secret_file.is_empty() {
+        return std::fs::read_to_string(&r.secret_file)
+            .map(|s| s.trim().to_string())
+            .map_err(|e| {
+                err(
+                    "raft.secret_file",
+                    format!("cannot read {}: {e}", r.secret_file),
+                )
+            });
+    }
+    Err(err(
+        "raft.secret",
+        "missing (set raft.secret, raft.secret_file or HEKATE_RAFT_SECRET)",
+    ))
+}
+
+/// `host:port` with a non-empty host of hostname/IP characters and a non-zero port.
+pub fn check_addr(key: &str, addr: &str) -> Result<(), ConfigError> {
+    let bad = || err(key, format!("{addr:?} is not a host:port address"));
+    let (host, port) = addr.rsplit_once(':').ok_or_else(bad)?;
+    let port: u16 = port.parse().map_err(|_| bad())?;
+    let host_ok = !host.is_empty()
+        && host.len() <= 253
+        && host
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || ".-_[]:".contains(c));
+    if port == 0 || !host_ok {
+        return Err(bad());
+    }
+    Ok(())
+}
+
+impl Settings {
+    /// The configured members, as the replicated core wants them.
+    pub fn members(&self) -> std::collections::BTreeMap<u64, hekate_raft::Member> {
+        self.file
+            .raft
+            .peers
+            .iter()
+            .map(|p| {
+                let peer = if p.peer.is_empty() {
+                    p.api.clone()
+                } else {
+                    p.peer.clone()
+                };
+                (
+                    p.id,
+                    hekate_raft::Member {
+                        api_addr: p.api.clone(),
+                        peer_addr: peer,
+                    },
+                )
+            })
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn no_env(_: &str) -> Option<String> {
+        None
+    }
+
+    const GOOD: &str = r#"{
+        "_port_comment": "Heketi Server Port Number",
+        "port": "8080",
+        "use_auth": true,
+        "jwt": {"_admin": "Admin has access to all APIs", "admin": {"key": "adminkey"}, "user": {"key": "userkey"}},
+        "glusterfs": {"executor": "mock", "db": "/tmp/x", "loglevel": "info"},
+        "raft": {"id": 1, "secret": "0123456789abcdef0123",
+                 "peers": [{"id": 1, "api": "127.0.0.1:8080"}, {"id": 2, "api": "127.0.0.1:8081"}]}
+    }"#;
+
+    fn with(patch: &str, value: serde_json::Value) -> String {
+        let mut v: serde_json::Value = serde_json::from_str(GOOD).unwrap();
+        *v.pointer_mut(patch).unwrap() = value;
+        v.to_string()
+    }
+
+    #[test]
+    fn heketi_style_config_with_comments_loads() {
+        let s = parse(GOOD, &no_env).unwrap();
+        assert_eq!(s.api_listen, "0.0.0.0:8080");
+        assert_eq!(s.data_dir, PathBuf::from("/tmp/x"));
+        assert_eq!(s.members().len(), 2);
+        assert_eq!(s.peer_listen, None);
+    }
+
+    #[test]
+    fn unknown_key_is_named() {
+        let mut v: serde_json::Value = serde_json::from_str(GOOD).unwrap();
+        v["glusterfs"]["exeuctor"] = "ssh".into();
+        let e = parse(&v.to_string(), &no_env).unwrap_err();
+        assert_eq!(e.key, "glusterfs");
+        assert!(e.message.contains("exeuctor"), "{e}");
+    }
+
+    #[test]
+    fn type_mismatch_is_named() {
+        let e = parse(&with("/raft/id", "one".into()), &no_env).unwrap_err();
+        assert_eq!(e.key, "raft.id", "{e}");
+    }
+
+    #[test]
+    fn missing_secret_is_named() {
+        let e = parse(&with("/raft/secret", "".into()), &no_env).unwrap_err();
+        assert_eq!(e.key, "raft.secret");
+        let ok = parse(&with("/raft/secret", "".into()), &|k| {
+            (k == "HEKATE_RAFT_SECRET").then(|| "from-the-environment-1234".to_string())
+        });
+        assert_eq!(ok.unwrap().secret, "from-the-environment-1234");
+    }
+
+    #[test]
+    fn duplicate_ids_and_bad_addresses_are_named() {
+        let dup = serde_json::json!([{"id": 1, "api": "127.0.0.1:8080"}, {"id": 1, "api": "127.0.0.1:8081"}]);
+        assert_eq!(
+            parse(&with("/raft/peers", dup), &no_env).unwrap_err().key,
+            "raft.peers[1].id"
+        );
+        let bad =
+            serde_json::json!([{"id": 1, "api": "127.0.0.1:8080"}, {"id": 2, "api": "nohost"}]);
+        assert_eq!(
+            parse(&with("/raft/peers", bad), &no_env).unwrap_err().key,
+            "raft.peers[1].api"
+        );
+        let bad_port = serde_json::json!([{"id": 1, "api": "127.0.0.1:99999"}]);
+        assert_eq!(
+            parse(&with("/raft/peers", bad_port), &no_env)
+                .unwrap_err()
+                .key,
+            "raft.peers[0].api"
+        );
+        let shell = serde_json::json!([{"id": 1, "api": "a;rm -rf /:80"}]);
+        assert_eq!(
+            parse(&with("/raft/peers", shell), &no_env).unwrap_err().key,
+            "raft.peers[0].api"
+        );
+    }
+
+    #[test]
+    fn self_must_be_a_peer() {
+        let e = parse(&with("/raft/id", 7.into()), &no_env).unwrap_err();
+        assert_eq!(e.key, "raft.peers");
+    }
+
+    #[test]
+    fn env_overrides_apply() {
+        let s = parse(GOOD, &|k| match k {
+            "HEKETI_HTTP_PORT" => Some("9090".into()),
+            "HEKETI_ADMIN_KEY" => Some("envadmin".into()),
+            _ => None,
+        })
+        .unwrap();
+        assert_eq!(s.api_listen, "0.0.0.0:9090");
+        assert_eq!(s.admin_key, "envadmin");
+    }
+
+    #[test]
+    fn bad_executor_and_timeouts_are_named() {
+        assert_eq!(
+            parse(&with("/glusterfs/executor", "kube".into()), &no_env)
+                .unwrap_err()
+                .key,
+            "glusterfs.executor"
+        );
+        let mut v: serde_json::Value = serde_json::from_str(GOOD).unwrap();
+        v["raft"]["timeouts"] =
+            serde_json::json!({"heartbeat_ms": 500, "election_timeout_min_ms": 400});
+        assert_eq!(
+            parse(&v.to_string(), &no_env).unwrap_err().key,
+            "raft.timeouts"
+        );
+    }
+}

@@ -1,0 +1,208 @@
+//! `hekate dev`: a local cluster of N replicas as separate OS processes on 127.0.0.1, with the
+//! mock executor and auth on. Each replica's config is written to `D/replica-<id>/heketi.json`,
+//! so a killed replica restarts alone with `hekate serve --config ...`; a second `hekate dev`
+//! on the same D resumes the same cluster (same ids, ports, keys and data).
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context};
+use serde_json::json;
+
+#[derive(Debug, Clone)]
+pub struct DevOptions {
+    pub replicas: u64,
+    pub base_port: u16,
+    pub data_dir: PathBuf,
+    pub admin_key: Option<String>,
+    pub user_key: Option<String>,
+}
+
+fn random_key() -> String {
+    hex::encode(rand::random::<[u8; 16]>())
+}
+
+fn config_path(dir: &Path, id: u64) -> PathBuf {
+    dir.join(format!("replica-{id}")).join("heketi.json")
+}
+
+/// Writes (or reuses) the replicas' configs. Returns (admin key, user key).
+pub fn prepare(opts: &DevOptions) -> anyhow::Result<(String, String)> {
+    if opts.replicas == 0 || opts.replicas > 9 {
+        bail!("--replicas must be between 1 and 9");
+    }
+    if u32::from(opts.base_port) + opts.replicas as u32 > 65535 {
+        bail!(
+            "--base-port {} leaves no room for {} replicas",
+            opts.base_port,
+            opts.replicas
+        );
+    }
+    let existing = config_path(&opts.data_dir, 1);
+    let previous: Option<serde_json::Value> = match std::fs::read_to_string(&existing) {
+        Ok(t) => Some(
+            serde_json::from_str(&t)
+                .with_context(|| format!("{} is not valid JSON", existing.display()))?,
+        ),
+        Err(_) => None,
+    };
+    let prev_str = |ptr: &str| {
+        previous
+            .as_ref()
+            .and_then(|v| v.pointer(ptr))
+            .and_then(|v| v.as_str())
+            .map(String::from)
+    };
+    let admin = opts
+        .admin_key
+        .clone()
+        .or_else(|| prev_str("/jwt/admin/key"))
+        .unwrap_or_else(random_key);
+    let user = opts
+        .user_key
+        .clone()
+        .or_else(|| prev_str("/jwt/user/key"))
+        .unwrap_or_else(random_key);
+    let secret =
+        prev_str("/raft/secret").unwrap_or_else(|| format!("{}{}", random_key(), random_key()));
+    if let Some(prev) = &previous {
+        let n = prev
+            .pointer("/raft/peers")
+            .and_then(|p| p.as_array())
+            .map(|a| a.len() as u64);
+        if n != Some(opts.replicas) {
+            bail!(
+                "{} holds a cluster of {:?} replicas; use the same --replicas or another --data-dir",
+                opts.data_dir.display(),
+                n
+            );
+        }
+    }
+    let peers: Vec<_> = (1..=opts.replicas)
+        .map(|i| json!({"id": i, "api": format!("127.0.0.1:{}", port(opts, i))}))
+        .collect();
+    for id in 1..=opts.replicas {
+        let dir = opts.data_dir.join(format!("replica-{id}"));
+        std::fs::create_dir_all(&dir)
+            .with_context(|| format!("cannot create {}", dir.display()))?;
+        let data = std::fs::canonicalize(&dir)?.join("data");
+        let cfg = json!({
+            "_comment": "written by `hekate dev`; restart this replica alone with `hekate serve --config <this file>`",
+            "port": port(opts, id).to_string(),
+            "jwt": {"admin": {"key": admin}, "user": {"key": user}},
+            "glusterfs": {"executor": "mock", "loglevel": "info"},
+            "raft": {
+                "id": id,
+                "data_dir": data.display().to_string(),
+                "secret": secret,
+                "api_listen": format!("127.0.0.1:{}", port(opts, id)),
+                "peers": peers,
+            }
+        });
+        let path = config_path(&opts.data_dir, id);
+        std::fs::write(&path, serde_json::to_string_pretty(&cfg)?)?;
+    }
+    Ok((admin, user))
+}
+
+fn port(opts: &DevOptions, id: u64) -> u16 {
+    opts.base_port + (id - 1) as u16
+}
+
+/// Runs the cluster in the foreground until SIGINT/SIGTERM, then stops every replica.
+pub async fn run(opts: DevOptions) -> anyhow::Result<()> {
+    let (admin, user) = prepare(&opts)?;
+    let exe = std::env::current_exe().context("cannot find the hekate binary")?;
+    let mut children: Vec<(u64, Child)> = Vec::new();
+    for id in 1..=opts.replicas {
+        let dir = opts.data_dir.join(format!("replica-{id}"));
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(dir.join("hekate.log"))?;
+        let child = Command::new(&exe)
+            .arg("serve")
+            .arg("--config")
+            .arg(config_path(&opts.data_dir, id))
+            .stdout(Stdio::from(log.try_clone()?))
+            .stderr(Stdio::from(log))
+            .spawn()
+            .with_context(|| format!("cannot start replica {id}"))?;
+        children.push((id, child));
+    }
+    let servers: Vec<String> = (1..=opts.replicas)
+        .map(|i| format!("http://127.0.0.1:{}", port(&opts, i)))
+        .collect();
+    let ready = wait_ready(&servers, Duration::from_secs(60)).await;
+    println!(
+        "Hekate dev cluster: {} replicas, mock executor, data in {}",
+        opts.replicas,
+        opts.data_dir.display()
+    );
+    for (id, c) in &children {
+        println!(
+            "  replica {id}: pid {} api {}  config {}",
+            c.id(),
+            servers[(*id - 1) as usize],
+            config_path(&opts.data_dir, *id).display()
+        );
+    }
+    if !ready {
+        println!("warning: no replica reported ready within 60 s; see the hekate.log files");
+    }
+    println!(
+        "\nexport HEKETI_CLI_SERVER={} HEKETI_CLI_USER=admin HEKETI_CLI_KEY={admin}",
+        servers[0]
+    );
+    println!("# user key (iss=user): {user}");
+    println!("# all servers: {}", servers.join(","));
+    println!("Ctrl-C stops all replicas.");
+    crate::server::shutdown_signal().await;
+    println!("stopping replicas...");
+    for (_, c) in &children {
+        let _ = nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(c.id() as i32),
+            nix::sys::signal::Signal::SIGTERM,
+        );
+    }
+    let deadline = Instant::now() + Duration::from_secs(10);
+    for (id, c) in &mut children {
+        loop {
+            match c.try_wait() {
+                Ok(Some(_)) => break,
+                Ok(None) if Instant::now() < deadline => {
+                    tokio::time::sleep(Duration::from_millis(50)).await
+                }
+                _ => {
+                    eprintln!("replica {id} did not stop; killing it");
+                    let _ = c.kill();
+                    let _ = c.wait();
+                    break;
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+async fn wait_ready(servers: &[String], within: Duration) -> bool {
+    let http = reqwest::Client::new();
+    let deadline = Instant::now() + within;
+    while Instant::now() < deadline {
+        for s in servers {
+            if let Ok(r) = http
+                .get(format!("{s}/readyz"))
+                .timeout(Duration::from_secs(1))
+                .send()
+                .await
+            {
+                if r.status().is_success() {
+                    return true;
+                }
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    false
+}

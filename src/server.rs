@@ -1,0 +1,152 @@
+//! `hekate serve`: the linear boot of one replica. Open the store, start Raft, bind the
+//! listeners, bootstrap (once), serve until a shutdown signal, then stop in reverse order.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use hekate_raft::replica::ReplicaConfig;
+use hekate_raft::Replica;
+use tokio::net::TcpListener;
+
+use crate::api::{self, AppState};
+use crate::auth::Verifier;
+use crate::config::Settings;
+use crate::state::HekateApp;
+
+pub struct ServeOptions {
+    pub disable_auth: bool,
+}
+
+pub async fn run(
+    settings: Settings,
+    opts: ServeOptions,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    let verifier = if opts.disable_auth {
+        eprintln!("WARNING: Hekate started with --disable-auth");
+        None
+    } else {
+        if settings.admin_key.is_empty() || settings.user_key.is_empty() {
+            anyhow::bail!(
+                "Missing JWT information in config file (jwt.admin.key and jwt.user.key)"
+            );
+        }
+        Some(Verifier {
+            admin_key: settings.admin_key.clone(),
+            user_key: settings.user_key.clone(),
+            iat_leeway_secs: settings.iat_leeway_secs as i64,
+        })
+    };
+    if settings.file.use_auth == Some(false) && !opts.disable_auth {
+        tracing::warn!(
+            "use_auth=false is ignored (as in Heketi); start with --disable-auth to turn auth off"
+        );
+    }
+    let raft = &settings.file.raft;
+    tracing::info!(id = raft.id, dir = %settings.data_dir.display(), "opening store");
+    let replica = Replica::start(
+        ReplicaConfig {
+            id: raft.id,
+            data_dir: settings.data_dir.clone(),
+            settings: raft.timeouts.clone(),
+            initial_members: settings.members(),
+            join: raft.join,
+            secret: settings.secret.clone(),
+        },
+        Arc::new(HekateApp),
+    )
+    .await
+    .with_context(|| format!("cannot start replica {}", raft.id))?;
+
+    let api_listener = TcpListener::bind(&settings.api_listen)
+        .await
+        .with_context(|| {
+            format!(
+                "cannot listen on {} (raft.api_listen / port)",
+                settings.api_listen
+            )
+        })?;
+    let state = AppState::new(
+        replica.clone(),
+        verifier,
+        Duration::from_millis(raft.forward_timeout_ms),
+    );
+    let mut app = api::router(state);
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let peer_task = match &settings.peer_listen {
+        None => {
+            app = app.merge(replica.peer_router());
+            None
+        }
+        Some(addr) => {
+            let l = TcpListener::bind(addr)
+                .await
+                .with_context(|| format!("cannot listen on {addr} (raft.peer_listen)"))?;
+            tracing::info!("peer RPCs on {addr}");
+            let mut rx = stop_rx.clone();
+            let peer_app = replica
+                .peer_router()
+                .into_make_service_with_connect_info::<SocketAddr>();
+            Some(tokio::spawn(async move {
+                let _ = axum::serve(l, peer_app)
+                    .with_graceful_shutdown(async move {
+                        let _ = rx.changed().await;
+                    })
+                    .await;
+            }))
+        }
+    };
+    let boot = replica.clone();
+    tokio::spawn(async move { boot.bootstrap().await });
+    println!("Listening on {}", settings.api_listen);
+    tracing::info!("Listening on {}", settings.api_listen);
+    axum::serve(
+        api_listener,
+        app.into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown)
+    .await
+    .context("API server failed")?;
+    println!("Shutting down...");
+    let _ = stop_tx.send(true);
+    if let Some(t) = peer_task {
+        let _ = t.await;
+    }
+    replica.shutdown().await;
+    Ok(())
+}
+
+/// Resolves on SIGINT or SIGTERM.
+pub async fn shutdown_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = match signal(SignalKind::terminate()) {
+        Ok(s) => s,
+        Err(_) => return std::future::pending().await,
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+}
+
+/// Logging from Heketi's `loglevel` (RUST_LOG, when set, wins).
+pub fn init_logging(loglevel: &str) {
+    let level = match loglevel {
+        "none" => "off",
+        "critical" | "error" => "error",
+        "warning" => "warn",
+        "debug" => "debug",
+        _ => "info",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(format!("{level},openraft=warn")));
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(ansi)
+        .with_writer(std::io::stderr)
+        .try_init();
+}

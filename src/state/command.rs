@@ -1,0 +1,61 @@
+//! The command catalogue: the only way replicated state changes. Each variant is one
+//! committed log entry. Variants are append-only: never reorder or remove one (bincode
+//! encodes the variant index), add new ones at the end.
+
+use hekate_raft::{StateReader, StoreError, Txn};
+use serde::{Deserialize, Serialize};
+
+use super::model::ClusterEntry;
+use super::{keys, record};
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Command {
+    /// Create an empty cluster with a proposer-made id.
+    ClusterCreate { id: String, file: bool, block: bool },
+    /// Set both flags of a cluster.
+    ClusterSetFlags { id: String, file: bool, block: bool },
+    /// Delete a cluster that holds no nodes and no volumes.
+    ClusterDelete { id: String },
+}
+
+/// What applying a command did. Refusals are values: every replica refuses identically.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Outcome {
+    Done,
+    NotFound,
+    Conflict(String),
+}
+
+pub fn apply(cmd: Command, txn: &mut Txn<'_>) -> Result<Outcome, StoreError> {
+    match cmd {
+        Command::ClusterCreate { id, file, block } => {
+            if txn.get(&keys::cluster(&id))?.is_some() {
+                return Ok(Outcome::Conflict(format!("cluster {id} already exists")));
+            }
+            let c = ClusterEntry::new(id, file, block);
+            txn.put(keys::cluster(&c.id), record::encode(&c)?);
+            Ok(Outcome::Done)
+        }
+        Command::ClusterSetFlags { id, file, block } => {
+            let Some(mut c) = super::get_cluster(txn, &id)? else {
+                return Ok(Outcome::NotFound);
+            };
+            c.file = file;
+            c.block = block;
+            txn.put(keys::cluster(&id), record::encode(&c)?);
+            Ok(Outcome::Done)
+        }
+        Command::ClusterDelete { id } => {
+            let Some(c) = super::get_cluster(txn, &id)? else {
+                return Ok(Outcome::NotFound);
+            };
+            if !c.nodes.is_empty() || !c.volumes.is_empty() {
+                return Ok(Outcome::Conflict(format!(
+                    "Unable to delete cluster [{id}] because it contains volumes and/or nodes"
+                )));
+            }
+            txn.delete(keys::cluster(&id));
+            Ok(Outcome::Done)
+        }
+    }
+}
