@@ -89,12 +89,8 @@ impl Verifier {
                 "token contains an invalid number of segments".into(),
             ));
         }
-        let head =
-            jsonwebtoken::decode_header(token).map_err(|e| AuthError::Invalid(e.to_string()))?;
-        if !matches!(
-            head.alg,
-            Algorithm::HS256 | Algorithm::HS384 | Algorithm::HS512
-        ) {
+        let head = jsonwebtoken::decode_header(token).map_err(|e| AuthError::Invalid(e.to_string()))?;
+        if !matches!(head.alg, Algorithm::HS256 | Algorithm::HS384 | Algorithm::HS512) {
             return Err(AuthError::Invalid(format!(
                 "Unexpected signing method: {:?}",
                 head.alg
@@ -113,15 +109,14 @@ impl Verifier {
         v.validate_exp = false;
         v.validate_nbf = false;
         v.validate_aud = false;
-        let claims =
-            jsonwebtoken::decode::<Claims>(token, &DecodingKey::from_secret(key.as_bytes()), &v)
-                .map_err(|e| match e.kind() {
-                    jsonwebtoken::errors::ErrorKind::InvalidSignature => AuthError::Invalid(
-                        "signature is invalid (client and server secrets may not match)".into(),
-                    ),
-                    _ => AuthError::Invalid(e.to_string()),
-                })?
-                .claims;
+        let claims = jsonwebtoken::decode::<Claims>(token, &DecodingKey::from_secret(key.as_bytes()), &v)
+            .map_err(|e| match e.kind() {
+                jsonwebtoken::errors::ErrorKind::InvalidSignature => AuthError::Invalid(
+                    "signature is invalid (client and server secrets may not match)".into(),
+                ),
+                _ => AuthError::Invalid(e.to_string()),
+            })?
+            .claims;
         self.check_times(&claims, now)?;
         if claims.qsh.as_deref() != Some(qsh(method, path).as_str()) {
             return Err(AuthError::BadQsh);
@@ -139,8 +134,7 @@ impl Verifier {
         }
         if let Some(iat) = c.iat {
             if now < iat - self.iat_leeway_secs {
-                failure =
-                    Some("Token used before issued (client and server clocks may differ)".into());
+                failure = Some("Token used before issued (client and server clocks may differ)".into());
             }
         }
         if let Some(nbf) = c.nbf {
@@ -230,10 +224,7 @@ mod tests {
     #[test]
     fn heketi_error_messages() {
         let v = verifier();
-        assert_eq!(
-            v.verify(None, "GET", "/clusters", NOW),
-            Err(AuthError::NoToken)
-        );
+        assert_eq!(v.verify(None, "GET", "/clusters", NOW), Err(AuthError::NoToken));
         assert_eq!(
             v.verify(Some("Token abc"), "GET", "/clusters", NOW),
             Err(AuthError::BadHeader)
@@ -278,10 +269,7 @@ mod tests {
             .verify(Some(&bearer(&t)), "GET", "/clusters", NOW)
             .unwrap_err()
             .to_string();
-        assert!(
-            e.starts_with("Invalid JWT token: Token is expired by"),
-            "{e}"
-        );
+        assert!(e.starts_with("Invalid JWT token: Token is expired by"), "{e}");
     }
 
     #[test]
@@ -300,10 +288,7 @@ mod tests {
     #[test]
     fn user_may_only_use_volumes() {
         assert!(authorize(Role::User, "/volumes").is_ok());
-        assert_eq!(
-            authorize(Role::User, "/clusters"),
-            Err(AuthError::AdminRequired)
-        );
+        assert_eq!(authorize(Role::User, "/clusters"), Err(AuthError::AdminRequired));
         assert!(authorize(Role::Admin, "/clusters").is_ok());
     }
 }

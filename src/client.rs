@@ -33,11 +33,7 @@ impl Reply {
         if (200..300).contains(&self.status) {
             Ok(self)
         } else {
-            Err(anyhow!(
-                "server answered {}: {}",
-                self.status,
-                self.body.trim()
-            ))
+            Err(anyhow!("server answered {}: {}", self.status, self.body.trim()))
         }
     }
 }
@@ -100,9 +96,7 @@ impl Client {
             .request(method, format!("{server}{path}"))
             .bearer_auth(token);
         if let Some(b) = body {
-            req = req
-                .header("content-type", "application/json")
-                .body(b.to_string());
+            req = req.header("content-type", "application/json").body(b.to_string());
         }
         let resp = req.send().await?;
         let status = resp.status().as_u16();

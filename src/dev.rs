@@ -42,8 +42,7 @@ pub fn prepare(opts: &DevOptions) -> anyhow::Result<(String, String)> {
     let existing = config_path(&opts.data_dir, 1);
     let previous: Option<serde_json::Value> = match std::fs::read_to_string(&existing) {
         Ok(t) => Some(
-            serde_json::from_str(&t)
-                .with_context(|| format!("{} is not valid JSON", existing.display()))?,
+            serde_json::from_str(&t).with_context(|| format!("{} is not valid JSON", existing.display()))?,
         ),
         Err(_) => None,
     };
@@ -64,8 +63,7 @@ pub fn prepare(opts: &DevOptions) -> anyhow::Result<(String, String)> {
         .clone()
         .or_else(|| prev_str("/jwt/user/key"))
         .unwrap_or_else(random_key);
-    let secret =
-        prev_str("/raft/secret").unwrap_or_else(|| format!("{}{}", random_key(), random_key()));
+    let secret = prev_str("/raft/secret").unwrap_or_else(|| format!("{}{}", random_key(), random_key()));
     if let Some(prev) = &previous {
         let n = prev
             .pointer("/raft/peers")
@@ -84,8 +82,7 @@ pub fn prepare(opts: &DevOptions) -> anyhow::Result<(String, String)> {
         .collect();
     for id in 1..=opts.replicas {
         let dir = opts.data_dir.join(format!("replica-{id}"));
-        std::fs::create_dir_all(&dir)
-            .with_context(|| format!("cannot create {}", dir.display()))?;
+        std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
         let data = std::fs::canonicalize(&dir)?.join("data");
         let cfg = json!({
             "_comment": "written by `hekate dev`; restart this replica alone with `hekate serve --config <this file>`",
@@ -171,9 +168,7 @@ pub async fn run(opts: DevOptions) -> anyhow::Result<()> {
         loop {
             match c.try_wait() {
                 Ok(Some(_)) => break,
-                Ok(None) if Instant::now() < deadline => {
-                    tokio::time::sleep(Duration::from_millis(50)).await
-                }
+                Ok(None) if Instant::now() < deadline => tokio::time::sleep(Duration::from_millis(50)).await,
                 _ => {
                     eprintln!("replica {id} did not stop; killing it");
                     let _ = c.kill();

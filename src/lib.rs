@@ -27,3 +27,4 @@ pub mod dev;
 pub mod ids;
 pub mod server;
 pub mod state;
+pub mod testkit;

@@ -30,9 +30,7 @@ pub async fn run(
         None
     } else {
         if settings.admin_key.is_empty() || settings.user_key.is_empty() {
-            anyhow::bail!(
-                "Missing JWT information in config file (jwt.admin.key and jwt.user.key)"
-            );
+            anyhow::bail!("Missing JWT information in config file (jwt.admin.key and jwt.user.key)");
         }
         Some(Verifier {
             admin_key: settings.admin_key.clone(),
@@ -61,14 +59,12 @@ pub async fn run(
     .await
     .with_context(|| format!("cannot start replica {}", raft.id))?;
 
-    let api_listener = TcpListener::bind(&settings.api_listen)
-        .await
-        .with_context(|| {
-            format!(
-                "cannot listen on {} (raft.api_listen / port)",
-                settings.api_listen
-            )
-        })?;
+    let api_listener = TcpListener::bind(&settings.api_listen).await.with_context(|| {
+        format!(
+            "cannot listen on {} (raft.api_listen / port)",
+            settings.api_listen
+        )
+    })?;
     let state = AppState::new(
         replica.clone(),
         verifier,

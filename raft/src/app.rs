@@ -24,11 +24,14 @@ pub trait Application: Send + Sync + 'static {
     fn apply(&self, cmd: Self::Command, txn: &mut Txn<'_>) -> Result<Self::Response, StoreError>;
 }
 
+/// Key/value pairs in key order.
+pub type Pairs = Vec<(Vec<u8>, Vec<u8>)>;
+
 /// Reads of the application keyspace: from a transaction being applied or a consistent view.
 pub trait StateReader {
     fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError>;
     /// All pairs whose key starts with `prefix`, in key order.
-    fn scan_prefix(&self, prefix: &[u8]) -> Result<Vec<(Vec<u8>, Vec<u8>)>, StoreError>;
+    fn scan_prefix(&self, prefix: &[u8]) -> Result<Pairs, StoreError>;
 }
 
 /// The writes of one applied batch. Reads see the batch's earlier writes (`pending`) over
@@ -63,9 +66,8 @@ impl StateReader for Txn<'_> {
         Ok(self.store.db.get_cf(self.store.cf(CF_SM_DATA), key)?)
     }
 
-    fn scan_prefix(&self, prefix: &[u8]) -> Result<Vec<(Vec<u8>, Vec<u8>)>, StoreError> {
-        let mut merged: BTreeMap<Vec<u8>, Vec<u8>> =
-            scan(&self.store.db, self.store, None, prefix)?;
+    fn scan_prefix(&self, prefix: &[u8]) -> Result<Pairs, StoreError> {
+        let mut merged: BTreeMap<Vec<u8>, Vec<u8>> = scan(&self.store.db, self.store, None, prefix)?;
         for (k, v) in self.pending.range(prefix.to_vec()..) {
             if !k.starts_with(prefix) {
                 break;
@@ -122,7 +124,7 @@ impl StateReader for View<'_> {
         Ok(self.snap.get_cf(self.store.cf(CF_SM_DATA), key)?)
     }
 
-    fn scan_prefix(&self, prefix: &[u8]) -> Result<Vec<(Vec<u8>, Vec<u8>)>, StoreError> {
+    fn scan_prefix(&self, prefix: &[u8]) -> Result<Pairs, StoreError> {
         Ok(scan(&self.store.db, self.store, Some(&self.snap), prefix)?
             .into_iter()
             .collect())

@@ -19,8 +19,8 @@ pub fn encode<T: Serialize>(value: &T) -> Result<Vec<u8>, CodecError> {
 }
 
 pub fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, CodecError> {
-    let (value, read) = bincode::serde::decode_from_slice::<T, _>(bytes, config())
-        .map_err(|e| CodecError(e.to_string()))?;
+    let (value, read) =
+        bincode::serde::decode_from_slice::<T, _>(bytes, config()).map_err(|e| CodecError(e.to_string()))?;
     if read != bytes.len() {
         return Err(CodecError(format!("{} trailing bytes", bytes.len() - read)));
     }

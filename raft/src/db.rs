@@ -42,9 +42,8 @@ impl Store {
     /// Opens (or creates) the store under `dir`. Refuses an unwritable directory, a corrupt
     /// database, or one written by an incompatible format, with an error naming the path.
     pub fn open(dir: &Path) -> Result<Store, StoreError> {
-        std::fs::create_dir_all(dir).map_err(|e| {
-            StoreError::Invalid(format!("data dir {}: cannot create: {e}", dir.display()))
-        })?;
+        std::fs::create_dir_all(dir)
+            .map_err(|e| StoreError::Invalid(format!("data dir {}: cannot create: {e}", dir.display())))?;
         check_writable(dir)?;
         let mut opts = Options::default();
         opts.create_if_missing(true);
@@ -52,10 +51,7 @@ impl Store {
         opts.set_paranoid_checks(true);
         let db_path = dir.join("db");
         let db = DB::open_cf(&opts, &db_path, ALL_CFS).map_err(|e| {
-            StoreError::Invalid(format!(
-                "data dir {}: cannot open store: {e}",
-                dir.display()
-            ))
+            StoreError::Invalid(format!("data dir {}: cannot open store: {e}", dir.display()))
         })?;
         let store = Store {
             db: Arc::new(db),

@@ -48,10 +48,7 @@ impl LogStore {
         LogStore { store }
     }
 
-    fn get_meta<T: serde::de::DeserializeOwned>(
-        &self,
-        key: &[u8],
-    ) -> Result<Option<T>, StorageError> {
+    fn get_meta<T: serde::de::DeserializeOwned>(&self, key: &[u8]) -> Result<Option<T>, StorageError> {
         match self
             .store
             .db
@@ -65,11 +62,7 @@ impl LogStore {
 
     fn put_meta_synced<T: serde::Serialize>(&self, key: &[u8], v: &T) -> Result<(), StorageError> {
         let mut b = WriteBatch::default();
-        b.put_cf(
-            self.store.cf(CF_META),
-            key,
-            codec::encode(v).map_err(write_err)?,
-        );
+        b.put_cf(self.store.cf(CF_META), key, codec::encode(v).map_err(write_err)?);
         self.store.write_synced(b).map_err(write_err)
     }
 
@@ -140,21 +133,14 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         // Not synced: losing it only means re-applying from the last applied index.
         let cf = self.store.cf(CF_META);
         let v = codec::encode(&committed).map_err(write_err)?;
-        self.store
-            .db
-            .put_cf(cf, KEY_COMMITTED, v)
-            .map_err(write_err)
+        self.store.db.put_cf(cf, KEY_COMMITTED, v).map_err(write_err)
     }
 
     async fn read_committed(&mut self) -> Result<Option<LogId>, StorageError> {
         Ok(self.get_meta::<Option<LogId>>(KEY_COMMITTED)?.flatten())
     }
 
-    async fn append<I>(
-        &mut self,
-        entries: I,
-        callback: LogFlushed<TypeConfig>,
-    ) -> Result<(), StorageError>
+    async fn append<I>(&mut self, entries: I, callback: LogFlushed<TypeConfig>) -> Result<(), StorageError>
     where
         I: IntoIterator<Item = Entry> + OptionalSend,
         I::IntoIter: OptionalSend,
@@ -201,11 +187,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
             KEY_LAST_PURGED,
             codec::encode(&log_id).map_err(write_err)?,
         );
-        batch.delete_range_cf(
-            self.store.cf(CF_LOGS),
-            index_key(0),
-            index_key(log_id.index + 1),
-        );
+        batch.delete_range_cf(self.store.cf(CF_LOGS), index_key(0), index_key(log_id.index + 1));
         self.store.write_synced(batch).map_err(write_err)
     }
 }

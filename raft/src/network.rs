@@ -5,9 +5,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use openraft::error::{
-    InstallSnapshotError, NetworkError, RPCError, RaftError, RemoteError, Unreachable,
-};
+use openraft::error::{InstallSnapshotError, NetworkError, RPCError, RaftError, RemoteError, Unreachable};
 use openraft::network::{RPCOption, RaftNetwork, RaftNetworkFactory};
 use openraft::raft::{
     AppendEntriesRequest, AppendEntriesResponse, InstallSnapshotRequest, InstallSnapshotResponse,
@@ -61,8 +59,7 @@ impl PeerHttp {
         req: &Req,
         timeout: Duration,
     ) -> Result<Resp, PeerCallError> {
-        let body =
-            codec::encode(req).map_err(|e| PeerCallError::Failed(addr.into(), e.to_string()))?;
+        let body = codec::encode(req).map_err(|e| PeerCallError::Failed(addr.into(), e.to_string()))?;
         let url = format!("http://{addr}{RPC_PREFIX}/{name}");
         let resp = self
             .http
@@ -87,10 +84,7 @@ impl PeerHttp {
             .map_err(|e| PeerCallError::Failed(addr.into(), e.to_string()))?;
         if !status.is_success() {
             let text = String::from_utf8_lossy(&bytes).trim().to_string();
-            return Err(PeerCallError::Failed(
-                addr.into(),
-                format!("{status}: {text}"),
-            ));
+            return Err(PeerCallError::Failed(addr.into(), format!("{status}: {text}")));
         }
         codec::decode(&bytes).map_err(|e| PeerCallError::Failed(addr.into(), e.to_string()))
     }
@@ -140,13 +134,7 @@ impl PeerClient {
                 PeerCallError::Unreachable(..) => RPCError::Unreachable(Unreachable::new(&e)),
                 PeerCallError::Failed(..) => RPCError::Network(NetworkError::new(&e)),
             })?;
-        res.map_err(|e| {
-            RPCError::RemoteError(RemoteError::new_with_node(
-                self.target,
-                self.node.clone(),
-                e,
-            ))
-        })
+        res.map_err(|e| RPCError::RemoteError(RemoteError::new_with_node(self.target, self.node.clone(), e)))
     }
 }
 

@@ -100,10 +100,7 @@ fn fatal(e: impl std::fmt::Display) -> ReplicaError {
 impl<A: Application> Replica<A> {
     /// Opens the store and starts Raft. Does not bootstrap: call [`Replica::bootstrap`].
     pub async fn start(cfg: ReplicaConfig, app: Arc<A>) -> Result<Replica<A>, StoreError> {
-        let raft_cfg = cfg
-            .settings
-            .to_openraft("hekate")
-            .map_err(StoreError::Invalid)?;
+        let raft_cfg = cfg.settings.to_openraft("hekate").map_err(StoreError::Invalid)?;
         let store = Store::open(&cfg.data_dir)?;
         let http = PeerHttp::new(&cfg.secret);
         let log = LogStore::new(store.clone());
@@ -186,11 +183,9 @@ impl<A: Application> Replica<A> {
         let req = AppRequest(codec::encode(cmd)?);
         match self.raft.client_write(req).await {
             Ok(resp) => Ok(codec::decode(&resp.data.0)?),
-            Err(RaftError::APIError(ClientWriteError::ForwardToLeader(f))) => {
-                Err(ReplicaError::NotLeader {
-                    leader: f.leader_id.zip(f.leader_node),
-                })
-            }
+            Err(RaftError::APIError(ClientWriteError::ForwardToLeader(f))) => Err(ReplicaError::NotLeader {
+                leader: f.leader_id.zip(f.leader_node),
+            }),
             Err(RaftError::APIError(ClientWriteError::ChangeMembershipError(e))) => {
                 Err(ReplicaError::Membership(e.to_string()))
             }
@@ -250,10 +245,7 @@ impl<A: Application> Replica<A> {
             if let Some(l) = self.leader() {
                 return Some(l);
             }
-            if tokio::time::timeout_at(deadline, rx.changed())
-                .await
-                .is_err()
-            {
+            if tokio::time::timeout_at(deadline, rx.changed()).await.is_err() {
                 return None;
             }
         }
@@ -391,14 +383,10 @@ impl<A: Application> Replica<A> {
         let m = self.raft.metrics().borrow().clone();
         let membership = m.membership_config.membership();
         if !membership.voter_ids().any(|v| v == to) {
-            return Err(ReplicaError::Membership(format!(
-                "replica {to} is not a voter"
-            )));
+            return Err(ReplicaError::Membership(format!("replica {to} is not a voter")));
         }
         let Some(node) = membership.get_node(&to).cloned() else {
-            return Err(ReplicaError::Membership(format!(
-                "replica {to} is not a member"
-            )));
+            return Err(ReplicaError::Membership(format!("replica {to} is not a member")));
         };
         let lease = Duration::from_millis(self.cfg.settings.election_timeout_max_ms);
         self.raft.runtime_config().heartbeat(false);
@@ -407,12 +395,7 @@ impl<A: Application> Replica<A> {
         result
     }
 
-    async fn campaign(
-        &self,
-        to: NodeId,
-        node: &Member,
-        lease: Duration,
-    ) -> Result<NodeId, ReplicaError> {
+    async fn campaign(&self, to: NodeId, node: &Member, lease: Duration) -> Result<NodeId, ReplicaError> {
         let last = self.raft.metrics().borrow().last_log_index;
         let deadline = tokio::time::Instant::now() + lease * 4;
         loop {
@@ -467,11 +450,9 @@ fn map_write<T>(
 ) -> Result<T, ReplicaError> {
     match r {
         Ok(v) => Ok(v),
-        Err(RaftError::APIError(ClientWriteError::ForwardToLeader(f))) => {
-            Err(ReplicaError::NotLeader {
-                leader: f.leader_id.zip(f.leader_node),
-            })
-        }
+        Err(RaftError::APIError(ClientWriteError::ForwardToLeader(f))) => Err(ReplicaError::NotLeader {
+            leader: f.leader_id.zip(f.leader_node),
+        }),
         Err(RaftError::APIError(ClientWriteError::ChangeMembershipError(e))) => {
             Err(ReplicaError::Membership(e.to_string()))
         }

@@ -62,11 +62,7 @@ fn check_secret(svc: &PeerService, req: &Request, rpc: &str) -> Result<(), Respo
         .get::<ConnectInfo<std::net::SocketAddr>>()
         .map(|c| c.0.to_string())
         .unwrap_or_else(|| "unknown".into());
-    tracing::warn!(
-        rpc,
-        from,
-        "peer RPC refused: missing or wrong cluster secret"
-    );
+    tracing::warn!(rpc, from, "peer RPC refused: missing or wrong cluster secret");
     Err((
         StatusCode::UNAUTHORIZED,
         "peer RPC refused: missing or wrong cluster secret\n",

@@ -43,13 +43,11 @@ impl RaftSettings {
             return Err("raft.timeouts.heartbeat_ms: must be > 0".into());
         }
         if self.election_timeout_min_ms <= self.heartbeat_ms {
-            return Err(
-                "raft.timeouts.election_timeout_min_ms: must be greater than heartbeat_ms".into(),
-            );
+            return Err("raft.timeouts.election_timeout_min_ms: must be greater than heartbeat_ms".into());
         }
         if self.election_timeout_max_ms <= self.election_timeout_min_ms {
             return Err(
-                "raft.timeouts.election_timeout_max_ms: must be greater than election_timeout_min_ms".into()
+                "raft.timeouts.election_timeout_max_ms: must be greater than election_timeout_min_ms".into(),
             );
         }
         if self.snapshot_logs_since_last == 0 {
@@ -67,7 +65,9 @@ impl RaftSettings {
             snapshot_policy: openraft::SnapshotPolicy::LogsSinceLast(self.snapshot_logs_since_last),
             max_in_snapshot_log_to_keep: self.logs_to_keep,
             snapshot_max_chunk_size: self.snapshot_chunk_bytes,
-            purge_batch_size: 256,
+            // Purge in steps of a tenth of the snapshot interval (purge_end only moves when a
+            // snapshot is built, so bigger batches only delay it).
+            purge_batch_size: (self.snapshot_logs_since_last / 10).max(1),
             ..Default::default()
         };
         cfg.validate().map_err(|e| format!("raft.timeouts: {e}"))

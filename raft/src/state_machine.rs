@@ -121,11 +121,7 @@ impl<A: Application> RaftStateMachine<TypeConfig> for StateMachine<A> {
             codec::encode(&Some(last_applied)).map_err(sm_write_err)?,
         );
         if let Some(m) = membership {
-            batch.put_cf(
-                meta,
-                KEY_MEMBERSHIP,
-                codec::encode(&m).map_err(sm_write_err)?,
-            );
+            batch.put_cf(meta, KEY_MEMBERSHIP, codec::encode(&m).map_err(sm_write_err)?);
         }
         let store = self.store.clone();
         tokio::task::spawn_blocking(move || store.write_synced(batch))
@@ -160,9 +156,7 @@ impl<A: Application> RaftStateMachine<TypeConfig> for StateMachine<A> {
     }
 
     async fn get_current_snapshot(&mut self) -> Result<Option<Snapshot>, StorageError> {
-        let Some(bytes) =
-            snapshot::load_current(&self.store.snapshot_dir()).map_err(sm_read_err)?
-        else {
+        let Some(bytes) = snapshot::load_current(&self.store.snapshot_dir()).map_err(sm_read_err)? else {
             return Ok(None);
         };
         let file = SnapshotFile::decode(&bytes).map_err(sm_read_err)?;
@@ -194,11 +188,7 @@ fn install(store: &Store, meta: &SnapshotMeta, bytes: Vec<u8>) -> Result<(), Sto
     }
     let sm_meta = store.cf(CF_SM_META);
     batch.put_cf(sm_meta, KEY_LAST_APPLIED, codec::encode(&meta.last_log_id)?);
-    batch.put_cf(
-        sm_meta,
-        KEY_MEMBERSHIP,
-        codec::encode(&meta.last_membership)?,
-    );
+    batch.put_cf(sm_meta, KEY_MEMBERSHIP, codec::encode(&meta.last_membership)?);
     store.write_synced(batch)?;
     snapshot::save_current(&store.snapshot_dir(), &bytes)
 }
@@ -236,10 +226,7 @@ fn build(store: &Store) -> Result<Snapshot, StoreError> {
         .map(|d| d.as_nanos())
         .unwrap_or_default();
     let snapshot_id = match last_applied {
-        Some(l) => format!(
-            "{}-{}-{}-{nanos}",
-            l.leader_id.term, l.leader_id.node_id, l.index
-        ),
+        Some(l) => format!("{}-{}-{}-{nanos}", l.leader_id.term, l.leader_id.node_id, l.index),
         None => format!("empty-{nanos}"),
     };
     let meta = SnapshotMeta {

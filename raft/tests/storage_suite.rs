@@ -37,9 +37,7 @@ impl Application for Kv {
                 Ok(Some(v))
             }
             KvCmd::Incr(k) => {
-                let cur = txn
-                    .get(k.as_bytes())?
-                    .map(|b| String::from_utf8(b).unwrap());
+                let cur = txn.get(k.as_bytes())?.map(|b| String::from_utf8(b).unwrap());
                 let n: u64 = cur.as_deref().unwrap_or("0").parse().unwrap();
                 let next = (n + 1).to_string();
                 txn.put(k.into_bytes(), next.clone().into_bytes());
@@ -91,10 +89,7 @@ async fn reads_inside_a_batch_see_earlier_writes() {
     ];
     let out = sm.apply(batch).await.unwrap();
     let got: Vec<_> = out.iter().map(decode_resp).collect();
-    assert_eq!(
-        got,
-        vec![Some("1".into()), Some("2".into()), Some("3".into())]
-    );
+    assert_eq!(got, vec![Some("1".into()), Some("2".into()), Some("3".into())]);
     let (applied, _) = sm.applied_state().await.unwrap();
     assert_eq!(applied.unwrap().index, 3);
 }
@@ -109,12 +104,7 @@ async fn snapshot_round_trips_and_install_replaces_everything() {
     ])
     .await
     .unwrap();
-    let snap = a
-        .get_snapshot_builder()
-        .await
-        .build_snapshot()
-        .await
-        .unwrap();
+    let snap = a.get_snapshot_builder().await.build_snapshot().await.unwrap();
     assert_eq!(snap.meta.last_log_id.unwrap().index, 2);
 
     let d2 = tempfile::tempdir().unwrap();
@@ -144,12 +134,9 @@ async fn snapshot_round_trips_and_install_replaces_everything() {
 struct ReadAll<'a>(&'a Store);
 impl StateReader for ReadAll<'_> {
     fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
-        Ok(self
-            .0
-            .db
-            .get_cf(self.0.cf(hekate_raft::db::CF_SM_DATA), key)?)
+        Ok(self.0.db.get_cf(self.0.cf(hekate_raft::db::CF_SM_DATA), key)?)
     }
-    fn scan_prefix(&self, _prefix: &[u8]) -> Result<Vec<(Vec<u8>, Vec<u8>)>, StoreError> {
+    fn scan_prefix(&self, _prefix: &[u8]) -> Result<hekate_raft::app::Pairs, StoreError> {
         unimplemented!()
     }
 }
@@ -169,10 +156,7 @@ async fn log_and_state_survive_reopen() {
     }
     let store = Store::open(dir.path()).unwrap();
     let mut log = LogStore::new(store.clone());
-    assert_eq!(
-        log.read_vote().await.unwrap(),
-        Some(openraft::Vote::new(3, 2))
-    );
+    assert_eq!(log.read_vote().await.unwrap(), Some(openraft::Vote::new(3, 2)));
     let mut sm = StateMachine::new(store, Arc::new(Kv));
     assert_eq!(sm.applied_state().await.unwrap().0.unwrap().index, 1);
 }

@@ -11,8 +11,7 @@ use crate::api::AppState;
 use crate::auth::{self, Role};
 
 pub fn is_open_path(path: &str) -> bool {
-    matches!(path, "/hello" | "/readyz" | "/raft/status" | "/metrics")
-        || path.starts_with("/raft/rpc/")
+    matches!(path, "/hello" | "/readyz" | "/raft/status" | "/metrics") || path.starts_with("/raft/rpc/")
 }
 
 pub async fn layer(State(st): State<AppState>, mut req: Request, next: Next) -> Response {
@@ -24,10 +23,7 @@ pub async fn layer(State(st): State<AppState>, mut req: Request, next: Next) -> 
         req.extensions_mut().insert(Role::Admin);
         return next.run(req).await;
     };
-    let header = req
-        .headers()
-        .get("authorization")
-        .and_then(|v| v.to_str().ok());
+    let header = req.headers().get("authorization").and_then(|v| v.to_str().ok());
     let role = match verifier.verify(header, req.method().as_str(), &path, auth::now_unix()) {
         Ok(r) => r,
         Err(e) => return ApiError::Auth(e).into_response(),

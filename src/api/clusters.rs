@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use super::error::ApiError;
 use super::respond::{empty, json, parse_body};
-use super::{route_id, AppState};
+use super::{route_id, AppState, ReadMode};
 use crate::ids;
 use crate::state::{self, ClusterEntry, Command, Outcome};
 
@@ -78,16 +78,13 @@ pub async fn create(State(st): State<AppState>, body: Bytes) -> Result<Response,
     Ok(json(StatusCode::CREATED, &ClusterInfo::from(c)))
 }
 
-pub async fn list(State(st): State<AppState>) -> Result<Response, ApiError> {
-    st.replica().linearizable_read().await?;
+pub async fn list(State(st): State<AppState>, mode: ReadMode) -> Result<Response, ApiError> {
+    st.read_barrier(mode).await?;
     let clusters = st.replica().read(|v| state::cluster_ids(v))?;
     Ok(json(StatusCode::OK, &ClusterList { clusters }))
 }
 
-pub async fn info(
-    State(st): State<AppState>,
-    Path(id): Path<String>,
-) -> Result<Response, ApiError> {
+pub async fn info(State(st): State<AppState>, Path(id): Path<String>) -> Result<Response, ApiError> {
     let id = route_id(&id)?;
     st.replica().linearizable_read().await?;
     let c = st
@@ -97,11 +94,18 @@ pub async fn info(
     Ok(json(StatusCode::OK, &ClusterInfo::from(c)))
 }
 
-pub async fn delete(
-    State(st): State<AppState>,
-    Path(id): Path<String>,
-) -> Result<Response, ApiError> {
+/// On the leader, refuse an unknown id before proposing (nothing is committed for it);
+/// `apply` checks again, since the read and the commit are not atomic.
+fn must_exist(st: &AppState, id: &str) -> Result<(), ApiError> {
+    st.replica()
+        .read(|v| state::get_cluster(v, id))?
+        .map(|_| ())
+        .ok_or(ApiError::NotFound)
+}
+
+pub async fn delete(State(st): State<AppState>, Path(id): Path<String>) -> Result<Response, ApiError> {
     let id = route_id(&id)?.to_string();
+    must_exist(&st, &id)?;
     outcome(st.replica().propose(&Command::ClusterDelete { id }).await?)?;
     Ok(empty(StatusCode::OK))
 }
@@ -113,6 +117,7 @@ pub async fn set_flags(
 ) -> Result<Response, ApiError> {
     let id = route_id(&id)?.to_string();
     let req: ClusterFlags = parse_body(&body)?;
+    must_exist(&st, &id)?;
     outcome(
         st.replica()
             .propose(&Command::ClusterSetFlags {

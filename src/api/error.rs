@@ -59,9 +59,7 @@ impl ApiError {
             ApiError::NotFound | ApiError::InvalidPath => StatusCode::NOT_FOUND,
             ApiError::Conflict(_) => StatusCode::CONFLICT,
             ApiError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
-            ApiError::Auth(a) => {
-                StatusCode::from_u16(a.status()).unwrap_or(StatusCode::UNAUTHORIZED)
-            }
+            ApiError::Auth(a) => StatusCode::from_u16(a.status()).unwrap_or(StatusCode::UNAUTHORIZED),
             ApiError::Unavailable(_) | ApiError::NotLeader => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -81,8 +79,7 @@ impl IntoResponse for ApiError {
                 .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
         }
         if not_leader {
-            resp.extensions_mut()
-                .insert(crate::api::forward::NotLeaderMarker);
+            resp.extensions_mut().insert(crate::api::forward::NotLeaderMarker);
         }
         resp
     }

@@ -19,7 +19,7 @@ use tokio::time::Instant;
 
 use crate::api::auth_layer::is_open_path;
 use crate::api::error::ApiError;
-use crate::api::AppState;
+use crate::api::{AppState, ReadMode};
 
 pub const HOPS_HEADER: &str = "x-hekate-hops";
 pub const MAX_HOPS: u32 = 3;
@@ -36,7 +36,8 @@ fn is_local(path: &str) -> bool {
 }
 
 pub async fn layer(State(st): State<AppState>, req: Request, next: Next) -> Response {
-    if is_local(req.uri().path()) {
+    let local_read = req.method() == Method::GET && ReadMode::of(req.headers()) == ReadMode::Local;
+    if is_local(req.uri().path()) || local_read {
         return next.run(req).await;
     }
     let hops: u32 = req
@@ -64,8 +65,8 @@ pub async fn layer(State(st): State<AppState>, req: Request, next: Next) -> Resp
                 *local.headers_mut() = parts.headers.clone();
                 *local.extensions_mut() = parts.extensions.clone();
                 let resp = next.clone().run(local).await;
-                let retry = resp.extensions().get::<NotLeaderMarker>().is_some()
-                    && parts.method == Method::GET;
+                let retry =
+                    resp.extensions().get::<NotLeaderMarker>().is_some() && parts.method == Method::GET;
                 if !retry || Instant::now() >= deadline {
                     return resp;
                 }
@@ -79,14 +80,16 @@ pub async fn layer(State(st): State<AppState>, req: Request, next: Next) -> Resp
                 }
                 match send(&st, &member.api_addr, &parts, body.clone(), hops + 1).await {
                     Ok(resp) => return resp,
-                    Err(Sent::No(e)) => tracing::debug!("leader {id} at {} unreachable: {e}", member.api_addr),
+                    Err(Sent::No(e)) => {
+                        tracing::debug!("leader {id} at {} unreachable: {e}", member.api_addr)
+                    }
                     Err(Sent::Maybe(e)) if parts.method == Method::GET => {
                         tracing::debug!("read via leader {id} failed: {e}")
                     }
                     Err(Sent::Maybe(e)) => {
                         return ApiError::Unavailable(format!(
-                            "leader {id} failed while handling the request ({e}); its outcome is unknown, retry"
-                        ))
+                        "leader {id} failed while handling the request ({e}); its outcome is unknown, retry"
+                    ))
                         .into_response()
                     }
                 }
@@ -121,11 +124,7 @@ async fn send(
     body: bytes::Bytes,
     hops: u32,
 ) -> Result<Response, Sent> {
-    let path = parts
-        .uri
-        .path_and_query()
-        .map(|p| p.as_str())
-        .unwrap_or("/");
+    let path = parts.uri.path_and_query().map(|p| p.as_str()).unwrap_or("/");
     let url = format!("http://{addr}{path}");
     let mut headers = HeaderMap::new();
     for (k, v) in &parts.headers {
@@ -136,10 +135,7 @@ async fn send(
             headers.append(k.clone(), v.clone());
         }
     }
-    headers.insert(
-        HeaderName::from_static(HOPS_HEADER),
-        HeaderValue::from(hops),
-    );
+    headers.insert(HeaderName::from_static(HOPS_HEADER), HeaderValue::from(hops));
     let resp = st
         .forward_client()
         .request(parts.method.clone(), url)
@@ -157,10 +153,7 @@ async fn send(
     let status = StatusCode::from_u16(resp.status().as_u16()).unwrap_or(StatusCode::BAD_GATEWAY);
     let mut out_headers = HeaderMap::new();
     for (k, v) in resp.headers() {
-        if !matches!(
-            k.as_str(),
-            "connection" | "transfer-encoding" | "content-length"
-        ) {
+        if !matches!(k.as_str(), "connection" | "transfer-encoding" | "content-length") {
             out_headers.append(k.clone(), v.clone());
         }
     }

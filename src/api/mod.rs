@@ -38,11 +38,7 @@ struct Inner {
 
 impl AppState {
     /// `verifier` is `None` when auth is disabled.
-    pub fn new(
-        replica: HekateReplica,
-        verifier: Option<Verifier>,
-        forward_timeout: Duration,
-    ) -> AppState {
+    pub fn new(replica: HekateReplica, verifier: Option<Verifier>, forward_timeout: Duration) -> AppState {
         let forward_client = reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
             .connect_timeout(Duration::from_millis(500))
@@ -88,22 +84,56 @@ pub fn router(st: AppState) -> Router {
         )
         .route("/raft/leader", post(replicas::transfer_leader))
         .route("/clusters", post(clusters::create).get(clusters::list))
-        .route(
-            "/clusters/{id}",
-            get(clusters::info).delete(clusters::delete),
-        )
+        .route("/clusters/{id}", get(clusters::info).delete(clusters::delete))
         .route("/clusters/{id}/flags", post(clusters::set_flags))
         .fallback(|| async { error::ApiError::InvalidPath.into_response() })
         .method_not_allowed_fallback(|| async { respond::empty(StatusCode::METHOD_NOT_ALLOWED) })
-        .layer(axum::middleware::from_fn_with_state(
-            st.clone(),
-            forward::layer,
-        ))
+        .layer(axum::middleware::from_fn_with_state(st.clone(), forward::layer))
         .layer(axum::middleware::from_fn_with_state(
             st.clone(),
             auth_layer::layer,
         ))
         .with_state(st)
+}
+
+/// `x-hekate-read: local` on a GET: answer from this replica's applied state, without
+/// forwarding and without a leadership check (may be stale; for operators and tests).
+pub const READ_HEADER: &str = "x-hekate-read";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReadMode {
+    Linearizable,
+    Local,
+}
+
+impl ReadMode {
+    pub fn of(headers: &axum::http::HeaderMap) -> ReadMode {
+        match headers.get(READ_HEADER).map(|v| v.as_bytes()) {
+            Some(b"local") => ReadMode::Local,
+            _ => ReadMode::Linearizable,
+        }
+    }
+}
+
+impl<S: Send + Sync> axum::extract::FromRequestParts<S> for ReadMode {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        _: &S,
+    ) -> Result<Self, Self::Rejection> {
+        Ok(ReadMode::of(&parts.headers))
+    }
+}
+
+impl AppState {
+    /// Before a read: confirm leadership with a quorum and catch up (unless a local read).
+    pub async fn read_barrier(&self, mode: ReadMode) -> Result<(), error::ApiError> {
+        match mode {
+            ReadMode::Local => Ok(()),
+            ReadMode::Linearizable => Ok(self.replica().linearizable_read().await?),
+        }
+    }
 }
 
 /// A path id as Heketi's routes accept it (`[A-Fa-f0-9]+`), else the router's 404.

@@ -26,10 +26,7 @@ pub async fn readyz(State(st): State<AppState>) -> Response {
     match st.replica().ready().await {
         Ok(()) => text(StatusCode::OK, "ready"),
         Err(why) => {
-            let mut r = text(
-                StatusCode::SERVICE_UNAVAILABLE,
-                &format!("not ready: {why}"),
-            );
+            let mut r = text(StatusCode::SERVICE_UNAVAILABLE, &format!("not ready: {why}"));
             r.headers_mut()
                 .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
             r
@@ -70,9 +67,7 @@ fn members(st: &AppState) -> Response {
 pub async fn add_member(State(st): State<AppState>, body: Bytes) -> Result<Response, ApiError> {
     let req: AddMember = parse_body(&body)?;
     if req.id == 0 {
-        return Err(ApiError::BadRequest(
-            "id: must be a positive integer".into(),
-        ));
+        return Err(ApiError::BadRequest("id: must be a positive integer".into()));
     }
     crate::config::check_addr("api", &req.api).map_err(|e| ApiError::BadRequest(e.to_string()))?;
     let peer = if req.peer.is_empty() {
@@ -93,10 +88,7 @@ pub async fn add_member(State(st): State<AppState>, body: Bytes) -> Result<Respo
     Ok(members(&st))
 }
 
-pub async fn remove_member(
-    State(st): State<AppState>,
-    Path(id): Path<String>,
-) -> Result<Response, ApiError> {
+pub async fn remove_member(State(st): State<AppState>, Path(id): Path<String>) -> Result<Response, ApiError> {
     let id: u64 = id.parse().map_err(|_| ApiError::InvalidPath)?;
     st.replica().remove_member(id).await?;
     Ok(members(&st))
@@ -108,10 +100,7 @@ pub struct TransferLeader {
     pub id: u64,
 }
 
-pub async fn transfer_leader(
-    State(st): State<AppState>,
-    body: Bytes,
-) -> Result<Response, ApiError> {
+pub async fn transfer_leader(State(st): State<AppState>, body: Bytes) -> Result<Response, ApiError> {
     let req: TransferLeader = parse_body(&body)?;
     let leader = st.replica().transfer_leader(req.id).await?;
     if leader != req.id {
@@ -120,8 +109,5 @@ pub async fn transfer_leader(
             req.id
         )));
     }
-    Ok(json(
-        StatusCode::OK,
-        &serde_json::json!({ "leader": leader }),
-    ))
+    Ok(json(StatusCode::OK, &serde_json::json!({ "leader": leader })))
 }

@@ -14,10 +14,7 @@ pub fn text(status: StatusCode, msg: &str) -> Response {
         header::CONTENT_TYPE,
         HeaderValue::from_static("text/plain; charset=utf-8"),
     );
-    h.insert(
-        "x-content-type-options",
-        HeaderValue::from_static("nosniff"),
-    );
+    h.insert("x-content-type-options", HeaderValue::from_static("nosniff"));
     r
 }
 
@@ -47,8 +44,6 @@ pub fn empty(status: StatusCode) -> Response {
 }
 
 /// Parses a JSON request body; a parse failure is Heketi's 422.
-pub fn parse_body<T: serde::de::DeserializeOwned>(
-    body: &[u8],
-) -> Result<T, crate::api::error::ApiError> {
+pub fn parse_body<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, crate::api::error::ApiError> {
     serde_json::from_slice(body).map_err(|e| crate::api::error::ApiError::Unparsable(e.to_string()))
 }

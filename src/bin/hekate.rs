@@ -120,17 +120,13 @@ fn main() -> ExitCode {
 
 async fn dispatch(cli: Cli) -> anyhow::Result<()> {
     match (cli.cmd, cli.config) {
-        (
-            Some(Cmd::Serve {
-                config,
-                disable_auth,
-            }),
-            _,
-        ) => serve(config, disable_auth || cli.disable_auth).await,
+        (Some(Cmd::Serve { config, disable_auth }), _) => {
+            serve(config, disable_auth || cli.disable_auth).await
+        }
         (None, Some(config)) => serve(config, cli.disable_auth).await,
-        (None, None) => anyhow::bail!(
-            "Please provide configuration file (hekate serve --config FILE, or hekate dev)"
-        ),
+        (None, None) => {
+            anyhow::bail!("Please provide configuration file (hekate serve --config FILE, or hekate dev)")
+        }
         (
             Some(Cmd::Dev {
                 replicas,
@@ -220,11 +216,7 @@ async fn replica(conn: Conn, action: ReplicaCmd) -> anyhow::Result<()> {
         }
         ReplicaCmd::TransferLeader { id } => {
             let r = client
-                .call(
-                    Method::POST,
-                    "/raft/leader",
-                    Some(&serde_json::json!({"id": id})),
-                )
+                .call(Method::POST, "/raft/leader", Some(&serde_json::json!({"id": id})))
                 .await?
                 .ok()?;
             println!("{}", r.body.trim());

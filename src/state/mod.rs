@@ -29,9 +29,7 @@ impl Application for HekateApp {
 
 /// One cluster, if it exists.
 pub fn get_cluster(r: &impl StateReader, id: &str) -> Result<Option<ClusterEntry>, StoreError> {
-    r.get(&keys::cluster(id))?
-        .map(|b| record::decode(&b))
-        .transpose()
+    r.get(&keys::cluster(id))?.map(|b| record::decode(&b)).transpose()
 }
 
 /// All cluster ids, sorted (key order is id order).

@@ -18,10 +18,7 @@ pub fn encode<T: Record>(v: &T) -> Result<Vec<u8>, StoreError> {
 
 pub fn decode<T: Record>(b: &[u8]) -> Result<T, StoreError> {
     if b.len() < 2 {
-        return Err(StoreError::Invalid(format!(
-            "{} record is truncated",
-            T::KIND
-        )));
+        return Err(StoreError::Invalid(format!("{} record is truncated", T::KIND)));
     }
     let version = u16::from_be_bytes([b[0], b[1]]);
     if version != T::VERSION {

@@ -1,0 +1,420 @@
+//! A launcher for local clusters of `hekate serve` processes: writes configs, starts, kills
+//! (SIGKILL), stops (SIGTERM), pauses and restarts replicas, and waits on conditions (never
+//! on sleeps). Used by the process-level tests, the benchmarks and the drill.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{anyhow, bail, Context};
+use reqwest::Method;
+use serde_json::{json, Value};
+
+use crate::client::{Client, Reply};
+
+/// How to lay out a cluster.
+#[derive(Debug, Clone)]
+pub struct ClusterSpec {
+    pub replicas: u64,
+    /// Extra `raft.timeouts` keys (snapshot thresholds, election timeouts...).
+    pub timeouts: Value,
+    /// Path of the `hekate` binary.
+    pub binary: PathBuf,
+    pub loglevel: String,
+}
+
+impl ClusterSpec {
+    pub fn new(binary: impl Into<PathBuf>, replicas: u64) -> ClusterSpec {
+        ClusterSpec {
+            replicas,
+            timeouts: json!({}),
+            binary: binary.into(),
+            loglevel: "info".into(),
+        }
+    }
+}
+
+pub struct ProcCluster {
+    pub dir: PathBuf,
+    pub spec: ClusterSpec,
+    pub admin_key: String,
+    pub user_key: String,
+    pub secret: String,
+    ports: Vec<(u64, u16)>,
+    procs: Vec<(u64, Option<Child>)>,
+    http: reqwest::Client,
+}
+
+/// Free TCP ports on 127.0.0.1 (bound, then released).
+pub fn free_ports(n: usize) -> anyhow::Result<Vec<u16>> {
+    let listeners: Vec<std::net::TcpListener> = (0..n)
+        .map(|_| std::net::TcpListener::bind("127.0.0.1:0"))
+        .collect::<Result<_, _>>()?;
+    Ok(listeners
+        .iter()
+        .map(|l| l.local_addr().map(|a| a.port()))
+        .collect::<Result<_, _>>()?)
+}
+
+impl ProcCluster {
+    /// Writes the configs of replicas 1..=n under `dir` (not started yet).
+    pub fn create(dir: &Path, spec: ClusterSpec) -> anyhow::Result<ProcCluster> {
+        let ports = free_ports(spec.replicas as usize)?;
+        let rnd = || hex::encode(rand::random::<[u8; 16]>());
+        let c = ProcCluster {
+            dir: dir.to_path_buf(),
+            admin_key: rnd(),
+            user_key: rnd(),
+            secret: format!("{}{}", rnd(), rnd()),
+            ports: (1..=spec.replicas).zip(ports).collect(),
+            procs: Vec::new(),
+            spec,
+            http: reqwest::Client::builder()
+                .redirect(reqwest::redirect::Policy::none())
+                .timeout(Duration::from_secs(30))
+                .build()?,
+        };
+        for id in 1..=c.spec.replicas {
+            c.write_config(id, false)?;
+        }
+        Ok(c)
+    }
+
+    fn peers(&self) -> Value {
+        Value::Array(
+            self.ports
+                .iter()
+                .map(|(id, p)| json!({"id": id, "api": format!("127.0.0.1:{p}")}))
+                .collect(),
+        )
+    }
+
+    pub fn config_path(&self, id: u64) -> PathBuf {
+        self.dir.join(format!("replica-{id}")).join("heketi.json")
+    }
+
+    pub fn data_dir(&self, id: u64) -> PathBuf {
+        self.dir.join(format!("replica-{id}")).join("data")
+    }
+
+    fn write_config(&self, id: u64, join: bool) -> anyhow::Result<()> {
+        let port = self.port(id)?;
+        let cfg = json!({
+            "port": port.to_string(),
+            "jwt": {"admin": {"key": self.admin_key}, "user": {"key": self.user_key}},
+            "glusterfs": {"executor": "mock", "loglevel": self.spec.loglevel},
+            "raft": {
+                "id": id, "data_dir": self.data_dir(id), "secret": self.secret, "join": join,
+                "api_listen": format!("127.0.0.1:{port}"), "peers": self.peers(),
+                "timeouts": self.spec.timeouts,
+            }
+        });
+        let path = self.config_path(id);
+        std::fs::create_dir_all(path.parent().unwrap_or(&self.dir))?;
+        std::fs::write(&path, serde_json::to_string_pretty(&cfg)?)?;
+        Ok(())
+    }
+
+    /// Adds a replica id to the layout (a joining replica: it never bootstraps) and writes its config.
+    pub fn add_replica(&mut self, id: u64) -> anyhow::Result<()> {
+        let port = free_ports(1)?[0];
+        self.ports.push((id, port));
+        self.write_config(id, true)
+    }
+
+    pub fn port(&self, id: u64) -> anyhow::Result<u16> {
+        self.ports
+            .iter()
+            .find(|(i, _)| *i == id)
+            .map(|(_, p)| *p)
+            .ok_or_else(|| anyhow!("no replica {id}"))
+    }
+
+    pub fn url(&self, id: u64) -> String {
+        format!("http://127.0.0.1:{}", self.port(id).unwrap_or(0))
+    }
+
+    pub fn api_addr(&self, id: u64) -> String {
+        format!("127.0.0.1:{}", self.port(id).unwrap_or(0))
+    }
+
+    pub fn ids(&self) -> Vec<u64> {
+        self.ports.iter().map(|(i, _)| *i).collect()
+    }
+
+    pub fn client(&self, id: u64) -> Client {
+        Client::new(vec![self.url(id)], "admin", &self.admin_key)
+    }
+
+    /// Starts replica `id` (its log goes to `replica-<id>/hekate.log`).
+    pub fn start(&mut self, id: u64) -> anyhow::Result<u32> {
+        if self.pid(id).is_some() {
+            bail!("replica {id} is already running");
+        }
+        let log_path = self.dir.join(format!("replica-{id}")).join("hekate.log");
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&log_path)?;
+        let child = Command::new(&self.spec.binary)
+            .arg("serve")
+            .arg("--config")
+            .arg(self.config_path(id))
+            .stdout(Stdio::from(log.try_clone()?))
+            .stderr(Stdio::from(log))
+            .spawn()
+            .with_context(|| format!("cannot start {}", self.spec.binary.display()))?;
+        let pid = child.id();
+        self.procs.retain(|(i, _)| *i != id);
+        self.procs.push((id, Some(child)));
+        Ok(pid)
+    }
+
+    pub fn start_all(&mut self) -> anyhow::Result<()> {
+        for id in self.ids() {
+            self.start(id)?;
+        }
+        Ok(())
+    }
+
+    pub fn pid(&self, id: u64) -> Option<u32> {
+        self.procs
+            .iter()
+            .find(|(i, _)| *i == id)
+            .and_then(|(_, c)| c.as_ref().map(|c| c.id()))
+    }
+
+    fn signal(&mut self, id: u64, sig: nix::sys::signal::Signal) -> anyhow::Result<()> {
+        let pid = self
+            .pid(id)
+            .ok_or_else(|| anyhow!("replica {id} is not running"))?;
+        nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid as i32), sig)?;
+        Ok(())
+    }
+
+    /// SIGKILL and reap.
+    pub fn kill(&mut self, id: u64) -> anyhow::Result<()> {
+        self.signal(id, nix::sys::signal::Signal::SIGKILL)?;
+        self.reap(id, Duration::from_secs(10))
+    }
+
+    /// SIGTERM and wait for a clean exit.
+    pub fn stop(&mut self, id: u64) -> anyhow::Result<()> {
+        self.signal(id, nix::sys::signal::Signal::SIGTERM)?;
+        self.reap(id, Duration::from_secs(15))
+    }
+
+    pub fn pause(&mut self, id: u64) -> anyhow::Result<()> {
+        self.signal(id, nix::sys::signal::Signal::SIGSTOP)
+    }
+
+    pub fn resume(&mut self, id: u64) -> anyhow::Result<()> {
+        self.signal(id, nix::sys::signal::Signal::SIGCONT)
+    }
+
+    fn reap(&mut self, id: u64, within: Duration) -> anyhow::Result<()> {
+        let deadline = Instant::now() + within;
+        for (i, slot) in &mut self.procs {
+            if *i != id {
+                continue;
+            }
+            if let Some(c) = slot {
+                loop {
+                    if c.try_wait()?.is_some() {
+                        break;
+                    }
+                    if Instant::now() > deadline {
+                        c.kill()?;
+                        c.wait()?;
+                        bail!("replica {id} did not exit in {within:?}");
+                    }
+                    std::thread::sleep(Duration::from_millis(20));
+                }
+            }
+            *slot = None;
+        }
+        Ok(())
+    }
+
+    /// Exit status of a replica that exited on its own (None while running).
+    pub fn exited(&mut self, id: u64) -> Option<std::process::ExitStatus> {
+        self.procs
+            .iter_mut()
+            .find(|(i, _)| *i == id)
+            .and_then(|(_, c)| c.as_mut()?.try_wait().ok().flatten())
+    }
+
+    pub async fn status(&self, id: u64) -> Option<Value> {
+        let r = self
+            .http
+            .get(format!("{}/raft/status", self.url(id)))
+            .timeout(Duration::from_secs(2))
+            .send()
+            .await
+            .ok()?;
+        r.json().await.ok()
+    }
+
+    pub async fn is_ready(&self, id: u64) -> bool {
+        let r = self
+            .http
+            .get(format!("{}/readyz", self.url(id)))
+            .timeout(Duration::from_secs(2))
+            .send()
+            .await;
+        matches!(r, Ok(r) if r.status().is_success())
+    }
+
+    /// Waits until every listed replica is ready.
+    pub async fn wait_ready(&self, ids: &[u64], within: Duration) -> anyhow::Result<()> {
+        let deadline = Instant::now() + within;
+        for id in ids {
+            while !self.is_ready(*id).await {
+                if Instant::now() > deadline {
+                    bail!("replica {id} not ready within {within:?}");
+                }
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+        Ok(())
+    }
+
+    /// Waits until the listed replicas agree on one leader among them; returns it.
+    pub async fn wait_leader(&self, among: &[u64], within: Duration) -> anyhow::Result<u64> {
+        let deadline = Instant::now() + within;
+        loop {
+            let mut seen = Vec::new();
+            for id in among {
+                if let Some(st) = self.status(*id).await {
+                    seen.push(st["leader"].as_u64());
+                }
+            }
+            if let Some(Some(l)) = seen.first() {
+                let agreed =
+                    seen.len() == among.len() && seen.iter().all(|s| *s == Some(*l)) && among.contains(l);
+                if agreed && self.is_ready(*l).await {
+                    return Ok(*l);
+                }
+            }
+            if Instant::now() > deadline {
+                bail!("no agreed leader among {among:?} within {within:?} (saw {seen:?})");
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// A signed request to replica `id`.
+    pub async fn call(
+        &self,
+        id: u64,
+        method: Method,
+        path: &str,
+        body: Option<&Value>,
+    ) -> anyhow::Result<Reply> {
+        self.client(id).call(method, path, body).await
+    }
+
+    /// A local (non-forwarded, possibly stale) read of `path` from replica `id`.
+    pub async fn local_get(&self, id: u64, path: &str) -> anyhow::Result<Value> {
+        let token = crate::auth::sign(
+            "admin",
+            &self.admin_key,
+            "GET",
+            path,
+            crate::auth::now_unix(),
+            300,
+        );
+        let r = self
+            .http
+            .get(format!("{}{path}", self.url(id)))
+            .bearer_auth(token)
+            .header(crate::api::READ_HEADER, "local")
+            .send()
+            .await?;
+        let status = r.status();
+        let text = r.text().await?;
+        if !status.is_success() {
+            bail!("local GET {path} on {id}: {status} {text}");
+        }
+        Ok(serde_json::from_str(&text)?)
+    }
+
+    /// The last line of a replica's log that mentions `needle`, for error messages.
+    pub fn log_tail(&self, id: u64) -> String {
+        let p = self.dir.join(format!("replica-{id}")).join("hekate.log");
+        let t = std::fs::read_to_string(p).unwrap_or_default();
+        t.lines()
+            .rev()
+            .take(15)
+            .collect::<Vec<_>>()
+            .into_iter()
+            .rev()
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+
+    pub async fn call_ok(
+        &self,
+        id: u64,
+        method: Method,
+        path: &str,
+        body: Option<&Value>,
+    ) -> anyhow::Result<Value> {
+        let r = self.call(id, method.clone(), path, body).await?;
+        if !(200..300).contains(&r.status) {
+            bail!("{method} {path} via replica {id}: {} {}", r.status, r.body.trim());
+        }
+        if r.body.trim().is_empty() {
+            return Ok(Value::Null);
+        }
+        r.json()
+    }
+}
+
+impl Drop for ProcCluster {
+    fn drop(&mut self) {
+        for (_, c) in &mut self.procs {
+            if let Some(c) = c {
+                let _ = nix::sys::signal::kill(
+                    nix::unistd::Pid::from_raw(c.id() as i32),
+                    nix::sys::signal::Signal::SIGCONT,
+                );
+                let _ = c.kill();
+                let _ = c.wait();
+            }
+        }
+    }
+}
+
+/// Polls `cond` until it returns `Some`, or fails with `what` after `within`.
+pub async fn wait_for<T, F, Fut>(within: Duration, what: &str, mut cond: F) -> anyhow::Result<T>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = Instant::now() + within;
+    loop {
+        if let Some(v) = cond().await {
+            return Ok(v);
+        }
+        if Instant::now() > deadline {
+            bail!("timed out after {within:?} waiting for {what}");
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// The POST-cluster write used by tests and benchmarks: returns the new cluster id.
+pub async fn create_cluster(c: &Client) -> anyhow::Result<String> {
+    let r = c
+        .call(
+            Method::POST,
+            "/clusters",
+            Some(&json!({"file": true, "block": true})),
+        )
+        .await?;
+    if r.status != 201 {
+        bail!("POST /clusters: {} {}", r.status, r.body.trim());
+    }
+    Ok(r.json()?["id"].as_str().unwrap_or_default().to_string())
+}
