@@ -1,1 +1,39 @@
-fn main() {}
+//! `hekate-bench`: benchmarks of Hekate, reported with medians and percentiles, never as
+//! timed assertions. `raft` measures the replicated core through the API.
+
+mod raft_bench;
+mod stats;
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(name = "hekate-bench")]
+struct Cli {
+    /// Write the results as JSON here too.
+    #[arg(long, global = true)]
+    out: Option<PathBuf>,
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Write latency, throughput and failover time of a three-replica cluster.
+    Raft(raft_bench::RaftArgs),
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    let json = match cli.cmd {
+        Cmd::Raft(a) => serde_json::to_value(raft_bench::run(a).await?)?,
+    };
+    let text = serde_json::to_string_pretty(&json)?;
+    println!("{text}");
+    if let Some(p) = cli.out {
+        std::fs::write(&p, text)?;
+    }
+    Ok(())
+}
