@@ -44,6 +44,8 @@ pub struct RaftResults {
     pub throughput_writes_per_s: f64,
     pub throughput_errors: u64,
     pub throughput_latency: Summary,
+    /// Term changes during the throughput phase (elections caused by load).
+    pub throughput_elections: u64,
     pub failover: Summary,
     pub failover_samples_ms: Vec<f64>,
 }
@@ -71,7 +73,10 @@ pub async fn run(args: RaftArgs) -> anyhow::Result<RaftResults> {
     let write_to_leader = sequential(&c, leader, args.writes).await?;
     let write_via_follower = sequential(&c, follower, args.writes).await?;
     eprintln!("throughput: {} clients for {} s", args.clients, args.seconds);
+    let term = |st: Option<serde_json::Value>| st.and_then(|s| s["term"].as_u64()).unwrap_or(0);
+    let term_before = term(c.status(leader).await);
     let (tput, errors, tlat) = throughput(&c, args.clients, Duration::from_secs(args.seconds)).await;
+    let throughput_elections = term(c.status(leader).await).saturating_sub(term_before);
     eprintln!("failover: {} leader kills", args.kills);
     let failover_samples_ms = failover(&mut c, args.kills).await?;
     Ok(RaftResults {
@@ -81,6 +86,7 @@ pub async fn run(args: RaftArgs) -> anyhow::Result<RaftResults> {
         throughput_writes_per_s: tput,
         throughput_errors: errors,
         throughput_latency: tlat,
+        throughput_elections,
         failover: summarize(&failover_samples_ms),
         failover_samples_ms,
     })

@@ -1,10 +1,11 @@
 //! Raft timing and log-retention settings, with the defaults Hekate ships and why.
 //!
-//! Defaults (see docs/design/raft-state.md, "Timing"): heartbeat 100 ms, election timeout
-//! 400-800 ms. An fsync here costs 1-5 ms, and a 2-core machine under load can delay a task by
-//! tens of milliseconds, so the election timeout is 4-8 heartbeats: a replica misses three
-//! heartbeats in a row before it even may start an election, which keeps elections rare, while
-//! a dead leader is replaced in ~0.5-1 s (detection ~= election timeout, then one round trip).
+//! Defaults (see docs/design/raft-state.md, "Timing"): heartbeat 50 ms, election timeout
+//! 200-400 ms. openraft 0.9 draws each replica's election timeout once per process and makes
+//! a follower refuse votes for `election_timeout_max` after it last heard the leader (the
+//! leader lease), so a first campaign before the lease lapses always fails and failover takes
+//! about two election timeouts: 400-800 ms here. A follower must miss at least four heartbeats
+//! before it may campaign, which keeps elections rare under load on 2 cores.
 
 use serde::{Deserialize, Serialize};
 
@@ -26,9 +27,9 @@ pub struct RaftSettings {
 impl Default for RaftSettings {
     fn default() -> Self {
         RaftSettings {
-            heartbeat_ms: 100,
-            election_timeout_min_ms: 400,
-            election_timeout_max_ms: 800,
+            heartbeat_ms: 50,
+            election_timeout_min_ms: 200,
+            election_timeout_max_ms: 400,
             snapshot_logs_since_last: 5000,
             logs_to_keep: 5000,
             snapshot_chunk_bytes: 3 * 1024 * 1024,
