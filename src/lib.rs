@@ -19,11 +19,13 @@
 //! ```
 //! The replicated core (Raft, RocksDB, peer network) is the `hekate-raft` crate.
 
+pub mod allocator;
 pub mod api;
 pub mod auth;
 pub mod client;
 pub mod config;
 pub mod dev;
+pub mod executor;
 pub mod ids;
 pub mod server;
 pub mod state;

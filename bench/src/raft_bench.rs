@@ -67,7 +67,11 @@ pub async fn run(args: RaftArgs) -> anyhow::Result<RaftResults> {
     c.start_all()?;
     c.wait_ready(&[1, 2, 3], Duration::from_secs(60)).await?;
     let leader = c.wait_leader(&[1, 2, 3], Duration::from_secs(30)).await?;
-    let follower = c.ids().into_iter().find(|i| *i != leader).context("no follower")?;
+    let follower = c
+        .ids()
+        .into_iter()
+        .find(|i| *i != leader)
+        .context("no follower")?;
     eprintln!("cluster up: leader {leader}; {} sequential writes", args.writes);
 
     let write_to_leader = sequential(&c, leader, args.writes).await?;
@@ -135,7 +139,11 @@ async fn throughput(c: &ProcCluster, clients: usize, dur: Duration) -> (f64, u64
         all.extend(t.await.unwrap_or_default());
     }
     let secs = start.elapsed().as_secs_f64();
-    (all.len() as f64 / secs, errors.load(Ordering::Relaxed), summarize(&all))
+    (
+        all.len() as f64 / secs,
+        errors.load(Ordering::Relaxed),
+        summarize(&all),
+    )
 }
 
 /// SIGKILL the leader, then write through a surviving instance until one succeeds: the time
@@ -145,7 +153,11 @@ async fn failover(c: &mut ProcCluster, kills: usize) -> anyhow::Result<Vec<f64>>
     for k in 0..kills {
         let leader = c.wait_leader(&[1, 2, 3], Duration::from_secs(30)).await?;
         c.wait_ready(&[1, 2, 3], Duration::from_secs(30)).await?;
-        let survivor = c.ids().into_iter().find(|i| *i != leader).context("no survivor")?;
+        let survivor = c
+            .ids()
+            .into_iter()
+            .find(|i| *i != leader)
+            .context("no survivor")?;
         let client = c.client(survivor);
         let t0 = Instant::now();
         c.kill(leader)?;
@@ -159,7 +171,10 @@ async fn failover(c: &mut ProcCluster, kills: usize) -> anyhow::Result<Vec<f64>>
             tokio::time::sleep(Duration::from_millis(5)).await;
         }
         let ms = t0.elapsed().as_secs_f64() * 1e3;
-        eprintln!("  kill {}/{kills}: leader {leader}, first write after {ms:.0} ms", k + 1);
+        eprintln!(
+            "  kill {}/{kills}: leader {leader}, first write after {ms:.0} ms",
+            k + 1
+        );
         samples.push(ms);
         c.start(leader)?;
     }

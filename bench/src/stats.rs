@@ -30,7 +30,11 @@ pub fn summarize(samples_ms: &[f64]) -> Summary {
         p90_ms: pick(0.90),
         p99_ms: pick(0.99),
         max_ms: v.last().copied().unwrap_or(f64::NAN),
-        mean_ms: if v.is_empty() { f64::NAN } else { v.iter().sum::<f64>() / v.len() as f64 },
+        mean_ms: if v.is_empty() {
+            f64::NAN
+        } else {
+            v.iter().sum::<f64>() / v.len() as f64
+        },
     }
 }
 
@@ -41,7 +45,10 @@ mod tests {
     #[test]
     fn nearest_rank_percentiles() {
         let s = summarize(&(1..=100).map(f64::from).collect::<Vec<_>>());
-        assert_eq!((s.p50_ms, s.p90_ms, s.p99_ms, s.max_ms), (50.0, 90.0, 99.0, 100.0));
+        assert_eq!(
+            (s.p50_ms, s.p90_ms, s.p99_ms, s.max_ms),
+            (50.0, 90.0, 99.0, 100.0)
+        );
         assert_eq!(summarize(&[3.0]).p99_ms, 3.0);
     }
 }

@@ -1,12 +1,64 @@
-//! The replicated keyspace. Every key is `<kind>/<id>`; ids are 32 lowercase hex characters,
-//! so RocksDB's key order within a kind is id order, which is the order Heketi lists in.
+//! The replicated keyspace. Every record key is `<kind>/<id>`; ids are 32 lowercase hex
+//! characters, so RocksDB's key order within a kind is id order, which is the order Heketi
+//! lists in. Index keys make every hot-path lookup a point read (no scans).
 //!
-//! | prefix | record |
-//! |---|---|
-//! | `c/` | [`crate::state::model::ClusterEntry`] |
+//! | prefix | value | purpose |
+//! |---|---|---|
+//! | `c/<id>` | `ClusterEntry` | |
+//! | `n/<id>` | `NodeEntry` | |
+//! | `d/<id>` | `DeviceEntry` | holds its own free/used: per-device usage is a point read |
+//! | `b/<id>` | `BrickEntry` | |
+//! | `v/<id>` | `VolumeEntry` | |
+//! | `o/<id>` | `Operation` | the replicated `/queue` |
+//! | `po/<id>` | empty | operations not yet finished (the runner's work list, the throttle count) |
+//! | `hm/<host>` | node id | manage hostname registry |
+//! | `hs/<host>` | node id | storage hostname registry |
+//! | `vn/<cluster>/<name>` | volume id | volume names unique per cluster |
 
 pub const CLUSTER_PREFIX: &[u8] = b"c/";
+pub const NODE_PREFIX: &[u8] = b"n/";
+pub const DEVICE_PREFIX: &[u8] = b"d/";
+pub const BRICK_PREFIX: &[u8] = b"b/";
+pub const VOLUME_PREFIX: &[u8] = b"v/";
+pub const OP_PREFIX: &[u8] = b"o/";
+pub const PENDING_OP_PREFIX: &[u8] = b"po/";
+
+fn key(prefix: &[u8], id: &str) -> Vec<u8> {
+    [prefix, id.as_bytes()].concat()
+}
 
 pub fn cluster(id: &str) -> Vec<u8> {
-    [CLUSTER_PREFIX, id.as_bytes()].concat()
+    key(CLUSTER_PREFIX, id)
+}
+pub fn node(id: &str) -> Vec<u8> {
+    key(NODE_PREFIX, id)
+}
+pub fn device(id: &str) -> Vec<u8> {
+    key(DEVICE_PREFIX, id)
+}
+pub fn brick(id: &str) -> Vec<u8> {
+    key(BRICK_PREFIX, id)
+}
+pub fn volume(id: &str) -> Vec<u8> {
+    key(VOLUME_PREFIX, id)
+}
+pub fn op(id: &str) -> Vec<u8> {
+    key(OP_PREFIX, id)
+}
+pub fn pending_op(id: &str) -> Vec<u8> {
+    key(PENDING_OP_PREFIX, id)
+}
+pub fn manage_host(host: &str) -> Vec<u8> {
+    key(b"hm/", host)
+}
+pub fn storage_host(host: &str) -> Vec<u8> {
+    key(b"hs/", host)
+}
+pub fn volume_name(cluster: &str, name: &str) -> Vec<u8> {
+    [b"vn/", cluster.as_bytes(), b"/", name.as_bytes()].concat()
+}
+
+/// The id part of a `<prefix><id>` key.
+pub fn id_of(prefix: &[u8], key: &[u8]) -> String {
+    String::from_utf8_lossy(&key[prefix.len()..]).into_owned()
 }

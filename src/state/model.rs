@@ -1,11 +1,14 @@
 //! The stored records of the replicated state. Field names follow Heketi's DB entries so
-//! export/import stays a mapping, not a translation.
+//! export/import stays a mapping, not a translation. Sizes: devices and bricks in KiB,
+//! volumes in GiB (Heketi's units).
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use serde::{Deserialize, Serialize};
 
 use super::record::Record;
+
+pub type Tags = BTreeMap<String, String>;
 
 /// A Gluster cluster: which node and volume ids it holds and what volumes it accepts.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -34,4 +37,274 @@ impl ClusterEntry {
             blockvolumes: BTreeSet::new(),
         }
     }
+}
+
+/// A Gluster node. `manage[0]` is the SSH target, `storage[0]` the peer/brick/mount host.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NodeEntry {
+    pub id: String,
+    pub cluster: String,
+    pub zone: i64,
+    pub manage: Vec<String>,
+    pub storage: Vec<String>,
+    pub tags: Tags,
+    /// `online`, `offline` or `failed`.
+    pub state: String,
+    pub devices: BTreeSet<String>,
+    /// Set while the node-add or node-delete operation with this id runs.
+    pub pending: Option<String>,
+}
+
+impl Record for NodeEntry {
+    const KIND: &'static str = "node";
+    const VERSION: u16 = 1;
+}
+
+impl NodeEntry {
+    pub fn manage_host(&self) -> &str {
+        self.manage.first().map(String::as_str).unwrap_or_default()
+    }
+    pub fn storage_host(&self) -> &str {
+        self.storage.first().map(String::as_str).unwrap_or_default()
+    }
+}
+
+/// A block device given to Hekate: one LVM PV and one VG `vg_<id>`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeviceEntry {
+    pub id: String,
+    pub name: String,
+    pub node: String,
+    pub tags: Tags,
+    pub state: String,
+    pub total: u64,
+    pub free: u64,
+    pub used: u64,
+    pub extent_size: u64,
+    pub pv_uuid: String,
+    pub paths: Vec<String>,
+    pub bricks: BTreeSet<String>,
+    pub pending: Option<String>,
+}
+
+impl Record for DeviceEntry {
+    const KIND: &'static str = "device";
+    const VERSION: u16 = 1;
+}
+
+impl DeviceEntry {
+    pub fn vg(&self) -> String {
+        format!("vg_{}", self.id)
+    }
+}
+
+/// Brick roles.
+pub const SUBTYPE_NORMAL: u8 = 1;
+pub const SUBTYPE_ARBITER: u8 = 2;
+
+/// One brick: a thin pool `tp_<id>` with a thin LV `brick_<id>` on its device's VG, mounted
+/// at `/var/lib/heketi/mounts/vg_<device>/brick_<id>`, path = mount + `/brick`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BrickEntry {
+    pub id: String,
+    pub path: String,
+    pub device: String,
+    pub node: String,
+    pub volume: String,
+    /// Virtual (thin LV) size, KiB.
+    pub size: u64,
+    /// Thin pool size, KiB.
+    pub tp_size: u64,
+    pub pool_metadata_size: u64,
+    pub subtype: u8,
+    pub pending: Option<String>,
+}
+
+impl Record for BrickEntry {
+    const KIND: &'static str = "brick";
+    const VERSION: u16 = 1;
+}
+
+impl BrickEntry {
+    /// What the brick takes from its device (Heketi: thin pool + its metadata).
+    pub fn allocation(&self) -> u64 {
+        self.tp_size + self.pool_metadata_size
+    }
+    pub fn mount_dir(&self) -> String {
+        format!("/var/lib/heketi/mounts/vg_{}/brick_{}", self.device, self.id)
+    }
+}
+
+/// The durability as the client asked for it, echoed as given (Heketi's quirk) plus what it means.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub struct Durability {
+    /// `none`, `replicate` or `disperse`.
+    pub kind: String,
+    pub replica: Option<i64>,
+    pub data: Option<i64>,
+    pub redundancy: Option<i64>,
+}
+
+impl Durability {
+    /// Bricks per set.
+    pub fn set_size(&self) -> usize {
+        match self.kind.as_str() {
+            "replicate" => self.effective_replica() as usize,
+            "disperse" => (self.data.unwrap_or(0) + self.redundancy.unwrap_or(0)) as usize,
+            _ => 1,
+        }
+    }
+    /// Replica 0 or absent means 2 (Heketi).
+    pub fn effective_replica(&self) -> i64 {
+        match self.replica {
+            None | Some(0) => 2,
+            Some(r) => r,
+        }
+    }
+    /// Bricks of a set that hold data (disperse: `data`; else 1, each brick holds a full copy).
+    pub fn data_bricks(&self) -> u64 {
+        if self.kind == "disperse" {
+            self.data.unwrap_or(1).max(1) as u64
+        } else {
+            1
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct VolumeEntry {
+    pub id: String,
+    pub name: String,
+    pub cluster: String,
+    /// GiB.
+    pub size: u64,
+    pub durability: Durability,
+    pub gid: i64,
+    /// As reported by the API (pre-request, request, post-request options; may hold "").
+    pub options: Vec<String>,
+    pub block: bool,
+    pub snapshot_enable: bool,
+    pub snapshot_factor: f32,
+    pub arbiter: bool,
+    pub bricks: BTreeSet<String>,
+    pub pending: Option<String>,
+}
+
+impl Record for VolumeEntry {
+    const KIND: &'static str = "volume";
+    const VERSION: u16 = 1;
+}
+
+/// The kinds of asynchronous operation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum OpKind {
+    NodeAdd,
+    NodeDelete,
+    NodeState,
+    DeviceAdd,
+    DeviceDelete,
+    DeviceState,
+    DeviceResync,
+    VolumeCreate,
+    VolumeDelete,
+    VolumeExpand,
+}
+
+impl OpKind {
+    /// Heketi's `type_name` in `/operations/pending`.
+    pub fn type_name(self) -> &'static str {
+        match self {
+            OpKind::VolumeCreate => "create-volume",
+            OpKind::VolumeDelete => "delete-volume",
+            OpKind::VolumeExpand => "expand-volume",
+            _ => "unknown",
+        }
+    }
+}
+
+/// An operation: the replicated queue entry and the complete intent of the request.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Operation {
+    pub id: String,
+    pub kind: OpKind,
+    /// Unix seconds, from the proposer.
+    pub created: u64,
+    pub finished: Option<u64>,
+    pub status: OpStatus,
+    /// The role that started it (a user token may poll its own operations).
+    pub by_user: bool,
+    pub plan: OpPlan,
+    /// Where `/queue/{id}` redirects on success (None: 204).
+    pub location: Option<String>,
+    pub error: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum OpStatus {
+    Pending,
+    Done,
+    Failed,
+}
+
+impl Record for Operation {
+    const KIND: &'static str = "operation";
+    const VERSION: u16 = 1;
+}
+
+/// Everything the runner needs to execute an operation, decided when it was accepted.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum OpPlan {
+    NodeAdd {
+        node: NodeEntry,
+        probe_from: Option<String>,
+    },
+    NodeDelete {
+        node: String,
+        detach_from: Option<String>,
+    },
+    NodeState {
+        node: String,
+        state: String,
+    },
+    DeviceAdd {
+        device: DeviceEntry,
+        host: String,
+        destroydata: bool,
+    },
+    DeviceDelete {
+        device: String,
+        host: String,
+        forget: bool,
+    },
+    DeviceState {
+        device: String,
+        state: String,
+    },
+    DeviceResync {
+        device: String,
+        host: String,
+    },
+    VolumeCreate {
+        volume: VolumeEntry,
+        bricks: Vec<BrickEntry>,
+    },
+    VolumeDelete {
+        volume: String,
+    },
+    VolumeExpand {
+        volume: String,
+        bricks: Vec<BrickEntry>,
+        delta: u64,
+    },
+}
+
+/// What the runner reports back when the remote steps succeeded.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub struct ExecReport {
+    /// Device add / resync: sizes read from LVM.
+    pub device_total: Option<u64>,
+    pub device_extent: Option<u64>,
+    pub device_used: Option<u64>,
+    pub pv_uuid: Option<String>,
+    pub paths: Vec<String>,
 }

@@ -1,0 +1,486 @@
+//! The mock executor: a model of Gluster nodes (PVs, VGs, thin pools and LVs, mounts, peers,
+//! volumes) that enforces the rules real nodes do (no space, missing VG, device in use, brick
+//! missing), with per-verb latency and failure injection by verb and host.
+//!
+//! The model lives in memory, or in a JSON file shared by every replica of a local cluster
+//! (`state_file`, locked with flock for each verb), so that, as with real nodes, a new leader
+//! sees what the old one did. Never the only executor tested: it serves dev clusters and the
+//! control-plane tests.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::io::{Read, Seek, Write};
+use std::path::PathBuf;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+
+use super::{BrickSpec, DeviceInfo, ExecError, ExecResult, Executor, VolumeSpec};
+
+/// `glusterfs.mockexec` in heketi.json.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MockConfig {
+    /// Size of every device, GiB (env HEKETI_MOCK_DEVICE_SIZE_GB; default 500).
+    pub device_size_gb: u64,
+    /// Share the node model between processes through this file.
+    pub state_file: String,
+    /// Milliseconds each verb takes (`brick_create`, `volume_create`, ... or `*`).
+    pub latency_ms: BTreeMap<String, u64>,
+    /// Injected failures.
+    pub fail: Vec<Injection>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Injection {
+    /// Verb name, or `*`.
+    pub verb: String,
+    /// Host, or empty for every host.
+    pub host: String,
+    pub message: String,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct MockVg {
+    pub device: String,
+    pub size: u64,
+    pub extent: u64,
+    /// thin pool name -> pool + metadata KiB
+    pub pools: BTreeMap<String, u64>,
+    /// lv name -> thin pool
+    pub lvs: BTreeMap<String, String>,
+}
+
+impl MockVg {
+    fn free(&self) -> u64 {
+        self.size - self.pools.values().sum::<u64>()
+    }
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct MockHost {
+    pub pvs: BTreeSet<String>,
+    pub vgs: BTreeMap<String, MockVg>,
+    pub mounts: BTreeSet<String>,
+    pub fstab: BTreeSet<String>,
+    pub peers: BTreeSet<String>,
+    pub glusterd_down: bool,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct MockVolume {
+    pub id: String,
+    pub bricks: Vec<String>,
+    pub started: bool,
+}
+
+/// The whole simulated world.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct MockState {
+    pub hosts: BTreeMap<String, MockHost>,
+    pub volumes: BTreeMap<String, MockVolume>,
+}
+
+pub struct MockExecutor {
+    cfg: MockConfig,
+    memory: Mutex<MockState>,
+}
+
+fn fail(msg: impl Into<String>) -> ExecError {
+    ExecError::Failed(msg.into())
+}
+
+impl MockExecutor {
+    pub fn new(mut cfg: MockConfig) -> MockExecutor {
+        if cfg.device_size_gb == 0 {
+            cfg.device_size_gb = 500;
+        }
+        MockExecutor {
+            cfg,
+            memory: Mutex::new(MockState::default()),
+        }
+    }
+
+    /// A copy of the model (tests and drills inspect it for orphans).
+    pub fn snapshot(&self) -> ExecResult<MockState> {
+        self.with_state(|s| Ok(s.clone()))
+    }
+
+    /// Reads a shared model file (for tests that run the replicas as processes).
+    pub fn read_state_file(path: &str) -> ExecResult<MockState> {
+        let text = std::fs::read_to_string(path).unwrap_or_default();
+        if text.trim().is_empty() {
+            return Ok(MockState::default());
+        }
+        serde_json::from_str(&text).map_err(|e| fail(format!("mock state {path}: {e}")))
+    }
+
+    async fn step(&self, verb: &str, host: &str) -> ExecResult<()> {
+        let ms = self
+            .cfg
+            .latency_ms
+            .get(verb)
+            .or_else(|| self.cfg.latency_ms.get("*"))
+            .copied()
+            .unwrap_or(0);
+        if ms > 0 {
+            tokio::time::sleep(Duration::from_millis(ms)).await;
+        }
+        for inj in &self.cfg.fail {
+            if (inj.verb == verb || inj.verb == "*") && (inj.host.is_empty() || inj.host == host) {
+                return Err(if inj.message.is_empty() {
+                    ExecError::Unreachable {
+                        host: host.into(),
+                        msg: format!("injected failure of {verb}"),
+                    }
+                } else {
+                    fail(inj.message.clone())
+                });
+            }
+        }
+        Ok(())
+    }
+
+    fn with_state<T>(&self, f: impl FnOnce(&mut MockState) -> ExecResult<T>) -> ExecResult<T> {
+        if self.cfg.state_file.is_empty() {
+            let mut g = self.memory.lock().unwrap_or_else(|e| e.into_inner());
+            return f(&mut g);
+        }
+        let path = PathBuf::from(&self.cfg.state_file);
+        let file = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(&path)
+            .map_err(|e| fail(format!("mock state {}: {e}", path.display())))?;
+        let mut lock = nix::fcntl::Flock::lock(file, nix::fcntl::FlockArg::LockExclusive)
+            .map_err(|(_, e)| fail(format!("mock state lock: {e}")))?;
+        let mut text = String::new();
+        lock.read_to_string(&mut text).map_err(|e| fail(e.to_string()))?;
+        let mut state: MockState = if text.trim().is_empty() {
+            MockState::default()
+        } else {
+            serde_json::from_str(&text).map_err(|e| fail(e.to_string()))?
+        };
+        let before = state.clone();
+        let out = f(&mut state);
+        if state != before {
+            let body = serde_json::to_vec(&state).map_err(|e| fail(e.to_string()))?;
+            lock.set_len(0).map_err(|e| fail(e.to_string()))?;
+            lock.rewind().map_err(|e| fail(e.to_string()))?;
+            lock.write_all(&body).map_err(|e| fail(e.to_string()))?;
+            lock.sync_data().map_err(|e| fail(e.to_string()))?;
+        }
+        out
+    }
+}
+
+fn host_mut<'a>(s: &'a mut MockState, host: &str) -> &'a mut MockHost {
+    s.hosts.entry(host.to_string()).or_default()
+}
+
+#[async_trait]
+impl Executor for MockExecutor {
+    async fn glusterd_check(&self, host: &str) -> ExecResult<()> {
+        self.step("glusterd_check", host).await?;
+        self.with_state(|s| {
+            if host_mut(s, host).glusterd_down {
+                return Err(fail(format!("glusterd is not running on {host}")));
+            }
+            Ok(())
+        })
+    }
+
+    async fn peer_probe(&self, host: &str, new_peer: &str) -> ExecResult<()> {
+        self.step("peer_probe", host).await?;
+        self.with_state(|s| {
+            host_mut(s, host).peers.insert(new_peer.to_string());
+            Ok(())
+        })
+    }
+
+    async fn peer_detach(&self, host: &str, peer: &str) -> ExecResult<()> {
+        self.step("peer_detach", host).await?;
+        self.with_state(|s| {
+            host_mut(s, host).peers.remove(peer);
+            Ok(())
+        })
+    }
+
+    async fn device_setup(
+        &self,
+        host: &str,
+        device: &str,
+        vg: &str,
+        _destroydata: bool,
+    ) -> ExecResult<DeviceInfo> {
+        self.step("device_setup", host).await?;
+        let size = self.cfg.device_size_gb * 1024 * 1024;
+        self.with_state(|s| {
+            let h = host_mut(s, host);
+            if let Some(existing) = h.vgs.get(vg) {
+                if existing.device == device {
+                    return Ok(info(existing)); // idempotent re-run
+                }
+            }
+            if h.pvs.contains(device) {
+                return Err(fail(format!(
+                    "Initializing device {device} failed (already initialized or contains data?): \
+                     Can't initialize physical volume \"{device}\" of volume group already in use"
+                )));
+            }
+            h.pvs.insert(device.to_string());
+            let v = MockVg {
+                device: device.into(),
+                size,
+                extent: 4096,
+                ..Default::default()
+            };
+            let out = info(&v);
+            h.vgs.insert(vg.to_string(), v);
+            Ok(out)
+        })
+    }
+
+    async fn device_teardown(&self, host: &str, device: &str, vg: &str) -> ExecResult<()> {
+        self.step("device_teardown", host).await?;
+        self.with_state(|s| {
+            let h = host_mut(s, host);
+            if let Some(v) = h.vgs.get(vg) {
+                if !v.lvs.is_empty() || !v.pools.is_empty() {
+                    return Err(fail(format!(
+                        "Unable to delete device {device}: volume group {vg} still has logical volumes"
+                    )));
+                }
+            }
+            h.vgs.remove(vg);
+            h.pvs.remove(device);
+            Ok(())
+        })
+    }
+
+    async fn device_info(&self, host: &str, vg: &str) -> ExecResult<DeviceInfo> {
+        self.step("device_info", host).await?;
+        self.with_state(|s| {
+            host_mut(s, host)
+                .vgs
+                .get(vg)
+                .map(info)
+                .ok_or_else(|| fail(format!("Volume group \"{vg}\" not found")))
+        })
+    }
+
+    async fn brick_create(&self, host: &str, b: &BrickSpec) -> ExecResult<()> {
+        self.step("brick_create", host).await?;
+        self.with_state(|s| {
+            let h = host_mut(s, host);
+            let vg = h
+                .vgs
+                .get_mut(&b.vg)
+                .ok_or_else(|| fail(format!("Volume group \"{}\" not found", b.vg)))?;
+            if !vg.lvs.contains_key(&b.lv()) {
+                let need = b.tp_size + b.meta_size;
+                if !vg.pools.contains_key(&b.tp()) && vg.free() < need {
+                    return Err(fail(format!(
+                        "Insufficient free space: {} extents needed, but only {} available",
+                        need / vg.extent.max(1),
+                        vg.free() / vg.extent.max(1)
+                    )));
+                }
+                vg.pools.insert(b.tp(), need);
+                vg.lvs.insert(b.lv(), b.tp());
+            }
+            h.mounts.insert(b.mount_dir());
+            h.fstab.insert(b.mount_dir());
+            Ok(())
+        })
+    }
+
+    async fn brick_destroy(&self, host: &str, b: &BrickSpec) -> ExecResult<bool> {
+        self.step("brick_destroy", host).await?;
+        self.with_state(|s| {
+            let in_use = s
+                .volumes
+                .iter()
+                .find(|(_, v)| v.bricks.iter().any(|p| p.ends_with(&format!(":{}", b.path()))));
+            if let Some((name, _)) = in_use {
+                return Err(fail(format!("brick {} is in use by volume {name}", b.path())));
+            }
+            let h = host_mut(s, host);
+            h.mounts.remove(&b.mount_dir());
+            h.fstab.remove(&b.mount_dir());
+            if let Some(vg) = h.vgs.get_mut(&b.vg) {
+                vg.lvs.remove(&b.lv());
+                vg.pools.remove(&b.tp());
+            }
+            Ok(true)
+        })
+    }
+
+    async fn volume_create(&self, host: &str, v: &VolumeSpec) -> ExecResult<()> {
+        self.step("volume_create", host).await?;
+        self.with_state(|s| {
+            if let Some(existing) = s.volumes.get(&v.name) {
+                if existing.bricks == v.bricks {
+                    return Ok(()); // idempotent re-run
+                }
+                return Err(fail(format!(
+                    "volume create: {}: failed: Volume {} already exists",
+                    v.name, v.name
+                )));
+            }
+            check_bricks_mounted(s, &v.bricks)?;
+            s.volumes.insert(
+                v.name.clone(),
+                MockVolume {
+                    id: v.id.clone(),
+                    bricks: v.bricks.clone(),
+                    started: true,
+                },
+            );
+            Ok(())
+        })
+    }
+
+    async fn volume_expand(&self, host: &str, v: &VolumeSpec, new_bricks: &[String]) -> ExecResult<()> {
+        self.step("volume_expand", host).await?;
+        self.with_state(|s| {
+            check_bricks_mounted(s, new_bricks)?;
+            let vol = s
+                .volumes
+                .get_mut(&v.name)
+                .ok_or_else(|| fail(format!("Volume {} does not exist", v.name)))?;
+            for b in new_bricks {
+                if !vol.bricks.contains(b) {
+                    vol.bricks.push(b.clone());
+                }
+            }
+            Ok(())
+        })
+    }
+
+    async fn volume_destroy(&self, host: &str, name: &str) -> ExecResult<()> {
+        self.step("volume_destroy", host).await?;
+        self.with_state(|s| {
+            s.volumes.remove(name);
+            Ok(())
+        })
+    }
+}
+
+fn info(v: &MockVg) -> DeviceInfo {
+    DeviceInfo {
+        total_kib: v.size,
+        extent_kib: v.extent,
+        used_kib: v.pools.values().sum(),
+        pv_uuid: String::new(),
+        paths: Vec::new(),
+    }
+}
+
+/// Every `storagehost:path` must be a mounted brick on some host (the mock keys hosts by
+/// manage name, so a brick is found by its mount directory).
+fn check_bricks_mounted(s: &MockState, bricks: &[String]) -> ExecResult<()> {
+    for b in bricks {
+        let path = b.split_once(':').map(|x| x.1).unwrap_or(b);
+        let dir = path.strip_suffix("/brick").unwrap_or(path);
+        if !s.hosts.values().any(|h| h.mounts.contains(dir)) {
+            return Err(fail(format!("volume create: failed: brick {b} does not exist")));
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn brick(id: &str) -> BrickSpec {
+        BrickSpec {
+            id: id.into(),
+            vg: "vg_d1".into(),
+            tp_size: 1 << 20,
+            meta_size: 8192,
+            size: 1 << 20,
+            gid: 0,
+            arbiter: false,
+        }
+    }
+
+    #[tokio::test]
+    async fn enforces_node_rules_and_is_idempotent() {
+        let m = MockExecutor::new(MockConfig {
+            device_size_gb: 2,
+            ..Default::default()
+        });
+        assert!(m.brick_create("h", &brick("b1")).await.is_err(), "no VG yet");
+        let d = m.device_setup("h", "/dev/sdb", "vg_d1", false).await.unwrap();
+        assert_eq!(d.total_kib, 2 << 20);
+        assert!(
+            m.device_setup("h", "/dev/sdb", "vg_d1", false).await.is_ok(),
+            "idempotent"
+        );
+        assert!(
+            m.device_setup("h", "/dev/sdb", "vg_d2", false).await.is_err(),
+            "PV in use"
+        );
+        m.brick_create("h", &brick("b1")).await.unwrap();
+        m.brick_create("h", &brick("b1")).await.unwrap();
+        let err = m.brick_create("h", &brick("b2")).await.unwrap_err();
+        assert!(err.to_string().contains("Insufficient free space"), "{err}");
+        let vol = VolumeSpec {
+            id: "v".into(),
+            name: "vol".into(),
+            bricks: vec![format!("s:{}", brick("b1").path())],
+            replica: None,
+            arbiter: false,
+            disperse: None,
+            options: vec![],
+        };
+        m.volume_create("h", &vol).await.unwrap();
+        assert!(m.brick_destroy("h", &brick("b1")).await.is_err(), "brick in use");
+        assert!(
+            m.device_teardown("h", "/dev/sdb", "vg_d1").await.is_err(),
+            "VG not empty"
+        );
+        m.volume_destroy("h", "vol").await.unwrap();
+        m.volume_destroy("h", "vol").await.unwrap();
+        assert!(m.brick_destroy("h", &brick("b1")).await.unwrap());
+        assert!(
+            m.brick_destroy("h", &brick("b1")).await.unwrap(),
+            "already gone is fine"
+        );
+        m.device_teardown("h", "/dev/sdb", "vg_d1").await.unwrap();
+        assert_eq!(m.snapshot().unwrap().hosts["h"], MockHost::default());
+    }
+
+    #[tokio::test]
+    async fn injected_failures_and_shared_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("mock.json").display().to_string();
+        let cfg = MockConfig {
+            state_file: file.clone(),
+            fail: vec![Injection {
+                verb: "peer_probe".into(),
+                host: "bad".into(),
+                message: "boom".into(),
+            }],
+            ..Default::default()
+        };
+        let a = MockExecutor::new(cfg.clone());
+        let b = MockExecutor::new(cfg);
+        assert_eq!(
+            a.peer_probe("bad", "x").await.unwrap_err(),
+            ExecError::Failed("boom".into())
+        );
+        a.device_setup("h", "/dev/sdb", "vg_d1", false).await.unwrap();
+        // Another process (executor) sees the same nodes.
+        assert!(b.device_setup("h", "/dev/sdb", "vg_d9", false).await.is_err());
+        assert!(MockExecutor::read_state_file(&file).unwrap().hosts["h"]
+            .vgs
+            .contains_key("vg_d1"));
+    }
+}

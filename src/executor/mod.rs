@@ -1,0 +1,94 @@
+//! The executor: what Hekate asks of Gluster nodes, as domain verbs. Operations call these
+//! verbs; implementations turn them into work on nodes: [`mock::MockExecutor`] (an in-memory
+//! or file-shared model of nodes, for dev clusters and control-plane tests) and the SSH
+//! executor (next issue). Every verb is idempotent: re-running it after a partial success
+//! converges, and every destroy tolerates "already gone".
+
+pub mod mock;
+
+use async_trait::async_trait;
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ExecError {
+    /// The command ran and failed; the message is what the node said.
+    #[error("{0}")]
+    Failed(String),
+    /// The host could not be reached.
+    #[error("Unable to reach host {host}: {msg}")]
+    Unreachable { host: String, msg: String },
+}
+
+pub type ExecResult<T> = Result<T, ExecError>;
+
+/// A device as LVM reports it after setup.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct DeviceInfo {
+    pub total_kib: u64,
+    pub extent_kib: u64,
+    pub used_kib: u64,
+    pub pv_uuid: String,
+    pub paths: Vec<String>,
+}
+
+/// One brick's LVM and mount layout (Heketi's naming).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BrickSpec {
+    pub id: String,
+    pub vg: String,
+    pub tp_size: u64,
+    pub meta_size: u64,
+    pub size: u64,
+    pub gid: i64,
+    pub arbiter: bool,
+}
+
+impl BrickSpec {
+    pub fn tp(&self) -> String {
+        format!("tp_{}", self.id)
+    }
+    pub fn lv(&self) -> String {
+        format!("brick_{}", self.id)
+    }
+    pub fn mount_dir(&self) -> String {
+        format!("/var/lib/heketi/mounts/{}/brick_{}", self.vg, self.id)
+    }
+    pub fn path(&self) -> String {
+        format!("{}/brick", self.mount_dir())
+    }
+}
+
+/// A Gluster volume to create or grow.
+#[derive(Debug, Clone, PartialEq)]
+pub struct VolumeSpec {
+    pub id: String,
+    pub name: String,
+    /// `storagehost:path`, in set order.
+    pub bricks: Vec<String>,
+    pub replica: Option<i64>,
+    pub arbiter: bool,
+    pub disperse: Option<(i64, i64)>,
+    /// `key value` pairs to `volume set` (empty entries skipped).
+    pub options: Vec<String>,
+}
+
+#[async_trait]
+pub trait Executor: Send + Sync + 'static {
+    async fn glusterd_check(&self, host: &str) -> ExecResult<()>;
+    async fn peer_probe(&self, host: &str, new_peer: &str) -> ExecResult<()>;
+    async fn peer_detach(&self, host: &str, peer: &str) -> ExecResult<()>;
+    async fn device_setup(
+        &self,
+        host: &str,
+        device: &str,
+        vg: &str,
+        destroydata: bool,
+    ) -> ExecResult<DeviceInfo>;
+    async fn device_teardown(&self, host: &str, device: &str, vg: &str) -> ExecResult<()>;
+    async fn device_info(&self, host: &str, vg: &str) -> ExecResult<DeviceInfo>;
+    async fn brick_create(&self, host: &str, brick: &BrickSpec) -> ExecResult<()>;
+    /// Returns whether the thin pool is gone (so its space is free again).
+    async fn brick_destroy(&self, host: &str, brick: &BrickSpec) -> ExecResult<bool>;
+    async fn volume_create(&self, host: &str, vol: &VolumeSpec) -> ExecResult<()>;
+    async fn volume_expand(&self, host: &str, vol: &VolumeSpec, new_bricks: &[String]) -> ExecResult<()>;
+    async fn volume_destroy(&self, host: &str, name: &str) -> ExecResult<()>;
+}
