@@ -72,7 +72,7 @@ pub struct GlusterfsConfig {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub injectexec: Option<serde_json::Value>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub mockexec: Option<serde_json::Value>,
+    pub mockexec: Option<crate::executor::mock::MockConfig>,
     pub brick_max_size_gb: u64,
     pub brick_min_size_gb: u64,
     pub max_bricks_per_volume: u64,
@@ -93,6 +93,8 @@ pub struct GlusterfsConfig {
     pub start_time_background_cleaner: u64,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub operation_retry_limits: Option<serde_json::Value>,
+    /// Hekate: how long a finished operation stays readable at `/queue/{id}` (default 3600 s).
+    pub queue_retention_seconds: u64,
 }
 
 /// Heketi's `sshexec` object (spec section 3.3) plus `known_hosts`.
@@ -194,6 +196,8 @@ pub struct Settings {
     pub user_key: String,
     pub iat_leeway_secs: u64,
     pub executor: String,
+    /// HEKETI_MOCK_DEVICE_SIZE_GB (0: the mock's default, 500).
+    pub mock_device_size_gb: u64,
 }
 
 /// Reads, parses and validates a config file. `env` looks up environment variables (the
@@ -354,7 +358,11 @@ fn validate(cfg: Config, env: &dyn Fn(&str) -> Option<String>) -> Result<Setting
             .map_err(|_| err("HEKETI_JWT_IAT_LEEWAY_SECONDS", "not a number of seconds"))?,
         None => 120,
     };
+    let mock_device_size_gb = env("HEKETI_MOCK_DEVICE_SIZE_GB")
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
     Ok(Settings {
+        mock_device_size_gb,
         admin_key: cfg.jwt.admin.key.clone(),
         user_key: cfg.jwt.user.key.clone(),
         api_listen,

@@ -88,7 +88,10 @@ pub fn prepare(opts: &DevOptions) -> anyhow::Result<(String, String)> {
             "_comment": "written by `hekate dev`; restart this replica alone with `hekate serve --config <this file>`",
             "port": port(opts, id).to_string(),
             "jwt": {"admin": {"key": admin}, "user": {"key": user}},
-            "glusterfs": {"executor": "mock", "loglevel": "info"},
+            "glusterfs": {
+                "executor": "mock", "loglevel": "info",
+                "mockexec": {"state_file": std::fs::canonicalize(&opts.data_dir)?.join("mock-nodes.json").display().to_string()}
+            },
             "raft": {
                 "id": id,
                 "data_dir": data.display().to_string(),

@@ -27,6 +27,7 @@ pub mod config;
 pub mod dev;
 pub mod executor;
 pub mod ids;
+pub mod ops;
 pub mod server;
 pub mod state;
 pub mod testkit;

@@ -11,9 +11,13 @@ use hekate_raft::replica::ReplicaConfig;
 use hekate_raft::Replica;
 use tokio::net::TcpListener;
 
+use crate::api::policy::Policy;
 use crate::api::{self, AppState};
 use crate::auth::Verifier;
 use crate::config::Settings;
+use crate::executor::mock::MockExecutor;
+use crate::executor::Executor;
+use crate::ops::runner::Runner;
 use crate::state::HekateApp;
 
 pub struct ServeOptions {
@@ -65,10 +69,15 @@ pub async fn run(
             settings.api_listen
         )
     })?;
+    let exec = build_executor(&settings)?;
+    let policy = Policy::from_config(&settings.file.glusterfs);
+    let runner = Runner::new(replica.clone(), exec.clone(), policy.queue_retention_secs);
     let state = AppState::new(
         replica.clone(),
         verifier,
         Duration::from_millis(raft.forward_timeout_ms),
+        exec,
+        policy,
     );
     let mut app = api::router(state);
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
@@ -97,6 +106,7 @@ pub async fn run(
     };
     let boot = replica.clone();
     tokio::spawn(async move { boot.bootstrap().await });
+    let runner_task = tokio::spawn(runner.run(stop_rx.clone()));
     println!("Listening on {}", settings.api_listen);
     tracing::info!("Listening on {}", settings.api_listen);
     axum::serve(
@@ -108,6 +118,7 @@ pub async fn run(
     .context("API server failed")?;
     println!("Shutting down...");
     let _ = stop_tx.send(true);
+    let _ = runner_task.await;
     if let Some(t) = peer_task {
         let _ = t.await;
     }
@@ -145,4 +156,20 @@ pub fn init_logging(loglevel: &str) {
         .with_ansi(ansi)
         .with_writer(std::io::stderr)
         .try_init();
+}
+
+/// The executor named by `glusterfs.executor`.
+fn build_executor(settings: &Settings) -> anyhow::Result<Arc<dyn Executor>> {
+    match settings.executor.as_str() {
+        "mock" => {
+            let mut cfg = settings.file.glusterfs.mockexec.clone().unwrap_or_default();
+            if cfg.device_size_gb == 0 {
+                cfg.device_size_gb = settings.mock_device_size_gb;
+            }
+            Ok(Arc::new(MockExecutor::new(cfg)))
+        }
+        other => {
+            anyhow::bail!("glusterfs.executor: {other:?} is not available in this build yet (use \"mock\")")
+        }
+    }
 }

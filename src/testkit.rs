@@ -21,6 +21,10 @@ pub struct ClusterSpec {
     /// Path of the `hekate` binary.
     pub binary: PathBuf,
     pub loglevel: String,
+    /// `glusterfs.mockexec` (latency, failures); `state_file` is set to the cluster's own.
+    pub mockexec: Value,
+    /// Extra `glusterfs` keys (limits such as `max_inflight_operations`).
+    pub glusterfs: Value,
 }
 
 impl ClusterSpec {
@@ -30,6 +34,8 @@ impl ClusterSpec {
             timeouts: json!({}),
             binary: binary.into(),
             loglevel: "info".into(),
+            mockexec: json!({}),
+            glusterfs: json!({}),
         }
     }
 }
@@ -97,18 +103,38 @@ impl ProcCluster {
         self.dir.join(format!("replica-{id}")).join("data")
     }
 
+    /// The mock executor's node model, shared by every replica (as real nodes would be).
+    pub fn mock_state_file(&self) -> PathBuf {
+        self.dir.join("mock-nodes.json")
+    }
+
+    fn mock_config(&self) -> Value {
+        let mut m = self.spec.mockexec.clone();
+        if !m.is_object() {
+            m = json!({});
+        }
+        m["state_file"] = json!(self.mock_state_file());
+        m
+    }
+
     fn write_config(&self, id: u64, join: bool) -> anyhow::Result<()> {
         let port = self.port(id)?;
         let cfg = json!({
             "port": port.to_string(),
             "jwt": {"admin": {"key": self.admin_key}, "user": {"key": self.user_key}},
-            "glusterfs": {"executor": "mock", "loglevel": self.spec.loglevel},
+            "glusterfs": {"executor": "mock", "loglevel": self.spec.loglevel, "mockexec": self.mock_config()},
             "raft": {
                 "id": id, "data_dir": self.data_dir(id), "secret": self.secret, "join": join,
                 "api_listen": format!("127.0.0.1:{port}"), "peers": self.peers(),
                 "timeouts": self.spec.timeouts,
             }
         });
+        let mut cfg = cfg;
+        if let Value::Object(extra) = &self.spec.glusterfs {
+            for (k, v) in extra {
+                cfg["glusterfs"][k] = v.clone();
+            }
+        }
         let path = self.config_path(id);
         std::fs::create_dir_all(path.parent().unwrap_or(&self.dir))?;
         std::fs::write(&path, serde_json::to_string_pretty(&cfg)?)?;

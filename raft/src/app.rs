@@ -56,7 +56,20 @@ impl<'a> Txn<'a> {
     pub fn delete(&mut self, key: Vec<u8>) {
         self.pending.insert(key, None);
     }
+
+    /// Marks the writes so far; [`Txn::rollback`] forgets every write made after it. Lets a
+    /// command check as it goes and refuse without leaving half its writes in the batch.
+    pub fn savepoint(&self) -> Savepoint {
+        Savepoint(self.pending.clone())
+    }
+
+    pub fn rollback(&mut self, sp: Savepoint) {
+        self.pending = sp.0;
+    }
 }
+
+/// The writes of a transaction at some point (see [`Txn::savepoint`]).
+pub struct Savepoint(BTreeMap<Vec<u8>, Option<Vec<u8>>>);
 
 impl StateReader for Txn<'_> {
     fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {

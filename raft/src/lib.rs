@@ -35,7 +35,7 @@ pub mod snapshot;
 pub mod state_machine;
 pub mod types;
 
-pub use app::{Application, StateReader, Txn};
+pub use app::{Application, Savepoint, StateReader, Txn};
 pub use error::{ReplicaError, StoreError};
 pub use replica::{MemberStatus, Replica, ReplicaStatus, Role};
 pub use settings::RaftSettings;

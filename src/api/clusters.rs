@@ -10,7 +10,7 @@ use super::error::ApiError;
 use super::respond::{empty, json, parse_body};
 use super::{route_id, AppState, ReadMode};
 use crate::ids;
-use crate::state::{self, ClusterEntry, Command, Outcome};
+use crate::state::{self, ClusterEntry, Command};
 
 /// `POST /clusters` and `POST /clusters/{id}/flags` body. Missing flags are false (Heketi's
 /// code, not its docs). Unknown fields are refused (a difference, docs/api-compatibility.md).
@@ -51,13 +51,7 @@ pub struct ClusterList {
     pub clusters: Vec<String>,
 }
 
-fn outcome(o: Outcome) -> Result<(), ApiError> {
-    match o {
-        Outcome::Done => Ok(()),
-        Outcome::NotFound => Err(ApiError::NotFound),
-        Outcome::Conflict(m) => Err(ApiError::Conflict(m)),
-    }
-}
+use super::outcome;
 
 pub async fn create(State(st): State<AppState>, body: Bytes) -> Result<Response, ApiError> {
     let req: ClusterFlags = parse_body(&body)?;

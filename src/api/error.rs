@@ -15,6 +15,9 @@ pub enum ApiError {
     Unparsable(String),
     #[error("Id not found")]
     NotFound,
+    /// A 404 with Heketi's specific message (`Cluster id does not exist`, ...).
+    #[error("{0}")]
+    NotFound2(String),
     /// A path no route matches (Heketi's router 404).
     #[error("Invalid path or request")]
     InvalidPath,
@@ -32,6 +35,9 @@ pub enum ApiError {
     Unavailable(String),
     #[error("{0}")]
     Internal(String),
+    /// Too many operations in flight (Heketi's 429).
+    #[error("Server busy. Retry operation later.")]
+    Busy,
 }
 
 impl From<StoreError> for ApiError {
@@ -56,12 +62,13 @@ impl ApiError {
         match self {
             ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
             ApiError::Unparsable(_) => StatusCode::UNPROCESSABLE_ENTITY,
-            ApiError::NotFound | ApiError::InvalidPath => StatusCode::NOT_FOUND,
+            ApiError::NotFound | ApiError::NotFound2(_) | ApiError::InvalidPath => StatusCode::NOT_FOUND,
             ApiError::Conflict(_) => StatusCode::CONFLICT,
             ApiError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::Auth(a) => StatusCode::from_u16(a.status()).unwrap_or(StatusCode::UNAUTHORIZED),
             ApiError::Unavailable(_) | ApiError::NotLeader => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            ApiError::Busy => StatusCode::TOO_MANY_REQUESTS,
         }
     }
 }
@@ -74,7 +81,7 @@ impl IntoResponse for ApiError {
             tracing::warn!(status = status.as_u16(), "{self}");
         }
         let mut resp = crate::api::respond::text(status, &self.to_string());
-        if status == StatusCode::SERVICE_UNAVAILABLE {
+        if status == StatusCode::SERVICE_UNAVAILABLE || status == StatusCode::TOO_MANY_REQUESTS {
             resp.headers_mut()
                 .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
         }

@@ -6,10 +6,17 @@
 
 pub mod auth_layer;
 pub mod clusters;
+pub mod devices;
 pub mod error;
 pub mod forward;
+pub mod nodes;
+pub mod operations;
+pub mod policy;
 pub mod replicas;
 pub mod respond;
+pub mod validate;
+pub mod views;
+pub mod volumes;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -34,11 +41,19 @@ struct Inner {
     verifier: Option<Verifier>,
     forward_client: reqwest::Client,
     forward_timeout: Duration,
+    exec: Arc<dyn crate::executor::Executor>,
+    policy: policy::Policy,
 }
 
 impl AppState {
     /// `verifier` is `None` when auth is disabled.
-    pub fn new(replica: HekateReplica, verifier: Option<Verifier>, forward_timeout: Duration) -> AppState {
+    pub fn new(
+        replica: HekateReplica,
+        verifier: Option<Verifier>,
+        forward_timeout: Duration,
+        exec: Arc<dyn crate::executor::Executor>,
+        policy: policy::Policy,
+    ) -> AppState {
         let forward_client = reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
             .connect_timeout(Duration::from_millis(500))
@@ -51,7 +66,40 @@ impl AppState {
             verifier,
             forward_client,
             forward_timeout,
+            exec,
+            policy,
         }))
+    }
+
+    pub fn executor(&self) -> &dyn crate::executor::Executor {
+        self.0.exec.as_ref()
+    }
+
+    pub fn policy(&self) -> &policy::Policy {
+        &self.0.policy
+    }
+
+    /// Refuses a new operation when too many are in flight (Heketi's 429).
+    pub fn throttle(&self) -> Result<(), error::ApiError> {
+        let n = self.replica().read(|v| crate::state::pending_op_ids(v))?.len();
+        if n >= self.0.policy.max_inflight {
+            return Err(error::ApiError::Busy);
+        }
+        Ok(())
+    }
+
+    /// Commits an operation and answers Heketi's 202 with `Location: /queue/{id}`.
+    pub async fn start(
+        &self,
+        op: crate::state::model::Operation,
+    ) -> Result<axum::response::Response, error::ApiError> {
+        let id = op.id.clone();
+        outcome(
+            self.replica()
+                .propose(&crate::state::Command::OpBegin { op: Box::new(op) })
+                .await?,
+        )?;
+        Ok(respond::accepted(&format!("/queue/{id}")))
     }
 
     pub fn replica(&self) -> &HekateReplica {
@@ -86,6 +134,23 @@ pub fn router(st: AppState) -> Router {
         .route("/clusters", post(clusters::create).get(clusters::list))
         .route("/clusters/{id}", get(clusters::info).delete(clusters::delete))
         .route("/clusters/{id}/flags", post(clusters::set_flags))
+        .route("/nodes", post(nodes::add))
+        .route("/nodes/{id}", get(nodes::info).delete(nodes::delete))
+        .route("/nodes/{id}/state", post(nodes::set_state))
+        .route("/nodes/{id}/tags", post(nodes::set_tags))
+        .route("/devices", post(devices::add))
+        .route("/devices/{id}", get(devices::info).delete(devices::delete))
+        .route("/devices/{id}/state", post(devices::set_state))
+        .route("/devices/{id}/resync", get(devices::resync))
+        .route("/devices/{id}/tags", post(devices::set_tags))
+        .route("/volumes", post(volumes::create).get(volumes::list))
+        .route("/volumes/{id}", get(volumes::info).delete(volumes::delete))
+        .route("/volumes/{id}/expand", post(volumes::expand))
+        .route("/queue/{id}", get(operations::queue))
+        .route("/operations", get(operations::summary))
+        .route("/operations/pending", get(operations::pending))
+        .route("/operations/pending/{id}", get(operations::pending_one))
+        .route("/topology", get(operations::topology))
         .fallback(|| async { error::ApiError::InvalidPath.into_response() })
         .method_not_allowed_fallback(|| async { respond::empty(StatusCode::METHOD_NOT_ALLOWED) })
         .layer(axum::middleware::from_fn_with_state(st.clone(), forward::layer))
@@ -133,6 +198,18 @@ impl AppState {
             ReadMode::Local => Ok(()),
             ReadMode::Linearizable => Ok(self.replica().linearizable_read().await?),
         }
+    }
+}
+
+/// Maps a command's outcome to the API: refusals become Heketi's statuses.
+pub fn outcome(o: crate::state::Outcome) -> Result<(), error::ApiError> {
+    use crate::state::Outcome;
+    match o {
+        Outcome::Done => Ok(()),
+        Outcome::NotFound => Err(error::ApiError::NotFound),
+        Outcome::Conflict(m) => Err(error::ApiError::Conflict(m)),
+        Outcome::Invalid(m) => Err(error::ApiError::BadRequest(m)),
+        Outcome::Failed(m) => Err(error::ApiError::Internal(m)),
     }
 }
 

@@ -47,3 +47,26 @@ pub fn empty(status: StatusCode) -> Response {
 pub fn parse_body<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, crate::api::error::ApiError> {
     serde_json::from_slice(body).map_err(|e| crate::api::error::ApiError::Unparsable(e.to_string()))
 }
+
+/// Heketi's 202: `Location: /queue/<id>`, no body (Go's `http.Redirect` for a POST).
+pub fn accepted(location: &str) -> Response {
+    let mut r = empty(StatusCode::ACCEPTED);
+    if let Ok(v) = HeaderValue::from_str(location) {
+        r.headers_mut().insert(header::LOCATION, v);
+    }
+    r
+}
+
+/// Go's `http.Redirect` for a GET: status, `Location`, and a small HTML body.
+pub fn redirect_html(status: StatusCode, location: &str, text: &str) -> Response {
+    let mut r = Response::new(Body::from(format!("<a href=\"{location}\">{text}</a>.\n\n")));
+    *r.status_mut() = status;
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/html; charset=utf-8"),
+    );
+    if let Ok(v) = HeaderValue::from_str(location) {
+        r.headers_mut().insert(header::LOCATION, v);
+    }
+    r
+}

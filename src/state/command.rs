@@ -5,10 +5,10 @@
 use hekate_raft::{StateReader, StoreError, Txn};
 use serde::{Deserialize, Serialize};
 
-use super::model::ClusterEntry;
-use super::{keys, record};
+use super::model::{ClusterEntry, ExecReport, Operation, Tags};
+use super::{keys, ops, record};
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum Command {
     /// Create an empty cluster with a proposer-made id.
     ClusterCreate { id: String, file: bool, block: bool },
@@ -16,6 +16,25 @@ pub enum Command {
     ClusterSetFlags { id: String, file: bool, block: bool },
     /// Delete a cluster that holds no nodes and no volumes.
     ClusterDelete { id: String },
+    /// Accept an operation: check it against the state, reserve what it needs (capacity,
+    /// names, hostnames), record it as pending. See `state::ops`.
+    OpBegin { op: Box<Operation> },
+    /// The runner's remote steps succeeded: make the result visible.
+    OpFinish {
+        id: String,
+        report: ExecReport,
+        now: u64,
+    },
+    /// The runner gave up (after cleaning up on the nodes): undo the reservation.
+    OpFail { id: String, error: String, now: u64 },
+    /// Forget finished operations older than `before` (Unix seconds).
+    OpGc { before: u64 },
+    /// Replace a node's or device's tags.
+    SetTags {
+        node: Option<String>,
+        device: Option<String>,
+        tags: Tags,
+    },
 }
 
 /// What applying a command did. Refusals are values: every replica refuses identically.
@@ -24,6 +43,10 @@ pub enum Outcome {
     Done,
     NotFound,
     Conflict(String),
+    /// Bad request (400) found against the state.
+    Invalid(String),
+    /// The request cannot be satisfied (500 in Heketi's terms, e.g. `No space`).
+    Failed(String),
 }
 
 pub fn apply(cmd: Command, txn: &mut Txn<'_>) -> Result<Outcome, StoreError> {
@@ -57,5 +80,10 @@ pub fn apply(cmd: Command, txn: &mut Txn<'_>) -> Result<Outcome, StoreError> {
             txn.delete(keys::cluster(&id));
             Ok(Outcome::Done)
         }
+        Command::OpBegin { op } => ops::begin(*op, txn),
+        Command::OpFinish { id, report, now } => ops::finish(&id, &report, now, txn),
+        Command::OpFail { id, error, now } => ops::fail(&id, &error, now, txn),
+        Command::OpGc { before } => ops::gc(before, txn),
+        Command::SetTags { node, device, tags } => ops::set_tags(node, device, tags, txn),
     }
 }

@@ -2,18 +2,20 @@
 //! deterministic `apply` that the replicated core runs on every replica.
 //!
 //! `apply` reads no clock, randomness or environment: ids and times come inside the command.
-//! A business refusal (unknown id, not empty) is an [`Outcome`], never an error; an error
+//! A business refusal (unknown id, no space) is an [`Outcome`], never an error; an error
 //! means the store failed. See docs/design/raft-state.md.
 
 pub mod command;
 pub mod keys;
 pub mod model;
+pub mod ops;
 pub mod record;
 
 use hekate_raft::{Application, StateReader, StoreError, Txn};
 
 pub use command::{Command, Outcome};
-pub use model::ClusterEntry;
+pub use model::{BrickEntry, ClusterEntry, DeviceEntry, NodeEntry, Operation, VolumeEntry};
+use record::Record;
 
 /// The application plugged into the replicated core.
 pub struct HekateApp;
@@ -27,15 +29,57 @@ impl Application for HekateApp {
     }
 }
 
-/// One cluster, if it exists.
-pub fn get_cluster(r: &impl StateReader, id: &str) -> Result<Option<ClusterEntry>, StoreError> {
-    r.get(&keys::cluster(id))?.map(|b| record::decode(&b)).transpose()
+/// One record by key.
+pub fn get<T: Record>(r: &impl StateReader, key: &[u8]) -> Result<Option<T>, StoreError> {
+    r.get(key)?.map(|b| record::decode(&b)).transpose()
 }
 
-/// All cluster ids, sorted (key order is id order).
-pub fn cluster_ids(r: &impl StateReader) -> Result<Vec<String>, StoreError> {
-    Ok(r.scan_prefix(keys::CLUSTER_PREFIX)?
+pub fn put<T: Record>(txn: &mut Txn<'_>, key: Vec<u8>, v: &T) -> Result<(), StoreError> {
+    txn.put(key, record::encode(v)?);
+    Ok(())
+}
+
+/// Every record under a prefix, in id order.
+pub fn all<T: Record>(r: &impl StateReader, prefix: &[u8]) -> Result<Vec<T>, StoreError> {
+    r.scan_prefix(prefix)?
         .into_iter()
-        .map(|(k, _)| String::from_utf8_lossy(&k[keys::CLUSTER_PREFIX.len()..]).into_owned())
+        .map(|(_, v)| record::decode(&v))
+        .collect()
+}
+
+/// Ids under a prefix, sorted (key order is id order).
+pub fn ids(r: &impl StateReader, prefix: &[u8]) -> Result<Vec<String>, StoreError> {
+    Ok(r.scan_prefix(prefix)?
+        .into_iter()
+        .map(|(k, _)| keys::id_of(prefix, &k))
         .collect())
+}
+
+pub fn get_cluster(r: &impl StateReader, id: &str) -> Result<Option<ClusterEntry>, StoreError> {
+    get(r, &keys::cluster(id))
+}
+pub fn get_node(r: &impl StateReader, id: &str) -> Result<Option<NodeEntry>, StoreError> {
+    get(r, &keys::node(id))
+}
+pub fn get_device(r: &impl StateReader, id: &str) -> Result<Option<DeviceEntry>, StoreError> {
+    get(r, &keys::device(id))
+}
+pub fn get_brick(r: &impl StateReader, id: &str) -> Result<Option<BrickEntry>, StoreError> {
+    get(r, &keys::brick(id))
+}
+pub fn get_volume(r: &impl StateReader, id: &str) -> Result<Option<VolumeEntry>, StoreError> {
+    get(r, &keys::volume(id))
+}
+pub fn get_op(r: &impl StateReader, id: &str) -> Result<Option<Operation>, StoreError> {
+    get(r, &keys::op(id))
+}
+
+/// All cluster ids, sorted.
+pub fn cluster_ids(r: &impl StateReader) -> Result<Vec<String>, StoreError> {
+    ids(r, keys::CLUSTER_PREFIX)
+}
+
+/// Operations not yet finished (the runner's work list; its length is the throttle count).
+pub fn pending_op_ids(r: &impl StateReader) -> Result<Vec<String>, StoreError> {
+    ids(r, keys::PENDING_OP_PREFIX)
 }

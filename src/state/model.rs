@@ -187,7 +187,10 @@ pub struct VolumeEntry {
     pub snapshot_factor: f32,
     pub arbiter: bool,
     pub bricks: BTreeSet<String>,
+    /// The operation working on this volume (create, delete or expand).
     pub pending: Option<String>,
+    /// Hidden from lists and info while it is being created or deleted (Heketi's rule).
+    pub hidden: bool,
 }
 
 impl Record for VolumeEntry {

@@ -1,0 +1,190 @@
+//! The replicated queue (`/queue/{id}`), `/operations`, and Hekate's `/topology`.
+
+use axum::extract::{Path, State};
+use axum::http::{HeaderValue, StatusCode};
+use axum::response::Response;
+use axum::Extension;
+use serde::Serialize;
+
+use super::error::ApiError;
+use super::respond::{empty, json, redirect_html, text};
+use super::{route_id, views, AppState, ReadMode};
+use crate::auth::{AuthError, Role};
+use crate::state::model::{OpStatus, Operation};
+use crate::state::{self, keys};
+
+/// Heketi's async contract: 200 + `X-Pending` while running; then 303 to the resource, 204,
+/// or 500 with the error. Unlike Heketi the result is not deleted on first read: it stays
+/// readable on every replica until garbage-collected (`queue_retention_seconds`).
+pub async fn queue(
+    State(st): State<AppState>,
+    mode: ReadMode,
+    role: Option<Extension<Role>>,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    let id = route_id(&id)?;
+    st.read_barrier(mode).await?;
+    let op = st
+        .replica()
+        .read(|v| state::get_op(v, id))?
+        .ok_or(ApiError::NotFound)?;
+    if matches!(role, Some(Extension(Role::User))) && !op.by_user {
+        return Err(ApiError::Auth(AuthError::AdminRequired));
+    }
+    Ok(match op.status {
+        OpStatus::Pending => {
+            let mut r = empty(StatusCode::OK);
+            r.headers_mut()
+                .insert("x-pending", HeaderValue::from_static("true"));
+            r
+        }
+        OpStatus::Done => match &op.location {
+            Some(loc) => redirect_html(StatusCode::SEE_OTHER, loc, "See Other"),
+            None => empty(StatusCode::NO_CONTENT),
+        },
+        OpStatus::Failed => text(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            op.error.as_deref().unwrap_or("failed"),
+        ),
+    })
+}
+
+#[derive(Serialize)]
+struct Summary {
+    total: usize,
+    in_flight: usize,
+    stale: usize,
+    failed: usize,
+    new: usize,
+}
+
+fn pending_ops(st: &AppState) -> Result<Vec<Operation>, ApiError> {
+    Ok(st
+        .replica()
+        .read(|v| -> Result<Vec<Operation>, hekate_raft::StoreError> {
+            let mut out = Vec::new();
+            for id in state::pending_op_ids(v)? {
+                if let Some(op) = state::get_op(v, &id)? {
+                    out.push(op);
+                }
+            }
+            Ok(out)
+        })?)
+}
+
+/// `GET /operations`. Every pending operation is in flight: the leader's runner works on all
+/// of them; none is ever `stale` (a new leader resumes them).
+pub async fn summary(State(st): State<AppState>, mode: ReadMode) -> Result<Response, ApiError> {
+    st.read_barrier(mode).await?;
+    let n = pending_ops(&st)?.len();
+    Ok(json(
+        StatusCode::OK,
+        &Summary {
+            total: n,
+            in_flight: n,
+            stale: 0,
+            failed: 0,
+            new: n,
+        },
+    ))
+}
+
+#[derive(Serialize)]
+struct PendingOp {
+    id: String,
+    type_name: &'static str,
+    status: &'static str,
+    sub_status: &'static str,
+}
+
+#[derive(Serialize)]
+struct PendingList {
+    pendingoperations: Vec<PendingOp>,
+}
+
+pub async fn pending(State(st): State<AppState>, mode: ReadMode) -> Result<Response, ApiError> {
+    st.read_barrier(mode).await?;
+    let pendingoperations = pending_ops(&st)?
+        .into_iter()
+        .map(|op| PendingOp {
+            id: op.id,
+            type_name: op.kind.type_name(),
+            status: "",
+            sub_status: "in-flight",
+        })
+        .collect();
+    Ok(json(StatusCode::OK, &PendingList { pendingoperations }))
+}
+
+#[derive(Serialize)]
+struct Change {
+    id: String,
+    description: &'static str,
+}
+
+#[derive(Serialize)]
+struct PendingDetail {
+    id: String,
+    type_name: &'static str,
+    status: &'static str,
+    sub_status: &'static str,
+    changes: Vec<Change>,
+}
+
+pub async fn pending_one(
+    State(st): State<AppState>,
+    mode: ReadMode,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    let id = route_id(&id)?;
+    st.read_barrier(mode).await?;
+    let op = st
+        .replica()
+        .read(|v| -> Result<_, hekate_raft::StoreError> {
+            Ok(if v.get(&keys::pending_op(id))?.is_some() {
+                state::get_op(v, id)?
+            } else {
+                None
+            })
+        })?
+        .ok_or_else(|| ApiError::NotFound2(format!("Id not found: {id}")))?;
+    let changes = changes_of(&op);
+    Ok(json(
+        StatusCode::OK,
+        &PendingDetail {
+            id: op.id.clone(),
+            type_name: op.kind.type_name(),
+            status: "",
+            sub_status: "",
+            changes,
+        },
+    ))
+}
+
+fn changes_of(op: &Operation) -> Vec<Change> {
+    use crate::state::model::OpPlan;
+    let c = |id: &str, description| Change {
+        id: id.to_string(),
+        description,
+    };
+    match &op.plan {
+        OpPlan::VolumeCreate { volume, bricks } => std::iter::once(c(&volume.id, "Add volume"))
+            .chain(bricks.iter().map(|b| c(&b.id, "Add brick")))
+            .collect(),
+        OpPlan::VolumeDelete { volume } => vec![c(volume, "Delete volume")],
+        OpPlan::VolumeExpand { volume, bricks, .. } => std::iter::once(c(volume, "Expand volume"))
+            .chain(bricks.iter().map(|b| c(&b.id, "Add brick")))
+            .collect(),
+        _ => Vec::new(),
+    }
+}
+
+use hekate_raft::StateReader;
+
+/// `GET /topology` (Hekate extension): what `heketi-cli topology info --json` assembles from
+/// 1 + clusters + volumes + nodes requests, in one request and one consistent read.
+pub async fn topology(State(st): State<AppState>, mode: ReadMode) -> Result<Response, ApiError> {
+    st.read_barrier(mode).await?;
+    let t = st.replica().read(|v| views::topology(v))?;
+    Ok(json(StatusCode::OK, &t))
+}

@@ -1,0 +1,63 @@
+//! The volume and operation policy from `heketi.json`'s `glusterfs` keys, with Heketi's
+//! defaults (spec 3.2) except the in-flight limit, which Hekate raises from 8 to 64.
+
+use crate::allocator::GIB_KIB;
+use crate::config::GlusterfsConfig;
+
+#[derive(Debug, Clone)]
+pub struct Policy {
+    pub brick_min_kib: u64,
+    pub brick_max_kib: u64,
+    pub max_bricks: usize,
+    pub average_file_kib: u64,
+    pub pre_options: Vec<String>,
+    pub post_options: Vec<String>,
+    pub zone_strict: bool,
+    /// Negative: unlimited.
+    pub max_volumes_per_cluster: i64,
+    pub max_inflight: usize,
+    pub queue_retention_secs: u64,
+}
+
+impl Default for Policy {
+    fn default() -> Self {
+        Policy::from_config(&GlusterfsConfig::default())
+    }
+}
+
+fn or(v: u64, default: u64) -> u64 {
+    if v == 0 {
+        default
+    } else {
+        v
+    }
+}
+
+impl Policy {
+    pub fn from_config(g: &GlusterfsConfig) -> Policy {
+        Policy {
+            brick_min_kib: or(g.brick_min_size_gb, 1) * GIB_KIB,
+            brick_max_kib: or(g.brick_max_size_gb, 4096) * GIB_KIB,
+            max_bricks: or(g.max_bricks_per_volume, 32) as usize,
+            average_file_kib: or(g.average_file_size_kb, 64),
+            pre_options: g
+                .pre_request_volume_options
+                .split(',')
+                .map(|s| s.trim().to_string())
+                .collect(),
+            post_options: g
+                .post_request_volume_options
+                .split(',')
+                .map(|s| s.trim().to_string())
+                .collect(),
+            zone_strict: g.zone_checking == "strict",
+            max_volumes_per_cluster: if g.max_volumes_per_cluster == 0 {
+                1000
+            } else {
+                g.max_volumes_per_cluster
+            },
+            max_inflight: or(g.max_inflight_operations, 64) as usize,
+            queue_retention_secs: or(g.queue_retention_seconds, 3600),
+        }
+    }
+}

@@ -1,0 +1,518 @@
+//! `/volumes`: Heketi's volume resource (spec 1.5): validation in Heketi's order, cluster
+//! selection (5.7), placement (5.2-5.5), then one committed operation carrying the whole
+//! intent (new ids, placement, reserved capacity).
+
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::Response;
+use axum::Extension;
+use hekate_raft::{StateReader, StoreError};
+use serde::Deserialize;
+
+use super::error::ApiError;
+use super::nodes::new_op;
+use super::respond::{json, parse_body};
+use super::validate::{self, failed};
+use super::{route_id, views, AppState, ReadMode};
+use crate::allocator::{self, DeviceView, Planned, Request, TagRule};
+use crate::auth::Role;
+use crate::ids;
+use crate::state::model::{
+    BrickEntry, Durability, OpKind, OpPlan, VolumeEntry, SUBTYPE_ARBITER, SUBTYPE_NORMAL,
+};
+use crate::state::{self};
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReplicateReq {
+    pub replica: Option<i64>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DisperseReq {
+    pub data: Option<i64>,
+    pub redundancy: Option<i64>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DurabilityReq {
+    #[serde(rename = "type", default)]
+    pub kind: String,
+    pub replicate: Option<ReplicateReq>,
+    pub disperse: Option<DisperseReq>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SnapshotReq {
+    #[serde(default)]
+    pub enable: bool,
+    #[serde(default)]
+    pub factor: f32,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct VolumeCreateRequest {
+    #[serde(default)]
+    pub size: i64,
+    #[serde(default)]
+    pub clusters: Vec<String>,
+    #[serde(default)]
+    pub name: String,
+    #[serde(default)]
+    pub durability: DurabilityReq,
+    #[serde(default)]
+    pub gid: i64,
+    #[serde(default)]
+    pub glustervolumeoptions: Vec<String>,
+    #[serde(default)]
+    pub block: bool,
+    #[serde(default)]
+    pub snapshot: SnapshotReq,
+}
+
+/// Heketi's checks, in Heketi's order (spec 1.5, steps 1-7).
+fn validate_create(r: &VolumeCreateRequest) -> Result<Durability, ApiError> {
+    if r.size == 0 {
+        return Err(failed("size: cannot be blank"));
+    }
+    if !r.name.is_empty() && !validate::is_volume_name(&r.name) {
+        return Err(failed("name: must be in a valid format"));
+    }
+    if r.gid < 0 {
+        return Err(ApiError::BadRequest("Bad group id less than zero".into()));
+    }
+    if r.gid >= 2_147_483_647 {
+        return Err(ApiError::BadRequest(
+            "Bad group id equal or greater than 2**32".into(),
+        ));
+    }
+    let kind = match r.durability.kind.as_str() {
+        "" | "none" => "none",
+        "replicate" => "replicate",
+        "disperse" => "disperse",
+        _ => return Err(ApiError::BadRequest("Unknown durability type".into())),
+    };
+    if r.size < 1 {
+        return Err(ApiError::BadRequest("Invalid volume size".into()));
+    }
+    if r.snapshot.enable && !(1.0..=100.0).contains(&r.snapshot.factor) {
+        return Err(ApiError::BadRequest("Invalid snapshot factor".into()));
+    }
+    let replica = r.durability.replicate.as_ref().and_then(|x| x.replica);
+    let (data, redundancy) = r
+        .durability
+        .disperse
+        .as_ref()
+        .map(|d| (d.data, d.redundancy))
+        .unwrap_or((None, None));
+    if kind == "replicate" && !matches!(replica.unwrap_or(0), 0 | 2 | 3) {
+        // Heketi rejects > 3; Hekate also rejects 1 and negatives (a one-brick "replica").
+        return Err(ApiError::BadRequest("Invalid replica value".into()));
+    }
+    if kind == "disperse" {
+        let (d, rd) = (data.unwrap_or(0), redundancy.unwrap_or(0));
+        if !matches!((d, rd), (2, 1) | (4, 2) | (8, 3) | (8, 4)) {
+            return Err(ApiError::BadRequest(format!(
+                "Invalid dispersion combination: {d}+{rd}"
+            )));
+        }
+    }
+    for o in &r.glustervolumeoptions {
+        if !validate::is_volume_option(o) {
+            return Err(failed(&format!(
+                "glustervolumeoptions: {o:?} is not a valid volume option"
+            )));
+        }
+    }
+    Ok(Durability {
+        kind: kind.into(),
+        replica: r.durability.replicate.as_ref().and_then(|x| x.replica),
+        data,
+        redundancy,
+    })
+}
+
+/// The per-volume options Heketi interprets.
+struct VolumeOptions {
+    arbiter: bool,
+    zone_strict: Option<bool>,
+    tag_rule: Option<String>,
+    average_file_kib: Option<u64>,
+}
+
+fn interpret(options: &[String]) -> VolumeOptions {
+    let mut v = VolumeOptions {
+        arbiter: false,
+        zone_strict: None,
+        tag_rule: None,
+        average_file_kib: None,
+    };
+    for o in options {
+        let mut it = o.split_whitespace();
+        match (it.next(), it.next()) {
+            (Some("user.heketi.arbiter"), Some(x)) => v.arbiter = x == "true",
+            (Some("user.heketi.zone-checking"), Some(x)) => v.zone_strict = Some(x == "strict"),
+            (Some("user.heketi.device-tag-match"), Some(x)) => v.tag_rule = Some(x.to_string()),
+            (Some("user.heketi.average-file-size"), Some(x)) => v.average_file_kib = x.parse().ok(),
+            _ => {}
+        }
+    }
+    v
+}
+
+/// The cluster's placeable devices: online devices on online nodes, with merged tags.
+fn device_views(r: &impl StateReader, cluster: &str) -> Result<Vec<DeviceView>, StoreError> {
+    let Some(c) = state::get_cluster(r, cluster)? else {
+        return Ok(Vec::new());
+    };
+    let mut out = Vec::new();
+    for nid in &c.nodes {
+        let Some(n) = state::get_node(r, nid)? else {
+            continue;
+        };
+        if n.state != "online" {
+            continue;
+        }
+        for did in &n.devices {
+            let Some(d) = state::get_device(r, did)? else {
+                continue;
+            };
+            if d.state == "online" && d.pending.is_none() {
+                out.push(DeviceView {
+                    id: d.id.clone(),
+                    node: n.id.clone(),
+                    zone: n.zone,
+                    free: d.free,
+                    extent: d.extent_size.max(1),
+                    tags: views::merged_tags(&n.tags, &d.tags),
+                });
+            }
+        }
+    }
+    Ok(out)
+}
+
+fn bricks_of(plan: Vec<Vec<Planned>>, volume: &str, op: &str) -> Vec<BrickEntry> {
+    plan.into_iter()
+        .flatten()
+        .map(|p| {
+            let id = ids::new_id();
+            BrickEntry {
+                path: format!("/var/lib/heketi/mounts/vg_{}/brick_{id}/brick", p.device),
+                id,
+                device: p.device,
+                node: p.node,
+                volume: volume.to_string(),
+                size: p.size,
+                tp_size: p.tp_size,
+                pool_metadata_size: p.meta_size,
+                subtype: if p.arbiter {
+                    SUBTYPE_ARBITER
+                } else {
+                    SUBTYPE_NORMAL
+                },
+                pending: Some(op.to_string()),
+            }
+        })
+        .collect()
+}
+
+fn alloc_request(
+    st: &AppState,
+    v: &VolumeEntry,
+    size_gib: u64,
+    existing: usize,
+) -> Result<Request, ApiError> {
+    let p = st.policy();
+    let opts = interpret(&v.options);
+    let tag_rule = match &opts.tag_rule {
+        Some(r) => Some(TagRule::parse(r).map_err(ApiError::Internal)?),
+        None => None,
+    };
+    Ok(Request {
+        size_gib,
+        set_size: v.durability.set_size(),
+        data_bricks: v.durability.data_bricks(),
+        snapshot_factor: v.snapshot_factor as f64,
+        brick_min_kib: p.brick_min_kib,
+        brick_max_kib: p.brick_max_kib,
+        max_bricks: p.max_bricks,
+        existing_bricks: existing,
+        zone_strict: opts.zone_strict.unwrap_or(p.zone_strict),
+        tag_rule,
+        arbiter: opts.arbiter,
+        average_file_kib: opts.average_file_kib.unwrap_or(p.average_file_kib),
+        seed: allocator::seed_of(&v.id),
+    })
+}
+
+/// Why a cluster cannot take the volume (spec 5.7), or None.
+fn ineligible(
+    r: &impl StateReader,
+    st: &AppState,
+    cluster: &str,
+    v: &VolumeEntry,
+) -> Result<Option<String>, StoreError> {
+    let Some(c) = state::get_cluster(r, cluster)? else {
+        return Ok(Some("not found".into()));
+    };
+    if !c.file && !c.block {
+        return Ok(Some("Cluster has disabled all volume types".into()));
+    }
+    if (v.block && !c.block) || (!v.block && !c.file) {
+        return Ok(Some("Cluster does not support requested volume type".into()));
+    }
+    if r.get(&state::keys::volume_name(cluster, &v.name))?.is_some() {
+        return Ok(Some(format!("Volume name '{}' already in use", v.name)));
+    }
+    let limit = st.policy().max_volumes_per_cluster;
+    if limit >= 0 && c.volumes.len() as i64 >= limit {
+        return Ok(Some(format!(
+            "Cluster has {} volumes and limit is {limit}",
+            c.volumes.len()
+        )));
+    }
+    Ok(None)
+}
+
+pub async fn create(
+    State(st): State<AppState>,
+    role: Option<Extension<Role>>,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let req: VolumeCreateRequest = parse_body(&body)?;
+    let durability = validate_create(&req)?;
+    let all_clusters = st.replica().read(|v| state::cluster_ids(v))?;
+    if all_clusters.is_empty() {
+        return Err(ApiError::BadRequest("No clusters configured".into()));
+    }
+    for c in &req.clusters {
+        if !all_clusters.contains(c) {
+            return Err(ApiError::BadRequest(format!("Cluster id {c} not found")));
+        }
+    }
+    let min_kib = st.policy().brick_min_kib * durability.data_bricks();
+    if (req.size as u64) * allocator::GIB_KIB < min_kib {
+        return Err(ApiError::BadRequest(format!(
+            "Requested volume size ({} GB) is smaller than the minimum supported volume size ({min_kib})",
+            req.size
+        )));
+    }
+    st.throttle()?;
+    let id = ids::new_id();
+    let p = st.policy();
+    let options: Vec<String> = p
+        .pre_options
+        .iter()
+        .chain(req.glustervolumeoptions.iter())
+        .chain(p.post_options.iter())
+        .cloned()
+        .collect();
+    let volume = VolumeEntry {
+        name: if req.name.is_empty() {
+            format!("vol_{id}")
+        } else {
+            req.name.clone()
+        },
+        id: id.clone(),
+        cluster: String::new(),
+        size: req.size as u64,
+        arbiter: interpret(&options).arbiter,
+        durability,
+        gid: req.gid,
+        options,
+        block: req.block,
+        snapshot_enable: req.snapshot.enable,
+        snapshot_factor: if req.snapshot.enable {
+            req.snapshot.factor
+        } else {
+            1.0
+        },
+        bricks: Default::default(),
+        pending: None,
+        hidden: false,
+    };
+    let candidates = if req.clusters.is_empty() {
+        all_clusters
+    } else {
+        req.clusters.clone()
+    };
+    let op_id = ids::new_id();
+    let (cluster, bricks) = place_in_clusters(&st, &volume, &candidates, &op_id)?;
+    let mut volume = volume;
+    volume.cluster = cluster;
+    let by_user = matches!(role, Some(Extension(Role::User)));
+    let mut op = new_op(
+        OpKind::VolumeCreate,
+        OpPlan::VolumeCreate { volume, bricks },
+        by_user,
+    );
+    op.id = op_id;
+    st.start(op).await.map_err(|e| match e {
+        ApiError::Internal(m) => ApiError::Internal(format!("Failed to allocate new volume: {m}")),
+        other => other,
+    })
+}
+
+/// Tries the eligible clusters in order; the first placement wins (spec 5.7 messages).
+fn place_in_clusters(
+    st: &AppState,
+    v: &VolumeEntry,
+    candidates: &[String],
+    op: &str,
+) -> Result<(String, Vec<BrickEntry>), ApiError> {
+    let fail = |m: String| ApiError::Internal(format!("Failed to allocate new volume: {m}"));
+    let (eligible, reasons) = st.replica().read(|r| -> Result<_, StoreError> {
+        let mut eligible = Vec::new();
+        let mut reasons = Vec::new();
+        for c in candidates {
+            match ineligible(r, st, c, v)? {
+                None => eligible.push((c.clone(), device_views(r, c)?)),
+                Some(why) => reasons.push((c.clone(), why)),
+            }
+        }
+        Ok((eligible, reasons))
+    })?;
+    if eligible.is_empty() {
+        return Err(fail(if reasons.len() == 1 {
+            reasons[0].1.clone()
+        } else {
+            let lines: String = reasons
+                .iter()
+                .map(|(c, r)| format!("\nCluster {c}: {r}"))
+                .collect();
+            format!("No eligible cluster for volume{lines}")
+        }));
+    }
+    let mut failures = Vec::new();
+    for (cluster, devices) in eligible {
+        let mut vc = v.clone();
+        vc.cluster = cluster.clone();
+        let req = alloc_request(st, &vc, v.size, 0)?;
+        match allocator::place(&devices, &req) {
+            Ok(plan) => return Ok((cluster, bricks_of(plan, &v.id, op))),
+            Err(allocator::AllocError::NoDevices) => {
+                failures.push((cluster, "No online storage devices in cluster".into()))
+            }
+            Err(allocator::AllocError::AverageFileSize(a, b)) => {
+                failures.push((cluster, allocator::AllocError::AverageFileSize(a, b).to_string()))
+            }
+            Err(_) => failures.push((cluster, "No space".to_string())),
+        }
+    }
+    Err(fail(if failures.len() == 1 {
+        failures[0].1.clone()
+    } else {
+        let lines: String = failures
+            .iter()
+            .map(|(c, r)| format!("\nCluster {c}: {r}"))
+            .collect();
+        format!("Unable to create volume on any cluster:{lines}")
+    }))
+}
+
+/// A volume that is not being created or deleted.
+fn visible_volume(st: &AppState, id: &str) -> Result<VolumeEntry, ApiError> {
+    match st.replica().read(|v| state::get_volume(v, id))? {
+        Some(v) if !v.hidden => Ok(v),
+        _ => Err(ApiError::NotFound),
+    }
+}
+
+pub async fn info(
+    State(st): State<AppState>,
+    mode: ReadMode,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    let id = route_id(&id)?;
+    st.read_barrier(mode).await?;
+    let v = visible_volume(&st, id)?;
+    let info = st.replica().read(|r| {
+        let hosts = views::cluster_hosts(r, &v.cluster)?;
+        views::volume_info(r, &v, &hosts)
+    })?;
+    Ok(json(StatusCode::OK, &info))
+}
+
+#[derive(serde::Serialize)]
+struct VolumeList {
+    volumes: Vec<String>,
+}
+
+pub async fn list(State(st): State<AppState>, mode: ReadMode) -> Result<Response, ApiError> {
+    st.read_barrier(mode).await?;
+    let volumes = st.replica().read(|r| -> Result<Vec<String>, StoreError> {
+        let mut out = Vec::new();
+        for c in state::cluster_ids(r)? {
+            if let Some(c) = state::get_cluster(r, &c)? {
+                out.extend(c.volumes);
+            }
+        }
+        out.sort();
+        Ok(out)
+    })?;
+    Ok(json(StatusCode::OK, &VolumeList { volumes }))
+}
+
+pub async fn delete(State(st): State<AppState>, Path(id): Path<String>) -> Result<Response, ApiError> {
+    let id = route_id(&id)?.to_string();
+    let v = visible_volume(&st, &id)?;
+    if v.name == "heketidbstorage" {
+        return Err(ApiError::Conflict(
+            "Cannot delete volume containing the Heketi database".into(),
+        ));
+    }
+    st.throttle()?;
+    st.start(new_op(
+        OpKind::VolumeDelete,
+        OpPlan::VolumeDelete { volume: id },
+        false,
+    ))
+    .await
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExpandRequest {
+    #[serde(default)]
+    pub expand_size: i64,
+}
+
+pub async fn expand(
+    State(st): State<AppState>,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let id = route_id(&id)?.to_string();
+    let req: ExpandRequest = parse_body(&body)?;
+    if req.expand_size == 0 {
+        return Err(failed("expand_size: cannot be blank"));
+    }
+    if req.expand_size < 1 {
+        return Err(failed("expand_size: must be no less than 1"));
+    }
+    let v = visible_volume(&st, &id)?;
+    st.throttle()?;
+    let devices = st.replica().read(|r| device_views(r, &v.cluster))?;
+    let alloc = alloc_request(&st, &v, req.expand_size as u64, v.bricks.len())?;
+    let plan = allocator::place(&devices, &alloc)
+        .map_err(|e| ApiError::Internal(format!("Failed to allocate volume expansion: {e}")))?;
+    let op_id = ids::new_id();
+    let bricks = bricks_of(plan, &id, &op_id);
+    let mut op = new_op(
+        OpKind::VolumeExpand,
+        OpPlan::VolumeExpand {
+            volume: id,
+            bricks,
+            delta: req.expand_size as u64,
+        },
+        false,
+    );
+    op.id = op_id;
+    st.start(op).await
+}

@@ -1,0 +1,333 @@
+//! The remote steps of each operation kind, and their cleanup when a step fails. Everything
+//! the steps need from the state is gathered first ([`Ctx`]), so no state read happens while
+//! a remote step runs. Steps are idempotent: a new leader re-runs them from the start.
+
+use std::collections::BTreeMap;
+
+use futures::future::join_all;
+use hekate_raft::{StateReader, StoreError};
+
+use crate::executor::{BrickSpec, Executor, VolumeSpec};
+use crate::state::model::{BrickEntry, ExecReport, NodeEntry, OpPlan, Operation, VolumeEntry};
+use crate::state::{self};
+
+/// What an operation's steps need to know, read from one consistent view.
+#[derive(Debug, Clone, Default)]
+pub struct Ctx {
+    pub nodes: BTreeMap<String, NodeEntry>,
+    pub volume: Option<VolumeEntry>,
+    pub bricks: Vec<BrickEntry>,
+    pub device_state: Option<String>,
+    pub device_bricks: usize,
+    pub device_name: Option<String>,
+}
+
+impl Ctx {
+    pub fn load(r: &impl StateReader, op: &Operation) -> Result<Ctx, StoreError> {
+        let mut ctx = Ctx::default();
+        let add_node = |ctx: &mut Ctx, id: &str| -> Result<(), StoreError> {
+            if !ctx.nodes.contains_key(id) {
+                if let Some(n) = state::get_node(r, id)? {
+                    ctx.nodes.insert(id.to_string(), n);
+                }
+            }
+            Ok(())
+        };
+        match &op.plan {
+            OpPlan::VolumeCreate { bricks, .. } | OpPlan::VolumeExpand { bricks, .. } => {
+                for b in bricks {
+                    add_node(&mut ctx, &b.node)?;
+                }
+                ctx.bricks = bricks.clone();
+            }
+            _ => {}
+        }
+        match &op.plan {
+            OpPlan::VolumeCreate { volume, .. } => ctx.volume = Some(volume.clone()),
+            OpPlan::VolumeDelete { volume } | OpPlan::VolumeExpand { volume, .. } => {
+                ctx.volume = state::get_volume(r, volume)?;
+                if let (Some(v), OpPlan::VolumeDelete { .. }) = (&ctx.volume, &op.plan) {
+                    for b in v.bricks.clone() {
+                        if let Some(b) = state::get_brick(r, &b)? {
+                            add_node(&mut ctx, &b.node)?;
+                            ctx.bricks.push(b);
+                        }
+                    }
+                }
+                if let Some(v) = &ctx.volume {
+                    // Any node of the cluster can run volume-level gluster commands.
+                    if let Some(c) = state::get_cluster(r, &v.cluster)? {
+                        for n in c.nodes {
+                            add_node(&mut ctx, &n)?;
+                        }
+                    }
+                }
+            }
+            OpPlan::NodeState { node, .. } | OpPlan::NodeDelete { node, .. } => add_node(&mut ctx, node)?,
+            OpPlan::DeviceState { device, .. } | OpPlan::DeviceDelete { device, .. } => {
+                if let Some(d) = state::get_device(r, device)? {
+                    ctx.device_state = Some(d.state.clone());
+                    ctx.device_bricks = d.bricks.len();
+                    ctx.device_name = Some(d.name.clone());
+                }
+            }
+            _ => {}
+        }
+        Ok(ctx)
+    }
+
+    fn manage(&self, node: &str) -> String {
+        self.nodes
+            .get(node)
+            .map(|n| n.manage_host().to_string())
+            .unwrap_or_default()
+    }
+    fn storage(&self, node: &str) -> String {
+        self.nodes
+            .get(node)
+            .map(|n| n.storage_host().to_string())
+            .unwrap_or_default()
+    }
+}
+
+fn spec(b: &BrickEntry, gid: i64) -> BrickSpec {
+    BrickSpec {
+        id: b.id.clone(),
+        vg: format!("vg_{}", b.device),
+        tp_size: b.tp_size,
+        meta_size: b.pool_metadata_size,
+        size: b.size,
+        gid,
+        arbiter: b.subtype == state::model::SUBTYPE_ARBITER,
+    }
+}
+
+fn volume_spec(v: &VolumeEntry, bricks: &[BrickEntry], ctx: &Ctx) -> VolumeSpec {
+    let d = &v.durability;
+    let mut options: Vec<String> = v.options.iter().filter(|o| !o.is_empty()).cloned().collect();
+    options.push(format!("user.heketi.id {}", v.id));
+    VolumeSpec {
+        id: v.id.clone(),
+        name: v.name.clone(),
+        bricks: bricks
+            .iter()
+            .map(|b| format!("{}:{}", ctx.storage(&b.node), b.path))
+            .collect(),
+        replica: (d.kind == "replicate").then(|| d.effective_replica()),
+        arbiter: v.arbiter,
+        disperse: (d.kind == "disperse").then(|| (d.data.unwrap_or(0), d.redundancy.unwrap_or(0))),
+        options,
+    }
+}
+
+/// Runs the operation's remote steps. `Err` carries the message `/queue` reports; by then
+/// the steps already cleaned up after themselves where they could.
+pub async fn run(exec: &dyn Executor, ctx: &Ctx, op: &Operation) -> Result<ExecReport, String> {
+    match &op.plan {
+        OpPlan::NodeAdd { node, probe_from } => {
+            if let Some(peer) = probe_from {
+                exec.peer_probe(peer, node.storage_host())
+                    .await
+                    .map_err(|e| e.to_string())?;
+            }
+            Ok(ExecReport::default())
+        }
+        OpPlan::NodeDelete { node, detach_from } => {
+            if let (Some(peer), Some(n)) = (detach_from, ctx.nodes.get(node)) {
+                // Heketi only logs a failed detach; so do we.
+                if let Err(e) = exec.peer_detach(peer, n.storage_host()).await {
+                    tracing::warn!("peer detach of {} failed: {e}", n.storage_host());
+                }
+            }
+            Ok(ExecReport::default())
+        }
+        OpPlan::NodeState { node, state } => node_transition(ctx, node, state).map(|_| ExecReport::default()),
+        OpPlan::DeviceState { device, state } => {
+            device_transition(ctx, device, state).map(|_| ExecReport::default())
+        }
+        OpPlan::DeviceAdd {
+            device,
+            host,
+            destroydata,
+        } => {
+            let vg = device.vg();
+            let info = exec
+                .device_setup(host, &device.name, &vg, *destroydata)
+                .await
+                .map_err(|e| e.to_string())?;
+            Ok(ExecReport {
+                device_total: Some(info.total_kib),
+                device_extent: Some(info.extent_kib),
+                device_used: Some(info.used_kib),
+                pv_uuid: Some(info.pv_uuid),
+                paths: info.paths,
+            })
+        }
+        OpPlan::DeviceDelete { device, host, forget } => {
+            let name = ctx.device_name.clone().unwrap_or_default();
+            match exec.device_teardown(host, &name, &format!("vg_{device}")).await {
+                Err(e) if !forget => Err(e.to_string()),
+                _ => Ok(ExecReport::default()),
+            }
+        }
+        OpPlan::DeviceResync { device, host } => {
+            let info = exec
+                .device_info(host, &format!("vg_{device}"))
+                .await
+                .map_err(|e| e.to_string())?;
+            Ok(ExecReport {
+                device_total: Some(info.total_kib),
+                device_used: Some(info.used_kib),
+                device_extent: Some(info.extent_kib),
+                ..Default::default()
+            })
+        }
+        OpPlan::VolumeCreate { volume, bricks } => volume_create(exec, ctx, volume, bricks).await,
+        OpPlan::VolumeDelete { .. } => volume_delete(exec, ctx).await,
+        OpPlan::VolumeExpand { bricks, .. } => volume_expand(exec, ctx, bricks).await,
+    }
+}
+
+async fn create_bricks(
+    exec: &dyn Executor,
+    ctx: &Ctx,
+    bricks: &[BrickEntry],
+    gid: i64,
+) -> Result<(), String> {
+    let results = join_all(
+        bricks
+            .iter()
+            .map(|b| async move { exec.brick_create(&ctx.manage(&b.node), &spec(b, gid)).await }),
+    )
+    .await;
+    results
+        .into_iter()
+        .collect::<Result<Vec<_>, _>>()
+        .map(|_| ())
+        .map_err(|e| e.to_string())
+}
+
+async fn destroy_bricks(exec: &dyn Executor, ctx: &Ctx, bricks: &[BrickEntry]) -> Result<(), String> {
+    let results = join_all(
+        bricks
+            .iter()
+            .map(|b| async move { exec.brick_destroy(&ctx.manage(&b.node), &spec(b, 0)).await }),
+    )
+    .await;
+    results
+        .into_iter()
+        .collect::<Result<Vec<_>, _>>()
+        .map(|_| ())
+        .map_err(|e| e.to_string())
+}
+
+async fn volume_create(
+    exec: &dyn Executor,
+    ctx: &Ctx,
+    volume: &VolumeEntry,
+    bricks: &[BrickEntry],
+) -> Result<ExecReport, String> {
+    let host = bricks.first().map(|b| ctx.manage(&b.node)).unwrap_or_default();
+    let result = async {
+        create_bricks(exec, ctx, bricks, volume.gid).await?;
+        exec.volume_create(&host, &volume_spec(volume, bricks, ctx))
+            .await
+            .map_err(|e| e.to_string())
+    }
+    .await;
+    if let Err(e) = result {
+        // Undo on the nodes what this attempt made; what cannot be undone now is found by
+        // reconcile (orphans), never left silently.
+        let _ = exec.volume_destroy(&host, &volume.name).await;
+        if let Err(ce) = destroy_bricks(exec, ctx, bricks).await {
+            tracing::warn!(volume = %volume.id, "cleanup after failed create left bricks: {ce}");
+        }
+        return Err(e);
+    }
+    Ok(ExecReport::default())
+}
+
+async fn volume_delete(exec: &dyn Executor, ctx: &Ctx) -> Result<ExecReport, String> {
+    let Some(v) = &ctx.volume else {
+        return Ok(ExecReport::default());
+    };
+    // Try each node of the cluster until one answers ("does not exist" counts as success).
+    let mut last = None;
+    let mut done = false;
+    for n in ctx.nodes.values() {
+        match exec.volume_destroy(n.manage_host(), &v.name).await {
+            Ok(()) => {
+                done = true;
+                break;
+            }
+            Err(e) => last = Some(e.to_string()),
+        }
+    }
+    if !done && !ctx.nodes.is_empty() {
+        return Err(last.unwrap_or_default());
+    }
+    destroy_bricks(exec, ctx, &ctx.bricks).await?;
+    Ok(ExecReport::default())
+}
+
+async fn volume_expand(exec: &dyn Executor, ctx: &Ctx, bricks: &[BrickEntry]) -> Result<ExecReport, String> {
+    let Some(v) = &ctx.volume else {
+        return Err("volume vanished during expansion".into());
+    };
+    let host = bricks.first().map(|b| ctx.manage(&b.node)).unwrap_or_default();
+    let result = async {
+        create_bricks(exec, ctx, bricks, v.gid).await?;
+        let spec = volume_spec(v, bricks, ctx);
+        exec.volume_expand(&host, &spec, &spec.bricks)
+            .await
+            .map_err(|e| e.to_string())
+    }
+    .await;
+    if let Err(e) = result {
+        let _ = destroy_bricks(exec, ctx, bricks).await;
+        return Err(e);
+    }
+    Ok(ExecReport::default())
+}
+
+/// Heketi's node state table (spec 1.3).
+fn node_transition(ctx: &Ctx, node: &str, to: &str) -> Result<(), String> {
+    let from = ctx.nodes.get(node).map(|n| n.state.as_str()).unwrap_or("online");
+    match (from, to) {
+        (a, b) if a == b => Ok(()),
+        ("online", "offline") | ("offline", "online") => Ok(()),
+        ("online", "failed") => Err(format!(
+            "Node must be offline before remove operation is performed, node:{node}"
+        )),
+        ("offline", "failed") => {
+            if ctx.nodes.get(node).is_some_and(|n| n.devices.is_empty()) {
+                Ok(())
+            } else {
+                Err(format!(
+                    "Unable to remove node [{node}]: remove (fail) its devices first"
+                ))
+            }
+        }
+        ("failed", s) => Err(format!("Cannot move a failed/removed node to {s} state")),
+        _ => Err(format!("invalid state transition {from} -> {to}")),
+    }
+}
+
+/// Heketi's device state table (spec 1.4).
+fn device_transition(ctx: &Ctx, device: &str, to: &str) -> Result<(), String> {
+    let from = ctx.device_state.as_deref().unwrap_or("online");
+    match (from, to) {
+        (a, b) if a == b => Ok(()),
+        ("online", "offline") | ("offline", "online") | ("failed", "offline") => Ok(()),
+        ("online", "failed") => Err(format!(
+            "Device must be offline before remove operation is performed, device:{device}"
+        )),
+        ("offline", "failed") if ctx.device_bricks == 0 => Ok(()),
+        ("offline", "failed") => Err(format!(
+            "Unable to delete device [{device}] as no device was found to replace it: \
+             brick evacuation is not available yet"
+        )),
+        ("failed", "online") => Err("Cannot move a failed/removed device to online state".into()),
+        _ => Err(format!("invalid state transition {from} -> {to}")),
+    }
+}

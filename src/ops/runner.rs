@@ -1,0 +1,122 @@
+//! The leader-only runner: while this replica leads, every pending operation in the
+//! replicated state is executed once per leadership, its result committed as `OpFinish` or
+//! `OpFail`. A new leader finds the operations its predecessor left pending and runs them
+//! again from the start (their steps are idempotent). Also garbage-collects finished queue
+//! entries through a committed `OpGc`.
+
+use std::collections::BTreeSet;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use crate::api::HekateReplica;
+use crate::executor::Executor;
+use crate::ops::exec::{self, Ctx};
+use crate::state::model::OpStatus;
+use crate::state::{self, Command};
+
+pub struct Runner {
+    replica: HekateReplica,
+    exec: Arc<dyn Executor>,
+    running: Mutex<BTreeSet<String>>,
+    queue_retention_secs: u64,
+}
+
+fn now() -> u64 {
+    crate::auth::now_unix().max(0) as u64
+}
+
+impl Runner {
+    pub fn new(replica: HekateReplica, exec: Arc<dyn Executor>, queue_retention_secs: u64) -> Arc<Runner> {
+        Arc::new(Runner {
+            replica,
+            exec,
+            running: Mutex::new(BTreeSet::new()),
+            queue_retention_secs,
+        })
+    }
+
+    pub fn executor(&self) -> &Arc<dyn Executor> {
+        &self.exec
+    }
+
+    /// Runs until `stop` turns true.
+    pub async fn run(self: Arc<Self>, mut stop: tokio::sync::watch::Receiver<bool>) {
+        let mut watch = self.replica.watch();
+        let mut last_gc = std::time::Instant::now();
+        loop {
+            if self.replica.is_leader() {
+                self.dispatch();
+                if last_gc.elapsed() > Duration::from_secs(60) {
+                    last_gc = std::time::Instant::now();
+                    let before = now().saturating_sub(self.queue_retention_secs);
+                    if let Err(e) = self.replica.propose(&Command::OpGc { before }).await {
+                        tracing::debug!("queue gc not proposed: {e}");
+                    }
+                }
+            }
+            tokio::select! {
+                _ = watch.changed() => {}
+                _ = tokio::time::sleep(Duration::from_millis(500)) => {}
+                _ = stop.changed() => return,
+            }
+        }
+    }
+
+    fn dispatch(self: &Arc<Self>) {
+        let ids = match self.replica.read(|v| state::pending_op_ids(v)) {
+            Ok(ids) => ids,
+            Err(e) => {
+                tracing::error!("runner cannot read pending operations: {e}");
+                return;
+            }
+        };
+        let mut running = self.running.lock().unwrap_or_else(|e| e.into_inner());
+        for id in ids {
+            if running.insert(id.clone()) {
+                let me = self.clone();
+                tokio::spawn(async move {
+                    me.execute(&id).await;
+                    me.running.lock().unwrap_or_else(|e| e.into_inner()).remove(&id);
+                });
+            }
+        }
+    }
+
+    async fn execute(&self, id: &str) {
+        let loaded = self.replica.read(|v| -> Result<_, hekate_raft::StoreError> {
+            let Some(op) = state::get_op(v, id)? else {
+                return Ok(None);
+            };
+            let ctx = Ctx::load(v, &op)?;
+            Ok(Some((op, ctx)))
+        });
+        let (op, ctx) = match loaded {
+            Ok(Some(x)) if x.0.status == OpStatus::Pending => x,
+            Ok(_) => return,
+            Err(e) => {
+                tracing::error!(op = id, "cannot load operation: {e}");
+                return;
+            }
+        };
+        tracing::info!(op = id, kind = ?op.kind, "running operation");
+        let cmd = match exec::run(self.exec.as_ref(), &ctx, &op).await {
+            Ok(report) => Command::OpFinish {
+                id: id.to_string(),
+                report,
+                now: now(),
+            },
+            Err(error) => {
+                tracing::warn!(op = id, "operation failed: {error}");
+                Command::OpFail {
+                    id: id.to_string(),
+                    error,
+                    now: now(),
+                }
+            }
+        };
+        if let Err(e) = self.replica.propose(&cmd).await {
+            // Leadership moved: the next leader runs the operation again.
+            tracing::warn!(op = id, "result not committed ({e}); the next leader resumes it");
+        }
+    }
+}

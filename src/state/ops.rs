@@ -1,0 +1,469 @@
+//! Applying operations: `begin` checks an accepted operation against the state and reserves
+//! what it needs, `finish` makes its result visible, `fail` undoes the reservation. Every
+//! function is deterministic and all-or-nothing: a refusal rolls back the transaction's
+//! writes to where the command started.
+
+use hekate_raft::{StateReader, StoreError, Txn};
+
+use super::command::Outcome;
+use super::model::{BrickEntry, ExecReport, OpPlan, OpStatus, Operation, Tags};
+use super::{get_brick, get_cluster, get_device, get_node, get_op, get_volume, keys, put};
+
+type R = Result<Outcome, StoreError>;
+
+pub fn begin(op: Operation, txn: &mut Txn<'_>) -> R {
+    if get_op(txn, &op.id)?.is_some() {
+        return Ok(Outcome::Conflict(format!("operation {} already exists", op.id)));
+    }
+    let sp = txn.savepoint();
+    let out = match &op.plan {
+        OpPlan::NodeAdd { node, .. } => begin_node_add(node, &op.id, txn)?,
+        OpPlan::NodeDelete { node, .. } => match get_node(txn, node)? {
+            None => Outcome::NotFound,
+            Some(n) if !n.devices.is_empty() => Outcome::Conflict(format!(
+                "Unable to delete node [{}] because it contains devices",
+                n.id
+            )),
+            Some(_) => Outcome::Done,
+        },
+        OpPlan::NodeState { node, .. } => exists(get_node(txn, node)?.is_some()),
+        OpPlan::DeviceAdd { device, .. } => begin_device_add(device, &op.id, txn)?,
+        OpPlan::DeviceDelete { device, .. } => begin_device_delete(device, &op.id, txn)?,
+        OpPlan::DeviceState { device, .. } | OpPlan::DeviceResync { device, .. } => {
+            exists(get_device(txn, device)?.is_some())
+        }
+        OpPlan::VolumeCreate { volume, bricks } => begin_volume_create(volume, bricks, &op.id, txn)?,
+        OpPlan::VolumeDelete { volume } => begin_volume_delete(volume, &op.id, txn)?,
+        OpPlan::VolumeExpand { volume, bricks, .. } => begin_volume_expand(volume, bricks, &op.id, txn)?,
+    };
+    if out != Outcome::Done {
+        txn.rollback(sp);
+        return Ok(out);
+    }
+    put(txn, keys::op(&op.id), &op)?;
+    txn.put(keys::pending_op(&op.id), Vec::new());
+    Ok(Outcome::Done)
+}
+
+fn exists(found: bool) -> Outcome {
+    if found {
+        Outcome::Done
+    } else {
+        Outcome::NotFound
+    }
+}
+
+fn begin_node_add(node: &super::NodeEntry, op: &str, txn: &mut Txn<'_>) -> R {
+    if get_cluster(txn, &node.cluster)?.is_none() {
+        return Ok(Outcome::NotFound);
+    }
+    let regs = node
+        .manage
+        .iter()
+        .map(|h| keys::manage_host(h))
+        .chain(node.storage.iter().map(|h| keys::storage_host(h)));
+    let hosts = node.manage.iter().chain(node.storage.iter());
+    for (key, host) in regs.zip(hosts) {
+        if let Some(owner) = txn.get(&key)? {
+            let owner = String::from_utf8_lossy(&owner).into_owned();
+            // A registration pointing to a node that no longer exists is stale.
+            if get_node(txn, &owner)?.is_some() && owner != node.id {
+                return Ok(Outcome::Conflict(format!(
+                    "Hostname {host} already used by node with id {owner}\n"
+                )));
+            }
+        }
+        txn.put(key, node.id.as_bytes().to_vec());
+    }
+    let mut n = node.clone();
+    n.pending = Some(op.to_string());
+    put(txn, keys::node(&n.id), &n)?;
+    Ok(Outcome::Done)
+}
+
+fn begin_device_add(device: &super::DeviceEntry, op: &str, txn: &mut Txn<'_>) -> R {
+    let Some(node) = get_node(txn, &device.node)? else {
+        return Ok(Outcome::NotFound);
+    };
+    for id in &node.devices {
+        if let Some(d) = get_device(txn, id)? {
+            if d.name == device.name {
+                return Ok(Outcome::Conflict(format!(
+                    "Device {} is already used by device {} on node {}",
+                    d.name, d.id, node.id
+                )));
+            }
+        }
+    }
+    let mut d = device.clone();
+    d.pending = Some(op.to_string());
+    put(txn, keys::device(&d.id), &d)?;
+    Ok(Outcome::Done)
+}
+
+fn begin_device_delete(device: &str, op: &str, txn: &mut Txn<'_>) -> R {
+    let Some(mut d) = get_device(txn, device)? else {
+        return Ok(Outcome::NotFound);
+    };
+    if d.state != "failed" {
+        return Ok(Outcome::Invalid(format!(
+            "device: {device} is not in failed state"
+        )));
+    }
+    if !d.bricks.is_empty() {
+        return Ok(Outcome::Conflict(format!(
+            "Unable to delete device [{device}] because it contains bricks"
+        )));
+    }
+    if d.pending.is_some() {
+        return Ok(Outcome::Conflict(IN_USE.into()));
+    }
+    d.pending = Some(op.to_string());
+    put(txn, keys::device(device), &d)?;
+    Ok(Outcome::Done)
+}
+
+pub const IN_USE: &str = "The target exists, contains other items, or is in use.";
+
+/// Takes a brick's allocation from its device (re-checked: two plans made from the same view
+/// cannot overcommit a device) and records the brick.
+fn reserve(brick: &BrickEntry, txn: &mut Txn<'_>) -> Result<bool, StoreError> {
+    let Some(mut d) = get_device(txn, &brick.device)? else {
+        return Ok(false);
+    };
+    let node_online = get_node(txn, &d.node)?.is_some_and(|n| n.state == "online");
+    let need = brick.allocation();
+    if d.state != "online" || !node_online || d.pending.is_some() || d.free <= need {
+        return Ok(false);
+    }
+    d.free -= need;
+    d.used += need;
+    d.bricks.insert(brick.id.clone());
+    put(txn, keys::device(&d.id), &d)?;
+    put(txn, keys::brick(&brick.id), brick)?;
+    Ok(true)
+}
+
+/// Gives a brick's allocation back to its device and forgets the brick.
+fn release(brick_id: &str, txn: &mut Txn<'_>) -> Result<(), StoreError> {
+    let Some(b) = get_brick(txn, brick_id)? else {
+        return Ok(());
+    };
+    if let Some(mut d) = get_device(txn, &b.device)? {
+        let a = b.allocation();
+        d.free = (d.free + a).min(d.total);
+        d.used = d.used.saturating_sub(a);
+        d.bricks.remove(brick_id);
+        put(txn, keys::device(&d.id), &d)?;
+    }
+    txn.delete(keys::brick(brick_id));
+    Ok(())
+}
+
+fn begin_volume_create(v: &super::VolumeEntry, bricks: &[BrickEntry], op: &str, txn: &mut Txn<'_>) -> R {
+    if get_cluster(txn, &v.cluster)?.is_none() {
+        return Ok(Outcome::Invalid(format!("Cluster id {} not found", v.cluster)));
+    }
+    let name_key = keys::volume_name(&v.cluster, &v.name);
+    if txn.get(&name_key)?.is_some() {
+        return Ok(Outcome::Failed(format!(
+            "Volume name '{}' already in use",
+            v.name
+        )));
+    }
+    for b in bricks {
+        if !reserve(b, txn)? {
+            return Ok(Outcome::Failed("No space".into()));
+        }
+    }
+    let mut vol = v.clone();
+    vol.pending = Some(op.to_string());
+    vol.hidden = true;
+    vol.bricks = bricks.iter().map(|b| b.id.clone()).collect();
+    put(txn, keys::volume(&vol.id), &vol)?;
+    txn.put(name_key, vol.id.as_bytes().to_vec());
+    Ok(Outcome::Done)
+}
+
+fn begin_volume_delete(volume: &str, op: &str, txn: &mut Txn<'_>) -> R {
+    let Some(mut v) = get_volume(txn, volume)? else {
+        return Ok(Outcome::NotFound);
+    };
+    if v.hidden {
+        return Ok(Outcome::NotFound);
+    }
+    if v.pending.is_some() {
+        return Ok(Outcome::Failed(format!(
+            "Failed to set up volume delete: {IN_USE}"
+        )));
+    }
+    if v.name == "heketidbstorage" {
+        return Ok(Outcome::Conflict(
+            "Cannot delete volume containing the Heketi database".into(),
+        ));
+    }
+    v.pending = Some(op.to_string());
+    v.hidden = true;
+    put(txn, keys::volume(volume), &v)?;
+    Ok(Outcome::Done)
+}
+
+fn begin_volume_expand(volume: &str, bricks: &[BrickEntry], op: &str, txn: &mut Txn<'_>) -> R {
+    let Some(mut v) = get_volume(txn, volume)? else {
+        return Ok(Outcome::NotFound);
+    };
+    if v.hidden {
+        return Ok(Outcome::NotFound);
+    }
+    if v.pending.is_some() {
+        return Ok(Outcome::Failed(format!(
+            "Failed to allocate volume expansion: {IN_USE}"
+        )));
+    }
+    for b in bricks {
+        if !reserve(b, txn)? {
+            return Ok(Outcome::Failed(
+                "Failed to allocate volume expansion: No space".into(),
+            ));
+        }
+    }
+    v.pending = Some(op.to_string());
+    put(txn, keys::volume(volume), &v)?;
+    Ok(Outcome::Done)
+}
+
+pub fn finish(id: &str, report: &ExecReport, now: u64, txn: &mut Txn<'_>) -> R {
+    let Some(mut op) = get_op(txn, id)? else {
+        return Ok(Outcome::NotFound);
+    };
+    if op.status != OpStatus::Pending {
+        return Ok(Outcome::Done); // a duplicate finish (e.g. from a deposed leader) changes nothing
+    }
+    op.location = match &op.plan {
+        OpPlan::NodeAdd { node, .. } => {
+            if let Some(mut n) = get_node(txn, &node.id)? {
+                n.pending = None;
+                put(txn, keys::node(&n.id), &n)?;
+                if let Some(mut c) = get_cluster(txn, &n.cluster)? {
+                    c.nodes.insert(n.id.clone());
+                    put(txn, keys::cluster(&c.id), &c)?;
+                }
+            }
+            Some(format!("/nodes/{}", node.id))
+        }
+        OpPlan::NodeDelete { node, .. } => {
+            remove_node(node, txn)?;
+            None
+        }
+        OpPlan::NodeState { node, state } => {
+            if let Some(mut n) = get_node(txn, node)? {
+                n.state = state.clone();
+                put(txn, keys::node(node), &n)?;
+            }
+            None
+        }
+        OpPlan::DeviceAdd { device, .. } => {
+            if let Some(mut d) = get_device(txn, &device.id)? {
+                d.total = report.device_total.unwrap_or(d.total);
+                d.used = report.device_used.unwrap_or(0);
+                d.free = d.total.saturating_sub(d.used);
+                d.extent_size = report.device_extent.unwrap_or(d.extent_size);
+                d.pv_uuid = report.pv_uuid.clone().unwrap_or_default();
+                d.paths = report.paths.clone();
+                d.pending = None;
+                put(txn, keys::device(&d.id), &d)?;
+                if let Some(mut n) = get_node(txn, &d.node)? {
+                    n.devices.insert(d.id.clone());
+                    put(txn, keys::node(&n.id), &n)?;
+                }
+            }
+            None
+        }
+        OpPlan::DeviceDelete { device, .. } => {
+            if let Some(d) = get_device(txn, device)? {
+                if let Some(mut n) = get_node(txn, &d.node)? {
+                    n.devices.remove(device);
+                    put(txn, keys::node(&n.id), &n)?;
+                }
+                txn.delete(keys::device(device));
+            }
+            None
+        }
+        OpPlan::DeviceState { device, state } => {
+            if let Some(mut d) = get_device(txn, device)? {
+                d.state = state.clone();
+                put(txn, keys::device(device), &d)?;
+            }
+            None
+        }
+        OpPlan::DeviceResync { device, .. } => {
+            if let Some(mut d) = get_device(txn, device)? {
+                d.total = report.device_total.unwrap_or(d.total);
+                d.used = report.device_used.unwrap_or(d.used);
+                d.free = d.total.saturating_sub(d.used);
+                put(txn, keys::device(device), &d)?;
+            }
+            None
+        }
+        OpPlan::VolumeCreate { volume, bricks } => {
+            if let Some(mut v) = get_volume(txn, &volume.id)? {
+                v.pending = None;
+                v.hidden = false;
+                put(txn, keys::volume(&v.id), &v)?;
+                for b in bricks {
+                    clear_brick_pending(&b.id, txn)?;
+                }
+                if let Some(mut c) = get_cluster(txn, &v.cluster)? {
+                    c.volumes.insert(v.id.clone());
+                    put(txn, keys::cluster(&c.id), &c)?;
+                }
+            }
+            Some(format!("/volumes/{}", volume.id))
+        }
+        OpPlan::VolumeDelete { volume } => {
+            if let Some(v) = get_volume(txn, volume)? {
+                for b in &v.bricks {
+                    release(b, txn)?;
+                }
+                txn.delete(keys::volume_name(&v.cluster, &v.name));
+                txn.delete(keys::volume(volume));
+                if let Some(mut c) = get_cluster(txn, &v.cluster)? {
+                    c.volumes.remove(volume);
+                    put(txn, keys::cluster(&c.id), &c)?;
+                }
+            }
+            None
+        }
+        OpPlan::VolumeExpand {
+            volume,
+            bricks,
+            delta,
+        } => {
+            if let Some(mut v) = get_volume(txn, volume)? {
+                v.size += delta;
+                v.pending = None;
+                for b in bricks {
+                    clear_brick_pending(&b.id, txn)?;
+                    v.bricks.insert(b.id.clone());
+                }
+                put(txn, keys::volume(volume), &v)?;
+            }
+            Some(format!("/volumes/{volume}"))
+        }
+    };
+    close(op, OpStatus::Done, None, now, txn)
+}
+
+fn clear_brick_pending(id: &str, txn: &mut Txn<'_>) -> Result<(), StoreError> {
+    if let Some(mut b) = get_brick(txn, id)? {
+        b.pending = None;
+        put(txn, keys::brick(id), &b)?;
+    }
+    Ok(())
+}
+
+fn remove_node(node: &str, txn: &mut Txn<'_>) -> Result<(), StoreError> {
+    let Some(n) = get_node(txn, node)? else {
+        return Ok(());
+    };
+    for h in &n.manage {
+        if txn.get(&keys::manage_host(h))?.as_deref() == Some(node.as_bytes()) {
+            txn.delete(keys::manage_host(h));
+        }
+    }
+    for h in &n.storage {
+        if txn.get(&keys::storage_host(h))?.as_deref() == Some(node.as_bytes()) {
+            txn.delete(keys::storage_host(h));
+        }
+    }
+    if let Some(mut c) = get_cluster(txn, &n.cluster)? {
+        c.nodes.remove(node);
+        put(txn, keys::cluster(&c.id), &c)?;
+    }
+    txn.delete(keys::node(node));
+    Ok(())
+}
+
+pub fn fail(id: &str, error: &str, now: u64, txn: &mut Txn<'_>) -> R {
+    let Some(op) = get_op(txn, id)? else {
+        return Ok(Outcome::NotFound);
+    };
+    if op.status != OpStatus::Pending {
+        return Ok(Outcome::Done);
+    }
+    match &op.plan {
+        OpPlan::NodeAdd { node, .. } => remove_node(&node.id, txn)?,
+        OpPlan::DeviceAdd { device, .. } => txn.delete(keys::device(&device.id)),
+        OpPlan::DeviceDelete { device, .. } => {
+            if let Some(mut d) = get_device(txn, device)? {
+                d.pending = None;
+                put(txn, keys::device(device), &d)?;
+            }
+        }
+        OpPlan::VolumeCreate { volume, bricks } => {
+            for b in bricks {
+                release(&b.id, txn)?;
+            }
+            txn.delete(keys::volume_name(&volume.cluster, &volume.name));
+            txn.delete(keys::volume(&volume.id));
+        }
+        OpPlan::VolumeDelete { volume } => {
+            if let Some(mut v) = get_volume(txn, volume)? {
+                v.pending = None;
+                v.hidden = false;
+                put(txn, keys::volume(volume), &v)?;
+            }
+        }
+        OpPlan::VolumeExpand { volume, bricks, .. } => {
+            for b in bricks {
+                release(&b.id, txn)?;
+            }
+            if let Some(mut v) = get_volume(txn, volume)? {
+                v.pending = None;
+                put(txn, keys::volume(volume), &v)?;
+            }
+        }
+        OpPlan::NodeDelete { .. }
+        | OpPlan::NodeState { .. }
+        | OpPlan::DeviceState { .. }
+        | OpPlan::DeviceResync { .. } => {}
+    }
+    close(op, OpStatus::Failed, Some(error.to_string()), now, txn)
+}
+
+fn close(mut op: Operation, status: OpStatus, error: Option<String>, now: u64, txn: &mut Txn<'_>) -> R {
+    op.status = status;
+    op.error = error;
+    op.finished = Some(now);
+    txn.delete(keys::pending_op(&op.id));
+    put(txn, keys::op(&op.id), &op)?;
+    Ok(Outcome::Done)
+}
+
+/// Forgets finished operations that ended before `before`.
+pub fn gc(before: u64, txn: &mut Txn<'_>) -> R {
+    for (k, v) in txn.scan_prefix(keys::OP_PREFIX)? {
+        let op: Operation = super::record::decode(&v)?;
+        if op.status != OpStatus::Pending && op.finished.is_some_and(|f| f < before) {
+            txn.delete(k);
+        }
+    }
+    Ok(Outcome::Done)
+}
+
+pub fn set_tags(node: Option<String>, device: Option<String>, tags: Tags, txn: &mut Txn<'_>) -> R {
+    if let Some(id) = node {
+        let Some(mut n) = get_node(txn, &id)? else {
+            return Ok(Outcome::NotFound);
+        };
+        n.tags = tags;
+        put(txn, keys::node(&id), &n)?;
+    } else if let Some(id) = device {
+        let Some(mut d) = get_device(txn, &id)? else {
+            return Ok(Outcome::NotFound);
+        };
+        d.tags = tags;
+        put(txn, keys::device(&id), &d)?;
+    }
+    Ok(Outcome::Done)
+}
