@@ -129,7 +129,7 @@ impl Verifier {
         let mut failure = None;
         match c.exp {
             None => failure = Some("Token is expired (no exp claim)".to_string()),
-            Some(exp) if now > exp => failure = Some(format!("Token is expired by {}s", now - exp)),
+            Some(exp) if now > exp => failure = Some(format!("Token is expired by {}", go_duration(now - exp))),
             _ => {}
         }
         if let Some(iat) = c.iat {
@@ -143,6 +143,16 @@ impl Verifier {
             }
         }
         failure.map_or(Ok(()), |f| Err(AuthError::Invalid(f)))
+    }
+}
+
+/// Go's `time.Duration` string for whole seconds: `5s`, `5m0s`, `1h1m40s`.
+pub fn go_duration(secs: i64) -> String {
+    let (h, m, s) = (secs / 3600, (secs % 3600) / 60, secs % 60);
+    match (h, m) {
+        (0, 0) => format!("{s}s"),
+        (0, _) => format!("{m}m{s}s"),
+        _ => format!("{h}h{m}m{s}s"),
     }
 }
 
@@ -271,6 +281,11 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.starts_with("Invalid JWT token: Token is expired by"), "{e}");
+    }
+
+    #[test]
+    fn go_durations() {
+        assert_eq!((go_duration(5), go_duration(300), go_duration(3700)), ("5s".into(), "5m0s".into(), "1h1m40s".into()));
     }
 
     #[test]

@@ -444,3 +444,60 @@ pub async fn create_cluster(c: &Client) -> anyhow::Result<String> {
     }
     Ok(r.json()?["id"].as_str().unwrap_or_default().to_string())
 }
+
+/// Polls an async operation's `/queue/...` location until it is no longer pending; returns
+/// the final reply (303, 204 or 500). A 404 while polling is an error: the queue lost it.
+pub async fn wait_queue(c: &Client, location: &str, within: Duration) -> anyhow::Result<Reply> {
+    let deadline = Instant::now() + within;
+    loop {
+        let r = c.call(Method::GET, location, None).await?;
+        if r.status == 404 {
+            bail!("{location}: 404 while polling ({})", r.body.trim());
+        }
+        if !(r.status == 200 && r.headers.contains_key("x-pending")) && r.status != 503 {
+            return Ok(r);
+        }
+        if Instant::now() > deadline {
+            bail!("{location}: still pending after {within:?}");
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Starts an async request and waits for its outcome: Ok(Some(resource path)) on 303,
+/// Ok(None) on 204; the error text on a synchronous refusal or a 500 from the queue.
+pub async fn run_async(c: &Client, method: Method, path: &str, body: Option<&Value>) -> anyhow::Result<Option<String>> {
+    let r = c.call(method.clone(), path, body).await?;
+    if r.status != 202 {
+        bail!("{method} {path}: {} {}", r.status, r.body.trim());
+    }
+    let loc = r.headers.get("location").and_then(|v| v.to_str().ok()).unwrap_or_default().to_string();
+    let done = wait_queue(c, &loc, Duration::from_secs(60)).await?;
+    match done.status {
+        303 => Ok(done.headers.get("location").and_then(|v| v.to_str().ok()).map(String::from)),
+        204 => Ok(None),
+        s => bail!("{method} {path}: operation ended {s}: {}", done.body.trim()),
+    }
+}
+
+/// Loads a heketi-cli topology file (`{"clusters":[{"nodes":[{"node":{...},"devices":[...]}]}]}`)
+/// through the API; returns the new cluster ids.
+pub async fn load_topology(c: &Client, topology: &Value) -> anyhow::Result<Vec<String>> {
+    let mut ids = Vec::new();
+    for cl in topology["clusters"].as_array().cloned().unwrap_or_default() {
+        let r = c.call(Method::POST, "/clusters", Some(&json!({"file": true, "block": true}))).await?;
+        let cid = r.json()?["id"].as_str().unwrap_or_default().to_string();
+        for n in cl["nodes"].as_array().cloned().unwrap_or_default() {
+            let mut node = n["node"].clone();
+            node["cluster"] = json!(cid);
+            let loc = run_async(c, Method::POST, "/nodes", Some(&node)).await?.unwrap_or_default();
+            let nid = loc.trim_start_matches("/nodes/").to_string();
+            for d in n["devices"].as_array().cloned().unwrap_or_default() {
+                let body = json!({"node": nid, "name": d["name"], "destroydata": d["destroydata"].as_bool().unwrap_or(false)});
+                run_async(c, Method::POST, "/devices", Some(&body)).await?;
+            }
+        }
+        ids.push(cid);
+    }
+    Ok(ids)
+}
