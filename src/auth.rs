@@ -129,7 +129,9 @@ impl Verifier {
         let mut failure = None;
         match c.exp {
             None => failure = Some("Token is expired (no exp claim)".to_string()),
-            Some(exp) if now > exp => failure = Some(format!("Token is expired by {}", go_duration(now - exp))),
+            Some(exp) if now > exp => {
+                failure = Some(format!("Token is expired by {}", go_duration(now - exp)))
+            }
             _ => {}
         }
         if let Some(iat) = c.iat {
@@ -285,7 +287,10 @@ mod tests {
 
     #[test]
     fn go_durations() {
-        assert_eq!((go_duration(5), go_duration(300), go_duration(3700)), ("5s".into(), "5m0s".into(), "1h1m40s".into()));
+        assert_eq!(
+            (go_duration(5), go_duration(300), go_duration(3700)),
+            ("5s".into(), "5m0s".into(), "1h1m40s".into())
+        );
     }
 
     #[test]

@@ -466,15 +466,29 @@ pub async fn wait_queue(c: &Client, location: &str, within: Duration) -> anyhow:
 
 /// Starts an async request and waits for its outcome: Ok(Some(resource path)) on 303,
 /// Ok(None) on 204; the error text on a synchronous refusal or a 500 from the queue.
-pub async fn run_async(c: &Client, method: Method, path: &str, body: Option<&Value>) -> anyhow::Result<Option<String>> {
+pub async fn run_async(
+    c: &Client,
+    method: Method,
+    path: &str,
+    body: Option<&Value>,
+) -> anyhow::Result<Option<String>> {
     let r = c.call(method.clone(), path, body).await?;
     if r.status != 202 {
         bail!("{method} {path}: {} {}", r.status, r.body.trim());
     }
-    let loc = r.headers.get("location").and_then(|v| v.to_str().ok()).unwrap_or_default().to_string();
+    let loc = r
+        .headers
+        .get("location")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_string();
     let done = wait_queue(c, &loc, Duration::from_secs(60)).await?;
     match done.status {
-        303 => Ok(done.headers.get("location").and_then(|v| v.to_str().ok()).map(String::from)),
+        303 => Ok(done
+            .headers
+            .get("location")
+            .and_then(|v| v.to_str().ok())
+            .map(String::from)),
         204 => Ok(None),
         s => bail!("{method} {path}: operation ended {s}: {}", done.body.trim()),
     }
@@ -485,12 +499,20 @@ pub async fn run_async(c: &Client, method: Method, path: &str, body: Option<&Val
 pub async fn load_topology(c: &Client, topology: &Value) -> anyhow::Result<Vec<String>> {
     let mut ids = Vec::new();
     for cl in topology["clusters"].as_array().cloned().unwrap_or_default() {
-        let r = c.call(Method::POST, "/clusters", Some(&json!({"file": true, "block": true}))).await?;
+        let r = c
+            .call(
+                Method::POST,
+                "/clusters",
+                Some(&json!({"file": true, "block": true})),
+            )
+            .await?;
         let cid = r.json()?["id"].as_str().unwrap_or_default().to_string();
         for n in cl["nodes"].as_array().cloned().unwrap_or_default() {
             let mut node = n["node"].clone();
             node["cluster"] = json!(cid);
-            let loc = run_async(c, Method::POST, "/nodes", Some(&node)).await?.unwrap_or_default();
+            let loc = run_async(c, Method::POST, "/nodes", Some(&node))
+                .await?
+                .unwrap_or_default();
             let nid = loc.trim_start_matches("/nodes/").to_string();
             for d in n["devices"].as_array().cloned().unwrap_or_default() {
                 let body = json!({"node": nid, "name": d["name"], "destroydata": d["destroydata"].as_bool().unwrap_or(false)});

@@ -13,7 +13,10 @@ use serde_json::{json, Value};
 use crate::{cluster, serial, T};
 
 fn fixture(name: &str) -> Value {
-    let p = format!("{}/tests/fixtures/heketi-samples/{name}", env!("CARGO_MANIFEST_DIR"));
+    let p = format!(
+        "{}/tests/fixtures/heketi-samples/{name}",
+        env!("CARGO_MANIFEST_DIR")
+    );
     serde_json::from_str(&std::fs::read_to_string(&p).unwrap_or_else(|e| panic!("{p}: {e}"))).unwrap()
 }
 
@@ -35,8 +38,10 @@ struct Ids(BTreeMap<String, String>);
 impl Ids {
     fn map(&self, s: &str) -> String {
         let re = Regex::new("[0-9a-f]{32}").unwrap();
-        re.replace_all(s, |c: &regex::Captures<'_>| self.0.get(&c[0]).cloned().unwrap_or_else(|| c[0].to_string()))
-            .into_owned()
+        re.replace_all(s, |c: &regex::Captures<'_>| {
+            self.0.get(&c[0]).cloned().unwrap_or_else(|| c[0].to_string())
+        })
+        .into_owned()
     }
 }
 
@@ -56,7 +61,12 @@ async fn replay(c: &hekate::client::Client, ids: &Ids, name: &str) -> hekate::cl
     };
     let r = c.call(method, &path, body.as_ref()).await.unwrap();
     let want = &f["response"];
-    assert_eq!(r.status as u64, want["status"].as_u64().unwrap(), "{name}: {}", r.body);
+    assert_eq!(
+        r.status as u64,
+        want["status"].as_u64().unwrap(),
+        "{name}: {}",
+        r.body
+    );
     let want_ct = want["headers"]["content-type"].as_str().unwrap_or("");
     assert_eq!(header(&r, "content-type"), want_ct, "{name}: content-type");
     let raw = want["raw_body"].as_str().unwrap_or("");
@@ -81,32 +91,75 @@ async fn heketi_recorded_exchanges_match() {
     let client = c.client(via);
 
     // The recorded topology, loaded through the API.
-    let cid = load_topology(&client, &fixture("topology-6n3z.json")).await.unwrap().remove(0);
+    let cid = load_topology(&client, &fixture("topology-6n3z.json"))
+        .await
+        .unwrap()
+        .remove(0);
     let mut ids = BTreeMap::from([("3fd4d01e9e67a66335011ff5cb1cbdaa".to_string(), cid.clone())]);
-    let ours = client.call(Method::GET, "/topology", None).await.unwrap().json().unwrap();
+    let ours = client
+        .call(Method::GET, "/topology", None)
+        .await
+        .unwrap()
+        .json()
+        .unwrap();
     let theirs = fixture("topology-info.client-composed.json")["body"].clone();
     let by_host = |t: &Value| -> BTreeMap<String, Value> {
-        t["clusters"][0]["nodes"].as_array().unwrap().iter().map(|n| (n["hostnames"]["manage"][0].as_str().unwrap().to_string(), n.clone())).collect()
+        t["clusters"][0]["nodes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|n| {
+                (
+                    n["hostnames"]["manage"][0].as_str().unwrap().to_string(),
+                    n.clone(),
+                )
+            })
+            .collect()
     };
     let (ours_nodes, their_nodes) = (by_host(&ours), by_host(&theirs));
     assert_eq!(ours_nodes.len(), 6);
     for (host, tn) in &their_nodes {
         let on = &ours_nodes[host];
-        ids.insert(tn["id"].as_str().unwrap().into(), on["id"].as_str().unwrap().into());
+        ids.insert(
+            tn["id"].as_str().unwrap().into(),
+            on["id"].as_str().unwrap().into(),
+        );
         for td in tn["devices"].as_array().unwrap() {
-            let od = on["devices"].as_array().unwrap().iter().find(|d| d["name"] == td["name"]).unwrap();
-            ids.insert(td["id"].as_str().unwrap().into(), od["id"].as_str().unwrap().into());
+            let od = on["devices"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|d| d["name"] == td["name"])
+                .unwrap();
+            ids.insert(
+                td["id"].as_str().unwrap().into(),
+                od["id"].as_str().unwrap().into(),
+            );
         }
     }
     let mut ids = Ids(ids);
 
-    for name in ["cluster-info.json", "cluster-list.json", "node-info.json", "device-info-empty.json", "operations.json", "operations-pending.json"] {
+    for name in [
+        "cluster-info.json",
+        "cluster-list.json",
+        "node-info.json",
+        "device-info-empty.json",
+        "operations.json",
+        "operations-pending.json",
+    ] {
         replay(&client, &ids, name).await;
     }
 
     // Volume creates, as recorded: 202 + Location, then 303 to the volume, then its info.
     let queue_re = Regex::new("^/queue/[0-9a-f]{32}$").unwrap();
-    for base in ["volume-create-defaults", "volume-create-none", "volume-create-replicate3", "volume-create-disperse4+2", "volume-create-snapshot-gid", "volume-create-arbiter"] {
+    for base in [
+        "volume-create-defaults",
+        "volume-create-none",
+        "volume-create-replicate3",
+        "volume-create-disperse4+2",
+        "volume-create-snapshot-gid",
+        "volume-create-arbiter",
+    ] {
         let accepted = replay(&client, &ids, &format!("{base}.1-accepted.json")).await;
         let loc = header(&accepted, "location").to_string();
         assert!(queue_re.is_match(&loc), "{base}: {loc}");
@@ -118,13 +171,29 @@ async fn heketi_recorded_exchanges_match() {
         assert_eq!(header(&done, "content-type"), "text/html; charset=utf-8");
         let recorded = fixture(&format!("{base}.json"));
         let their_id = recorded["response"]["body"]["id"].as_str().unwrap().to_string();
-        ids.0.insert(their_id, vloc.trim_start_matches("/volumes/").to_string());
-        let info = replay(&client, &ids, &format!("{base}.json")).await.json().unwrap();
+        ids.0
+            .insert(their_id, vloc.trim_start_matches("/volumes/").to_string());
+        let info = replay(&client, &ids, &format!("{base}.json"))
+            .await
+            .json()
+            .unwrap();
         let want = &recorded["response"]["body"];
-        for field in ["size", "durability", "glustervolumeoptions", "snapshot", "gid", "block", "blockinfo"] {
+        for field in [
+            "size",
+            "durability",
+            "glustervolumeoptions",
+            "snapshot",
+            "gid",
+            "block",
+            "blockinfo",
+        ] {
             assert_eq!(info[field], want[field], "{base}: {field}");
         }
-        assert_eq!(info["bricks"].as_array().unwrap().len(), want["bricks"].as_array().unwrap().len(), "{base}: bricks");
+        assert_eq!(
+            info["bricks"].as_array().unwrap().len(),
+            want["bricks"].as_array().unwrap().len(),
+            "{base}: bricks"
+        );
         assert_eq!(info["mount"]["glusterfs"]["hosts"].as_array().unwrap().len(), 6);
         if base.ends_with("defaults") || base.ends_with("none") || base.ends_with("snapshot-gid") {
             assert!(info["name"].as_str().unwrap().starts_with("vol_"));
@@ -141,7 +210,14 @@ async fn heketi_recorded_exchanges_match() {
     let done = wait_queue(&client, header(&r, "location"), T).await.unwrap();
     assert_eq!((done.status, done.body.as_str()), (204, ""));
     // Unlike Heketi, the result stays readable (not deleted on first read).
-    assert_eq!(client.call(Method::GET, header(&r, "location"), None).await.unwrap().status, 204);
+    assert_eq!(
+        client
+            .call(Method::GET, header(&r, "location"), None)
+            .await
+            .unwrap()
+            .status,
+        204
+    );
 
     for name in [
         "err-400-volume-size-zero.json",
@@ -187,12 +263,51 @@ async fn heketi_recorded_exchanges_match() {
     let now = hekate::auth::now_unix();
     let cases = [
         (None, 401, "Required authorization token not found\n"),
-        (Some("Token abc".to_string()), 400, "Authorization header format must be Bearer {token}\n"),
-        (Some(format!("bearer {}", hekate::auth::sign("admin", &c.admin_key, "GET", "/nodes", now, 60))), 401, "Invalid qsh claim in token\n"),
-        (Some(format!("bearer {}", hekate::auth::sign("admin", "wrong", "GET", "/clusters", now, 60))), 401, "Invalid JWT token: signature is invalid (client and server secrets may not match)\n"),
-        (Some(format!("bearer {}", hekate::auth::sign("admin", &c.admin_key, "GET", "/clusters", now - 600, 300))), 401, "Invalid JWT token: Token is expired by 5m0s\n"),
-        (Some(format!("bearer {}", hekate::auth::sign("root", &c.admin_key, "GET", "/clusters", now, 60))), 401, "Invalid JWT token: Unknown user\n"),
-        (Some(format!("bearer {}", hekate::auth::sign("user", &c.user_key, "GET", "/clusters", now, 60))), 401, "Administrator access required\n"),
+        (
+            Some("Token abc".to_string()),
+            400,
+            "Authorization header format must be Bearer {token}\n",
+        ),
+        (
+            Some(format!(
+                "bearer {}",
+                hekate::auth::sign("admin", &c.admin_key, "GET", "/nodes", now, 60)
+            )),
+            401,
+            "Invalid qsh claim in token\n",
+        ),
+        (
+            Some(format!(
+                "bearer {}",
+                hekate::auth::sign("admin", "wrong", "GET", "/clusters", now, 60)
+            )),
+            401,
+            "Invalid JWT token: signature is invalid (client and server secrets may not match)\n",
+        ),
+        (
+            Some(format!(
+                "bearer {}",
+                hekate::auth::sign("admin", &c.admin_key, "GET", "/clusters", now - 600, 300)
+            )),
+            401,
+            "Invalid JWT token: Token is expired by 5m0s\n",
+        ),
+        (
+            Some(format!(
+                "bearer {}",
+                hekate::auth::sign("root", &c.admin_key, "GET", "/clusters", now, 60)
+            )),
+            401,
+            "Invalid JWT token: Unknown user\n",
+        ),
+        (
+            Some(format!(
+                "bearer {}",
+                hekate::auth::sign("user", &c.user_key, "GET", "/clusters", now, 60)
+            )),
+            401,
+            "Administrator access required\n",
+        ),
     ];
     for (auth, status, text) in cases {
         let r = get(auth.clone()).await.unwrap();
@@ -201,10 +316,23 @@ async fn heketi_recorded_exchanges_match() {
     }
     // A user creates a volume and (Hekate's fix) polls its own operation; not an admin's.
     let user = hekate::client::Client::new(vec![url.clone()], "user", &c.user_key);
-    let loc = run_async(&user, Method::POST, "/volumes", Some(&json!({"size": 1}))).await.unwrap().unwrap();
+    let loc = run_async(&user, Method::POST, "/volumes", Some(&json!({"size": 1})))
+        .await
+        .unwrap()
+        .unwrap();
     let r = user.call(Method::GET, &loc, None).await.unwrap();
-    assert_eq!((r.status, r.body.as_str()), (401, "Administrator access required\n"), "user reading /volumes/{{id}}");
-    let admin_op = client.call(Method::POST, "/volumes", Some(&json!({"size": 1}))).await.unwrap();
-    let r = user.call(Method::GET, header(&admin_op, "location"), None).await.unwrap();
+    assert_eq!(
+        (r.status, r.body.as_str()),
+        (401, "Administrator access required\n"),
+        "user reading /volumes/{{id}}"
+    );
+    let admin_op = client
+        .call(Method::POST, "/volumes", Some(&json!({"size": 1})))
+        .await
+        .unwrap();
+    let r = user
+        .call(Method::GET, header(&admin_op, "location"), None)
+        .await
+        .unwrap();
     assert_eq!(r.status, 401, "a user may not poll an admin's operation");
 }
