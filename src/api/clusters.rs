@@ -33,12 +33,12 @@ pub struct ClusterInfo {
     pub blockvolumes: Vec<String>,
 }
 
-impl From<ClusterEntry> for ClusterInfo {
-    fn from(c: ClusterEntry) -> Self {
+impl ClusterInfo {
+    pub fn new(c: ClusterEntry, volumes: Vec<String>) -> Self {
         ClusterInfo {
             id: c.id,
             nodes: c.nodes.into_iter().collect(),
-            volumes: c.volumes.into_iter().collect(),
+            volumes,
             block: c.block,
             file: c.file,
             blockvolumes: c.blockvolumes.into_iter().collect(),
@@ -65,11 +65,7 @@ pub async fn create(State(st): State<AppState>, body: Bytes) -> Result<Response,
             })
             .await?,
     )?;
-    let c = st
-        .replica()
-        .read(|v| state::get_cluster(v, &id))?
-        .ok_or(ApiError::NotFound)?;
-    Ok(json(StatusCode::CREATED, &ClusterInfo::from(c)))
+    Ok(json(StatusCode::CREATED, &cluster_info(&st, &id)?))
 }
 
 pub async fn list(State(st): State<AppState>, mode: ReadMode) -> Result<Response, ApiError> {
@@ -78,14 +74,23 @@ pub async fn list(State(st): State<AppState>, mode: ReadMode) -> Result<Response
     Ok(json(StatusCode::OK, &ClusterList { clusters }))
 }
 
-pub async fn info(State(st): State<AppState>, Path(id): Path<String>) -> Result<Response, ApiError> {
+fn cluster_info(st: &AppState, id: &str) -> Result<ClusterInfo, ApiError> {
+    let info = st.replica().read(|v| -> Result<_, hekate_raft::StoreError> {
+        let Some(c) = state::get_cluster(v, id)? else { return Ok(None) };
+        let volumes = state::cluster_volume_ids(v, &c.id)?;
+        Ok(Some(ClusterInfo::new(c, volumes)))
+    })?;
+    info.ok_or(ApiError::NotFound)
+}
+
+pub async fn info(
+    State(st): State<AppState>,
+    mode: ReadMode,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
     let id = route_id(&id)?;
-    st.replica().linearizable_read().await?;
-    let c = st
-        .replica()
-        .read(|v| state::get_cluster(v, id))?
-        .ok_or(ApiError::NotFound)?;
-    Ok(json(StatusCode::OK, &ClusterInfo::from(c)))
+    st.read_barrier(mode).await?;
+    Ok(json(StatusCode::OK, &cluster_info(&st, id)?))
 }
 
 /// On the leader, refuse an unknown id before proposing (nothing is committed for it);

@@ -59,7 +59,7 @@ pub async fn add(State(st): State<AppState>, body: Bytes) -> Result<Response, Ap
         extent_size: 4096,
         pv_uuid: String::new(),
         paths: Vec::new(),
-        bricks: Default::default(),
+        brick_count: 0,
         pending: None,
     };
     let host = node.manage_host().to_string();
@@ -126,7 +126,7 @@ pub async fn delete(
             "device: {id} is not in failed state"
         )));
     }
-    if !d.bricks.is_empty() {
+    if d.brick_count > 0 {
         return Err(ApiError::Conflict(format!(
             "Unable to delete device [{id}] because it contains bricks"
         )));

@@ -152,7 +152,7 @@ pub fn brick_info(b: &BrickEntry) -> BrickInfo {
 
 pub fn device_info(r: &impl StateReader, d: &DeviceEntry) -> Result<DeviceInfo, StoreError> {
     let mut bricks = Vec::new();
-    for id in &d.bricks {
+    for id in &state::device_brick_ids(r, &d.id)? {
         if let Some(b) = state::get_brick(r, id)? {
             bricks.push(brick_info(&b));
         }
@@ -282,8 +282,8 @@ pub fn topology(r: &impl StateReader) -> Result<Topology, StoreError> {
         };
         let hosts = cluster_hosts(r, &id)?;
         let mut volumes = Vec::new();
-        for v in &c.volumes {
-            if let Some(v) = state::get_volume(r, v)? {
+        for v in state::cluster_volume_ids(r, &c.id)? {
+            if let Some(v) = state::get_volume(r, &v)? {
                 if !v.hidden {
                     volumes.push(volume_info(r, &v, &hosts)?);
                 }

@@ -271,11 +271,8 @@ fn ineligible(
         return Ok(Some(format!("Volume name '{}' already in use", v.name)));
     }
     let limit = st.policy().max_volumes_per_cluster;
-    if limit >= 0 && c.volumes.len() as i64 >= limit {
-        return Ok(Some(format!(
-            "Cluster has {} volumes and limit is {limit}",
-            c.volumes.len()
-        )));
+    if limit >= 0 && c.volume_count as i64 >= limit {
+        return Ok(Some(format!("Cluster has {} volumes and limit is {limit}", c.volume_count)));
     }
     Ok(None)
 }
@@ -449,9 +446,7 @@ pub async fn list(State(st): State<AppState>, mode: ReadMode) -> Result<Response
     let volumes = st.replica().read(|r| -> Result<Vec<String>, StoreError> {
         let mut out = Vec::new();
         for c in state::cluster_ids(r)? {
-            if let Some(c) = state::get_cluster(r, &c)? {
-                out.extend(c.volumes);
-            }
+            out.extend(state::cluster_volume_ids(r, &c)?);
         }
         out.sort();
         Ok(out)

@@ -67,7 +67,7 @@ impl Ctx {
             OpPlan::DeviceState { device, .. } | OpPlan::DeviceDelete { device, .. } => {
                 if let Some(d) = state::get_device(r, device)? {
                     ctx.device_state = Some(d.state.clone());
-                    ctx.device_bricks = d.bricks.len();
+                    ctx.device_bricks = d.brick_count as usize;
                     ctx.device_name = Some(d.name.clone());
                 }
             }

@@ -72,7 +72,7 @@ pub fn apply(cmd: Command, txn: &mut Txn<'_>) -> Result<Outcome, StoreError> {
             let Some(c) = super::get_cluster(txn, &id)? else {
                 return Ok(Outcome::NotFound);
             };
-            if !c.nodes.is_empty() || !c.volumes.is_empty() {
+            if !c.nodes.is_empty() || c.volume_count > 0 {
                 return Ok(Outcome::Conflict(format!(
                     "Unable to delete cluster [{id}] because it contains volumes and/or nodes"
                 )));

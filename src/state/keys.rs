@@ -14,6 +14,8 @@
 //! | `hm/<host>` | node id | manage hostname registry |
 //! | `hs/<host>` | node id | storage hostname registry |
 //! | `vn/<cluster>/<name>` | volume id | volume names unique per cluster |
+//! | `cv/<cluster>/<volume>` | empty | the cluster's visible volumes |
+//! | `db/<device>/<brick>` | empty | the device's bricks |
 
 pub const CLUSTER_PREFIX: &[u8] = b"c/";
 pub const NODE_PREFIX: &[u8] = b"n/";
@@ -56,6 +58,22 @@ pub fn storage_host(host: &str) -> Vec<u8> {
 }
 pub fn volume_name(cluster: &str, name: &str) -> Vec<u8> {
     [b"vn/", cluster.as_bytes(), b"/", name.as_bytes()].concat()
+}
+
+pub fn cluster_volume(cluster: &str, volume: &str) -> Vec<u8> {
+    [b"cv/", cluster.as_bytes(), b"/", volume.as_bytes()].concat()
+}
+
+pub fn cluster_volume_prefix(cluster: &str) -> Vec<u8> {
+    [b"cv/", cluster.as_bytes(), b"/"].concat()
+}
+
+pub fn device_brick(device: &str, brick: &str) -> Vec<u8> {
+    [b"db/", device.as_bytes(), b"/", brick.as_bytes()].concat()
+}
+
+pub fn device_brick_prefix(device: &str) -> Vec<u8> {
+    [b"db/", device.as_bytes(), b"/"].concat()
 }
 
 /// The id part of a `<prefix><id>` key.

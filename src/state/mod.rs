@@ -74,6 +74,16 @@ pub fn get_op(r: &impl StateReader, id: &str) -> Result<Option<Operation>, Store
     get(r, &keys::op(id))
 }
 
+/// A cluster's visible volume ids, sorted.
+pub fn cluster_volume_ids(r: &impl StateReader, cluster: &str) -> Result<Vec<String>, StoreError> {
+    ids(r, &keys::cluster_volume_prefix(cluster))
+}
+
+/// A device's brick ids, sorted.
+pub fn device_brick_ids(r: &impl StateReader, device: &str) -> Result<Vec<String>, StoreError> {
+    ids(r, &keys::device_brick_prefix(device))
+}
+
 /// All cluster ids, sorted.
 pub fn cluster_ids(r: &impl StateReader) -> Result<Vec<String>, StoreError> {
     ids(r, keys::CLUSTER_PREFIX)

@@ -17,7 +17,9 @@ pub struct ClusterEntry {
     pub file: bool,
     pub block: bool,
     pub nodes: BTreeSet<String>,
-    pub volumes: BTreeSet<String>,
+    /// Number of (visible) volumes; the ids are index keys `cv/<cluster>/<volume>`, so adding
+    /// a volume does not rewrite a record that grows with the cluster.
+    pub volume_count: u64,
     pub blockvolumes: BTreeSet<String>,
 }
 
@@ -33,7 +35,7 @@ impl ClusterEntry {
             file,
             block,
             nodes: BTreeSet::new(),
-            volumes: BTreeSet::new(),
+            volume_count: 0,
             blockvolumes: BTreeSet::new(),
         }
     }
@@ -83,7 +85,9 @@ pub struct DeviceEntry {
     pub extent_size: u64,
     pub pv_uuid: String,
     pub paths: Vec<String>,
-    pub bricks: BTreeSet<String>,
+    /// Number of bricks; the ids are index keys `db/<device>/<brick>` (a device may hold
+    /// thousands, and its record is rewritten on every brick change).
+    pub brick_count: u64,
     pub pending: Option<String>,
 }
 

@@ -110,7 +110,7 @@ fn begin_device_delete(device: &str, op: &str, txn: &mut Txn<'_>) -> R {
             "device: {device} is not in failed state"
         )));
     }
-    if !d.bricks.is_empty() {
+    if d.brick_count > 0 {
         return Ok(Outcome::Conflict(format!(
             "Unable to delete device [{device}] because it contains bricks"
         )));
@@ -138,8 +138,9 @@ fn reserve(brick: &BrickEntry, txn: &mut Txn<'_>) -> Result<bool, StoreError> {
     }
     d.free -= need;
     d.used += need;
-    d.bricks.insert(brick.id.clone());
+    d.brick_count += 1;
     put(txn, keys::device(&d.id), &d)?;
+    txn.put(keys::device_brick(&d.id, &brick.id), Vec::new());
     put(txn, keys::brick(&brick.id), brick)?;
     Ok(true)
 }
@@ -153,8 +154,9 @@ fn release(brick_id: &str, txn: &mut Txn<'_>) -> Result<(), StoreError> {
         let a = b.allocation();
         d.free = (d.free + a).min(d.total);
         d.used = d.used.saturating_sub(a);
-        d.bricks.remove(brick_id);
+        d.brick_count = d.brick_count.saturating_sub(1);
         put(txn, keys::device(&d.id), &d)?;
+        txn.delete(keys::device_brick(&d.id, brick_id));
     }
     txn.delete(keys::brick(brick_id));
     Ok(())
@@ -314,8 +316,9 @@ pub fn finish(id: &str, report: &ExecReport, now: u64, txn: &mut Txn<'_>) -> R {
                     clear_brick_pending(&b.id, txn)?;
                 }
                 if let Some(mut c) = get_cluster(txn, &v.cluster)? {
-                    c.volumes.insert(v.id.clone());
+                    c.volume_count += 1;
                     put(txn, keys::cluster(&c.id), &c)?;
+                    txn.put(keys::cluster_volume(&c.id, &v.id), Vec::new());
                 }
             }
             Some(format!("/volumes/{}", volume.id))
@@ -328,8 +331,9 @@ pub fn finish(id: &str, report: &ExecReport, now: u64, txn: &mut Txn<'_>) -> R {
                 txn.delete(keys::volume_name(&v.cluster, &v.name));
                 txn.delete(keys::volume(volume));
                 if let Some(mut c) = get_cluster(txn, &v.cluster)? {
-                    c.volumes.remove(volume);
+                    c.volume_count = c.volume_count.saturating_sub(1);
                     put(txn, keys::cluster(&c.id), &c)?;
+                    txn.delete(keys::cluster_volume(&c.id, volume));
                 }
             }
             None
