@@ -25,6 +25,9 @@ pub struct ClusterSpec {
     pub mockexec: Value,
     /// Extra `glusterfs` keys (limits such as `max_inflight_operations`).
     pub glusterfs: Value,
+    /// Share the mock's node model between replicas through a file (as real nodes are
+    /// shared). Off: each replica models its own nodes in memory (cheaper; no failover).
+    pub shared_mock: bool,
 }
 
 impl ClusterSpec {
@@ -36,6 +39,7 @@ impl ClusterSpec {
             loglevel: "info".into(),
             mockexec: json!({}),
             glusterfs: json!({}),
+            shared_mock: true,
         }
     }
 }
@@ -113,7 +117,9 @@ impl ProcCluster {
         if !m.is_object() {
             m = json!({});
         }
-        m["state_file"] = json!(self.mock_state_file());
+        if self.spec.shared_mock {
+            m["state_file"] = json!(self.mock_state_file());
+        }
         m
     }
 

@@ -3,6 +3,7 @@
 
 mod raft_bench;
 mod stats;
+mod volume_bench;
 
 use std::path::PathBuf;
 
@@ -22,6 +23,8 @@ struct Cli {
 enum Cmd {
     /// Write latency, throughput and failover time of a three-replica cluster.
     Raft(raft_bench::RaftArgs),
+    /// Volume create latency and throughput, scaling to 10,000 volumes, topology, RSS, restart.
+    Volumes(volume_bench::VolumeArgs),
 }
 
 #[tokio::main]
@@ -29,6 +32,7 @@ async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     let json = match cli.cmd {
         Cmd::Raft(a) => serde_json::to_value(raft_bench::run(a).await?)?,
+        Cmd::Volumes(a) => serde_json::to_value(volume_bench::run(a).await?)?,
     };
     let text = serde_json::to_string_pretty(&json)?;
     println!("{text}");

@@ -1,0 +1,223 @@
+//! Volume operations through the API of a three-replica cluster (fsync on, mock executor
+//! without latency): create latency including the queue wait, throughput with N clients,
+//! create latency as the number of existing volumes grows (0, 1,000, 10,000), `GET /topology`
+//! against heketi-cli's request-per-object assembly at 1,000 volumes, RSS per replica, and
+//! start-up time with 10,000 volumes.
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context};
+use hekate::client::Client;
+use hekate::testkit::{load_topology, ClusterSpec, ProcCluster};
+use reqwest::Method;
+use serde::Serialize;
+use serde_json::{json, Value};
+
+use crate::stats::{summarize, Summary};
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct VolumeArgs {
+    #[arg(long)]
+    pub hekate: Option<PathBuf>,
+    /// Sequential creates measured at each size point.
+    #[arg(long, default_value_t = 200)]
+    pub creates: usize,
+    #[arg(long, default_value_t = 8)]
+    pub clients: usize,
+    /// Volume counts at which create latency is measured (after the first point).
+    #[arg(long, value_delimiter = ',', default_value = "1000,10000")]
+    pub points: Vec<usize>,
+    #[arg(long)]
+    pub dir: Option<PathBuf>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct Point {
+    pub existing_volumes: usize,
+    pub create: Summary,
+}
+
+#[derive(Debug, Serialize)]
+pub struct VolumeResults {
+    pub sequential_create: Summary,
+    pub concurrent_clients: usize,
+    pub concurrent_creates_per_s: f64,
+    pub concurrent_create: Summary,
+    pub create_by_size: Vec<Point>,
+    pub topology_at_1000: Option<Summary>,
+    pub cli_assembly_at_1000: Option<Summary>,
+    pub cli_assembly_requests: usize,
+    pub rss_kib_per_replica: Vec<u64>,
+    pub volumes_at_end: usize,
+    pub restart_to_ready_ms: f64,
+}
+
+/// POST /volumes and poll the queue (short backoff) until 303.
+pub async fn create_volume(c: &Client) -> anyhow::Result<String> {
+    let body = json!({"size": 1, "durability": {"type": "replicate", "replicate": {"replica": 3}}});
+    let r = c.call(Method::POST, "/volumes", Some(&body)).await?;
+    if r.status != 202 {
+        bail!("create: {} {}", r.status, r.body.trim());
+    }
+    let loc = r.headers.get("location").and_then(|v| v.to_str().ok()).unwrap_or_default().to_string();
+    let mut nap = Duration::from_millis(1);
+    loop {
+        let q = c.call(Method::GET, &loc, None).await?;
+        match q.status {
+            200 | 503 => {}
+            303 => return Ok(q.headers.get("location").and_then(|v| v.to_str().ok()).unwrap_or_default().into()),
+            s => bail!("queue: {s} {}", q.body.trim()),
+        }
+        tokio::time::sleep(nap).await;
+        nap = (nap * 2).min(Duration::from_millis(50));
+    }
+}
+
+async fn timed_creates(c: &Client, n: usize) -> anyhow::Result<Vec<f64>> {
+    let mut out = Vec::with_capacity(n);
+    for _ in 0..n {
+        let t = Instant::now();
+        create_volume(c).await?;
+        out.push(t.elapsed().as_secs_f64() * 1e3);
+    }
+    Ok(out)
+}
+
+/// `n` creates spread over `clients` concurrent clients; returns (elapsed, latencies).
+async fn concurrent_creates(cs: &[Client], n: usize) -> anyhow::Result<(f64, Vec<f64>)> {
+    let left = Arc::new(AtomicUsize::new(n));
+    let t0 = Instant::now();
+    let mut tasks = Vec::new();
+    for c in cs {
+        let (c, left) = (c.clone(), left.clone());
+        tasks.push(tokio::spawn(async move {
+            let mut lat = Vec::new();
+            while left.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |v| v.checked_sub(1)).is_ok() {
+                let t = Instant::now();
+                create_volume(&c).await?;
+                lat.push(t.elapsed().as_secs_f64() * 1e3);
+            }
+            Ok::<_, anyhow::Error>(lat)
+        }));
+    }
+    let mut all = Vec::new();
+    for t in tasks {
+        all.extend(t.await??);
+    }
+    Ok((t0.elapsed().as_secs_f64(), all))
+}
+
+/// heketi-cli's `topology info`: 1 + clusters + volumes + nodes requests, one at a time.
+async fn cli_assembly(c: &Client) -> anyhow::Result<usize> {
+    let mut n = 1;
+    let clusters = c.call(Method::GET, "/clusters", None).await?.json()?;
+    for cid in clusters["clusters"].as_array().cloned().unwrap_or_default() {
+        let info = c.call(Method::GET, &format!("/clusters/{}", cid.as_str().unwrap_or_default()), None).await?.json()?;
+        n += 1;
+        for key in ["volumes", "nodes"] {
+            for id in info[key].as_array().cloned().unwrap_or_default() {
+                c.call(Method::GET, &format!("/{key}/{}", id.as_str().unwrap_or_default()), None).await?.ok()?;
+                n += 1;
+            }
+        }
+    }
+    Ok(n)
+}
+
+fn rss_kib(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| s.lines().find(|l| l.starts_with("VmRSS:")).map(|l| l.split_whitespace().nth(1).unwrap_or("0").parse().unwrap_or(0)))
+        .unwrap_or(0)
+}
+
+pub async fn run(args: VolumeArgs) -> anyhow::Result<VolumeResults> {
+    let tmp = tempfile::tempdir()?;
+    let dir = args.dir.clone().unwrap_or_else(|| tmp.path().to_path_buf());
+    let bin = match &args.hekate {
+        Some(p) => p.clone(),
+        None => std::env::current_exe()?.with_file_name("hekate"),
+    };
+    let mut spec = ClusterSpec::new(bin, 3);
+    spec.loglevel = "warning".into();
+    spec.mockexec = json!({"device_size_gb": 200_000});
+    spec.shared_mock = false;
+    spec.glusterfs = json!({"max_volumes_per_cluster": -1, "max_inflight_operations": 10_000});
+    let mut c = ProcCluster::create(&dir, spec)?;
+    c.start_all()?;
+    c.wait_ready(&[1, 2, 3], Duration::from_secs(60)).await?;
+    let leader = c.wait_leader(&[1, 2, 3], Duration::from_secs(30)).await?;
+    let client = c.client(leader);
+    let devices: Vec<Value> = ["/dev/vdb", "/dev/vdc", "/dev/vdd", "/dev/vde"].iter().map(|d| json!({"name": d})).collect();
+    let nodes: Vec<Value> = (1..=3)
+        .map(|i| {
+            json!({
+                "node": {"hostnames": {"manage": [format!("node{i}")], "storage": [format!("10.8.0.{i}")]}, "zone": i},
+                "devices": devices,
+            })
+        })
+        .collect();
+    let topo = json!({"clusters": [{"nodes": nodes}]});
+    load_topology(&client, &topo).await.context("topology load")?;
+    eprintln!("topology loaded; {} sequential creates", args.creates);
+    let sequential = timed_creates(&client, args.creates).await?;
+    let clients: Vec<Client> = (0..args.clients).map(|i| c.client(1 + (i as u64 % 3))).collect();
+    let (secs, conc) = concurrent_creates(&clients, args.creates).await?;
+    let mut count = 2 * args.creates;
+    eprintln!("{} creates with {} clients in {secs:.2} s", args.creates, args.clients);
+    let mut points = vec![Point { existing_volumes: 0, create: summarize(&sequential) }];
+    let (mut topo_1000, mut cli_1000, mut cli_reqs) = (None, None, 0);
+    let fillers: Vec<Client> = (0..16).map(|i| c.client(1 + (i as u64 % 3))).collect();
+    for &target in &args.points {
+        if target > count {
+            eprintln!("filling to {target} volumes");
+            concurrent_creates(&fillers, target - count).await?;
+            count = target;
+        }
+        let lat = timed_creates(&client, 100.min(args.creates)).await?;
+        count += lat.len();
+        points.push(Point { existing_volumes: target, create: summarize(&lat) });
+        eprintln!("at {target}: create p50 {:.2} ms", summarize(&lat).p50_ms);
+        if target == 1000 {
+            let mut t = Vec::new();
+            for _ in 0..20 {
+                let s = Instant::now();
+                client.call(Method::GET, "/topology", None).await?.ok()?;
+                t.push(s.elapsed().as_secs_f64() * 1e3);
+            }
+            topo_1000 = Some(summarize(&t));
+            let mut a = Vec::new();
+            for _ in 0..3 {
+                let s = Instant::now();
+                cli_reqs = cli_assembly(&client).await?;
+                a.push(s.elapsed().as_secs_f64() * 1e3);
+            }
+            cli_1000 = Some(summarize(&a));
+        }
+    }
+    let rss: Vec<u64> = c.ids().iter().filter_map(|id| c.pid(*id)).map(rss_kib).collect();
+    eprintln!("restarting all replicas with {count} volumes");
+    for id in c.ids() {
+        c.stop(id)?;
+    }
+    let t = Instant::now();
+    c.start_all()?;
+    c.wait_ready(&[1, 2, 3], Duration::from_secs(120)).await?;
+    let restart = t.elapsed().as_secs_f64() * 1e3;
+    Ok(VolumeResults {
+        sequential_create: summarize(&sequential),
+        concurrent_clients: args.clients,
+        concurrent_creates_per_s: args.creates as f64 / secs,
+        concurrent_create: summarize(&conc),
+        create_by_size: points,
+        topology_at_1000: topo_1000,
+        cli_assembly_at_1000: cli_1000,
+        cli_assembly_requests: cli_reqs,
+        rss_kib_per_replica: rss,
+        volumes_at_end: count,
+        restart_to_ready_ms: restart,
+    })
+}
