@@ -62,13 +62,25 @@ pub async fn create_volume(c: &Client) -> anyhow::Result<String> {
     if r.status != 202 {
         bail!("create: {} {}", r.status, r.body.trim());
     }
-    let loc = r.headers.get("location").and_then(|v| v.to_str().ok()).unwrap_or_default().to_string();
+    let loc = r
+        .headers
+        .get("location")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_string();
     let mut nap = Duration::from_millis(1);
     loop {
         let q = c.call(Method::GET, &loc, None).await?;
         match q.status {
             200 | 503 => {}
-            303 => return Ok(q.headers.get("location").and_then(|v| v.to_str().ok()).unwrap_or_default().into()),
+            303 => {
+                return Ok(q
+                    .headers
+                    .get("location")
+                    .and_then(|v| v.to_str().ok())
+                    .unwrap_or_default()
+                    .into())
+            }
             s => bail!("queue: {s} {}", q.body.trim()),
         }
         tokio::time::sleep(nap).await;
@@ -95,7 +107,10 @@ async fn concurrent_creates(cs: &[Client], n: usize) -> anyhow::Result<(f64, Vec
         let (c, left) = (c.clone(), left.clone());
         tasks.push(tokio::spawn(async move {
             let mut lat = Vec::new();
-            while left.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |v| v.checked_sub(1)).is_ok() {
+            while left
+                .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |v| v.checked_sub(1))
+                .is_ok()
+            {
                 let t = Instant::now();
                 create_volume(&c).await?;
                 lat.push(t.elapsed().as_secs_f64() * 1e3);
@@ -115,11 +130,24 @@ async fn cli_assembly(c: &Client) -> anyhow::Result<usize> {
     let mut n = 1;
     let clusters = c.call(Method::GET, "/clusters", None).await?.json()?;
     for cid in clusters["clusters"].as_array().cloned().unwrap_or_default() {
-        let info = c.call(Method::GET, &format!("/clusters/{}", cid.as_str().unwrap_or_default()), None).await?.json()?;
+        let info = c
+            .call(
+                Method::GET,
+                &format!("/clusters/{}", cid.as_str().unwrap_or_default()),
+                None,
+            )
+            .await?
+            .json()?;
         n += 1;
         for key in ["volumes", "nodes"] {
             for id in info[key].as_array().cloned().unwrap_or_default() {
-                c.call(Method::GET, &format!("/{key}/{}", id.as_str().unwrap_or_default()), None).await?.ok()?;
+                c.call(
+                    Method::GET,
+                    &format!("/{key}/{}", id.as_str().unwrap_or_default()),
+                    None,
+                )
+                .await?
+                .ok()?;
                 n += 1;
             }
         }
@@ -130,7 +158,11 @@ async fn cli_assembly(c: &Client) -> anyhow::Result<usize> {
 fn rss_kib(pid: u32) -> u64 {
     std::fs::read_to_string(format!("/proc/{pid}/status"))
         .ok()
-        .and_then(|s| s.lines().find(|l| l.starts_with("VmRSS:")).map(|l| l.split_whitespace().nth(1).unwrap_or("0").parse().unwrap_or(0)))
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmRSS:"))
+                .map(|l| l.split_whitespace().nth(1).unwrap_or("0").parse().unwrap_or(0))
+        })
         .unwrap_or(0)
 }
 
@@ -151,7 +183,10 @@ pub async fn run(args: VolumeArgs) -> anyhow::Result<VolumeResults> {
     c.wait_ready(&[1, 2, 3], Duration::from_secs(60)).await?;
     let leader = c.wait_leader(&[1, 2, 3], Duration::from_secs(30)).await?;
     let client = c.client(leader);
-    let devices: Vec<Value> = ["/dev/vdb", "/dev/vdc", "/dev/vdd", "/dev/vde"].iter().map(|d| json!({"name": d})).collect();
+    let devices: Vec<Value> = ["/dev/vdb", "/dev/vdc", "/dev/vdd", "/dev/vde"]
+        .iter()
+        .map(|d| json!({"name": d}))
+        .collect();
     let nodes: Vec<Value> = (1..=3)
         .map(|i| {
             json!({
@@ -167,8 +202,14 @@ pub async fn run(args: VolumeArgs) -> anyhow::Result<VolumeResults> {
     let clients: Vec<Client> = (0..args.clients).map(|i| c.client(1 + (i as u64 % 3))).collect();
     let (secs, conc) = concurrent_creates(&clients, args.creates).await?;
     let mut count = 2 * args.creates;
-    eprintln!("{} creates with {} clients in {secs:.2} s", args.creates, args.clients);
-    let mut points = vec![Point { existing_volumes: 0, create: summarize(&sequential) }];
+    eprintln!(
+        "{} creates with {} clients in {secs:.2} s",
+        args.creates, args.clients
+    );
+    let mut points = vec![Point {
+        existing_volumes: 0,
+        create: summarize(&sequential),
+    }];
     let (mut topo_1000, mut cli_1000, mut cli_reqs) = (None, None, 0);
     let fillers: Vec<Client> = (0..16).map(|i| c.client(1 + (i as u64 % 3))).collect();
     for &target in &args.points {
@@ -179,7 +220,10 @@ pub async fn run(args: VolumeArgs) -> anyhow::Result<VolumeResults> {
         }
         let lat = timed_creates(&client, 100.min(args.creates)).await?;
         count += lat.len();
-        points.push(Point { existing_volumes: target, create: summarize(&lat) });
+        points.push(Point {
+            existing_volumes: target,
+            create: summarize(&lat),
+        });
         eprintln!("at {target}: create p50 {:.2} ms", summarize(&lat).p50_ms);
         if target == 1000 {
             let mut t = Vec::new();

@@ -76,7 +76,9 @@ pub async fn list(State(st): State<AppState>, mode: ReadMode) -> Result<Response
 
 fn cluster_info(st: &AppState, id: &str) -> Result<ClusterInfo, ApiError> {
     let info = st.replica().read(|v| -> Result<_, hekate_raft::StoreError> {
-        let Some(c) = state::get_cluster(v, id)? else { return Ok(None) };
+        let Some(c) = state::get_cluster(v, id)? else {
+            return Ok(None);
+        };
         let volumes = state::cluster_volume_ids(v, &c.id)?;
         Ok(Some(ClusterInfo::new(c, volumes)))
     })?;

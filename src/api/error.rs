@@ -10,6 +10,9 @@ use crate::auth::AuthError;
 pub enum ApiError {
     #[error("{0}")]
     BadRequest(String),
+    /// A 422 with its own message (`/internal/logging`).
+    #[error("{0}")]
+    Unprocessable(String),
     /// Heketi's 422 for bodies that do not parse.
     #[error("request unable to be parsed: {0}")]
     Unparsable(String),
@@ -61,7 +64,7 @@ impl ApiError {
     pub fn status(&self) -> StatusCode {
         match self {
             ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
-            ApiError::Unparsable(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            ApiError::Unparsable(_) | ApiError::Unprocessable(_) => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::NotFound | ApiError::NotFound2(_) | ApiError::InvalidPath => StatusCode::NOT_FOUND,
             ApiError::Conflict(_) => StatusCode::CONFLICT,
             ApiError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,

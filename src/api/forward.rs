@@ -32,7 +32,7 @@ pub struct NotLeaderMarker;
 
 /// Paths answered by the replica that receives them.
 fn is_local(path: &str) -> bool {
-    is_open_path(path)
+    is_open_path(path) || path == "/internal/logging"
 }
 
 pub async fn layer(State(st): State<AppState>, req: Request, next: Next) -> Response {
@@ -128,14 +128,22 @@ async fn send(
     let url = format!("http://{addr}{path}");
     let mut headers = HeaderMap::new();
     for (k, v) in &parts.headers {
-        if !matches!(
+        let hop_by_hop = matches!(
             k.as_str(),
-            "host" | "content-length" | "connection" | "transfer-encoding" | HOPS_HEADER
-        ) {
+            "host" | "content-length" | "connection" | "transfer-encoding"
+        );
+        let ours = k.as_str() == HOPS_HEADER || k.as_str() == crate::api::admin::FORWARD_SECRET_HEADER;
+        if !hop_by_hop && !ours {
             headers.append(k.clone(), v.clone());
         }
     }
     headers.insert(HeaderName::from_static(HOPS_HEADER), HeaderValue::from(hops));
+    if let Ok(v) = HeaderValue::from_str(&st.options().secret) {
+        headers.insert(
+            HeaderName::from_static(crate::api::admin::FORWARD_SECRET_HEADER),
+            v,
+        );
+    }
     let resp = st
         .forward_client()
         .request(parts.method.clone(), url)

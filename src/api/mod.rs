@@ -4,11 +4,13 @@
 //! unless this replica is the leader or the path is local) -> handler -> Raft proposal or
 //! linearizable read -> response. Errors map to HTTP once, in [`error`].
 
+pub mod admin;
 pub mod auth_layer;
 pub mod clusters;
 pub mod devices;
 pub mod error;
 pub mod forward;
+pub mod metrics;
 pub mod nodes;
 pub mod operations;
 pub mod policy;
@@ -38,22 +40,26 @@ pub struct AppState(Arc<Inner>);
 
 struct Inner {
     replica: HekateReplica,
-    verifier: Option<Verifier>,
+    opts: StateOptions,
     forward_client: reqwest::Client,
-    forward_timeout: Duration,
-    exec: Arc<dyn crate::executor::Executor>,
-    policy: policy::Policy,
+}
+
+/// What the API needs besides the replica.
+pub struct StateOptions {
+    /// `None` when auth is disabled.
+    pub verifier: Option<Verifier>,
+    pub forward_timeout: Duration,
+    pub exec: Arc<dyn crate::executor::Executor>,
+    pub policy: policy::Policy,
+    /// The cluster secret: forwarded requests carry it, so the leader trusts their hop count.
+    pub secret: String,
+    /// `default_state` from the config, used until an admin state is committed.
+    pub default_admin_state: String,
+    pub log: Option<crate::server::LogControl>,
 }
 
 impl AppState {
-    /// `verifier` is `None` when auth is disabled.
-    pub fn new(
-        replica: HekateReplica,
-        verifier: Option<Verifier>,
-        forward_timeout: Duration,
-        exec: Arc<dyn crate::executor::Executor>,
-        policy: policy::Policy,
-    ) -> AppState {
+    pub fn new(replica: HekateReplica, opts: StateOptions) -> AppState {
         let forward_client = reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
             .connect_timeout(Duration::from_millis(500))
@@ -63,26 +69,27 @@ impl AppState {
             .unwrap_or_default();
         AppState(Arc::new(Inner {
             replica,
-            verifier,
+            opts,
             forward_client,
-            forward_timeout,
-            exec,
-            policy,
         }))
     }
 
     pub fn executor(&self) -> &dyn crate::executor::Executor {
-        self.0.exec.as_ref()
+        self.0.opts.exec.as_ref()
     }
 
     pub fn policy(&self) -> &policy::Policy {
-        &self.0.policy
+        &self.0.opts.policy
+    }
+
+    pub fn options(&self) -> &StateOptions {
+        &self.0.opts
     }
 
     /// Refuses a new operation when too many are in flight (Heketi's 429).
     pub fn throttle(&self) -> Result<(), error::ApiError> {
         let n = self.replica().read(|v| crate::state::pending_op_ids(v))?.len();
-        if n >= self.0.policy.max_inflight {
+        if n >= self.0.opts.policy.max_inflight {
             return Err(error::ApiError::Busy);
         }
         Ok(())
@@ -107,7 +114,7 @@ impl AppState {
     }
 
     pub fn verifier(&self) -> Option<&Verifier> {
-        self.0.verifier.as_ref()
+        self.0.opts.verifier.as_ref()
     }
 
     pub fn forward_client(&self) -> &reqwest::Client {
@@ -115,7 +122,7 @@ impl AppState {
     }
 
     pub fn forward_timeout(&self) -> Duration {
-        self.0.forward_timeout
+        self.0.opts.forward_timeout
     }
 }
 
@@ -123,6 +130,12 @@ impl AppState {
 pub fn router(st: AppState) -> Router {
     Router::new()
         .route("/hello", get(replicas::hello))
+        .route("/metrics", get(metrics::metrics))
+        .route("/admin", get(admin::get_state).post(admin::set_state))
+        .route(
+            "/internal/logging",
+            get(admin::get_logging).post(admin::set_logging),
+        )
         .route("/readyz", get(replicas::readyz))
         .route("/raft/status", get(replicas::status))
         .route("/raft/members", post(replicas::add_member))
@@ -154,6 +167,7 @@ pub fn router(st: AppState) -> Router {
         .fallback(|| async { error::ApiError::InvalidPath.into_response() })
         .method_not_allowed_fallback(|| async { respond::empty(StatusCode::METHOD_NOT_ALLOWED) })
         .layer(axum::middleware::from_fn_with_state(st.clone(), forward::layer))
+        .layer(axum::middleware::from_fn_with_state(st.clone(), admin::gate))
         .layer(axum::middleware::from_fn_with_state(
             st.clone(),
             auth_layer::layer,

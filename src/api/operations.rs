@@ -11,7 +11,7 @@ use super::respond::{empty, json, redirect_html, text};
 use super::{route_id, views, AppState, ReadMode};
 use crate::auth::{AuthError, Role};
 use crate::state::model::{OpStatus, Operation};
-use crate::state::{self, keys};
+use crate::state::{self};
 
 /// Heketi's async contract: 200 + `X-Pending` while running; then 303 to the resource, 204,
 /// or 500 with the error. Unlike Heketi the result is not deleted on first read: it stays
@@ -141,7 +141,7 @@ pub async fn pending_one(
     let op = st
         .replica()
         .read(|v| -> Result<_, hekate_raft::StoreError> {
-            Ok(if v.get(&keys::pending_op(id))?.is_some() {
+            Ok(if state::pending_op_ids(v)?.iter().any(|p| p == id) {
                 state::get_op(v, id)?
             } else {
                 None
@@ -178,8 +178,6 @@ fn changes_of(op: &Operation) -> Vec<Change> {
         _ => Vec::new(),
     }
 }
-
-use hekate_raft::StateReader;
 
 /// `GET /topology` (Hekate extension): what `heketi-cli topology info --json` assembles from
 /// 1 + clusters + volumes + nodes requests, in one request and one consistent read.

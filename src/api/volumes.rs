@@ -272,7 +272,10 @@ fn ineligible(
     }
     let limit = st.policy().max_volumes_per_cluster;
     if limit >= 0 && c.volume_count as i64 >= limit {
-        return Ok(Some(format!("Cluster has {} volumes and limit is {limit}", c.volume_count)));
+        return Ok(Some(format!(
+            "Cluster has {} volumes and limit is {limit}",
+            c.volume_count
+        )));
     }
     Ok(None)
 }

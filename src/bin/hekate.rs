@@ -155,10 +155,10 @@ async fn serve(config: PathBuf, disable_auth: bool) -> anyhow::Result<()> {
     println!("Hekate {}", env!("CARGO_PKG_VERSION"));
     let settings = hekate::config::load(&config, &|k| std::env::var(k).ok())
         .map_err(|e| anyhow::anyhow!("Unable to parse configuration: {e}"))?;
-    hekate::server::init_logging(&settings.file.glusterfs.loglevel);
+    let log = hekate::server::init_logging(&settings.file.glusterfs.loglevel);
     hekate::server::run(
         settings,
-        hekate::server::ServeOptions { disable_auth },
+        hekate::server::ServeOptions { disable_auth, log },
         hekate::server::shutdown_signal(),
     )
     .await

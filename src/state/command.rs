@@ -35,6 +35,8 @@ pub enum Command {
         device: Option<String>,
         tags: Tags,
     },
+    /// Set the cluster-wide admin state (`normal`, `read-only`, `local-client`).
+    SetAdminState { state: String },
 }
 
 /// What applying a command did. Refusals are values: every replica refuses identically.
@@ -85,5 +87,9 @@ pub fn apply(cmd: Command, txn: &mut Txn<'_>) -> Result<Outcome, StoreError> {
         Command::OpFail { id, error, now } => ops::fail(&id, &error, now, txn),
         Command::OpGc { before } => ops::gc(before, txn),
         Command::SetTags { node, device, tags } => ops::set_tags(node, device, tags, txn),
+        Command::SetAdminState { state } => {
+            txn.put(keys::ADMIN_STATE.to_vec(), state.into_bytes());
+            Ok(Outcome::Done)
+        }
     }
 }

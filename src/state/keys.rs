@@ -10,7 +10,7 @@
 //! | `b/<id>` | `BrickEntry` | |
 //! | `v/<id>` | `VolumeEntry` | |
 //! | `o/<id>` | `Operation` | the replicated `/queue` |
-//! | `po/<id>` | empty | operations not yet finished (the runner's work list, the throttle count) |
+//! | `meta/pending_ops` | `PendingOps` | operations not yet finished (the runner's work list, the throttle count); one small record, not a key range: a range of deleted keys would leave tombstones that every scan must skip |
 //! | `hm/<host>` | node id | manage hostname registry |
 //! | `hs/<host>` | node id | storage hostname registry |
 //! | `vn/<cluster>/<name>` | volume id | volume names unique per cluster |
@@ -18,12 +18,14 @@
 //! | `db/<device>/<brick>` | empty | the device's bricks |
 
 pub const CLUSTER_PREFIX: &[u8] = b"c/";
+/// The cluster-wide admin state (`/admin`).
+pub const ADMIN_STATE: &[u8] = b"meta/admin_state";
 pub const NODE_PREFIX: &[u8] = b"n/";
 pub const DEVICE_PREFIX: &[u8] = b"d/";
 pub const BRICK_PREFIX: &[u8] = b"b/";
 pub const VOLUME_PREFIX: &[u8] = b"v/";
 pub const OP_PREFIX: &[u8] = b"o/";
-pub const PENDING_OP_PREFIX: &[u8] = b"po/";
+pub const PENDING_OPS: &[u8] = b"meta/pending_ops";
 
 fn key(prefix: &[u8], id: &str) -> Vec<u8> {
     [prefix, id.as_bytes()].concat()
@@ -46,9 +48,6 @@ pub fn volume(id: &str) -> Vec<u8> {
 }
 pub fn op(id: &str) -> Vec<u8> {
     key(OP_PREFIX, id)
-}
-pub fn pending_op(id: &str) -> Vec<u8> {
-    key(PENDING_OP_PREFIX, id)
 }
 pub fn manage_host(host: &str) -> Vec<u8> {
     key(b"hm/", host)

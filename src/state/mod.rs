@@ -91,5 +91,6 @@ pub fn cluster_ids(r: &impl StateReader) -> Result<Vec<String>, StoreError> {
 
 /// Operations not yet finished (the runner's work list; its length is the throttle count).
 pub fn pending_op_ids(r: &impl StateReader) -> Result<Vec<String>, StoreError> {
-    ids(r, keys::PENDING_OP_PREFIX)
+    let p: Option<model::PendingOps> = get(r, keys::PENDING_OPS)?;
+    Ok(p.map(|p| p.ids.into_iter().collect()).unwrap_or_default())
 }

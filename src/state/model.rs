@@ -315,3 +315,14 @@ pub struct ExecReport {
     pub pv_uuid: Option<String>,
     pub paths: Vec<String>,
 }
+
+/// The ids of the operations not yet finished.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PendingOps {
+    pub ids: BTreeSet<String>,
+}
+
+impl Record for PendingOps {
+    const KIND: &'static str = "pending operations";
+    const VERSION: u16 = 1;
+}

@@ -6,7 +6,7 @@
 use hekate_raft::{StateReader, StoreError, Txn};
 
 use super::command::Outcome;
-use super::model::{BrickEntry, ExecReport, OpPlan, OpStatus, Operation, Tags};
+use super::model::{BrickEntry, ExecReport, OpPlan, OpStatus, Operation, PendingOps, Tags};
 use super::{get_brick, get_cluster, get_device, get_node, get_op, get_volume, keys, put};
 
 type R = Result<Outcome, StoreError>;
@@ -41,7 +41,7 @@ pub fn begin(op: Operation, txn: &mut Txn<'_>) -> R {
         return Ok(out);
     }
     put(txn, keys::op(&op.id), &op)?;
-    txn.put(keys::pending_op(&op.id), Vec::new());
+    set_pending(txn, &op.id, true)?;
     Ok(Outcome::Done)
 }
 
@@ -439,7 +439,7 @@ fn close(mut op: Operation, status: OpStatus, error: Option<String>, now: u64, t
     op.status = status;
     op.error = error;
     op.finished = Some(now);
-    txn.delete(keys::pending_op(&op.id));
+    set_pending(txn, &op.id, false)?;
     put(txn, keys::op(&op.id), &op)?;
     Ok(Outcome::Done)
 }
@@ -470,4 +470,14 @@ pub fn set_tags(node: Option<String>, device: Option<String>, tags: Tags, txn: &
         put(txn, keys::device(&id), &d)?;
     }
     Ok(Outcome::Done)
+}
+
+fn set_pending(txn: &mut Txn<'_>, id: &str, pending: bool) -> Result<(), StoreError> {
+    let mut p: PendingOps = super::get(txn, keys::PENDING_OPS)?.unwrap_or_default();
+    if pending {
+        p.ids.insert(id.to_string());
+    } else {
+        p.ids.remove(id);
+    }
+    put(txn, keys::PENDING_OPS.to_vec(), &p)
 }

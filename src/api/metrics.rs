@@ -1,0 +1,229 @@
+//! `GET /metrics`: Heketi's gauges (spec 1.13, same names and labels) computed from this
+//! replica's applied state at scrape time, plus Hekate's Raft and operation gauges. Outside
+//! auth, as in Heketi; a local read (no leader round trip), so every replica can be scraped.
+
+use axum::extract::State;
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use hekate_raft::{StateReader, StoreError};
+use prometheus::{Encoder, GaugeVec, Opts, Registry, TextEncoder};
+
+use super::AppState;
+use crate::state::{self};
+
+fn gauge(reg: &Registry, name: &str, help: &str, labels: &[&str]) -> Result<GaugeVec, prometheus::Error> {
+    let g = GaugeVec::new(Opts::new(name, help), labels)?;
+    reg.register(Box::new(g.clone()))?;
+    Ok(g)
+}
+
+const DEV_LABELS: [&str; 6] = [
+    "cluster",
+    "hostname",
+    "storage_hostname",
+    "id",
+    "device",
+    "pv_uuid",
+];
+
+fn topology_metrics(reg: &Registry, r: &impl StateReader) -> Result<(), Box<dyn std::error::Error>> {
+    let up = gauge(reg, "heketi_up", "Is heketi running?", &[])?;
+    let clusters = gauge(reg, "heketi_cluster_count", "Number of clusters", &[])?;
+    let volumes = gauge(
+        reg,
+        "heketi_volumes_count",
+        "Number of volumes on cluster",
+        &["cluster"],
+    )?;
+    let bvols = gauge(
+        reg,
+        "heketi_block_volumes_count",
+        "Number of block volumes on cluster",
+        &["cluster"],
+    )?;
+    let nodes = gauge(
+        reg,
+        "heketi_nodes_count",
+        "Number of nodes on cluster",
+        &["cluster"],
+    )?;
+    let devices = gauge(
+        reg,
+        "heketi_device_count",
+        "Number of devices on node",
+        &["cluster", "hostname", "storage_hostname"],
+    )?;
+    let size = gauge(reg, "heketi_device_size", "Total size of the device", &DEV_LABELS)?;
+    let free = gauge(
+        reg,
+        "heketi_device_free",
+        "Amount of Free space available on the device",
+        &DEV_LABELS,
+    )?;
+    let used = gauge(
+        reg,
+        "heketi_device_used",
+        "Amount of space used on the device",
+        &DEV_LABELS,
+    )?;
+    let size_b = gauge(
+        reg,
+        "heketi_device_size_bytes",
+        "Total size of the device",
+        &DEV_LABELS,
+    )?;
+    let free_b = gauge(
+        reg,
+        "heketi_device_free_bytes",
+        "Amount of Free space available on the device",
+        &DEV_LABELS,
+    )?;
+    let used_b = gauge(
+        reg,
+        "heketi_device_used_bytes",
+        "Amount of space used on the device",
+        &DEV_LABELS,
+    )?;
+    let bricks = gauge(
+        reg,
+        "heketi_device_brick_count",
+        "Number of bricks on device",
+        &DEV_LABELS,
+    )?;
+    let ids = state::cluster_ids(r)?;
+    clusters.with_label_values::<&str>(&[]).set(ids.len() as f64);
+    for cid in ids {
+        let Some(c) = state::get_cluster(r, &cid)? else {
+            continue;
+        };
+        volumes
+            .with_label_values(&[cid.as_str()])
+            .set(c.volume_count as f64);
+        bvols
+            .with_label_values(&[cid.as_str()])
+            .set(c.blockvolumes.len() as f64);
+        nodes.with_label_values(&[cid.as_str()]).set(c.nodes.len() as f64);
+        for nid in &c.nodes {
+            let Some(n) = state::get_node(r, nid)? else {
+                continue;
+            };
+            let (host, shost) = (n.manage_host(), n.storage_host());
+            devices
+                .with_label_values(&[cid.as_str(), host, shost])
+                .set(n.devices.len() as f64);
+            for did in &n.devices {
+                let Some(d) = state::get_device(r, did)? else {
+                    continue;
+                };
+                let l = [
+                    cid.as_str(),
+                    host,
+                    shost,
+                    d.id.as_str(),
+                    d.name.as_str(),
+                    d.pv_uuid.as_str(),
+                ];
+                size.with_label_values(&l).set(d.total as f64);
+                free.with_label_values(&l).set(d.free as f64);
+                used.with_label_values(&l).set(d.used as f64);
+                size_b.with_label_values(&l).set(d.total as f64 * 1024.0);
+                free_b.with_label_values(&l).set(d.free as f64 * 1024.0);
+                used_b.with_label_values(&l).set(d.used as f64 * 1024.0);
+                bricks.with_label_values(&l).set(d.brick_count as f64);
+            }
+        }
+    }
+    let pending = state::pending_op_ids(r)?.len() as f64;
+    for (name, v) in [
+        ("heketi_operations_total_count", pending),
+        ("heketi_operations_inFlight_count", pending),
+        ("heketi_operations_new_count", pending),
+        ("heketi_operations_stale_count", 0.0),
+        ("heketi_operations_failed_count", 0.0),
+    ] {
+        gauge(
+            reg,
+            name,
+            "Operations (Heketi's names; every pending operation is in flight)",
+            &[],
+        )?
+        .with_label_values::<&str>(&[])
+        .set(v);
+    }
+    up.with_label_values::<&str>(&[]).set(1.0);
+    Ok(())
+}
+
+fn raft_metrics(reg: &Registry, st: &AppState) -> Result<(), prometheus::Error> {
+    let s = st.replica().status();
+    let leader = matches!(s.state, hekate_raft::Role::Leader);
+    for (name, help, v) in [
+        ("hekate_raft_term", "Current Raft term", s.term as f64),
+        (
+            "hekate_raft_is_leader",
+            "1 on the leader",
+            if leader { 1.0 } else { 0.0 },
+        ),
+        (
+            "hekate_raft_leader_known",
+            "1 if this replica knows a leader",
+            if s.leader.is_some() { 1.0 } else { 0.0 },
+        ),
+        (
+            "hekate_raft_last_log_index",
+            "Last log index",
+            s.last_log_index.unwrap_or(0) as f64,
+        ),
+        (
+            "hekate_raft_last_applied",
+            "Last applied log index",
+            s.last_applied.unwrap_or(0) as f64,
+        ),
+        (
+            "hekate_raft_snapshot_index",
+            "Index of the current snapshot",
+            s.snapshot.unwrap_or(0) as f64,
+        ),
+        ("hekate_raft_members", "Number of members", s.members.len() as f64),
+        (
+            "hekate_raft_voters",
+            "Number of voters",
+            s.members.iter().filter(|m| m.voter).count() as f64,
+        ),
+    ] {
+        gauge(reg, name, help, &[])?.with_label_values::<&str>(&[]).set(v);
+    }
+    Ok(())
+}
+
+pub async fn metrics(State(st): State<AppState>) -> Response {
+    let reg = Registry::new();
+    let topo = st
+        .replica()
+        .read(|r| topology_metrics(&reg, r).map_err(|e| StoreError::Invalid(e.to_string())));
+    if let Err(e) = topo {
+        tracing::warn!("metrics: topology unreadable: {e}");
+        let reg = Registry::new();
+        if let Ok(g) = gauge(&reg, "heketi_up", "Is heketi running?", &[]) {
+            g.with_label_values::<&str>(&[]).set(0.0);
+        }
+        return encode(&reg);
+    }
+    if let Err(e) = raft_metrics(&reg, &st) {
+        tracing::warn!("metrics: raft gauges: {e}");
+    }
+    encode(&reg)
+}
+
+fn encode(reg: &Registry) -> Response {
+    let mut buf = Vec::new();
+    let enc = TextEncoder::new();
+    if let Err(e) = enc.encode(&reg.gather(), &mut buf) {
+        return (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()).into_response();
+    }
+    let mut r = buf.into_response();
+    if let Ok(v) = HeaderValue::from_str(enc.format_type()) {
+        r.headers_mut().insert(header::CONTENT_TYPE, v);
+    }
+    r
+}
