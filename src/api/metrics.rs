@@ -222,7 +222,8 @@ fn encode(reg: &Registry) -> Response {
         return (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()).into_response();
     }
     let mut r = buf.into_response();
-    if let Ok(v) = HeaderValue::from_str(enc.format_type()) {
+    // Go's promhttp sends the charset too; scrapers accept either.
+    if let Ok(v) = HeaderValue::from_str(&format!("{}; charset=utf-8", enc.format_type())) {
         r.headers_mut().insert(header::CONTENT_TYPE, v);
     }
     r
