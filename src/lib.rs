@@ -25,6 +25,7 @@ pub mod auth;
 pub mod client;
 pub mod config;
 pub mod dev;
+pub mod dump;
 pub mod executor;
 pub mod ids;
 pub mod ops;

@@ -25,6 +25,7 @@ pub const HOPS_HEADER: &str = "x-hekate-hops";
 pub const MAX_HOPS: u32 = 3;
 /// Largest request body accepted (Heketi's requests are small JSON documents).
 pub const BODY_LIMIT: usize = 1024 * 1024;
+pub const IMPORT_LIMIT: usize = 512 * 1024 * 1024;
 
 /// Set on a response whose handler found this replica was no longer the leader.
 #[derive(Clone, Copy)]
@@ -46,9 +47,15 @@ pub async fn layer(State(st): State<AppState>, req: Request, next: Next) -> Resp
         .and_then(|v| v.to_str().ok()?.parse().ok())
         .unwrap_or(0);
     let (parts, body) = req.into_parts();
-    let body = match axum::body::to_bytes(body, BODY_LIMIT).await {
+    // A Heketi dump for `/db/import` can be large; everything else is a small document.
+    let limit = if parts.uri.path() == "/db/import" {
+        IMPORT_LIMIT
+    } else {
+        BODY_LIMIT
+    };
+    let body = match axum::body::to_bytes(body, limit).await {
         Ok(b) => b,
-        Err(_) => return ApiError::TooLarge(BODY_LIMIT).into_response(),
+        Err(_) => return ApiError::TooLarge(limit).into_response(),
     };
     let deadline = Instant::now() + st.forward_timeout();
     let replica = st.replica();

@@ -7,6 +7,7 @@
 pub mod admin;
 pub mod auth_layer;
 pub mod clusters;
+pub mod db;
 pub mod devices;
 pub mod error;
 pub mod forward;
@@ -164,8 +165,13 @@ pub fn router(st: AppState) -> Router {
         .route("/operations/pending", get(operations::pending))
         .route("/operations/pending/{id}", get(operations::pending_one))
         .route("/topology", get(operations::topology))
+        .route("/db/dump", get(db::dump))
+        .route("/db/check", get(db::db_check))
+        .route("/db/import", post(db::import))
         .fallback(|| async { error::ApiError::InvalidPath.into_response() })
         .method_not_allowed_fallback(|| async { respond::empty(StatusCode::METHOD_NOT_ALLOWED) })
+        // The forward layer buffers bodies with per-path limits; no second limit here.
+        .layer(axum::extract::DefaultBodyLimit::disable())
         .layer(axum::middleware::from_fn_with_state(st.clone(), forward::layer))
         .layer(axum::middleware::from_fn_with_state(st.clone(), admin::gate))
         .layer(axum::middleware::from_fn_with_state(

@@ -9,20 +9,20 @@ use serde::Serialize;
 use crate::state::model::{BrickEntry, DeviceEntry, NodeEntry, Tags, VolumeEntry};
 use crate::state::{self};
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, serde::Deserialize)]
 pub struct Hostnames {
     pub manage: Vec<String>,
     pub storage: Vec<String>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, serde::Deserialize)]
 pub struct Storage {
     pub total: u64,
     pub free: u64,
     pub used: u64,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, serde::Deserialize)]
 pub struct BrickInfo {
     pub id: String,
     pub path: String,
@@ -105,8 +105,20 @@ pub struct Mount {
     pub glusterfs: GlusterMount,
 }
 
+/// Block-hosting capacity (GiB), omitted fields when zero/empty, as Heketi.
 #[derive(Debug, Serialize, Default)]
-pub struct BlockInfo {}
+pub struct BlockInfo {
+    #[serde(skip_serializing_if = "is_zero_u")]
+    pub freesize: u64,
+    #[serde(skip_serializing_if = "is_zero_u")]
+    pub reservedsize: u64,
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub restriction: String,
+}
+
+fn is_zero_u(v: &u64) -> bool {
+    *v == 0
+}
 
 #[derive(Debug, Serialize)]
 pub struct VolumeInfo {
@@ -254,7 +266,11 @@ pub fn volume_info(
                 hosts: hosts.to_vec(),
             },
         },
-        blockinfo: BlockInfo {},
+        blockinfo: BlockInfo {
+            freesize: v.block_free,
+            reservedsize: v.block_reserved,
+            restriction: v.block_restriction.clone(),
+        },
         bricks,
     })
 }

@@ -217,6 +217,7 @@ fn bricks_of(plan: Vec<Vec<Planned>>, volume: &str, op: &str) -> Vec<BrickEntry>
                     SUBTYPE_NORMAL
                 },
                 pending: Some(op.to_string()),
+                lvm_thin_pool: None,
             }
         })
         .collect()
@@ -336,6 +337,15 @@ pub async fn create(
         bricks: Default::default(),
         pending: None,
         hidden: false,
+        // A block-hosting volume keeps 2 % in reserve (Heketi's 98/2 split).
+        block_free: if req.block { req.size as u64 * 98 / 100 } else { 0 },
+        block_reserved: if req.block {
+            req.size as u64 - req.size as u64 * 98 / 100
+        } else {
+            0
+        },
+        block_restriction: String::new(),
+        request_clusters: req.clusters.clone(),
     };
     let candidates = if req.clusters.is_empty() {
         all_clusters

@@ -47,6 +47,13 @@ enum Cmd {
         #[arg(long)]
         user_key: Option<String>,
     },
+    /// Heketi's JSON dump: export from, or import into (an empty), running cluster.
+    Db {
+        #[command(flatten)]
+        conn: Conn,
+        #[command(subcommand)]
+        action: DbCmd,
+    },
     /// Replica (Raft member) administration against a running cluster.
     Replica {
         #[command(flatten)]
@@ -70,6 +77,20 @@ struct Conn {
     user: String,
     #[arg(long, env = "HEKETI_CLI_KEY", default_value = "")]
     secret: String,
+}
+
+#[derive(Subcommand)]
+enum DbCmd {
+    /// Write the cluster's state as Heketi's dump (`-` for stdout; an existing file is refused).
+    Export {
+        #[arg(long)]
+        jsonfile: String,
+    },
+    /// Load a dump made by `heketi db export` (or `hekate db export`) into an empty cluster.
+    Import {
+        #[arg(long)]
+        jsonfile: PathBuf,
+    },
 }
 
 #[derive(Subcommand)]
@@ -148,6 +169,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<()> {
             .await
         }
         (Some(Cmd::Replica { conn, action }), _) => replica(conn, action).await,
+        (Some(Cmd::Db { conn, action }), _) => db(conn, action).await,
     }
 }
 
@@ -220,6 +242,39 @@ async fn replica(conn: Conn, action: ReplicaCmd) -> anyhow::Result<()> {
                 .await?
                 .ok()?;
             println!("{}", r.body.trim());
+        }
+    }
+    Ok(())
+}
+
+async fn db(conn: Conn, action: DbCmd) -> anyhow::Result<()> {
+    use std::io::Write;
+    let client = Client::new(conn.server, &conn.user, &conn.secret);
+    match action {
+        DbCmd::Export { jsonfile } => {
+            let mut out: Box<dyn Write> = if jsonfile == "-" {
+                Box::new(std::io::stdout())
+            } else {
+                let f = std::fs::OpenOptions::new()
+                    .write(true)
+                    .create_new(true)
+                    .open(&jsonfile)
+                    .map_err(|e| anyhow::anyhow!("Could not create json file: {e}"))?;
+                Box::new(f)
+            };
+            let r = client.call(Method::GET, "/db/dump", None).await?.ok()?;
+            out.write_all(r.body.as_bytes())?;
+            if jsonfile != "-" {
+                eprintln!("DB exported to {jsonfile}");
+            }
+        }
+        DbCmd::Import { jsonfile } => {
+            let text = std::fs::read_to_string(&jsonfile)
+                .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", jsonfile.display()))?;
+            let dump: serde_json::Value = serde_json::from_str(&text)
+                .map_err(|e| anyhow::anyhow!("{} is not JSON: {e}", jsonfile.display()))?;
+            let r = client.call(Method::POST, "/db/import", Some(&dump)).await?.ok()?;
+            eprintln!("DB imported: {}", r.body.trim());
         }
     }
     Ok(())

@@ -403,6 +403,7 @@ mod tests {
         BrickSpec {
             id: id.into(),
             vg: "vg_d1".into(),
+            thin_pool: format!("tp_{id}"),
             tp_size: 1 << 20,
             meta_size: 8192,
             size: 1 << 20,

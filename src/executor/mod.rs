@@ -35,6 +35,8 @@ pub struct DeviceInfo {
 pub struct BrickSpec {
     pub id: String,
     pub vg: String,
+    /// Thin pool LV name: `tp_<brick id>` for Hekate's bricks; imported Heketi bricks keep theirs.
+    pub thin_pool: String,
     pub tp_size: u64,
     pub meta_size: u64,
     pub size: u64,
@@ -44,7 +46,7 @@ pub struct BrickSpec {
 
 impl BrickSpec {
     pub fn tp(&self) -> String {
-        format!("tp_{}", self.id)
+        self.thin_pool.clone()
     }
     pub fn lv(&self) -> String {
         format!("brick_{}", self.id)

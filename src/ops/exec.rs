@@ -94,6 +94,7 @@ fn spec(b: &BrickEntry, gid: i64) -> BrickSpec {
     BrickSpec {
         id: b.id.clone(),
         vg: format!("vg_{}", b.device),
+        thin_pool: b.thin_pool(),
         tp_size: b.tp_size,
         meta_size: b.pool_metadata_size,
         size: b.size,

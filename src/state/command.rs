@@ -37,6 +37,8 @@ pub enum Command {
     },
     /// Set the cluster-wide admin state (`normal`, `read-only`, `local-client`).
     SetAdminState { state: String },
+    /// Load a converted Heketi dump into an empty state.
+    Import { set: Box<crate::dump::ImportSet> },
 }
 
 /// What applying a command did. Refusals are values: every replica refuses identically.
@@ -87,9 +89,47 @@ pub fn apply(cmd: Command, txn: &mut Txn<'_>) -> Result<Outcome, StoreError> {
         Command::OpFail { id, error, now } => ops::fail(&id, &error, now, txn),
         Command::OpGc { before } => ops::gc(before, txn),
         Command::SetTags { node, device, tags } => ops::set_tags(node, device, tags, txn),
+        Command::Import { set } => import(*set, txn),
         Command::SetAdminState { state } => {
             txn.put(keys::ADMIN_STATE.to_vec(), state.into_bytes());
             Ok(Outcome::Done)
         }
     }
+}
+
+fn import(set: crate::dump::ImportSet, txn: &mut Txn<'_>) -> Result<Outcome, StoreError> {
+    if !txn.scan_prefix(keys::CLUSTER_PREFIX)?.is_empty() {
+        return Ok(Outcome::Conflict(
+            "Hekate already holds clusters; import needs an empty cluster".into(),
+        ));
+    }
+    for (c, volumes) in &set.clusters {
+        txn.put(keys::cluster(&c.id), record::encode(c)?);
+        for v in volumes {
+            txn.put(keys::cluster_volume(&c.id, v), Vec::new());
+        }
+    }
+    for n in &set.nodes {
+        txn.put(keys::node(&n.id), record::encode(n)?);
+        for h in &n.manage {
+            txn.put(keys::manage_host(h), n.id.as_bytes().to_vec());
+        }
+        for h in &n.storage {
+            txn.put(keys::storage_host(h), n.id.as_bytes().to_vec());
+        }
+    }
+    for (d, bricks) in &set.devices {
+        txn.put(keys::device(&d.id), record::encode(d)?);
+        for b in bricks {
+            txn.put(keys::device_brick(&d.id, b), Vec::new());
+        }
+    }
+    for b in &set.bricks {
+        txn.put(keys::brick(&b.id), record::encode(b)?);
+    }
+    for v in &set.volumes {
+        txn.put(keys::volume(&v.id), record::encode(v)?);
+        txn.put(keys::volume_name(&v.cluster, &v.name), v.id.as_bytes().to_vec());
+    }
+    Ok(Outcome::Done)
 }

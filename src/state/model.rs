@@ -122,6 +122,8 @@ pub struct BrickEntry {
     pub pool_metadata_size: u64,
     pub subtype: u8,
     pub pending: Option<String>,
+    /// The thin pool's LV name when it is not `tp_<id>` (bricks imported from Heketi).
+    pub lvm_thin_pool: Option<String>,
 }
 
 impl Record for BrickEntry {
@@ -130,6 +132,12 @@ impl Record for BrickEntry {
 }
 
 impl BrickEntry {
+    pub fn thin_pool(&self) -> String {
+        self.lvm_thin_pool
+            .clone()
+            .unwrap_or_else(|| format!("tp_{}", self.id))
+    }
+
     /// What the brick takes from its device (Heketi: thin pool + its metadata).
     pub fn allocation(&self) -> u64 {
         self.tp_size + self.pool_metadata_size
@@ -195,6 +203,12 @@ pub struct VolumeEntry {
     pub pending: Option<String>,
     /// Hidden from lists and info while it is being created or deleted (Heketi's rule).
     pub hidden: bool,
+    /// Block-hosting volumes: free and reserved GiB, and the restriction (`""`, `locked`...).
+    pub block_free: u64,
+    pub block_reserved: u64,
+    pub block_restriction: String,
+    /// The `clusters` list of the create request (kept for Heketi's dump format).
+    pub request_clusters: Vec<String>,
 }
 
 impl Record for VolumeEntry {

@@ -345,8 +345,15 @@ async fn admin_modes_logging_metrics_and_hello() {
     let via = c.ids().into_iter().find(|i| *i != leader).unwrap();
     let client = c.client(via);
     let ids = Ids(BTreeMap::new());
-    load_topology(&client, &fixture("topology-6n3z.json")).await.unwrap();
-    for name in ["hello.json", "admin-state-get.json", "loglevel-get.json", "admin-state-set-readonly.json"] {
+    load_topology(&client, &fixture("topology-6n3z.json"))
+        .await
+        .unwrap();
+    for name in [
+        "hello.json",
+        "admin-state-get.json",
+        "loglevel-get.json",
+        "admin-state-set-readonly.json",
+    ] {
         replay(&client, &ids, name).await;
     }
     // Read-only is cluster-wide: every instance refuses writes once it has applied the switch.
@@ -357,32 +364,85 @@ async fn admin_modes_logging_metrics_and_hello() {
         })
         .await
         .unwrap();
-        let r = c.call(id, Method::POST, "/volumes", Some(&json!({"size": 1}))).await.unwrap();
-        assert_eq!((r.status, r.body.as_str()), (503, "Service disabled for maintenance\n"), "replica {id}");
+        let r = c
+            .call(id, Method::POST, "/volumes", Some(&json!({"size": 1})))
+            .await
+            .unwrap();
+        assert_eq!(
+            (r.status, r.body.as_str()),
+            (503, "Service disabled for maintenance\n"),
+            "replica {id}"
+        );
         // GETs still work.
-        assert_eq!(c.call(id, Method::GET, "/clusters", None).await.unwrap().status, 200);
+        assert_eq!(
+            c.call(id, Method::GET, "/clusters", None).await.unwrap().status,
+            200
+        );
     }
     // Hekate's fix: maintenance can be left through the API (Heketi answered 503 here).
-    let r = client.call(Method::POST, "/admin", Some(&json!({"state": "normal"}))).await.unwrap();
+    let r = client
+        .call(Method::POST, "/admin", Some(&json!({"state": "normal"})))
+        .await
+        .unwrap();
     assert_eq!(r.status, 204, "{}", r.body);
-    for name in ["admin-state-set-local-client.json", "admin-state-get-local-client.json", "admin-state-set-normal-from-local.json"] {
+    for name in [
+        "admin-state-set-local-client.json",
+        "admin-state-get-local-client.json",
+        "admin-state-set-normal-from-local.json",
+    ] {
         replay(&client, &ids, name).await;
     }
-    let bad = client.call(Method::POST, "/admin", Some(&json!({"state": "bogus"}))).await.unwrap();
-    assert_eq!((bad.status, bad.body.as_str()), (400, "validation failed: state: must be a valid value.\n"));
+    let bad = client
+        .call(Method::POST, "/admin", Some(&json!({"state": "bogus"})))
+        .await
+        .unwrap();
+    assert_eq!(
+        (bad.status, bad.body.as_str()),
+        (400, "validation failed: state: must be a valid value.\n")
+    );
 
     // Log level, per instance.
-    let r = client.call(Method::POST, "/internal/logging", Some(&json!({"loglevel": {"glusterfs": "debug"}}))).await.unwrap();
-    assert_eq!((r.status, r.body.as_str()), (200, "{\"loglevel\":{\"glusterfs\":\"debug\"}}\n"));
-    let r = client.call(Method::POST, "/internal/logging", Some(&json!({"loglevel": {"glusterfs": "loud"}}))).await.unwrap();
+    let r = client
+        .call(
+            Method::POST,
+            "/internal/logging",
+            Some(&json!({"loglevel": {"glusterfs": "debug"}})),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        (r.status, r.body.as_str()),
+        (200, "{\"loglevel\":{\"glusterfs\":\"debug\"}}\n")
+    );
+    let r = client
+        .call(
+            Method::POST,
+            "/internal/logging",
+            Some(&json!({"loglevel": {"glusterfs": "loud"}})),
+        )
+        .await
+        .unwrap();
     assert_eq!((r.status, r.body.as_str()), (422, "invalid log level: loud\n"));
-    let r = client.call(Method::POST, "/internal/logging", Some(&json!({"loglevel": {"api": "debug"}}))).await.unwrap();
-    assert_eq!((r.status, r.body.as_str()), (422, "Only \"glusterfs\" logger may be modified\n"));
+    let r = client
+        .call(
+            Method::POST,
+            "/internal/logging",
+            Some(&json!({"loglevel": {"api": "debug"}})),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        (r.status, r.body.as_str()),
+        (422, "Only \"glusterfs\" logger may be modified\n")
+    );
 
     // Metrics, without auth, Heketi's names and labels plus Raft gauges.
     let r = reqwest::get(format!("{}/metrics", c.url(via))).await.unwrap();
     assert_eq!(r.status(), 200);
-    assert_eq!(r.headers()["content-type"], "text/plain; version=0.0.4; charset=utf-8");
+    assert_eq!(
+        r.headers()["content-type"],
+        "text/plain; version=0.0.4; charset=utf-8"
+    );
     let text = r.text().await.unwrap();
     for needle in [
         "heketi_up 1",
@@ -397,6 +457,9 @@ async fn admin_modes_logging_metrics_and_hello() {
     ] {
         assert!(text.contains(needle), "metrics lack {needle}:\n{text}");
     }
-    let devices = text.lines().filter(|l| l.starts_with("heketi_device_size{")).count();
+    let devices = text
+        .lines()
+        .filter(|l| l.starts_with("heketi_device_size{"))
+        .count();
     assert_eq!(devices, 18);
 }

@@ -11,6 +11,7 @@ mod contract;
 mod durability;
 mod failover;
 mod membership;
+mod migration;
 mod operations;
 mod security;
 mod snapshot;

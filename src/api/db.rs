@@ -1,0 +1,185 @@
+//! `/db/dump` (Heketi's JSON dump), `/db/import` (Hekate: load a Heketi dump into an empty
+//! cluster) and `/db/check` (Heketi's consistency check over the replicated state).
+
+use std::collections::BTreeMap;
+
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::Response;
+use hekate_raft::{StateReader, StoreError};
+use serde::Serialize;
+
+use super::error::ApiError;
+use super::{outcome, AppState, ReadMode};
+use crate::dump::{self, Dump};
+use crate::state::{self, keys, Command};
+
+fn go_pretty(body: String) -> Response {
+    let mut r = Response::new(axum::body::Body::from(body));
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json; charset=UTF-8"),
+    );
+    r
+}
+
+pub async fn dump(State(st): State<AppState>, mode: ReadMode) -> Result<Response, ApiError> {
+    st.read_barrier(mode).await?;
+    let d = st
+        .replica()
+        .read(|r| dump::export(r))
+        .map_err(|e| ApiError::Internal(format!("Could not construct dump from DB: {e}")))?;
+    Ok(go_pretty(dump::to_go_json(&d)))
+}
+
+pub async fn import(State(st): State<AppState>, body: Bytes) -> Result<Response, ApiError> {
+    let d: Dump = serde_json::from_slice(&body).map_err(|e| ApiError::Unparsable(e.to_string()))?;
+    let set = dump::plan_import(&d).map_err(|e| ApiError::BadRequest(format!("import refused: {e}")))?;
+    let counts = serde_json::json!({
+        "clusters": set.clusters.len(), "nodes": set.nodes.len(), "devices": set.devices.len(),
+        "bricks": set.bricks.len(), "volumes": set.volumes.len(),
+    });
+    outcome(
+        st.replica()
+            .propose(&Command::Import { set: Box::new(set) })
+            .await?,
+    )?;
+    Ok(super::respond::json(StatusCode::OK, &counts))
+}
+
+#[derive(Debug, Serialize, Default)]
+struct Bucket {
+    total: usize,
+    pending: usize,
+    ok: usize,
+    notok: usize,
+    inconsistencies: Option<Vec<String>>,
+}
+
+impl Bucket {
+    fn check(&mut self, pending: bool, problems: Vec<String>) {
+        self.total += 1;
+        if pending {
+            self.pending += 1;
+        }
+        if problems.is_empty() {
+            self.ok += 1;
+        } else {
+            self.notok += 1;
+            self.inconsistencies.get_or_insert_with(Vec::new).extend(problems);
+        }
+    }
+}
+
+#[derive(Debug, Serialize, Default)]
+struct Check {
+    clusters: Bucket,
+    volumes: Bucket,
+    bricks: Bucket,
+    nodes: Bucket,
+    devices: Bucket,
+    blockvolumes: Bucket,
+    dbattributes: Bucket,
+    pendingoperations: Bucket,
+    totalinconsistencies: usize,
+}
+
+fn check(r: &impl StateReader) -> Result<Check, StoreError> {
+    let mut c = Check::default();
+    for v in state::all::<state::VolumeEntry>(r, keys::VOLUME_PREFIX)? {
+        let mut p = Vec::new();
+        if state::get_cluster(r, &v.cluster)?.is_none() {
+            p.push(format!("Volume {} unknown cluster {}", v.id, v.cluster));
+        }
+        for b in &v.bricks {
+            match state::get_brick(r, b)? {
+                None => p.push(format!("Volume {} unknown brick {b}", v.id)),
+                Some(b) if b.volume != v.id => p.push(format!(
+                    "Volume {} brick {} points to volume {}",
+                    v.id, b.id, b.volume
+                )),
+                _ => {}
+            }
+        }
+        c.volumes.check(v.pending.is_some(), p);
+    }
+    let mut used: BTreeMap<String, u64> = BTreeMap::new();
+    for b in state::all::<state::BrickEntry>(r, keys::BRICK_PREFIX)? {
+        let mut p = Vec::new();
+        if state::get_device(r, &b.device)?.is_none() {
+            p.push(format!("Brick {} unknown device {}", b.id, b.device));
+        }
+        if state::get_volume(r, &b.volume)?.is_none() {
+            p.push(format!("Brick {} unknown volume {}", b.id, b.volume));
+        }
+        *used.entry(b.device.clone()).or_default() += b.allocation();
+        c.bricks.check(b.pending.is_some(), p);
+    }
+    for d in state::all::<state::DeviceEntry>(r, keys::DEVICE_PREFIX)? {
+        let mut p = Vec::new();
+        if d.total != d.free + d.used {
+            p.push(format!(
+                "Device {} size values differ Total({}) != Free({}) + Used({})",
+                d.id, d.total, d.free, d.used
+            ));
+        }
+        let sum = used.get(&d.id).copied().unwrap_or(0);
+        if d.used != sum {
+            p.push(format!(
+                "Device {} used {} differs from its bricks' allocations {sum}",
+                d.id, d.used
+            ));
+        }
+        if state::get_node(r, &d.node)?.is_none() {
+            p.push(format!("Device {} unknown node {}", d.id, d.node));
+        }
+        c.devices.check(d.pending.is_some(), p);
+    }
+    for n in state::all::<state::NodeEntry>(r, keys::NODE_PREFIX)? {
+        let mut p = Vec::new();
+        for d in &n.devices {
+            if state::get_device(r, d)?.is_none() {
+                p.push(format!("Node {} unknown device {d}", n.id));
+            }
+        }
+        c.nodes.check(n.pending.is_some(), p);
+    }
+    for cl in state::all::<state::ClusterEntry>(r, keys::CLUSTER_PREFIX)? {
+        let mut p = Vec::new();
+        for n in &cl.nodes {
+            if state::get_node(r, n)?.is_none() {
+                p.push(format!("Cluster {} unknown node {n}", cl.id));
+            }
+        }
+        let vols = state::cluster_volume_ids(r, &cl.id)?;
+        if vols.len() as u64 != cl.volume_count {
+            p.push(format!(
+                "Cluster {} counts {} volumes but lists {}",
+                cl.id,
+                cl.volume_count,
+                vols.len()
+            ));
+        }
+        c.clusters.check(false, p);
+    }
+    for _ in state::pending_op_ids(r)? {
+        c.pendingoperations.check(true, Vec::new());
+    }
+    c.totalinconsistencies = [&c.clusters, &c.volumes, &c.bricks, &c.nodes, &c.devices]
+        .iter()
+        .map(|b| b.inconsistencies.as_ref().map_or(0, Vec::len))
+        .sum();
+    Ok(c)
+}
+
+pub async fn db_check(State(st): State<AppState>, mode: ReadMode) -> Result<Response, ApiError> {
+    st.read_barrier(mode).await?;
+    let c = st.replica().read(|r| check(r))?;
+    let mut out = Vec::new();
+    let fmt = serde_json::ser::PrettyFormatter::with_indent(b"    ");
+    let mut ser = serde_json::Serializer::with_formatter(&mut out, fmt);
+    c.serialize(&mut ser)
+        .map_err(|e| ApiError::Internal(e.to_string()))?;
+    Ok(go_pretty(format!("{}\n", String::from_utf8_lossy(&out))))
+}

@@ -1,0 +1,506 @@
+//! Heketi's JSON dump format (spec 9.3): `GET /db/dump` and `hekate db export` write it from
+//! the replicated state; `hekate db import` (`POST /db/import`) loads one into an empty
+//! cluster, so a Heketi user migrates by `heketi db export` then `hekate db import`.
+//!
+//! Entry objects use Heketi's Go field names around the API shapes. Maps are emitted with
+//! sorted keys and 4-space indentation, as Go's encoder does.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use hekate_raft::{StateReader, StoreError};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::api::views::{self, Hostnames, Storage};
+use crate::state::model::{
+    BrickEntry, ClusterEntry, DeviceEntry, Durability, NodeEntry, Tags, VolumeEntry, SUBTYPE_ARBITER,
+};
+use crate::state::{self};
+
+#[derive(Debug, Serialize, Deserialize, Default)]
+pub struct Dump {
+    #[serde(default)]
+    pub clusterentries: BTreeMap<String, ClusterDump>,
+    #[serde(default)]
+    pub volumeentries: BTreeMap<String, VolumeDump>,
+    #[serde(default)]
+    pub brickentries: BTreeMap<String, BrickDump>,
+    #[serde(default)]
+    pub nodeentries: BTreeMap<String, NodeDump>,
+    #[serde(default)]
+    pub deviceentries: BTreeMap<String, DeviceDump>,
+    #[serde(default)]
+    pub blockvolumeentries: BTreeMap<String, Value>,
+    #[serde(default)]
+    pub dbattributeentries: BTreeMap<String, Attribute>,
+    #[serde(default)]
+    pub pendingoperations: BTreeMap<String, Value>,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+pub struct Attribute {
+    #[serde(rename = "Key")]
+    pub key: String,
+    #[serde(rename = "Value")]
+    pub value: String,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+pub struct ClusterInfoDump {
+    pub id: String,
+    #[serde(default)]
+    pub nodes: Vec<String>,
+    #[serde(default)]
+    pub volumes: Vec<String>,
+    #[serde(default)]
+    pub block: bool,
+    #[serde(default)]
+    pub file: bool,
+    #[serde(default)]
+    pub blockvolumes: Vec<String>,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+pub struct ClusterDump {
+    #[serde(rename = "Info")]
+    pub info: ClusterInfoDump,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+pub struct NodeInfoDump {
+    pub zone: i64,
+    pub hostnames: Hostnames,
+    pub cluster: String,
+    #[serde(default, skip_serializing_if = "Tags::is_empty")]
+    pub tags: Tags,
+    pub id: String,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+pub struct NodeDump {
+    #[serde(rename = "State")]
+    pub state: String,
+    #[serde(rename = "Info")]
+    pub info: NodeInfoDump,
+    #[serde(rename = "Devices", default)]
+    pub devices: Vec<String>,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+pub struct DeviceInfoDump {
+    pub name: String,
+    #[serde(default, skip_serializing_if = "Tags::is_empty")]
+    pub tags: Tags,
+    pub storage: Storage,
+    pub id: String,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub paths: Vec<String>,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub pv_uuid: String,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+pub struct DeviceDump {
+    #[serde(rename = "State")]
+    pub state: String,
+    #[serde(rename = "Info")]
+    pub info: DeviceInfoDump,
+    #[serde(rename = "Bricks", default)]
+    pub bricks: Vec<String>,
+    #[serde(rename = "NodeId")]
+    pub node_id: String,
+    #[serde(rename = "ExtentSize", default)]
+    pub extent_size: u64,
+}
+
+#[derive(Debug, Serialize, Deserialize, Default)]
+pub struct Pending {
+    #[serde(rename = "Id", default)]
+    pub id: String,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+pub struct BrickDump {
+    #[serde(rename = "Info")]
+    pub info: views::BrickInfo,
+    #[serde(rename = "TpSize")]
+    pub tp_size: u64,
+    #[serde(rename = "PoolMetadataSize")]
+    pub pool_metadata_size: u64,
+    #[serde(rename = "Pending", default)]
+    pub pending: Pending,
+    #[serde(rename = "LvmThinPool", default)]
+    pub lvm_thin_pool: String,
+    #[serde(rename = "LvmLv", default)]
+    pub lvm_lv: String,
+    #[serde(rename = "SubType", default)]
+    pub sub_type: u8,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+pub struct VolumeDump {
+    #[serde(rename = "Info")]
+    pub info: Value,
+    #[serde(rename = "Bricks", default)]
+    pub bricks: Vec<String>,
+    #[serde(rename = "GlusterVolumeOptions", default)]
+    pub options: Vec<String>,
+    #[serde(rename = "Pending", default)]
+    pub pending: Pending,
+}
+
+/// The whole replicated state as Heketi's dump.
+pub fn export(r: &impl StateReader) -> Result<Dump, StoreError> {
+    let mut d = Dump::default();
+    for cid in state::cluster_ids(r)? {
+        let Some(c) = state::get_cluster(r, &cid)? else {
+            continue;
+        };
+        let hosts = views::cluster_hosts(r, &cid)?;
+        let volumes = state::cluster_volume_ids(r, &cid)?;
+        for vid in &volumes {
+            let Some(v) = state::get_volume(r, vid)? else {
+                continue;
+            };
+            let info = views::volume_info(r, &v, &hosts)?;
+            let mut info = serde_json::to_value(&info).map_err(|e| StoreError::Invalid(e.to_string()))?;
+            if let Value::Object(m) = &mut info {
+                m.shift_remove("bricks");
+                m.shift_remove("glustervolumeoptions");
+                if !v.request_clusters.is_empty() {
+                    // Heketi keeps the request's `clusters` in the stored info, after `size`.
+                    m.shift_insert(1, "clusters".into(), serde_json::json!(v.request_clusters));
+                }
+            }
+            for bid in &v.bricks {
+                if let Some(b) = state::get_brick(r, bid)? {
+                    d.brickentries.insert(b.id.clone(), brick_dump(&b));
+                }
+            }
+            d.volumeentries.insert(
+                v.id.clone(),
+                VolumeDump {
+                    info,
+                    bricks: v.bricks.iter().cloned().collect(),
+                    options: v.options.clone(),
+                    pending: Pending::default(),
+                },
+            );
+        }
+        for nid in &c.nodes {
+            let Some(n) = state::get_node(r, nid)? else {
+                continue;
+            };
+            for did in &n.devices {
+                let Some(dev) = state::get_device(r, did)? else {
+                    continue;
+                };
+                d.deviceentries.insert(
+                    dev.id.clone(),
+                    device_dump(&dev, state::device_brick_ids(r, did)?),
+                );
+            }
+            d.nodeentries.insert(n.id.clone(), node_dump(&n));
+        }
+        d.clusterentries.insert(
+            cid.clone(),
+            ClusterDump {
+                info: ClusterInfoDump {
+                    id: cid.clone(),
+                    nodes: c.nodes.iter().cloned().collect(),
+                    volumes,
+                    block: c.block,
+                    file: c.file,
+                    blockvolumes: c.blockvolumes.iter().cloned().collect(),
+                },
+            },
+        );
+    }
+    for k in [
+        "DB_BRICK_HAS_SUBTYPE_FIELD",
+        "DB_CLUSTER_HAS_FILE_BLOCK_FLAG",
+        "DB_DEVICE_HAS_ID_META",
+        "DB_HAS_PENDING_OPS_BUCKET",
+    ] {
+        d.dbattributeentries.insert(
+            k.into(),
+            Attribute {
+                key: k.into(),
+                value: "yes".into(),
+            },
+        );
+    }
+    Ok(d)
+}
+
+fn brick_dump(b: &BrickEntry) -> BrickDump {
+    BrickDump {
+        info: views::brick_info(b),
+        tp_size: b.tp_size,
+        pool_metadata_size: b.pool_metadata_size,
+        pending: Pending::default(),
+        lvm_thin_pool: b.thin_pool(),
+        lvm_lv: String::new(),
+        sub_type: b.subtype,
+    }
+}
+
+fn node_dump(n: &NodeEntry) -> NodeDump {
+    NodeDump {
+        state: n.state.clone(),
+        info: NodeInfoDump {
+            zone: n.zone,
+            hostnames: Hostnames {
+                manage: n.manage.clone(),
+                storage: n.storage.clone(),
+            },
+            cluster: n.cluster.clone(),
+            tags: n.tags.clone(),
+            id: n.id.clone(),
+        },
+        devices: n.devices.iter().cloned().collect(),
+    }
+}
+
+fn device_dump(d: &DeviceEntry, bricks: Vec<String>) -> DeviceDump {
+    DeviceDump {
+        state: d.state.clone(),
+        info: DeviceInfoDump {
+            name: d.name.clone(),
+            tags: d.tags.clone(),
+            storage: Storage {
+                total: d.total,
+                free: d.free,
+                used: d.used,
+            },
+            id: d.id.clone(),
+            paths: d.paths.clone(),
+            pv_uuid: d.pv_uuid.clone(),
+        },
+        bricks,
+        node_id: d.node.clone(),
+        extent_size: d.extent_size,
+    }
+}
+
+/// Go's `json.MarshalIndent(v, "", "    ")` plus newline.
+pub fn to_go_json(d: &Dump) -> String {
+    let mut out = Vec::new();
+    let fmt = serde_json::ser::PrettyFormatter::with_indent(b"    ");
+    let mut ser = serde_json::Serializer::with_formatter(&mut out, fmt);
+    if d.serialize(&mut ser).is_err() {
+        return "{}\n".into();
+    }
+    let s = String::from_utf8_lossy(&out)
+        .replace('<', "\\u003c")
+        .replace('>', "\\u003e")
+        .replace('&', "\\u0026");
+    format!("{s}\n")
+}
+
+/// Records to write for an import, checked for consistency first.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+pub struct ImportSet {
+    pub clusters: Vec<(ClusterEntry, Vec<String>)>,
+    pub nodes: Vec<NodeEntry>,
+    pub devices: Vec<(DeviceEntry, Vec<String>)>,
+    pub bricks: Vec<BrickEntry>,
+    pub volumes: Vec<VolumeEntry>,
+}
+
+fn volume_from(id: &str, v: &VolumeDump) -> Result<VolumeEntry, String> {
+    let i = &v.info;
+    let s = |k: &str| {
+        i[k].as_str()
+            .map(String::from)
+            .ok_or_else(|| format!("volume {id}: {k} missing"))
+    };
+    let d = &i["durability"];
+    let durability = Durability {
+        kind: d["type"].as_str().unwrap_or("none").to_string(),
+        replica: d["replicate"]["replica"].as_i64(),
+        data: d["disperse"]["data"].as_i64(),
+        redundancy: d["disperse"]["redundancy"].as_i64(),
+    };
+    let arbiter = v
+        .options
+        .iter()
+        .any(|o| o.split_whitespace().collect::<Vec<_>>() == ["user.heketi.arbiter", "true"]);
+    Ok(VolumeEntry {
+        id: id.to_string(),
+        name: s("name")?,
+        cluster: s("cluster")?,
+        size: i["size"]
+            .as_u64()
+            .ok_or_else(|| format!("volume {id}: size missing"))?,
+        durability,
+        gid: i["gid"].as_i64().unwrap_or(0),
+        options: v.options.clone(),
+        block: i["block"].as_bool().unwrap_or(false),
+        snapshot_enable: i["snapshot"]["enable"].as_bool().unwrap_or(false),
+        snapshot_factor: i["snapshot"]["factor"].as_f64().unwrap_or(1.0) as f32,
+        arbiter,
+        bricks: v.bricks.iter().cloned().collect(),
+        pending: None,
+        hidden: false,
+        block_free: i["blockinfo"]["freesize"].as_u64().unwrap_or(0),
+        block_reserved: i["blockinfo"]["reservedsize"].as_u64().unwrap_or(0),
+        block_restriction: i["blockinfo"]["restriction"].as_str().unwrap_or("").to_string(),
+        request_clusters: i["clusters"]
+            .as_array()
+            .map(|a| a.iter().filter_map(|c| c.as_str().map(String::from)).collect())
+            .unwrap_or_default(),
+    })
+}
+
+/// Converts and checks a dump: every reference resolves, nothing is pending, no block volumes.
+pub fn plan_import(d: &Dump) -> Result<ImportSet, String> {
+    if !d.blockvolumeentries.is_empty() {
+        return Err(format!(
+            "{} block volumes: block volumes are not supported by this Hekate yet",
+            d.blockvolumeentries.len()
+        ));
+    }
+    if !d.pendingoperations.is_empty() {
+        return Err(format!(
+            "{} pending operations: clean them up in Heketi first (heketi offline cleanup-operations)",
+            d.pendingoperations.len()
+        ));
+    }
+    let mut set = ImportSet::default();
+    let ids: BTreeSet<&String> = d
+        .clusterentries
+        .keys()
+        .chain(d.nodeentries.keys())
+        .chain(d.deviceentries.keys())
+        .chain(d.brickentries.keys())
+        .chain(d.volumeentries.keys())
+        .collect();
+    for id in &ids {
+        if !crate::api::validate::is_uuid(id) {
+            return Err(format!("{id} is not a 32-hex id"));
+        }
+    }
+    for (id, c) in &d.clusterentries {
+        let entry = ClusterEntry {
+            id: id.clone(),
+            file: c.info.file,
+            block: c.info.block,
+            nodes: c.info.nodes.iter().cloned().collect(),
+            volume_count: c.info.volumes.len() as u64,
+            blockvolumes: BTreeSet::new(),
+        };
+        for n in &c.info.nodes {
+            d.nodeentries
+                .get(n)
+                .ok_or_else(|| format!("cluster {id} lists unknown node {n}"))?;
+        }
+        for v in &c.info.volumes {
+            d.volumeentries
+                .get(v)
+                .ok_or_else(|| format!("cluster {id} lists unknown volume {v}"))?;
+        }
+        set.clusters.push((entry, c.info.volumes.clone()));
+    }
+    for (id, n) in &d.nodeentries {
+        d.clusterentries
+            .get(&n.info.cluster)
+            .ok_or_else(|| format!("node {id}: unknown cluster"))?;
+        let hosts = n
+            .info
+            .hostnames
+            .manage
+            .iter()
+            .chain(n.info.hostnames.storage.iter());
+        if let Some(h) = hosts.clone().find(|h| !crate::api::validate::is_host(h)) {
+            return Err(format!("node {id}: {h:?} is not a valid hostname"));
+        }
+        set.nodes.push(NodeEntry {
+            id: id.clone(),
+            cluster: n.info.cluster.clone(),
+            zone: n.info.zone,
+            manage: n.info.hostnames.manage.clone(),
+            storage: n.info.hostnames.storage.clone(),
+            tags: n.info.tags.clone(),
+            state: n.state.clone(),
+            devices: n.devices.iter().cloned().collect(),
+            pending: None,
+        });
+    }
+    for (id, dv) in &d.deviceentries {
+        d.nodeentries
+            .get(&dv.node_id)
+            .ok_or_else(|| format!("device {id}: unknown node"))?;
+        if !crate::api::validate::is_device_path(&dv.info.name) {
+            return Err(format!(
+                "device {id}: {:?} is not a valid device path",
+                dv.info.name
+            ));
+        }
+        let s = &dv.info.storage;
+        set.devices.push((
+            DeviceEntry {
+                id: id.clone(),
+                name: dv.info.name.clone(),
+                node: dv.node_id.clone(),
+                tags: dv.info.tags.clone(),
+                state: dv.state.clone(),
+                total: s.total,
+                free: s.free,
+                used: s.used,
+                extent_size: if dv.extent_size == 0 { 4096 } else { dv.extent_size },
+                pv_uuid: dv.info.pv_uuid.clone(),
+                paths: dv.info.paths.clone(),
+                brick_count: dv.bricks.len() as u64,
+                pending: None,
+            },
+            dv.bricks.clone(),
+        ));
+    }
+    for (id, b) in &d.brickentries {
+        if !b.pending.id.is_empty() {
+            return Err(format!(
+                "brick {id} belongs to pending operation {}",
+                b.pending.id
+            ));
+        }
+        d.deviceentries
+            .get(&b.info.device)
+            .ok_or_else(|| format!("brick {id}: unknown device"))?;
+        d.volumeentries
+            .get(&b.info.volume)
+            .ok_or_else(|| format!("brick {id}: unknown volume"))?;
+        set.bricks.push(BrickEntry {
+            id: id.clone(),
+            path: b.info.path.clone(),
+            device: b.info.device.clone(),
+            node: b.info.node.clone(),
+            volume: b.info.volume.clone(),
+            size: b.info.size,
+            tp_size: b.tp_size,
+            pool_metadata_size: b.pool_metadata_size,
+            subtype: if b.sub_type == SUBTYPE_ARBITER {
+                SUBTYPE_ARBITER
+            } else {
+                1
+            },
+            pending: None,
+            lvm_thin_pool: (b.lvm_thin_pool != format!("tp_{id}") && !b.lvm_thin_pool.is_empty())
+                .then(|| b.lvm_thin_pool.clone()),
+        });
+    }
+    for (id, v) in &d.volumeentries {
+        if !v.pending.id.is_empty() {
+            return Err(format!(
+                "volume {id} belongs to pending operation {}",
+                v.pending.id
+            ));
+        }
+        let entry = volume_from(id, v)?;
+        d.clusterentries
+            .get(&entry.cluster)
+            .ok_or_else(|| format!("volume {id}: unknown cluster"))?;
+        set.volumes.push(entry);
+    }
+    Ok(set)
+}
