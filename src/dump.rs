@@ -350,6 +350,7 @@ fn volume_from(id: &str, v: &VolumeDump) -> Result<VolumeEntry, String> {
             .as_array()
             .map(|a| a.iter().filter_map(|c| c.as_str().map(String::from)).collect())
             .unwrap_or_default(),
+        brick_sets: Vec::new(),
     })
 }
 

@@ -285,6 +285,58 @@ fn balanced_ring(devices: &[DeviceView]) -> Vec<&DeviceView> {
     ring
 }
 
+/// Where a brick being evicted goes (spec 5.6): the same rules as its set (never on a node
+/// another brick of the set uses; distinct zones when the cluster has enough of them or
+/// strict checking is on; tags; arbiter roles), on a device other than its own.
+#[derive(Debug, Clone)]
+pub struct Replacement {
+    pub old_device: String,
+    pub size: u64,
+    pub factor: f64,
+    pub arbiter_brick: bool,
+    pub volume_arbiter: bool,
+    pub set_size: usize,
+    /// Nodes and zones of the set's other bricks.
+    pub other_nodes: BTreeSet<String>,
+    pub other_zones: BTreeSet<i64>,
+    pub zone_strict: bool,
+    pub tag_rule: Option<TagRule>,
+    pub seed: u64,
+}
+
+pub fn place_replacement(devices: &[DeviceView], r: &Replacement) -> Option<Planned> {
+    let zone_count = devices.iter().map(|d| d.zone).collect::<BTreeSet<_>>().len();
+    let distinct_zones = r.zone_strict || zone_count >= r.set_size;
+    let ring = balanced_ring(devices);
+    if ring.is_empty() {
+        return None;
+    }
+    let rot = (r.seed as usize) % ring.len();
+    let mut order: Vec<&DeviceView> = ring[rot..].iter().chain(ring[..rot].iter()).copied().collect();
+    if r.volume_arbiter {
+        let preferred = if r.arbiter_brick { "required" } else { "disabled" };
+        order.sort_by_key(|d| d.tags.get("arbiter").map(String::as_str) != Some(preferred));
+    }
+    let factor = if r.arbiter_brick { 1.0 } else { r.factor };
+    order.into_iter().find_map(|d| {
+        let (tp, meta) = space_needed(r.size, factor, d.extent);
+        let ok = d.id != r.old_device
+            && !r.other_nodes.contains(&d.node)
+            && !(distinct_zones && r.other_zones.contains(&d.zone))
+            && r.tag_rule.as_ref().is_none_or(|t| t.matches(&d.tags))
+            && arbiter_role_ok(r.volume_arbiter, r.arbiter_brick, &d.tags)
+            && d.free > tp + meta;
+        ok.then(|| Planned {
+            device: d.id.clone(),
+            node: d.node.clone(),
+            size: r.size,
+            tp_size: tp,
+            meta_size: meta,
+            arbiter: r.arbiter_brick,
+        })
+    })
+}
+
 /// A stable seed from an id (the rotation of the device ring).
 pub fn seed_of(id: &str) -> u64 {
     u64::from_str_radix(id.get(..15).unwrap_or("0"), 16).unwrap_or(0)

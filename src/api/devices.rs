@@ -151,7 +151,11 @@ pub async fn set_state(
     let id = route_id(&id)?.to_string();
     let req: StateRequest = parse_body(&body)?;
     validate_state(&req)?;
-    visible_device(&st, &id)?;
+    let (d, _) = visible_device(&st, &id)?;
+    if req.state == "failed" && d.state == "offline" && d.brick_count > 0 {
+        let healcheck = req.healcheck != "disable";
+        return super::evict::start_removal(&st, OpKind::DeviceRemove, None, vec![id], healcheck).await;
+    }
     if req.state == "failed" {
         st.throttle()?;
     }

@@ -10,6 +10,7 @@ pub mod clusters;
 pub mod db;
 pub mod devices;
 pub mod error;
+pub mod evict;
 pub mod forward;
 pub mod metrics;
 pub mod nodes;
@@ -161,6 +162,7 @@ pub fn router(st: AppState) -> Router {
         .route("/volumes/{id}", get(volumes::info).delete(volumes::delete))
         .route("/volumes/{id}/expand", post(volumes::expand))
         .route("/queue/{id}", get(operations::queue))
+        .route("/bricks/to-evict/{id}", post(evict::evict_brick))
         .route("/operations", get(operations::summary))
         .route("/operations/pending", get(operations::pending))
         .route("/operations/pending/{id}", get(operations::pending_one))

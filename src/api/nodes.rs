@@ -48,6 +48,7 @@ pub fn new_op(kind: OpKind, plan: OpPlan, by_user: bool) -> Operation {
         plan,
         location: None,
         error: None,
+        progress: 0,
     }
 }
 
@@ -222,7 +223,12 @@ pub async fn set_state(
     let id = route_id(&id)?.to_string();
     let req: StateRequest = parse_body(&body)?;
     validate_state(&req)?;
-    visible_node(&st, &id)?;
+    let n = visible_node(&st, &id)?;
+    if req.state == "failed" && n.state == "offline" {
+        let devices: Vec<String> = n.devices.iter().cloned().collect();
+        let healcheck = req.healcheck != "disable";
+        return super::evict::start_removal(&st, OpKind::NodeRemove, Some(id), devices, healcheck).await;
+    }
     if req.state == "failed" {
         st.throttle()?;
     }

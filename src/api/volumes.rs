@@ -166,7 +166,7 @@ fn interpret(options: &[String]) -> VolumeOptions {
 }
 
 /// The cluster's placeable devices: online devices on online nodes, with merged tags.
-fn device_views(r: &impl StateReader, cluster: &str) -> Result<Vec<DeviceView>, StoreError> {
+pub fn device_views(r: &impl StateReader, cluster: &str) -> Result<Vec<DeviceView>, StoreError> {
     let Some(c) = state::get_cluster(r, cluster)? else {
         return Ok(Vec::new());
     };
@@ -346,6 +346,7 @@ pub async fn create(
         },
         block_restriction: String::new(),
         request_clusters: req.clusters.clone(),
+        brick_sets: Vec::new(),
     };
     let candidates = if req.clusters.is_empty() {
         all_clusters

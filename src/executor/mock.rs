@@ -370,6 +370,37 @@ impl Executor for MockExecutor {
             Ok(())
         })
     }
+
+    async fn replace_brick(&self, host: &str, volume: &str, old: &str, new: &str) -> ExecResult<()> {
+        self.step("replace_brick", host).await?;
+        self.with_state(|s| {
+            check_bricks_mounted(s, &[new.to_string()])?;
+            let v = s
+                .volumes
+                .get_mut(volume)
+                .ok_or_else(|| fail(format!("Volume {volume} does not exist")))?;
+            if v.bricks.iter().any(|b| b == new) {
+                return Ok(()); // already replaced
+            }
+            let slot = v.bricks.iter_mut().find(|b| *b == old).ok_or_else(|| {
+                fail(format!(
+                    "volume replace-brick: failed: brick: {old} does not exist in volume: {volume}"
+                ))
+            })?;
+            *slot = new.to_string();
+            Ok(())
+        })
+    }
+
+    async fn volume_bricks(&self, host: &str, volume: &str) -> ExecResult<Vec<String>> {
+        self.step("volume_info", host).await?;
+        self.with_state(|s| {
+            s.volumes
+                .get(volume)
+                .map(|v| v.bricks.clone())
+                .ok_or_else(|| fail(format!("Volume {volume} does not exist")))
+        })
+    }
 }
 
 fn info(v: &MockVg) -> DeviceInfo {

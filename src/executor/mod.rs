@@ -93,4 +93,9 @@ pub trait Executor: Send + Sync + 'static {
     async fn volume_create(&self, host: &str, vol: &VolumeSpec) -> ExecResult<()>;
     async fn volume_expand(&self, host: &str, vol: &VolumeSpec, new_bricks: &[String]) -> ExecResult<()>;
     async fn volume_destroy(&self, host: &str, name: &str) -> ExecResult<()>;
+    /// `gluster volume replace-brick <vol> <old> <new> commit force`; done if `new` is
+    /// already in place of `old`.
+    async fn replace_brick(&self, host: &str, volume: &str, old: &str, new: &str) -> ExecResult<()>;
+    /// The volume's bricks (`storagehost:path`) in Gluster's order (sets are consecutive).
+    async fn volume_bricks(&self, host: &str, volume: &str) -> ExecResult<Vec<String>>;
 }

@@ -20,6 +20,9 @@ pub struct Ctx {
     pub device_state: Option<String>,
     pub device_bricks: usize,
     pub device_name: Option<String>,
+    /// Evictions: the bricks being replaced and their volumes.
+    pub old_bricks: BTreeMap<String, BrickEntry>,
+    pub volumes: BTreeMap<String, VolumeEntry>,
 }
 
 impl Ctx {
@@ -64,6 +67,18 @@ impl Ctx {
                 }
             }
             OpPlan::NodeState { node, .. } | OpPlan::NodeDelete { node, .. } => add_node(&mut ctx, node)?,
+            OpPlan::Evict { evictions, .. } => {
+                for e in evictions {
+                    add_node(&mut ctx, &e.new.node)?;
+                    if let Some(b) = state::get_brick(r, &e.old)? {
+                        add_node(&mut ctx, &b.node)?;
+                        ctx.old_bricks.insert(b.id.clone(), b);
+                    }
+                    if let Some(v) = state::get_volume(r, &e.volume)? {
+                        ctx.volumes.insert(v.id.clone(), v);
+                    }
+                }
+            }
             OpPlan::DeviceState { device, .. } | OpPlan::DeviceDelete { device, .. } => {
                 if let Some(d) = state::get_device(r, device)? {
                     ctx.device_state = Some(d.state.clone());
@@ -186,7 +201,51 @@ pub async fn run(exec: &dyn Executor, ctx: &Ctx, op: &Operation) -> Result<ExecR
         OpPlan::VolumeCreate { volume, bricks } => volume_create(exec, ctx, volume, bricks).await,
         OpPlan::VolumeDelete { .. } => volume_delete(exec, ctx).await,
         OpPlan::VolumeExpand { bricks, .. } => volume_expand(exec, ctx, bricks).await,
+        OpPlan::Evict { .. } => Err("internal error: evictions run step by step".into()),
     }
+}
+
+/// Moves one brick: create the new one, `replace-brick` it into the volume, destroy the old
+/// one (a dead old node is tolerated: its brick is gone with it). Idempotent: re-running after
+/// a partial success converges.
+pub async fn evict_one(
+    exec: &dyn Executor,
+    ctx: &Ctx,
+    e: &crate::state::model::Eviction,
+    healcheck: bool,
+) -> Result<(), String> {
+    let v = ctx
+        .volumes
+        .get(&e.volume)
+        .ok_or_else(|| format!("volume {} vanished", e.volume))?;
+    if healcheck && v.durability.kind == "none" {
+        return Err(format!(
+            "Cannot replace brick {} as only 0 of 1 required peer bricks are online",
+            e.old
+        ));
+    }
+    let old = ctx.old_bricks.get(&e.old);
+    let host = ctx.manage(&e.new.node);
+    exec.brick_create(&host, &spec(&e.new, v.gid))
+        .await
+        .map_err(|err| err.to_string())?;
+    let new_path = format!("{}:{}", ctx.storage(&e.new.node), e.new.path);
+    if let Some(old) = old {
+        let old_path = format!("{}:{}", ctx.storage(&old.node), old.path);
+        if let Err(err) = exec.replace_brick(&host, &v.name, &old_path, &new_path).await {
+            let _ = exec.brick_destroy(&host, &spec(&e.new, 0)).await;
+            return Err(err.to_string());
+        }
+        let old_host = ctx.manage(&old.node);
+        if let Err(err) = exec.brick_destroy(&old_host, &spec(old, 0)).await {
+            // Heketi's rule: fail only if the old node is alive (then the brick is really stuck).
+            if exec.glusterd_check(&old_host).await.is_ok() {
+                return Err(err.to_string());
+            }
+            tracing::warn!(brick = %old.id, "old node unreachable; its brick is left to the node's fate: {err}");
+        }
+    }
+    Ok(())
 }
 
 async fn create_bricks(
@@ -300,15 +359,8 @@ fn node_transition(ctx: &Ctx, node: &str, to: &str) -> Result<(), String> {
         ("online", "failed") => Err(format!(
             "Node must be offline before remove operation is performed, node:{node}"
         )),
-        ("offline", "failed") => {
-            if ctx.nodes.get(node).is_some_and(|n| n.devices.is_empty()) {
-                Ok(())
-            } else {
-                Err(format!(
-                    "Unable to remove node [{node}]: remove (fail) its devices first"
-                ))
-            }
-        }
+        // Removal with devices runs as an eviction operation; this path has none left.
+        ("offline", "failed") => Ok(()),
         ("failed", s) => Err(format!("Cannot move a failed/removed node to {s} state")),
         _ => Err(format!("invalid state transition {from} -> {to}")),
     }
@@ -325,8 +377,7 @@ fn device_transition(ctx: &Ctx, device: &str, to: &str) -> Result<(), String> {
         )),
         ("offline", "failed") if ctx.device_bricks == 0 => Ok(()),
         ("offline", "failed") => Err(format!(
-            "Unable to delete device [{device}] as no device was found to replace it: \
-             brick evacuation is not available yet"
+            "Unable to delete device [{device}]: it holds bricks; retry"
         )),
         ("failed", "online") => Err("Cannot move a failed/removed device to online state".into()),
         _ => Err(format!("invalid state transition {from} -> {to}")),

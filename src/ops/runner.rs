@@ -11,7 +11,7 @@ use std::time::Duration;
 use crate::api::HekateReplica;
 use crate::executor::Executor;
 use crate::ops::exec::{self, Ctx};
-use crate::state::model::OpStatus;
+use crate::state::model::{Eviction, ExecReport, OpPlan, OpStatus, Operation};
 use crate::state::{self, Command};
 
 pub struct Runner {
@@ -20,6 +20,9 @@ pub struct Runner {
     running: Mutex<BTreeSet<String>>,
     queue_retention_secs: u64,
 }
+
+/// An evicting runner lost leadership between steps: leave the operation to the next leader.
+const STOP: &str = "\u{0}stop";
 
 fn now() -> u64 {
     crate::auth::now_unix().max(0) as u64
@@ -99,7 +102,17 @@ impl Runner {
             }
         };
         tracing::info!(op = id, kind = ?op.kind, "running operation");
-        let cmd = match exec::run(self.exec.as_ref(), &ctx, &op).await {
+        let result = match &op.plan {
+            OpPlan::Evict {
+                evictions, healcheck, ..
+            } => self.evict(&op, &ctx, evictions, *healcheck).await,
+            _ => exec::run(self.exec.as_ref(), &ctx, &op).await,
+        };
+        let result = match result {
+            Err(e) if e == STOP => return,
+            other => other,
+        };
+        let cmd = match result {
             Ok(report) => Command::OpFinish {
                 id: id.to_string(),
                 report,
@@ -118,5 +131,30 @@ impl Runner {
             // Leadership moved: the next leader runs the operation again.
             tracing::warn!(op = id, "result not committed ({e}); the next leader resumes it");
         }
+    }
+
+    /// Runs the evictions not yet committed, committing each as it succeeds.
+    async fn evict(
+        &self,
+        op: &Operation,
+        ctx: &Ctx,
+        evictions: &[Eviction],
+        healcheck: bool,
+    ) -> Result<ExecReport, String> {
+        for (i, e) in evictions.iter().enumerate().skip(op.progress) {
+            exec::evict_one(self.exec.as_ref(), ctx, e, healcheck).await?;
+            if let Err(err) = self
+                .replica
+                .propose(&Command::OpStep {
+                    id: op.id.clone(),
+                    index: i,
+                })
+                .await
+            {
+                tracing::warn!(op = %op.id, "eviction {i} done but not committed ({err}); the next leader resumes");
+                return Err(STOP.into());
+            }
+        }
+        Ok(ExecReport::default())
     }
 }

@@ -39,6 +39,9 @@ pub enum Command {
     SetAdminState { state: String },
     /// Load a converted Heketi dump into an empty state.
     Import { set: Box<crate::dump::ImportSet> },
+    /// One step of a multi-step operation succeeded on the nodes (an eviction): commit it, so
+    /// that a new leader resumes after it.
+    OpStep { id: String, index: usize },
 }
 
 /// What applying a command did. Refusals are values: every replica refuses identically.
@@ -90,6 +93,7 @@ pub fn apply(cmd: Command, txn: &mut Txn<'_>) -> Result<Outcome, StoreError> {
         Command::OpGc { before } => ops::gc(before, txn),
         Command::SetTags { node, device, tags } => ops::set_tags(node, device, tags, txn),
         Command::Import { set } => import(*set, txn),
+        Command::OpStep { id, index } => ops::step(&id, index, txn),
         Command::SetAdminState { state } => {
             txn.put(keys::ADMIN_STATE.to_vec(), state.into_bytes());
             Ok(Outcome::Done)

@@ -209,6 +209,9 @@ pub struct VolumeEntry {
     pub block_restriction: String,
     /// The `clusters` list of the create request (kept for Heketi's dump format).
     pub request_clusters: Vec<String>,
+    /// Brick ids in Gluster's order, set by set (empty for volumes imported from Heketi,
+    /// whose order is read from Gluster when needed).
+    pub brick_sets: Vec<Vec<String>>,
 }
 
 impl Record for VolumeEntry {
@@ -229,6 +232,9 @@ pub enum OpKind {
     VolumeCreate,
     VolumeDelete,
     VolumeExpand,
+    BrickEvict,
+    DeviceRemove,
+    NodeRemove,
 }
 
 impl OpKind {
@@ -238,6 +244,8 @@ impl OpKind {
             OpKind::VolumeCreate => "create-volume",
             OpKind::VolumeDelete => "delete-volume",
             OpKind::VolumeExpand => "expand-volume",
+            OpKind::BrickEvict => "evict-brick",
+            OpKind::DeviceRemove | OpKind::NodeRemove => "remove-device",
             _ => "unknown",
         }
     }
@@ -258,6 +266,8 @@ pub struct Operation {
     /// Where `/queue/{id}` redirects on success (None: 204).
     pub location: Option<String>,
     pub error: Option<String>,
+    /// Steps already committed (evictions done), so a new leader resumes after them.
+    pub progress: usize,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -317,6 +327,21 @@ pub enum OpPlan {
         bricks: Vec<BrickEntry>,
         delta: u64,
     },
+    /// Replace bricks by new ones elsewhere; then mark the device(s) (and node) failed.
+    Evict {
+        node: Option<String>,
+        devices: Vec<String>,
+        evictions: Vec<Eviction>,
+        healcheck: bool,
+    },
+}
+
+/// One brick moved: `old` is replaced in its volume by `new`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Eviction {
+    pub volume: String,
+    pub old: String,
+    pub new: BrickEntry,
 }
 
 /// What the runner reports back when the remote steps succeeded.

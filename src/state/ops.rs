@@ -35,6 +35,9 @@ pub fn begin(op: Operation, txn: &mut Txn<'_>) -> R {
         OpPlan::VolumeCreate { volume, bricks } => begin_volume_create(volume, bricks, &op.id, txn)?,
         OpPlan::VolumeDelete { volume } => begin_volume_delete(volume, &op.id, txn)?,
         OpPlan::VolumeExpand { volume, bricks, .. } => begin_volume_expand(volume, bricks, &op.id, txn)?,
+        OpPlan::Evict {
+            devices, evictions, ..
+        } => begin_evict(devices, evictions, &op.id, txn)?,
     };
     if out != Outcome::Done {
         txn.rollback(sp);
@@ -182,6 +185,11 @@ fn begin_volume_create(v: &super::VolumeEntry, bricks: &[BrickEntry], op: &str, 
     vol.pending = Some(op.to_string());
     vol.hidden = true;
     vol.bricks = bricks.iter().map(|b| b.id.clone()).collect();
+    let set = v.durability.set_size().max(1);
+    vol.brick_sets = bricks
+        .chunks(set)
+        .map(|c| c.iter().map(|b| b.id.clone()).collect())
+        .collect();
     put(txn, keys::volume(&vol.id), &vol)?;
     txn.put(name_key, vol.id.as_bytes().to_vec());
     Ok(Outcome::Done)
@@ -350,9 +358,33 @@ pub fn finish(id: &str, report: &ExecReport, now: u64, txn: &mut Txn<'_>) -> R {
                     clear_brick_pending(&b.id, txn)?;
                     v.bricks.insert(b.id.clone());
                 }
+                if !v.brick_sets.is_empty() {
+                    let set = v.durability.set_size().max(1);
+                    v.brick_sets.extend(
+                        bricks
+                            .chunks(set)
+                            .map(|c| c.iter().map(|b| b.id.clone()).collect()),
+                    );
+                }
                 put(txn, keys::volume(volume), &v)?;
             }
             Some(format!("/volumes/{volume}"))
+        }
+        OpPlan::Evict { node, devices, .. } => {
+            for d in devices {
+                if let Some(mut dev) = get_device(txn, d)? {
+                    dev.pending = None;
+                    dev.state = "failed".into();
+                    put(txn, keys::device(d), &dev)?;
+                }
+            }
+            if let Some(n) = node {
+                if let Some(mut nd) = get_node(txn, n)? {
+                    nd.state = "failed".into();
+                    put(txn, keys::node(n), &nd)?;
+                }
+            }
+            None
         }
     };
     close(op, OpStatus::Done, None, now, txn)
@@ -427,6 +459,24 @@ pub fn fail(id: &str, error: &str, now: u64, txn: &mut Txn<'_>) -> R {
                 put(txn, keys::volume(volume), &v)?;
             }
         }
+        OpPlan::Evict {
+            devices, evictions, ..
+        } => {
+            // Evictions already committed stay done; the others are undone.
+            for e in evictions.iter().skip(op.progress) {
+                release(&e.new.id, txn)?;
+                if let Some(mut b) = get_brick(txn, &e.old)? {
+                    b.pending = None;
+                    put(txn, keys::brick(&e.old), &b)?;
+                }
+            }
+            for d in devices {
+                if let Some(mut dev) = get_device(txn, d)? {
+                    dev.pending = None;
+                    put(txn, keys::device(d), &dev)?;
+                }
+            }
+        }
         OpPlan::NodeDelete { .. }
         | OpPlan::NodeState { .. }
         | OpPlan::DeviceState { .. }
@@ -480,4 +530,76 @@ fn set_pending(txn: &mut Txn<'_>, id: &str, pending: bool) -> Result<(), StoreEr
         p.ids.remove(id);
     }
     put(txn, keys::PENDING_OPS.to_vec(), &p)
+}
+
+fn begin_evict(devices: &[String], evictions: &[super::model::Eviction], op: &str, txn: &mut Txn<'_>) -> R {
+    for d in devices {
+        let Some(mut dev) = get_device(txn, d)? else {
+            return Ok(Outcome::NotFound);
+        };
+        if dev.pending.is_some() {
+            return Ok(Outcome::Failed(IN_USE.into()));
+        }
+        dev.pending = Some(op.to_string());
+        put(txn, keys::device(d), &dev)?;
+    }
+    for e in evictions {
+        let Some(mut old) = get_brick(txn, &e.old)? else {
+            return Ok(Outcome::NotFound);
+        };
+        if old.pending.is_some() {
+            return Ok(Outcome::Failed(format!(
+                "Can not evict brick {}: brick is pending",
+                e.old
+            )));
+        }
+        if get_volume(txn, &e.volume)?.is_none_or(|v| v.pending.is_some()) {
+            return Ok(Outcome::Failed(format!(
+                "Can not evict brick {} from volume {}: volume has pending bricks",
+                e.old, e.volume
+            )));
+        }
+        old.pending = Some(op.to_string());
+        put(txn, keys::brick(&e.old), &old)?;
+        if !reserve(&e.new, txn)? {
+            return Ok(Outcome::Failed(
+                "No Replacement was found for resource requested to be removed".into(),
+            ));
+        }
+    }
+    Ok(Outcome::Done)
+}
+
+/// Commits eviction `index` of an operation: the new brick takes the old one's place in its
+/// volume (and set), the old brick's space goes back to its device.
+pub fn step(id: &str, index: usize, txn: &mut Txn<'_>) -> R {
+    let Some(mut op) = get_op(txn, id)? else {
+        return Ok(Outcome::NotFound);
+    };
+    if op.status != OpStatus::Pending || op.progress != index {
+        return Ok(Outcome::Done); // duplicate or stale step
+    }
+    let OpPlan::Evict { evictions, .. } = &op.plan else {
+        return Ok(Outcome::Invalid("not a multi-step operation".into()));
+    };
+    let Some(e) = evictions.get(index).cloned() else {
+        return Ok(Outcome::Invalid("no such step".into()));
+    };
+    if let Some(mut v) = get_volume(txn, &e.volume)? {
+        v.bricks.remove(&e.old);
+        v.bricks.insert(e.new.id.clone());
+        for set in v.brick_sets.iter_mut() {
+            for b in set.iter_mut() {
+                if *b == e.old {
+                    *b = e.new.id.clone();
+                }
+            }
+        }
+        put(txn, keys::volume(&e.volume), &v)?;
+    }
+    clear_brick_pending(&e.new.id, txn)?;
+    release(&e.old, txn)?;
+    op.progress = index + 1;
+    put(txn, keys::op(id), &op)?;
+    Ok(Outcome::Done)
 }

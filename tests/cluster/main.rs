@@ -9,6 +9,7 @@
 mod bad_input;
 mod contract;
 mod durability;
+mod evacuation;
 mod failover;
 mod membership;
 mod migration;
