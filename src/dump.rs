@@ -240,7 +240,7 @@ fn brick_dump(b: &BrickEntry) -> BrickDump {
         pool_metadata_size: b.pool_metadata_size,
         pending: Pending::default(),
         lvm_thin_pool: b.thin_pool(),
-        lvm_lv: String::new(),
+        lvm_lv: b.lvm_lv.clone().unwrap_or_default(),
         sub_type: b.subtype,
     }
 }
@@ -488,7 +488,24 @@ pub fn plan_import(d: &Dump) -> Result<ImportSet, String> {
             pending: None,
             lvm_thin_pool: (b.lvm_thin_pool != format!("tp_{id}") && !b.lvm_thin_pool.is_empty())
                 .then(|| b.lvm_thin_pool.clone()),
+            lvm_lv: (!b.lvm_lv.is_empty()).then(|| b.lvm_lv.clone()),
+            pool_shared: !b.lvm_lv.is_empty(),
         });
+    }
+    // Bricks sharing a thin pool (clones and their origins) keep the pool until the last goes.
+    let mut pools: BTreeMap<(String, String), usize> = BTreeMap::new();
+    for b in &set.bricks {
+        *pools.entry((b.device.clone(), b.thin_pool())).or_default() += 1;
+    }
+    for b in set.bricks.iter_mut() {
+        if pools
+            .get(&(b.device.clone(), b.thin_pool()))
+            .copied()
+            .unwrap_or(0)
+            > 1
+        {
+            b.pool_shared = true;
+        }
     }
     for (id, v) in &d.volumeentries {
         if !v.pending.id.is_empty() {

@@ -135,6 +135,8 @@ async fn plan(
             },
             pending: Some(op.to_string()),
             lvm_thin_pool: None,
+            lvm_lv: None,
+            pool_shared: false,
         };
         out.push(Eviction {
             volume: old.volume.clone(),

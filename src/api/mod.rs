@@ -161,6 +161,12 @@ pub fn router(st: AppState) -> Router {
         .route("/volumes", post(volumes::create).get(volumes::list))
         .route("/volumes/{id}", get(volumes::info).delete(volumes::delete))
         .route("/volumes/{id}/expand", post(volumes::expand))
+        .route("/volumes/{id}/clone", post(volumes::clone))
+        .route(
+            "/volumes/{id}/block-restriction",
+            post(volumes::block_restriction),
+        )
+        .route("/operations/pending/cleanup", post(operations::cleanup))
         .route("/queue/{id}", get(operations::queue))
         .route("/bricks/to-evict/{id}", post(evict::evict_brick))
         .route("/operations", get(operations::summary))

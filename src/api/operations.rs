@@ -186,3 +186,32 @@ pub async fn topology(State(st): State<AppState>, mode: ReadMode) -> Result<Resp
     let t = st.replica().read(|v| views::topology(v))?;
     Ok(json(StatusCode::OK, &t))
 }
+
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CleanupRequest {
+    #[serde(default)]
+    pub operations: Vec<String>,
+}
+
+/// `POST /operations/pending/cleanup`: Heketi cleans `stale`/`failed` operations; Hekate has
+/// none (a new leader resumes operations), so this validates, is accepted, and ends with 204.
+pub async fn cleanup(State(st): State<AppState>, body: axum::body::Bytes) -> Result<Response, ApiError> {
+    let req: CleanupRequest = super::respond::parse_body(&body)?;
+    if req.operations.len() > 32 {
+        return Err(super::validate::failed(
+            "operations: the length must be no more than 32",
+        ));
+    }
+    if let Some(bad) = req.operations.iter().find(|o| !super::validate::is_uuid(o)) {
+        return Err(super::validate::failed(&format!(
+            "operations: {bad} is not a valid UUID"
+        )));
+    }
+    let op = super::nodes::new_op(
+        crate::state::model::OpKind::Cleanup,
+        crate::state::model::OpPlan::Cleanup,
+        false,
+    );
+    st.start(op).await
+}

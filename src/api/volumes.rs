@@ -218,6 +218,8 @@ fn bricks_of(plan: Vec<Vec<Planned>>, volume: &str, op: &str) -> Vec<BrickEntry>
                 },
                 pending: Some(op.to_string()),
                 lvm_thin_pool: None,
+                lvm_lv: None,
+                pool_shared: false,
             }
         })
         .collect()
@@ -524,4 +526,78 @@ pub async fn expand(
     );
     op.id = op_id;
     st.start(op).await
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CloneRequest {
+    #[serde(default)]
+    pub name: String,
+}
+
+pub async fn clone(
+    State(st): State<AppState>,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let id = route_id(&id)?.to_string();
+    let req: CloneRequest = if body.is_empty() {
+        CloneRequest::default()
+    } else {
+        parse_body(&body)?
+    };
+    if !req.name.is_empty() && !validate::is_volume_name(&req.name) {
+        return Err(failed("name: must be in a valid format"));
+    }
+    let src = visible_volume(&st, &id)?;
+    st.throttle()?;
+    let clone_id = ids::new_id();
+    let mut clone = src.clone();
+    clone.name = if req.name.is_empty() {
+        format!("vol_{clone_id}")
+    } else {
+        req.name
+    };
+    clone.id = clone_id;
+    clone.bricks = Default::default();
+    clone.brick_sets = Vec::new();
+    clone.pending = None;
+    clone.hidden = false;
+    clone.request_clusters = Vec::new();
+    st.start(new_op(
+        OpKind::VolumeClone,
+        OpPlan::VolumeClone { source: id, clone },
+        false,
+    ))
+    .await
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RestrictionRequest {
+    #[serde(default)]
+    pub restriction: String,
+}
+
+pub async fn block_restriction(
+    State(st): State<AppState>,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let id = route_id(&id)?.to_string();
+    let req: RestrictionRequest = parse_body(&body)?;
+    if !matches!(req.restriction.as_str(), "" | "locked") {
+        return Err(failed("restriction: must be a valid value"));
+    }
+    visible_volume(&st, &id)?;
+    st.throttle()?;
+    st.start(new_op(
+        OpKind::VolumeRestriction,
+        OpPlan::VolumeRestriction {
+            volume: id,
+            restriction: req.restriction,
+        },
+        false,
+    ))
+    .await
 }

@@ -313,11 +313,17 @@ impl Executor for MockExecutor {
             let h = host_mut(s, host);
             h.mounts.remove(&b.mount_dir());
             h.fstab.remove(&b.mount_dir());
+            let mut pool_gone = true;
             if let Some(vg) = h.vgs.get_mut(&b.vg) {
                 vg.lvs.remove(&b.lv());
-                vg.pools.remove(&b.tp());
+                // A thin pool shared with a clone's LV stays until its last LV goes.
+                if vg.lvs.values().any(|p| *p == b.tp()) {
+                    pool_gone = false;
+                } else {
+                    vg.pools.remove(&b.tp());
+                }
             }
-            Ok(true)
+            Ok(pool_gone)
         })
     }
 
@@ -392,6 +398,59 @@ impl Executor for MockExecutor {
         })
     }
 
+    async fn volume_clone(&self, host: &str, volume: &str, clone: &str) -> ExecResult<Vec<(String, String)>> {
+        self.step("volume_clone", host).await?;
+        self.with_state(|s| {
+            if let Some(existing) = s.volumes.get(clone) {
+                // Idempotent: report the clone as it is.
+                let id = existing.id.clone();
+                return Ok(existing
+                    .bricks
+                    .iter()
+                    .enumerate()
+                    .map(|(i, b)| (b.clone(), format!("{id}_{i}")))
+                    .collect());
+            }
+            let src = s
+                .volumes
+                .get(volume)
+                .cloned()
+                .ok_or_else(|| fail(format!("Volume {volume} does not exist")))?;
+            let uuid = hex::encode(rand::random::<[u8; 16]>());
+            let mut bricks = Vec::new();
+            for (i, b) in src.bricks.iter().enumerate() {
+                let (storage, path) = b.split_once(':').ok_or_else(|| fail(format!("bad brick {b}")))?;
+                let dir = path.strip_suffix("/brick").unwrap_or(path).to_string();
+                let lv_of_origin = dir.rsplit('/').next().unwrap_or_default().to_string();
+                let host = s
+                    .hosts
+                    .values_mut()
+                    .find(|h| h.mounts.contains(&dir))
+                    .ok_or_else(|| fail(format!("brick {b} is not mounted")))?;
+                let vg = host
+                    .vgs
+                    .values_mut()
+                    .find(|vg| vg.lvs.contains_key(&lv_of_origin))
+                    .ok_or_else(|| fail(format!("no LV for {b}")))?;
+                let pool = vg.lvs[&lv_of_origin].clone();
+                let lv = format!("{uuid}_{i}");
+                vg.lvs.insert(lv.clone(), pool);
+                let mount = format!("/run/gluster/snaps/{uuid}/brick{}", i + 1);
+                host.mounts.insert(mount.clone());
+                bricks.push((format!("{storage}:{mount}/brick"), lv));
+            }
+            s.volumes.insert(
+                clone.to_string(),
+                MockVolume {
+                    id: uuid,
+                    bricks: bricks.iter().map(|b| b.0.clone()).collect(),
+                    started: true,
+                },
+            );
+            Ok(bricks)
+        })
+    }
+
     async fn volume_bricks(&self, host: &str, volume: &str) -> ExecResult<Vec<String>> {
         self.step("volume_info", host).await?;
         self.with_state(|s| {
@@ -435,6 +494,8 @@ mod tests {
             id: id.into(),
             vg: "vg_d1".into(),
             thin_pool: format!("tp_{id}"),
+            lv_name: None,
+            mount: None,
             tp_size: 1 << 20,
             meta_size: 8192,
             size: 1 << 20,

@@ -37,6 +37,9 @@ pub struct BrickSpec {
     pub vg: String,
     /// Thin pool LV name: `tp_<brick id>` for Hekate's bricks; imported Heketi bricks keep theirs.
     pub thin_pool: String,
+    /// LV name and mount directory when they are not Heketi's defaults (clone bricks).
+    pub lv_name: Option<String>,
+    pub mount: Option<String>,
     pub tp_size: u64,
     pub meta_size: u64,
     pub size: u64,
@@ -49,10 +52,14 @@ impl BrickSpec {
         self.thin_pool.clone()
     }
     pub fn lv(&self) -> String {
-        format!("brick_{}", self.id)
+        self.lv_name
+            .clone()
+            .unwrap_or_else(|| format!("brick_{}", self.id))
     }
     pub fn mount_dir(&self) -> String {
-        format!("/var/lib/heketi/mounts/{}/brick_{}", self.vg, self.id)
+        self.mount
+            .clone()
+            .unwrap_or_else(|| format!("/var/lib/heketi/mounts/{}/brick_{}", self.vg, self.id))
     }
     pub fn path(&self) -> String {
         format!("{}/brick", self.mount_dir())
@@ -98,4 +105,7 @@ pub trait Executor: Send + Sync + 'static {
     async fn replace_brick(&self, host: &str, volume: &str, old: &str, new: &str) -> ExecResult<()>;
     /// The volume's bricks (`storagehost:path`) in Gluster's order (sets are consecutive).
     async fn volume_bricks(&self, host: &str, volume: &str) -> ExecResult<Vec<String>>;
+    /// Snapshot `volume`, clone the snapshot as `clone`, start it, drop the snapshot (spec
+    /// 6.7). Returns the clone's bricks in order: (`storagehost:path`, LV name). Idempotent.
+    async fn volume_clone(&self, host: &str, volume: &str, clone: &str) -> ExecResult<Vec<(String, String)>>;
 }

@@ -67,6 +67,17 @@ impl Ctx {
                 }
             }
             OpPlan::NodeState { node, .. } | OpPlan::NodeDelete { node, .. } => add_node(&mut ctx, node)?,
+            OpPlan::VolumeClone { source, .. } => {
+                ctx.volume = state::get_volume(r, source)?;
+                if let Some(v) = ctx.volume.clone() {
+                    for b in &v.bricks {
+                        if let Some(b) = state::get_brick(r, b)? {
+                            add_node(&mut ctx, &b.node)?;
+                            ctx.bricks.push(b);
+                        }
+                    }
+                }
+            }
             OpPlan::Evict { evictions, .. } => {
                 for e in evictions {
                     add_node(&mut ctx, &e.new.node)?;
@@ -110,6 +121,11 @@ fn spec(b: &BrickEntry, gid: i64) -> BrickSpec {
         id: b.id.clone(),
         vg: format!("vg_{}", b.device),
         thin_pool: b.thin_pool(),
+        lv_name: b.lvm_lv.clone(),
+        mount: b
+            .lvm_lv
+            .as_ref()
+            .map(|_| b.path.strip_suffix("/brick").unwrap_or(&b.path).to_string()),
         tp_size: b.tp_size,
         meta_size: b.pool_metadata_size,
         size: b.size,
@@ -177,6 +193,7 @@ pub async fn run(exec: &dyn Executor, ctx: &Ctx, op: &Operation) -> Result<ExecR
                 device_used: Some(info.used_kib),
                 pv_uuid: Some(info.pv_uuid),
                 paths: info.paths,
+                ..Default::default()
             })
         }
         OpPlan::DeviceDelete { device, host, forget } => {
@@ -202,6 +219,8 @@ pub async fn run(exec: &dyn Executor, ctx: &Ctx, op: &Operation) -> Result<ExecR
         OpPlan::VolumeDelete { .. } => volume_delete(exec, ctx).await,
         OpPlan::VolumeExpand { bricks, .. } => volume_expand(exec, ctx, bricks).await,
         OpPlan::Evict { .. } => Err("internal error: evictions run step by step".into()),
+        OpPlan::VolumeClone { clone, .. } => volume_clone(exec, ctx, clone).await,
+        OpPlan::VolumeRestriction { .. } | OpPlan::Cleanup => Ok(ExecReport::default()),
     }
 }
 
@@ -382,4 +401,49 @@ fn device_transition(ctx: &Ctx, device: &str, to: &str) -> Result<(), String> {
         ("failed", "online") => Err("Cannot move a failed/removed device to online state".into()),
         _ => Err(format!("invalid state transition {from} -> {to}")),
     }
+}
+
+/// Clones through a Gluster snapshot, then maps the clone's bricks to their source bricks
+/// (Gluster lists both in the same order).
+async fn volume_clone(exec: &dyn Executor, ctx: &Ctx, clone: &VolumeEntry) -> Result<ExecReport, String> {
+    let Some(src) = &ctx.volume else {
+        return Err("source volume vanished".into());
+    };
+    let host = ctx
+        .bricks
+        .first()
+        .map(|b| ctx.manage(&b.node))
+        .unwrap_or_default();
+    let order = exec
+        .volume_bricks(&host, &src.name)
+        .await
+        .map_err(|e| e.to_string())?;
+    let by_path: BTreeMap<String, &BrickEntry> = ctx
+        .bricks
+        .iter()
+        .map(|b| (format!("{}:{}", ctx.storage(&b.node), b.path), b))
+        .collect();
+    let cloned = exec
+        .volume_clone(&host, &src.name, &clone.name)
+        .await
+        .map_err(|e| e.to_string())?;
+    if cloned.len() != order.len() {
+        return Err(format!(
+            "clone has {} bricks, source {}",
+            cloned.len(),
+            order.len()
+        ));
+    }
+    let mut clones = Vec::new();
+    for (src_path, (path, lv)) in order.iter().zip(cloned) {
+        let b = by_path
+            .get(src_path)
+            .ok_or_else(|| format!("Gluster brick {src_path} is unknown to Hekate"))?;
+        let path = path.split_once(':').map(|x| x.1.to_string()).unwrap_or(path);
+        clones.push((b.id.clone(), path, lv));
+    }
+    Ok(ExecReport {
+        clones,
+        ..Default::default()
+    })
 }

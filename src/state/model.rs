@@ -122,8 +122,12 @@ pub struct BrickEntry {
     pub pool_metadata_size: u64,
     pub subtype: u8,
     pub pending: Option<String>,
-    /// The thin pool's LV name when it is not `tp_<id>` (bricks imported from Heketi).
+    /// The thin pool's LV name when it is not `tp_<id>` (bricks imported from Heketi, clones).
     pub lvm_thin_pool: Option<String>,
+    /// The LV's name when it is not `brick_<id>` (clone bricks, named by Gluster).
+    pub lvm_lv: Option<String>,
+    /// The thin pool is shared with a clone's brick (or a clone's origin).
+    pub pool_shared: bool,
 }
 
 impl Record for BrickEntry {
@@ -235,6 +239,9 @@ pub enum OpKind {
     BrickEvict,
     DeviceRemove,
     NodeRemove,
+    VolumeClone,
+    VolumeRestriction,
+    Cleanup,
 }
 
 impl OpKind {
@@ -246,6 +253,7 @@ impl OpKind {
             OpKind::VolumeExpand => "expand-volume",
             OpKind::BrickEvict => "evict-brick",
             OpKind::DeviceRemove | OpKind::NodeRemove => "remove-device",
+            OpKind::VolumeClone => "clone-volume",
             _ => "unknown",
         }
     }
@@ -334,6 +342,18 @@ pub enum OpPlan {
         evictions: Vec<Eviction>,
         healcheck: bool,
     },
+    /// Clone `source` (through a Gluster snapshot) as `clone`.
+    VolumeClone {
+        source: String,
+        clone: VolumeEntry,
+    },
+    /// Lock or unlock a block-hosting volume.
+    VolumeRestriction {
+        volume: String,
+        restriction: String,
+    },
+    /// `POST /operations/pending/cleanup`: nothing is ever stale in Hekate.
+    Cleanup,
 }
 
 /// One brick moved: `old` is replaced in its volume by `new`.
@@ -353,6 +373,8 @@ pub struct ExecReport {
     pub device_used: Option<u64>,
     pub pv_uuid: Option<String>,
     pub paths: Vec<String>,
+    /// Volume clone: each new brick (source brick id, `path`, LV name), in Gluster's order.
+    pub clones: Vec<(String, String, String)>,
 }
 
 /// The ids of the operations not yet finished.

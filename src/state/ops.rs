@@ -38,6 +38,9 @@ pub fn begin(op: Operation, txn: &mut Txn<'_>) -> R {
         OpPlan::Evict {
             devices, evictions, ..
         } => begin_evict(devices, evictions, &op.id, txn)?,
+        OpPlan::VolumeClone { source, clone } => begin_clone(source, clone, &op.id, txn)?,
+        OpPlan::VolumeRestriction { volume, restriction } => begin_restriction(volume, restriction, txn)?,
+        OpPlan::Cleanup => Outcome::Done,
     };
     if out != Outcome::Done {
         txn.rollback(sp);
@@ -148,11 +151,38 @@ fn reserve(brick: &BrickEntry, txn: &mut Txn<'_>) -> Result<bool, StoreError> {
     Ok(true)
 }
 
-/// Gives a brick's allocation back to its device and forgets the brick.
+/// Gives a brick's allocation back to its device and forgets the brick. A thin pool shared
+/// with another brick (a clone's, or its origin's) outlives this brick: its allocation moves to
+/// that brick instead of returning to the device.
 fn release(brick_id: &str, txn: &mut Txn<'_>) -> Result<(), StoreError> {
     let Some(b) = get_brick(txn, brick_id)? else {
         return Ok(());
     };
+    let shared = if b.pool_shared {
+        super::device_brick_ids(txn, &b.device)?
+    } else {
+        Vec::new()
+    };
+    for other in shared {
+        if other == b.id {
+            continue;
+        }
+        let Some(mut ob) = get_brick(txn, &other)? else {
+            continue;
+        };
+        if ob.thin_pool() == b.thin_pool() {
+            ob.tp_size += b.tp_size;
+            ob.pool_metadata_size += b.pool_metadata_size;
+            put(txn, keys::brick(&other), &ob)?;
+            if let Some(mut d) = get_device(txn, &b.device)? {
+                d.brick_count = d.brick_count.saturating_sub(1);
+                put(txn, keys::device(&d.id), &d)?;
+                txn.delete(keys::device_brick(&d.id, brick_id));
+            }
+            txn.delete(keys::brick(brick_id));
+            return Ok(());
+        }
+    }
     if let Some(mut d) = get_device(txn, &b.device)? {
         let a = b.allocation();
         d.free = (d.free + a).min(d.total);
@@ -386,6 +416,26 @@ pub fn finish(id: &str, report: &ExecReport, now: u64, txn: &mut Txn<'_>) -> R {
             }
             None
         }
+        OpPlan::VolumeClone { source, clone } => {
+            finish_clone(source, clone, report, txn)?;
+            Some(format!("/volumes/{}", clone.id))
+        }
+        OpPlan::VolumeRestriction { volume, restriction } => {
+            if let Some(mut v) = get_volume(txn, volume)? {
+                if v.block_restriction == "locked-by-update"
+                    && restriction.is_empty()
+                    && v.block_reserved == 0
+                {
+                    let reserve = v.size.div_ceil(50);
+                    v.block_free = v.block_free.saturating_sub(reserve);
+                    v.block_reserved = reserve;
+                }
+                v.block_restriction = restriction.clone();
+                put(txn, keys::volume(volume), &v)?;
+            }
+            Some(format!("/volumes/{volume}"))
+        }
+        OpPlan::Cleanup => None,
     };
     close(op, OpStatus::Done, None, now, txn)
 }
@@ -477,6 +527,15 @@ pub fn fail(id: &str, error: &str, now: u64, txn: &mut Txn<'_>) -> R {
                 }
             }
         }
+        OpPlan::VolumeClone { source, clone } => {
+            txn.delete(keys::volume_name(&clone.cluster, &clone.name));
+            txn.delete(keys::volume(&clone.id));
+            if let Some(mut v) = get_volume(txn, source)? {
+                v.pending = None;
+                put(txn, keys::volume(source), &v)?;
+            }
+        }
+        OpPlan::VolumeRestriction { .. } | OpPlan::Cleanup => {}
         OpPlan::NodeDelete { .. }
         | OpPlan::NodeState { .. }
         | OpPlan::DeviceState { .. }
@@ -601,5 +660,125 @@ pub fn step(id: &str, index: usize, txn: &mut Txn<'_>) -> R {
     release(&e.old, txn)?;
     op.progress = index + 1;
     put(txn, keys::op(id), &op)?;
+    Ok(Outcome::Done)
+}
+
+fn begin_clone(source: &str, clone: &super::VolumeEntry, op: &str, txn: &mut Txn<'_>) -> R {
+    let Some(mut v) = get_volume(txn, source)? else {
+        return Ok(Outcome::NotFound);
+    };
+    if v.hidden {
+        return Ok(Outcome::NotFound);
+    }
+    if v.pending.is_some() {
+        return Ok(Outcome::Failed(format!("Failed clone volume {source}: {IN_USE}")));
+    }
+    if v.block {
+        return Ok(Outcome::Failed(format!(
+            "Failed clone volume {source}: Cloning of block hosting volumes is not supported"
+        )));
+    }
+    let name_key = keys::volume_name(&clone.cluster, &clone.name);
+    if txn.get(&name_key)?.is_some() {
+        return Ok(Outcome::Failed(format!(
+            "Failed clone volume {source}: Volume name '{}' already in use",
+            clone.name
+        )));
+    }
+    v.pending = Some(op.to_string());
+    put(txn, keys::volume(source), &v)?;
+    let mut c = clone.clone();
+    c.pending = Some(op.to_string());
+    c.hidden = true;
+    put(txn, keys::volume(&c.id), &c)?;
+    txn.put(name_key, c.id.as_bytes().to_vec());
+    Ok(Outcome::Done)
+}
+
+/// The clone's bricks share their source bricks' thin pools: they take no device space.
+fn finish_clone(
+    source: &str,
+    clone: &super::VolumeEntry,
+    report: &ExecReport,
+    txn: &mut Txn<'_>,
+) -> Result<(), StoreError> {
+    let Some(mut c) = get_volume(txn, &clone.id)? else {
+        return Ok(());
+    };
+    let mut order = Vec::new();
+    for (i, (src, path, lv)) in report.clones.iter().enumerate() {
+        let Some(sb) = get_brick(txn, src)? else { continue };
+        let id = derived_id(&clone.id, i);
+        let b = BrickEntry {
+            id: id.clone(),
+            path: path.clone(),
+            device: sb.device.clone(),
+            node: sb.node.clone(),
+            volume: clone.id.clone(),
+            size: sb.size,
+            tp_size: 0,
+            pool_metadata_size: 0,
+            subtype: sb.subtype,
+            pending: None,
+            lvm_thin_pool: Some(sb.thin_pool()),
+            lvm_lv: Some(lv.clone()),
+            pool_shared: true,
+        };
+        if !sb.pool_shared {
+            let mut sb = sb.clone();
+            sb.pool_shared = true;
+            put(txn, keys::brick(&sb.id), &sb)?;
+        }
+        put(txn, keys::brick(&id), &b)?;
+        if let Some(mut d) = get_device(txn, &b.device)? {
+            d.brick_count += 1;
+            put(txn, keys::device(&d.id), &d)?;
+            txn.put(keys::device_brick(&d.id, &id), Vec::new());
+        }
+        c.bricks.insert(id.clone());
+        order.push(id);
+    }
+    let set = c.durability.set_size().max(1);
+    c.brick_sets = order.chunks(set).map(|x| x.to_vec()).collect();
+    c.pending = None;
+    c.hidden = false;
+    put(txn, keys::volume(&c.id), &c)?;
+    if let Some(mut cl) = get_cluster(txn, &c.cluster)? {
+        cl.volume_count += 1;
+        put(txn, keys::cluster(&cl.id), &cl)?;
+        txn.put(keys::cluster_volume(&cl.id, &c.id), Vec::new());
+    }
+    if let Some(mut v) = get_volume(txn, source)? {
+        v.pending = None;
+        put(txn, keys::volume(source), &v)?;
+    }
+    Ok(())
+}
+
+/// A deterministic 32-hex id for the i-th brick of a clone (`apply` may not draw random ids).
+fn derived_id(volume: &str, i: usize) -> String {
+    use sha2::{Digest, Sha256};
+    hex::encode(&Sha256::digest(format!("{volume}/brick/{i}").as_bytes())[..16])
+}
+
+fn begin_restriction(volume: &str, restriction: &str, txn: &mut Txn<'_>) -> R {
+    let Some(v) = get_volume(txn, volume)? else {
+        return Ok(Outcome::NotFound);
+    };
+    if !v.block {
+        return Ok(Outcome::Failed(
+            "Failed to set block restriction: Block restrictions can only be set on block hosting volumes"
+                .into(),
+        ));
+    }
+    if v.block_restriction == "locked-by-update" && restriction.is_empty() && v.block_reserved == 0 {
+        let need = v.size.div_ceil(50);
+        if v.block_free < need {
+            return Ok(Outcome::Failed(format!(
+                "Can not unlock volume. {need}GiB free space is required, but found {}GiB",
+                v.block_free
+            )));
+        }
+    }
     Ok(Outcome::Done)
 }
