@@ -183,3 +183,18 @@ pub async fn db_check(State(st): State<AppState>, mode: ReadMode) -> Result<Resp
         .map_err(|e| ApiError::Internal(e.to_string()))?;
     Ok(go_pretty(format!("{}\n", String::from_utf8_lossy(&out))))
 }
+
+/// Heketi served its BoltDB file here. Hekate has none: its state is a replicated RocksDB.
+pub async fn backup() -> ApiError {
+    ApiError::NotImplemented(
+        "Hekate has no BoltDB file to back up; GET /db/dump returns the whole state in Heketi's JSON format"
+            .into(),
+    )
+}
+
+/// Heketi's examiner compared the DB with the nodes; Hekate's reconcile will (HA issue).
+pub async fn examine() -> ApiError {
+    ApiError::NotImplemented(
+        "state examination is not available yet in Hekate; GET /db/check checks the state".into(),
+    )
+}

@@ -38,6 +38,11 @@ pub enum ApiError {
     Unavailable(String),
     #[error("{0}")]
     Internal(String),
+    #[error("unsupported content type {0:?}: request bodies are JSON (application/json)")]
+    UnsupportedMedia(String),
+    /// Not provided by Hekate (with why and what to use instead).
+    #[error("{0}")]
+    NotImplemented(String),
     /// Too many operations in flight (Heketi's 429).
     #[error("Server busy. Retry operation later.")]
     Busy,
@@ -72,6 +77,8 @@ impl ApiError {
             ApiError::Unavailable(_) | ApiError::NotLeader => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
             ApiError::Busy => StatusCode::TOO_MANY_REQUESTS,
+            ApiError::UnsupportedMedia(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            ApiError::NotImplemented(_) => StatusCode::NOT_IMPLEMENTED,
         }
     }
 }

@@ -41,6 +41,9 @@ pub async fn layer(State(st): State<AppState>, req: Request, next: Next) -> Resp
     if is_local(req.uri().path()) || local_read {
         return next.run(req).await;
     }
+    if let Some(resp) = refuse_media_type(&req) {
+        return resp;
+    }
     let hops: u32 = req
         .headers()
         .get(HOPS_HEADER)
@@ -177,4 +180,20 @@ async fn send(
     *out.status_mut() = status;
     *out.headers_mut() = out_headers;
     Ok(out)
+}
+
+/// Request bodies are JSON. Heketi never looked at `Content-Type`; Hekate accepts a missing
+/// one and any JSON type, and refuses a body declared as something else (415).
+fn refuse_media_type(req: &Request) -> Option<Response> {
+    let ct = req
+        .headers()
+        .get(axum::http::header::CONTENT_TYPE)?
+        .to_str()
+        .unwrap_or("");
+    let mime = ct.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+    let ok = mime.is_empty() || mime == "application/json" || mime.ends_with("+json") || mime == "*/*";
+    if ok || matches!(*req.method(), Method::GET | Method::HEAD | Method::DELETE) {
+        return None;
+    }
+    Some(ApiError::UnsupportedMedia(mime).into_response())
 }

@@ -176,6 +176,8 @@ pub fn router(st: AppState) -> Router {
         .route("/db/dump", get(db::dump))
         .route("/db/check", get(db::db_check))
         .route("/db/import", post(db::import))
+        .route("/backup/db", get(db::backup))
+        .route("/internal/state/examine/gluster", get(db::examine))
         .fallback(|| async { error::ApiError::InvalidPath.into_response() })
         .method_not_allowed_fallback(|| async { respond::empty(StatusCode::METHOD_NOT_ALLOWED) })
         // The forward layer buffers bodies with per-path limits; no second limit here.

@@ -76,6 +76,24 @@ async fn bad_requests_get_4xx_and_commit_nothing() {
     let big = format!("{{\"file\": true, \"pad\": \"{}\"}}", "x".repeat(2 * 1024 * 1024));
     let r = send_raw(&c, follower, Method::POST, "/clusters", &big).await;
     assert_eq!(r.status, 413, "{}", r.body);
+    // A body declared as something other than JSON.
+    let token = hekate::auth::sign(
+        "admin",
+        &c.admin_key,
+        "POST",
+        "/clusters",
+        hekate::auth::now_unix(),
+        60,
+    );
+    let r = reqwest::Client::new()
+        .post(format!("{}/clusters", c.url(follower)))
+        .bearer_auth(token)
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body("file=true")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 415);
     // No token, bad token, user token on an admin path.
     let http = reqwest::Client::new();
     let r = http
