@@ -38,7 +38,74 @@ impl Reply {
     }
 }
 
+/// Why a CLI request failed: the server's message (Heketi's CLI prints it after `Error: `).
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct ServerError(pub String);
+
 impl Client {
+    /// A request whose answer must be 2xx; returns the body (JSON or text).
+    pub async fn expect_ok(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<&serde_json::Value>,
+    ) -> anyhow::Result<Reply> {
+        let r = self.call(method, path, body).await?;
+        if !(200..300).contains(&r.status) {
+            return Err(ServerError(r.body.trim_end().to_string()).into());
+        }
+        Ok(r)
+    }
+
+    /// Heketi's async contract from the client side: a 202 is followed by polling its
+    /// `Location` (short backoff: 10 ms doubling to 500 ms) until it ends; a 303 is followed to
+    /// the resource, whose JSON is returned. `progress` is called while waiting.
+    pub async fn run_async(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<&serde_json::Value>,
+        progress: &dyn Fn(std::time::Duration),
+    ) -> anyhow::Result<Option<serde_json::Value>> {
+        let r = self.call(method, path, body).await?;
+        if r.status != 202 {
+            if (200..300).contains(&r.status) {
+                return Ok(serde_json::from_str(&r.body).ok());
+            }
+            return Err(ServerError(r.body.trim_end().to_string()).into());
+        }
+        let loc = r
+            .headers
+            .get("location")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_string();
+        let started = std::time::Instant::now();
+        let mut nap = Duration::from_millis(10);
+        loop {
+            let q = self.call(Method::GET, &loc, None).await?;
+            match q.status {
+                200 | 503 => {}
+                303 => {
+                    let res = q
+                        .headers
+                        .get("location")
+                        .and_then(|v| v.to_str().ok())
+                        .unwrap_or_default()
+                        .to_string();
+                    let r = self.expect_ok(Method::GET, &res, None).await?;
+                    return Ok(Some(r.json()?));
+                }
+                204 => return Ok(None),
+                _ => return Err(ServerError(q.body.trim_end().to_string()).into()),
+            }
+            progress(started.elapsed());
+            tokio::time::sleep(nap).await;
+            nap = (nap * 2).min(Duration::from_millis(500));
+        }
+    }
+
     pub fn new(servers: Vec<String>, user: &str, key: &str) -> Client {
         let http = reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())

@@ -22,6 +22,7 @@
 pub mod allocator;
 pub mod api;
 pub mod auth;
+pub mod cli;
 pub mod client;
 pub mod config;
 pub mod dev;

@@ -1,0 +1,294 @@
+//! heketi-cli's text output, line for line (its Go templates and printf widths), from the
+//! API's JSON. Sizes print in GiB as KiB / 1048576, truncated, as heketi-cli does.
+
+use std::fmt::Write;
+
+use serde_json::Value;
+
+fn s(v: &Value) -> String {
+    match v {
+        Value::String(x) => x.clone(),
+        Value::Null => String::new(),
+        other => other.to_string(),
+    }
+}
+
+fn gib(v: &Value) -> u64 {
+    v.as_u64().unwrap_or(0) / (1024 * 1024)
+}
+
+fn arr(v: &Value) -> Vec<Value> {
+    v.as_array().cloned().unwrap_or_default()
+}
+
+fn mount_options(v: &Value) -> String {
+    match v["mount"]["glusterfs"]["options"].as_object() {
+        Some(m) => m.iter().map(|(k, v)| format!("{k}={}", s(v))).collect(),
+        None => String::new(),
+    }
+}
+
+/// `volume create|info|expand|clone` output.
+pub fn volume(v: &Value) -> String {
+    let mut o = String::new();
+    let d = &v["durability"];
+    let kind = s(&d["type"]);
+    let set = match kind.as_str() {
+        "replicate" => d["replicate"]["replica"].as_u64().filter(|r| *r > 0).unwrap_or(2),
+        "disperse" => {
+            d["disperse"]["data"].as_u64().unwrap_or(0) + d["disperse"]["redundancy"].as_u64().unwrap_or(0)
+        }
+        _ => 1,
+    }
+    .max(1);
+    let bricks = arr(&v["bricks"]).len() as u64;
+    let restriction = match v["blockinfo"]["restriction"].as_str() {
+        None | Some("") => "(none)".to_string(),
+        Some(r) => r.to_string(),
+    };
+    let block_volumes: Vec<String> = arr(&v["blockinfo"]["blockvolume"]).iter().map(s).collect();
+    let _ = writeln!(o, "Name: {}", s(&v["name"]));
+    let _ = writeln!(o, "Size: {}", s(&v["size"]));
+    let _ = writeln!(o, "Volume Id: {}", s(&v["id"]));
+    let _ = writeln!(o, "Cluster Id: {}", s(&v["cluster"]));
+    let _ = writeln!(o, "Mount: {}", s(&v["mount"]["glusterfs"]["device"]));
+    let _ = writeln!(o, "Mount Options: {}", mount_options(v));
+    let _ = writeln!(o, "Block: {}", v["block"].as_bool().unwrap_or(false));
+    let _ = writeln!(
+        o,
+        "Free Size: {}",
+        v["blockinfo"]["freesize"].as_u64().unwrap_or(0)
+    );
+    let _ = writeln!(
+        o,
+        "Reserved Size: {}",
+        v["blockinfo"]["reservedsize"].as_u64().unwrap_or(0)
+    );
+    let _ = writeln!(o, "Block Hosting Restriction: {restriction}");
+    let _ = writeln!(o, "Block Volumes: [{}]", block_volumes.join(" "));
+    let _ = writeln!(o, "Durability Type: {kind}");
+    let _ = writeln!(o, "Distribute Count: {}", bricks / set);
+    match kind.as_str() {
+        "replicate" => {
+            let _ = writeln!(
+                o,
+                "Replica Count: {}",
+                d["replicate"]["replica"].as_u64().unwrap_or(0)
+            );
+        }
+        "disperse" => {
+            let _ = writeln!(
+                o,
+                "Disperse Data Count: {}",
+                d["disperse"]["data"].as_u64().unwrap_or(0)
+            );
+            let _ = writeln!(
+                o,
+                "Disperse Redundancy Count: {}",
+                d["disperse"]["redundancy"].as_u64().unwrap_or(0)
+            );
+        }
+        _ => {}
+    }
+    if v["snapshot"]["enable"].as_bool().unwrap_or(false) {
+        let _ = writeln!(
+            o,
+            "Snapshot Factor: {:.2}",
+            v["snapshot"]["factor"].as_f64().unwrap_or(1.0)
+        );
+    }
+    o
+}
+
+fn tags(o: &mut String, t: &Value, indent: &str) {
+    if let Some(m) = t.as_object().filter(|m| !m.is_empty()) {
+        let _ = writeln!(o, "{indent}Tags:");
+        for (k, v) in m {
+            let _ = writeln!(o, "{indent}  {k}: {}", s(v));
+        }
+    }
+}
+
+fn node_state(n: &Value) -> String {
+    match n["state"].as_str() {
+        Some("failed") => "removed".into(),
+        other => other.unwrap_or_default().to_string(),
+    }
+}
+
+/// `node info` (and the block after `node add`'s `Node information:`).
+pub fn node(n: &Value) -> String {
+    let mut o = String::new();
+    let _ = writeln!(o, "Node Id: {}", s(&n["id"]));
+    let _ = writeln!(o, "State: {}", node_state(n));
+    let _ = writeln!(o, "Cluster Id: {}", s(&n["cluster"]));
+    let _ = writeln!(o, "Zone: {}", s(&n["zone"]));
+    let _ = writeln!(o, "Management Hostname: {}", s(&n["hostnames"]["manage"][0]));
+    let _ = writeln!(o, "Storage Hostname: {}", s(&n["hostnames"]["storage"][0]));
+    tags(&mut o, &n["tags"], "");
+    let _ = writeln!(o, "Devices:");
+    for d in arr(&n["devices"]) {
+        let _ = writeln!(
+            o,
+            "Id:{:<35}Name:{:<20}State:{:<10}Size (GiB):{:<8}Used (GiB):{:<8}Free (GiB):{:<8}Bricks:{:<8}",
+            s(&d["id"]),
+            s(&d["name"]),
+            s(&d["state"]),
+            gib(&d["storage"]["total"]),
+            gib(&d["storage"]["used"]),
+            gib(&d["storage"]["free"]),
+            arr(&d["bricks"]).len()
+        );
+    }
+    o
+}
+
+/// `device info`.
+pub fn device(d: &Value) -> String {
+    let mut o = String::new();
+    let _ = writeln!(o, "Device Id: {}", s(&d["id"]));
+    let _ = writeln!(o, "State: {}", s(&d["state"]));
+    let _ = writeln!(o, "Size (GiB): {}", gib(&d["storage"]["total"]));
+    let _ = writeln!(o, "Used (GiB): {}", gib(&d["storage"]["used"]));
+    let _ = writeln!(o, "Free (GiB): {}", gib(&d["storage"]["free"]));
+    let _ = writeln!(o, "Create Path: {}", s(&d["name"]));
+    let _ = writeln!(o, "Physical Volume UUID: {}", s(&d["pv_uuid"]));
+    let paths: Vec<String> = arr(&d["paths"]).iter().map(s).collect();
+    let _ = writeln!(o, "Known Paths: {}", paths.join(" "));
+    tags(&mut o, &d["tags"], "");
+    let _ = writeln!(o, "Bricks:");
+    for b in arr(&d["bricks"]) {
+        let _ = writeln!(
+            o,
+            "Id:{:<35}Size (GiB):{:<8}Path: {}",
+            s(&b["id"]),
+            gib(&b["size"]),
+            s(&b["path"])
+        );
+    }
+    o
+}
+
+/// `cluster info`.
+pub fn cluster(c: &Value) -> String {
+    let mut o = String::new();
+    let _ = writeln!(o, "Cluster id: {}", s(&c["id"]));
+    let _ = writeln!(o, "Nodes:");
+    for n in arr(&c["nodes"]) {
+        let _ = writeln!(o, "{}", s(&n));
+    }
+    let _ = writeln!(o, "Volumes:");
+    for v in arr(&c["volumes"]) {
+        let _ = writeln!(o, "{}", s(&v));
+    }
+    let _ = writeln!(o, "Block: {}\n", c["block"].as_bool().unwrap_or(false));
+    let _ = writeln!(o, "File: {}", c["file"].as_bool().unwrap_or(false));
+    o
+}
+
+/// `topology info` (heketi-cli v10's template, tabs and spaces as it mixes them).
+pub fn topology(t: &Value) -> String {
+    let mut o = String::new();
+    for c in arr(&t["clusters"]) {
+        let _ = write!(
+            o,
+            "\nCluster Id: {}\n\n    File:  {}\n    Block: {}\n\n    Volumes:\n",
+            s(&c["id"]),
+            c["file"],
+            c["block"]
+        );
+        for v in arr(&c["volumes"]) {
+            let _ = write!(
+                o,
+                "\n\tName: {}\n\tSize: {}\n\tId: {}\n\tCluster Id: {}\n\tMount: {}\n\tMount Options: {}\n\tDurability Type: {}\n",
+                s(&v["name"]),
+                s(&v["size"]),
+                s(&v["id"]),
+                s(&v["cluster"]),
+                s(&v["mount"]["glusterfs"]["device"]),
+                mount_options(&v),
+                s(&v["durability"]["type"])
+            );
+            match v["durability"]["type"].as_str() {
+                Some("replicate") => {
+                    let _ = writeln!(o, "\tReplica: {}", s(&v["durability"]["replicate"]["replica"]));
+                }
+                Some("disperse") => {
+                    let _ = writeln!(o, "\tDisperse Data: {}", s(&v["durability"]["disperse"]["data"]));
+                    let _ = writeln!(
+                        o,
+                        "\tDisperse Redundancy: {}",
+                        s(&v["durability"]["disperse"]["redundancy"])
+                    );
+                }
+                _ => {}
+            }
+            if v["snapshot"]["enable"].as_bool().unwrap_or(false) {
+                let f = v["snapshot"]["factor"].as_f64().unwrap_or(1.0);
+                let _ = writeln!(o, "\tSnapshot: Enabled\n\tSnapshot Factor: {f:.2}");
+            } else {
+                let _ = writeln!(o, "\tSnapshot: Disabled");
+            }
+            let _ = writeln!(o, "\n\t\tBricks:");
+            for b in arr(&v["bricks"]) {
+                let _ = write!(
+                    o,
+                    "\t\t\tId: {}\n\t\t\tPath: {}\n\t\t\tSize (GiB): {}\n\t\t\tNode: {}\n\t\t\tDevice: {}\n\n",
+                    s(&b["id"]),
+                    s(&b["path"]),
+                    gib(&b["size"]),
+                    s(&b["node"]),
+                    s(&b["device"])
+                );
+            }
+        }
+        let _ = write!(o, "\n\n    Nodes:\n");
+        for n in arr(&c["nodes"]) {
+            let manage: Vec<String> = arr(&n["hostnames"]["manage"]).iter().map(s).collect();
+            let storage: Vec<String> = arr(&n["hostnames"]["storage"]).iter().map(s).collect();
+            let _ = write!(
+                o,
+                "\n\tNode Id: {}\n\tState: {}\n\tCluster Id: {}\n\tZone: {}\n\tManagement Hostnames: {}\n\tStorage Hostnames: {}\n",
+                s(&n["id"]),
+                s(&n["state"]),
+                s(&n["cluster"]),
+                s(&n["zone"]),
+                manage.join(", "),
+                storage.join(", ")
+            );
+            tags(&mut o, &n["tags"], "\t");
+            let _ = writeln!(o, "\tDevices:");
+            for d in arr(&n["devices"]) {
+                let _ = writeln!(
+                    o,
+                    "\t\tId:{:<35}State:{:<10}Size (GiB):{:<8}Used (GiB):{:<8}Free (GiB):{:<8}",
+                    s(&d["id"]),
+                    s(&d["state"]),
+                    gib(&d["storage"]["total"]),
+                    gib(&d["storage"]["used"]),
+                    gib(&d["storage"]["free"])
+                );
+                let paths: Vec<String> = arr(&d["paths"]).iter().map(s).collect();
+                let known = if paths.is_empty() {
+                    s(&d["name"])
+                } else {
+                    paths.join(" ")
+                };
+                let _ = writeln!(o, "\t\t\tKnown Paths: {known}");
+                tags(&mut o, &d["tags"], "\t\t\t");
+                let _ = writeln!(o, "\n\t\t\tBricks:");
+                for b in arr(&d["bricks"]) {
+                    let _ = writeln!(
+                        o,
+                        "\t\t\t\tId:{:<35}Size (GiB):{:<8}Path: {}",
+                        s(&b["id"]),
+                        gib(&b["size"]),
+                        s(&b["path"])
+                    );
+                }
+            }
+        }
+        o.push('\n');
+    }
+    o
+}
