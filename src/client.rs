@@ -125,6 +125,36 @@ impl Client {
         }
     }
 
+    /// A GET answered from the first reachable replica's own state (`x-hekate-read: local`):
+    /// no leader needed, possibly stale.
+    pub async fn call_local_get(&self, path: &str) -> anyhow::Result<Reply> {
+        let mut last = anyhow!("no server configured");
+        for server in &self.servers {
+            let token = auth::sign(&self.user, &self.key, "GET", path, auth::now_unix(), 300);
+            let sent = self
+                .http
+                .get(format!("{server}{path}"))
+                .bearer_auth(token)
+                .header(crate::api::READ_HEADER, "local")
+                .send()
+                .await;
+            match sent {
+                Ok(resp) => {
+                    let status = resp.status().as_u16();
+                    let headers = resp.headers().clone();
+                    let body = resp.text().await?;
+                    return Ok(Reply {
+                        status,
+                        headers,
+                        body,
+                    });
+                }
+                Err(e) => last = anyhow!("{server}: {e}"),
+            }
+        }
+        Err(last)
+    }
+
     /// Sends to the first server that accepts a connection.
     pub async fn call(
         &self,

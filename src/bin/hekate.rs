@@ -85,6 +85,9 @@ enum DbCmd {
     Export {
         #[arg(long)]
         jsonfile: String,
+        /// Read this replica's own state, without a leader (lost-quorum recovery).
+        #[arg(long)]
+        local: bool,
     },
     /// Load a dump made by `heketi db export` (or `hekate db export`) into an empty cluster.
     Import {
@@ -251,7 +254,7 @@ async fn db(conn: Conn, action: DbCmd) -> anyhow::Result<()> {
     use std::io::Write;
     let client = Client::new(conn.server, &conn.user, &conn.secret);
     match action {
-        DbCmd::Export { jsonfile } => {
+        DbCmd::Export { jsonfile, local } => {
             let mut out: Box<dyn Write> = if jsonfile == "-" {
                 Box::new(std::io::stdout())
             } else {
@@ -262,7 +265,11 @@ async fn db(conn: Conn, action: DbCmd) -> anyhow::Result<()> {
                     .map_err(|e| anyhow::anyhow!("Could not create json file: {e}"))?;
                 Box::new(f)
             };
-            let r = client.call(Method::GET, "/db/dump", None).await?.ok()?;
+            let r = if local {
+                client.call_local_get("/db/dump").await?.ok()?
+            } else {
+                client.call(Method::GET, "/db/dump", None).await?.ok()?
+            };
             out.write_all(r.body.as_bytes())?;
             if jsonfile != "-" {
                 eprintln!("DB exported to {jsonfile}");
