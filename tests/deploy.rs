@@ -86,7 +86,7 @@ fn kubernetes_manifests_carry_the_required_fields() {
         .collect();
     let kind = |k: &str| {
         docs.iter()
-            .filter(move |d| d["kind"] == Value::from(k))
+            .filter(move |d| d["kind"].as_str() == Some(k))
             .collect::<Vec<_>>()
     };
     let sts = kind("StatefulSet")[0];
@@ -95,7 +95,7 @@ fn kubernetes_manifests_carry_the_required_fields() {
     let headless = sts["spec"]["serviceName"].as_str().unwrap();
     let svc = kind("Service")
         .into_iter()
-        .find(|s| s["metadata"]["name"] == Value::from(headless))
+        .find(|s| s["metadata"]["name"].as_str() == Some(headless))
         .expect("headless service");
     assert_eq!(svc["spec"]["clusterIP"], Value::from("None"));
     assert!(kind("Service").len() >= 2, "a client Service too");
