@@ -1,7 +1,9 @@
 //! `hekate-bench`: benchmarks of Hekate, reported with medians and percentiles, never as
 //! timed assertions. `raft` measures the replicated core through the API.
 
+mod micro;
 mod raft_bench;
+mod report;
 mod stats;
 mod volume_bench;
 
@@ -25,6 +27,15 @@ enum Cmd {
     Raft(raft_bench::RaftArgs),
     /// Volume create latency and throughput, scaling to 10,000 volumes, topology, RSS, restart.
     Volumes(volume_bench::VolumeArgs),
+    /// In-process: brick placement time and state-machine apply throughput.
+    Micro,
+    /// Write docs/benchmarks.md and its plots from bench/results/*.json.
+    Report {
+        #[arg(long, default_value = "bench/results")]
+        results: PathBuf,
+        #[arg(long, default_value = "docs")]
+        docs: PathBuf,
+    },
 }
 
 #[tokio::main]
@@ -33,6 +44,12 @@ async fn main() -> anyhow::Result<()> {
     let json = match cli.cmd {
         Cmd::Raft(a) => serde_json::to_value(raft_bench::run(a).await?)?,
         Cmd::Volumes(a) => serde_json::to_value(volume_bench::run(a).await?)?,
+        Cmd::Micro => serde_json::to_value(micro::run().await?)?,
+        Cmd::Report { results, docs } => {
+            report::run(&results, &docs)?;
+            println!("wrote {}/benchmarks.md", docs.display());
+            return Ok(());
+        }
     };
     let text = serde_json::to_string_pretty(&json)?;
     println!("{text}");

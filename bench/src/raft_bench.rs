@@ -28,6 +28,9 @@ pub struct RaftArgs {
     /// Seconds of the throughput measurement.
     #[arg(long, default_value_t = 10)]
     pub seconds: u64,
+    /// Client counts for the throughput sweep (each for `--seconds`/2).
+    #[arg(long, value_delimiter = ',', default_value = "1,2,4,8,16")]
+    pub sweep: Vec<usize>,
     /// Leader kills for the failover measurement.
     #[arg(long, default_value_t = 20)]
     pub kills: usize,
@@ -46,6 +49,8 @@ pub struct RaftResults {
     pub throughput_latency: Summary,
     /// Term changes during the throughput phase (elections caused by load).
     pub throughput_elections: u64,
+    /// (clients, writes/s) for each sweep point.
+    pub throughput_by_clients: Vec<(usize, f64)>,
     pub failover: Summary,
     pub failover_samples_ms: Vec<f64>,
 }
@@ -81,6 +86,12 @@ pub async fn run(args: RaftArgs) -> anyhow::Result<RaftResults> {
     let term_before = term(c.status(leader).await);
     let (tput, errors, tlat) = throughput(&c, args.clients, Duration::from_secs(args.seconds)).await;
     let throughput_elections = term(c.status(leader).await).saturating_sub(term_before);
+    let mut throughput_by_clients = Vec::new();
+    for &n in &args.sweep {
+        let (t, _, _) = throughput(&c, n, Duration::from_secs((args.seconds / 2).max(1))).await;
+        eprintln!("  {n} clients: {t:.0} writes/s");
+        throughput_by_clients.push((n, t));
+    }
     eprintln!("failover: {} leader kills", args.kills);
     let failover_samples_ms = failover(&mut c, args.kills).await?;
     Ok(RaftResults {
@@ -91,6 +102,7 @@ pub async fn run(args: RaftArgs) -> anyhow::Result<RaftResults> {
         throughput_errors: errors,
         throughput_latency: tlat,
         throughput_elections,
+        throughput_by_clients,
         failover: summarize(&failover_samples_ms),
         failover_samples_ms,
     })

@@ -1,0 +1,327 @@
+//! Microbenchmarks, in process: brick placement over 10 / 100 / 1,000 devices in 1 / 3 / 10
+//! zones, and the state machine's apply throughput per command kind (RocksDB, synced batches
+//! as in production).
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use hekate::allocator::{self, DeviceView, Request, GIB_KIB};
+use hekate::state::model::{
+    BrickEntry, DeviceEntry, Durability, ExecReport, NodeEntry, OpKind, OpPlan, OpStatus, Operation,
+    VolumeEntry,
+};
+use hekate::state::{Command, HekateApp};
+use hekate_raft::db::Store;
+use hekate_raft::state_machine::StateMachine;
+use hekate_raft::types::{AppRequest, Entry, LogId};
+use openraft::storage::RaftStateMachine;
+use openraft::{CommittedLeaderId, EntryPayload};
+use serde::Serialize;
+
+use crate::stats::{summarize, Summary};
+
+#[derive(Debug, Serialize)]
+pub struct PlacePoint {
+    pub devices: usize,
+    pub zones: usize,
+    pub place_us: Summary,
+}
+
+#[derive(Debug, Serialize)]
+pub struct ApplyPoint {
+    pub command: String,
+    pub batch: usize,
+    pub commands_per_s: f64,
+}
+
+#[derive(Debug, Serialize)]
+pub struct MicroResults {
+    pub placement: Vec<PlacePoint>,
+    pub apply: Vec<ApplyPoint>,
+}
+
+fn devices(n: usize, zones: usize) -> Vec<DeviceView> {
+    // Four devices per node, nodes spread over the zones; free space varies.
+    (0..n)
+        .map(|i| DeviceView {
+            id: format!("{i:032x}"),
+            node: format!("{:032x}", i / 4),
+            zone: ((i / 4) % zones) as i64 + 1,
+            free: (500 + (i as u64 * 37) % 500) * GIB_KIB,
+            extent: 4096,
+            tags: Default::default(),
+        })
+        .collect()
+}
+
+fn place_points() -> Vec<PlacePoint> {
+    let mut out = Vec::new();
+    for &n in &[10usize, 100, 1000] {
+        for &zones in &[1usize, 3, 10] {
+            let devs = devices(n, zones);
+            let mut samples = Vec::new();
+            for seed in 0..200u64 {
+                let req = Request {
+                    size_gib: 100,
+                    set_size: 3,
+                    data_bricks: 1,
+                    snapshot_factor: 1.0,
+                    brick_min_kib: GIB_KIB,
+                    brick_max_kib: 4096 * GIB_KIB,
+                    max_bricks: 32,
+                    existing_bricks: 0,
+                    zone_strict: false,
+                    tag_rule: None,
+                    arbiter: false,
+                    average_file_kib: 64,
+                    seed,
+                };
+                let t = Instant::now();
+                let p = allocator::place(&devs, &req);
+                samples.push(t.elapsed().as_secs_f64() * 1e6);
+                assert!(p.is_ok());
+            }
+            out.push(PlacePoint {
+                devices: n,
+                zones,
+                place_us: summarize(&samples),
+            });
+        }
+    }
+    out
+}
+
+fn entry(index: u64, cmd: &Command) -> Entry {
+    Entry {
+        log_id: LogId::new(CommittedLeaderId::new(1, 1), index),
+        payload: EntryPayload::Normal(AppRequest(hekate_raft::codec::encode(cmd).unwrap_or_default())),
+    }
+}
+
+fn op(id: String, kind: OpKind, plan: OpPlan) -> Operation {
+    Operation {
+        id,
+        kind,
+        created: 0,
+        finished: None,
+        status: OpStatus::Pending,
+        by_user: false,
+        plan,
+        location: None,
+        error: None,
+        progress: 0,
+    }
+}
+
+fn hex(i: u64, tag: u8) -> String {
+    format!("{tag:02x}{i:030x}")
+}
+
+/// Applies `cmds` in batches of `batch`, returns commands per second.
+async fn apply_rate(
+    sm: &mut StateMachine<HekateApp>,
+    next: &mut u64,
+    cmds: Vec<Command>,
+    batch: usize,
+) -> f64 {
+    let n = cmds.len();
+    let t = Instant::now();
+    for chunk in cmds.chunks(batch) {
+        let entries: Vec<Entry> = chunk
+            .iter()
+            .map(|c| {
+                *next += 1;
+                entry(*next, c)
+            })
+            .collect();
+        sm.apply(entries).await.expect("apply");
+    }
+    n as f64 / t.elapsed().as_secs_f64()
+}
+
+async fn apply_points() -> anyhow::Result<Vec<ApplyPoint>> {
+    let dir = tempfile::tempdir()?;
+    let store = Store::open(dir.path())?;
+    let mut sm = StateMachine::new(store, Arc::new(HekateApp));
+    let mut next = 0u64;
+    let mut out = Vec::new();
+    let cluster = hex(1, 0xc1);
+    // Topology: one cluster, 3 nodes with 4 devices of 100 TiB each.
+    let mut setup = vec![Command::ClusterCreate {
+        id: cluster.clone(),
+        file: true,
+        block: true,
+    }];
+    let mut devs = Vec::new();
+    for n in 0..3u64 {
+        let nid = hex(n, 0xa0);
+        let node = NodeEntry {
+            id: nid.clone(),
+            cluster: cluster.clone(),
+            zone: n as i64 + 1,
+            manage: vec![format!("node{n}")],
+            storage: vec![format!("10.0.0.{n}")],
+            tags: Default::default(),
+            state: "online".into(),
+            devices: Default::default(),
+            pending: None,
+        };
+        let oid = hex(n, 0x01);
+        setup.push(Command::OpBegin {
+            op: Box::new(op(
+                oid.clone(),
+                OpKind::NodeAdd,
+                OpPlan::NodeAdd {
+                    node,
+                    probe_from: None,
+                },
+            )),
+        });
+        setup.push(Command::OpFinish {
+            id: oid,
+            report: ExecReport::default(),
+            now: 0,
+        });
+        for d in 0..4u64 {
+            let did = hex(n * 4 + d, 0xd0);
+            let device = DeviceEntry {
+                id: did.clone(),
+                name: format!("/dev/vd{}", (b'b' + d as u8) as char),
+                node: nid.clone(),
+                tags: Default::default(),
+                state: "online".into(),
+                total: 0,
+                free: 0,
+                used: 0,
+                extent_size: 4096,
+                pv_uuid: String::new(),
+                paths: Vec::new(),
+                brick_count: 0,
+                pending: None,
+            };
+            let oid = hex(n * 4 + d, 0x02);
+            let plan = OpPlan::DeviceAdd {
+                device,
+                host: format!("node{n}"),
+                destroydata: false,
+            };
+            setup.push(Command::OpBegin {
+                op: Box::new(op(oid.clone(), OpKind::DeviceAdd, plan)),
+            });
+            let report = ExecReport {
+                device_total: Some(100 * 1024 * GIB_KIB),
+                device_extent: Some(4096),
+                device_used: Some(0),
+                ..Default::default()
+            };
+            setup.push(Command::OpFinish {
+                id: oid,
+                report,
+                now: 0,
+            });
+            devs.push((did, nid.clone()));
+        }
+    }
+    apply_rate(&mut sm, &mut next, setup, 64).await;
+
+    for &batch in &[1usize, 64] {
+        let cmds: Vec<Command> = (0..2000u64)
+            .map(|i| Command::ClusterCreate {
+                id: hex(i + batch as u64 * 100_000, 0xcc),
+                file: true,
+                block: false,
+            })
+            .collect();
+        out.push(ApplyPoint {
+            command: "ClusterCreate".into(),
+            batch,
+            commands_per_s: apply_rate(&mut sm, &mut next, cmds, batch).await,
+        });
+
+        // A replica-3 volume create: OpBegin (with 3 bricks) then OpFinish.
+        let mut begins = Vec::new();
+        let mut finishes = Vec::new();
+        for i in 0..1000u64 {
+            let vid = hex(i + batch as u64 * 100_000, 0x70);
+            let opid = hex(i + batch as u64 * 100_000, 0x0f);
+            let bricks: Vec<BrickEntry> = (0..3u64)
+                .map(|k| {
+                    let (did, nid) = devs[((i * 3 + k) as usize + k as usize * 4) % devs.len()].clone();
+                    let bid = hex(i * 3 + k + batch as u64 * 1_000_000, 0xb0);
+                    BrickEntry {
+                        path: format!("/var/lib/heketi/mounts/vg_{did}/brick_{bid}/brick"),
+                        id: bid,
+                        device: did,
+                        node: nid,
+                        volume: vid.clone(),
+                        size: GIB_KIB,
+                        tp_size: GIB_KIB,
+                        pool_metadata_size: 8192,
+                        subtype: 1,
+                        pending: Some(opid.clone()),
+                        lvm_thin_pool: None,
+                        lvm_lv: None,
+                        pool_shared: false,
+                    }
+                })
+                .collect();
+            let volume = VolumeEntry {
+                id: vid.clone(),
+                name: format!("vol_{vid}"),
+                cluster: cluster.clone(),
+                size: 1,
+                durability: Durability {
+                    kind: "replicate".into(),
+                    replica: Some(3),
+                    data: None,
+                    redundancy: None,
+                },
+                gid: 0,
+                options: vec![String::new(), String::new()],
+                block: false,
+                snapshot_enable: false,
+                snapshot_factor: 1.0,
+                arbiter: false,
+                bricks: Default::default(),
+                pending: None,
+                hidden: false,
+                block_free: 0,
+                block_reserved: 0,
+                block_restriction: String::new(),
+                request_clusters: Vec::new(),
+                brick_sets: Vec::new(),
+            };
+            begins.push(Command::OpBegin {
+                op: Box::new(op(
+                    opid.clone(),
+                    OpKind::VolumeCreate,
+                    OpPlan::VolumeCreate { volume, bricks },
+                )),
+            });
+            finishes.push(Command::OpFinish {
+                id: opid,
+                report: ExecReport::default(),
+                now: 0,
+            });
+        }
+        out.push(ApplyPoint {
+            command: "OpBegin(VolumeCreate)".into(),
+            batch,
+            commands_per_s: apply_rate(&mut sm, &mut next, begins, batch).await,
+        });
+        out.push(ApplyPoint {
+            command: "OpFinish(VolumeCreate)".into(),
+            batch,
+            commands_per_s: apply_rate(&mut sm, &mut next, finishes, batch).await,
+        });
+    }
+    Ok(out)
+}
+
+pub async fn run() -> anyhow::Result<MicroResults> {
+    eprintln!("placement over 10/100/1000 devices");
+    let placement = place_points();
+    eprintln!("apply throughput");
+    let apply = apply_points().await?;
+    Ok(MicroResults { placement, apply })
+}

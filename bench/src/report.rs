@@ -1,0 +1,336 @@
+//! `hekate-bench report`: writes docs/benchmarks.md and its SVG plots from the JSON results
+//! in bench/results (raft.json, volumes.json, micro.json), so the published numbers are
+//! always the measured ones.
+
+use std::fmt::Write;
+use std::path::Path;
+
+use anyhow::Context;
+use plotters::prelude::*;
+use serde_json::Value;
+
+fn load(dir: &Path, name: &str) -> anyhow::Result<Value> {
+    let p = dir.join(name);
+    let text = std::fs::read_to_string(&p).with_context(|| format!("cannot read {}", p.display()))?;
+    Ok(serde_json::from_str(&text)?)
+}
+
+fn f(v: &Value) -> f64 {
+    v.as_f64().unwrap_or(f64::NAN)
+}
+
+fn row(s: &Value) -> String {
+    format!(
+        "{:.2} | {:.2} | {:.2} | {:.2}",
+        f(&s["p50_ms"]),
+        f(&s["p90_ms"]),
+        f(&s["p99_ms"]),
+        f(&s["max_ms"])
+    )
+}
+
+fn plot_err(e: impl std::fmt::Display) -> anyhow::Error {
+    anyhow::anyhow!("plot: {e}")
+}
+
+fn histogram(path: &Path, samples: &[f64]) -> anyhow::Result<()> {
+    let root = SVGBackend::new(path, (640, 360)).into_drawing_area();
+    root.fill(&WHITE).map_err(plot_err)?;
+    let bucket = 25.0;
+    let max = samples.iter().cloned().fold(0.0, f64::max);
+    let top = ((max / bucket).ceil() as u32 + 1).max(4);
+    let mut counts = vec![0u32; top as usize];
+    for s in samples {
+        counts[(s / bucket) as usize] += 1;
+    }
+    let ymax = counts.iter().copied().max().unwrap_or(1) + 1;
+    let mut chart = ChartBuilder::on(&root)
+        .caption(
+            "Failover: SIGKILL of the leader to first successful write",
+            ("sans-serif", 18),
+        )
+        .margin(10)
+        .x_label_area_size(35)
+        .y_label_area_size(40)
+        .build_cartesian_2d((0u32..top).into_segmented(), 0u32..ymax)
+        .map_err(plot_err)?;
+    chart
+        .configure_mesh()
+        .x_desc(format!("milliseconds (buckets of {bucket} ms)"))
+        .y_desc("kills")
+        .x_label_formatter(&|x| match x {
+            SegmentValue::CenterOf(v) | SegmentValue::Exact(v) => format!("{}", *v as f64 * bucket),
+            SegmentValue::Last => String::new(),
+        })
+        .draw()
+        .map_err(plot_err)?;
+    chart
+        .draw_series(
+            Histogram::vertical(&chart)
+                .style(BLUE.filled())
+                .data(counts.iter().enumerate().map(|(i, c)| (i as u32, *c))),
+        )
+        .map_err(plot_err)?;
+    root.present().map_err(plot_err)?;
+    Ok(())
+}
+
+fn line(path: &Path, title: &str, xdesc: &str, ydesc: &str, pts: &[(f64, f64)]) -> anyhow::Result<()> {
+    let root = SVGBackend::new(path, (640, 360)).into_drawing_area();
+    root.fill(&WHITE).map_err(plot_err)?;
+    let xmax = pts.iter().map(|p| p.0).fold(1.0, f64::max) * 1.05;
+    let ymax = pts.iter().map(|p| p.1).fold(1.0, f64::max) * 1.2;
+    let mut chart = ChartBuilder::on(&root)
+        .caption(title, ("sans-serif", 18))
+        .margin(10)
+        .x_label_area_size(35)
+        .y_label_area_size(50)
+        .build_cartesian_2d(0.0..xmax, 0.0..ymax)
+        .map_err(plot_err)?;
+    chart
+        .configure_mesh()
+        .x_desc(xdesc)
+        .y_desc(ydesc)
+        .draw()
+        .map_err(plot_err)?;
+    chart
+        .draw_series(LineSeries::new(pts.iter().copied(), BLUE.stroke_width(2)))
+        .map_err(plot_err)?;
+    chart
+        .draw_series(pts.iter().map(|p| Circle::new(*p, 4, BLUE.filled())))
+        .map_err(plot_err)?;
+    root.present().map_err(plot_err)?;
+    Ok(())
+}
+
+pub fn run(results: &Path, docs: &Path) -> anyhow::Result<()> {
+    let raft = load(results, "raft.json")?;
+    let vols = load(results, "volumes.json")?;
+    let micro = load(results, "micro.json")?;
+    let img = docs.join("img");
+    std::fs::create_dir_all(&img)?;
+
+    let samples: Vec<f64> = raft["failover_samples_ms"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+        .iter()
+        .map(f)
+        .collect();
+    histogram(&img.join("failover.svg"), &samples)?;
+    let tput: Vec<(f64, f64)> = raft["throughput_by_clients"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+        .iter()
+        .map(|p| (f(&p[0]), f(&p[1])))
+        .collect();
+    line(
+        &img.join("throughput-vs-clients.svg"),
+        "Committed writes/s against concurrent clients",
+        "clients",
+        "writes/s",
+        &tput,
+    )?;
+    let by_size: Vec<(f64, f64)> = vols["create_by_size"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+        .iter()
+        .map(|p| (f(&p["existing_volumes"]), f(&p["create"]["p50_ms"])))
+        .collect();
+    line(
+        &img.join("create-vs-volumes.svg"),
+        "Volume create p50 against existing volumes",
+        "existing volumes",
+        "ms",
+        &by_size,
+    )?;
+
+    let mut o = String::new();
+    let _ = writeln!(o, "# Benchmarks\n");
+    let _ = writeln!(
+        o,
+        "Generated by `hekate-bench report` from `bench/results/*.json`; do not edit by hand. Benchmarks\n\
+         measure, tests assert: numbers are medians and percentiles on this shared 2-core, 24 GiB machine\n\
+         and vary with its load. Build first: `source deploy/setup.sh && cargo build --release -p hekate -p hekate-bench`.\n"
+    );
+    let _ = writeln!(o, "## Replicated core\n\n```sh\n$CARGO_TARGET_DIR/release/hekate-bench --out bench/results/raft.json raft --writes 1000 --clients 8 --seconds 10 --kills 25\n```\n");
+    let _ = writeln!(
+        o,
+        "Three `hekate serve` processes on 127.0.0.1 (release, mock executor, JWT on, every vote, append\n\
+         and applied batch fsynced). A write is `POST /clusters` (201 = committed and applied). Failover:\n\
+         SIGKILL of the leader, then writes through a surviving instance every 5 ms until one returns 201.\n"
+    );
+    let _ = writeln!(
+        o,
+        "| measurement (ms) | p50 | p90 | p99 | max | goal |\n|---|---|---|---|---|---|"
+    );
+    let _ = writeln!(
+        o,
+        "| write, 1 client, to the leader (n={}) | {} | p50 <= 8 |",
+        raft["write_to_leader"]["n"],
+        row(&raft["write_to_leader"])
+    );
+    let _ = writeln!(
+        o,
+        "| write, 1 client, through a follower | {} | |",
+        row(&raft["write_via_follower"])
+    );
+    let _ = writeln!(
+        o,
+        "| write, {} clients over 3 instances | {} | |",
+        raft["throughput_clients"],
+        row(&raft["throughput_latency"])
+    );
+    let _ = writeln!(
+        o,
+        "| failover (n={}) | {} | p50 <= 1000, p99 <= 2000 |\n",
+        raft["failover"]["n"],
+        row(&raft["failover"])
+    );
+    let _ = writeln!(
+        o,
+        "Throughput with {} clients: **{:.0} writes/s** (goal >= 1,000), {} errors, {} elections during the run.\n",
+        raft["throughput_clients"],
+        f(&raft["throughput_writes_per_s"]),
+        raft["throughput_errors"],
+        raft["throughput_elections"]
+    );
+    let _ = writeln!(o, "| clients | writes/s |\n|---|---|");
+    for (c, t) in &tput {
+        let _ = writeln!(o, "| {c} | {t:.0} |");
+    }
+    let _ = writeln!(
+        o,
+        "\n![throughput](img/throughput-vs-clients.svg)\n\n![failover](img/failover.svg)\n"
+    );
+    let _ = writeln!(
+        o,
+        "Why 200-400 ms election timeouts: openraft 0.9 draws one timeout per process and a follower refuses\n\
+         votes for `election_timeout_max` after it last heard the leader, so failover takes about two\n\
+         timeouts. With 400-800 ms the same run measured p50 1,491 ms, p99 1,642 ms (docs/design/raft-state.md).\n"
+    );
+
+    let _ = writeln!(o, "## Volume operations\n\n```sh\n$CARGO_TARGET_DIR/release/hekate-bench --out bench/results/volumes.json volumes --creates 200 --points 1000,10000\n```\n");
+    let _ = writeln!(
+        o,
+        "Three release replicas, fsync on, mock executor without latency (in memory per replica), 3 nodes in\n\
+         3 zones with 4 devices each. A create is `POST /volumes` (replica 3, 1 GiB) plus polling `/queue/{{id}}`\n\
+         (1-2-4-...-50 ms backoff) until 303; clients spread over all replicas (followers forward).\n"
+    );
+    let _ = writeln!(o, "| measurement | value | goal |\n|---|---|---|");
+    let sc = &vols["sequential_create"];
+    let _ = writeln!(
+        o,
+        "| create, 1 client, p50 / p90 / p99 | {:.2} / {:.2} / {:.2} ms | p50 <= 10 ms |",
+        f(&sc["p50_ms"]),
+        f(&sc["p90_ms"]),
+        f(&sc["p99_ms"])
+    );
+    let _ = writeln!(
+        o,
+        "| creates with {} clients | {:.0}/s (p50 {:.1} ms) | >= 360/s (Heketi here: 51/s sequential, 72/s with 8) |",
+        vols["concurrent_clients"],
+        f(&vols["concurrent_creates_per_s"]),
+        f(&vols["concurrent_create"]["p50_ms"])
+    );
+    let base = by_size.first().map(|p| p.1).unwrap_or(f64::NAN);
+    for (n, p50) in &by_size {
+        let _ = writeln!(
+            o,
+            "| create p50 at {n} existing volumes | {p50:.2} ms ({:.2}x) | within 1.5x of empty |",
+            p50 / base
+        );
+    }
+    if !vols["topology_at_1000"].is_null() {
+        let _ = writeln!(
+            o,
+            "| `GET /topology` at 1,000 volumes, p50 / p90 | {:.1} / {:.1} ms | <= 50 ms |",
+            f(&vols["topology_at_1000"]["p50_ms"]),
+            f(&vols["topology_at_1000"]["p90_ms"])
+        );
+        let _ = writeln!(
+            o,
+            "| heketi-cli style assembly at 1,000 volumes ({} requests) | {:.0} ms | (Heketi here: 789 ms) |",
+            vols["cli_assembly_requests"],
+            f(&vols["cli_assembly_at_1000"]["p50_ms"])
+        );
+    }
+    let rss: Vec<String> = vols["rss_kib_per_replica"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+        .iter()
+        .map(|k| format!("{:.0}", f(k) / 1024.0))
+        .collect();
+    let _ = writeln!(
+        o,
+        "| RSS per replica at {} volumes | {} MiB | |",
+        vols["volumes_at_end"],
+        rss.join(" / ")
+    );
+    let _ = writeln!(
+        o,
+        "| restart of all replicas to ready, {} volumes | {:.2} s | |\n",
+        vols["volumes_at_end"],
+        f(&vols["restart_to_ready_ms"]) / 1000.0
+    );
+    let _ = writeln!(o, "![create vs volumes](img/create-vs-volumes.svg)\n");
+    let _ = writeln!(
+        o,
+        "Found on the way: with pending operations kept as a key range (`po/<id>`, deleted when done),\n\
+         create p50 at 10,000 volumes was 17.4 ms (3.2x): each scan skipped 10,000 RocksDB tombstones; one\n\
+         small record for the pending set made it flat. The mock's shared-file node model (used when several\n\
+         processes must see the same simulated nodes, as in failover tests) costs O(volumes) per step (11.7 ms\n\
+         at 0, 50 ms at 1,000 volumes), so this benchmark uses the in-memory model.\n"
+    );
+
+    let _ = writeln!(o, "## Microbenchmarks\n\n```sh\n$CARGO_TARGET_DIR/release/hekate-bench --out bench/results/micro.json micro\n```\n");
+    let _ = writeln!(o, "Brick placement, replica 3, 100 GiB, 200 seeds per point (microseconds):\n\n| devices | zones | p50 | p99 |\n|---|---|---|---|");
+    for p in micro["placement"].as_array().cloned().unwrap_or_default() {
+        let _ = writeln!(
+            o,
+            "| {} | {} | {:.1} | {:.1} |",
+            p["devices"],
+            p["zones"],
+            f(&p["place_us"]["p50_ms"]),
+            f(&p["place_us"]["p99_ms"])
+        );
+    }
+    let _ = writeln!(o, "\nState machine apply (RocksDB, one synced WriteBatch per batch):\n\n| command | batch | commands/s |\n|---|---|---|");
+    for a in micro["apply"].as_array().cloned().unwrap_or_default() {
+        let _ = writeln!(
+            o,
+            "| {} | {} | {:.0} |",
+            a["command"].as_str().unwrap_or_default(),
+            a["batch"],
+            f(&a["commands_per_s"])
+        );
+    }
+    std::fs::write(docs.join("benchmarks.md"), o)?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn report_renders_the_committed_results() {
+        let results = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("results");
+        let docs = tempfile::tempdir().unwrap();
+        super::run(&results, docs.path()).unwrap();
+        let md = std::fs::read_to_string(docs.path().join("benchmarks.md")).unwrap();
+        assert!(md.starts_with("# Benchmarks"));
+        for section in ["## Replicated core", "## Volume operations", "## Microbenchmarks"] {
+            assert!(md.contains(section), "{section}");
+        }
+        for svg in [
+            "failover.svg",
+            "throughput-vs-clients.svg",
+            "create-vs-volumes.svg",
+        ] {
+            let s = std::fs::read_to_string(docs.path().join("img").join(svg)).unwrap();
+            assert!(s.starts_with("<svg"), "{svg}");
+        }
+    }
+}
