@@ -243,6 +243,26 @@ pub fn run(results: &Path, docs: &Path) -> anyhow::Result<()> {
             p50 / base
         );
     }
+    if !vols["sequential_delete"].is_null() {
+        let _ = writeln!(
+            o,
+            "| `GET /volumes/{{id}}` through a follower, p50 / p99 | {:.2} / {:.2} ms | |",
+            f(&vols["volume_info"]["p50_ms"]),
+            f(&vols["volume_info"]["p99_ms"])
+        );
+        let _ = writeln!(
+            o,
+            "| delete, 1 client (with queue wait), p50 / p99 | {:.2} / {:.2} ms | |",
+            f(&vols["sequential_delete"]["p50_ms"]),
+            f(&vols["sequential_delete"]["p99_ms"])
+        );
+        let _ = writeln!(
+            o,
+            "| deletes with {} clients | {:.0}/s | |",
+            vols["concurrent_clients"],
+            f(&vols["concurrent_deletes_per_s"])
+        );
+    }
     if !vols["topology_at_1000"].is_null() {
         let _ = writeln!(
             o,

@@ -50,6 +50,11 @@ pub struct VolumeResults {
     pub topology_at_1000: Option<Summary>,
     pub cli_assembly_at_1000: Option<Summary>,
     pub cli_assembly_requests: usize,
+    /// `GET /volumes/{id}` through a follower (forwarded, linearizable).
+    pub volume_info: Summary,
+    /// Volume delete including the queue wait, 1 client.
+    pub sequential_delete: Summary,
+    pub concurrent_deletes_per_s: f64,
     pub rss_kib_per_replica: Vec<u64>,
     pub volumes_at_end: usize,
     pub restart_to_ready_ms: f64,
@@ -89,13 +94,43 @@ pub async fn create_volume(c: &Client) -> anyhow::Result<String> {
 }
 
 async fn timed_creates(c: &Client, n: usize) -> anyhow::Result<Vec<f64>> {
+    Ok(timed_creates_ids(c, n).await?.0)
+}
+
+async fn timed_creates_ids(c: &Client, n: usize) -> anyhow::Result<(Vec<f64>, Vec<String>)> {
     let mut out = Vec::with_capacity(n);
+    let mut ids = Vec::with_capacity(n);
     for _ in 0..n {
         let t = Instant::now();
-        create_volume(c).await?;
+        ids.push(create_volume(c).await?);
         out.push(t.elapsed().as_secs_f64() * 1e3);
     }
-    Ok(out)
+    Ok((out, ids))
+}
+
+/// DELETE and poll until 204.
+pub async fn delete_volume(c: &Client, path: &str) -> anyhow::Result<()> {
+    let r = c.call(Method::DELETE, path, None).await?;
+    if r.status != 202 {
+        bail!("delete: {} {}", r.status, r.body.trim());
+    }
+    let loc = r
+        .headers
+        .get("location")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_string();
+    let mut nap = Duration::from_millis(1);
+    loop {
+        let q = c.call(Method::GET, &loc, None).await?;
+        match q.status {
+            200 | 503 => {}
+            204 => return Ok(()),
+            s => bail!("queue: {s} {}", q.body.trim()),
+        }
+        tokio::time::sleep(nap).await;
+        nap = (nap * 2).min(Duration::from_millis(50));
+    }
 }
 
 /// `n` creates spread over `clients` concurrent clients; returns (elapsed, latencies).
@@ -198,10 +233,48 @@ pub async fn run(args: VolumeArgs) -> anyhow::Result<VolumeResults> {
     let topo = json!({"clusters": [{"nodes": nodes}]});
     load_topology(&client, &topo).await.context("topology load")?;
     eprintln!("topology loaded; {} sequential creates", args.creates);
-    let sequential = timed_creates(&client, args.creates).await?;
+    let (sequential, created) = timed_creates_ids(&client, args.creates).await?;
+    let follower = c.client(
+        c.ids()
+            .into_iter()
+            .find(|i| *i != leader)
+            .context("no follower")?,
+    );
+    let mut reads = Vec::new();
+    for path in &created {
+        let t = Instant::now();
+        follower.expect_ok(Method::GET, path, None).await?;
+        reads.push(t.elapsed().as_secs_f64() * 1e3);
+    }
+    let half = created.len() / 2;
+    let mut deletes = Vec::new();
+    for path in &created[..half] {
+        let t = Instant::now();
+        delete_volume(&client, path).await?;
+        deletes.push(t.elapsed().as_secs_f64() * 1e3);
+    }
+    let rest: Vec<String> = created[half..].to_vec();
+    let t = Instant::now();
+    let mut tasks = Vec::new();
+    for (i, chunk) in rest
+        .chunks(rest.len().div_ceil(args.clients.max(1)).max(1))
+        .enumerate()
+    {
+        let (c, chunk) = (c.client(1 + (i as u64 % 3)), chunk.to_vec());
+        tasks.push(tokio::spawn(async move {
+            for p in chunk {
+                delete_volume(&c, &p).await?;
+            }
+            Ok::<_, anyhow::Error>(())
+        }));
+    }
+    for t in tasks {
+        t.await??;
+    }
+    let concurrent_deletes_per_s = rest.len() as f64 / t.elapsed().as_secs_f64();
     let clients: Vec<Client> = (0..args.clients).map(|i| c.client(1 + (i as u64 % 3))).collect();
     let (secs, conc) = concurrent_creates(&clients, args.creates).await?;
-    let mut count = 2 * args.creates;
+    let mut count = args.creates;
     eprintln!(
         "{} creates with {} clients in {secs:.2} s",
         args.creates, args.clients
@@ -260,6 +333,9 @@ pub async fn run(args: VolumeArgs) -> anyhow::Result<VolumeResults> {
         topology_at_1000: topo_1000,
         cli_assembly_at_1000: cli_1000,
         cli_assembly_requests: cli_reqs,
+        volume_info: summarize(&reads),
+        sequential_delete: summarize(&deletes),
+        concurrent_deletes_per_s,
         rss_kib_per_replica: rss,
         volumes_at_end: count,
         restart_to_ready_ms: restart,

@@ -68,6 +68,24 @@ fn device_name(d: &Value) -> (String, Value, bool) {
     }
 }
 
+/// Prints each step as it happens (a topology load on real nodes takes a while).
+struct Progress;
+
+impl std::fmt::Write for Progress {
+    fn write_str(&mut self, s: &str) -> std::fmt::Result {
+        use std::io::Write as _;
+        print!("{s}");
+        std::io::stdout().flush().map_err(|_| std::fmt::Error)
+    }
+}
+
+impl Progress {
+    fn push_str(&mut self, s: &str) {
+        let _ = std::fmt::Write::write_str(self, s);
+    }
+}
+
+/// Loads the topology file, printing heketi-cli's progress lines as it goes; returns "".
 pub async fn load(c: &Client, file: &str) -> anyhow::Result<String> {
     if file.is_empty() {
         return Err(anyhow!("Missing configuration file"));
@@ -84,7 +102,7 @@ pub async fn load(c: &Client, file: &str) -> anyhow::Result<String> {
             .flat_map(|cl| cl["nodes"].as_array().cloned().unwrap_or_default())
             .find(|n| n["hostnames"]["manage"][0] == manage)
     };
-    let mut out = String::new();
+    let mut out = Progress;
     let mut created: Vec<String> = Vec::new();
     for cl in config["clusters"].as_array().cloned().unwrap_or_default() {
         let mut cluster_id: Option<String> = None;
@@ -177,5 +195,5 @@ pub async fn load(c: &Client, file: &str) -> anyhow::Result<String> {
             }
         }
     }
-    Ok(out)
+    Ok(String::new())
 }
