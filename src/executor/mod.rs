@@ -4,6 +4,7 @@
 //! executor (next issue). Every verb is idempotent: re-running it after a partial success
 //! converges, and every destroy tolerates "already gone".
 
+pub mod commands;
 pub mod mock;
 
 use async_trait::async_trait;
