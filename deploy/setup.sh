@@ -5,10 +5,11 @@
 #   libclang-dev    bindgen for the RocksDB bindings
 #   librocksdb-dev  Debian's RocksDB 7.8.3, linked dynamically (a 1.5 min build instead of 15)
 #   haproxy         the load balancer of the HA tests and deploy/haproxy.cfg
+#   openssh-*       a real sshd for the SSH transport's tests
 set -euo pipefail
 
 need=()
-for pkg in libclang-dev librocksdb-dev haproxy pkg-config; do
+for pkg in libclang-dev librocksdb-dev haproxy pkg-config openssh-server openssh-client; do
     dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || need+=("$pkg")
 done
 if ((${#need[@]})); then

@@ -57,7 +57,9 @@ pub fn shell_line(argv: &[String], sudo: bool) -> String {
 }
 
 fn quote(a: &str) -> String {
-    let safe = !a.is_empty() && a.chars().all(|c| c.is_ascii_alphanumeric() || "-_./=:,@%+".contains(c));
+    let safe = !a.is_empty()
+        && a.chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_./=:,@%+".contains(c));
     if safe {
         a.to_string()
     } else {
@@ -118,7 +120,10 @@ impl CmdConfig {
 
     /// Device teardown (6.3).
     pub fn device_teardown(&self, vg: &str, pv_path: &str) -> Vec<Argv> {
-        vec![self.lvm_cmd(&["vgremove", "-qq", vg]), self.lvm_cmd(&["pvremove", "-qq", pv_path])]
+        vec![
+            self.lvm_cmd(&["vgremove", "-qq", vg]),
+            self.lvm_cmd(&["pvremove", "-qq", pv_path]),
+        ]
     }
 
     pub fn device_rmdir(&self, vg: &str) -> Argv {
@@ -141,7 +146,11 @@ impl CmdConfig {
     ) -> Vec<Argv> {
         let devnode = format!("/dev/mapper/{vg}-{lv}");
         let backup = format!("--autobackup={}", self.yn());
-        let chunk = if arbiter { "256K".to_string() } else { self.lv_chunksize.clone() };
+        let chunk = if arbiter {
+            "256K".to_string()
+        } else {
+            self.lv_chunksize.clone()
+        };
         let mut out = vec![
             argv(["mkdir", "-p", mount_dir]),
             self.lvm_cmd(&[
@@ -166,14 +175,26 @@ impl CmdConfig {
             argv(["mkfs.xfs", "-i", "maxpct=100", "-n", "size=8192", &devnode])
         } else if self.xfs_sw != 0 && self.xfs_su != 0 {
             let d = format!("su={},sw={}", self.xfs_su, self.xfs_sw);
-            argv(["mkfs.xfs", "-i", "size=512", "-d", &d, "-n", "size=8192", &devnode])
+            argv([
+                "mkfs.xfs",
+                "-i",
+                "size=512",
+                "-d",
+                &d,
+                "-n",
+                "size=8192",
+                &devnode,
+            ])
         } else {
             argv(["mkfs.xfs", "-i", "size=512", "-n", "size=8192", &devnode])
         };
         out.push(mkfs);
         // awk's own `>>` appends to fstab: no shell redirection is involved.
         let entry = format!("{devnode} {mount_dir} xfs {} 1 2", self.mountopts);
-        out.push(argv(["awk", &format!("BEGIN {{print \"{entry}\" >> \"{}\"}}", self.fstab)]));
+        out.push(argv([
+            "awk",
+            &format!("BEGIN {{print \"{entry}\" >> \"{}\"}}", self.fstab),
+        ]));
         out.push(argv(["mount", "-o", &self.mountopts, &devnode, mount_dir]));
         let brick = format!("{mount_dir}/brick");
         out.push(argv(["mkdir", &brick]));
@@ -199,7 +220,12 @@ impl CmdConfig {
     }
 
     pub fn thin_count(&self, vg: &str, tp: &str) -> Argv {
-        self.lvm_cmd(&["lvs", "--noheadings", "--options=thin_count", &format!("{vg}/{tp}")])
+        self.lvm_cmd(&[
+            "lvs",
+            "--noheadings",
+            "--options=thin_count",
+            &format!("{vg}/{tp}"),
+        ])
     }
 
     pub fn rmdir(&self, dir: &str) -> Argv {
@@ -234,14 +260,22 @@ impl CmdConfig {
                 create.extend(argv(["arbiter", "1"]));
             }
         } else if let Some((d, r)) = v.disperse {
-            create.extend(argv(["disperse-data", &d.to_string(), "redundancy", &r.to_string()]));
+            create.extend(argv([
+                "disperse-data",
+                &d.to_string(),
+                "redundancy",
+                &r.to_string(),
+            ]));
         }
         create.extend(v.bricks.iter().take(set).cloned());
         let mut out = vec![create];
         out.extend(self.add_bricks(v, &v.bricks[set.min(v.bricks.len())..]));
         for o in &v.options {
             let mut kv = o.splitn(2, char::is_whitespace);
-            let (k, val) = (kv.next().unwrap_or_default(), kv.next().unwrap_or_default().trim());
+            let (k, val) = (
+                kv.next().unwrap_or_default(),
+                kv.next().unwrap_or_default().trim(),
+            );
             if !k.is_empty() {
                 out.push(self.gluster(&["volume", "set", &v.name, k, val]));
             }
@@ -310,7 +344,11 @@ mod tests {
     #[test]
     fn device_setup_is_heketis() {
         let c = CmdConfig::default();
-        let cmds: Vec<String> = c.device_setup("/dev/vdb", "vg_abc", true).iter().map(line).collect();
+        let cmds: Vec<String> = c
+            .device_setup("/dev/vdb", "vg_abc", true)
+            .iter()
+            .map(line)
+            .collect();
         assert_eq!(
             cmds,
             vec![
@@ -326,18 +364,28 @@ mod tests {
     fn brick_create_is_heketis_and_awk_keeps_its_own_redirection() {
         let c = CmdConfig::default();
         let m = "/var/lib/heketi/mounts/vg_d/brick_b";
-        let cmds: Vec<String> = c.brick_create("vg_d", "tp_b", "brick_b", m, 2097152, 12288, 2097152, 2000, false).iter().map(line).collect();
+        let cmds: Vec<String> = c
+            .brick_create("vg_d", "tp_b", "brick_b", m, 2097152, 12288, 2097152, 2000, false)
+            .iter()
+            .map(line)
+            .collect();
         assert_eq!(cmds[0], format!("mkdir -p {m}"));
         assert_eq!(
             cmds[1],
             "/usr/sbin/lvm lvcreate -qq --autobackup=n --poolmetadatasize 12288K --chunksize 256K --size 2097152K --thin vg_d/tp_b --virtualsize 2097152K --name brick_b"
         );
-        assert_eq!(cmds[2], "mkfs.xfs -i size=512 -n size=8192 /dev/mapper/vg_d-brick_b");
+        assert_eq!(
+            cmds[2],
+            "mkfs.xfs -i size=512 -n size=8192 /dev/mapper/vg_d-brick_b"
+        );
         assert_eq!(
             cmds[3],
             format!("awk 'BEGIN {{print \"/dev/mapper/vg_d-brick_b {m} xfs rw,inode64,noatime,nouuid 1 2\" >> \"/etc/fstab\"}}'")
         );
-        assert_eq!(cmds[4], format!("mount -o rw,inode64,noatime,nouuid /dev/mapper/vg_d-brick_b {m}"));
+        assert_eq!(
+            cmds[4],
+            format!("mount -o rw,inode64,noatime,nouuid /dev/mapper/vg_d-brick_b {m}")
+        );
         assert_eq!(cmds[5], format!("mkdir {m}/brick"));
         assert_eq!(cmds[6], format!("chown :2000 {m}/brick"));
         assert_eq!(cmds[7], format!("chmod 2775 {m}/brick"));
@@ -353,19 +401,40 @@ mod tests {
             replica: Some(3),
             arbiter: false,
             disperse: None,
-            options: vec!["performance.readdir-ahead off".into(), "user.heketi.id id1".into()],
+            options: vec![
+                "performance.readdir-ahead off".into(),
+                "user.heketi.id id1".into(),
+            ],
         };
         let cmds: Vec<String> = c.volume_create(&v).iter().map(line).collect();
-        assert_eq!(cmds[0], "gluster --mode=script --timeout=600 volume create vol1 replica 3 h0:/b0 h1:/b1 h2:/b2");
+        assert_eq!(
+            cmds[0],
+            "gluster --mode=script --timeout=600 volume create vol1 replica 3 h0:/b0 h1:/b1 h2:/b2"
+        );
         assert_eq!(cmds[1], "gluster --mode=script --timeout=600 volume add-brick vol1 h3:/b3 h4:/b4 h5:/b5 h6:/b6 h7:/b7 h8:/b8");
-        assert_eq!(cmds[2], "gluster --mode=script --timeout=600 volume set vol1 performance.readdir-ahead off");
-        assert_eq!(cmds[3], "gluster --mode=script --timeout=600 volume set vol1 user.heketi.id id1");
+        assert_eq!(
+            cmds[2],
+            "gluster --mode=script --timeout=600 volume set vol1 performance.readdir-ahead off"
+        );
+        assert_eq!(
+            cmds[3],
+            "gluster --mode=script --timeout=600 volume set vol1 user.heketi.id id1"
+        );
         assert_eq!(cmds[4], "gluster --mode=script --timeout=600 volume start vol1");
     }
 
     #[test]
     fn quoting_is_done_once_and_defuses_metacharacters() {
-        let a = vec!["echo".to_string(), "a b".into(), "it's".into(), "$(rm -rf /)".into(), ";".into()];
-        assert_eq!(shell_line(&a, true), r"sudo echo 'a b' 'it'\''s' '$(rm -rf /)' ';'");
+        let a = vec![
+            "echo".to_string(),
+            "a b".into(),
+            "it's".into(),
+            "$(rm -rf /)".into(),
+            ";".into(),
+        ];
+        assert_eq!(
+            shell_line(&a, true),
+            r"sudo echo 'a b' 'it'\''s' '$(rm -rf /)' ';'"
+        );
     }
 }

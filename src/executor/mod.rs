@@ -6,6 +6,7 @@
 
 pub mod commands;
 pub mod mock;
+pub mod ssh;
 
 use async_trait::async_trait;
 
