@@ -249,6 +249,16 @@ fn apply_env(cfg: &mut Config, env: &dyn Fn(&str) -> Option<String>) {
     set(&mut cfg.glusterfs.zone_checking, "HEKETI_ZONE_CHECKING");
     set(&mut cfg.raft.secret, "HEKATE_RAFT_SECRET");
     set(&mut cfg.raft.data_dir, "HEKATE_DATA_DIR");
+    if cfg.glusterfs.executor.is_empty() || cfg.glusterfs.executor == "ssh" {
+        let ssh = cfg.glusterfs.sshexec.get_or_insert_with(Default::default);
+        set(&mut ssh.keyfile, "HEKETI_SSH_KEYFILE");
+        set(&mut ssh.user, "HEKETI_SSH_USER");
+        set(&mut ssh.port, "HEKETI_SSH_PORT");
+        set(&mut ssh.fstab, "HEKETI_FSTAB");
+        set(&mut ssh.mountopts, "HEKETI_MOUNT_OPTS");
+        set(&mut ssh.lvm_wrapper, "HEKETI_LVM_WRAPPER");
+        set(&mut ssh.known_hosts, "SSH_KNOWN_HOSTS");
+    }
     if let Some(n) = env("HEKETI_MAX_INFLIGHT_OPERATIONS").and_then(|v| v.parse().ok()) {
         cfg.glusterfs.max_inflight_operations = n;
     }
@@ -344,6 +354,9 @@ fn validate(cfg: Config, env: &dyn Fn(&str) -> Option<String>) -> Result<Setting
             ))
         }
     };
+    if executor == "ssh" {
+        check_sshexec(cfg.glusterfs.sshexec.as_ref())?;
+    }
     match cfg.glusterfs.loglevel.as_str() {
         "" | "none" | "critical" | "error" | "warning" | "info" | "debug" => {}
         other => return Err(err("glusterfs.loglevel", format!("{other:?} is not a log level"))),
@@ -373,6 +386,52 @@ fn validate(cfg: Config, env: &dyn Fn(&str) -> Option<String>) -> Result<Setting
         executor,
         file: cfg,
     })
+}
+
+/// The SSH executor needs a private key and a known_hosts file (host keys are always checked).
+fn check_sshexec(s: Option<&SshExecConfig>) -> Result<(), ConfigError> {
+    let Some(s) = s else {
+        return Err(err(
+            "glusterfs.sshexec",
+            "missing (the ssh executor needs keyfile and known_hosts)",
+        ));
+    };
+    if s.keyfile.is_empty() {
+        return Err(err(
+            "glusterfs.sshexec.keyfile",
+            "Missing ssh private key file in configuration",
+        ));
+    }
+    if !Path::new(&s.keyfile).is_file() {
+        return Err(err(
+            "glusterfs.sshexec.keyfile",
+            format!("Unable to read private key file {}", s.keyfile),
+        ));
+    }
+    if s.known_hosts.is_empty() {
+        return Err(err(
+            "glusterfs.sshexec.known_hosts",
+            "missing: host keys are verified against this file",
+        ));
+    }
+    if !s.port.is_empty() && s.port.parse::<u16>().ok().filter(|p| *p > 0).is_none() {
+        return Err(err(
+            "glusterfs.sshexec.port",
+            format!("{:?} is not a TCP port", s.port),
+        ));
+    }
+    if !s.user.is_empty()
+        && !s
+            .user
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "_.-".contains(c))
+    {
+        return Err(err(
+            "glusterfs.sshexec.user",
+            format!("{:?} is not a user name", s.user),
+        ));
+    }
+    Ok(())
 }
 
 fn resolve_secret(r: &RaftConfig) -> Result<String, ConfigError> {
@@ -529,6 +588,29 @@ mod tests {
         .unwrap();
         assert_eq!(s.api_listen, "0.0.0.0:9090");
         assert_eq!(s.admin_key, "envadmin");
+    }
+
+    #[test]
+    fn ssh_executor_needs_a_key_and_known_hosts() {
+        let e = parse(&with("/glusterfs/executor", "ssh".into()), &no_env).unwrap_err();
+        assert_eq!(e.key, "glusterfs.sshexec.keyfile", "{e}");
+        let dir = tempfile::tempdir().unwrap();
+        let key = dir.path().join("id");
+        std::fs::write(&key, "k").unwrap();
+        let mut v: serde_json::Value = serde_json::from_str(GOOD).unwrap();
+        v["glusterfs"]["executor"] = "ssh".into();
+        v["glusterfs"]["sshexec"] = serde_json::json!({"keyfile": key, "user": "root"});
+        assert_eq!(
+            parse(&v.to_string(), &no_env).unwrap_err().key,
+            "glusterfs.sshexec.known_hosts"
+        );
+        v["glusterfs"]["sshexec"]["known_hosts"] = "/etc/ssh/ssh_known_hosts".into();
+        assert!(parse(&v.to_string(), &no_env).is_ok());
+        v["glusterfs"]["sshexec"]["user"] = "root; rm -rf /".into();
+        assert_eq!(
+            parse(&v.to_string(), &no_env).unwrap_err().key,
+            "glusterfs.sshexec.user"
+        );
     }
 
     #[test]

@@ -215,8 +215,60 @@ fn build_executor(settings: &Settings) -> anyhow::Result<Arc<dyn Executor>> {
             }
             Ok(Arc::new(MockExecutor::new(cfg)))
         }
-        other => {
-            anyhow::bail!("glusterfs.executor: {other:?} is not available in this build yet (use \"mock\")")
-        }
+        _ => ssh_executor(settings),
     }
+}
+
+/// The SSH executor from `glusterfs.sshexec` (validated at config load).
+fn ssh_executor(settings: &Settings) -> anyhow::Result<Arc<dyn Executor>> {
+    use crate::executor::commands::CmdConfig;
+    use crate::executor::ssh::{SshSettings, SshTransport};
+    let s = settings.file.glusterfs.sshexec.clone().unwrap_or_default();
+    let key = russh::keys::load_secret_key(&s.keyfile, None)
+        .map_err(|e| anyhow::anyhow!("Unable to read private key file {}: {e}", s.keyfile))?;
+    let transport = SshTransport::new(SshSettings {
+        user: if s.user.is_empty() {
+            "heketi".into()
+        } else {
+            s.user.clone()
+        },
+        port: if s.port.is_empty() {
+            22
+        } else {
+            s.port.parse().unwrap_or(22)
+        },
+        key: Arc::new(key),
+        known_hosts: s.known_hosts.clone().into(),
+        sudo: s.sudo,
+        connect_timeout: Duration::from_secs(10),
+    });
+    let d = CmdConfig::default();
+    let or = |v: &str, dflt: &str| {
+        if v.is_empty() {
+            dflt.to_string()
+        } else {
+            v.to_string()
+        }
+    };
+    let cmds = CmdConfig {
+        fstab: or(&s.fstab, &d.fstab),
+        mountopts: or(&s.mountopts, &d.mountopts),
+        backup_lvm_metadata: s.backup_lvm_metadata,
+        gluster_cli_timeout: if s.gluster_cli_timeout == 0 {
+            600
+        } else {
+            s.gluster_cli_timeout
+        },
+        pv_data_alignment: or(&s.pv_data_alignment, &d.pv_data_alignment),
+        vg_physicalextentsize: or(&s.vg_physicalextentsize, &d.vg_physicalextentsize),
+        lv_chunksize: or(&s.lv_chunksize, &d.lv_chunksize),
+        xfs_sw: s.xfs_sw,
+        xfs_su: s.xfs_su,
+        lvm_wrapper: s.lvm_wrapper.clone(),
+        snapshot_limit: s.snapshot_limit,
+        rebalance_on_expansion: s.rebalance_on_expansion.unwrap_or(true),
+    };
+    Ok(Arc::new(crate::executor::sshexec::SshExecutor::new(
+        transport, cmds,
+    )))
 }

@@ -6,7 +6,9 @@
 
 pub mod commands;
 pub mod mock;
+pub mod parse;
 pub mod ssh;
+pub mod sshexec;
 
 use async_trait::async_trait;
 

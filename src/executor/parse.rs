@@ -1,0 +1,132 @@
+//! Parsers of what nodes print: `vgdisplay -c`, LVM's JSON reports, `lvs` thin counts and
+//! `gluster ... --xml`. Each returns a typed value or an error quoting the input.
+
+use quick_xml::events::Event;
+use quick_xml::Reader;
+
+use super::{DeviceInfo, ExecError, ExecResult};
+
+fn bad(what: &str, input: &str) -> ExecError {
+    ExecError::Failed(format!(
+        "unparsable {what}: {:?}",
+        input.chars().take(200).collect::<String>()
+    ))
+}
+
+/// `vgdisplay -c <vg>`: fields 12-15 are extent size (KiB), total, allocated, free extents.
+pub fn vgdisplay(out: &str) -> ExecResult<DeviceInfo> {
+    let line = out
+        .lines()
+        .map(str::trim)
+        .find(|l| l.matches(':').count() >= 15)
+        .ok_or_else(|| bad("vgdisplay -c", out))?;
+    let f: Vec<&str> = line.split(':').collect();
+    let num = |i: usize| -> ExecResult<u64> {
+        f.get(i)
+            .and_then(|v| v.trim().parse().ok())
+            .ok_or_else(|| bad("vgdisplay -c", out))
+    };
+    let (extent, total, alloc) = (num(12)?, num(13)?, num(14)?);
+    Ok(DeviceInfo {
+        total_kib: extent * total,
+        extent_kib: extent,
+        used_kib: extent * alloc,
+        ..Default::default()
+    })
+}
+
+/// `pvs -o pv_name,pv_uuid,vg_name --reportformat=json`: the PV UUID.
+pub fn pv_uuid(out: &str) -> ExecResult<String> {
+    let v: serde_json::Value = serde_json::from_str(out).map_err(|_| bad("pvs json", out))?;
+    v["report"][0]["pv"][0]["pv_uuid"]
+        .as_str()
+        .map(String::from)
+        .ok_or_else(|| bad("pvs json", out))
+}
+
+/// `lvs --noheadings --options=thin_count vg/tp`.
+pub fn thin_count(out: &str) -> ExecResult<u64> {
+    out.trim().parse().map_err(|_| bad("lvs thin_count", out))
+}
+
+/// From `gluster volume info <v> --xml`: `opRet`, `opErrstr`, and the bricks in order.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct VolInfo {
+    pub op_ret: i64,
+    pub op_errstr: String,
+    pub bricks: Vec<String>,
+    pub status: String,
+}
+
+pub fn volume_info(xml: &str) -> ExecResult<VolInfo> {
+    let mut r = Reader::from_str(xml);
+    r.config_mut().trim_text(true);
+    let mut info = VolInfo::default();
+    let mut path: Vec<String> = Vec::new();
+    loop {
+        match r.read_event().map_err(|_| bad("gluster xml", xml))? {
+            Event::Start(e) => path.push(String::from_utf8_lossy(e.name().as_ref()).into_owned()),
+            Event::End(_) => {
+                path.pop();
+            }
+            Event::Text(t) => {
+                let text = t.decode().map_err(|_| bad("gluster xml", xml))?.into_owned();
+                let here = path.iter().map(String::as_str).collect::<Vec<_>>();
+                match here.as_slice() {
+                    [.., "cliOutput", "opRet"] => info.op_ret = text.trim().parse().unwrap_or(-1),
+                    [.., "cliOutput", "opErrstr"] => info.op_errstr = text,
+                    [.., "volume", "statusStr"] => info.status = text,
+                    [.., "bricks", "brick", "name"] => info.bricks.push(text),
+                    _ => {}
+                }
+            }
+            Event::Eof => break,
+            _ => {}
+        }
+    }
+    Ok(info)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn vgdisplay_colon_format() {
+        // A 2 GiB VG with 4 MiB extents: 511 extents, 258 allocated, 253 free.
+        let out = "  vg_abc:r/w:772:-1:0:1:1:-1:0:1:1:2093056:4096:511:258:253:xyz\n";
+        let d = vgdisplay(out).unwrap();
+        assert_eq!(
+            (d.extent_kib, d.total_kib, d.used_kib),
+            (4096, 511 * 4096, 258 * 4096)
+        );
+        assert!(vgdisplay("  Volume group \"vg_x\" not found").is_err());
+    }
+
+    #[test]
+    fn pvs_and_lvs() {
+        let pvs = r#"{"report":[{"pv":[{"pv_name":"/dev/loop3","pv_uuid":"Xy12-ab","vg_name":"vg_abc"}]}]}"#;
+        assert_eq!(pv_uuid(pvs).unwrap(), "Xy12-ab");
+        assert_eq!(thin_count("    1\n").unwrap(), 1);
+        assert!(thin_count("garbage").is_err());
+    }
+
+    #[test]
+    fn gluster_volume_info_xml() {
+        let xml = r#"<?xml version="1.0" encoding="UTF-8" standalone="yes"?>
+<cliOutput><opRet>0</opRet><opErrno>0</opErrno><opErrstr/><volInfo><volumes><volume>
+<name>vol1</name><id>abc</id><status>1</status><statusStr>Started</statusStr>
+<bricks><brick uuid="u1">10.0.0.1:/b/1<name>10.0.0.1:/b/1</name><hostUuid>u1</hostUuid><isArbiter>0</isArbiter></brick>
+<brick uuid="u2">10.0.0.2:/b/2<name>10.0.0.2:/b/2</name><hostUuid>u2</hostUuid><isArbiter>0</isArbiter></brick></bricks>
+</volume><count>1</count></volumes></volInfo></cliOutput>"#;
+        let v = volume_info(xml).unwrap();
+        assert_eq!(v.op_ret, 0);
+        assert_eq!(v.status, "Started");
+        assert_eq!(v.bricks, vec!["10.0.0.1:/b/1", "10.0.0.2:/b/2"]);
+        let err = volume_info("<cliOutput><opRet>-1</opRet><opErrno>30800</opErrno><opErrstr>Volume vol9 does not exist</opErrstr></cliOutput>").unwrap();
+        assert_eq!(
+            (err.op_ret, err.op_errstr.as_str()),
+            (-1, "Volume vol9 does not exist")
+        );
+    }
+}

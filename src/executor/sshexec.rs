@@ -1,0 +1,379 @@
+//! The SSH executor: the `Executor` verbs as Heketi's command lines (`commands`) run over the
+//! SSH transport (`ssh`) and read back with `parse`. Every verb is idempotent: it checks what
+//! is already in place (VG, LV, fstab line, mount, volume) before acting, and every destroy
+//! treats "already gone" as done.
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+
+use super::commands::{Argv, CmdConfig};
+use super::parse;
+use super::ssh::{Output, SshTransport};
+use super::{BrickSpec, DeviceInfo, ExecError, ExecResult, Executor, VolumeSpec};
+
+/// Heketi's batch timeouts (spec 6.1).
+const DEVICE: Duration = Duration::from_secs(5 * 60);
+const BRICK: Duration = Duration::from_secs(10 * 60);
+
+pub struct SshExecutor {
+    t: SshTransport,
+    c: CmdConfig,
+}
+
+fn failed(o: &Output) -> ExecError {
+    ExecError::Failed(o.error_text())
+}
+
+impl SshExecutor {
+    pub fn new(transport: SshTransport, cmds: CmdConfig) -> SshExecutor {
+        SshExecutor {
+            t: transport,
+            c: cmds,
+        }
+    }
+
+    fn gluster_timeout(&self) -> Duration {
+        Duration::from_secs(60 * (10u64).max(1 + (u64::from(self.c.gluster_cli_timeout) + 1) / 60))
+    }
+
+    async fn run(&self, host: &str, cmd: &Argv, timeout: Duration) -> ExecResult<Output> {
+        self.t.run(host, cmd, timeout).await
+    }
+
+    async fn must(&self, host: &str, cmd: &Argv, timeout: Duration) -> ExecResult<Output> {
+        let o = self.run(host, cmd, timeout).await?;
+        if o.ok() {
+            Ok(o)
+        } else {
+            Err(failed(&o))
+        }
+    }
+
+    async fn vg_info(&self, host: &str, vg: &str) -> ExecResult<Option<DeviceInfo>> {
+        let o = self.run(host, &self.c.vgdisplay(vg), DEVICE).await?;
+        if !o.ok() {
+            return Ok(None);
+        }
+        parse::vgdisplay(&o.stdout).map(Some)
+    }
+
+    async fn volume_info(&self, host: &str, name: &str) -> ExecResult<parse::VolInfo> {
+        let o = self
+            .run(host, &self.c.volume_info_xml(name), self.gluster_timeout())
+            .await?;
+        parse::volume_info(&o.stdout)
+    }
+
+    fn argv(parts: &[&str]) -> Argv {
+        parts.iter().map(|s| s.to_string()).collect()
+    }
+}
+
+#[async_trait]
+impl Executor for SshExecutor {
+    async fn glusterd_check(&self, host: &str) -> ExecResult<()> {
+        self.must(host, &self.c.glusterd_status(), BRICK)
+            .await
+            .map(|_| ())
+    }
+
+    async fn peer_probe(&self, host: &str, new_peer: &str) -> ExecResult<()> {
+        for cmd in self.c.peer_probe(new_peer) {
+            self.must(host, &cmd, self.gluster_timeout()).await?;
+        }
+        Ok(())
+    }
+
+    async fn peer_detach(&self, host: &str, peer: &str) -> ExecResult<()> {
+        self.must(host, &self.c.peer_detach(peer), self.gluster_timeout())
+            .await
+            .map(|_| ())
+    }
+
+    async fn device_setup(
+        &self,
+        host: &str,
+        device: &str,
+        vg: &str,
+        destroydata: bool,
+    ) -> ExecResult<DeviceInfo> {
+        if self.vg_info(host, vg).await?.is_none() {
+            self.t
+                .batch(host, &self.c.device_setup(device, vg, destroydata), DEVICE)
+                .await?;
+        }
+        let mut info = self
+            .vg_info(host, vg)
+            .await?
+            .ok_or_else(|| ExecError::Failed(format!("volume group {vg} missing after setup")))?;
+        if let Ok(o) = self.must(host, &self.c.pvs_json(device), DEVICE).await {
+            info.pv_uuid = parse::pv_uuid(&o.stdout).unwrap_or_default();
+        }
+        Ok(info)
+    }
+
+    async fn device_teardown(&self, host: &str, device: &str, vg: &str) -> ExecResult<()> {
+        let cmds = self.c.device_teardown(vg, device);
+        if self.vg_info(host, vg).await?.is_some() {
+            self.must(host, &cmds[0], DEVICE).await?;
+        }
+        let o = self.run(host, &cmds[1], DEVICE).await?;
+        if !o.ok() && !o.error_text().contains("No PV") && !o.error_text().contains("not found") {
+            return Err(failed(&o));
+        }
+        let _ = self.run(host, &self.c.device_rmdir(vg), DEVICE).await;
+        Ok(())
+    }
+
+    async fn device_info(&self, host: &str, vg: &str) -> ExecResult<DeviceInfo> {
+        self.vg_info(host, vg)
+            .await?
+            .ok_or_else(|| ExecError::Failed(format!("Volume group \"{vg}\" not found")))
+    }
+
+    async fn brick_create(&self, host: &str, b: &BrickSpec) -> ExecResult<()> {
+        let mount = b.mount_dir();
+        let cmds = self.c.brick_create(
+            &b.vg,
+            &b.tp(),
+            &b.lv(),
+            &mount,
+            b.tp_size,
+            b.meta_size,
+            b.size,
+            b.gid,
+            b.arbiter,
+        );
+        let devnode = format!("/dev/mapper/{}-{}", b.vg, b.lv());
+        let result = async {
+            self.must(host, &cmds[0], BRICK).await?; // mkdir -p
+            let exists = self
+                .run(
+                    host,
+                    &Self::argv(&["/usr/sbin/lvm", "lvs", &format!("{}/{}", b.vg, b.lv())]),
+                    BRICK,
+                )
+                .await?
+                .ok();
+            if !exists {
+                self.must(host, &cmds[1], BRICK).await?; // lvcreate
+                self.must(host, &cmds[2], BRICK).await?; // mkfs.xfs
+            }
+            let pattern = format!("^{devnode} ");
+            let in_fstab = self
+                .run(
+                    host,
+                    &Self::argv(&["grep", "-qs", &pattern, &self.c.fstab]),
+                    BRICK,
+                )
+                .await?
+                .ok();
+            if !in_fstab {
+                self.must(host, &cmds[3], BRICK).await?; // awk >> fstab
+            }
+            let mounted = self
+                .run(host, &Self::argv(&["mountpoint", "-q", &mount]), BRICK)
+                .await?
+                .ok();
+            if !mounted {
+                self.must(host, &cmds[4], BRICK).await?; // mount
+            }
+            self.must(
+                host,
+                &Self::argv(&["mkdir", "-p", &format!("{mount}/brick")]),
+                BRICK,
+            )
+            .await?;
+            for c in cmds.iter().skip(6) {
+                self.must(host, c, BRICK).await?; // chown / chmod
+            }
+            Ok::<_, ExecError>(())
+        }
+        .await;
+        if let Err(e) = result {
+            let _ = self.brick_destroy(host, b).await;
+            return Err(e);
+        }
+        Ok(())
+    }
+
+    async fn brick_destroy(&self, host: &str, b: &BrickSpec) -> ExecResult<bool> {
+        let mount = b.mount_dir();
+        let um = self.run(host, &self.c.umount(&mount), BRICK).await?;
+        if !um.ok() {
+            let mounts = self.must(host, &Self::argv(&["mount"]), BRICK).await?;
+            if mounts
+                .stdout
+                .lines()
+                .any(|l| l.split_whitespace().nth(2) == Some(mount.as_str()))
+            {
+                return Err(failed(&um));
+            }
+        }
+        if !mount.starts_with("/run/gluster/") && !mount.starts_with("/var/run/gluster/") {
+            self.must(host, &self.c.fstab_remove(&b.lv()), BRICK).await?;
+        }
+        let lv = self.run(host, &self.c.lvremove(&b.vg, &b.lv()), BRICK).await?;
+        let gone =
+            |o: &Output| o.error_text().contains("not found") || o.error_text().contains("Failed to find");
+        if !lv.ok() && !gone(&lv) {
+            return Err(failed(&lv));
+        }
+        let count = self.run(host, &self.c.thin_count(&b.vg, &b.tp()), BRICK).await?;
+        let reclaimed = if count.ok() {
+            if parse::thin_count(&count.stdout)? == 0 {
+                let tp = self.run(host, &self.c.lvremove(&b.vg, &b.tp()), BRICK).await?;
+                if !tp.ok() && !gone(&tp) {
+                    return Err(failed(&tp));
+                }
+                true
+            } else {
+                false
+            }
+        } else {
+            gone(&count)
+        };
+        let _ = self.run(host, &self.c.rmdir(&mount), BRICK).await;
+        Ok(reclaimed)
+    }
+
+    async fn volume_create(&self, host: &str, v: &VolumeSpec) -> ExecResult<()> {
+        let info = self.volume_info(host, &v.name).await?;
+        if info.op_ret == 0 && !info.bricks.is_empty() {
+            if info.bricks != v.bricks {
+                return Err(ExecError::Failed(format!(
+                    "volume {} exists with other bricks",
+                    v.name
+                )));
+            }
+            if info.status != "Started" {
+                self.must(
+                    host,
+                    &self.c.gluster(&["volume", "start", &v.name]),
+                    self.gluster_timeout(),
+                )
+                .await?;
+            }
+            return Ok(());
+        }
+        for cmd in self.c.volume_create(v) {
+            self.must(host, &cmd, self.gluster_timeout()).await?;
+        }
+        Ok(())
+    }
+
+    async fn volume_expand(&self, host: &str, v: &VolumeSpec, new_bricks: &[String]) -> ExecResult<()> {
+        let info = self.volume_info(host, &v.name).await?;
+        let missing: Vec<String> = new_bricks
+            .iter()
+            .filter(|b| !info.bricks.contains(b))
+            .cloned()
+            .collect();
+        for cmd in self.c.add_bricks(v, &missing) {
+            self.must(host, &cmd, self.gluster_timeout()).await?;
+        }
+        if self.c.rebalance_on_expansion {
+            if let Err(e) = self
+                .must(host, &self.c.rebalance(&v.name), self.gluster_timeout())
+                .await
+            {
+                tracing::warn!(volume = %v.name, "rebalance start failed: {e}");
+            }
+        }
+        Ok(())
+    }
+
+    async fn volume_destroy(&self, host: &str, name: &str) -> ExecResult<()> {
+        let _ = self
+            .run(host, &self.c.volume_stop(name), self.gluster_timeout())
+            .await;
+        let o = self
+            .run(host, &self.c.volume_delete(name), self.gluster_timeout())
+            .await?;
+        if o.ok() || o.error_text().contains("does not exist") {
+            return Ok(());
+        }
+        Err(ExecError::Failed(format!(
+            "Unable to delete volume {name}: {}",
+            o.error_text()
+        )))
+    }
+
+    async fn replace_brick(&self, host: &str, volume: &str, old: &str, new: &str) -> ExecResult<()> {
+        let info = self.volume_info(host, volume).await?;
+        if info.bricks.iter().any(|b| b == new) {
+            return Ok(());
+        }
+        self.must(
+            host,
+            &self.c.replace_brick(volume, old, new),
+            self.gluster_timeout(),
+        )
+        .await
+        .map(|_| ())
+        .map_err(|e| {
+            ExecError::Failed(format!(
+                "Unable to replace brick {old} with {new} for volume {volume}: {e}"
+            ))
+        })
+    }
+
+    async fn volume_bricks(&self, host: &str, volume: &str) -> ExecResult<Vec<String>> {
+        let info = self.volume_info(host, volume).await?;
+        if info.op_ret != 0 {
+            return Err(ExecError::Failed(info.op_errstr));
+        }
+        Ok(info.bricks)
+    }
+
+    async fn volume_clone(&self, host: &str, volume: &str, clone: &str) -> ExecResult<Vec<(String, String)>> {
+        let existing = self.volume_info(host, clone).await?;
+        if existing.op_ret != 0 || existing.bricks.is_empty() {
+            let snap = format!("tmpsnap_{}", hex::encode(rand::random::<[u8; 8]>()));
+            let g = |rest: &[&str]| {
+                let mut a = vec![
+                    "gluster".to_string(),
+                    "--mode=script".into(),
+                    format!("--timeout={}", self.c.gluster_cli_timeout),
+                    "--xml".into(),
+                ];
+                a.extend(rest.iter().map(|s| s.to_string()));
+                a
+            };
+            let t = self.gluster_timeout();
+            self.must(
+                host,
+                &g(&["snapshot", "create", &snap, volume, "no-timestamp"]),
+                t,
+            )
+            .await?;
+            let result = async {
+                self.must(host, &g(&["snapshot", "activate", &snap]), t).await?;
+                self.must(host, &g(&["snapshot", "clone", clone, &snap]), t)
+                    .await?;
+                self.must(host, &g(&["volume", "start", clone]), t).await?;
+                Ok::<_, ExecError>(())
+            }
+            .await;
+            let _ = self.run(host, &g(&["snapshot", "deactivate", &snap]), t).await;
+            let _ = self.run(host, &g(&["snapshot", "delete", &snap]), t).await;
+            result?;
+        }
+        let info = self.volume_info(host, clone).await?;
+        // LV names of clone bricks follow Gluster's snapshot layout: the mount directory's name.
+        Ok(info
+            .bricks
+            .iter()
+            .map(|b| {
+                let dir = b
+                    .rsplit_once(':')
+                    .map(|x| x.1)
+                    .unwrap_or(b)
+                    .trim_end_matches("/brick");
+                let lv = dir.rsplit('/').next().unwrap_or_default().to_string();
+                (b.clone(), lv)
+            })
+            .collect())
+    }
+}
