@@ -212,6 +212,40 @@ impl<A: Application> Replica<A> {
         }
     }
 
+    /// The fence for side effects outside Raft: succeeds only if this replica leads in
+    /// `term` (or, with `None`, in whatever term it leads now; the term is returned), a
+    /// quorum acknowledged that leadership during this call, and the term did not move
+    /// meanwhile. A replica that restarts believing its old vote, or a leader cut off from
+    /// the majority, fails here: no follower acknowledges a term that was superseded.
+    pub async fn fence(&self, term: Option<u64>) -> Result<u64, ReplicaError> {
+        let before = self.leader_term()?;
+        if term.is_some_and(|t| t != before) {
+            return Err(ReplicaError::Unavailable(format!(
+                "leadership of term {} ended (now term {before})",
+                term.unwrap_or_default()
+            )));
+        }
+        self.linearizable_read().await?;
+        let after = self.leader_term()?;
+        if after != before {
+            return Err(ReplicaError::Unavailable(format!(
+                "term moved from {before} to {after} while confirming leadership"
+            )));
+        }
+        Ok(after)
+    }
+
+    /// The current term if this replica is its leader and has committed an entry in it.
+    fn leader_term(&self) -> Result<u64, ReplicaError> {
+        let m = self.raft.metrics().borrow().clone();
+        let own_entry = m.last_applied.map(|l| l.leader_id.term) == Some(m.current_term);
+        if m.state == ServerState::Leader && m.current_leader == Some(self.id) && own_entry {
+            Ok(m.current_term)
+        } else {
+            Err(ReplicaError::NotLeader { leader: None })
+        }
+    }
+
     /// Runs `f` over a consistent view of the applied state (no leadership check).
     pub fn read<T>(&self, f: impl FnOnce(&View<'_>) -> T) -> T {
         let view = View::new(&self.store);

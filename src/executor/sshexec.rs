@@ -3,6 +3,8 @@
 //! is already in place (VG, LV, fstab line, mount, volume) before acting, and every destroy
 //! treats "already gone" as done.
 
+use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -19,6 +21,10 @@ const BRICK: Duration = Duration::from_secs(10 * 60);
 pub struct SshExecutor {
     t: SshTransport,
     c: CmdConfig,
+    /// One lock per host around fstab edits: `sed -i` replaces the file by rename, so a
+    /// concurrent `sed -i` fails ("can't read /etc/fstab") and a concurrent append can be
+    /// lost. Heketi runs brick creates and destroys of one node in parallel, unguarded.
+    fstab_locks: std::sync::Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
 }
 
 fn failed(o: &Output) -> ExecError {
@@ -28,6 +34,7 @@ fn failed(o: &Output) -> ExecError {
 impl SshExecutor {
     pub fn new(transport: SshTransport, cmds: CmdConfig) -> SshExecutor {
         SshExecutor {
+            fstab_locks: Default::default(),
             t: transport,
             c: cmds,
         }
@@ -63,6 +70,11 @@ impl SshExecutor {
             .run(host, &self.c.volume_info_xml(name), self.gluster_timeout())
             .await?;
         parse::volume_info(&o.stdout)
+    }
+
+    fn fstab_lock(&self, host: &str) -> Arc<tokio::sync::Mutex<()>> {
+        let mut m = self.fstab_locks.lock().unwrap_or_else(|e| e.into_inner());
+        m.entry(host.to_string()).or_default().clone()
     }
 
     fn argv(parts: &[&str]) -> Argv {
@@ -160,7 +172,13 @@ impl Executor for SshExecutor {
                 self.must(host, &cmds[1], BRICK).await?; // lvcreate
                 self.must(host, &cmds[2], BRICK).await?; // mkfs.xfs
             }
+            // A resumed create (the previous leader died mid-way) may find the LV without a
+            // complete filesystem: mkfs.xfs killed part-way. This brick serves no data yet
+            // (bricks are created before they join a volume), so it is formatted again.
+            let resumed = exists;
             let pattern = format!("^{devnode} ");
+            let fstab = self.fstab_lock(host);
+            let _fstab = fstab.lock().await;
             let in_fstab = self
                 .run(
                     host,
@@ -172,12 +190,23 @@ impl Executor for SshExecutor {
             if !in_fstab {
                 self.must(host, &cmds[3], BRICK).await?; // awk >> fstab
             }
+            drop(_fstab);
             let mounted = self
                 .run(host, &Self::argv(&["mountpoint", "-q", &mount]), BRICK)
                 .await?
                 .ok();
             if !mounted {
-                self.must(host, &cmds[4], BRICK).await?; // mount
+                let m = self.run(host, &cmds[4], BRICK).await?; // mount
+                if !m.ok() {
+                    if !resumed {
+                        return Err(failed(&m));
+                    }
+                    tracing::warn!(host, lv = %b.lv(), "brick LV of a resumed create does not mount; formatting it again");
+                    let mut force = cmds[2].clone();
+                    force.insert(1, "-f".into());
+                    self.must(host, &force, BRICK).await?;
+                    self.must(host, &cmds[4], BRICK).await?;
+                }
             }
             self.must(
                 host,
@@ -212,6 +241,8 @@ impl Executor for SshExecutor {
             }
         }
         if !mount.starts_with("/run/gluster/") && !mount.starts_with("/var/run/gluster/") {
+            let fstab = self.fstab_lock(host);
+            let _fstab = fstab.lock().await;
             self.must(host, &self.c.fstab_remove(&b.lv()), BRICK).await?;
         }
         let lv = self.run(host, &self.c.lvremove(&b.vg, &b.lv()), BRICK).await?;

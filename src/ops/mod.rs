@@ -1,6 +1,7 @@
 //! Operations after they are accepted: the leader-only [`runner`] finds pending operations in
 //! the replicated state, executes their remote steps through the [`crate::executor`]
-//! ([`exec`]), and commits the result (finish, or fail after cleaning up on the nodes).
+//! ([`exec`]) behind the leadership [`fence`], and commits the result (finish, or fail after cleaning up on the nodes).
 
 pub mod exec;
+pub mod fence;
 pub mod runner;

@@ -1,7 +1,8 @@
 //! The leader-only runner: while this replica leads, every pending operation in the
 //! replicated state is executed once per leadership, its result committed as `OpFinish` or
 //! `OpFail`. A new leader finds the operations its predecessor left pending and runs them
-//! again from the start (their steps are idempotent). Also garbage-collects finished queue
+//! again from the start (their steps are idempotent). Every step is fenced: it is sent only
+//! after a quorum confirmed this replica still leads in the operation's term. Also garbage-collects finished queue
 //! entries through a committed `OpGc`.
 
 use std::collections::BTreeSet;
@@ -11,6 +12,7 @@ use std::time::Duration;
 use crate::api::HekateReplica;
 use crate::executor::Executor;
 use crate::ops::exec::{self, Ctx};
+use crate::ops::fence::Fenced;
 use crate::state::model::{Eviction, ExecReport, OpPlan, OpStatus, Operation};
 use crate::state::{self, Command};
 
@@ -101,15 +103,31 @@ impl Runner {
                 return;
             }
         };
-        tracing::info!(op = id, kind = ?op.kind, "running operation");
+        // Confirm leadership with a quorum before touching any node, and before every
+        // verb after that (see `fence`).
+        let fenced = match Fenced::acquire(self.exec.clone(), self.replica.clone()).await {
+            Ok(f) => f,
+            Err(e) => {
+                tracing::info!(op = id, "not running operation: leadership not confirmed ({e})");
+                return;
+            }
+        };
+        tracing::info!(op = id, kind = ?op.kind, term = fenced.term(), "running operation");
         let result = match &op.plan {
             OpPlan::Evict {
                 evictions, healcheck, ..
-            } => self.evict(&op, &ctx, evictions, *healcheck).await,
-            _ => exec::run(self.exec.as_ref(), &ctx, &op).await,
+            } => self.evict(&fenced, &op, &ctx, evictions, *healcheck).await,
+            _ => exec::run(&fenced, &ctx, &op).await,
         };
         let result = match result {
             Err(e) if e == STOP => return,
+            _ if fenced.tripped() => {
+                tracing::warn!(
+                    op = id,
+                    "operation stopped by the fence; the current leader resumes it"
+                );
+                return;
+            }
             other => other,
         };
         let cmd = match result {
@@ -136,13 +154,14 @@ impl Runner {
     /// Runs the evictions not yet committed, committing each as it succeeds.
     async fn evict(
         &self,
+        exec: &Fenced,
         op: &Operation,
         ctx: &Ctx,
         evictions: &[Eviction],
         healcheck: bool,
     ) -> Result<ExecReport, String> {
         for (i, e) in evictions.iter().enumerate().skip(op.progress) {
-            exec::evict_one(self.exec.as_ref(), ctx, e, healcheck).await?;
+            exec::evict_one(exec, ctx, e, healcheck).await?;
             if let Err(err) = self
                 .replica
                 .propose(&Command::OpStep {

@@ -1,0 +1,416 @@
+//! End to end against real gluster nodes: three `hekate serve` processes with the SSH
+//! executor, driving the testbed of `tests/testbed/testbed.sh` (network namespaces each
+//! with its own sshd, glusterd 10.x, loop disks, real lvm2 metadata, XFS and mounts; thin
+//! LVs emulated by `lvm-shim`). Every effect is checked on the nodes themselves, not only
+//! through the API: the gluster volume, the brick LVs, fstab, mounts, the data written
+//! through a FUSE mount on every brick, and that nothing is left after the deletes.
+//!
+//! The testbed is brought up by `deploy/test.sh` (`.ci/run`), which sets
+//! `HEKATE_REQUIRE_TESTBED=1`: then a missing testbed fails the run. Run by hand without
+//! the testbed, these tests say so and pass without checking anything.
+
+#![allow(clippy::await_holding_lock)]
+
+use std::collections::HashMap;
+use std::process::Command;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use hekate::testkit::{run_async, wait_for, ClusterSpec, ProcCluster};
+use reqwest::Method;
+use serde_json::json;
+
+const BIN: &str = env!("CARGO_BIN_EXE_hekate");
+static SERIAL: Mutex<()> = Mutex::new(());
+
+struct Testbed {
+    script: String,
+    key: String,
+    known_hosts: String,
+    nodes: Vec<(String, String, Vec<String>)>, // name, ip, disks
+}
+
+impl Testbed {
+    /// The running testbed, from `$HT_STATE/env`; None (test skipped) unless required.
+    fn find() -> Option<Testbed> {
+        let state = std::env::var("HT_STATE").unwrap_or_else(|_| "/tmp/hekate-testbed".to_string());
+        let text = match std::fs::read_to_string(format!("{state}/env")) {
+            Ok(t) => t,
+            Err(e) => {
+                if std::env::var("HEKATE_REQUIRE_TESTBED").as_deref() == Ok("1") {
+                    panic!("HEKATE_REQUIRE_TESTBED=1 but no testbed at {state}: {e}");
+                }
+                eprintln!("no testbed at {state} ({e}): run tests/testbed/testbed.sh up");
+                return None;
+            }
+        };
+        let env: HashMap<String, String> = text
+            .lines()
+            .filter_map(|l| l.split_once('='))
+            .map(|(k, v)| (k.to_string(), v.trim_matches('"').to_string()))
+            .collect();
+        let names: Vec<String> = env["HT_NODES"].split(' ').map(String::from).collect();
+        let ips: Vec<String> = env["HT_IPS"].split(' ').map(String::from).collect();
+        let nodes = names
+            .iter()
+            .zip(ips)
+            .map(|(n, ip)| {
+                let disks = env[&format!("{n}_DISKS")].split(' ').map(String::from).collect();
+                (n.clone(), ip, disks)
+            })
+            .collect();
+        Some(Testbed {
+            script: concat!(env!("CARGO_MANIFEST_DIR"), "/tests/testbed/testbed.sh").to_string(),
+            key: env["HT_KEY"].clone(),
+            known_hosts: env["HT_KNOWN_HOSTS"].clone(),
+            nodes,
+        })
+    }
+
+    /// Runs `cmd` inside node `i` (0-based); stdout, and panics with stderr on failure
+    /// unless `ok_fail`.
+    fn exec(&self, i: usize, cmd: &str) -> (bool, String) {
+        let out = Command::new("bash")
+            .args([&self.script, "exec", &self.nodes[i].0, "bash", "-c", cmd])
+            .output()
+            .expect("run testbed.sh exec");
+        let mut s = String::from_utf8_lossy(&out.stdout).to_string();
+        s.push_str(&String::from_utf8_lossy(&out.stderr));
+        (out.status.success(), s)
+    }
+
+    fn must(&self, i: usize, cmd: &str) -> String {
+        let (ok, s) = self.exec(i, cmd);
+        assert!(ok, "on {}: `{cmd}` failed: {s}", self.nodes[i].0);
+        s
+    }
+
+    /// Starts three Hekate replicas whose executor logs in to the nodes as root.
+    async fn hekate(&self, dir: &std::path::Path) -> ProcCluster {
+        let mut spec = ClusterSpec::new(BIN, 3);
+        spec.shared_mock = false;
+        spec.glusterfs = json!({
+            "executor": "ssh",
+            "sshexec": {"keyfile": self.key, "known_hosts": self.known_hosts, "user": "root",
+                        "port": "22", "fstab": "/etc/fstab"},
+        });
+        let mut c = ProcCluster::create(dir, spec).unwrap();
+        c.start_all().unwrap();
+        c.wait_ready(&c.ids(), Duration::from_secs(30))
+            .await
+            .unwrap_or_else(|e| panic!("{e}\n{}", c.log_tail(1)));
+        c
+    }
+
+    /// Everything Hekate may have left on node `i`: brick LVs, pools, fstab lines, mounts.
+    fn leftovers(&self, i: usize) -> String {
+        let (_, lvs) = self.exec(i, "lvm lvs --noheadings -o lv_name 2>/dev/null");
+        let (_, fstab) = self.exec(i, "grep -c heketi /etc/fstab || true");
+        let (_, mounts) = self.exec(i, "grep -c /var/lib/heketi/mounts /proc/mounts || true");
+        format!(
+            "lvs=[{}] fstab={} mounts={}",
+            lvs.split_whitespace().collect::<Vec<_>>().join(","),
+            fstab.trim(),
+            mounts.trim()
+        )
+    }
+}
+
+/// Cluster, 3 nodes (peer probe over SSH), one real device each (pvcreate/vgcreate).
+async fn topology(tb: &Testbed, c: &ProcCluster) -> (String, Vec<String>, Vec<String>) {
+    let api = c.client(1);
+    let cid = hekate::testkit::create_cluster(&api).await.unwrap();
+    let (mut nodes, mut devices) = (Vec::new(), Vec::new());
+    for (i, (_, ip, disks)) in tb.nodes.iter().enumerate() {
+        let body = json!({"cluster": cid, "zone": i + 1,
+                          "hostnames": {"manage": [ip], "storage": [ip]}});
+        let loc = run_async(&api, Method::POST, "/nodes", Some(&body))
+            .await
+            .unwrap_or_else(|e| panic!("node add {ip}: {e}\n{}", c.log_tail(1)))
+            .unwrap();
+        let nid = loc.trim_start_matches("/nodes/").to_string();
+        // Device add answers 204 (as Heketi): the id is read from the node.
+        let body = json!({"node": nid, "name": disks[0]});
+        run_async(&api, Method::POST, "/devices", Some(&body))
+            .await
+            .unwrap_or_else(|e| panic!("device add {}: {e}\n{}", disks[0], c.log_tail(1)));
+        let node = c.call_ok(1, Method::GET, &loc, None).await.unwrap();
+        devices.push(node["devices"][0]["id"].as_str().unwrap().to_string());
+        nodes.push(nid);
+    }
+    (cid, nodes, devices)
+}
+
+async fn teardown(tb: &Testbed, c: &ProcCluster, cid: &str, nodes: &[String], devs: &[String]) {
+    let api = c.client(2);
+    // Heketi's order: offline, failed (evacuates; nothing to move here), delete.
+    for d in devs {
+        for state in ["offline", "failed"] {
+            let p = format!("/devices/{d}/state");
+            let r = api
+                .call(Method::POST, &p, Some(&json!({"state": state})))
+                .await
+                .unwrap();
+            if r.status == 202 {
+                let loc = r.headers["location"].to_str().unwrap().to_string();
+                let done = hekate::testkit::wait_queue(&api, &loc, Duration::from_secs(60))
+                    .await
+                    .unwrap();
+                assert!(done.status < 300, "{p} {state}: {}", done.body);
+            } else {
+                assert!(r.status < 300, "{p} {state}: {} {}", r.status, r.body);
+            }
+        }
+        run_async(&api, Method::DELETE, &format!("/devices/{d}"), None)
+            .await
+            .unwrap_or_else(|e| panic!("device delete: {e}\n{}", c.log_tail(1)));
+    }
+    for n in nodes {
+        let p = format!("/nodes/{n}/state");
+        let _ = api
+            .call(Method::POST, &p, Some(&json!({"state": "offline"})))
+            .await;
+        run_async(&api, Method::DELETE, &format!("/nodes/{n}"), None)
+            .await
+            .unwrap_or_else(|e| panic!("node delete: {e}"));
+    }
+    let r = api
+        .call(Method::DELETE, &format!("/clusters/{cid}"), None)
+        .await
+        .unwrap();
+    assert_eq!(r.status, 200, "cluster delete: {}", r.body);
+    for i in 0..tb.nodes.len() {
+        let (_, pvs) = tb.exec(i, "lvm pvs --noheadings -o pv_name,vg_name");
+        assert!(pvs.trim().is_empty(), "{}: PVs left: {pvs}", tb.nodes[i].0);
+    }
+    let (_, peers) = tb.exec(0, "gluster --mode=script pool list");
+    assert_eq!(peers.lines().count(), 2, "peers left: {peers}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replica3_volume_lifecycle_on_real_nodes() {
+    let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let Some(tb) = Testbed::find() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let c = tb.hekate(dir.path()).await;
+    let (cid, nodes, devs) = topology(&tb, &c).await;
+
+    // The trusted pool is real: every peer connected.
+    let pool = tb.must(0, "gluster --mode=script pool list");
+    assert_eq!(pool.matches("Connected").count(), 3, "{pool}");
+    // The device is a real PV in a real VG of Heketi's name.
+    let vgs = tb.must(1, "lvm vgs --noheadings -o vg_name");
+    assert!(vgs.contains(&format!("vg_{}", devs[1])), "{vgs}");
+
+    // Create through a follower; the leader's runner does the SSH steps.
+    let api = c.client(3);
+    let body = json!({"size": 1, "durability": {"type": "replicate", "replicate": {"replica": 3}}});
+    let loc = run_async(&api, Method::POST, "/volumes", Some(&body))
+        .await
+        .unwrap_or_else(|e| panic!("volume create: {e}\n{}", c.log_tail(1)))
+        .unwrap();
+    let vol = c.call_ok(2, Method::GET, &loc, None).await.unwrap();
+    let name = vol["name"].as_str().unwrap().to_string();
+    let vid = vol["id"].as_str().unwrap().to_string();
+
+    // Gluster has it, started, 1 x 3 on the bricks Hekate reports.
+    let info = tb.must(0, &format!("gluster --mode=script volume info {name}"));
+    assert!(info.contains("Status: Started"), "{info}");
+    assert!(info.contains("Number of Bricks: 1 x 3 = 3"), "{info}");
+    for b in vol["bricks"].as_array().unwrap() {
+        let path = b["path"].as_str().unwrap();
+        assert!(info.contains(path), "brick {path} not in\n{info}");
+    }
+    for i in 0..3 {
+        let lv = tb.leftovers(i);
+        assert!(
+            lv.contains("brick_") && lv.contains("fstab=1") && lv.contains("mounts=1"),
+            "{lv}"
+        );
+    }
+
+    // Data written through a FUSE mount lands on all three bricks.
+    let mnt = dir.path().join("fuse");
+    std::fs::create_dir_all(&mnt).unwrap();
+    let src = format!("{}:/{name}", tb.nodes[0].1);
+    let st = Command::new("mount")
+        .args(["-t", "glusterfs", &src, mnt.to_str().unwrap()])
+        .status()
+        .unwrap();
+    assert!(st.success(), "mount -t glusterfs {src}");
+    let data: Vec<u8> = (0..4 << 20).map(|i: u32| (i * 7 % 251) as u8).collect();
+    let wrote = std::fs::write(mnt.join("probe.bin"), &data);
+    let _ = Command::new("umount").arg(&mnt).status();
+    wrote.unwrap();
+    let local = dir.path().join("probe.bin");
+    std::fs::write(&local, &data).unwrap();
+    let out = Command::new("md5sum").arg(&local).output().unwrap();
+    let want = String::from_utf8_lossy(&out.stdout)[..32].to_string();
+    for b in vol["bricks"].as_array().unwrap() {
+        let node = nodes
+            .iter()
+            .position(|n| Some(n.as_str()) == b["node"].as_str())
+            .unwrap();
+        let sum = tb.must(node, &format!("md5sum {}/probe.bin", b["path"].as_str().unwrap()));
+        assert!(sum.starts_with(&want), "brick on {node}: {sum} != {want}");
+    }
+
+    // Expand: a second replica set, gluster reports 2 x 3.
+    let loc = run_async(
+        &api,
+        Method::POST,
+        &format!("/volumes/{vid}/expand"),
+        Some(&json!({"expand_size": 1})),
+    )
+    .await
+    .unwrap_or_else(|e| panic!("expand: {e}\n{}", c.log_tail(1)));
+    assert!(loc.is_some());
+    let info = tb.must(1, &format!("gluster --mode=script volume info {name}"));
+    assert!(info.contains("Number of Bricks: 2 x 3 = 6"), "{info}");
+
+    // Delete: the volume, its LVs, fstab lines and mounts are gone from every node.
+    run_async(&api, Method::DELETE, &format!("/volumes/{vid}"), None)
+        .await
+        .unwrap_or_else(|e| panic!("delete: {e}\n{}", c.log_tail(1)));
+    let (ok, out) = tb.exec(2, &format!("gluster --mode=script volume info {name}"));
+    assert!(!ok, "volume still exists: {out}");
+    for i in 0..3 {
+        assert_eq!(tb.leftovers(i), "lvs=[] fstab=0 mounts=0", "{}", tb.nodes[i].0);
+    }
+    teardown(&tb, &c, &cid, &nodes, &devs).await;
+}
+
+/// Bad input that only the node can judge (a device that is not there) is refused with
+/// the node's own message and changes nothing, on the nodes or in the API.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn missing_device_is_refused_with_the_nodes_message() {
+    let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let Some(tb) = Testbed::find() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let c = tb.hekate(dir.path()).await;
+    let api = c.client(1);
+    let cid = hekate::testkit::create_cluster(&api).await.unwrap();
+    let ip = &tb.nodes[0].1;
+    let body = json!({"cluster": cid, "zone": 1, "hostnames": {"manage": [ip], "storage": [ip]}});
+    let nid = run_async(&api, Method::POST, "/nodes", Some(&body))
+        .await
+        .unwrap()
+        .unwrap()
+        .trim_start_matches("/nodes/")
+        .to_string();
+    let err = run_async(
+        &api,
+        Method::POST,
+        "/devices",
+        Some(&json!({"node": nid, "name": "/dev/hekate-no-such-disk"})),
+    )
+    .await
+    .unwrap_err()
+    .to_string();
+    assert!(err.contains("/dev/hekate-no-such-disk"), "{err}");
+    let node = c
+        .call_ok(2, Method::GET, &format!("/nodes/{nid}"), None)
+        .await
+        .unwrap();
+    assert_eq!(node["devices"], json!([]), "{node}");
+    let (_, pvs) = tb.exec(0, "lvm pvs --noheadings");
+    assert!(pvs.trim().is_empty(), "{pvs}");
+
+    // An unreachable node (wrong address on the testbed bridge) is a clear error too.
+    let body = json!({"cluster": cid, "zone": 2,
+                      "hostnames": {"manage": ["10.78.0.250"], "storage": ["10.78.0.250"]}});
+    let r = api.call(Method::POST, "/nodes", Some(&body)).await.unwrap();
+    let outcome = if r.status == 202 {
+        let loc = r.headers["location"].to_str().unwrap().to_string();
+        hekate::testkit::wait_queue(&api, &loc, Duration::from_secs(90))
+            .await
+            .unwrap()
+    } else {
+        r
+    };
+    assert!(outcome.status >= 400, "{} {}", outcome.status, outcome.body);
+    // Heketi's contract: the executor's error (gluster's own words) in a 500.
+    assert_eq!(outcome.status, 500, "{}", outcome.body);
+    assert!(outcome.body.contains("peer probe"), "{}", outcome.body);
+    let nodes = wait_for(Duration::from_secs(10), "node list", || async {
+        let cl = c
+            .call_ok(3, Method::GET, &format!("/clusters/{cid}"), None)
+            .await
+            .ok()?;
+        Some(cl["nodes"].as_array()?.len())
+    })
+    .await
+    .unwrap();
+    assert_eq!(nodes, 1);
+    run_async(&api, Method::DELETE, &format!("/nodes/{nid}"), None)
+        .await
+        .unwrap_or_else(|e| panic!("node delete: {e}"));
+}
+
+/// The leader dies in the middle of a volume create on real nodes. The new leader finishes
+/// or rolls back the operation; either way gluster, LVM and fstab agree with the API, and
+/// after the delete nothing is left on any node.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn leader_killed_mid_create_leaves_nothing_half_done() {
+    let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let Some(tb) = Testbed::find() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let mut c = tb.hekate(dir.path()).await;
+    let (cid, nodes, devs) = topology(&tb, &c).await;
+    let leader = c.wait_leader(&c.ids(), Duration::from_secs(10)).await.unwrap();
+    let other = c.ids().into_iter().find(|i| *i != leader).unwrap();
+    let api = c.client(other);
+
+    let body =
+        json!({"size": 1, "name": "drill", "durability": {"type": "replicate", "replicate": {"replica": 3}}});
+    let r = api.call(Method::POST, "/volumes", Some(&body)).await.unwrap();
+    assert_eq!(r.status, 202, "{}", r.body);
+    let loc = r.headers["location"].to_str().unwrap().to_string();
+    // Kill the leader once the first brick exists on a node: mid-operation for certain.
+    wait_for(Duration::from_secs(60), "a brick LV on some node", || async {
+        (0..3).any(|i| tb.leftovers(i).contains("brick_")).then_some(())
+    })
+    .await
+    .unwrap();
+    c.kill(leader).unwrap();
+    let done = hekate::testkit::wait_queue(&api, &loc, Duration::from_secs(180))
+        .await
+        .unwrap_or_else(|e| panic!("{e}\n{}", c.log_tail(other)));
+    let (exists, info) = tb.exec(0, "gluster --mode=script volume info drill");
+    let vols = c.call_ok(other, Method::GET, "/volumes", None).await.unwrap();
+    let listed = vols["volumes"].as_array().unwrap().len();
+    eprintln!(
+        "drill: leader {leader} killed mid-create; the operation ended {} {}",
+        done.status,
+        done.body.trim()
+    );
+    match done.status {
+        303 => {
+            assert!(exists && info.contains("Status: Started"), "{info}");
+            assert_eq!(listed, 1);
+            for i in 0..3 {
+                let l = tb.leftovers(i);
+                assert!(l.contains("fstab=1") && l.contains("mounts=1"), "{l}");
+            }
+            let vloc = done.headers["location"].to_str().unwrap().to_string();
+            run_async(&api, Method::DELETE, &vloc, None)
+                .await
+                .unwrap_or_else(|e| panic!("delete: {e}\n{}", c.log_tail(other)));
+        }
+        _ => {
+            assert!(!exists, "rolled back but gluster has it: {info}");
+            assert_eq!(listed, 0, "{vols}");
+        }
+    }
+    for i in 0..3 {
+        assert_eq!(tb.leftovers(i), "lvs=[] fstab=0 mounts=0", "{}", tb.nodes[i].0);
+    }
+    // The killed replica comes back (believing its old vote) and must not act: its log
+    // shows the fence refusing, and the nodes stay clean.
+    c.start(leader).unwrap();
+    c.wait_ready(&[leader], Duration::from_secs(30)).await.unwrap();
+    for i in 0..3 {
+        assert_eq!(tb.leftovers(i), "lvs=[] fstab=0 mounts=0", "{}", tb.nodes[i].0);
+    }
+    teardown(&tb, &c, &cid, &nodes, &devs).await;
+}
