@@ -12,7 +12,7 @@ use serde::Deserialize;
 
 use super::error::ApiError;
 use super::nodes::new_op;
-use super::respond::{json, parse_body};
+use super::respond::{self, json, parse_body};
 use super::validate::{self, failed};
 use super::{route_id, views, AppState, ReadMode};
 use crate::allocator::{self, DeviceView, Planned, Request, TagRule};
@@ -355,6 +355,11 @@ pub async fn create(
     } else {
         req.clusters.clone()
     };
+    if !req.name.is_empty() {
+        if let Some(answer) = retried_create(&st, &volume, &candidates)? {
+            return Ok(answer);
+        }
+    }
     let op_id = ids::new_id();
     let (cluster, bricks) = place_in_clusters(&st, &volume, &candidates, &op_id)?;
     let mut volume = volume;
@@ -370,6 +375,64 @@ pub async fn create(
         ApiError::Internal(m) => ApiError::Internal(format!("Failed to allocate new volume: {m}")),
         other => other,
     })
+}
+
+/// Idempotent creates: a create naming a volume that exists in a candidate cluster. The same
+/// request again (a client retrying after a timeout or a failover) gets the original
+/// operation's queue entry, which leads to the same volume; a different request gets 409.
+/// Heketi made a second volume or failed late with a 500; see docs/api-compatibility.md.
+fn retried_create(
+    st: &AppState,
+    v: &VolumeEntry,
+    candidates: &[String],
+) -> Result<Option<Response>, ApiError> {
+    let found = st.replica().read(|r| -> Result<_, StoreError> {
+        for c in candidates {
+            let Some(raw) = r.get(&state::keys::volume_name(c, &v.name))? else {
+                continue;
+            };
+            let id = String::from_utf8_lossy(&raw).to_string();
+            let Some(existing) = state::get_volume(r, &id)? else {
+                continue;
+            };
+            // The operation that created it: still pending, or done and kept in the queue.
+            let creator = match &existing.pending {
+                Some(op) => state::get_op(r, op)?.filter(|o| o.kind == OpKind::VolumeCreate),
+                None => state::all::<crate::state::model::Operation>(r, state::keys::OP_PREFIX)?
+                    .into_iter()
+                    .find(|o| {
+                        matches!(&o.plan, OpPlan::VolumeCreate { volume, .. } if volume.id == existing.id)
+                            && o.status == crate::state::model::OpStatus::Done
+                    }),
+            };
+            return Ok(Some((existing, creator.map(|o| o.id))));
+        }
+        Ok(None)
+    })?;
+    let Some((existing, creator)) = found else {
+        return Ok(None);
+    };
+    let same = existing.size == v.size
+        && existing.durability == v.durability
+        && existing.gid == v.gid
+        && existing.options == v.options
+        && existing.block == v.block
+        && existing.snapshot_enable == v.snapshot_enable
+        && existing.snapshot_factor == v.snapshot_factor
+        && existing.request_clusters == v.request_clusters;
+    if !same {
+        return Err(ApiError::Conflict(format!(
+            "Volume name '{}' already in use by volume {} (created with a different request)",
+            v.name, existing.id
+        )));
+    }
+    match creator {
+        Some(op) => Ok(Some(respond::accepted(&format!("/queue/{op}")))),
+        None => Err(ApiError::Conflict(format!(
+            "Volume name '{}' already in use by volume {}",
+            v.name, existing.id
+        ))),
+    }
 }
 
 /// Tries the eligible clusters in order; the first placement wins (spec 5.7 messages).

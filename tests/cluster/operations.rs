@@ -241,3 +241,39 @@ async fn capacity_is_conserved_and_nodes_end_clean() {
         );
     }
 }
+
+/// A retried create (same name, same request) gets the original operation, while it is
+/// pending and after it finished, and never a second volume; the same name with a different
+/// request is a 409 that changes nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retried_create_is_idempotent_by_name() {
+    let _g = serial();
+    let (_d, c) = start(json!({"latency_ms": {"brick_create": 300}}), json!({})).await;
+    let api = c.client(2);
+    load_topology(&api, &topology(3, 1)).await.unwrap();
+    let body =
+        json!({"size": 1, "name": "same", "durability": {"type": "replicate", "replicate": {"replica": 3}}});
+    let first = api.call(Method::POST, "/volumes", Some(&body)).await.unwrap();
+    assert_eq!(first.status, 202, "{}", first.body);
+    let loc = first.headers["location"].to_str().unwrap().to_string();
+    // While pending, through another instance.
+    let again = c.call(3, Method::POST, "/volumes", Some(&body)).await.unwrap();
+    assert_eq!(again.status, 202, "{}", again.body);
+    assert_eq!(again.headers["location"].to_str().unwrap(), loc);
+    let vol = hekate::testkit::wait_queue(&api, &loc, T).await.unwrap();
+    assert_eq!(vol.status, 303, "{}", vol.body);
+    // After it finished: the same queue entry, which leads to the same volume.
+    let late = c.call(1, Method::POST, "/volumes", Some(&body)).await.unwrap();
+    assert_eq!(late.status, 202, "{}", late.body);
+    assert_eq!(late.headers["location"].to_str().unwrap(), loc);
+    // A different request under the same name.
+    let mut other = body.clone();
+    other["size"] = json!(2);
+    let r = api.call(Method::POST, "/volumes", Some(&other)).await.unwrap();
+    assert_eq!(r.status, 409, "{}", r.body);
+    assert!(r.body.contains("different request"), "{}", r.body);
+    let vols = c.call_ok(1, Method::GET, "/volumes", None).await.unwrap();
+    assert_eq!(vols["volumes"].as_array().unwrap().len(), 1, "{vols}");
+    let mock = MockExecutor::read_state_file(&c.mock_state_file().display().to_string()).unwrap();
+    assert_eq!(mock.volumes.len(), 1);
+}
