@@ -8,7 +8,6 @@
 //! control-plane tests.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::io::{Read, Seek, Write};
 use std::path::PathBuf;
 use std::sync::Mutex;
 use std::time::Duration;
@@ -148,32 +147,30 @@ impl MockExecutor {
             let mut g = self.memory.lock().unwrap_or_else(|e| e.into_inner());
             return f(&mut g);
         }
+        // The lock is a separate file; the state is replaced by rename, so a process killed
+        // in the middle of a write leaves the previous state, never a truncated one (as a
+        // real node's LVM metadata would survive its manager's death).
         let path = PathBuf::from(&self.cfg.state_file);
+        let lock_path = PathBuf::from(format!("{}.lock", self.cfg.state_file));
         let file = std::fs::OpenOptions::new()
             .read(true)
             .write(true)
             .create(true)
             .truncate(false)
-            .open(&path)
-            .map_err(|e| fail(format!("mock state {}: {e}", path.display())))?;
-        let mut lock = nix::fcntl::Flock::lock(file, nix::fcntl::FlockArg::LockExclusive)
+            .open(&lock_path)
+            .map_err(|e| fail(format!("mock state {}: {e}", lock_path.display())))?;
+        let _lock = nix::fcntl::Flock::lock(file, nix::fcntl::FlockArg::LockExclusive)
             .map_err(|(_, e)| fail(format!("mock state lock: {e}")))?;
-        let mut text = String::new();
-        lock.read_to_string(&mut text).map_err(|e| fail(e.to_string()))?;
-        let mut state: MockState = if text.trim().is_empty() {
-            MockState::default()
-        } else {
-            serde_json::from_str(&text).map_err(|e| fail(e.to_string()))?
-        };
+        let mut state = Self::read_state_file(&self.cfg.state_file)?;
         let before = state.clone();
         let out = f(&mut state);
         if state != before {
             let body = serde_json::to_vec(&state).map_err(|e| fail(e.to_string()))?;
-            lock.set_len(0).map_err(|e| fail(e.to_string()))?;
-            lock.rewind().map_err(|e| fail(e.to_string()))?;
+            let tmp = PathBuf::from(format!("{}.{}.tmp", self.cfg.state_file, std::process::id()));
             // No fsync: the file stands in for remote nodes, and a killed process's writes
             // survive in the page cache.
-            lock.write_all(&body).map_err(|e| fail(e.to_string()))?;
+            std::fs::write(&tmp, body).map_err(|e| fail(e.to_string()))?;
+            std::fs::rename(&tmp, &path).map_err(|e| fail(e.to_string()))?;
         }
         out
     }
