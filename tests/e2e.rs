@@ -11,12 +11,11 @@
 
 #![allow(clippy::await_holding_lock)]
 
-use std::collections::HashMap;
 use std::process::Command;
 use std::sync::Mutex;
 use std::time::Duration;
 
-use hekate::testkit::{run_async, wait_for, ClusterSpec, ProcCluster};
+use hekate::testkit::{run_async, wait_for, ClusterSpec, ProcCluster, TestbedEnv};
 use reqwest::Method;
 use serde_json::json;
 
@@ -25,45 +24,27 @@ static SERIAL: Mutex<()> = Mutex::new(());
 
 struct Testbed {
     script: String,
-    key: String,
-    known_hosts: String,
+    glusterfs: serde_json::Value,
     nodes: Vec<(String, String, Vec<String>)>, // name, ip, disks
 }
 
 impl Testbed {
-    /// The running testbed, from `$HT_STATE/env`; None (test skipped) unless required.
+    /// The running testbed; None (test skipped) unless required.
     fn find() -> Option<Testbed> {
-        let state = std::env::var("HT_STATE").unwrap_or_else(|_| "/tmp/hekate-testbed".to_string());
-        let text = match std::fs::read_to_string(format!("{state}/env")) {
-            Ok(t) => t,
+        let env = match TestbedEnv::read() {
+            Ok(e) => e,
             Err(e) => {
                 if std::env::var("HEKATE_REQUIRE_TESTBED").as_deref() == Ok("1") {
-                    panic!("HEKATE_REQUIRE_TESTBED=1 but no testbed at {state}: {e}");
+                    panic!("HEKATE_REQUIRE_TESTBED=1 but {e:#}");
                 }
-                eprintln!("no testbed at {state} ({e}): run tests/testbed/testbed.sh up");
+                eprintln!("{e:#}: these tests check nothing");
                 return None;
             }
         };
-        let env: HashMap<String, String> = text
-            .lines()
-            .filter_map(|l| l.split_once('='))
-            .map(|(k, v)| (k.to_string(), v.trim_matches('"').to_string()))
-            .collect();
-        let names: Vec<String> = env["HT_NODES"].split(' ').map(String::from).collect();
-        let ips: Vec<String> = env["HT_IPS"].split(' ').map(String::from).collect();
-        let nodes = names
-            .iter()
-            .zip(ips)
-            .map(|(n, ip)| {
-                let disks = env[&format!("{n}_DISKS")].split(' ').map(String::from).collect();
-                (n.clone(), ip, disks)
-            })
-            .collect();
         Some(Testbed {
             script: concat!(env!("CARGO_MANIFEST_DIR"), "/tests/testbed/testbed.sh").to_string(),
-            key: env["HT_KEY"].clone(),
-            known_hosts: env["HT_KNOWN_HOSTS"].clone(),
-            nodes,
+            glusterfs: env.glusterfs_config(),
+            nodes: env.nodes,
         })
     }
 
@@ -89,11 +70,7 @@ impl Testbed {
     async fn hekate(&self, dir: &std::path::Path) -> ProcCluster {
         let mut spec = ClusterSpec::new(BIN, 3);
         spec.shared_mock = false;
-        spec.glusterfs = json!({
-            "executor": "ssh",
-            "sshexec": {"keyfile": self.key, "known_hosts": self.known_hosts, "user": "root",
-                        "port": "22", "fstab": "/etc/fstab"},
-        });
+        spec.glusterfs = self.glusterfs.clone();
         let mut c = ProcCluster::create(dir, spec).unwrap();
         c.start_all().unwrap();
         c.wait_ready(&c.ids(), Duration::from_secs(30))
@@ -347,70 +324,93 @@ async fn missing_device_is_refused_with_the_nodes_message() {
         .unwrap_or_else(|e| panic!("node delete: {e}"));
 }
 
-/// The leader dies in the middle of a volume create on real nodes. The new leader finishes
-/// or rolls back the operation; either way gluster, LVM and fstab agree with the API, and
-/// after the delete nothing is left on any node.
+/// The leader dies in the middle of real volume creates and deletes, again and again
+/// (`HEKATE_E2E_KILLS`, default 10 kills: one mid-create and one mid-delete per round). After
+/// every operation gluster, LVM, fstab and the API agree; after every delete nothing is left
+/// on any node; a killed leader restarts with its old vote and, fenced, does nothing.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn leader_killed_mid_create_leaves_nothing_half_done() {
+async fn leader_killed_mid_create_and_delete_leaves_nothing_half_done() {
     let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let Some(tb) = Testbed::find() else { return };
+    let kills: usize = std::env::var("HEKATE_E2E_KILLS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(10);
     let dir = tempfile::tempdir().unwrap();
     let mut c = tb.hekate(dir.path()).await;
     let (cid, nodes, devs) = topology(&tb, &c).await;
-    let leader = c.wait_leader(&c.ids(), Duration::from_secs(10)).await.unwrap();
-    let other = c.ids().into_iter().find(|i| *i != leader).unwrap();
-    let api = c.client(other);
-
-    let body =
-        json!({"size": 1, "name": "drill", "durability": {"type": "replicate", "replicate": {"replica": 3}}});
-    let r = api.call(Method::POST, "/volumes", Some(&body)).await.unwrap();
-    assert_eq!(r.status, 202, "{}", r.body);
-    let loc = r.headers["location"].to_str().unwrap().to_string();
-    // Kill the leader once the first brick exists on a node: mid-operation for certain.
-    wait_for(Duration::from_secs(60), "a brick LV on some node", || async {
-        (0..3).any(|i| tb.leftovers(i).contains("brick_")).then_some(())
-    })
-    .await
-    .unwrap();
-    c.kill(leader).unwrap();
-    let done = hekate::testkit::wait_queue(&api, &loc, Duration::from_secs(180))
+    let mut outcomes = Vec::new();
+    for round in 0..kills.div_ceil(2) {
+        let name = format!("drill{round}");
+        // Create; kill the leader once the first brick LV exists on a node.
+        let leader = c.wait_leader(&c.ids(), Duration::from_secs(30)).await.unwrap();
+        let other = c.ids().into_iter().find(|i| *i != leader).unwrap();
+        let api = c.client(other);
+        let body = json!({"size": 1, "name": name,
+                          "durability": {"type": "replicate", "replicate": {"replica": 3}}});
+        let r = api.call(Method::POST, "/volumes", Some(&body)).await.unwrap();
+        assert_eq!(r.status, 202, "{}", r.body);
+        let loc = r.headers["location"].to_str().unwrap().to_string();
+        wait_for(Duration::from_secs(60), "a brick LV on some node", || async {
+            (0..3).any(|i| tb.leftovers(i).contains("brick_")).then_some(())
+        })
         .await
-        .unwrap_or_else(|e| panic!("{e}\n{}", c.log_tail(other)));
-    let (exists, info) = tb.exec(0, "gluster --mode=script volume info drill");
-    let vols = c.call_ok(other, Method::GET, "/volumes", None).await.unwrap();
-    let listed = vols["volumes"].as_array().unwrap().len();
-    eprintln!(
-        "drill: leader {leader} killed mid-create; the operation ended {} {}",
-        done.status,
-        done.body.trim()
-    );
-    match done.status {
-        303 => {
-            assert!(exists && info.contains("Status: Started"), "{info}");
-            assert_eq!(listed, 1);
-            for i in 0..3 {
-                let l = tb.leftovers(i);
-                assert!(l.contains("fstab=1") && l.contains("mounts=1"), "{l}");
-            }
-            let vloc = done.headers["location"].to_str().unwrap().to_string();
-            run_async(&api, Method::DELETE, &vloc, None)
-                .await
-                .unwrap_or_else(|e| panic!("delete: {e}\n{}", c.log_tail(other)));
-        }
-        _ => {
+        .unwrap();
+        c.kill(leader).unwrap();
+        let done = hekate::testkit::wait_queue(&api, &loc, Duration::from_secs(180))
+            .await
+            .unwrap_or_else(|e| panic!("{e}\n{}", c.log_tail(other)));
+        outcomes.push(format!("create:{}", done.status));
+        let (exists, info) = tb.exec(0, &format!("gluster --mode=script volume info {name}"));
+        let vols = c.call_ok(other, Method::GET, "/volumes", None).await.unwrap();
+        let listed = vols["volumes"].as_array().unwrap().len();
+        c.start(leader).unwrap();
+        c.wait_ready(&[leader], Duration::from_secs(30)).await.unwrap();
+        if done.status != 303 {
             assert!(!exists, "rolled back but gluster has it: {info}");
             assert_eq!(listed, 0, "{vols}");
+            for i in 0..3 {
+                assert_eq!(tb.leftovers(i), "lvs=[] fstab=0 mounts=0", "{}", tb.nodes[i].0);
+            }
+            continue;
+        }
+        assert!(exists && info.contains("Status: Started"), "{info}");
+        assert_eq!(listed, 1);
+        for i in 0..3 {
+            let l = tb.leftovers(i);
+            assert!(l.contains("fstab=1") && l.contains("mounts=1"), "{l}");
+        }
+        // Delete; kill the leader as soon as the request is accepted.
+        let vloc = done.headers["location"].to_str().unwrap().to_string();
+        let leader = c.wait_leader(&c.ids(), Duration::from_secs(30)).await.unwrap();
+        let other = c.ids().into_iter().find(|i| *i != leader).unwrap();
+        let api = c.client(other);
+        let r = api.call(Method::DELETE, &vloc, None).await.unwrap();
+        assert_eq!(r.status, 202, "{}", r.body);
+        let qloc = r.headers["location"].to_str().unwrap().to_string();
+        c.kill(leader).unwrap();
+        let done = hekate::testkit::wait_queue(&api, &qloc, Duration::from_secs(180))
+            .await
+            .unwrap_or_else(|e| panic!("{e}\n{}", c.log_tail(other)));
+        outcomes.push(format!("delete:{}", done.status));
+        assert_eq!(done.status, 204, "delete after failover: {}", done.body);
+        let (exists, info) = tb.exec(1, &format!("gluster --mode=script volume info {name}"));
+        assert!(!exists, "deleted but gluster has it: {info}");
+        for i in 0..3 {
+            assert_eq!(tb.leftovers(i), "lvs=[] fstab=0 mounts=0", "{}", tb.nodes[i].0);
+        }
+        // The killed replica comes back (believing its old vote) and must not act.
+        c.start(leader).unwrap();
+        c.wait_ready(&[leader], Duration::from_secs(30)).await.unwrap();
+        for i in 0..3 {
+            assert_eq!(tb.leftovers(i), "lvs=[] fstab=0 mounts=0", "{}", tb.nodes[i].0);
         }
     }
-    for i in 0..3 {
-        assert_eq!(tb.leftovers(i), "lvs=[] fstab=0 mounts=0", "{}", tb.nodes[i].0);
-    }
-    // The killed replica comes back (believing its old vote) and must not act: its log
-    // shows the fence refusing, and the nodes stay clean.
-    c.start(leader).unwrap();
-    c.wait_ready(&[leader], Duration::from_secs(30)).await.unwrap();
-    for i in 0..3 {
-        assert_eq!(tb.leftovers(i), "lvs=[] fstab=0 mounts=0", "{}", tb.nodes[i].0);
-    }
+    eprintln!(
+        "drill on real nodes: {} leader kills; outcomes {outcomes:?}",
+        outcomes.len()
+    );
+    let vols = c.call_ok(1, Method::GET, "/volumes", None).await.unwrap();
+    assert_eq!(vols["volumes"], json!([]), "{vols}");
     teardown(&tb, &c, &cid, &nodes, &devs).await;
 }

@@ -1,10 +1,12 @@
 //! `hekate-bench`: benchmarks of Hekate, reported with medians and percentiles, never as
 //! timed assertions. `raft` measures the replicated core through the API.
 
+mod drill;
 mod micro;
 mod raft_bench;
 mod report;
 mod stats;
+mod testbed_bench;
 mod volume_bench;
 
 use std::path::PathBuf;
@@ -27,6 +29,10 @@ enum Cmd {
     Raft(raft_bench::RaftArgs),
     /// Volume create latency and throughput, scaling to 10,000 volumes, topology, RSS, restart.
     Volumes(volume_bench::VolumeArgs),
+    /// Failover drill: leader kills and pauses under load, behind haproxy; checks invariants.
+    Drill(drill::DrillArgs),
+    /// End to end on the testbed's real gluster nodes: topology load, create, 4 concurrent, delete.
+    Testbed(testbed_bench::TestbedArgs),
     /// In-process: brick placement time and state-machine apply throughput.
     Micro,
     /// Write docs/benchmarks.md and its plots from bench/results/*.json.
@@ -44,6 +50,8 @@ async fn main() -> anyhow::Result<()> {
     let json = match cli.cmd {
         Cmd::Raft(a) => serde_json::to_value(raft_bench::run(a).await?)?,
         Cmd::Volumes(a) => serde_json::to_value(volume_bench::run(a).await?)?,
+        Cmd::Drill(a) => serde_json::to_value(drill::run(a).await?)?,
+        Cmd::Testbed(a) => serde_json::to_value(testbed_bench::run(a).await?)?,
         Cmd::Micro => serde_json::to_value(micro::run().await?)?,
         Cmd::Report { results, docs } => {
             report::run(&results, &docs)?;

@@ -1,0 +1,478 @@
+//! The failover drill: a three-replica cluster (real processes, mock executor with per-verb
+//! latency, node model shared through a file as real nodes are) behind a real haproxy
+//! health-checked on `/readyz`, under concurrent volume creates and deletes, while the
+//! leader is killed (SIGKILL) or paused (SIGSTOP, then SIGCONT after a new leader exists)
+//! over and over. Every client operation's outcome is recorded (ok / failed / indeterminate),
+//! with the time to a new leader and to the first successful write through the balancer.
+//! At the end it checks the invariants and exits non-zero if one breaks: no acknowledged
+//! create or delete lost, no duplicate volume, no orphan (nodes = API, exactly), no
+//! operation left pending.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context};
+use hekate::client::Client;
+use hekate::executor::mock::MockExecutor;
+use hekate::testkit::{free_ports, wait_for, ClusterSpec, ProcCluster};
+use reqwest::Method;
+use serde::Serialize;
+use serde_json::json;
+
+use crate::stats::{summarize, Summary};
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct DrillArgs {
+    #[arg(long)]
+    pub hekate: Option<PathBuf>,
+    /// Leader faults to inject.
+    #[arg(long, default_value_t = 100)]
+    pub kills: usize,
+    /// Every how many faults one is a pause (SIGSTOP) instead of a kill; 0 = kills only.
+    #[arg(long, default_value_t = 4)]
+    pub pause_every: usize,
+    /// Concurrent clients creating and deleting volumes.
+    #[arg(long, default_value_t = 4)]
+    pub clients: usize,
+    /// Mock executor latency of every verb, ms (a brick create over SSH takes ~1 s).
+    #[arg(long, default_value_t = 50)]
+    pub latency_ms: u64,
+    /// Milliseconds of load between a recovery and the next fault.
+    #[arg(long, default_value_t = 700)]
+    pub gap_ms: u64,
+    #[arg(long)]
+    pub dir: Option<PathBuf>,
+}
+
+#[derive(Debug, Default, Serialize)]
+pub struct Outcomes {
+    pub ok: u64,
+    /// Refused before reaching a leader (503 without a leader, 502 from the balancer):
+    /// provably not applied; the client backs off 100 ms and goes on.
+    pub refused: u64,
+    pub failed: u64,
+    pub indeterminate: u64,
+}
+
+#[derive(Debug, Serialize)]
+pub struct DrillResults {
+    pub faults: usize,
+    pub kills: usize,
+    pub pauses: usize,
+    pub clients: usize,
+    pub latency_ms: u64,
+    pub creates: Outcomes,
+    pub deletes: Outcomes,
+    /// Fault to a leader known by a surviving replica.
+    pub new_leader: Summary,
+    /// Fault to the first successful write through haproxy.
+    pub first_write_via_lb: Summary,
+    /// Client-observed duration of operations that succeeded (request to final queue state).
+    pub op_duration: Summary,
+    pub longest_op_ms: f64,
+    pub volumes_at_end: usize,
+    /// Acknowledged creates, neither deleted nor possibly deleted, missing at the end.
+    pub lost_acknowledged: Vec<String>,
+    pub resurrected_deleted: Vec<String>,
+    pub duplicates: Vec<String>,
+    pub orphans: Vec<String>,
+    /// Faults after which no write succeeded through the balancer within 30 s.
+    pub no_write_within_30s: Vec<String>,
+    pub pending_at_end: usize,
+    pub invariants_ok: bool,
+}
+
+#[derive(Default)]
+struct Ledger {
+    created: BTreeSet<String>,
+    deleted: BTreeSet<String>,
+    /// Deletes whose outcome the client could not learn: the volume may or may not exist.
+    maybe_deleted: BTreeSet<String>,
+    creates: Outcomes,
+    deletes: Outcomes,
+    durations_ms: Vec<f64>,
+}
+
+enum End {
+    Ok(Option<String>),
+    Refused,
+    Failed,
+    Indeterminate,
+}
+
+/// Submits an async request through the balancer and follows its queue entry to the end.
+/// Transport errors while polling are retried (the balancer moves to a live replica); a
+/// 503 at submission means "outcome unknown" (the leader died with the request).
+async fn run_op(api: &Client, method: Method, path: &str, body: Option<&serde_json::Value>) -> End {
+    let r = match api.call(method, path, body).await {
+        Ok(r) => r,
+        Err(_) => return End::Indeterminate,
+    };
+    if r.status != 202 {
+        return match r.status {
+            503 if r.body.contains("unknown") => End::Indeterminate,
+            502..=504 => End::Refused,
+            _ => End::Failed,
+        };
+    }
+    let loc = r
+        .headers
+        .get("location")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_string();
+    let deadline = Instant::now() + Duration::from_secs(90);
+    while Instant::now() < deadline {
+        match api.call(Method::GET, &loc, None).await {
+            Ok(q) if q.status == 200 && q.headers.contains_key("x-pending") => {}
+            Ok(q) if q.status == 303 => {
+                return End::Ok(
+                    q.headers
+                        .get("location")
+                        .and_then(|v| v.to_str().ok())
+                        .map(String::from),
+                )
+            }
+            Ok(q) if q.status == 204 => return End::Ok(None),
+            Ok(q) if q.status == 500 => return End::Failed,
+            Ok(q) if q.status == 404 => {
+                eprintln!("queue entry {loc} LOST (404)");
+                return End::Indeterminate;
+            }
+            _ => {}
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    eprintln!("operation {loc} did not end within 90 s");
+    End::Indeterminate
+}
+
+async fn client_loop(api: Client, n: usize, stop: Arc<AtomicBool>, ledger: Arc<Mutex<Ledger>>) {
+    let mut seq = 0u64;
+    let mut mine: Vec<(String, String)> = Vec::new(); // (name, id)
+    while !stop.load(Ordering::SeqCst) {
+        seq += 1;
+        let delete = mine.len() >= 3 && seq.is_multiple_of(2);
+        let backoff = {
+            let l = ledger.lock().unwrap_or_else(|e| e.into_inner());
+            l.creates.refused + l.deletes.refused
+        };
+        let t0 = Instant::now();
+        if delete {
+            let (name, id) = mine.remove(0);
+            let end = run_op(&api, Method::DELETE, &format!("/volumes/{id}"), None).await;
+            let mut l = ledger.lock().unwrap_or_else(|e| e.into_inner());
+            match end {
+                End::Ok(_) => {
+                    l.deletes.ok += 1;
+                    l.deleted.insert(name);
+                    l.durations_ms.push(t0.elapsed().as_secs_f64() * 1e3);
+                }
+                End::Failed => {
+                    l.deletes.failed += 1;
+                    mine.push((name, id));
+                }
+                End::Indeterminate => {
+                    l.deletes.indeterminate += 1;
+                    l.maybe_deleted.insert(name);
+                }
+                End::Refused => {
+                    l.deletes.refused += 1;
+                    mine.push((name, id));
+                }
+            }
+        } else {
+            let name = format!("drill_c{n}_{seq}");
+            let body = json!({"size": 1, "name": name,
+                              "durability": {"type": "replicate", "replicate": {"replica": 3}}});
+            let end = run_op(&api, Method::POST, "/volumes", Some(&body)).await;
+            let mut l = ledger.lock().unwrap_or_else(|e| e.into_inner());
+            match end {
+                End::Ok(loc) => {
+                    l.creates.ok += 1;
+                    l.created.insert(name.clone());
+                    l.durations_ms.push(t0.elapsed().as_secs_f64() * 1e3);
+                    let id = loc
+                        .unwrap_or_default()
+                        .trim_start_matches("/volumes/")
+                        .to_string();
+                    mine.push((name, id));
+                }
+                End::Failed => l.creates.failed += 1,
+                End::Indeterminate => l.creates.indeterminate += 1,
+                End::Refused => l.creates.refused += 1,
+            }
+        }
+        let refused_now = {
+            let l = ledger.lock().unwrap_or_else(|e| e.into_inner());
+            l.creates.refused + l.deletes.refused
+        };
+        if refused_now > backoff {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+}
+
+/// haproxy goes with the drill, whichever way it ends.
+struct KillOnDrop(Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn haproxy(dir: &std::path::Path, port: u16, backends: &[String]) -> anyhow::Result<Child> {
+    let mut cfg = format!(
+        "global\n    maxconn 1024\ndefaults\n    mode http\n    timeout connect 1s\n    \
+         timeout client 60s\n    timeout server 60s\n    retries 2\n    option redispatch\n\
+         frontend api\n    bind 127.0.0.1:{port}\n    default_backend hekate\n\
+         backend hekate\n    balance roundrobin\n    option httpchk GET /readyz\n    \
+         http-check expect status 200\n    \
+         default-server inter 200ms fall 2 rise 1 on-marked-down shutdown-sessions\n"
+    );
+    for (i, b) in backends.iter().enumerate() {
+        cfg.push_str(&format!("    server r{} {b} check\n", i + 1));
+    }
+    let path = dir.join("haproxy.cfg");
+    std::fs::write(&path, cfg)?;
+    Command::new("haproxy")
+        .arg("-db")
+        .arg("-f")
+        .arg(&path)
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(dir.join("haproxy.log"))?)
+        .spawn()
+        .context("start haproxy (apt-get install haproxy)")
+}
+
+pub async fn run(args: DrillArgs) -> anyhow::Result<DrillResults> {
+    let tmp = tempfile::tempdir()?;
+    let dir = args.dir.clone().unwrap_or_else(|| tmp.path().to_path_buf());
+    let bin = match &args.hekate {
+        Some(p) => p.clone(),
+        None => std::env::current_exe()?.with_file_name("hekate"),
+    };
+    let mut spec = ClusterSpec::new(bin, 3);
+    spec.loglevel = "warning".into();
+    spec.mockexec = json!({"latency_ms": {"*": args.latency_ms}, "device_size_gb": 4000});
+    spec.glusterfs = json!({"max_inflight_operations": 256});
+    let mut c = ProcCluster::create(&dir, spec)?;
+    c.start_all()?;
+    c.wait_ready(&c.ids(), Duration::from_secs(60)).await?;
+    let lb_port = free_ports(1)?[0];
+    let backends: Vec<String> = c.ids().iter().map(|i| c.api_addr(*i)).collect();
+    let _lb = KillOnDrop(haproxy(&dir, lb_port, &backends)?);
+    let api = Client::new(vec![format!("http://127.0.0.1:{lb_port}")], "admin", &c.admin_key);
+    wait_for(Duration::from_secs(10), "haproxy", || async {
+        api.call(Method::GET, "/clusters", None)
+            .await
+            .ok()
+            .filter(|r| r.status == 200)
+    })
+    .await?;
+
+    // Topology: one cluster, three nodes in three zones, two devices each.
+    let topo = json!({"clusters": [{"nodes": (1..=3).map(|i| json!({
+        "node": {"hostnames": {"manage": [format!("drill-n{i}")], "storage": [format!("10.99.0.{i}")]}, "zone": i},
+        "devices": [{"name": "/dev/sdb"}, {"name": "/dev/sdc"}]})).collect::<Vec<_>>()}]});
+    hekate::testkit::load_topology(&api, &topo).await?;
+    eprintln!(
+        "drill: cluster behind haproxy :{lb_port}; {} faults, {} clients",
+        args.kills, args.clients
+    );
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let ledger = Arc::new(Mutex::new(Ledger::default()));
+    let clients: Vec<_> = (0..args.clients)
+        .map(|n| {
+            let api = Client::new(vec![format!("http://127.0.0.1:{lb_port}")], "admin", &c.admin_key);
+            tokio::spawn(client_loop(api, n, stop.clone(), ledger.clone()))
+        })
+        .collect();
+
+    let probe_seq = AtomicU64::new(0);
+    let (mut to_leader, mut to_write) = (Vec::new(), Vec::new());
+    let (mut kills, mut pauses) = (0, 0);
+    let mut stuck: Vec<String> = Vec::new();
+    for k in 1..=args.kills {
+        tokio::time::sleep(Duration::from_millis(args.gap_ms)).await;
+        let leader = c.wait_leader(&c.ids(), Duration::from_secs(30)).await?;
+        let pause = args.pause_every > 0 && k.is_multiple_of(args.pause_every);
+        let t0 = Instant::now();
+        if pause {
+            c.pause(leader)?;
+            pauses += 1;
+        } else {
+            c.kill(leader)?;
+            kills += 1;
+        }
+        let others: Vec<u64> = c.ids().into_iter().filter(|i| *i != leader).collect();
+        let new = c.wait_leader(&others, Duration::from_secs(30)).await?;
+        to_leader.push(t0.elapsed().as_secs_f64() * 1e3);
+        let wrote = wait_for(Duration::from_secs(30), "a write through haproxy", || async {
+            probe_seq.fetch_add(1, Ordering::SeqCst);
+            let body = json!({"file": true, "block": false});
+            let call = api.call(Method::POST, "/clusters", Some(&body));
+            let r = tokio::time::timeout(Duration::from_secs(2), call)
+                .await
+                .ok()?
+                .ok()?;
+            (r.status == 201).then_some(())
+        })
+        .await;
+        match wrote {
+            Ok(()) => to_write.push(t0.elapsed().as_secs_f64() * 1e3),
+            Err(e) => {
+                let kind = if pause { "pause" } else { "kill" };
+                eprintln!("drill: fault {k} ({kind} of {leader}, new leader {new}): {e}");
+                for id in c.ids() {
+                    eprintln!("drill:   replica {id}: {:?}", c.status(id).await);
+                }
+                stuck.push(format!("fault {k}: {kind} of replica {leader}: {e}"));
+            }
+        }
+        if pause {
+            c.resume(leader)?;
+        } else {
+            c.start(leader)?;
+        }
+        c.wait_ready(&[leader], Duration::from_secs(60)).await?;
+        if k.is_multiple_of(10) {
+            let l = ledger.lock().unwrap_or_else(|e| e.into_inner());
+            eprintln!(
+                "drill: {k}/{} faults; new leader {new}; creates ok {} deletes ok {}",
+                args.kills, l.creates.ok, l.deletes.ok
+            );
+        }
+    }
+    stop.store(true, Ordering::SeqCst);
+    for h in clients {
+        let _ = h.await;
+    }
+
+    // Every operation ends.
+    let pending = wait_for(Duration::from_secs(60), "no pending operation", || async {
+        let r = api.call(Method::GET, "/operations", None).await.ok()?;
+        let v: serde_json::Value = serde_json::from_str(&r.body).ok()?;
+        let n = v["total"].as_u64()?;
+        (n == 0).then_some(0usize)
+    })
+    .await
+    .unwrap_or(usize::MAX);
+
+    // The API's volumes against the ledger and the nodes.
+    let vols = api.call(Method::GET, "/volumes", None).await?;
+    let ids: Vec<String> = serde_json::from_str::<serde_json::Value>(&vols.body)?["volumes"]
+        .as_array()
+        .context("volume list")?
+        .iter()
+        .filter_map(|v| v.as_str().map(String::from))
+        .collect();
+    let mut names: BTreeMap<String, usize> = BTreeMap::new();
+    let mut api_bricks = 0usize;
+    for id in &ids {
+        let v: serde_json::Value =
+            serde_json::from_str(&api.call(Method::GET, &format!("/volumes/{id}"), None).await?.body)?;
+        *names
+            .entry(v["name"].as_str().unwrap_or_default().to_string())
+            .or_default() += 1;
+        api_bricks += v["bricks"].as_array().map(|b| b.len()).unwrap_or(0);
+    }
+    let l = ledger.lock().unwrap_or_else(|e| e.into_inner());
+    let lost: Vec<String> = l
+        .created
+        .iter()
+        .filter(|n| !l.deleted.contains(*n) && !l.maybe_deleted.contains(*n) && !names.contains_key(*n))
+        .cloned()
+        .collect();
+    let resurrected: Vec<String> = l
+        .deleted
+        .iter()
+        .filter(|n| names.contains_key(*n))
+        .cloned()
+        .collect();
+    let duplicates: Vec<String> = names
+        .iter()
+        .filter(|(_, c)| **c > 1)
+        .map(|(n, _)| n.clone())
+        .collect();
+    let mock = MockExecutor::read_state_file(&c.mock_state_file().display().to_string())
+        .map_err(|e| anyhow::anyhow!("mock state: {e}"))?;
+    let mut orphans = Vec::new();
+    let node_vols: BTreeSet<&String> = mock.volumes.keys().collect();
+    for n in &node_vols {
+        if !names.contains_key(*n) {
+            orphans.push(format!("volume {n} on the nodes, not in the API"));
+        }
+    }
+    for n in names.keys() {
+        if !node_vols.contains(n) {
+            orphans.push(format!("volume {n} in the API, not on the nodes"));
+        }
+    }
+    let node_lvs: usize = mock
+        .hosts
+        .values()
+        .flat_map(|h| h.vgs.values())
+        .map(|vg| vg.lvs.len())
+        .sum();
+    if node_lvs != api_bricks {
+        orphans.push(format!(
+            "{node_lvs} brick LVs on the nodes, {api_bricks} bricks in the API"
+        ));
+    }
+    let durations = l.durations_ms.clone();
+    let ok = lost.is_empty()
+        && resurrected.is_empty()
+        && duplicates.is_empty()
+        && orphans.is_empty()
+        && pending == 0
+        && stuck.is_empty();
+    let res = DrillResults {
+        faults: args.kills,
+        kills,
+        pauses,
+        clients: args.clients,
+        latency_ms: args.latency_ms,
+        creates: Outcomes {
+            ok: l.creates.ok,
+            refused: l.creates.refused,
+            failed: l.creates.failed,
+            indeterminate: l.creates.indeterminate,
+        },
+        deletes: Outcomes {
+            ok: l.deletes.ok,
+            refused: l.deletes.refused,
+            failed: l.deletes.failed,
+            indeterminate: l.deletes.indeterminate,
+        },
+        new_leader: summarize(&to_leader),
+        first_write_via_lb: summarize(&to_write),
+        op_duration: summarize(&durations),
+        longest_op_ms: durations.iter().cloned().fold(0.0, f64::max),
+        volumes_at_end: ids.len(),
+        lost_acknowledged: lost,
+        resurrected_deleted: resurrected,
+        duplicates,
+        orphans,
+        no_write_within_30s: stuck.clone(),
+        pending_at_end: pending,
+        invariants_ok: ok,
+    };
+    if !ok {
+        eprintln!("drill: INVARIANT BROKEN: {}", serde_json::to_string_pretty(&res)?);
+        drop(c);
+        if args.dir.is_none() {
+            // Keep the replicas' logs and data for the post-mortem.
+            eprintln!("drill: logs and data kept in {}", tmp.keep().display());
+        }
+        bail!("drill invariants broken");
+    }
+    Ok(res)
+}
