@@ -159,8 +159,20 @@ impl MockExecutor {
             .truncate(false)
             .open(&lock_path)
             .map_err(|e| fail(format!("mock state {}: {e}", lock_path.display())))?;
-        let _lock = nix::fcntl::Flock::lock(file, nix::fcntl::FlockArg::LockExclusive)
-            .map_err(|(_, e)| fail(format!("mock state lock: {e}")))?;
+        // Another process may hold the lock for long (one paused with SIGSTOP by a drill):
+        // wait for it off the async worker threads, or the whole replica (Raft included)
+        // stalls behind it. Found by the drill: a paused ex-leader froze the new leader.
+        let lock = || {
+            nix::fcntl::Flock::lock(file, nix::fcntl::FlockArg::LockExclusive)
+                .map_err(|(_, e)| fail(format!("mock state lock: {e}")))
+        };
+        let multi_thread = tokio::runtime::Handle::try_current()
+            .is_ok_and(|h| h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread);
+        let _lock = if multi_thread {
+            tokio::task::block_in_place(lock)?
+        } else {
+            lock()?
+        };
         let mut state = Self::read_state_file(&self.cfg.state_file)?;
         let before = state.clone();
         let out = f(&mut state);
