@@ -12,10 +12,10 @@ echo "== clippy"; cargo clippy --workspace --all-targets -- -D warnings
 if [[ $(id -u) == 0 ]]; then
     echo "== testbed"
     bash tests/testbed/testbed.sh down
+    trap 'bash tests/testbed/testbed.sh down' EXIT
+    bash tests/testbed/testbed.sh up 3 2     # installs its packages on first use
     bash tests/testbed/shim-selftest.sh >/tmp/hekate-shim-selftest.log 2>&1 ||
         { cat /tmp/hekate-shim-selftest.log; exit 1; }
-    trap 'bash tests/testbed/testbed.sh down' EXIT
-    bash tests/testbed/testbed.sh up 3 2
     export HEKATE_REQUIRE_TESTBED=1
 else
     echo "== testbed: skipped (not root); tests/e2e.rs will not check anything" >&2
