@@ -79,6 +79,18 @@ impl Testbed {
         c
     }
 
+    /// Nothing of Hekate's left on any node.
+    fn assert_clean(&self) {
+        for i in 0..self.nodes.len() {
+            assert_eq!(
+                self.leftovers(i),
+                "lvs=[] fstab=0 mounts=0",
+                "{}",
+                self.nodes[i].0
+            );
+        }
+    }
+
     /// Everything Hekate may have left on node `i`: brick LVs, pools, fstab lines, mounts.
     fn leftovers(&self, i: usize) -> String {
         let (_, lvs) = self.exec(i, "lvm lvs --noheadings -o lv_name 2>/dev/null");
@@ -251,9 +263,7 @@ async fn replica3_volume_lifecycle_on_real_nodes() {
         .unwrap_or_else(|e| panic!("delete: {e}\n{}", c.log_tail(1)));
     let (ok, out) = tb.exec(2, &format!("gluster --mode=script volume info {name}"));
     assert!(!ok, "volume still exists: {out}");
-    for i in 0..3 {
-        assert_eq!(tb.leftovers(i), "lvs=[] fstab=0 mounts=0", "{}", tb.nodes[i].0);
-    }
+    tb.assert_clean();
     teardown(&tb, &c, &cid, &nodes, &devs).await;
 }
 
@@ -369,9 +379,7 @@ async fn leader_killed_mid_create_and_delete_leaves_nothing_half_done() {
         if done.status != 303 {
             assert!(!exists, "rolled back but gluster has it: {info}");
             assert_eq!(listed, 0, "{vols}");
-            for i in 0..3 {
-                assert_eq!(tb.leftovers(i), "lvs=[] fstab=0 mounts=0", "{}", tb.nodes[i].0);
-            }
+            tb.assert_clean();
             continue;
         }
         assert!(exists && info.contains("Status: Started"), "{info}");
@@ -396,15 +404,11 @@ async fn leader_killed_mid_create_and_delete_leaves_nothing_half_done() {
         assert_eq!(done.status, 204, "delete after failover: {}", done.body);
         let (exists, info) = tb.exec(1, &format!("gluster --mode=script volume info {name}"));
         assert!(!exists, "deleted but gluster has it: {info}");
-        for i in 0..3 {
-            assert_eq!(tb.leftovers(i), "lvs=[] fstab=0 mounts=0", "{}", tb.nodes[i].0);
-        }
+        tb.assert_clean();
         // The killed replica comes back (believing its old vote) and must not act.
         c.start(leader).unwrap();
         c.wait_ready(&[leader], Duration::from_secs(30)).await.unwrap();
-        for i in 0..3 {
-            assert_eq!(tb.leftovers(i), "lvs=[] fstab=0 mounts=0", "{}", tb.nodes[i].0);
-        }
+        tb.assert_clean();
     }
     eprintln!(
         "drill on real nodes: {} leader kills; outcomes {outcomes:?}",

@@ -254,11 +254,7 @@ fn haproxy(dir: &std::path::Path, port: u16, backends: &[String]) -> anyhow::Res
 pub async fn run(args: DrillArgs) -> anyhow::Result<DrillResults> {
     let tmp = tempfile::tempdir()?;
     let dir = args.dir.clone().unwrap_or_else(|| tmp.path().to_path_buf());
-    let bin = match &args.hekate {
-        Some(p) => p.clone(),
-        None => std::env::current_exe()?.with_file_name("hekate"),
-    };
-    let mut spec = ClusterSpec::new(bin, 3);
+    let mut spec = ClusterSpec::new(crate::hekate_binary(&args.hekate)?, 3);
     spec.loglevel = "warning".into();
     spec.mockexec = json!({"latency_ms": {"*": args.latency_ms}, "device_size_gb": 4000});
     spec.glusterfs = json!({"max_inflight_operations": 256});

@@ -44,6 +44,14 @@ enum Cmd {
     },
 }
 
+/// The `hekate` binary the benchmarks start: `--hekate`, or the one next to this binary.
+fn hekate_binary(arg: &Option<PathBuf>) -> anyhow::Result<PathBuf> {
+    match arg {
+        Some(p) => Ok(p.clone()),
+        None => Ok(std::env::current_exe()?.with_file_name("hekate")),
+    }
+}
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();

@@ -55,18 +55,10 @@ pub struct RaftResults {
     pub failover_samples_ms: Vec<f64>,
 }
 
-fn hekate_binary(arg: &Option<PathBuf>) -> anyhow::Result<PathBuf> {
-    if let Some(p) = arg {
-        return Ok(p.clone());
-    }
-    let me = std::env::current_exe()?;
-    Ok(me.with_file_name("hekate"))
-}
-
 pub async fn run(args: RaftArgs) -> anyhow::Result<RaftResults> {
     let tmp = tempfile::tempdir()?;
     let dir = args.dir.clone().unwrap_or_else(|| tmp.path().to_path_buf());
-    let mut spec = ClusterSpec::new(hekate_binary(&args.hekate)?, 3);
+    let mut spec = ClusterSpec::new(crate::hekate_binary(&args.hekate)?, 3);
     spec.loglevel = "warning".into();
     let mut c = ProcCluster::create(&dir, spec)?;
     c.start_all()?;

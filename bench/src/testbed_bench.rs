@@ -46,11 +46,7 @@ async fn create(api: &Client, name: &str) -> anyhow::Result<String> {
 pub async fn run(args: TestbedArgs) -> anyhow::Result<TestbedResults> {
     let env = TestbedEnv::read()?;
     let tmp = tempfile::tempdir()?;
-    let bin = match &args.hekate {
-        Some(p) => p.clone(),
-        None => std::env::current_exe()?.with_file_name("hekate"),
-    };
-    let mut spec = ClusterSpec::new(bin, 3);
+    let mut spec = ClusterSpec::new(crate::hekate_binary(&args.hekate)?, 3);
     spec.loglevel = "warning".into();
     spec.shared_mock = false;
     spec.glusterfs = env.glusterfs_config();

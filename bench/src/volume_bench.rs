@@ -204,11 +204,7 @@ fn rss_kib(pid: u32) -> u64 {
 pub async fn run(args: VolumeArgs) -> anyhow::Result<VolumeResults> {
     let tmp = tempfile::tempdir()?;
     let dir = args.dir.clone().unwrap_or_else(|| tmp.path().to_path_buf());
-    let bin = match &args.hekate {
-        Some(p) => p.clone(),
-        None => std::env::current_exe()?.with_file_name("hekate"),
-    };
-    let mut spec = ClusterSpec::new(bin, 3);
+    let mut spec = ClusterSpec::new(crate::hekate_binary(&args.hekate)?, 3);
     spec.loglevel = "warning".into();
     spec.mockexec = json!({"device_size_gb": 200_000});
     spec.shared_mock = false;

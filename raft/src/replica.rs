@@ -332,12 +332,10 @@ impl<A: Application> Replica<A> {
             return Err("no leader known".into());
         };
         if leader == self.id {
-            let own_term_applied = m.last_applied.map(|l| l.leader_id.term) == Some(m.current_term);
-            return if m.state == ServerState::Leader && own_term_applied {
-                Ok(())
-            } else {
-                Err("leader has not yet applied an entry of its term".into())
-            };
+            return self
+                .leader_term()
+                .map(|_| ())
+                .map_err(|_| "leader has not yet applied an entry of its term".into());
         }
         let Some(node) = m.membership_config.membership().get_node(&leader).cloned() else {
             return Err(format!("leader {leader} is not in the membership"));

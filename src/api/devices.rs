@@ -8,7 +8,7 @@ use serde::Deserialize;
 
 use super::error::ApiError;
 use super::nodes::{change_tags, new_op, validate_state, visible_node, StateRequest, TagsChangeRequest};
-use super::respond::{json, parse_body};
+use super::respond::{json, parse_body, parse_optional_body};
 use super::validate::{self, failed};
 use super::{outcome, route_id, views, AppState, ReadMode};
 use crate::ids;
@@ -115,11 +115,7 @@ pub async fn delete(
     body: Bytes,
 ) -> Result<Response, ApiError> {
     let id = route_id(&id)?.to_string();
-    let opts: DeviceDeleteOptions = if body.is_empty() {
-        Default::default()
-    } else {
-        parse_body(&body)?
-    };
+    let opts: DeviceDeleteOptions = parse_optional_body(&body)?;
     let (d, host) = visible_device(&st, &id)?;
     if d.state != "failed" {
         return Err(ApiError::BadRequest(format!(

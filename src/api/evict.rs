@@ -12,7 +12,7 @@ use serde::Deserialize;
 
 use super::error::ApiError;
 use super::nodes::new_op;
-use super::respond::parse_body;
+use super::respond::parse_optional_body;
 use super::{route_id, AppState};
 use crate::allocator::{self, DeviceView, Replacement, TagRule};
 use crate::ids;
@@ -215,11 +215,7 @@ pub async fn evict_brick(
     body: Bytes,
 ) -> Result<Response, ApiError> {
     let id = route_id(&id)?.to_string();
-    let opts: EvictOptions = if body.is_empty() {
-        EvictOptions::default()
-    } else {
-        parse_body(&body)?
-    };
+    let opts: EvictOptions = parse_optional_body(&body)?;
     if !matches!(opts.healcheck.as_str(), "" | "enable" | "disable") {
         return Err(super::validate::failed("healcheck: must be a valid value"));
     }

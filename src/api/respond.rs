@@ -48,6 +48,17 @@ pub fn parse_body<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, crat
     serde_json::from_slice(body).map_err(|e| crate::api::error::ApiError::Unparsable(e.to_string()))
 }
 
+/// An optional JSON body: empty means the defaults.
+pub fn parse_optional_body<T: serde::de::DeserializeOwned + Default>(
+    body: &[u8],
+) -> Result<T, crate::api::error::ApiError> {
+    if body.is_empty() {
+        Ok(T::default())
+    } else {
+        parse_body(body)
+    }
+}
+
 /// Heketi's 202: `Location: /queue/<id>`, no body (Go's `http.Redirect` for a POST).
 pub fn accepted(location: &str) -> Response {
     let mut r = empty(StatusCode::ACCEPTED);

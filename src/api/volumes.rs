@@ -604,11 +604,7 @@ pub async fn clone(
     body: Bytes,
 ) -> Result<Response, ApiError> {
     let id = route_id(&id)?.to_string();
-    let req: CloneRequest = if body.is_empty() {
-        CloneRequest::default()
-    } else {
-        parse_body(&body)?
-    };
+    let req: CloneRequest = respond::parse_optional_body(&body)?;
     if !req.name.is_empty() && !validate::is_volume_name(&req.name) {
         return Err(failed("name: must be in a valid format"));
     }
