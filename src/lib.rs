@@ -30,6 +30,7 @@ pub mod dump;
 pub mod executor;
 pub mod ids;
 pub mod ops;
+pub mod reconcile;
 pub mod server;
 pub mod state;
 pub mod testkit;

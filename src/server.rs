@@ -107,7 +107,7 @@ pub async fn run(
     })?;
     let exec = build_executor(&settings)?;
     let policy = Policy::from_config(&settings.file.glusterfs);
-    let runner = Runner::new(replica.clone(), exec.clone(), policy.queue_retention_secs);
+    let runner = Runner::new(replica.clone(), exec.clone(), &policy);
     let state = AppState::new(
         replica.clone(),
         StateOptions {

@@ -28,6 +28,8 @@ pub struct ClusterSpec {
     /// Share the mock's node model between replicas through a file (as real nodes are
     /// shared). Off: each replica models its own nodes in memory (cheaper; no failover).
     pub shared_mock: bool,
+    /// Run each replica in its own network namespace (see [`Netns`]); empty: all on loopback.
+    pub netns: Option<Netns>,
 }
 
 impl ClusterSpec {
@@ -40,6 +42,7 @@ impl ClusterSpec {
             mockexec: json!({}),
             glusterfs: json!({}),
             shared_mock: true,
+            netns: None,
         }
     }
 }
@@ -94,7 +97,7 @@ impl ProcCluster {
         Value::Array(
             self.ports
                 .iter()
-                .map(|(id, p)| json!({"id": id, "api": format!("127.0.0.1:{p}")}))
+                .map(|(id, p)| json!({"id": id, "api": format!("{}:{p}", self.host(*id))}))
                 .collect(),
         )
     }
@@ -131,7 +134,7 @@ impl ProcCluster {
             "glusterfs": {"executor": "mock", "loglevel": self.spec.loglevel, "mockexec": self.mock_config()},
             "raft": {
                 "id": id, "data_dir": self.data_dir(id), "secret": self.secret, "join": join,
-                "api_listen": format!("127.0.0.1:{port}"), "peers": self.peers(),
+                "api_listen": format!("{}:{port}", self.host(id)), "peers": self.peers(),
                 "timeouts": self.spec.timeouts,
             }
         });
@@ -163,11 +166,19 @@ impl ProcCluster {
     }
 
     pub fn url(&self, id: u64) -> String {
-        format!("http://127.0.0.1:{}", self.port(id).unwrap_or(0))
+        format!("http://{}:{}", self.host(id), self.port(id).unwrap_or(0))
     }
 
     pub fn api_addr(&self, id: u64) -> String {
-        format!("127.0.0.1:{}", self.port(id).unwrap_or(0))
+        format!("{}:{}", self.host(id), self.port(id).unwrap_or(0))
+    }
+
+    /// The address replica `id` listens on: its namespace's, or loopback.
+    pub fn host(&self, id: u64) -> String {
+        match &self.spec.netns {
+            Some(ns) => ns.addr(id),
+            None => "127.0.0.1".into(),
+        }
     }
 
     pub fn ids(&self) -> Vec<u64> {
@@ -188,7 +199,16 @@ impl ProcCluster {
             .create(true)
             .append(true)
             .open(&log_path)?;
-        let child = Command::new(&self.spec.binary)
+        let mut cmd = match &self.spec.netns {
+            // `ip netns exec` execs in place: the child's pid is the replica's.
+            Some(ns) => {
+                let mut c = Command::new("ip");
+                c.args(["netns", "exec", &ns.name(id)]).arg(&self.spec.binary);
+                c
+            }
+            None => Command::new(&self.spec.binary),
+        };
+        let child = cmd
             .arg("serve")
             .arg("--config")
             .arg(self.config_path(id))
@@ -415,6 +435,9 @@ impl Drop for ProcCluster {
                 let _ = c.wait();
             }
         }
+        if let Some(ns) = &self.spec.netns {
+            ns.destroy();
+        }
     }
 }
 
@@ -534,6 +557,8 @@ pub async fn load_topology(c: &Client, topology: &Value) -> anyhow::Result<Vec<S
 /// file describes it: used by the end-to-end tests and the testbed benchmark.
 #[derive(Debug, Clone)]
 pub struct TestbedEnv {
+    /// `$HT_STATE`: the testbed's state directory (one subdirectory per node).
+    pub state_dir: String,
     pub key: String,
     pub known_hosts: String,
     /// (name, address, loop disks) per node.
@@ -565,6 +590,7 @@ impl TestbedEnv {
             nodes.push((n.to_string(), ip.to_string(), disks));
         }
         Ok(TestbedEnv {
+            state_dir: state.clone(),
             key: get("HT_KEY")?,
             known_hosts: get("HT_KNOWN_HOSTS")?,
             nodes,
@@ -579,4 +605,155 @@ impl TestbedEnv {
                         "port": "22", "fstab": "/etc/fstab"},
         })
     }
+}
+
+/// Network namespaces for replicas: one per replica, each with a veth on a private bridge
+/// (`10.79.<n>.0/24`, the host at `.1`, replica `i` at `.1<i>`), so that a replica can be cut
+/// off by taking its link down (a partition: it keeps running and keeps reaching whatever
+/// is not on the network, like the mock's node model). Needs root. Removed on drop.
+#[derive(Debug, Clone)]
+pub struct Netns {
+    tag: String,
+    subnet: u8,
+    replicas: u64,
+}
+
+fn ip(args: &[&str]) -> anyhow::Result<()> {
+    let out = Command::new("ip").args(args).output().context("run ip(8)")?;
+    if !out.status.success() {
+        bail!(
+            "ip {}: {}",
+            args.join(" "),
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
+    }
+    Ok(())
+}
+
+impl Netns {
+    pub fn create(replicas: u64) -> anyhow::Result<Netns> {
+        let pid = std::process::id();
+        let ns = Netns {
+            tag: format!("hk{}", pid % 100_000),
+            subnet: (pid % 200 + 20) as u8,
+            replicas,
+        };
+        let br = ns.bridge();
+        ns.destroy();
+        ip(&["link", "add", &br, "type", "bridge"])?;
+        ip(&["addr", "add", &format!("10.79.{}.1/24", ns.subnet), "dev", &br])?;
+        ip(&["link", "set", &br, "up"])?;
+        for id in 1..=replicas {
+            let name = ns.name(id);
+            let host_end = format!("{}v{id}", ns.tag);
+            ip(&["netns", "add", &name])?;
+            ip(&[
+                "link", "add", &host_end, "type", "veth", "peer", "name", "eth0", "netns", &name,
+            ])?;
+            ip(&["link", "set", &host_end, "master", &br, "up"])?;
+            ip(&[
+                "-n",
+                &name,
+                "addr",
+                "add",
+                &format!("{}/24", ns.addr(id)),
+                "dev",
+                "eth0",
+            ])?;
+            ip(&["-n", &name, "link", "set", "eth0", "up"])?;
+            ip(&["-n", &name, "link", "set", "lo", "up"])?;
+        }
+        Ok(ns)
+    }
+
+    fn bridge(&self) -> String {
+        format!("{}br", self.tag)
+    }
+
+    pub fn name(&self, id: u64) -> String {
+        format!("{}r{id}", self.tag)
+    }
+
+    pub fn addr(&self, id: u64) -> String {
+        format!("10.79.{}.{}", self.subnet, 10 + id)
+    }
+
+    /// Takes replica `id`'s link down: it is alone.
+    pub fn partition(&self, id: u64) -> anyhow::Result<()> {
+        ip(&["-n", &self.name(id), "link", "set", "eth0", "down"])
+    }
+
+    pub fn heal(&self, id: u64) -> anyhow::Result<()> {
+        ip(&["-n", &self.name(id), "link", "set", "eth0", "up"])
+    }
+
+    /// Removes the namespaces and the bridge (the processes must be gone).
+    pub fn destroy(&self) {
+        for id in 1..=self.replicas {
+            // The host end too: a namespace lingering in the kernel would keep it.
+            let _ = ip(&["link", "del", &format!("{}v{id}", self.tag)]);
+            let _ = ip(&["netns", "del", &self.name(id)]);
+        }
+        let _ = ip(&["link", "del", &self.bridge()]);
+    }
+}
+
+impl TestbedEnv {
+    /// Node `node`'s record of the commands its sshd ran (`tests/testbed/cmdlog`): (start,
+    /// ns since the epoch; term, or 0 when none was sent; command).
+    pub fn command_log(&self, node: &str) -> Vec<(u128, u64, String)> {
+        let text =
+            std::fs::read_to_string(format!("{}/{node}/commands.log", self.state_dir)).unwrap_or_default();
+        text.lines()
+            .filter_map(|l| {
+                let mut it = l.splitn(3, ' ');
+                let (secs, micros) = it.next()?.split_once('.')?;
+                let at = secs.parse::<u128>().ok()? * 1_000_000_000 + micros.parse::<u128>().ok()? * 1000;
+                let term = it.next()?.parse().unwrap_or(0);
+                Some((at, term, format!("{node}: {}", it.next().unwrap_or_default())))
+            })
+            .collect()
+    }
+}
+
+/// The order of terms in a node-side command record.
+#[derive(Debug, Clone, Default)]
+pub struct TermOrder {
+    pub commands: usize,
+    pub terms: usize,
+    /// Commands of an older term that started after a newer term's first command.
+    pub violations: Vec<String>,
+    /// At each change of term: from the last command start of older terms to the first of
+    /// the new one, ms.
+    pub handover_gaps_ms: Vec<f64>,
+}
+
+/// Checks that terms only move forward in a record of (start ns, term, what); records
+/// without a term (0) are ignored.
+pub fn term_order(records: &[(u128, u64, String)]) -> TermOrder {
+    let mut recs: Vec<&(u128, u64, String)> = records.iter().filter(|r| r.1 > 0).collect();
+    recs.sort_by_key(|r| r.0);
+    let mut out = TermOrder {
+        commands: recs.len(),
+        ..Default::default()
+    };
+    let mut max_term = 0u64;
+    let mut last_of: std::collections::BTreeMap<u64, u128> = Default::default();
+    for (at, term, what) in recs {
+        if *term < max_term {
+            out.violations.push(format!(
+                "{what} (term {term}) started after term {max_term} began"
+            ));
+        } else if *term > max_term {
+            if max_term > 0 {
+                let last_old = last_of.range(..*term).map(|(_, a)| *a).max().unwrap_or(0);
+                out.handover_gaps_ms.push((*at as f64 - last_old as f64) / 1e6);
+            }
+            max_term = *term;
+        }
+        let e = last_of.entry(*term).or_default();
+        *e = (*e).max(*at);
+    }
+    out.terms = last_of.len();
+    out
 }

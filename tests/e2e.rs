@@ -23,6 +23,7 @@ const BIN: &str = env!("CARGO_BIN_EXE_hekate");
 static SERIAL: Mutex<()> = Mutex::new(());
 
 struct Testbed {
+    env: TestbedEnv,
     script: String,
     glusterfs: serde_json::Value,
     nodes: Vec<(String, String, Vec<String>)>, // name, ip, disks
@@ -44,7 +45,8 @@ impl Testbed {
         Some(Testbed {
             script: concat!(env!("CARGO_MANIFEST_DIR"), "/tests/testbed/testbed.sh").to_string(),
             glusterfs: env.glusterfs_config(),
-            nodes: env.nodes,
+            nodes: env.nodes.clone(),
+            env,
         })
     }
 
@@ -103,6 +105,17 @@ impl Testbed {
             mounts.trim()
         )
     }
+}
+
+/// Reconcile, run by the leader over SSH against the real nodes, finds nothing.
+async fn assert_reconciled(c: &ProcCluster, what: &str) {
+    let r = wait_for(Duration::from_secs(30), "a reconcile report", || async {
+        c.call_ok(1, Method::GET, "/reconcile", None).await.ok()
+    })
+    .await
+    .unwrap();
+    assert_eq!(r["nodes_examined"], 3, "{what}: {r}");
+    assert_eq!(r["findings"], json!([]), "{what}: reconcile found {r:#}");
 }
 
 /// Cluster, 3 nodes (peer probe over SSH), one real device each (pvcreate/vgcreate).
@@ -256,6 +269,7 @@ async fn replica3_volume_lifecycle_on_real_nodes() {
     assert!(loc.is_some());
     let info = tb.must(1, &format!("gluster --mode=script volume info {name}"));
     assert!(info.contains("Number of Bricks: 2 x 3 = 6"), "{info}");
+    assert_reconciled(&c, "after expand").await;
 
     // Delete: the volume, its LVs, fstab lines and mounts are gone from every node.
     run_async(&api, Method::DELETE, &format!("/volumes/{vid}"), None)
@@ -264,6 +278,7 @@ async fn replica3_volume_lifecycle_on_real_nodes() {
     let (ok, out) = tb.exec(2, &format!("gluster --mode=script volume info {name}"));
     assert!(!ok, "volume still exists: {out}");
     tb.assert_clean();
+    assert_reconciled(&c, "after delete").await;
     teardown(&tb, &c, &cid, &nodes, &devs).await;
 }
 
@@ -347,6 +362,10 @@ async fn leader_killed_mid_create_and_delete_leaves_nothing_half_done() {
         .and_then(|v| v.parse().ok())
         .unwrap_or(10);
     let dir = tempfile::tempdir().unwrap();
+    let started = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
     let mut c = tb.hekate(dir.path()).await;
     let (cid, nodes, devs) = topology(&tb, &c).await;
     let mut outcomes = Vec::new();
@@ -409,7 +428,23 @@ async fn leader_killed_mid_create_and_delete_leaves_nothing_half_done() {
         c.start(leader).unwrap();
         c.wait_ready(&[leader], Duration::from_secs(30)).await.unwrap();
         tb.assert_clean();
+        assert_reconciled(&c, &format!("round {round}")).await;
     }
+    // The nodes' own record (sshd ForceCommand, stamped with the term Hekate sent): no
+    // command of an old term started after a newer term's first.
+    let records: Vec<(u128, u64, String)> = tb
+        .nodes
+        .iter()
+        .flat_map(|n| tb.env.command_log(&n.0))
+        .filter(|r| r.0 >= started)
+        .collect();
+    let order = hekate::testkit::term_order(&records);
+    eprintln!(
+        "node-side record: {} commands in {} terms; handover gaps (ms) {:?}",
+        order.commands, order.terms, order.handover_gaps_ms
+    );
+    assert!(order.commands > 0 && order.terms > kills / 2, "{order:?}");
+    assert!(order.violations.is_empty(), "{:#?}", order.violations);
     eprintln!(
         "drill on real nodes: {} leader kills; outcomes {outcomes:?}",
         outcomes.len()

@@ -41,11 +41,22 @@ pub struct DrillArgs {
     /// Mock executor latency of every verb, ms (a brick create over SSH takes ~1 s).
     #[arg(long, default_value_t = 50)]
     pub latency_ms: u64,
+    /// Latency of `brick_create` (the slow step, mkfs on real nodes), ms; default: latency-ms.
+    #[arg(long)]
+    pub slow_ms: Option<u64>,
     /// Milliseconds of load between a recovery and the next fault.
     #[arg(long, default_value_t = 700)]
     pub gap_ms: u64,
     #[arg(long)]
     pub dir: Option<PathBuf>,
+    /// Run each replica in its own network namespace (root); haproxy reaches them over a
+    /// bridge. Needed for partitions.
+    #[arg(long)]
+    pub netns: bool,
+    /// Every how many faults one is a partition (the leader's link taken down while it
+    /// keeps running); 0 = none. Implies --netns.
+    #[arg(long, default_value_t = 0)]
+    pub partition_every: usize,
 }
 
 #[derive(Debug, Default, Serialize)]
@@ -63,6 +74,7 @@ pub struct DrillResults {
     pub faults: usize,
     pub kills: usize,
     pub pauses: usize,
+    pub partitions: usize,
     pub clients: usize,
     pub latency_ms: u64,
     pub creates: Outcomes,
@@ -83,6 +95,17 @@ pub struct DrillResults {
     /// Faults after which no write succeeded through the balancer within 30 s.
     pub no_write_within_30s: Vec<String>,
     pub pending_at_end: usize,
+    /// Reconcile after the drill (state against the nodes): every finding is a broken
+    /// invariant.
+    pub reconcile_findings: Vec<String>,
+    /// The nodes' command record (every verb stamped with the leader's term).
+    pub commands_recorded: usize,
+    pub terms_seen: usize,
+    /// Commands of an older term that started after a newer term's first command.
+    pub fencing_violations: Vec<String>,
+    /// At each change of term on the nodes: from the old terms' last command start to the
+    /// new term's first (negative would be an overlap).
+    pub term_handover_gap_ms: Summary,
     pub invariants_ok: bool,
 }
 
@@ -256,8 +279,13 @@ pub async fn run(args: DrillArgs) -> anyhow::Result<DrillResults> {
     let dir = args.dir.clone().unwrap_or_else(|| tmp.path().to_path_buf());
     let mut spec = ClusterSpec::new(crate::hekate_binary(&args.hekate)?, 3);
     spec.loglevel = "warning".into();
-    spec.mockexec = json!({"latency_ms": {"*": args.latency_ms}, "device_size_gb": 4000});
+    let slow = args.slow_ms.unwrap_or(args.latency_ms);
+    spec.mockexec =
+        json!({"latency_ms": {"*": args.latency_ms, "brick_create": slow}, "device_size_gb": 4000});
     spec.glusterfs = json!({"max_inflight_operations": 256});
+    if args.netns || args.partition_every > 0 {
+        spec.netns = Some(hekate::testkit::Netns::create(3).context("network namespaces (root)")?);
+    }
     let mut c = ProcCluster::create(&dir, spec)?;
     c.start_all()?;
     c.wait_ready(&c.ids(), Duration::from_secs(60)).await?;
@@ -294,14 +322,18 @@ pub async fn run(args: DrillArgs) -> anyhow::Result<DrillResults> {
 
     let probe_seq = AtomicU64::new(0);
     let (mut to_leader, mut to_write) = (Vec::new(), Vec::new());
-    let (mut kills, mut pauses) = (0, 0);
+    let (mut kills, mut pauses, mut partitions) = (0, 0, 0);
     let mut stuck: Vec<String> = Vec::new();
     for k in 1..=args.kills {
         tokio::time::sleep(Duration::from_millis(args.gap_ms)).await;
         let leader = c.wait_leader(&c.ids(), Duration::from_secs(30)).await?;
-        let pause = args.pause_every > 0 && k.is_multiple_of(args.pause_every);
+        let partition = args.partition_every > 0 && k.is_multiple_of(args.partition_every);
+        let pause = !partition && args.pause_every > 0 && k.is_multiple_of(args.pause_every);
         let t0 = Instant::now();
-        if pause {
+        if partition {
+            c.spec.netns.as_ref().context("netns")?.partition(leader)?;
+            partitions += 1;
+        } else if pause {
             c.pause(leader)?;
             pauses += 1;
         } else {
@@ -325,7 +357,13 @@ pub async fn run(args: DrillArgs) -> anyhow::Result<DrillResults> {
         match wrote {
             Ok(()) => to_write.push(t0.elapsed().as_secs_f64() * 1e3),
             Err(e) => {
-                let kind = if pause { "pause" } else { "kill" };
+                let kind = if partition {
+                    "partition"
+                } else if pause {
+                    "pause"
+                } else {
+                    "kill"
+                };
                 eprintln!("drill: fault {k} ({kind} of {leader}, new leader {new}): {e}");
                 for id in c.ids() {
                     eprintln!("drill:   replica {id}: {:?}", c.status(id).await);
@@ -333,7 +371,9 @@ pub async fn run(args: DrillArgs) -> anyhow::Result<DrillResults> {
                 stuck.push(format!("fault {k}: {kind} of replica {leader}: {e}"));
             }
         }
-        if pause {
+        if partition {
+            c.spec.netns.as_ref().context("netns")?.heal(leader)?;
+        } else if pause {
             c.resume(leader)?;
         } else {
             c.start(leader)?;
@@ -380,6 +420,15 @@ pub async fn run(args: DrillArgs) -> anyhow::Result<DrillResults> {
             .or_default() += 1;
         api_bricks += v["bricks"].as_array().map(|b| b.len()).unwrap_or(0);
     }
+    // Reconcile: the state against the nodes, through the balancer (run by the leader).
+    let rec = api.call(Method::GET, "/reconcile", None).await?;
+    let rec: serde_json::Value = serde_json::from_str(&rec.body).context("reconcile report")?;
+    let reconcile_findings: Vec<String> = rec["findings"]
+        .as_array()
+        .context("reconcile findings")?
+        .iter()
+        .map(|f| format!("{}: {}", f["kind"], f["detail"]))
+        .collect();
     let l = ledger.lock().unwrap_or_else(|e| e.into_inner());
     let lost: Vec<String> = l
         .created
@@ -423,8 +472,17 @@ pub async fn run(args: DrillArgs) -> anyhow::Result<DrillResults> {
             "{node_lvs} brick LVs on the nodes, {api_bricks} bricks in the API"
         ));
     }
+    let log = MockExecutor::read_command_log(&c.mock_state_file().display().to_string());
+    let records: Vec<(u128, u64, String)> = log
+        .iter()
+        .map(|r| (r.at_ns, r.term, format!("{} on {}", r.verb, r.host)))
+        .collect();
+    let order = hekate::testkit::term_order(&records);
+    let (terms_seen, fencing_violations, gaps) = (order.terms, order.violations, order.handover_gaps_ms);
     let durations = l.durations_ms.clone();
     let ok = lost.is_empty()
+        && reconcile_findings.is_empty()
+        && fencing_violations.is_empty()
         && resurrected.is_empty()
         && duplicates.is_empty()
         && orphans.is_empty()
@@ -434,6 +492,7 @@ pub async fn run(args: DrillArgs) -> anyhow::Result<DrillResults> {
         faults: args.kills,
         kills,
         pauses,
+        partitions,
         clients: args.clients,
         latency_ms: args.latency_ms,
         creates: Outcomes {
@@ -459,6 +518,11 @@ pub async fn run(args: DrillArgs) -> anyhow::Result<DrillResults> {
         orphans,
         no_write_within_30s: stuck.clone(),
         pending_at_end: pending,
+        reconcile_findings,
+        commands_recorded: log.len(),
+        terms_seen,
+        fencing_violations,
+        term_handover_gap_ms: summarize(&gaps),
         invariants_ok: ok,
     };
     if !ok {

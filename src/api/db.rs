@@ -191,10 +191,3 @@ pub async fn backup() -> ApiError {
             .into(),
     )
 }
-
-/// Heketi's examiner compared the DB with the nodes; Hekate's reconcile will (HA issue).
-pub async fn examine() -> ApiError {
-    ApiError::NotImplemented(
-        "state examination is not available yet in Hekate; GET /db/check checks the state".into(),
-    )
-}

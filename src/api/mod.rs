@@ -16,6 +16,7 @@ pub mod metrics;
 pub mod nodes;
 pub mod operations;
 pub mod policy;
+pub mod reconcile;
 pub mod replicas;
 pub mod respond;
 pub mod validate;
@@ -177,7 +178,8 @@ pub fn router(st: AppState) -> Router {
         .route("/db/check", get(db::db_check))
         .route("/db/import", post(db::import))
         .route("/backup/db", get(db::backup))
-        .route("/internal/state/examine/gluster", get(db::examine))
+        .route("/internal/state/examine/gluster", get(reconcile::examine))
+        .route("/reconcile", get(reconcile::report).post(reconcile::repair))
         .fallback(|| async { error::ApiError::InvalidPath.into_response() })
         .method_not_allowed_fallback(|| async { respond::empty(StatusCode::METHOD_NOT_ALLOWED) })
         // The forward layer buffers bodies with per-path limits; no second limit here.

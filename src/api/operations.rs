@@ -56,6 +56,41 @@ struct Summary {
     stale: usize,
     failed: usize,
     new: usize,
+    /// Hekate: operations that ended failed (their cleanup done) within the queue
+    /// retention, newest first, with the reason. Heketi's `failed` counts failed operations
+    /// still awaiting cleanup, which Hekate never leaves: it stays 0. Omitted when empty,
+    /// so the document is Heketi's exactly when nothing failed.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    recent_failures: Vec<Failure>,
+}
+
+#[derive(Serialize)]
+struct Failure {
+    id: String,
+    type_name: &'static str,
+    error: String,
+    /// Unix seconds.
+    finished: u64,
+}
+
+/// Operations that ended failed, newest first (at most 100).
+fn recent_failures(st: &AppState) -> Result<Vec<Failure>, ApiError> {
+    let ops = st
+        .replica()
+        .read(|v| state::all::<Operation>(v, state::keys::OP_PREFIX))?;
+    let mut out: Vec<Failure> = ops
+        .into_iter()
+        .filter(|op| op.status == OpStatus::Failed)
+        .map(|op| Failure {
+            type_name: op.kind.type_name(),
+            error: op.error.unwrap_or_default(),
+            finished: op.finished.unwrap_or(0),
+            id: op.id,
+        })
+        .collect();
+    out.sort_by(|a, b| b.finished.cmp(&a.finished).then_with(|| a.id.cmp(&b.id)));
+    out.truncate(100);
+    Ok(out)
 }
 
 fn pending_ops(st: &AppState) -> Result<Vec<Operation>, ApiError> {
@@ -85,6 +120,7 @@ pub async fn summary(State(st): State<AppState>, mode: ReadMode) -> Result<Respo
             stale: 0,
             failed: 0,
             new: n,
+            recent_failures: recent_failures(&st)?,
         },
     ))
 }

@@ -17,6 +17,14 @@ pub struct Policy {
     pub max_volumes_per_cluster: i64,
     pub max_inflight: usize,
     pub queue_retention_secs: u64,
+    /// How many times the runner attempts an operation whose remote steps fail (the steps
+    /// are idempotent), backing off between attempts. `operation_retry_limits.volume_create`
+    /// when set, else 3.
+    pub op_attempts: u32,
+    /// Periodic reconcile (report only) on the leader: first run and period. Heketi's
+    /// background-cleaner keys; `disable_background_cleaner` turns it off.
+    pub reconcile_first_secs: u64,
+    pub reconcile_every_secs: Option<u64>,
 }
 
 impl Default for Policy {
@@ -58,6 +66,15 @@ impl Policy {
             },
             max_inflight: or(g.max_inflight_operations, 64) as usize,
             queue_retention_secs: or(g.queue_retention_seconds, 3600),
+            op_attempts: g
+                .operation_retry_limits
+                .as_ref()
+                .and_then(|v| v.get("volume_create")?.as_u64())
+                .filter(|n| *n > 0)
+                .map_or(3, |n| n.min(20) as u32),
+            reconcile_first_secs: or(g.start_time_background_cleaner, 60),
+            reconcile_every_secs: (!g.disable_background_cleaner)
+                .then(|| or(g.refresh_time_background_cleaner, 3600)),
         }
     }
 }

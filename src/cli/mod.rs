@@ -72,6 +72,12 @@ pub enum Cmd {
     /// Server operations and modes
     #[command(subcommand)]
     Server(ServerCmd),
+    /// Compare the state with the nodes (LVM, mounts, fstab, peers, Gluster volumes);
+    /// `--repair` removes orphan volumes and bricks and re-reads drifted device sizes
+    Reconcile {
+        #[arg(long)]
+        repair: bool,
+    },
     /// Block volumes (not available in Hekate yet)
     Blockvolume {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
@@ -289,6 +295,20 @@ pub enum ServerCmd {
     Operations(OpsCmd),
     #[command(subcommand)]
     Mode(ModeCmd),
+    #[command(subcommand)]
+    State(StateCmd),
+}
+
+#[derive(Subcommand)]
+pub enum StateCmd {
+    #[command(subcommand)]
+    Examine(ExamineCmd),
+}
+
+#[derive(Subcommand)]
+pub enum ExamineCmd {
+    /// Heketi's examiner: the state and the reconcile report, as JSON
+    Gluster,
 }
 
 #[derive(Subcommand)]
@@ -444,7 +464,72 @@ async fn run(cli: &Cli, c: &Client) -> anyhow::Result<Out> {
             Ok(text(""))
         }
         Cmd::Server(ServerCmd::Operations(cmd)) => operations(cmd, c, j).await,
+        Cmd::Server(ServerCmd::State(StateCmd::Examine(ExamineCmd::Gluster))) => Ok(text(
+            c.expect_ok(Method::GET, "/internal/state/examine/gluster", None)
+                .await?
+                .body,
+        )),
+        Cmd::Reconcile { repair } => {
+            let v = if *repair {
+                c.expect_ok(Method::POST, "/reconcile", Some(&json!({"repair": true})))
+                    .await?
+            } else {
+                c.expect_ok(Method::GET, "/reconcile", None).await?
+            }
+            .json()?;
+            Ok(raw(j, &v, reconcile_text))
+        }
     }
+}
+
+/// Hekate's list of operations that ended failed (cleanup done), with their reasons.
+fn recent_failures_text(v: &Value) -> String {
+    let Some(list) = v["recent_failures"].as_array().filter(|l| !l.is_empty()) else {
+        return String::new();
+    };
+    let mut out = "Recent failures (cleaned up):\n".to_string();
+    for f in list {
+        out += &format!(
+            "  {} {}: {}\n",
+            f["id"].as_str().unwrap_or_default(),
+            f["type_name"].as_str().unwrap_or_default(),
+            f["error"].as_str().unwrap_or_default()
+        );
+    }
+    out
+}
+
+/// The reconcile report for people: one line per finding, then what was repaired.
+fn reconcile_text(v: &Value) -> String {
+    let empty = Vec::new();
+    let findings = v["findings"].as_array().unwrap_or(&empty);
+    let mut out = format!(
+        "Reconcile (term {}): {} nodes examined, {} operations in flight, {} findings\n",
+        v["term"],
+        v["nodes_examined"],
+        v["pending_operations"],
+        findings.len()
+    );
+    for f in findings {
+        let fix = if f["repair"].is_object() {
+            " [repairable]"
+        } else {
+            ""
+        };
+        out += &format!(
+            "  {}: {}{fix}\n",
+            f["kind"].as_str().unwrap_or_default(),
+            f["detail"].as_str().unwrap_or_default()
+        );
+    }
+    for r in v["repairs"].as_array().unwrap_or(&empty) {
+        out += &format!(
+            "  repaired {}: {}\n",
+            r["repair"]["action"].as_str().unwrap_or_default(),
+            r["result"].as_str().unwrap_or_default()
+        );
+    }
+    out
 }
 
 async fn cluster(cmd: &ClusterCmd, c: &Client, j: bool) -> anyhow::Result<Out> {
@@ -875,8 +960,9 @@ async fn operations(cmd: &OpsCmd, c: &Client, j: bool) -> anyhow::Result<Out> {
             let v = c.expect_ok(Method::GET, "/operations", None).await?.json()?;
             Ok(raw(j, &v, |v| {
                 format!(
-                    "Operation Counts:\n  Total: {}\n  In-Flight: {}\n  New: {}\n  Failed: {}\n  Stale: {}\n",
-                    v["total"], v["in_flight"], v["new"], v["failed"], v["stale"]
+                    "Operation Counts:\n  Total: {}\n  In-Flight: {}\n  New: {}\n  Failed: {}\n  Stale: {}\n{}",
+                    v["total"], v["in_flight"], v["new"], v["failed"], v["stale"],
+                    recent_failures_text(v)
                 )
             }))
         }

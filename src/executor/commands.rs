@@ -315,6 +315,24 @@ impl CmdConfig {
         self.gluster(&["volume", "delete", name])
     }
 
+    /// Every LV with its VG and thin pool (reconcile).
+    pub fn lvs_all_json(&self) -> Argv {
+        self.lvm_cmd(&["lvs", "--reportformat", "json", "-o", "lv_name,vg_name,pool_lv"])
+    }
+
+    /// Every VG's name (reconcile).
+    pub fn vgs_json(&self) -> Argv {
+        self.lvm_cmd(&["vgs", "--reportformat", "json", "-o", "vg_name"])
+    }
+
+    pub fn peer_status_xml(&self) -> Argv {
+        self.gluster(&["peer", "status", "--xml"])
+    }
+
+    pub fn volume_info_all_xml(&self) -> Argv {
+        self.gluster(&["volume", "info", "--xml"])
+    }
+
     pub fn volume_info_xml(&self, name: &str) -> Argv {
         self.gluster(&["volume", "info", name, "--xml"])
     }

@@ -15,7 +15,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
-use super::{BrickSpec, DeviceInfo, ExecError, ExecResult, Executor, VolumeSpec};
+use super::{BrickSpec, DeviceInfo, ExecError, ExecResult, Executor, NodeInventory, VgInventory, VolumeSpec};
 
 /// `glusterfs.mockexec` in heketi.json.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -77,14 +77,72 @@ pub struct MockVolume {
 
 /// The whole simulated world.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(default)]
 pub struct MockState {
     pub hosts: BTreeMap<String, MockHost>,
     pub volumes: BTreeMap<String, MockVolume>,
+    /// Armed faults (not part of the nodes; kept here so every process sees them).
+    pub faults: Vec<Fault>,
 }
 
 pub struct MockExecutor {
     cfg: MockConfig,
     memory: Mutex<MockState>,
+    log: Mutex<Vec<CmdRecord>>,
+}
+
+/// One verb as the (mock) node saw it start.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CmdRecord {
+    pub at_ns: u128,
+    pub term: u64,
+    pub verb: String,
+    pub host: String,
+}
+
+/// A fault armed at run time (tests, drills): fails matching verbs after letting `skip` of
+/// them through, `times` times (0: every time). `after`: the verb takes effect on the node
+/// and only its answer is lost, as when a connection drops after the command ran.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Fault {
+    /// Verb name, or `*`.
+    pub verb: String,
+    /// Host, or empty for every host.
+    pub host: String,
+    pub skip: u32,
+    pub times: u32,
+    pub after: bool,
+    /// The node's error; empty: the host is unreachable.
+    pub message: String,
+    /// Matching verbs seen so far, and how many were failed.
+    pub seen: u32,
+    pub fired: u32,
+}
+
+impl Fault {
+    fn fire(&mut self, verb: &str, host: &str) -> Option<(ExecError, bool)> {
+        if !(self.verb == verb || self.verb == "*") || !(self.host.is_empty() || self.host == host) {
+            return None;
+        }
+        self.seen += 1;
+        if self.seen <= self.skip || (self.times > 0 && self.fired >= self.times) {
+            return None;
+        }
+        self.fired += 1;
+        Some((injected(verb, host, &self.message), self.after))
+    }
+}
+
+fn injected(verb: &str, host: &str, message: &str) -> ExecError {
+    if message.is_empty() {
+        ExecError::Unreachable {
+            host: host.into(),
+            msg: format!("injected failure of {verb}"),
+        }
+    } else {
+        fail(message)
+    }
 }
 
 fn fail(msg: impl Into<String>) -> ExecError {
@@ -99,6 +157,7 @@ impl MockExecutor {
         MockExecutor {
             cfg,
             memory: Mutex::new(MockState::default()),
+            log: Mutex::new(Vec::new()),
         }
     }
 
@@ -116,7 +175,15 @@ impl MockExecutor {
         serde_json::from_str(&text).map_err(|e| fail(format!("mock state {path}: {e}")))
     }
 
-    async fn step(&self, verb: &str, host: &str) -> ExecResult<()> {
+    /// One verb: recorded in the command log, delayed by its latency, failed by a static
+    /// injection or a runtime [`Fault`], then applied to the model under the lock.
+    async fn verb<T>(
+        &self,
+        verb: &str,
+        host: &str,
+        f: impl FnOnce(&mut MockState) -> ExecResult<T>,
+    ) -> ExecResult<T> {
+        self.record(verb, host);
         let ms = self
             .cfg
             .latency_ms
@@ -129,17 +196,94 @@ impl MockExecutor {
         }
         for inj in &self.cfg.fail {
             if (inj.verb == verb || inj.verb == "*") && (inj.host.is_empty() || inj.host == host) {
-                return Err(if inj.message.is_empty() {
-                    ExecError::Unreachable {
-                        host: host.into(),
-                        msg: format!("injected failure of {verb}"),
-                    }
-                } else {
-                    fail(inj.message.clone())
-                });
+                return Err(injected(verb, host, &inj.message));
             }
         }
-        Ok(())
+        let (out, after) = self.with_state(|s| {
+            let fired = s.faults.iter_mut().find_map(|fault| fault.fire(verb, host));
+            match fired {
+                Some((err, false)) => Ok((Err(err), None)),
+                Some((err, true)) => Ok((f(s), Some(err))),
+                None => Ok((f(s), None)),
+            }
+        })?;
+        match after {
+            // The node did the work; its answer was lost.
+            Some(err) if out.is_ok() => Err(err),
+            _ => out,
+        }
+    }
+
+    /// Appends `<unix ns> <term> <verb> <host>` to the command log (the node-side record a
+    /// fencing drill reads): a file beside the shared state, or memory.
+    fn record(&self, verb: &str, host: &str) {
+        let at = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or(0);
+        let rec = CmdRecord {
+            at_ns: at,
+            term: super::current_term().unwrap_or(0),
+            verb: verb.to_string(),
+            host: host.to_string(),
+        };
+        if self.cfg.state_file.is_empty() {
+            self.log.lock().unwrap_or_else(|e| e.into_inner()).push(rec);
+            return;
+        }
+        use std::io::Write;
+        let line = format!("{} {} {} {}\n", rec.at_ns, rec.term, rec.verb, rec.host);
+        let path = format!("{}.cmdlog", self.cfg.state_file);
+        // One O_APPEND write per record: concurrent writers never interleave within a line.
+        let written = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&path)
+            .and_then(|mut f| f.write_all(line.as_bytes()));
+        if let Err(e) = written {
+            tracing::warn!("mock command log {path}: {e}");
+        }
+    }
+
+    /// The command log, oldest first.
+    pub fn command_log(&self) -> Vec<CmdRecord> {
+        if self.cfg.state_file.is_empty() {
+            return self.log.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        }
+        Self::read_command_log(&self.cfg.state_file)
+    }
+
+    /// Reads the command log beside a shared state file.
+    pub fn read_command_log(state_file: &str) -> Vec<CmdRecord> {
+        let text = std::fs::read_to_string(format!("{state_file}.cmdlog")).unwrap_or_default();
+        text.lines()
+            .filter_map(|l| {
+                let mut it = l.splitn(4, ' ');
+                Some(CmdRecord {
+                    at_ns: it.next()?.parse().ok()?,
+                    term: it.next()?.parse().ok()?,
+                    verb: it.next()?.to_string(),
+                    host: it.next()?.to_string(),
+                })
+            })
+            .collect()
+    }
+
+    /// Arms a fault (shared with every process using the same state file).
+    pub fn add_fault(&self, fault: Fault) -> ExecResult<()> {
+        self.with_state(|s| {
+            s.faults.push(fault);
+            Ok(())
+        })
+    }
+
+    /// Disarms every fault; returns how many had fired at least once.
+    pub fn clear_faults(&self) -> ExecResult<usize> {
+        self.with_state(|s| {
+            let fired = s.faults.iter().filter(|f| f.fired > 0).count();
+            s.faults.clear();
+            Ok(fired)
+        })
     }
 
     fn with_state<T>(&self, f: impl FnOnce(&mut MockState) -> ExecResult<T>) -> ExecResult<T> {
@@ -195,29 +339,29 @@ fn host_mut<'a>(s: &'a mut MockState, host: &str) -> &'a mut MockHost {
 #[async_trait]
 impl Executor for MockExecutor {
     async fn glusterd_check(&self, host: &str) -> ExecResult<()> {
-        self.step("glusterd_check", host).await?;
-        self.with_state(|s| {
+        self.verb("glusterd_check", host, |s| {
             if host_mut(s, host).glusterd_down {
                 return Err(fail(format!("glusterd is not running on {host}")));
             }
             Ok(())
         })
+        .await
     }
 
     async fn peer_probe(&self, host: &str, new_peer: &str) -> ExecResult<()> {
-        self.step("peer_probe", host).await?;
-        self.with_state(|s| {
+        self.verb("peer_probe", host, |s| {
             host_mut(s, host).peers.insert(new_peer.to_string());
             Ok(())
         })
+        .await
     }
 
     async fn peer_detach(&self, host: &str, peer: &str) -> ExecResult<()> {
-        self.step("peer_detach", host).await?;
-        self.with_state(|s| {
+        self.verb("peer_detach", host, |s| {
             host_mut(s, host).peers.remove(peer);
             Ok(())
         })
+        .await
     }
 
     async fn device_setup(
@@ -227,9 +371,8 @@ impl Executor for MockExecutor {
         vg: &str,
         _destroydata: bool,
     ) -> ExecResult<DeviceInfo> {
-        self.step("device_setup", host).await?;
         let size = self.cfg.device_size_gb * 1024 * 1024;
-        self.with_state(|s| {
+        self.verb("device_setup", host, |s| {
             let h = host_mut(s, host);
             if let Some(existing) = h.vgs.get(vg) {
                 if existing.device == device {
@@ -253,11 +396,11 @@ impl Executor for MockExecutor {
             h.vgs.insert(vg.to_string(), v);
             Ok(out)
         })
+        .await
     }
 
     async fn device_teardown(&self, host: &str, device: &str, vg: &str) -> ExecResult<()> {
-        self.step("device_teardown", host).await?;
-        self.with_state(|s| {
+        self.verb("device_teardown", host, |s| {
             let h = host_mut(s, host);
             if let Some(v) = h.vgs.get(vg) {
                 if !v.lvs.is_empty() || !v.pools.is_empty() {
@@ -270,22 +413,22 @@ impl Executor for MockExecutor {
             h.pvs.remove(device);
             Ok(())
         })
+        .await
     }
 
     async fn device_info(&self, host: &str, vg: &str) -> ExecResult<DeviceInfo> {
-        self.step("device_info", host).await?;
-        self.with_state(|s| {
+        self.verb("device_info", host, |s| {
             host_mut(s, host)
                 .vgs
                 .get(vg)
                 .map(info)
                 .ok_or_else(|| fail(format!("Volume group \"{vg}\" not found")))
         })
+        .await
     }
 
     async fn brick_create(&self, host: &str, b: &BrickSpec) -> ExecResult<()> {
-        self.step("brick_create", host).await?;
-        self.with_state(|s| {
+        self.verb("brick_create", host, |s| {
             let h = host_mut(s, host);
             let vg = h
                 .vgs
@@ -307,11 +450,11 @@ impl Executor for MockExecutor {
             h.fstab.insert(b.mount_dir());
             Ok(())
         })
+        .await
     }
 
     async fn brick_destroy(&self, host: &str, b: &BrickSpec) -> ExecResult<bool> {
-        self.step("brick_destroy", host).await?;
-        self.with_state(|s| {
+        self.verb("brick_destroy", host, |s| {
             let in_use = s
                 .volumes
                 .iter()
@@ -334,11 +477,11 @@ impl Executor for MockExecutor {
             }
             Ok(pool_gone)
         })
+        .await
     }
 
     async fn volume_create(&self, host: &str, v: &VolumeSpec) -> ExecResult<()> {
-        self.step("volume_create", host).await?;
-        self.with_state(|s| {
+        self.verb("volume_create", host, |s| {
             if let Some(existing) = s.volumes.get(&v.name) {
                 if existing.bricks == v.bricks {
                     return Ok(()); // idempotent re-run
@@ -359,11 +502,11 @@ impl Executor for MockExecutor {
             );
             Ok(())
         })
+        .await
     }
 
     async fn volume_expand(&self, host: &str, v: &VolumeSpec, new_bricks: &[String]) -> ExecResult<()> {
-        self.step("volume_expand", host).await?;
-        self.with_state(|s| {
+        self.verb("volume_expand", host, |s| {
             check_bricks_mounted(s, new_bricks)?;
             let vol = s
                 .volumes
@@ -376,19 +519,19 @@ impl Executor for MockExecutor {
             }
             Ok(())
         })
+        .await
     }
 
     async fn volume_destroy(&self, host: &str, name: &str) -> ExecResult<()> {
-        self.step("volume_destroy", host).await?;
-        self.with_state(|s| {
+        self.verb("volume_destroy", host, |s| {
             s.volumes.remove(name);
             Ok(())
         })
+        .await
     }
 
     async fn replace_brick(&self, host: &str, volume: &str, old: &str, new: &str) -> ExecResult<()> {
-        self.step("replace_brick", host).await?;
-        self.with_state(|s| {
+        self.verb("replace_brick", host, |s| {
             check_bricks_mounted(s, &[new.to_string()])?;
             let v = s
                 .volumes
@@ -405,11 +548,11 @@ impl Executor for MockExecutor {
             *slot = new.to_string();
             Ok(())
         })
+        .await
     }
 
     async fn volume_clone(&self, host: &str, volume: &str, clone: &str) -> ExecResult<Vec<(String, String)>> {
-        self.step("volume_clone", host).await?;
-        self.with_state(|s| {
+        self.verb("volume_clone", host, |s| {
             if let Some(existing) = s.volumes.get(clone) {
                 // Idempotent: report the clone as it is.
                 let id = existing.id.clone();
@@ -458,16 +601,61 @@ impl Executor for MockExecutor {
             );
             Ok(bricks)
         })
+        .await
     }
 
     async fn volume_bricks(&self, host: &str, volume: &str) -> ExecResult<Vec<String>> {
-        self.step("volume_info", host).await?;
-        self.with_state(|s| {
+        self.verb("volume_info", host, |s| {
             s.volumes
                 .get(volume)
                 .map(|v| v.bricks.clone())
                 .ok_or_else(|| fail(format!("Volume {volume} does not exist")))
         })
+        .await
+    }
+
+    async fn inventory(&self, host: &str) -> ExecResult<NodeInventory> {
+        self.verb("inventory", host, |s| {
+            let h = host_mut(s, host);
+            if h.glusterd_down {
+                return Err(fail(format!("glusterd is not running on {host}")));
+            }
+            let vgs = h
+                .vgs
+                .iter()
+                .map(|(name, vg)| {
+                    let mut lvs: BTreeMap<String, String> =
+                        vg.pools.keys().map(|p| (p.clone(), String::new())).collect();
+                    lvs.extend(vg.lvs.iter().map(|(lv, pool)| (lv.clone(), pool.clone())));
+                    let i = info(vg);
+                    (
+                        name.clone(),
+                        VgInventory {
+                            total_kib: i.total_kib,
+                            used_kib: i.used_kib,
+                            lvs,
+                        },
+                    )
+                })
+                .collect();
+            Ok(NodeInventory {
+                vgs,
+                mounts: h.mounts.clone(),
+                fstab: h.fstab.clone(),
+                peers: h.peers.clone(),
+            })
+        })
+        .await
+    }
+
+    async fn volumes(&self, host: &str) -> ExecResult<BTreeMap<String, Vec<String>>> {
+        self.verb("volume_info", host, |s| {
+            Ok(s.volumes
+                .iter()
+                .map(|(n, v)| (n.clone(), v.bricks.clone()))
+                .collect())
+        })
+        .await
     }
 }
 

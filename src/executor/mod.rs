@@ -10,7 +10,23 @@ pub mod parse;
 pub mod ssh;
 pub mod sshexec;
 
+use std::collections::{BTreeMap, BTreeSet};
+
 use async_trait::async_trait;
+use serde::Serialize;
+
+tokio::task_local! {
+    /// The Raft term a verb runs under, set by the fence around every verb it lets through.
+    /// Executors stamp their node-side command record with it (the SSH executor sends it as
+    /// `HEKATE_TERM` in the channel's environment; the mock writes it to its command log),
+    /// so a drill can check that no command of an old term starts after a newer term's first.
+    pub static TERM: u64;
+}
+
+/// The term of the verb running in this task (see [`TERM`]), if any.
+pub fn current_term() -> Option<u64> {
+    TERM.try_with(|t| *t).ok()
+}
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ExecError {
@@ -32,6 +48,27 @@ pub struct DeviceInfo {
     pub used_kib: u64,
     pub pv_uuid: String,
     pub paths: Vec<String>,
+}
+
+/// One volume group as LVM reports it, with its logical volumes.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize)]
+pub struct VgInventory {
+    pub total_kib: u64,
+    pub used_kib: u64,
+    /// LV name -> its thin pool (empty for a thin pool itself, or a plain LV).
+    pub lvs: BTreeMap<String, String>,
+}
+
+/// What one node holds, read for reconcile (`lvs`/`vgdisplay`, mounts, fstab, peers).
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize)]
+pub struct NodeInventory {
+    pub vgs: BTreeMap<String, VgInventory>,
+    /// Every mount point on the node.
+    pub mounts: BTreeSet<String>,
+    /// Every mount point listed in the node's fstab.
+    pub fstab: BTreeSet<String>,
+    /// The trusted pool's other members as this node names them.
+    pub peers: BTreeSet<String>,
 }
 
 /// One brick's LVM and mount layout (Heketi's naming).
@@ -112,4 +149,8 @@ pub trait Executor: Send + Sync + 'static {
     /// Snapshot `volume`, clone the snapshot as `clone`, start it, drop the snapshot (spec
     /// 6.7). Returns the clone's bricks in order: (`storagehost:path`, LV name). Idempotent.
     async fn volume_clone(&self, host: &str, volume: &str, clone: &str) -> ExecResult<Vec<(String, String)>>;
+    /// What the node holds (reconcile). Read-only.
+    async fn inventory(&self, host: &str) -> ExecResult<NodeInventory>;
+    /// Every Gluster volume of the trusted pool `host` belongs to: name -> bricks in order.
+    async fn volumes(&self, host: &str) -> ExecResult<BTreeMap<String, Vec<String>>>;
 }

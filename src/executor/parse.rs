@@ -87,9 +87,171 @@ pub fn volume_info(xml: &str) -> ExecResult<VolInfo> {
     Ok(info)
 }
 
+/// `lvs --reportformat json -o lv_name,vg_name,pool_lv`: (vg, lv, pool) rows.
+pub fn lvs_all(out: &str) -> ExecResult<Vec<(String, String, String)>> {
+    let v: serde_json::Value = serde_json::from_str(out).map_err(|_| bad("lvs json", out))?;
+    let rows = v["report"][0]["lv"]
+        .as_array()
+        .ok_or_else(|| bad("lvs json", out))?;
+    rows.iter()
+        .map(|r| {
+            let f = |k: &str| {
+                r[k].as_str()
+                    .map(String::from)
+                    .ok_or_else(|| bad("lvs json", out))
+            };
+            Ok((f("vg_name")?, f("lv_name")?, f("pool_lv")?))
+        })
+        .collect()
+}
+
+/// `vgs --reportformat json -o vg_name`.
+pub fn vg_names(out: &str) -> ExecResult<Vec<String>> {
+    let v: serde_json::Value = serde_json::from_str(out).map_err(|_| bad("vgs json", out))?;
+    let rows = v["report"][0]["vg"]
+        .as_array()
+        .ok_or_else(|| bad("vgs json", out))?;
+    rows.iter()
+        .map(|r| {
+            r["vg_name"]
+                .as_str()
+                .map(String::from)
+                .ok_or_else(|| bad("vgs json", out))
+        })
+        .collect()
+}
+
+/// Mount points (second field) of `/proc/mounts` or an fstab; comments and blank lines
+/// skipped, octal escapes (`\040` for a space) decoded.
+pub fn mount_points(table: &str) -> Vec<String> {
+    table
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        .filter_map(|l| l.split_whitespace().nth(1))
+        .map(unescape_octal)
+        .collect()
+}
+
+fn unescape_octal(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'\\' && i + 3 < b.len() && b[i + 1..i + 4].iter().all(|c| (b'0'..=b'7').contains(c)) {
+            out.push((b[i + 1] - b'0') * 64 + (b[i + 2] - b'0') * 8 + (b[i + 3] - b'0'));
+            i += 4;
+        } else {
+            out.push(b[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// `gluster peer status --xml`: each peer's primary hostname.
+pub fn peers(xml: &str) -> ExecResult<Vec<String>> {
+    let mut out = Vec::new();
+    let info = walk_xml(xml, |here, text| {
+        if let [.., "peer", "hostname"] = here {
+            out.push(text.to_string());
+        }
+    })?;
+    if info != 0 {
+        return Err(bad("gluster peer status", xml));
+    }
+    Ok(out)
+}
+
+/// `gluster volume info --xml` for every volume: (name, bricks in order).
+pub fn volumes_all(xml: &str) -> ExecResult<Vec<(String, Vec<String>)>> {
+    let mut out: Vec<(String, Vec<String>)> = Vec::new();
+    let ret = walk_xml(xml, |here, text| match here {
+        [.., "volumes", "volume", "name"] => out.push((text.to_string(), Vec::new())),
+        [.., "volume", "bricks", "brick", "name"] => {
+            if let Some(last) = out.last_mut() {
+                last.1.push(text.to_string());
+            }
+        }
+        _ => {}
+    })?;
+    // "No volumes present" is opRet 0 with an empty list.
+    if ret != 0 {
+        return Err(bad("gluster volume info", xml));
+    }
+    Ok(out)
+}
+
+/// Calls `f(path, text)` for every text node; returns `opRet`.
+fn walk_xml(xml: &str, mut f: impl FnMut(&[&str], &str)) -> ExecResult<i64> {
+    let mut r = Reader::from_str(xml);
+    r.config_mut().trim_text(true);
+    let mut path: Vec<String> = Vec::new();
+    let mut ret = -1;
+    loop {
+        match r.read_event().map_err(|_| bad("gluster xml", xml))? {
+            Event::Start(e) => path.push(String::from_utf8_lossy(e.name().as_ref()).into_owned()),
+            Event::End(_) => {
+                path.pop();
+            }
+            Event::Text(t) => {
+                let text = t.decode().map_err(|_| bad("gluster xml", xml))?.into_owned();
+                let here = path.iter().map(String::as_str).collect::<Vec<_>>();
+                if let [.., "cliOutput", "opRet"] = here.as_slice() {
+                    ret = text.trim().parse().unwrap_or(-1);
+                }
+                f(&here, &text);
+            }
+            Event::Eof => break,
+            _ => {}
+        }
+    }
+    Ok(ret)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn fixture(name: &str) -> String {
+        std::fs::read_to_string(format!(
+            "{}/tests/fixtures/nodes/{name}",
+            env!("CARGO_MANIFEST_DIR")
+        ))
+        .unwrap()
+    }
+
+    /// Outputs captured from the testbed (glusterd 10.3, lvm2 with the thin-LV shim).
+    #[test]
+    fn golden_outputs_from_real_nodes() {
+        assert_eq!(peers(&fixture("peer-status.xml")).unwrap(), vec!["10.78.0.12"]);
+        let vols = volumes_all(&fixture("volume-info-all.xml")).unwrap();
+        assert_eq!(
+            vols,
+            vec![(
+                "goldvol".to_string(),
+                vec!["10.78.0.11:/var/lib/heketi/mounts/vg_gold/brick_gold/brick".to_string()]
+            )]
+        );
+        let lvs = lvs_all(&fixture("lvs-all.json")).unwrap();
+        assert_eq!(
+            lvs,
+            vec![
+                ("vg_gold".into(), "brick_gold".into(), "tp_gold".into()),
+                ("vg_gold".into(), "tp_gold".into(), String::new())
+            ]
+        );
+        assert_eq!(vg_names(&fixture("vgs.json")).unwrap(), vec!["vg_gold"]);
+        let mounts = mount_points(&fixture("proc-mounts.txt"));
+        assert!(mounts.contains(&"/var/lib/heketi/mounts/vg_gold/brick_gold".to_string()));
+        let fstab = mount_points(&fixture("fstab.txt"));
+        assert_eq!(fstab, vec!["/var/lib/heketi/mounts/vg_gold/brick_gold"]);
+        assert_eq!(mount_points("a /x\\040y xfs 0 0"), vec!["/x y"]);
+        let none = r#"<cliOutput><opRet>0</opRet><opErrno>0</opErrno><opErrstr/><volInfo><volumes><count>0</count></volumes></volInfo></cliOutput>"#;
+        assert!(volumes_all(none).unwrap().is_empty());
+        assert!(volumes_all("<cliOutput><opRet>-1</opRet></cliOutput>").is_err());
+        assert!(lvs_all("nonsense").is_err());
+    }
 
     #[test]
     fn vgdisplay_colon_format() {

@@ -231,6 +231,11 @@ impl SshTransport {
                 }
                 Err(e) => return Err(unreachable(host, e)),
             };
+            if let Some(term) = crate::executor::current_term() {
+                // For the node-side command record (sshd `AcceptEnv HEKATE_TERM`); a server
+                // that does not accept it ignores it.
+                let _ = ch.set_env(false, "HEKATE_TERM", term.to_string()).await;
+            }
             ch.exec(true, line.as_bytes())
                 .await
                 .map_err(|e| unreachable(host, e))?;

@@ -3,7 +3,7 @@
 //! is already in place (VG, LV, fstab line, mount, volume) before acting, and every destroy
 //! treats "already gone" as done.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -12,7 +12,7 @@ use async_trait::async_trait;
 use super::commands::{Argv, CmdConfig};
 use super::parse;
 use super::ssh::{Output, SshTransport};
-use super::{BrickSpec, DeviceInfo, ExecError, ExecResult, Executor, VolumeSpec};
+use super::{BrickSpec, DeviceInfo, ExecError, ExecResult, Executor, NodeInventory, VgInventory, VolumeSpec};
 
 /// Heketi's batch timeouts (spec 6.1).
 const DEVICE: Duration = Duration::from_secs(5 * 60);
@@ -406,5 +406,47 @@ impl Executor for SshExecutor {
                 (b.clone(), lv)
             })
             .collect())
+    }
+
+    async fn inventory(&self, host: &str) -> ExecResult<NodeInventory> {
+        let mut inv = NodeInventory::default();
+        let vgs = self.must(host, &self.c.vgs_json(), DEVICE).await?;
+        for vg in parse::vg_names(&vgs.stdout)? {
+            let info = self.vg_info(host, &vg).await?.unwrap_or_default();
+            inv.vgs.insert(
+                vg,
+                VgInventory {
+                    total_kib: info.total_kib,
+                    used_kib: info.used_kib,
+                    lvs: Default::default(),
+                },
+            );
+        }
+        if !inv.vgs.is_empty() {
+            let lvs = self.must(host, &self.c.lvs_all_json(), DEVICE).await?;
+            for (vg, lv, pool) in parse::lvs_all(&lvs.stdout)? {
+                inv.vgs.entry(vg).or_default().lvs.insert(lv, pool);
+            }
+        }
+        let mounts = self
+            .must(host, &Self::argv(&["cat", "/proc/mounts"]), DEVICE)
+            .await?;
+        inv.mounts = parse::mount_points(&mounts.stdout).into_iter().collect();
+        let fstab = self
+            .run(host, &Self::argv(&["cat", &self.c.fstab]), DEVICE)
+            .await?;
+        inv.fstab = parse::mount_points(&fstab.stdout).into_iter().collect();
+        let peers = self
+            .must(host, &self.c.peer_status_xml(), self.gluster_timeout())
+            .await?;
+        inv.peers = parse::peers(&peers.stdout)?.into_iter().collect();
+        Ok(inv)
+    }
+
+    async fn volumes(&self, host: &str) -> ExecResult<BTreeMap<String, Vec<String>>> {
+        let o = self
+            .must(host, &self.c.volume_info_all_xml(), self.gluster_timeout())
+            .await?;
+        Ok(parse::volumes_all(&o.stdout)?.into_iter().collect())
     }
 }

@@ -17,13 +17,19 @@ use std::sync::Arc;
 use async_trait::async_trait;
 
 use crate::api::HekateReplica;
-use crate::executor::{BrickSpec, DeviceInfo, ExecError, ExecResult, Executor, VolumeSpec};
+use std::collections::BTreeMap;
+
+use crate::executor::{
+    BrickSpec, DeviceInfo, ExecError, ExecResult, Executor, NodeInventory, VolumeSpec, TERM,
+};
 
 pub struct Fenced {
     inner: Arc<dyn Executor>,
     replica: HekateReplica,
     term: u64,
     tripped: AtomicBool,
+    /// Some verb let through failed on a node (the operation may be worth another attempt).
+    remote_failed: AtomicBool,
 }
 
 impl Fenced {
@@ -38,6 +44,7 @@ impl Fenced {
             replica,
             term,
             tripped: AtomicBool::new(false),
+            remote_failed: AtomicBool::new(false),
         })
     }
 
@@ -48,6 +55,21 @@ impl Fenced {
     /// Whether some verb was refused because leadership of `term` could not be confirmed.
     pub fn tripped(&self) -> bool {
         self.tripped.load(Ordering::SeqCst)
+    }
+
+    /// Whether a verb failed on a node since the last call (and forgets it).
+    pub fn take_remote_failure(&self) -> bool {
+        self.remote_failed.swap(false, Ordering::SeqCst)
+    }
+
+    /// Runs one verb: confirmed leadership first, then the verb stamped with the term.
+    async fn guard<T>(&self, verb: impl std::future::Future<Output = ExecResult<T>>) -> ExecResult<T> {
+        self.check().await?;
+        let out = TERM.scope(self.term, verb).await;
+        if out.is_err() {
+            self.remote_failed.store(true, Ordering::SeqCst);
+        }
+        out
     }
 
     async fn check(&self) -> ExecResult<()> {
@@ -74,16 +96,13 @@ fn fenced(term: u64, why: &str) -> ExecError {
 #[async_trait]
 impl Executor for Fenced {
     async fn glusterd_check(&self, host: &str) -> ExecResult<()> {
-        self.check().await?;
-        self.inner.glusterd_check(host).await
+        self.guard(self.inner.glusterd_check(host)).await
     }
     async fn peer_probe(&self, host: &str, new_peer: &str) -> ExecResult<()> {
-        self.check().await?;
-        self.inner.peer_probe(host, new_peer).await
+        self.guard(self.inner.peer_probe(host, new_peer)).await
     }
     async fn peer_detach(&self, host: &str, peer: &str) -> ExecResult<()> {
-        self.check().await?;
-        self.inner.peer_detach(host, peer).await
+        self.guard(self.inner.peer_detach(host, peer)).await
     }
     async fn device_setup(
         &self,
@@ -92,47 +111,43 @@ impl Executor for Fenced {
         vg: &str,
         destroydata: bool,
     ) -> ExecResult<DeviceInfo> {
-        self.check().await?;
-        self.inner.device_setup(host, device, vg, destroydata).await
+        self.guard(self.inner.device_setup(host, device, vg, destroydata))
+            .await
     }
     async fn device_teardown(&self, host: &str, device: &str, vg: &str) -> ExecResult<()> {
-        self.check().await?;
-        self.inner.device_teardown(host, device, vg).await
+        self.guard(self.inner.device_teardown(host, device, vg)).await
     }
     async fn device_info(&self, host: &str, vg: &str) -> ExecResult<DeviceInfo> {
-        self.check().await?;
-        self.inner.device_info(host, vg).await
+        self.guard(self.inner.device_info(host, vg)).await
     }
     async fn brick_create(&self, host: &str, brick: &BrickSpec) -> ExecResult<()> {
-        self.check().await?;
-        self.inner.brick_create(host, brick).await
+        self.guard(self.inner.brick_create(host, brick)).await
     }
     async fn brick_destroy(&self, host: &str, brick: &BrickSpec) -> ExecResult<bool> {
-        self.check().await?;
-        self.inner.brick_destroy(host, brick).await
+        self.guard(self.inner.brick_destroy(host, brick)).await
     }
     async fn volume_create(&self, host: &str, vol: &VolumeSpec) -> ExecResult<()> {
-        self.check().await?;
-        self.inner.volume_create(host, vol).await
+        self.guard(self.inner.volume_create(host, vol)).await
     }
     async fn volume_expand(&self, host: &str, vol: &VolumeSpec, new_bricks: &[String]) -> ExecResult<()> {
-        self.check().await?;
-        self.inner.volume_expand(host, vol, new_bricks).await
+        self.guard(self.inner.volume_expand(host, vol, new_bricks)).await
     }
     async fn volume_destroy(&self, host: &str, name: &str) -> ExecResult<()> {
-        self.check().await?;
-        self.inner.volume_destroy(host, name).await
+        self.guard(self.inner.volume_destroy(host, name)).await
     }
     async fn replace_brick(&self, host: &str, volume: &str, old: &str, new: &str) -> ExecResult<()> {
-        self.check().await?;
-        self.inner.replace_brick(host, volume, old, new).await
+        self.guard(self.inner.replace_brick(host, volume, old, new)).await
     }
     async fn volume_bricks(&self, host: &str, volume: &str) -> ExecResult<Vec<String>> {
-        self.check().await?;
-        self.inner.volume_bricks(host, volume).await
+        self.guard(self.inner.volume_bricks(host, volume)).await
     }
     async fn volume_clone(&self, host: &str, volume: &str, clone: &str) -> ExecResult<Vec<(String, String)>> {
-        self.check().await?;
-        self.inner.volume_clone(host, volume, clone).await
+        self.guard(self.inner.volume_clone(host, volume, clone)).await
+    }
+    async fn inventory(&self, host: &str) -> ExecResult<NodeInventory> {
+        self.guard(self.inner.inventory(host)).await
+    }
+    async fn volumes(&self, host: &str) -> ExecResult<BTreeMap<String, Vec<String>>> {
+        self.guard(self.inner.volumes(host)).await
     }
 }

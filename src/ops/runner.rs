@@ -9,6 +9,7 @@ use std::collections::BTreeSet;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use crate::api::policy::Policy;
 use crate::api::HekateReplica;
 use crate::executor::Executor;
 use crate::ops::exec::{self, Ctx};
@@ -21,6 +22,10 @@ pub struct Runner {
     exec: Arc<dyn Executor>,
     running: Mutex<BTreeSet<String>>,
     queue_retention_secs: u64,
+    attempts: u32,
+    reconcile_first: Duration,
+    reconcile_every: Option<Duration>,
+    reconciling: std::sync::atomic::AtomicBool,
 }
 
 /// An evicting runner lost leadership between steps: leave the operation to the next leader.
@@ -31,12 +36,16 @@ fn now() -> u64 {
 }
 
 impl Runner {
-    pub fn new(replica: HekateReplica, exec: Arc<dyn Executor>, queue_retention_secs: u64) -> Arc<Runner> {
+    pub fn new(replica: HekateReplica, exec: Arc<dyn Executor>, policy: &Policy) -> Arc<Runner> {
         Arc::new(Runner {
             replica,
             exec,
             running: Mutex::new(BTreeSet::new()),
-            queue_retention_secs,
+            queue_retention_secs: policy.queue_retention_secs,
+            attempts: policy.op_attempts.max(1),
+            reconcile_first: Duration::from_secs(policy.reconcile_first_secs),
+            reconcile_every: policy.reconcile_every_secs.map(Duration::from_secs),
+            reconciling: Default::default(),
         })
     }
 
@@ -48,9 +57,16 @@ impl Runner {
     pub async fn run(self: Arc<Self>, mut stop: tokio::sync::watch::Receiver<bool>) {
         let mut watch = self.replica.watch();
         let mut last_gc = std::time::Instant::now();
+        let mut next_reconcile = std::time::Instant::now() + self.reconcile_first;
         loop {
             if self.replica.is_leader() {
                 self.dispatch();
+                if let Some(every) = self.reconcile_every {
+                    if std::time::Instant::now() >= next_reconcile {
+                        next_reconcile = std::time::Instant::now() + every;
+                        self.clone().reconcile_in_background();
+                    }
+                }
                 if last_gc.elapsed() > Duration::from_secs(60) {
                     last_gc = std::time::Instant::now();
                     let before = now().saturating_sub(self.queue_retention_secs);
@@ -65,6 +81,31 @@ impl Runner {
                 _ = stop.changed() => return,
             }
         }
+    }
+
+    /// The periodic reconcile: report only, into the log.
+    fn reconcile_in_background(self: Arc<Self>) {
+        use std::sync::atomic::Ordering;
+        if self.reconciling.swap(true, Ordering::SeqCst) {
+            return;
+        }
+        tokio::spawn(async move {
+            match crate::reconcile::run(&self.replica, self.exec.clone(), false).await {
+                Ok(r) if r.findings.is_empty() => {
+                    tracing::info!(
+                        nodes = r.nodes_examined,
+                        "periodic reconcile: state matches the nodes"
+                    )
+                }
+                Ok(r) => {
+                    for line in r.lines() {
+                        tracing::warn!("periodic reconcile: {line}");
+                    }
+                }
+                Err(e) => tracing::info!("periodic reconcile not run: {e}"),
+            }
+            self.reconciling.store(false, Ordering::SeqCst);
+        });
     }
 
     fn dispatch(self: &Arc<Self>) {
@@ -113,11 +154,41 @@ impl Runner {
             }
         };
         tracing::info!(op = id, kind = ?op.kind, term = fenced.term(), "running operation");
-        let result = match &op.plan {
-            OpPlan::Evict {
-                evictions, healcheck, ..
-            } => self.evict(&fenced, &op, &ctx, evictions, *healcheck).await,
-            _ => exec::run(&fenced, &ctx, &op).await,
+        // Bounded retries: the steps are idempotent, so an attempt that failed on a node
+        // (after cleaning up what it could) is run again from the start, backing off.
+        let mut attempt = 1;
+        let result = loop {
+            fenced.take_remote_failure();
+            let result = match &op.plan {
+                OpPlan::Evict {
+                    evictions, healcheck, ..
+                } => self.evict(&fenced, &op, &ctx, evictions, *healcheck).await,
+                _ => exec::run(&fenced, &ctx, &op).await,
+            };
+            match result {
+                Err(e)
+                    if e != STOP
+                        && !fenced.tripped()
+                        && fenced.take_remote_failure()
+                        && attempt < self.attempts =>
+                {
+                    let wait = Duration::from_millis(500 << attempt.min(5));
+                    tracing::warn!(
+                        op = id,
+                        attempt,
+                        "operation failed on a node: {e}; next attempt in {wait:?}"
+                    );
+                    tokio::time::sleep(wait).await;
+                    if !self.replica.is_leader() {
+                        return; // the next leader resumes it
+                    }
+                    attempt += 1;
+                }
+                Err(e) if attempt > 1 && e != STOP => {
+                    break Err(format!("{e} (gave up after {attempt} attempts)"))
+                }
+                other => break other,
+            }
         };
         let result = match result {
             Err(e) if e == STOP => return,

@@ -130,6 +130,8 @@ StrictModes no
 UseDNS no
 MaxStartups 200:30:400
 MaxSessions 200
+AcceptEnv HEKATE_TERM
+ForceCommand $HT_OPT/cmdlog $D/commands.log
 EOF
     ip netns add "$n"
     ip link add "ht$i" type veth peer name eth0 netns "$n"
@@ -169,6 +171,7 @@ up() {
     install -m 755 "$HERE/lvm-shim" "$HT_OPT/lvm-shim"
     install -m 755 "$HERE/systemctl" "$HT_OPT/systemctl"
     install -m 755 "$HERE/node-boot" "$HT_OPT/node-boot"
+    install -m 755 "$HERE/cmdlog" "$HT_OPT/cmdlog"
     ssh-keygen -q -t ed25519 -N '' -C hekate-testbed -f "$HT_STATE/id_ed25519"
     cp "$HT_STATE/id_ed25519.pub" "$HT_STATE/authorized_keys"
     : >"$HT_STATE/known_hosts"

@@ -1,0 +1,610 @@
+//! The comparison at the heart of reconcile, pure: what the replicated state says the nodes
+//! hold ([`Expected`], built from one consistent view) against what they report
+//! ([`NodeInventory`], gluster's volume lists). Anything an operation in flight is changing
+//! is skipped ("busy"): reconcile never races the runner.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use hekate_raft::{StateReader, StoreError};
+use serde::Serialize;
+
+use crate::executor::NodeInventory;
+use crate::state::model::{BrickEntry, ClusterEntry, DeviceEntry, NodeEntry, OpPlan, Operation, VolumeEntry};
+use crate::state::{self, keys};
+
+/// Where Heketi (and Hekate) mount bricks; mounts elsewhere are not ours.
+pub const BRICK_ROOT: &str = "/var/lib/heketi/mounts/";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Kind {
+    /// A node could not be examined.
+    Unreachable,
+    /// A Gluster volume on Hekate's bricks that the state does not know.
+    OrphanVolume,
+    /// A volume of the state that Gluster does not have.
+    MissingVolume,
+    /// A volume whose bricks differ between the state and Gluster.
+    BricksDiffer,
+    /// LVs, a thin pool, a mount or an fstab line of a brick the state does not know.
+    OrphanBrick,
+    /// A brick of the state without its LV, mount or fstab line.
+    MissingBrick,
+    /// A VG named like Hekate's that no device of the state owns.
+    OrphanVg,
+    /// A device of the state whose VG is gone.
+    MissingVg,
+    /// A device's used space differs from LVM's.
+    FreeSpace,
+    /// A node of a cluster is not in the trusted pool.
+    PeerMissing,
+    /// The trusted pool holds a host no node of the cluster has.
+    PeerUnknown,
+}
+
+/// What a repair does, decided with the finding.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(tag = "action", rename_all = "snake_case")]
+pub enum Repair {
+    /// `gluster volume stop/delete` on `host`.
+    DestroyVolume { host: String, name: String },
+    /// Unmount, drop the fstab line, remove the LV and its pool (the brick destroy verb).
+    DestroyBrick {
+        host: String,
+        vg: String,
+        id: String,
+        lv: String,
+        pool: String,
+        mount: String,
+    },
+    /// Read the device's sizes from LVM and commit them (a device resync operation).
+    Resync { device: String, host: String },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+pub struct Finding {
+    pub kind: Kind,
+    /// The node's management host, or the cluster id.
+    pub place: String,
+    /// Volume name, brick id, VG, device id or peer host.
+    pub object: String,
+    pub detail: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub repair: Option<Repair>,
+}
+
+impl Finding {
+    /// The finding's identity across two comparisons (details may differ).
+    fn key(&self) -> (Kind, String, String) {
+        (self.kind, self.place.clone(), self.object.clone())
+    }
+}
+
+/// The nodes as the state describes them.
+#[derive(Debug, Clone, Default)]
+pub struct Expected {
+    pub clusters: BTreeMap<String, ClusterEntry>,
+    pub nodes: BTreeMap<String, NodeEntry>,
+    pub devices: BTreeMap<String, DeviceEntry>,
+    pub bricks: BTreeMap<String, BrickEntry>,
+    pub volumes: BTreeMap<String, VolumeEntry>,
+    pub busy: Busy,
+}
+
+/// What operations in flight are changing.
+#[derive(Debug, Clone, Default)]
+pub struct Busy {
+    pub volumes: BTreeSet<String>,
+    pub bricks: BTreeSet<String>,
+    pub devices: BTreeSet<String>,
+    pub nodes: BTreeSet<String>,
+    pub pending_ops: usize,
+}
+
+impl Busy {
+    pub fn merge(&mut self, o: &Busy) {
+        self.volumes.extend(o.volumes.iter().cloned());
+        self.bricks.extend(o.bricks.iter().cloned());
+        self.devices.extend(o.devices.iter().cloned());
+        self.nodes.extend(o.nodes.iter().cloned());
+        self.pending_ops = self.pending_ops.max(o.pending_ops);
+    }
+}
+
+impl Expected {
+    pub fn load(r: &impl StateReader) -> Result<Expected, StoreError> {
+        let mut e = Expected {
+            clusters: by_id(state::all::<ClusterEntry>(r, keys::CLUSTER_PREFIX)?, |c| &c.id),
+            nodes: by_id(state::all::<NodeEntry>(r, keys::NODE_PREFIX)?, |n| &n.id),
+            devices: by_id(state::all::<DeviceEntry>(r, keys::DEVICE_PREFIX)?, |d| &d.id),
+            bricks: by_id(state::all::<BrickEntry>(r, keys::BRICK_PREFIX)?, |b| &b.id),
+            volumes: by_id(state::all::<VolumeEntry>(r, keys::VOLUME_PREFIX)?, |v| &v.id),
+            busy: Busy::default(),
+        };
+        for id in state::pending_op_ids(r)? {
+            if let Some(op) = state::get_op(r, &id)? {
+                e.mark_busy(&op);
+            }
+        }
+        for v in e.volumes.values() {
+            if v.pending.is_some() || v.hidden {
+                e.busy.volumes.insert(v.name.clone());
+                e.busy.bricks.extend(v.bricks.iter().cloned());
+            }
+        }
+        for b in e.bricks.values() {
+            if b.pending.is_some() {
+                e.busy.bricks.insert(b.id.clone());
+            }
+        }
+        for d in e.devices.values() {
+            if d.pending.is_some() {
+                e.busy.devices.insert(d.id.clone());
+            }
+        }
+        for n in e.nodes.values() {
+            if n.pending.is_some() {
+                e.busy.nodes.insert(n.id.clone());
+            }
+        }
+        Ok(e)
+    }
+
+    fn mark_busy(&mut self, op: &Operation) {
+        let b = &mut self.busy;
+        b.pending_ops += 1;
+        let vol_name = |id: &str| self.volumes.get(id).map(|v| v.name.clone());
+        match &op.plan {
+            OpPlan::VolumeCreate { volume, bricks } => {
+                b.volumes.insert(volume.name.clone());
+                for br in bricks {
+                    b.bricks.insert(br.id.clone());
+                    b.devices.insert(br.device.clone());
+                }
+            }
+            OpPlan::VolumeExpand { volume, bricks, .. } => {
+                b.volumes.extend(vol_name(volume));
+                for br in bricks {
+                    b.bricks.insert(br.id.clone());
+                    b.devices.insert(br.device.clone());
+                }
+            }
+            OpPlan::VolumeDelete { volume } => {
+                b.volumes.extend(vol_name(volume));
+                if let Some(v) = self.volumes.get(volume) {
+                    b.bricks.extend(v.bricks.iter().cloned());
+                    for br in &v.bricks {
+                        b.devices.extend(self.bricks.get(br).map(|x| x.device.clone()));
+                    }
+                }
+            }
+            OpPlan::Evict {
+                evictions, devices, ..
+            } => {
+                b.devices.extend(devices.iter().cloned());
+                for ev in evictions {
+                    b.volumes.extend(vol_name(&ev.volume));
+                    b.bricks.insert(ev.old.clone());
+                    b.bricks.insert(ev.new.id.clone());
+                    b.devices.insert(ev.new.device.clone());
+                    b.devices
+                        .extend(self.bricks.get(&ev.old).map(|x| x.device.clone()));
+                }
+            }
+            OpPlan::VolumeClone { source, clone } => {
+                b.volumes.insert(clone.name.clone());
+                b.volumes.extend(vol_name(source));
+                if let Some(v) = self.volumes.get(source) {
+                    for br in &v.bricks {
+                        b.devices.extend(self.bricks.get(br).map(|x| x.device.clone()));
+                    }
+                }
+            }
+            OpPlan::DeviceAdd { device, .. } => {
+                b.devices.insert(device.id.clone());
+            }
+            OpPlan::DeviceDelete { device, .. }
+            | OpPlan::DeviceResync { device, .. }
+            | OpPlan::DeviceState { device, .. } => {
+                b.devices.insert(device.clone());
+            }
+            OpPlan::NodeAdd { node, .. } => {
+                b.nodes.insert(node.id.clone());
+            }
+            OpPlan::NodeDelete { node, .. } | OpPlan::NodeState { node, .. } => {
+                b.nodes.insert(node.clone());
+            }
+            OpPlan::VolumeRestriction { .. } | OpPlan::Cleanup => {}
+        }
+    }
+
+    fn storage_of(&self, node: &str) -> String {
+        self.nodes
+            .get(node)
+            .map(|n| n.storage_host().to_string())
+            .unwrap_or_default()
+    }
+
+    /// `storagehost:path` of a brick, as Gluster names it.
+    fn brick_name(&self, b: &BrickEntry) -> String {
+        format!("{}:{}", self.storage_of(&b.node), b.path)
+    }
+}
+
+fn by_id<T>(items: Vec<T>, id: impl Fn(&T) -> &String) -> BTreeMap<String, T> {
+    items.into_iter().map(|x| (id(&x).clone(), x)).collect()
+}
+
+/// What was read from the nodes: per node id, its inventory or why it could not be read; per
+/// cluster id, Gluster's volumes (name -> bricks) or why not.
+#[derive(Debug, Clone, Default)]
+pub struct Observed {
+    pub nodes: BTreeMap<String, Result<NodeInventory, String>>,
+    pub volumes: BTreeMap<String, Result<BTreeMap<String, Vec<String>>, String>>,
+}
+
+/// How far a device's used space may stray from LVM's before it is reported: LVM's own
+/// overhead (pool metadata spare) is not in Heketi's accounting.
+fn free_space_tolerance(d: &DeviceEntry) -> u64 {
+    (d.total / 100).max(4 * d.extent_size.max(4096))
+}
+
+/// Brick id from an LV, pool or mount directory name Hekate gives (`brick_<id>`, `tp_<id>`).
+fn brick_id_of(name: &str) -> Option<&str> {
+    name.strip_prefix("brick_").or_else(|| name.strip_prefix("tp_"))
+}
+
+pub fn compare(e: &Expected, seen: &Observed) -> Vec<Finding> {
+    let mut out = Vec::new();
+    for n in e.nodes.values() {
+        let host = n.manage_host().to_string();
+        match seen.nodes.get(&n.id) {
+            None => {}
+            Some(Err(msg)) => out.push(Finding {
+                kind: Kind::Unreachable,
+                place: host.clone(),
+                object: n.id.clone(),
+                detail: msg.clone(),
+                repair: None,
+            }),
+            Some(Ok(inv)) => compare_node(e, n, inv, &mut out),
+        }
+    }
+    for c in e.clusters.values() {
+        compare_volumes(e, c, seen, &mut out);
+        compare_peers(e, c, seen, &mut out);
+    }
+    out.sort();
+    out.dedup_by(|a, b| a.key() == b.key());
+    out
+}
+
+fn compare_node(e: &Expected, n: &NodeEntry, inv: &NodeInventory, out: &mut Vec<Finding>) {
+    let host = n.manage_host().to_string();
+    let devices: Vec<&DeviceEntry> = e.devices.values().filter(|d| d.node == n.id).collect();
+    let bricks: Vec<&BrickEntry> = e.bricks.values().filter(|b| b.node == n.id).collect();
+    // What each VG should hold: LV names and pool names.
+    let mut want_lvs: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    let mut want_mounts = BTreeSet::new();
+    for b in &bricks {
+        let vg = format!("vg_{}", b.device);
+        let lv = b.lvm_lv.clone().unwrap_or_else(|| format!("brick_{}", b.id));
+        let set = want_lvs.entry(vg).or_default();
+        set.insert(lv);
+        set.insert(b.thin_pool());
+        want_mounts.insert(b.path.strip_suffix("/brick").unwrap_or(&b.path).to_string());
+    }
+    for d in &devices {
+        let vg = d.vg();
+        if e.busy.devices.contains(&d.id) {
+            continue;
+        }
+        match inv.vgs.get(&vg) {
+            None => out.push(Finding {
+                kind: Kind::MissingVg,
+                place: host.clone(),
+                object: d.id.clone(),
+                detail: format!("device {} ({}): volume group {vg} not found", d.id, d.name),
+                repair: None,
+            }),
+            Some(v) => {
+                let diff = v.used_kib.abs_diff(d.used);
+                if diff > free_space_tolerance(d) {
+                    out.push(Finding {
+                        kind: Kind::FreeSpace,
+                        place: host.clone(),
+                        object: d.id.clone(),
+                        detail: format!(
+                            "device {} ({}): state has {} KiB used, LVM {} KiB",
+                            d.id, d.name, d.used, v.used_kib
+                        ),
+                        repair: Some(Repair::Resync {
+                            device: d.id.clone(),
+                            host: host.clone(),
+                        }),
+                    });
+                }
+            }
+        }
+    }
+    // Orphans: grouped per brick id, so that one repair removes LV, pool, mount and fstab line.
+    #[derive(Default)]
+    struct Orphan {
+        vg: String,
+        lv: Option<String>,
+        pool: Option<String>,
+        mount: Option<String>,
+        what: Vec<String>,
+    }
+    let mut orphans: BTreeMap<String, Orphan> = BTreeMap::new();
+    let known_vgs: BTreeSet<String> = devices.iter().map(|d| d.vg()).collect();
+    for (vg, v) in &inv.vgs {
+        let Some(dev) = vg.strip_prefix("vg_") else {
+            continue;
+        };
+        if !known_vgs.contains(vg) {
+            // A VG named like ours: a device the state does not have (or one being added).
+            if e.busy.devices.contains(dev) || !crate::ids::is_route_id(dev) {
+                continue;
+            }
+            out.push(Finding {
+                kind: Kind::OrphanVg,
+                place: host.clone(),
+                object: vg.clone(),
+                detail: format!("volume group {vg} belongs to no device of node {}", n.id),
+                repair: None,
+            });
+            continue;
+        }
+        if e.busy.devices.contains(dev) {
+            continue;
+        }
+        let want = want_lvs.get(vg).cloned().unwrap_or_default();
+        for (lv, pool) in &v.lvs {
+            if want.contains(lv) {
+                continue;
+            }
+            let id = brick_id_of(lv).unwrap_or(lv).to_string();
+            if e.busy.bricks.contains(&id) {
+                continue;
+            }
+            let o = orphans.entry(id).or_default();
+            o.vg = vg.clone();
+            if pool.is_empty() {
+                o.pool = Some(lv.clone());
+                o.what.push(format!("thin pool {vg}/{lv}"));
+            } else {
+                o.lv = Some(lv.clone());
+                if !want.contains(pool) {
+                    o.pool = Some(pool.clone());
+                }
+                o.what.push(format!("LV {vg}/{lv}"));
+            }
+        }
+    }
+    let ours = |m: &String| m.starts_with(BRICK_ROOT);
+    for (set, what) in [(&inv.mounts, "mount"), (&inv.fstab, "fstab line")] {
+        for m in set.iter().filter(|m| ours(m) && !want_mounts.contains(*m)) {
+            let rest = &m[BRICK_ROOT.len()..];
+            let Some((vg, dir)) = rest.split_once('/') else {
+                continue;
+            };
+            let id = brick_id_of(dir).unwrap_or(dir).to_string();
+            if e.busy.bricks.contains(&id) || e.busy.devices.contains(vg.trim_start_matches("vg_")) {
+                continue;
+            }
+            let o = orphans.entry(id).or_default();
+            if o.vg.is_empty() {
+                o.vg = vg.to_string();
+            }
+            o.mount = Some(m.clone());
+            o.what.push(format!("{what} {m}"));
+        }
+    }
+    for (id, o) in orphans {
+        let lv = o.lv.clone().unwrap_or_else(|| format!("brick_{id}"));
+        let pool = o.pool.clone().unwrap_or_else(|| format!("tp_{id}"));
+        let mount = o
+            .mount
+            .clone()
+            .unwrap_or_else(|| format!("{BRICK_ROOT}{}/{lv}", o.vg));
+        out.push(Finding {
+            kind: Kind::OrphanBrick,
+            place: host.clone(),
+            object: id.clone(),
+            detail: o.what.join(", "),
+            repair: Some(Repair::DestroyBrick {
+                host: host.clone(),
+                vg: o.vg,
+                id,
+                lv,
+                pool,
+                mount,
+            }),
+        });
+    }
+    // Missing: bricks of the state without their LV, mount or fstab line.
+    for b in &bricks {
+        if e.busy.bricks.contains(&b.id) || e.busy.devices.contains(&b.device) {
+            continue;
+        }
+        let vg = format!("vg_{}", b.device);
+        let lv = b.lvm_lv.clone().unwrap_or_else(|| format!("brick_{}", b.id));
+        let dir = b.path.strip_suffix("/brick").unwrap_or(&b.path).to_string();
+        let mut missing = Vec::new();
+        if !inv.vgs.get(&vg).is_some_and(|v| v.lvs.contains_key(&lv)) {
+            missing.push(format!("LV {vg}/{lv}"));
+        }
+        if !inv.mounts.contains(&dir) {
+            missing.push(format!("mount {dir}"));
+        }
+        // Clone bricks live under Gluster's snapshot mounts, outside fstab.
+        if dir.starts_with(BRICK_ROOT) && !inv.fstab.contains(&dir) {
+            missing.push(format!("fstab line for {dir}"));
+        }
+        if !missing.is_empty() {
+            out.push(Finding {
+                kind: Kind::MissingBrick,
+                place: host.clone(),
+                object: b.id.clone(),
+                detail: format!(
+                    "brick {} of volume {}: no {}",
+                    b.id,
+                    b.volume,
+                    missing.join(", no ")
+                ),
+                repair: None,
+            });
+        }
+    }
+}
+
+fn compare_volumes(e: &Expected, c: &ClusterEntry, seen: &Observed, out: &mut Vec<Finding>) {
+    let Some(Ok(gluster)) = seen.volumes.get(&c.id) else {
+        return;
+    };
+    let hosts: BTreeSet<String> = c.nodes.iter().map(|n| e.storage_of(n)).collect();
+    let host = c
+        .nodes
+        .iter()
+        .filter_map(|n| e.nodes.get(n))
+        .find(|n| matches!(seen.nodes.get(&n.id), Some(Ok(_))))
+        .map(|n| n.manage_host().to_string());
+    let state_vols: BTreeMap<&str, &VolumeEntry> = e
+        .volumes
+        .values()
+        .filter(|v| v.cluster == c.id)
+        .map(|v| (v.name.as_str(), v))
+        .collect();
+    for (name, bricks) in gluster {
+        // Only volumes on this cluster's hosts (a shared mock world holds every cluster's).
+        let here = bricks
+            .iter()
+            .any(|b| b.split_once(':').is_some_and(|(h, _)| hosts.contains(h)));
+        if !here || e.busy.volumes.contains(name) {
+            continue;
+        }
+        let Some(v) = state_vols.get(name.as_str()) else {
+            let ours = bricks.iter().any(|b| b.contains(BRICK_ROOT));
+            if ours {
+                out.push(Finding {
+                    kind: Kind::OrphanVolume,
+                    place: c.id.clone(),
+                    object: name.clone(),
+                    detail: format!(
+                        "Gluster volume {name} ({} bricks) is not in the state",
+                        bricks.len()
+                    ),
+                    repair: host.clone().map(|h| Repair::DestroyVolume {
+                        host: h,
+                        name: name.clone(),
+                    }),
+                });
+            }
+            continue;
+        };
+        let want: BTreeSet<String> = v
+            .bricks
+            .iter()
+            .filter_map(|b| e.bricks.get(b))
+            .map(|b| e.brick_name(b))
+            .collect();
+        let have: BTreeSet<String> = bricks.iter().cloned().collect();
+        if want != have {
+            out.push(Finding {
+                kind: Kind::BricksDiffer,
+                place: c.id.clone(),
+                object: name.clone(),
+                detail: format!(
+                    "volume {name}: only in the state {:?}, only in Gluster {:?}",
+                    want.difference(&have).collect::<Vec<_>>(),
+                    have.difference(&want).collect::<Vec<_>>()
+                ),
+                repair: None,
+            });
+        }
+    }
+    for (name, v) in state_vols {
+        if e.busy.volumes.contains(name) || v.hidden || gluster.contains_key(name) {
+            continue;
+        }
+        out.push(Finding {
+            kind: Kind::MissingVolume,
+            place: c.id.clone(),
+            object: name.to_string(),
+            detail: format!("volume {} ({name}) is not in Gluster", v.id),
+            repair: None,
+        });
+    }
+}
+
+fn compare_peers(e: &Expected, c: &ClusterEntry, seen: &Observed, out: &mut Vec<Finding>) {
+    let nodes: Vec<&NodeEntry> = c.nodes.iter().filter_map(|n| e.nodes.get(n)).collect();
+    if nodes.len() < 2 || nodes.iter().any(|n| e.busy.nodes.contains(&n.id)) {
+        return;
+    }
+    let mut invs = Vec::new();
+    for n in &nodes {
+        match seen.nodes.get(&n.id) {
+            Some(Ok(inv)) => invs.push((*n, inv)),
+            _ => return, // membership needs every node's view
+        }
+    }
+    let all_names: BTreeSet<&str> = nodes
+        .iter()
+        .flat_map(|n| n.storage.iter().chain(n.manage.iter()).map(String::as_str))
+        .collect();
+    for (n, inv) in &invs {
+        let names: BTreeSet<&str> = n.storage.iter().map(String::as_str).collect();
+        let seen_by_others = invs
+            .iter()
+            .filter(|(m, _)| m.id != n.id)
+            .any(|(_, i)| i.peers.iter().any(|p| names.contains(p.as_str())));
+        let sees_others = invs
+            .iter()
+            .any(|(m, _)| m.id != n.id && m.storage.iter().any(|s| inv.peers.contains(s)));
+        if !seen_by_others && !sees_others {
+            out.push(Finding {
+                kind: Kind::PeerMissing,
+                place: c.id.clone(),
+                object: n.storage_host().to_string(),
+                detail: format!("node {} ({}) is not in the trusted pool", n.id, n.storage_host()),
+                repair: None,
+            });
+        }
+        for p in &inv.peers {
+            if !all_names.contains(p.as_str()) {
+                out.push(Finding {
+                    kind: Kind::PeerUnknown,
+                    place: c.id.clone(),
+                    object: p.clone(),
+                    detail: format!(
+                        "{} has peer {p}, which is no node of cluster {}",
+                        n.storage_host(),
+                        c.id
+                    ),
+                    repair: None,
+                });
+            }
+        }
+    }
+}
+
+/// Findings that hold against both views of the state (taken before and after the nodes
+/// were read), each view skipping what was busy in either: a change committed while the
+/// nodes were read is never reported.
+pub fn stable(before: &Expected, after: &Expected, seen: &Observed) -> Vec<Finding> {
+    let mut busy = before.busy.clone();
+    busy.merge(&after.busy);
+    let mut b = before.clone();
+    b.busy = busy.clone();
+    let mut a = after.clone();
+    a.busy = busy;
+    let in_after: BTreeSet<_> = compare(&a, seen).iter().map(Finding::key).collect();
+    let mut out: Vec<Finding> = compare(&b, seen)
+        .into_iter()
+        .filter(|f| in_after.contains(&f.key()))
+        .collect();
+    out.dedup();
+    out
+}

@@ -1,0 +1,212 @@
+//! Reconcile: the leader reads what the nodes hold (LVM, mounts, fstab, peers, Gluster's
+//! volumes) and compares it with the replicated state ([`compare`]), reporting orphans and
+//! drift; asked explicitly, it repairs what can be repaired without losing data (orphan
+//! volumes and bricks are destroyed, device sizes are re-read from LVM). It runs on demand
+//! (`GET`/`POST /reconcile`, `hekate-cli reconcile`, Heketi's
+//! `/internal/state/examine/gluster`) and periodically on the leader (report only).
+//!
+//! Every node command goes through the fence, like the runner's: a replica that cannot
+//! confirm its leadership reads nothing and repairs nothing.
+
+pub mod compare;
+
+use std::sync::Arc;
+
+use futures::future::join_all;
+use serde::Serialize;
+
+use crate::api::HekateReplica;
+use crate::executor::{BrickSpec, Executor};
+use crate::ops::fence::Fenced;
+use crate::state::model::{OpKind, OpPlan};
+use crate::state::Command;
+use compare::{Expected, Finding, Observed, Repair};
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Report {
+    /// The leader's term the nodes were read under.
+    pub term: u64,
+    /// Operations in flight while the nodes were read (what they touch is skipped).
+    pub pending_operations: usize,
+    pub nodes_examined: usize,
+    pub findings: Vec<Finding>,
+    /// Empty unless a repair was asked for.
+    pub repairs: Vec<RepairResult>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct RepairResult {
+    pub repair: Repair,
+    /// `done`, `started operation <id>`, or the node's error.
+    pub result: String,
+    pub ok: bool,
+}
+
+impl Report {
+    /// Findings that are more than "a node could not be read".
+    pub fn drift(&self) -> usize {
+        self.findings
+            .iter()
+            .filter(|f| f.kind != compare::Kind::Unreachable)
+            .count()
+    }
+
+    /// One line per finding, for logs and Heketi's examiner report.
+    pub fn lines(&self) -> Vec<String> {
+        let mut out = vec![format!(
+            "Reconcile in term {} examined {} nodes while {} operations were in flight",
+            self.term, self.nodes_examined, self.pending_operations
+        )];
+        if self.findings.is_empty() {
+            out.push("hekate state matches the nodes".into());
+        }
+        out.extend(
+            self.findings
+                .iter()
+                .map(|f| format!("{:?}: {}", f.kind, f.detail)),
+        );
+        out
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ReconcileError {
+    #[error("not the leader, or leadership not confirmed: {0}")]
+    NotLeader(String),
+    #[error("reading the state: {0}")]
+    State(String),
+}
+
+/// Reads every node, compares, and repairs when `repair` is set.
+pub async fn run(
+    replica: &HekateReplica,
+    exec: Arc<dyn Executor>,
+    repair: bool,
+) -> Result<Report, ReconcileError> {
+    let fenced = Fenced::acquire(exec, replica.clone())
+        .await
+        .map_err(|e| ReconcileError::NotLeader(e.to_string()))?;
+    let load = || {
+        replica
+            .read(|r| Expected::load(r))
+            .map_err(|e| ReconcileError::State(e.to_string()))
+    };
+    let before = load()?;
+    let observed = observe(&fenced, &before).await;
+    let after = load()?;
+    if fenced.tripped() {
+        return Err(ReconcileError::NotLeader(
+            "leadership lost while reading the nodes".into(),
+        ));
+    }
+    let findings = compare::stable(&before, &after, &observed);
+    let mut report = Report {
+        term: fenced.term(),
+        pending_operations: before.busy.pending_ops.max(after.busy.pending_ops),
+        nodes_examined: observed.nodes.values().filter(|r| r.is_ok()).count(),
+        findings,
+        repairs: Vec::new(),
+    };
+    if repair {
+        report.repairs = repair_all(replica, &fenced, &report.findings).await;
+    }
+    Ok(report)
+}
+
+async fn observe(exec: &Fenced, e: &Expected) -> Observed {
+    let reads = join_all(e.nodes.values().map(|n| async move {
+        let r = exec.inventory(n.manage_host()).await.map_err(|x| x.to_string());
+        (n.id.clone(), r)
+    }))
+    .await;
+    let mut seen = Observed {
+        nodes: reads.into_iter().collect(),
+        ..Default::default()
+    };
+    for c in e.clusters.values() {
+        // Any reachable node of the cluster answers for the trusted pool.
+        let host = c
+            .nodes
+            .iter()
+            .filter(|n| matches!(seen.nodes.get(*n), Some(Ok(_))))
+            .find_map(|n| e.nodes.get(n))
+            .map(|n| n.manage_host().to_string());
+        if let Some(h) = host {
+            let v = exec.volumes(&h).await.map_err(|x| x.to_string());
+            seen.volumes.insert(c.id.clone(), v);
+        }
+    }
+    seen
+}
+
+async fn repair_all(replica: &HekateReplica, exec: &Fenced, findings: &[Finding]) -> Vec<RepairResult> {
+    let mut repairs: Vec<Repair> = findings.iter().filter_map(|f| f.repair.clone()).collect();
+    // Volumes before bricks (a brick in use by a volume cannot go), sizes last.
+    repairs.sort_by_key(|r| match r {
+        Repair::DestroyVolume { .. } => 0,
+        Repair::DestroyBrick { .. } => 1,
+        Repair::Resync { .. } => 2,
+    });
+    let mut out = Vec::new();
+    for r in repairs {
+        let res: Result<String, String> = match &r {
+            Repair::DestroyVolume { host, name } => exec
+                .volume_destroy(host, name)
+                .await
+                .map(|_| "done".into())
+                .map_err(|e| e.to_string()),
+            Repair::DestroyBrick {
+                host,
+                vg,
+                id,
+                lv,
+                pool,
+                mount,
+            } => {
+                let spec = BrickSpec {
+                    id: id.clone(),
+                    vg: vg.clone(),
+                    thin_pool: pool.clone(),
+                    lv_name: Some(lv.clone()),
+                    mount: Some(mount.clone()),
+                    tp_size: 0,
+                    meta_size: 0,
+                    size: 0,
+                    gid: 0,
+                    arbiter: false,
+                };
+                exec.brick_destroy(host, &spec)
+                    .await
+                    .map(|_| "done".into())
+                    .map_err(|e| e.to_string())
+            }
+            Repair::Resync { device, host } => {
+                let op = crate::api::nodes::new_op(
+                    OpKind::DeviceResync,
+                    OpPlan::DeviceResync {
+                        device: device.clone(),
+                        host: host.clone(),
+                    },
+                    false,
+                );
+                let id = op.id.clone();
+                match replica.propose(&Command::OpBegin { op: Box::new(op) }).await {
+                    Ok(crate::state::command::Outcome::Done) => Ok(format!("started operation {id}")),
+                    Ok(other) => Err(format!("{other:?}")),
+                    Err(e) => Err(e.to_string()),
+                }
+            }
+        };
+        if let Err(e) = &res {
+            tracing::warn!(?r, "reconcile repair failed: {e}");
+        } else {
+            tracing::info!(?r, "reconcile repaired");
+        }
+        out.push(RepairResult {
+            repair: r,
+            ok: res.is_ok(),
+            result: res.unwrap_or_else(|e| e),
+        });
+    }
+    out
+}
