@@ -121,6 +121,9 @@ pub struct SshExecConfig {
     pub block_prealloc: String,
     pub lvm_wrapper: String,
     pub known_hosts: String,
+    /// Hekate: open a new SSH connection for every executor step instead of keeping one
+    /// per node (only to measure what reuse buys; default false).
+    pub connection_per_step: bool,
 }
 
 /// Hekate's own section: this replica's identity, storage, peers and timing.
@@ -261,6 +264,9 @@ fn apply_env(cfg: &mut Config, env: &dyn Fn(&str) -> Option<String>) {
     }
     if let Some(n) = env("HEKETI_MAX_INFLIGHT_OPERATIONS").and_then(|v| v.parse().ok()) {
         cfg.glusterfs.max_inflight_operations = n;
+    }
+    if env("HEKETI_DISABLE_BACKGROUND_CLEANER").as_deref() == Some("true") {
+        cfg.glusterfs.disable_background_cleaner = true;
     }
 }
 

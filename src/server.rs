@@ -241,6 +241,7 @@ fn ssh_executor(settings: &Settings) -> anyhow::Result<Arc<dyn Executor>> {
         known_hosts: s.known_hosts.clone().into(),
         sudo: s.sudo,
         connect_timeout: Duration::from_secs(10),
+        connection_per_step: s.connection_per_step,
     });
     let d = CmdConfig::default();
     let or = |v: &str, dflt: &str| {

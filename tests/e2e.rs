@@ -453,3 +453,222 @@ async fn leader_killed_mid_create_and_delete_leaves_nothing_half_done() {
     assert_eq!(vols["volumes"], json!([]), "{vols}");
     teardown(&tb, &c, &cid, &nodes, &devs).await;
 }
+
+/// Arbiter and disperse volumes; a device holding a brick of a FUSE-mounted volume is
+/// evacuated and the volume keeps serving its data and heals; a node powered off in the
+/// middle of a create makes the operation fail, naming the node, and roll back on the
+/// others; once the node is back, reconcile finds what the create left there and repairs it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn arbiter_disperse_evacuation_and_a_node_lost_mid_create() {
+    let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let Some(tb) = Testbed::find() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let c = tb.hekate(dir.path()).await;
+    let (cid, nodes, mut devs) = topology(&tb, &c).await;
+    let api = c.client(2);
+    for (i, nid) in nodes.iter().enumerate() {
+        let body = json!({"node": nid, "name": tb.nodes[i].2[1]});
+        run_async(&api, Method::POST, "/devices", Some(&body))
+            .await
+            .unwrap_or_else(|e| panic!("second device: {e}"));
+        let node = c
+            .call_ok(1, Method::GET, &format!("/nodes/{nid}"), None)
+            .await
+            .unwrap();
+        for d in node["devices"].as_array().unwrap() {
+            let id = d["id"].as_str().unwrap().to_string();
+            if !devs.contains(&id) {
+                devs.push(id);
+            }
+        }
+    }
+    let create = |body: serde_json::Value| {
+        let api = api.clone();
+        async move {
+            let loc = run_async(&api, Method::POST, "/volumes", Some(&body))
+                .await
+                .unwrap_or_else(|e| panic!("create {body}: {e}"))
+                .unwrap();
+            loc.trim_start_matches("/volumes/").to_string()
+        }
+    };
+    let info = |name: &str| tb.must(0, &format!("gluster --mode=script volume info {name}"));
+
+    // Arbiter: replica 3 arbiter 1; disperse 2 + 1.
+    let arb = create(json!({"size": 1, "name": "arb",
+        "durability": {"type": "replicate", "replicate": {"replica": 3}},
+        "glustervolumeoptions": ["user.heketi.arbiter true"]}))
+    .await;
+    let i = info("arb");
+    assert!(i.contains("Number of Bricks: 1 x (2 + 1) = 3"), "{i}");
+    let disp = create(json!({"size": 2, "name": "disp",
+        "durability": {"type": "disperse", "disperse": {"data": 2, "redundancy": 1}}}))
+    .await;
+    let i = info("disp");
+    assert!(
+        i.contains("Type: Disperse") && i.contains("1 x (2 + 1) = 3"),
+        "{i}"
+    );
+    assert_reconciled(&c, "arbiter and disperse").await;
+
+    // Evacuation under a mounted volume.
+    let evac = create(json!({"size": 1, "name": "evac",
+        "durability": {"type": "replicate", "replicate": {"replica": 3}}}))
+    .await;
+    let mnt = dir.path().join("fuse");
+    std::fs::create_dir_all(&mnt).unwrap();
+    let src = format!("{}:/evac", tb.nodes[0].1);
+    let st = Command::new("mount")
+        .args(["-t", "glusterfs", &src, mnt.to_str().unwrap()])
+        .status()
+        .unwrap();
+    assert!(st.success(), "mount -t glusterfs {src}");
+    let data: Vec<u8> = (0..2 << 20).map(|i: u32| (i * 13 % 251) as u8).collect();
+    std::fs::write(mnt.join("before.bin"), &data).unwrap();
+    let vol = c
+        .call_ok(1, Method::GET, &format!("/volumes/{evac}"), None)
+        .await
+        .unwrap();
+    let old = vol["bricks"][0].clone();
+    let dev = old["device"].as_str().unwrap().to_string();
+    for state in ["offline", "failed"] {
+        run_async(
+            &api,
+            Method::POST,
+            &format!("/devices/{dev}/state"),
+            Some(&json!({"state": state})),
+        )
+        .await
+        .unwrap_or_else(|e| panic!("device {state}: {e}\n{}", c.log_tail(1)));
+    }
+    let i = info("evac");
+    assert!(
+        !i.contains(old["path"].as_str().unwrap()),
+        "old brick still in\n{i}"
+    );
+    let vol = c
+        .call_ok(1, Method::GET, &format!("/volumes/{evac}"), None)
+        .await
+        .unwrap();
+    let moved = vol["bricks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|b| b["node"] == old["node"])
+        .unwrap()
+        .clone();
+    assert_ne!(moved["device"], old["device"]);
+    assert!(i.contains(moved["path"].as_str().unwrap()), "{i}");
+    // The volume keeps serving: old data reads back, new data writes, self-heal fills the
+    // new brick.
+    assert_eq!(std::fs::read(mnt.join("before.bin")).unwrap(), data);
+    std::fs::write(mnt.join("after.bin"), &data).unwrap();
+    // The new brick's process comes up (it may still be starting right after replace-brick).
+    wait_for(Duration::from_secs(30), "every brick of evac online", || async {
+        let (ok, status) = tb.exec(0, "gluster --mode=script volume status evac --xml");
+        let bricks: Vec<&str> = status
+            .split("<node>")
+            .skip(1)
+            .filter(|n| n.contains("<path>/"))
+            .collect();
+        (ok && bricks.len() == 3 && bricks.iter().all(|b| b.contains("<status>1</status>"))).then_some(())
+    })
+    .await
+    .unwrap();
+    let node = nodes
+        .iter()
+        .position(|n| Some(n.as_str()) == moved["node"].as_str())
+        .unwrap();
+    let path = format!("{}/before.bin", moved["path"].as_str().unwrap());
+    wait_for(Duration::from_secs(120), "self-heal of the new brick", || async {
+        let _ = tb.exec(0, "gluster --mode=script volume heal evac");
+        let (ok, size) = tb.exec(node, &format!("stat -c %s {path}"));
+        (ok && size.trim() == data.len().to_string()).then_some(())
+    })
+    .await
+    .unwrap();
+    let _ = Command::new("umount").arg(&mnt).status();
+    assert_reconciled(&c, "after evacuation").await;
+    for v in [&arb, &disp, &evac] {
+        run_async(&api, Method::DELETE, &format!("/volumes/{v}"), None)
+            .await
+            .unwrap_or_else(|e| panic!("delete: {e}"));
+    }
+    tb.assert_clean();
+
+    // A node lost in the middle of a create.
+    let lost_node = &tb.nodes[2];
+    let r = api
+        .call(
+            Method::POST,
+            "/volumes",
+            Some(&json!({"size": 1, "name": "lost",
+            "durability": {"type": "replicate", "replicate": {"replica": 3}}})),
+        )
+        .await
+        .unwrap();
+    assert_eq!(r.status, 202, "{}", r.body);
+    // Power off once its brick LV exists (mkfs running): the create dies half-way there.
+    wait_for(Duration::from_secs(60), "a brick LV on the node", || async {
+        tb.leftovers(2).contains("brick_").then_some(())
+    })
+    .await
+    .unwrap();
+    let st = Command::new("bash")
+        .args([&tb.script, "poweroff", &lost_node.0])
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let loc = r.headers["location"].to_str().unwrap().to_string();
+    let done = hekate::testkit::wait_queue(&api, &loc, Duration::from_secs(180))
+        .await
+        .unwrap();
+    assert_eq!(done.status, 500, "{}", done.body);
+    assert!(
+        done.body.contains(&lost_node.1) && done.body.contains("gave up after 3 attempts"),
+        "{}",
+        done.body
+    );
+    for i in 0..2 {
+        assert_eq!(tb.leftovers(i), "lvs=[] fstab=0 mounts=0", "{}", tb.nodes[i].0);
+    }
+    let vols = c.call_ok(1, Method::GET, "/volumes", None).await.unwrap();
+    assert_eq!(vols["volumes"], json!([]), "{vols}");
+    let st = Command::new("bash")
+        .args([&tb.script, "boot", &lost_node.0])
+        .status()
+        .unwrap();
+    assert!(st.success());
+    // Whatever the create did on the node before it died is found and repaired.
+    let r = wait_for(
+        Duration::from_secs(60),
+        "reconcile with the node back",
+        || async {
+            let r = c
+                .call_ok(1, Method::POST, "/reconcile", Some(&json!({"repair": true})))
+                .await
+                .ok()?;
+            (r["nodes_examined"] == 3).then_some(r)
+        },
+    )
+    .await
+    .unwrap();
+    eprintln!("reconcile after the node came back: {r:#}");
+    assert!(!r["findings"].as_array().unwrap().is_empty(), "{r:#}");
+    assert!(
+        r["findings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|f| (f["kind"] == "orphan_brick" || f["kind"] == "free_space")
+                && f["place"] == lost_node.1.as_str()),
+        "{r:#}"
+    );
+    assert!(
+        r["repairs"].as_array().unwrap().iter().all(|x| x["ok"] == true),
+        "{r:#}"
+    );
+    assert_reconciled(&c, "after repair").await;
+    tb.assert_clean();
+    teardown(&tb, &c, &cid, &nodes, &devs).await;
+}

@@ -78,6 +78,7 @@ fn transport(s: &Sshd, known_hosts: PathBuf) -> SshTransport {
         known_hosts,
         sudo: false,
         connect_timeout: Duration::from_secs(5),
+        connection_per_step: false,
     })
 }
 
@@ -199,6 +200,7 @@ async fn unknown_or_changed_host_keys_are_refused() {
             known_hosts: s.dir.path().join("known_hosts"),
             sudo: false,
             connect_timeout: Duration::from_secs(2),
+            connection_per_step: false,
         })
     };
     let err = settings

@@ -329,50 +329,79 @@ pub fn run(results: &Path, docs: &Path) -> anyhow::Result<()> {
         );
     }
     if let Ok(tb) = load(results, "testbed.json") {
+        let per_step = load(results, "testbed-conn-per-step.json").ok();
         let _ = writeln!(
             o,
             "\n## On real gluster nodes (testbed)\n\n```sh\nbash tests/testbed/testbed.sh up 3 2\n\
-             $CARGO_TARGET_DIR/release/hekate-bench --out bench/results/testbed.json testbed --rounds 5\n```\n\n\
-             Three replicas with the SSH executor (one pooled connection per node), three nodes with two loop\n\
-             disks each; every figure includes the queue wait. Heketi v10.4.1 with its ssh executor on the same\n\
-             testbed: create 3.6-4.1 s median, four concurrent creates 12.1 s, delete 6.1-6.8 s, topology load\n\
-             10.5-11.7 s.\n\n| | p50 ms | p90 ms | p99 ms | max ms | Heketi |\n|---|---|---|---|---|---|"
+             $CARGO_TARGET_DIR/release/hekate-bench --out bench/results/testbed.json testbed --rounds 7\n\
+             $CARGO_TARGET_DIR/release/hekate-bench --out bench/results/testbed-conn-per-step.json testbed --rounds 7 --connection-per-step\n```\n\n\
+             Three replicas with the SSH executor, three nodes with two loop disks each; every figure\n\
+             includes the queue wait. Heketi v10.4.1 with its ssh executor on the same testbed: create\n\
+             3.6-4.1 s median, four concurrent creates 12.1 s, delete 6.1-6.8 s, topology load 10.5-11.7 s.\n\n\
+             | | p50 ms | p90 ms | p99 ms | max ms | p50, new connection per step | Heketi |\n|---|---|---|---|---|---|---|"
+        );
+        let alt = |k: &str| {
+            per_step
+                .as_ref()
+                .map(|p| format!("{:.0}", f(&p[k]["p50_ms"])))
+                .unwrap_or_default()
+        };
+        let _ = writeln!(
+            o,
+            "| replica-3 1 GiB create | {} | {} | 3600-4100 |",
+            row(&tb["create"]),
+            alt("create")
         );
         let _ = writeln!(
             o,
-            "| replica-3 1 GiB create | {} | 3600-4100 |",
-            row(&tb["create"])
+            "| four concurrent creates (wall) | {} | {} | 12100 |",
+            row(&tb["four_concurrent_creates"]),
+            alt("four_concurrent_creates")
         );
         let _ = writeln!(
             o,
-            "| four concurrent creates (wall) | {} | 12100 |",
-            row(&tb["four_concurrent_creates"])
-        );
-        let _ = writeln!(o, "| delete | {} | 6100-6800 |", row(&tb["delete"]));
-        let _ = writeln!(
-            o,
-            "| topology load (3 nodes, 6 devices) | {:.0} | | | | 10500-11700 |",
-            f(&tb["topology_load_ms"])
+            "| delete | {} | {} | 6100-6800 |",
+            row(&tb["delete"]),
+            alt("delete")
         );
         let _ = writeln!(
             o,
-            "\nThe goals (create <= 1.8 s, four concurrent <= 4 s, delete <= 2 s) are not met yet; the\n\
-             comparison with a new connection per command batch is not measured yet (see the closing notes)."
+            "| topology load (3 nodes, 6 devices) | {:.0} | | | | {} | 10500-11700 |",
+            f(&tb["topology_load_ms"]),
+            per_step
+                .as_ref()
+                .map(|p| format!("{:.0}", f(&p["topology_load_ms"])))
+                .unwrap_or_default()
+        );
+        let _ = writeln!(
+            o,
+            "\nThe floor is Gluster's own: on these nodes `gluster volume start` of a replica-3 volume takes\n\
+             2.25 s and `volume stop` 2.1 s when run by hand, so a create (bricks about 0.45 s, create and\n\
+             set 0.15 s, start) cannot reach 1.8 s, nor a delete (stop, delete, bricks) 2 s, whatever runs\n\
+             them. Four concurrent creates meet their goal (4 s): bricks are created in parallel on every\n\
+             node, and each node's connection multiplexes up to 8 commands. A new SSH connection per\n\
+             executor step (`sshexec.connection_per_step`) costs 5-20 % here, where a connection is a\n\
+             local ed25519 handshake; more on a real network."
         );
     }
     if let Ok(d) = load(results, "drill.json") {
         let _ = writeln!(
             o,
-            "\n## Failover drill behind haproxy\n\nSee docs/drills.md. {} faults ({} kills, {} pauses), creates ok {}, deletes ok {}, lost {}, duplicates {}, orphans {}.\n\n\
+            "\n## Failover drill behind haproxy\n\nSee docs/drills.md. {} faults ({} kills, {} pauses, {} partitions), creates ok {}, deletes ok {}, lost {}, duplicates {}, orphans {}, reconcile findings {}, fencing violations {} ({} commands in {} terms).\n\n\
              | | p50 ms | p90 ms | p99 ms | max ms |\n|---|---|---|---|---|\n| fault to new leader | {} |\n| fault to first write via haproxy | {} |",
             d["faults"],
             d["kills"],
             d["pauses"],
+            d["partitions"],
             d["creates"]["ok"],
             d["deletes"]["ok"],
             d["lost_acknowledged"].as_array().map(|a| a.len()).unwrap_or(0),
             d["duplicates"].as_array().map(|a| a.len()).unwrap_or(0),
             d["orphans"].as_array().map(|a| a.len()).unwrap_or(0),
+            d["reconcile_findings"].as_array().map(|a| a.len()).unwrap_or(0),
+            d["fencing_violations"].as_array().map(|a| a.len()).unwrap_or(0),
+            d["commands_recorded"],
+            d["terms_seen"],
             row(&d["new_leader"]),
             row(&d["first_write_via_lb"])
         );

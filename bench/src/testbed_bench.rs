@@ -21,10 +21,14 @@ pub struct TestbedArgs {
     /// Sequential create + delete rounds.
     #[arg(long, default_value_t = 5)]
     pub rounds: usize,
+    /// A new SSH connection for every executor step (what connection reuse buys).
+    #[arg(long)]
+    pub connection_per_step: bool,
 }
 
 #[derive(Debug, Serialize)]
 pub struct TestbedResults {
+    pub connection_per_step: bool,
     pub topology_load_ms: f64,
     pub create: Summary,
     pub delete: Summary,
@@ -50,6 +54,7 @@ pub async fn run(args: TestbedArgs) -> anyhow::Result<TestbedResults> {
     spec.loglevel = "warning".into();
     spec.shared_mock = false;
     spec.glusterfs = env.glusterfs_config();
+    spec.glusterfs["sshexec"]["connection_per_step"] = json!(args.connection_per_step);
     let mut c = ProcCluster::create(tmp.path(), spec)?;
     c.start_all()?;
     c.wait_ready(&c.ids(), Duration::from_secs(60)).await?;
@@ -94,6 +99,7 @@ pub async fn run(args: TestbedArgs) -> anyhow::Result<TestbedResults> {
         );
     }
     Ok(TestbedResults {
+        connection_per_step: args.connection_per_step,
         topology_load_ms,
         create: summarize(&creates),
         delete: summarize(&deletes),

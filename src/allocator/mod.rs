@@ -138,6 +138,10 @@ pub fn place(devices: &[DeviceView], req: &Request) -> Result<Vec<Vec<Planned>>,
     }
 }
 
+/// Smallest arbiter brick. Heketi's is 16 MiB, which `mkfs.xfs` refuses since xfsprogs 5.19
+/// ("Filesystem must be larger than 300MB"): found on the testbed (Debian 12).
+pub const ARBITER_MIN_KIB: u64 = 320 * 1024;
+
 /// Places `sets` sets of bricks of `brick` KiB, or returns None if some set does not fit.
 fn try_place(
     devices: &[DeviceView],
@@ -150,7 +154,7 @@ fn try_place(
         if brick < avg {
             return Err(AllocError::AverageFileSize(avg, brick));
         }
-        (brick / avg).max(16 * 1024)
+        (brick / avg).max(ARBITER_MIN_KIB)
     } else {
         0
     };

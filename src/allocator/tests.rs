@@ -112,7 +112,7 @@ fn arbiter_brick_is_small_and_on_an_arbiter_capable_device() {
     let arb = &p[0][2];
     assert!(arb.arbiter);
     assert_eq!(arb.device, "c");
-    assert_eq!(arb.size, (10 * GIB_KIB / 64).max(16 * 1024));
+    assert_eq!(arb.size, (10 * GIB_KIB / 64).max(super::ARBITER_MIN_KIB));
 }
 
 fn topology() -> impl Strategy<Value = Vec<DeviceView>> {

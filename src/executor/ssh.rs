@@ -28,6 +28,9 @@ pub struct SshSettings {
     pub known_hosts: PathBuf,
     pub sudo: bool,
     pub connect_timeout: Duration,
+    /// Drop the node's connection at the start of every executor step (benchmark of what
+    /// connection reuse buys).
+    pub connection_per_step: bool,
 }
 
 impl std::fmt::Debug for SshSettings {
@@ -136,6 +139,9 @@ impl SshTransport {
         let config = Arc::new(client::Config {
             inactivity_timeout: Some(Duration::from_secs(300)),
             keepalive_interval: Some(Duration::from_secs(15)),
+            // Small request/response exchanges: Nagle's algorithm would hold every command
+            // back until the previous segment is acknowledged (tens of ms per command).
+            nodelay: true,
             ..Default::default()
         });
         let refused = Arc::new(std::sync::Mutex::new(None));
@@ -208,6 +214,14 @@ impl SshTransport {
             }
         }
         Err(last.unwrap_or_else(|| unreachable(host, "no connection")))
+    }
+
+    /// Starts an executor step on `host`: with `connection_per_step`, the next command
+    /// connects afresh (steps already running keep theirs).
+    pub async fn begin_step(&self, host: &str) {
+        if self.settings.connection_per_step {
+            self.conns.lock().await.remove(host);
+        }
     }
 
     /// Runs one command (argv, quoted here, `sudo` prefixed when configured).

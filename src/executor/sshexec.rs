@@ -85,12 +85,14 @@ impl SshExecutor {
 #[async_trait]
 impl Executor for SshExecutor {
     async fn glusterd_check(&self, host: &str) -> ExecResult<()> {
+        self.t.begin_step(host).await;
         self.must(host, &self.c.glusterd_status(), BRICK)
             .await
             .map(|_| ())
     }
 
     async fn peer_probe(&self, host: &str, new_peer: &str) -> ExecResult<()> {
+        self.t.begin_step(host).await;
         for cmd in self.c.peer_probe(new_peer) {
             self.must(host, &cmd, self.gluster_timeout()).await?;
         }
@@ -98,6 +100,7 @@ impl Executor for SshExecutor {
     }
 
     async fn peer_detach(&self, host: &str, peer: &str) -> ExecResult<()> {
+        self.t.begin_step(host).await;
         self.must(host, &self.c.peer_detach(peer), self.gluster_timeout())
             .await
             .map(|_| ())
@@ -110,6 +113,7 @@ impl Executor for SshExecutor {
         vg: &str,
         destroydata: bool,
     ) -> ExecResult<DeviceInfo> {
+        self.t.begin_step(host).await;
         if self.vg_info(host, vg).await?.is_none() {
             self.t
                 .batch(host, &self.c.device_setup(device, vg, destroydata), DEVICE)
@@ -126,6 +130,7 @@ impl Executor for SshExecutor {
     }
 
     async fn device_teardown(&self, host: &str, device: &str, vg: &str) -> ExecResult<()> {
+        self.t.begin_step(host).await;
         let cmds = self.c.device_teardown(vg, device);
         if self.vg_info(host, vg).await?.is_some() {
             self.must(host, &cmds[0], DEVICE).await?;
@@ -139,12 +144,14 @@ impl Executor for SshExecutor {
     }
 
     async fn device_info(&self, host: &str, vg: &str) -> ExecResult<DeviceInfo> {
+        self.t.begin_step(host).await;
         self.vg_info(host, vg)
             .await?
             .ok_or_else(|| ExecError::Failed(format!("Volume group \"{vg}\" not found")))
     }
 
     async fn brick_create(&self, host: &str, b: &BrickSpec) -> ExecResult<()> {
+        self.t.begin_step(host).await;
         let mount = b.mount_dir();
         let cmds = self.c.brick_create(
             &b.vg,
@@ -160,16 +167,14 @@ impl Executor for SshExecutor {
         let devnode = format!("/dev/mapper/{}-{}", b.vg, b.lv());
         let result = async {
             self.must(host, &cmds[0], BRICK).await?; // mkdir -p
-            let exists = self
-                .run(
-                    host,
-                    &Self::argv(&["/usr/sbin/lvm", "lvs", &format!("{}/{}", b.vg, b.lv())]),
-                    BRICK,
-                )
-                .await?
-                .ok();
+            // lvcreate first; "already exists" means a re-run (one LVM call less than
+            // asking lvs first).
+            let lv = self.run(host, &cmds[1], BRICK).await?;
+            let exists = !lv.ok();
+            if exists && !lv.error_text().contains("already exists") {
+                return Err(failed(&lv));
+            }
             if !exists {
-                self.must(host, &cmds[1], BRICK).await?; // lvcreate
                 self.must(host, &cmds[2], BRICK).await?; // mkfs.xfs
             }
             // A resumed create (the previous leader died mid-way) may find the LV without a
@@ -228,6 +233,7 @@ impl Executor for SshExecutor {
     }
 
     async fn brick_destroy(&self, host: &str, b: &BrickSpec) -> ExecResult<bool> {
+        self.t.begin_step(host).await;
         let mount = b.mount_dir();
         let um = self.run(host, &self.c.umount(&mount), BRICK).await?;
         if !um.ok() {
@@ -270,31 +276,44 @@ impl Executor for SshExecutor {
     }
 
     async fn volume_create(&self, host: &str, v: &VolumeSpec) -> ExecResult<()> {
-        let info = self.volume_info(host, &v.name).await?;
-        if info.op_ret == 0 && !info.bricks.is_empty() {
-            if info.bricks != v.bricks {
-                return Err(ExecError::Failed(format!(
-                    "volume {} exists with other bricks",
-                    v.name
-                )));
-            }
-            if info.status != "Started" {
-                self.must(
-                    host,
-                    &self.c.gluster(&["volume", "start", &v.name]),
-                    self.gluster_timeout(),
-                )
-                .await?;
+        self.t.begin_step(host).await;
+        let t = self.gluster_timeout();
+        let cmds = self.c.volume_create(v);
+        // Create first, and look only if Gluster says it exists (a re-run after a partial
+        // success): one CLI round trip less on the common path.
+        let first = self.run(host, &cmds[0], t).await?;
+        if first.ok() {
+            for cmd in &cmds[1..] {
+                self.must(host, cmd, t).await?;
             }
             return Ok(());
         }
-        for cmd in self.c.volume_create(v) {
-            self.must(host, &cmd, self.gluster_timeout()).await?;
+        if !first.error_text().contains("already exists") {
+            return Err(failed(&first));
+        }
+        let info = self.volume_info(host, &v.name).await?;
+        if info.bricks != v.bricks {
+            return Err(ExecError::Failed(format!(
+                "volume {} exists with other bricks",
+                v.name
+            )));
+        }
+        // The earlier attempt may have stopped before its options or its start.
+        for cmd in cmds
+            .iter()
+            .filter(|c| c.get(4).map(String::as_str) == Some("set"))
+        {
+            self.must(host, cmd, t).await?;
+        }
+        if info.status != "Started" {
+            self.must(host, &self.c.gluster(&["volume", "start", &v.name]), t)
+                .await?;
         }
         Ok(())
     }
 
     async fn volume_expand(&self, host: &str, v: &VolumeSpec, new_bricks: &[String]) -> ExecResult<()> {
+        self.t.begin_step(host).await;
         let info = self.volume_info(host, &v.name).await?;
         let missing: Vec<String> = new_bricks
             .iter()
@@ -316,6 +335,7 @@ impl Executor for SshExecutor {
     }
 
     async fn volume_destroy(&self, host: &str, name: &str) -> ExecResult<()> {
+        self.t.begin_step(host).await;
         let _ = self
             .run(host, &self.c.volume_stop(name), self.gluster_timeout())
             .await;
@@ -332,6 +352,7 @@ impl Executor for SshExecutor {
     }
 
     async fn replace_brick(&self, host: &str, volume: &str, old: &str, new: &str) -> ExecResult<()> {
+        self.t.begin_step(host).await;
         let info = self.volume_info(host, volume).await?;
         if info.bricks.iter().any(|b| b == new) {
             return Ok(());
@@ -351,6 +372,7 @@ impl Executor for SshExecutor {
     }
 
     async fn volume_bricks(&self, host: &str, volume: &str) -> ExecResult<Vec<String>> {
+        self.t.begin_step(host).await;
         let info = self.volume_info(host, volume).await?;
         if info.op_ret != 0 {
             return Err(ExecError::Failed(info.op_errstr));
@@ -359,6 +381,7 @@ impl Executor for SshExecutor {
     }
 
     async fn volume_clone(&self, host: &str, volume: &str, clone: &str) -> ExecResult<Vec<(String, String)>> {
+        self.t.begin_step(host).await;
         let existing = self.volume_info(host, clone).await?;
         if existing.op_ret != 0 || existing.bricks.is_empty() {
             let snap = format!("tmpsnap_{}", hex::encode(rand::random::<[u8; 8]>()));
@@ -409,6 +432,7 @@ impl Executor for SshExecutor {
     }
 
     async fn inventory(&self, host: &str) -> ExecResult<NodeInventory> {
+        self.t.begin_step(host).await;
         let mut inv = NodeInventory::default();
         let vgs = self.must(host, &self.c.vgs_json(), DEVICE).await?;
         for vg in parse::vg_names(&vgs.stdout)? {
@@ -444,6 +468,7 @@ impl Executor for SshExecutor {
     }
 
     async fn volumes(&self, host: &str) -> ExecResult<BTreeMap<String, Vec<String>>> {
+        self.t.begin_step(host).await;
         let o = self
             .must(host, &self.c.volume_info_all_xml(), self.gluster_timeout())
             .await?;

@@ -28,7 +28,7 @@ pub struct Fenced {
     replica: HekateReplica,
     term: u64,
     tripped: AtomicBool,
-    /// Some verb let through failed on a node (the operation may be worth another attempt).
+    /// Some verb let through could not reach its node (the operation is worth another attempt).
     remote_failed: AtomicBool,
 }
 
@@ -57,7 +57,7 @@ impl Fenced {
         self.tripped.load(Ordering::SeqCst)
     }
 
-    /// Whether a verb failed on a node since the last call (and forgets it).
+    /// Whether a verb could not reach its node since the last call (and forgets it).
     pub fn take_remote_failure(&self) -> bool {
         self.remote_failed.swap(false, Ordering::SeqCst)
     }
@@ -66,7 +66,9 @@ impl Fenced {
     async fn guard<T>(&self, verb: impl std::future::Future<Output = ExecResult<T>>) -> ExecResult<T> {
         self.check().await?;
         let out = TERM.scope(self.term, verb).await;
-        if out.is_err() {
+        // Only a lost node or connection is worth another attempt; a command that ran and
+        // failed (no such device, no space, Gluster refusing) would fail the same way.
+        if matches!(out, Err(ExecError::Unreachable { .. })) {
             self.remote_failed.store(true, Ordering::SeqCst);
         }
         out

@@ -154,8 +154,9 @@ impl Runner {
             }
         };
         tracing::info!(op = id, kind = ?op.kind, term = fenced.term(), "running operation");
-        // Bounded retries: the steps are idempotent, so an attempt that failed on a node
-        // (after cleaning up what it could) is run again from the start, backing off.
+        // Bounded retries: the steps are idempotent, so an attempt that lost a node or its
+        // connection (after cleaning up what it could) is run again from the start, backing
+        // off. A command that ran and failed is reported at once.
         let mut attempt = 1;
         let result = loop {
             fenced.take_remote_failure();

@@ -1,8 +1,9 @@
 //! Reconcile and fault injection (mock executor, three replicas): reconcile reports orphans
 //! and drift and repairs what it can; a fault at every step of create, delete, expand and
 //! device remove ends with the operation resumed or rolled back, and reconcile finding
-//! nothing; an operation that keeps failing is marked failed, cleaned up, and listed with
-//! its reason by `GET /operations`.
+//! nothing; an operation that cannot finish is marked failed (at once when a node refuses,
+//! after 3 attempts when a node cannot be reached), cleaned up, and listed with its reason
+//! by `GET /operations`.
 
 use hekate::executor::mock::{Fault, MockExecutor};
 use hekate::executor::{BrickSpec, Executor, VolumeSpec};
@@ -212,7 +213,7 @@ where
 
 /// The faults tried at step `k` of an operation whose clean run issued `steps`: lost before
 /// it reached the node, lost after the node did it, and (when `permanent`) the step's verb
-/// failing for good on that host.
+/// failing for good on that host: refused by the node, or the node gone.
 fn faults(steps: &[(String, String)], k: usize, permanent: bool) -> Vec<(&'static str, Fault)> {
     let transient = |after| Fault {
         verb: "*".into(),
@@ -231,17 +232,16 @@ fn faults(steps: &[(String, String)], k: usize, permanent: bool) -> Vec<(&'stati
         }
         let same = |s: &&(String, String)| s.0 == verb && (host.is_empty() || s.1 == host);
         let skip = steps[..k].iter().filter(same).count() as u32;
-        out.push((
-            "permanent",
-            Fault {
-                verb,
-                host,
-                skip,
-                times: 0,
-                message: "injected: node refuses".into(),
-                ..Default::default()
-            },
-        ));
+        let lasting = |message: &str| Fault {
+            verb: verb.clone(),
+            host: host.clone(),
+            skip,
+            times: 0,
+            message: message.into(),
+            ..Default::default()
+        };
+        out.push(("refuses", lasting("injected: node refuses")));
+        out.push(("gone", lasting("")));
     }
     out
 }
@@ -297,9 +297,17 @@ async fn a_fault_at_every_step_ends_resumed_or_rolled_back() {
             let out = create(&c, &format!("c{k}{}", &kind[..4])).await;
             assert_eq!(mock.clear_faults().unwrap(), 1, "{what}: the fault never fired");
             match (kind, out) {
-                ("permanent", Err(e)) => {
+                ("refuses", Err(e)) => {
+                    // A command that ran and failed is reported at once, not retried.
                     assert!(
-                        e.contains("injected: node refuses") && e.contains("gave up after 3 attempts"),
+                        e.contains("injected: node refuses") && !e.contains("attempts"),
+                        "{what}: {e}"
+                    );
+                }
+                ("gone", Err(e)) => {
+                    // A node that cannot be reached is tried again, then given up on.
+                    assert!(
+                        e.contains("injected failure") && e.contains("gave up after 3 attempts"),
                         "{what}: {e}"
                     );
                     let ops = c.call_ok(2, Method::GET, "/operations", None).await.unwrap();
@@ -307,7 +315,7 @@ async fn a_fault_at_every_step_ends_resumed_or_rolled_back() {
                     assert_eq!(f["type_name"], "create-volume", "{what}: {ops}");
                     assert!(f["error"].as_str().unwrap().contains("injected"), "{ops}");
                 }
-                ("permanent", Ok(v)) => panic!("{what}: created {v}"),
+                ("refuses" | "gone", Ok(v)) => panic!("{what}: created {v}"),
                 (_, Ok(v)) => {
                     run_async(&api, Method::DELETE, &v, None).await.unwrap();
                 }
@@ -342,7 +350,7 @@ async fn a_fault_at_every_step_ends_resumed_or_rolled_back() {
             assert_eq!(mock.clear_faults().unwrap(), 1, "{what}: the fault never fired");
             let size = c.call_ok(1, Method::GET, &v, None).await.unwrap()["size"].clone();
             match kind {
-                "permanent" => assert!(out.is_err() && size == 1, "{what}: {out:?} size {size}"),
+                "refuses" | "gone" => assert!(out.is_err() && size == 1, "{what}: {out:?} size {size}"),
                 _ => assert!(out.is_ok() && size == 2, "{what}: {out:?} size {size}"),
             }
             assert_clean(&c, &what).await;
