@@ -59,31 +59,14 @@ pub struct VolInfo {
 }
 
 pub fn volume_info(xml: &str) -> ExecResult<VolInfo> {
-    let mut r = Reader::from_str(xml);
-    r.config_mut().trim_text(true);
     let mut info = VolInfo::default();
-    let mut path: Vec<String> = Vec::new();
-    loop {
-        match r.read_event().map_err(|_| bad("gluster xml", xml))? {
-            Event::Start(e) => path.push(String::from_utf8_lossy(e.name().as_ref()).into_owned()),
-            Event::End(_) => {
-                path.pop();
-            }
-            Event::Text(t) => {
-                let text = t.decode().map_err(|_| bad("gluster xml", xml))?.into_owned();
-                let here = path.iter().map(String::as_str).collect::<Vec<_>>();
-                match here.as_slice() {
-                    [.., "cliOutput", "opRet"] => info.op_ret = text.trim().parse().unwrap_or(-1),
-                    [.., "cliOutput", "opErrstr"] => info.op_errstr = text,
-                    [.., "volume", "statusStr"] => info.status = text,
-                    [.., "bricks", "brick", "name"] => info.bricks.push(text),
-                    _ => {}
-                }
-            }
-            Event::Eof => break,
-            _ => {}
-        }
-    }
+    let ret = walk_xml(xml, |here, text| match here {
+        [.., "cliOutput", "opErrstr"] => info.op_errstr = text.to_string(),
+        [.., "volume", "statusStr"] => info.status = text.to_string(),
+        [.., "bricks", "brick", "name"] => info.bricks.push(text.to_string()),
+        _ => {}
+    })?;
+    info.op_ret = ret;
     Ok(info)
 }
 

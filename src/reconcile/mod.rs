@@ -43,14 +43,6 @@ pub struct RepairResult {
 }
 
 impl Report {
-    /// Findings that are more than "a node could not be read".
-    pub fn drift(&self) -> usize {
-        self.findings
-            .iter()
-            .filter(|f| f.kind != compare::Kind::Unreachable)
-            .count()
-    }
-
     /// One line per finding, for logs and Heketi's examiner report.
     pub fn lines(&self) -> Vec<String> {
         let mut out = vec![format!(

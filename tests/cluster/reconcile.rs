@@ -246,6 +246,15 @@ fn faults(steps: &[(String, String)], k: usize, permanent: bool) -> Vec<(&'stati
     out
 }
 
+async fn device_state(
+    api: &hekate::client::Client,
+    dev: &str,
+    state: &str,
+) -> anyhow::Result<Option<String>> {
+    let body = json!({ "state": state });
+    run_async(api, Method::POST, &format!("/devices/{dev}/state"), Some(&body)).await
+}
+
 /// Deletes a removed (failed, empty) device and adds its disk again, as an administrator
 /// would after replacing it.
 async fn give_back(c: &ProcCluster, dev: &str) {
@@ -374,24 +383,9 @@ async fn a_fault_at_every_step_ends_resumed_or_rolled_back() {
     // Device remove (its brick moves to the node's other device): offline, then failed.
     let v = create(&c, "probe4").await.unwrap();
     let dev = volume_device(&c, &v).await;
-    let state = |s: &str| json!({ "state": s });
-    run_async(
-        &api,
-        Method::POST,
-        &format!("/devices/{dev}/state"),
-        Some(&state("offline")),
-    )
-    .await
-    .unwrap();
+    device_state(&api, &dev, "offline").await.unwrap();
     let steps_r = verbs_of(&mock, || async {
-        run_async(
-            &api,
-            Method::POST,
-            &format!("/devices/{dev}/state"),
-            Some(&state("failed")),
-        )
-        .await
-        .unwrap();
+        device_state(&api, &dev, "failed").await.unwrap();
     })
     .await;
     run_async(&api, Method::DELETE, &v, None).await.unwrap();
@@ -402,22 +396,9 @@ async fn a_fault_at_every_step_ends_resumed_or_rolled_back() {
             let what = format!("device remove, {kind} fault at step {k} ({:?})", steps_r[k]);
             let v = create(&c, &format!("r{k}{}", &kind[..4])).await.unwrap();
             let dev = volume_device(&c, &v).await;
-            run_async(
-                &api,
-                Method::POST,
-                &format!("/devices/{dev}/state"),
-                Some(&state("offline")),
-            )
-            .await
-            .unwrap();
+            device_state(&api, &dev, "offline").await.unwrap();
             mock.add_fault(fault).unwrap();
-            let out = run_async(
-                &api,
-                Method::POST,
-                &format!("/devices/{dev}/state"),
-                Some(&state("failed")),
-            )
-            .await;
+            let out = device_state(&api, &dev, "failed").await;
             assert_eq!(mock.clear_faults().unwrap(), 1, "{what}: the fault never fired");
             assert!(out.is_ok(), "{what}: not resumed: {out:?}");
             let d = c
