@@ -1,5 +1,6 @@
 //! `hekate dev`: a local cluster of N replicas as separate OS processes on 127.0.0.1, with the
-//! mock executor and auth on. Each replica's config is written to `D/replica-<id>/heketi.json`,
+//! mock executor (or, with `--testbed` / `--glusterfs FILE`, the SSH executor on real nodes)
+//! and auth on. Each replica's config is written to `D/replica-<id>/heketi.json`,
 //! so a killed replica restarts alone with `hekate serve --config ...`; a second `hekate dev`
 //! on the same D resumes the same cluster (same ids, ports, keys and data).
 
@@ -17,6 +18,9 @@ pub struct DevOptions {
     pub data_dir: PathBuf,
     pub admin_key: Option<String>,
     pub user_key: Option<String>,
+    /// Replaces the `glusterfs` section (executor and its settings); None: the mock
+    /// executor with a node model shared by the replicas.
+    pub glusterfs: Option<serde_json::Value>,
 }
 
 fn random_key() -> String {
@@ -88,9 +92,12 @@ pub fn prepare(opts: &DevOptions) -> anyhow::Result<(String, String)> {
             "_comment": "written by `hekate dev`; restart this replica alone with `hekate serve --config <this file>`",
             "port": port(opts, id).to_string(),
             "jwt": {"admin": {"key": admin}, "user": {"key": user}},
-            "glusterfs": {
-                "executor": "mock", "loglevel": "info",
-                "mockexec": {"state_file": std::fs::canonicalize(&opts.data_dir)?.join("mock-nodes.json").display().to_string()}
+            "glusterfs": match &opts.glusterfs {
+                Some(g) => g.clone(),
+                None => json!({
+                    "executor": "mock", "loglevel": "info",
+                    "mockexec": {"state_file": std::fs::canonicalize(&opts.data_dir)?.join("mock-nodes.json").display().to_string()}
+                }),
             },
             "raft": {
                 "id": id,
@@ -135,8 +142,14 @@ pub async fn run(opts: DevOptions) -> anyhow::Result<()> {
         .map(|i| format!("http://127.0.0.1:{}", port(&opts, i)))
         .collect();
     let ready = wait_ready(&servers, Duration::from_secs(60)).await;
+    let executor = opts
+        .glusterfs
+        .as_ref()
+        .and_then(|g| g["executor"].as_str())
+        .unwrap_or("mock")
+        .to_string();
     println!(
-        "Hekate dev cluster: {} replicas, mock executor, data in {}",
+        "Hekate dev cluster: {} replicas, {executor} executor, data in {}",
         opts.replicas,
         opts.data_dir.display()
     );

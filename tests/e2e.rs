@@ -144,7 +144,17 @@ async fn topology(tb: &Testbed, c: &ProcCluster) -> (String, Vec<String>, Vec<St
 }
 
 async fn teardown(tb: &Testbed, c: &ProcCluster, cid: &str, nodes: &[String], devs: &[String]) {
-    let api = c.client(2);
+    teardown_with(tb, &c.client(2), cid, nodes, devs).await;
+}
+
+/// Deletes the cluster the Heketi way through `api`, and checks no PV or peer is left.
+async fn teardown_with(
+    tb: &Testbed,
+    api: &hekate::client::Client,
+    cid: &str,
+    nodes: &[String],
+    devs: &[String],
+) {
     // Heketi's order: offline, failed (evacuates; nothing to move here), delete.
     for d in devs {
         for state in ["offline", "failed"] {
@@ -155,7 +165,7 @@ async fn teardown(tb: &Testbed, c: &ProcCluster, cid: &str, nodes: &[String], de
                 .unwrap();
             if r.status == 202 {
                 let loc = r.headers["location"].to_str().unwrap().to_string();
-                let done = hekate::testkit::wait_queue(&api, &loc, Duration::from_secs(60))
+                let done = hekate::testkit::wait_queue(api, &loc, Duration::from_secs(60))
                     .await
                     .unwrap();
                 assert!(done.status < 300, "{p} {state}: {}", done.body);
@@ -163,16 +173,16 @@ async fn teardown(tb: &Testbed, c: &ProcCluster, cid: &str, nodes: &[String], de
                 assert!(r.status < 300, "{p} {state}: {} {}", r.status, r.body);
             }
         }
-        run_async(&api, Method::DELETE, &format!("/devices/{d}"), None)
+        run_async(api, Method::DELETE, &format!("/devices/{d}"), None)
             .await
-            .unwrap_or_else(|e| panic!("device delete: {e}\n{}", c.log_tail(1)));
+            .unwrap_or_else(|e| panic!("device delete: {e}"));
     }
     for n in nodes {
         let p = format!("/nodes/{n}/state");
         let _ = api
             .call(Method::POST, &p, Some(&json!({"state": "offline"})))
             .await;
-        run_async(&api, Method::DELETE, &format!("/nodes/{n}"), None)
+        run_async(api, Method::DELETE, &format!("/nodes/{n}"), None)
             .await
             .unwrap_or_else(|e| panic!("node delete: {e}"));
     }
@@ -671,4 +681,125 @@ async fn arbiter_disperse_evacuation_and_a_node_lost_mid_create() {
     assert_reconciled(&c, "after repair").await;
     tb.assert_clean();
     teardown(&tb, &c, &cid, &nodes, &devs).await;
+}
+
+/// `hekate dev --testbed`, the newcomer's way to watch real volumes appear: a local dev
+/// cluster drives the testbed's nodes; hekate-cli loads the topology, creates a volume
+/// Gluster serves, reconciles, deletes it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dev_cluster_drives_the_testbed() {
+    let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let Some(tb) = Testbed::find() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    // Three consecutive free ports.
+    let base = loop {
+        let p = hekate::testkit::free_ports(1).unwrap()[0];
+        if p < 65000 && (1..3).all(|i| std::net::TcpListener::bind(("127.0.0.1", p + i)).is_ok()) {
+            break p;
+        }
+    };
+    let out_path = dir.path().join("dev.out");
+    let mut dev = Command::new(BIN)
+        .args(["dev", "--testbed", "--base-port", &base.to_string(), "--data-dir"])
+        .arg(dir.path().join("cluster"))
+        .stdout(std::fs::File::create(&out_path).unwrap())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let key = wait_for(Duration::from_secs(60), "the dev cluster's banner", || async {
+        let text = std::fs::read_to_string(&out_path).ok()?;
+        let key = text
+            .split("HEKETI_CLI_KEY=")
+            .nth(1)?
+            .split_whitespace()
+            .next()?
+            .to_string();
+        text.contains("ssh executor").then_some(key)
+    })
+    .await
+    .unwrap();
+    let server = format!("http://127.0.0.1:{base}");
+    let cli = |args: &[&str]| {
+        let o = Command::new(env!("CARGO_BIN_EXE_hekate-cli"))
+            .args(args)
+            .env("HEKETI_CLI_SERVER", &server)
+            .env("HEKETI_CLI_USER", "admin")
+            .env("HEKETI_CLI_KEY", &key)
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&o.stdout).to_string();
+        assert!(
+            o.status.success(),
+            "hekate-cli {args:?}: {text}{}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        text
+    };
+    let nodes: Vec<serde_json::Value> = tb
+        .nodes
+        .iter()
+        .enumerate()
+        .map(|(i, (_, ip, disks))| {
+            json!({"node": {"hostnames": {"manage": [ip], "storage": [ip]}, "zone": i + 1},
+                                          "devices": [{"name": disks[0], "destroydata": false}]})
+        })
+        .collect();
+    let topo = dir.path().join("topology.json");
+    std::fs::write(&topo, json!({"clusters": [{"nodes": nodes}]}).to_string()).unwrap();
+    cli(&["topology", "load", &format!("--json={}", topo.display())]);
+    let created = cli(&["volume", "create", "--size=1", "--replica=3", "--name=devvol"]);
+    let vid = created
+        .lines()
+        .find_map(|l| l.strip_prefix("Volume Id: "))
+        .unwrap()
+        .trim()
+        .to_string();
+    let info = tb.must(1, "gluster --mode=script volume info devvol");
+    assert!(
+        info.contains("Status: Started") && info.contains("1 x 3 = 3"),
+        "{info}"
+    );
+    let rec = cli(&["reconcile"]);
+    assert!(
+        rec.contains("3 nodes examined") && rec.contains(" 0 findings"),
+        "{rec}"
+    );
+    cli(&["volume", "delete", &vid]);
+    tb.assert_clean();
+    // Take the topology down through the API, as the other tests do.
+    let api = hekate::client::Client::new(vec![server.clone()], "admin", &key);
+    let t = api
+        .call(Method::GET, "/topology", None)
+        .await
+        .unwrap()
+        .json()
+        .unwrap();
+    let cl = &t["clusters"][0];
+    let cid = cl["id"].as_str().unwrap().to_string();
+    let node_ids: Vec<String> = cl["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| n["id"].as_str().unwrap().to_string())
+        .collect();
+    let dev_ids: Vec<String> = cl["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|n| {
+            n["devices"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|d| d["id"].as_str().unwrap().to_string())
+        })
+        .collect();
+    teardown_with(&tb, &api, &cid, &node_ids, &dev_ids).await;
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(dev.id() as i32),
+        nix::sys::signal::Signal::SIGINT,
+    )
+    .unwrap();
+    let status = dev.wait().unwrap();
+    assert!(status.success(), "hekate dev exited {status}");
 }

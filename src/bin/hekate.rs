@@ -46,6 +46,14 @@ enum Cmd {
         admin_key: Option<String>,
         #[arg(long)]
         user_key: Option<String>,
+        /// A JSON file whose object replaces the replicas' `glusterfs` section (for example
+        /// `{"executor": "ssh", "sshexec": {...}}` to drive real nodes).
+        #[arg(long, conflicts_with = "testbed")]
+        glusterfs: Option<PathBuf>,
+        /// Drive the project's testbed of real gluster nodes (`tests/testbed/testbed.sh up`)
+        /// with the SSH executor, instead of simulated storage.
+        #[arg(long)]
+        testbed: bool,
     },
     /// Heketi's JSON dump: export from, or import into (an empty), running cluster.
     Db {
@@ -158,16 +166,31 @@ async fn dispatch(cli: Cli) -> anyhow::Result<()> {
                 data_dir,
                 admin_key,
                 user_key,
+                glusterfs,
+                testbed,
             }),
             _,
         ) => {
             hekate::server::init_logging("warning");
+            let glusterfs = match (glusterfs, testbed) {
+                (Some(path), _) => {
+                    let text = std::fs::read_to_string(&path)
+                        .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", path.display()))?;
+                    let v: serde_json::Value = serde_json::from_str(&text)
+                        .map_err(|e| anyhow::anyhow!("{} is not JSON: {e}", path.display()))?;
+                    anyhow::ensure!(v.is_object(), "{}: expected a JSON object", path.display());
+                    Some(v)
+                }
+                (None, true) => Some(hekate::testkit::TestbedEnv::read()?.glusterfs_config()),
+                (None, false) => None,
+            };
             hekate::dev::run(hekate::dev::DevOptions {
                 replicas,
                 base_port,
                 data_dir,
                 admin_key,
                 user_key,
+                glusterfs,
             })
             .await
         }
