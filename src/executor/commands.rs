@@ -329,6 +329,10 @@ impl CmdConfig {
         self.gluster(&["peer", "status", "--xml"])
     }
 
+    pub fn heal_info_xml(&self, name: &str) -> Argv {
+        self.gluster(&["volume", "heal", name, "info", "--xml"])
+    }
+
     pub fn volume_info_all_xml(&self) -> Argv {
         self.gluster(&["volume", "info", "--xml"])
     }

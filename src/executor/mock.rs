@@ -15,7 +15,9 @@ use std::time::Duration;
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
-use super::{BrickSpec, DeviceInfo, ExecError, ExecResult, Executor, NodeInventory, VgInventory, VolumeSpec};
+use super::{
+    BrickSpec, DeviceInfo, ExecError, ExecResult, Executor, HealBrick, NodeInventory, VgInventory, VolumeSpec,
+};
 
 /// `glusterfs.mockexec` in heketi.json.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -273,6 +275,14 @@ impl MockExecutor {
     pub fn add_fault(&self, fault: Fault) -> ExecResult<()> {
         self.with_state(|s| {
             s.faults.push(fault);
+            Ok(())
+        })
+    }
+
+    /// Stops or starts a (mock) node's glusterd: its bricks go offline, its verbs fail.
+    pub fn set_glusterd_down(&self, host: &str, down: bool) -> ExecResult<()> {
+        self.with_state(|s| {
+            host_mut(s, host).glusterd_down = down;
             Ok(())
         })
     }
@@ -610,6 +620,33 @@ impl Executor for MockExecutor {
                 .get(volume)
                 .map(|v| v.bricks.clone())
                 .ok_or_else(|| fail(format!("Volume {volume} does not exist")))
+        })
+        .await
+    }
+
+    async fn heal_info(&self, host: &str, volume: &str) -> ExecResult<Vec<HealBrick>> {
+        self.verb("heal_info", host, |s| {
+            let v = s
+                .volumes
+                .get(volume)
+                .ok_or_else(|| fail(format!("Volume {volume} does not exist")))?;
+            // No heal state in the model: a brick is connected when its node's glusterd is.
+            Ok(v.bricks
+                .iter()
+                .map(|b| {
+                    let dir = b.split_once(':').map(|x| x.1).unwrap_or(b);
+                    let dir = dir.strip_suffix("/brick").unwrap_or(dir);
+                    let connected = s
+                        .hosts
+                        .values()
+                        .any(|h| h.mounts.contains(dir) && !h.glusterd_down);
+                    HealBrick {
+                        name: b.clone(),
+                        connected,
+                        entries: if connected { "0" } else { "-" }.into(),
+                    }
+                })
+                .collect())
         })
         .await
     }

@@ -71,6 +71,17 @@ pub struct NodeInventory {
     pub peers: BTreeSet<String>,
 }
 
+/// One brick as `gluster volume heal <vol> info` reports it.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct HealBrick {
+    /// `storagehost:path` (Gluster 10 names unreachable bricks too).
+    pub name: String,
+    /// Its brick process answered (`Connected`).
+    pub connected: bool,
+    /// Entries waiting to be healed from this brick: a number, or `-` when unknown.
+    pub entries: String,
+}
+
 /// One brick's LVM and mount layout (Heketi's naming).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BrickSpec {
@@ -149,6 +160,8 @@ pub trait Executor: Send + Sync + 'static {
     /// Snapshot `volume`, clone the snapshot as `clone`, start it, drop the snapshot (spec
     /// 6.7). Returns the clone's bricks in order: (`storagehost:path`, LV name). Idempotent.
     async fn volume_clone(&self, host: &str, volume: &str, clone: &str) -> ExecResult<Vec<(String, String)>>;
+    /// The volume's heal state, brick by brick (the safety check before `replace-brick`).
+    async fn heal_info(&self, host: &str, volume: &str) -> ExecResult<Vec<HealBrick>>;
     /// What the node holds (reconcile). Read-only.
     async fn inventory(&self, host: &str) -> ExecResult<NodeInventory>;
     /// Every Gluster volume of the trusted pool `host` belongs to: name -> bricks in order.

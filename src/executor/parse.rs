@@ -165,6 +165,32 @@ pub fn volumes_all(xml: &str) -> ExecResult<Vec<(String, Vec<String>)>> {
     Ok(out)
 }
 
+/// `gluster volume heal <vol> info --xml`: every brick with its status and pending entries.
+pub fn heal_info(xml: &str) -> ExecResult<Vec<super::HealBrick>> {
+    let mut out: Vec<super::HealBrick> = Vec::new();
+    let ret = walk_xml(xml, |here, text| match here {
+        [.., "healInfo", "bricks", "brick", "name"] => out.push(super::HealBrick {
+            name: text.to_string(),
+            ..Default::default()
+        }),
+        [.., "healInfo", "bricks", "brick", "status"] => {
+            if let Some(b) = out.last_mut() {
+                b.connected = text == "Connected";
+            }
+        }
+        [.., "healInfo", "bricks", "brick", "numberOfEntries"] => {
+            if let Some(b) = out.last_mut() {
+                b.entries = text.to_string();
+            }
+        }
+        _ => {}
+    })?;
+    if ret != 0 {
+        return Err(bad("gluster volume heal info", xml));
+    }
+    Ok(out)
+}
+
 /// Calls `f(path, text)` for every text node; returns `opRet`.
 fn walk_xml(xml: &str, mut f: impl FnMut(&[&str], &str)) -> ExecResult<i64> {
     let mut r = Reader::from_str(xml);
@@ -225,6 +251,14 @@ mod tests {
             ]
         );
         assert_eq!(vg_names(&fixture("vgs.json")).unwrap(), vec!["vg_gold"]);
+        let heal = heal_info(&fixture("heal-info.xml")).unwrap();
+        assert_eq!(heal.len(), 3);
+        assert!(heal.iter().all(|b| b.connected && b.entries == "0"), "{heal:?}");
+        // A node powered off: Gluster 10 still names its brick, not connected.
+        let heal = heal_info(&fixture("heal-info-node-down.xml")).unwrap();
+        assert_eq!(heal[2].name, "10.78.0.13:/var/lib/heketi/t3/b");
+        assert!(!heal[2].connected && heal[2].entries == "-");
+        assert!(heal[0].connected && heal[1].connected);
         let mounts = mount_points(&fixture("proc-mounts.txt"));
         assert!(mounts.contains(&"/var/lib/heketi/mounts/vg_gold/brick_gold".to_string()));
         let fstab = mount_points(&fixture("fstab.txt"));

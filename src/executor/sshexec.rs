@@ -12,7 +12,9 @@ use async_trait::async_trait;
 use super::commands::{Argv, CmdConfig};
 use super::parse;
 use super::ssh::{Output, SshTransport};
-use super::{BrickSpec, DeviceInfo, ExecError, ExecResult, Executor, NodeInventory, VgInventory, VolumeSpec};
+use super::{
+    BrickSpec, DeviceInfo, ExecError, ExecResult, Executor, HealBrick, NodeInventory, VgInventory, VolumeSpec,
+};
 
 /// Heketi's batch timeouts (spec 6.1).
 const DEVICE: Duration = Duration::from_secs(5 * 60);
@@ -473,5 +475,13 @@ impl Executor for SshExecutor {
             .must(host, &self.c.volume_info_all_xml(), self.gluster_timeout())
             .await?;
         Ok(parse::volumes_all(&o.stdout)?.into_iter().collect())
+    }
+
+    async fn heal_info(&self, host: &str, volume: &str) -> ExecResult<Vec<HealBrick>> {
+        self.t.begin_step(host).await;
+        let o = self
+            .must(host, &self.c.heal_info_xml(volume), self.gluster_timeout())
+            .await?;
+        parse::heal_info(&o.stdout)
     }
 }

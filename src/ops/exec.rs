@@ -245,6 +245,10 @@ pub async fn evict_one(
     }
     let old = ctx.old_bricks.get(&e.old);
     let host = ctx.manage(&e.new.node);
+    if let (true, Some(old)) = (healcheck, old) {
+        let old_path = format!("{}:{}", ctx.storage(&old.node), old.path);
+        heal_check(exec, &host, v, &old_path, &e.old).await?;
+    }
     exec.brick_create(&host, &spec(&e.new, v.gid))
         .await
         .map_err(|err| err.to_string())?;
@@ -263,6 +267,52 @@ pub async fn evict_one(
             }
             tracing::warn!(brick = %old.id, "old node unreachable; its brick is left to the node's fate: {err}");
         }
+    }
+    Ok(())
+}
+
+/// The safety rule before `replace-brick` (Heketi's, spec 6.6), on Gluster's own heal state:
+/// the brick must not be the source of pending heals, and enough of the other bricks of its
+/// set must be up. A brick no longer in the volume was replaced already (a resumed eviction).
+/// Unlike Heketi, a brick counts as up only when Gluster says `Connected`: Gluster 10 names
+/// unreachable bricks too, which Heketi's rule took for up.
+async fn heal_check(
+    exec: &dyn Executor,
+    host: &str,
+    v: &VolumeEntry,
+    old_path: &str,
+    old_id: &str,
+) -> Result<(), String> {
+    let order = exec
+        .volume_bricks(host, &v.name)
+        .await
+        .map_err(|e| e.to_string())?;
+    let Some(pos) = order.iter().position(|b| b == old_path) else {
+        return Ok(());
+    };
+    let set = v.durability.set_size().max(1);
+    let start = pos / set * set;
+    let peers: Vec<&String> = order[start..(start + set).min(order.len())]
+        .iter()
+        .filter(|b| *b != old_path)
+        .collect();
+    let heal = exec.heal_info(host, &v.name).await.map_err(|e| e.to_string())?;
+    if let Some(b) = heal.iter().find(|b| b.name == old_path) {
+        if b.connected && b.entries != "-" && b.entries != "0" {
+            return Err(format!(
+                "Cannot replace brick {old_id} as it is source brick for data to be healed"
+            ));
+        }
+    }
+    let online = heal
+        .iter()
+        .filter(|b| b.connected && peers.contains(&&b.name))
+        .count();
+    let quorum = v.durability.replace_quorum();
+    if online < quorum {
+        return Err(format!(
+            "Cannot replace brick {old_id} as only {online} of {quorum} required peer bricks are online"
+        ));
     }
     Ok(())
 }

@@ -20,7 +20,7 @@ use crate::api::HekateReplica;
 use std::collections::BTreeMap;
 
 use crate::executor::{
-    BrickSpec, DeviceInfo, ExecError, ExecResult, Executor, NodeInventory, VolumeSpec, TERM,
+    BrickSpec, DeviceInfo, ExecError, ExecResult, Executor, HealBrick, NodeInventory, VolumeSpec, TERM,
 };
 
 pub struct Fenced {
@@ -145,6 +145,9 @@ impl Executor for Fenced {
     }
     async fn volume_clone(&self, host: &str, volume: &str, clone: &str) -> ExecResult<Vec<(String, String)>> {
         self.guard(self.inner.volume_clone(host, volume, clone)).await
+    }
+    async fn heal_info(&self, host: &str, volume: &str) -> ExecResult<Vec<HealBrick>> {
+        self.guard(self.inner.heal_info(host, volume)).await
     }
     async fn inventory(&self, host: &str) -> ExecResult<NodeInventory> {
         self.guard(self.inner.inventory(host)).await

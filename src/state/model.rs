@@ -177,6 +177,15 @@ impl Durability {
             Some(r) => r,
         }
     }
+    /// Other bricks of a set that must be up before one of them is replaced (Heketi's rule:
+    /// distribute 1, replica r < 3: 1, else r/2 + 1; disperse: `data`).
+    pub fn replace_quorum(&self) -> usize {
+        match self.kind.as_str() {
+            "replicate" if self.effective_replica() >= 3 => (self.effective_replica() / 2 + 1) as usize,
+            "disperse" => self.data.unwrap_or(1).max(1) as usize,
+            _ => 1,
+        }
+    }
     /// Bricks of a set that hold data (disperse: `data`; else 1, each brick holds a full copy).
     pub fn data_bricks(&self) -> u64 {
         if self.kind == "disperse" {

@@ -259,3 +259,61 @@ async fn eviction_without_a_place_to_go_is_refused_at_once() {
     let ops = c.call_ok(1, Method::GET, "/operations", None).await.unwrap();
     assert_eq!(ops["total"], 0, "nothing was started");
 }
+
+/// The heal check reads Gluster's state: with a peer brick's node down, replacing a brick of a
+/// replica-3 set (which needs both other bricks up) is refused and changes nothing; with the
+/// node back it goes through.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replace_needs_the_other_bricks_of_the_set_up() {
+    let _g = serial();
+    let (_d, c) = cluster(1, json!({})).await;
+    let client = c.client(1);
+    load_topology(&client, &topology(3)).await.unwrap();
+    let body = json!({"size": 1, "durability": {"type": "replicate", "replicate": {"replica": 3}}});
+    let vol = run_async(&client, Method::POST, "/volumes", Some(&body))
+        .await
+        .unwrap()
+        .unwrap();
+    let v = c.call_ok(1, Method::GET, &vol, None).await.unwrap();
+    let bricks = v["bricks"].as_array().unwrap().clone();
+    let brick = bricks[0]["id"].as_str().unwrap().to_string();
+    // The node of another brick of the set goes down.
+    let topo = c.call_ok(1, Method::GET, "/topology", None).await.unwrap();
+    let other_node = bricks[1]["node"].as_str().unwrap();
+    let host = topo["clusters"][0]["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|n| n["id"] == other_node)
+        .unwrap()["hostnames"]["manage"][0]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let mock = MockExecutor::new(hekate::executor::mock::MockConfig {
+        state_file: c.mock_state_file().display().to_string(),
+        ..Default::default()
+    });
+    mock.set_glusterd_down(&host, true).unwrap();
+    let err = run_async(&client, Method::POST, &format!("/bricks/to-evict/{brick}"), None)
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains(&format!(
+            "Cannot replace brick {brick} as only 1 of 2 required peer bricks are online"
+        )),
+        "{err}"
+    );
+    let after = c.call_ok(1, Method::GET, &vol, None).await.unwrap();
+    assert_eq!(
+        after["bricks"], v["bricks"],
+        "a refused eviction changed the volume"
+    );
+    let check = c.call_ok(1, Method::GET, "/db/check", None).await.unwrap();
+    assert_eq!(check["totalinconsistencies"], 0, "{check}");
+    mock.set_glusterd_down(&host, false).unwrap();
+    run_async(&client, Method::POST, &format!("/bricks/to-evict/{brick}"), None)
+        .await
+        .unwrap();
+    check_volume(&c, vol.trim_start_matches("/volumes/")).await;
+}
