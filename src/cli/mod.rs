@@ -393,6 +393,21 @@ fn raw(json_mode: bool, v: &Value, f: impl Fn(&Value) -> String) -> Out {
     }
 }
 
+/// `settags`: merge the given tags (or replace them all with `--exact`).
+fn settags_body(tags: &[String], exact: bool) -> anyhow::Result<Value> {
+    Ok(json!({"change_type": if exact { "set" } else { "update" }, "tags": tag_map(tags)?}))
+}
+
+/// `rmtags`: delete the given keys (or every tag with `--all`).
+fn rmtags_body(keys: &[String], all: bool) -> Value {
+    if all {
+        json!({"change_type": "set", "tags": {}})
+    } else {
+        let m: serde_json::Map<String, Value> = keys.iter().map(|k| (k.clone(), json!(""))).collect();
+        json!({"change_type": "delete", "tags": m})
+    }
+}
+
 fn tag_map(tags: &[String]) -> anyhow::Result<Value> {
     let mut m = serde_json::Map::new();
     for t in tags {
@@ -702,18 +717,9 @@ async fn node(cmd: &NodeCmd, c: &Client, j: bool) -> anyhow::Result<Out> {
             Ok(text(format!("Node {id} is now removed\n")))
         }
         NodeCmd::Settags { id, tags, exact } => {
-            let body = json!({"change_type": if *exact { "set" } else { "update" }, "tags": tag_map(tags)?});
-            tags_cmd(c, "nodes", id, body, j).await
+            tags_cmd(c, "nodes", id, settags_body(tags, *exact)?, j).await
         }
-        NodeCmd::Rmtags { id, keys, all } => {
-            let body = if *all {
-                json!({"change_type": "set", "tags": {}})
-            } else {
-                let m: serde_json::Map<String, Value> = keys.iter().map(|k| (k.clone(), json!(""))).collect();
-                json!({"change_type": "delete", "tags": m})
-            };
-            tags_cmd(c, "nodes", id, body, j).await
-        }
+        NodeCmd::Rmtags { id, keys, all } => tags_cmd(c, "nodes", id, rmtags_body(keys, *all), j).await,
     }
 }
 
@@ -806,18 +812,9 @@ async fn device(cmd: &DeviceCmd, c: &Client, j: bool) -> anyhow::Result<Out> {
             Ok(Out(o))
         }
         DeviceCmd::Settags { id, tags, exact } => {
-            let body = json!({"change_type": if *exact { "set" } else { "update" }, "tags": tag_map(tags)?});
-            tags_cmd(c, "devices", id, body, j).await
+            tags_cmd(c, "devices", id, settags_body(tags, *exact)?, j).await
         }
-        DeviceCmd::Rmtags { id, keys, all } => {
-            let body = if *all {
-                json!({"change_type": "set", "tags": {}})
-            } else {
-                let m: serde_json::Map<String, Value> = keys.iter().map(|k| (k.clone(), json!(""))).collect();
-                json!({"change_type": "delete", "tags": m})
-            };
-            tags_cmd(c, "devices", id, body, j).await
-        }
+        DeviceCmd::Rmtags { id, keys, all } => tags_cmd(c, "devices", id, rmtags_body(keys, *all), j).await,
     }
 }
 
