@@ -1,8 +1,9 @@
 //! The executor: what Hekate asks of Gluster nodes, as domain verbs. Operations call these
 //! verbs; implementations turn them into work on nodes: [`mock::MockExecutor`] (an in-memory
 //! or file-shared model of nodes, for dev clusters and control-plane tests) and the SSH
-//! executor (next issue). Every verb is idempotent: re-running it after a partial success
-//! converges, and every destroy tolerates "already gone".
+//! executor ([`sshexec::SshExecutor`], Heketi's command lines over [`ssh`]). Every verb is
+//! idempotent: re-running it after a partial success converges, and every destroy tolerates
+//! "already gone".
 
 pub mod commands;
 pub mod mock;
