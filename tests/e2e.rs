@@ -541,14 +541,7 @@ async fn arbiter_disperse_evacuation_and_a_node_lost_mid_create() {
         .unwrap();
     let old = vol["bricks"][0].clone();
     let dev = old["device"].as_str().unwrap().to_string();
-    let set_state = |state: &'static str| {
-        let api = api.clone();
-        let dev = dev.clone();
-        async move {
-            let body = json!({ "state": state });
-            run_async(&api, Method::POST, &format!("/devices/{dev}/state"), Some(&body)).await
-        }
-    };
+    let set_state = |state: &'static str| hekate::testkit::set_state(&api, "devices", &dev, state);
     // Gluster keeps the write's heal markers for a moment: until they clear, the heal check
     // rightly refuses to replace a brick that is a source of data to heal.
     let healed = || async {

@@ -9,9 +9,9 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use anyhow::{bail, Context};
+use anyhow::Context;
 use hekate::client::Client;
-use hekate::testkit::{load_topology, ClusterSpec, ProcCluster};
+use hekate::testkit::{load_topology, run_async, ClusterSpec, ProcCluster};
 use reqwest::Method;
 use serde::Serialize;
 use serde_json::{json, Value};
@@ -60,37 +60,12 @@ pub struct VolumeResults {
     pub restart_to_ready_ms: f64,
 }
 
-/// POST /volumes and poll the queue (short backoff) until 303.
+/// POST /volumes and follow the queue until 303; the new volume's path.
 pub async fn create_volume(c: &Client) -> anyhow::Result<String> {
     let body = json!({"size": 1, "durability": {"type": "replicate", "replicate": {"replica": 3}}});
-    let r = c.call(Method::POST, "/volumes", Some(&body)).await?;
-    if r.status != 202 {
-        bail!("create: {} {}", r.status, r.body.trim());
-    }
-    let loc = r
-        .headers
-        .get("location")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or_default()
-        .to_string();
-    let mut nap = Duration::from_millis(1);
-    loop {
-        let q = c.call(Method::GET, &loc, None).await?;
-        match q.status {
-            200 | 503 => {}
-            303 => {
-                return Ok(q
-                    .headers
-                    .get("location")
-                    .and_then(|v| v.to_str().ok())
-                    .unwrap_or_default()
-                    .into())
-            }
-            s => bail!("queue: {s} {}", q.body.trim()),
-        }
-        tokio::time::sleep(nap).await;
-        nap = (nap * 2).min(Duration::from_millis(50));
-    }
+    Ok(run_async(c, Method::POST, "/volumes", Some(&body))
+        .await?
+        .unwrap_or_default())
 }
 
 async fn timed_creates(c: &Client, n: usize) -> anyhow::Result<Vec<f64>> {
@@ -108,29 +83,9 @@ async fn timed_creates_ids(c: &Client, n: usize) -> anyhow::Result<(Vec<f64>, Ve
     Ok((out, ids))
 }
 
-/// DELETE and poll until 204.
+/// DELETE and follow the queue until 204.
 pub async fn delete_volume(c: &Client, path: &str) -> anyhow::Result<()> {
-    let r = c.call(Method::DELETE, path, None).await?;
-    if r.status != 202 {
-        bail!("delete: {} {}", r.status, r.body.trim());
-    }
-    let loc = r
-        .headers
-        .get("location")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or_default()
-        .to_string();
-    let mut nap = Duration::from_millis(1);
-    loop {
-        let q = c.call(Method::GET, &loc, None).await?;
-        match q.status {
-            200 | 503 => {}
-            204 => return Ok(()),
-            s => bail!("queue: {s} {}", q.body.trim()),
-        }
-        tokio::time::sleep(nap).await;
-        nap = (nap * 2).min(Duration::from_millis(50));
-    }
+    run_async(c, Method::DELETE, path, None).await.map(|_| ())
 }
 
 /// `n` creates spread over `clients` concurrent clients; returns (elapsed, latencies).

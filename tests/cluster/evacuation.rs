@@ -5,7 +5,7 @@
 use std::collections::BTreeSet;
 
 use hekate::executor::mock::MockExecutor;
-use hekate::testkit::{load_topology, run_async, wait_queue, ProcCluster};
+use hekate::testkit::{load_topology, run_async, set_state, wait_queue, ProcCluster};
 use reqwest::Method;
 use serde_json::{json, Value};
 
@@ -89,22 +89,8 @@ async fn device_and_node_removal_move_every_brick() {
         .unwrap();
     assert_eq!(done.status, 500);
     assert!(done.body.contains("must be offline"), "{}", done.body);
-    run_async(
-        &client,
-        Method::POST,
-        &format!("/devices/{dev}/state"),
-        Some(&json!({"state": "offline"})),
-    )
-    .await
-    .unwrap();
-    run_async(
-        &client,
-        Method::POST,
-        &format!("/devices/{dev}/state"),
-        Some(&json!({"state": "failed"})),
-    )
-    .await
-    .unwrap();
+    set_state(&client, "devices", &dev, "offline").await.unwrap();
+    set_state(&client, "devices", &dev, "failed").await.unwrap();
     let d = c
         .call_ok(1, Method::GET, &format!("/devices/{dev}"), None)
         .await
@@ -139,22 +125,8 @@ async fn device_and_node_removal_move_every_brick() {
         .as_str()
         .unwrap()
         .to_string();
-    run_async(
-        &client,
-        Method::POST,
-        &format!("/nodes/{node}/state"),
-        Some(&json!({"state": "offline"})),
-    )
-    .await
-    .unwrap();
-    run_async(
-        &client,
-        Method::POST,
-        &format!("/nodes/{node}/state"),
-        Some(&json!({"state": "failed"})),
-    )
-    .await
-    .unwrap();
+    set_state(&client, "nodes", &node, "offline").await.unwrap();
+    set_state(&client, "nodes", &node, "failed").await.unwrap();
     let n = c
         .call_ok(1, Method::GET, &format!("/nodes/{node}"), None)
         .await

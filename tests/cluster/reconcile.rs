@@ -7,7 +7,7 @@
 
 use hekate::executor::mock::{Fault, MockExecutor};
 use hekate::executor::{BrickSpec, Executor, VolumeSpec};
-use hekate::testkit::{load_topology, run_async, wait_for, ClusterSpec, ProcCluster};
+use hekate::testkit::{load_topology, run_async, set_state, wait_for, ClusterSpec, ProcCluster};
 use reqwest::Method;
 use serde_json::{json, Value};
 
@@ -246,15 +246,6 @@ fn faults(steps: &[(String, String)], k: usize, permanent: bool) -> Vec<(&'stati
     out
 }
 
-async fn device_state(
-    api: &hekate::client::Client,
-    dev: &str,
-    state: &str,
-) -> anyhow::Result<Option<String>> {
-    let body = json!({ "state": state });
-    run_async(api, Method::POST, &format!("/devices/{dev}/state"), Some(&body)).await
-}
-
 /// Deletes a removed (failed, empty) device and adds its disk again, as an administrator
 /// would after replacing it.
 async fn give_back(c: &ProcCluster, dev: &str) {
@@ -383,9 +374,9 @@ async fn a_fault_at_every_step_ends_resumed_or_rolled_back() {
     // Device remove (its brick moves to the node's other device): offline, then failed.
     let v = create(&c, "probe4").await.unwrap();
     let dev = volume_device(&c, &v).await;
-    device_state(&api, &dev, "offline").await.unwrap();
+    set_state(&api, "devices", &dev, "offline").await.unwrap();
     let steps_r = verbs_of(&mock, || async {
-        device_state(&api, &dev, "failed").await.unwrap();
+        set_state(&api, "devices", &dev, "failed").await.unwrap();
     })
     .await;
     run_async(&api, Method::DELETE, &v, None).await.unwrap();
@@ -396,9 +387,9 @@ async fn a_fault_at_every_step_ends_resumed_or_rolled_back() {
             let what = format!("device remove, {kind} fault at step {k} ({:?})", steps_r[k]);
             let v = create(&c, &format!("r{k}{}", &kind[..4])).await.unwrap();
             let dev = volume_device(&c, &v).await;
-            device_state(&api, &dev, "offline").await.unwrap();
+            set_state(&api, "devices", &dev, "offline").await.unwrap();
             mock.add_fault(fault).unwrap();
-            let out = device_state(&api, &dev, "failed").await;
+            let out = set_state(&api, "devices", &dev, "failed").await;
             assert_eq!(mock.clear_faults().unwrap(), 1, "{what}: the fault never fired");
             assert!(out.is_ok(), "{what}: not resumed: {out:?}");
             let d = c
