@@ -25,6 +25,8 @@ pub struct ClusterSpec {
     pub mockexec: Value,
     /// Extra `glusterfs` keys (limits such as `max_inflight_operations`).
     pub glusterfs: Value,
+    /// Extra `raft` keys (`forward_timeout_ms`...).
+    pub raft: Value,
     /// Share the mock's node model between replicas through a file (as real nodes are
     /// shared). Off: each replica models its own nodes in memory (cheaper; no failover).
     pub shared_mock: bool,
@@ -41,6 +43,7 @@ impl ClusterSpec {
             loglevel: "info".into(),
             mockexec: json!({}),
             glusterfs: json!({}),
+            raft: json!({}),
             shared_mock: true,
             netns: None,
         }
@@ -97,9 +100,22 @@ impl ProcCluster {
         Value::Array(
             self.ports
                 .iter()
-                .map(|(id, p)| json!({"id": id, "api": format!("{}:{p}", self.host(*id))}))
+                .map(|(id, p)| match self.peer_host(*id) {
+                    Some(peer) => json!({"id": id, "api": format!("{}:{p}", self.host(*id)),
+                                         "peer": format!("{peer}:{p}")}),
+                    None => json!({"id": id, "api": format!("{}:{p}", self.host(*id))}),
+                })
                 .collect(),
         )
+    }
+
+    /// The address of replica `id`'s separate peer network, when its namespaces have one.
+    fn peer_host(&self, id: u64) -> Option<String> {
+        self.spec
+            .netns
+            .as_ref()
+            .filter(|ns| ns.peer_net)
+            .map(|ns| ns.peer_addr(id))
     }
 
     pub fn config_path(&self, id: u64) -> PathBuf {
@@ -139,6 +155,14 @@ impl ProcCluster {
             }
         });
         let mut cfg = cfg;
+        if let Some(peer) = self.peer_host(id) {
+            cfg["raft"]["peer_listen"] = json!(format!("{peer}:{port}"));
+        }
+        if let Value::Object(extra) = &self.spec.raft {
+            for (k, v) in extra {
+                cfg["raft"][k] = v.clone();
+            }
+        }
         if let Value::Object(extra) = &self.spec.glusterfs {
             for (k, v) in extra {
                 cfg["glusterfs"][k] = v.clone();
@@ -619,12 +643,16 @@ impl TestbedEnv {
 /// Network namespaces for replicas: one per replica, each with a veth on a private bridge
 /// (`10.79.<n>.0/24`, the host at `.1`, replica `i` at `.1<i>`), so that a replica can be cut
 /// off by taking its link down (a partition: it keeps running and keeps reaching whatever
-/// is not on the network, like the mock's node model). Needs root. Removed on drop.
+/// is not on the network, like the mock's node model). With a peer network
+/// ([`Netns::with_peer_net`]), each replica has a second veth on a second bridge
+/// (`10.78.<n>.0/24`) that carries only Raft RPCs, so the peer path can be cut while the
+/// API (clients, the load balancer) still reaches every replica. Needs root. Removed on drop.
 #[derive(Debug, Clone)]
 pub struct Netns {
     tag: String,
     subnet: u8,
     replicas: u64,
+    pub peer_net: bool,
 }
 
 fn ip(args: &[&str]) -> anyhow::Result<()> {
@@ -641,11 +669,21 @@ fn ip(args: &[&str]) -> anyhow::Result<()> {
 
 impl Netns {
     pub fn create(replicas: u64) -> anyhow::Result<Netns> {
+        Netns::build(replicas, false)
+    }
+
+    /// Namespaces with a separate peer network (see the type's documentation).
+    pub fn with_peer_net(replicas: u64) -> anyhow::Result<Netns> {
+        Netns::build(replicas, true)
+    }
+
+    fn build(replicas: u64, peer_net: bool) -> anyhow::Result<Netns> {
         let pid = std::process::id();
         let ns = Netns {
             tag: format!("hk{}", pid % 100_000),
             subnet: (pid % 200 + 20) as u8,
             replicas,
+            peer_net,
         };
         let br = ns.bridge();
         ns.destroy();
@@ -672,7 +710,42 @@ impl Netns {
             ip(&["-n", &name, "link", "set", "eth0", "up"])?;
             ip(&["-n", &name, "link", "set", "lo", "up"])?;
         }
+        if peer_net {
+            let pbr = ns.peer_bridge();
+            ip(&["link", "add", &pbr, "type", "bridge"])?;
+            ip(&["link", "set", &pbr, "up"])?;
+            for id in 1..=replicas {
+                let name = ns.name(id);
+                let host_end = format!("{}p{id}", ns.tag);
+                ip(&[
+                    "link", "add", &host_end, "type", "veth", "peer", "name", "eth1", "netns", &name,
+                ])?;
+                ip(&["link", "set", &host_end, "master", &pbr, "up"])?;
+                let addr = format!("{}/24", ns.peer_addr(id));
+                ip(&["-n", &name, "addr", "add", &addr, "dev", "eth1"])?;
+                ip(&["-n", &name, "link", "set", "eth1", "up"])?;
+            }
+        }
         Ok(ns)
+    }
+
+    fn peer_bridge(&self) -> String {
+        format!("{}pb", self.tag)
+    }
+
+    /// Replica `id`'s address on the peer network.
+    pub fn peer_addr(&self, id: u64) -> String {
+        format!("10.78.{}.{}", self.subnet, 10 + id)
+    }
+
+    /// Cuts replica `id`'s peer link only: it still serves clients and the load balancer,
+    /// but hears from no other replica.
+    pub fn cut_peers(&self, id: u64) -> anyhow::Result<()> {
+        ip(&["-n", &self.name(id), "link", "set", "eth1", "down"])
+    }
+
+    pub fn heal_peers(&self, id: u64) -> anyhow::Result<()> {
+        ip(&["-n", &self.name(id), "link", "set", "eth1", "up"])
     }
 
     fn bridge(&self) -> String {
@@ -701,9 +774,11 @@ impl Netns {
         for id in 1..=self.replicas {
             // The host end too: a namespace lingering in the kernel would keep it.
             let _ = ip(&["link", "del", &format!("{}v{id}", self.tag)]);
+            let _ = ip(&["link", "del", &format!("{}p{id}", self.tag)]);
             let _ = ip(&["netns", "del", &self.name(id)]);
         }
         let _ = ip(&["link", "del", &self.bridge()]);
+        let _ = ip(&["link", "del", &self.peer_bridge()]);
     }
 }
 

@@ -6,7 +6,10 @@
 //! with the time to a new leader and to the first successful write through the balancer.
 //! At the end it checks the invariants and exits non-zero if one breaks: no acknowledged
 //! create or delete lost, no duplicate volume, no orphan (nodes = API, exactly), no
-//! operation left pending.
+//! operation left pending. With `--peer-partition-every`, some faults cut only the leader's
+//! peer link while haproxy and the clients still reach it: the minority leader must leave
+//! the balancer (its `/readyz` fails once check quorum trips) and answer the writes sent
+//! straight to it within the bound, "not accepted" or "outcome unknown", never committed.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
@@ -57,6 +60,11 @@ pub struct DrillArgs {
     /// keeps running); 0 = none. Implies --netns.
     #[arg(long, default_value_t = 0)]
     pub partition_every: usize,
+    /// Every how many faults one is a peer-only partition: the leader's peer link is cut
+    /// while clients and haproxy still reach it (a minority that stays reachable); 0 = none.
+    /// Implies --netns with a separate peer network. Takes precedence over the others.
+    #[arg(long, default_value_t = 0)]
+    pub peer_partition_every: usize,
 }
 
 #[derive(Debug, Default, Serialize)]
@@ -69,12 +77,24 @@ pub struct Outcomes {
     pub indeterminate: u64,
 }
 
+/// Writes sent straight to a reachable minority leader during peer-only partitions.
+#[derive(Debug, Default, Serialize)]
+pub struct MinorityProbe {
+    pub not_accepted: u64,
+    pub unknown: u64,
+    /// Any other answer (a committed write here would be a split brain).
+    pub other: Vec<String>,
+    /// Time to the answer, ms.
+    pub answer_ms: Summary,
+}
+
 #[derive(Debug, Serialize)]
 pub struct DrillResults {
     pub faults: usize,
     pub kills: usize,
     pub pauses: usize,
     pub partitions: usize,
+    pub peer_partitions: usize,
     pub clients: usize,
     pub latency_ms: u64,
     pub creates: Outcomes,
@@ -83,8 +103,14 @@ pub struct DrillResults {
     pub new_leader: Summary,
     /// Fault to the first successful write through haproxy.
     pub first_write_via_lb: Summary,
+    /// Peer-only partitions: from the cut to haproxy marking the minority leader down.
+    pub minority_out_of_lb: Summary,
+    /// Peer-only partitions: writes sent straight to the minority leader.
+    pub minority_probe: MinorityProbe,
     /// Client-observed duration of operations that succeeded (request to final queue state).
     pub op_duration: Summary,
+    /// The longest any client waited for the answer to a submission (not the queue).
+    pub longest_client_wait_ms: f64,
     pub longest_op_ms: f64,
     pub volumes_at_end: usize,
     /// Acknowledged creates, neither deleted nor possibly deleted, missing at the end.
@@ -118,6 +144,7 @@ struct Ledger {
     creates: Outcomes,
     deletes: Outcomes,
     durations_ms: Vec<f64>,
+    longest_wait_ms: f64,
 }
 
 enum End {
@@ -130,15 +157,30 @@ enum End {
 /// Submits an async request through the balancer and follows its queue entry to the end.
 /// Transport errors while polling are retried (the balancer moves to a live replica); a
 /// 503 at submission means "outcome unknown" (the leader died with the request).
-async fn run_op(api: &Client, method: Method, path: &str, body: Option<&serde_json::Value>) -> End {
-    let r = match api.call(method, path, body).await {
-        Ok(r) => r,
-        Err(_) => return End::Indeterminate,
+async fn run_op(
+    api: &Client,
+    method: Method,
+    path: &str,
+    body: Option<&serde_json::Value>,
+    ledger: &Mutex<Ledger>,
+) -> End {
+    let t0 = Instant::now();
+    let r = api.call(method, path, body).await;
+    {
+        let mut l = ledger.lock().unwrap_or_else(|e| e.into_inner());
+        l.longest_wait_ms = l.longest_wait_ms.max(t0.elapsed().as_secs_f64() * 1e3);
+    }
+    let Ok(r) = r else {
+        return End::Indeterminate;
     };
     if r.status != 202 {
+        // docs/api.md, "Outcome of a write": 504 (or x-hekate-outcome: unknown) may still
+        // commit; 503 not-accepted and haproxy's 502/503 were never written.
+        let unknown = r.headers.get("x-hekate-outcome").and_then(|v| v.to_str().ok()) == Some("unknown");
         return match r.status {
-            503 if r.body.contains("unknown") => End::Indeterminate,
-            502..=504 => End::Refused,
+            _ if unknown => End::Indeterminate,
+            504 => End::Indeterminate,
+            502 | 503 => End::Refused,
             _ => End::Failed,
         };
     }
@@ -187,7 +229,7 @@ async fn client_loop(api: Client, n: usize, stop: Arc<AtomicBool>, ledger: Arc<M
         let t0 = Instant::now();
         if delete {
             let (name, id) = mine.remove(0);
-            let end = run_op(&api, Method::DELETE, &format!("/volumes/{id}"), None).await;
+            let end = run_op(&api, Method::DELETE, &format!("/volumes/{id}"), None, &ledger).await;
             let mut l = ledger.lock().unwrap_or_else(|e| e.into_inner());
             match end {
                 End::Ok(_) => {
@@ -212,7 +254,7 @@ async fn client_loop(api: Client, n: usize, stop: Arc<AtomicBool>, ledger: Arc<M
             let name = format!("drill_c{n}_{seq}");
             let body = json!({"size": 1, "name": name,
                               "durability": {"type": "replicate", "replicate": {"replica": 3}}});
-            let end = run_op(&api, Method::POST, "/volumes", Some(&body)).await;
+            let end = run_op(&api, Method::POST, "/volumes", Some(&body), &ledger).await;
             let mut l = ledger.lock().unwrap_or_else(|e| e.into_inner());
             match end {
                 End::Ok(loc) => {
@@ -250,10 +292,11 @@ impl Drop for KillOnDrop {
     }
 }
 
-fn haproxy(dir: &std::path::Path, port: u16, backends: &[String]) -> anyhow::Result<Child> {
+fn haproxy(dir: &std::path::Path, port: u16, stats: u16, backends: &[String]) -> anyhow::Result<Child> {
     let mut cfg = format!(
         "global\n    maxconn 1024\ndefaults\n    mode http\n    timeout connect 1s\n    \
          timeout client 60s\n    timeout server 60s\n    retries 2\n    option redispatch\n\
+         frontend stats\n    bind 127.0.0.1:{stats}\n    stats enable\n    stats uri /stats\n\
          frontend api\n    bind 127.0.0.1:{port}\n    default_backend hekate\n\
          backend hekate\n    balance roundrobin\n    option httpchk GET /readyz\n    \
          http-check expect status 200\n    \
@@ -274,6 +317,14 @@ fn haproxy(dir: &std::path::Path, port: u16, backends: &[String]) -> anyhow::Res
         .context("start haproxy (apt-get install haproxy)")
 }
 
+/// Whether haproxy's CSV statistics show `server` of the backend as down.
+fn lb_server_down(csv: &str, server: &str) -> bool {
+    csv.lines().any(|l| {
+        let f: Vec<&str> = l.split(',').collect();
+        f.len() > 17 && f[0] == "hekate" && f[1] == server && f[17].starts_with("DOWN")
+    })
+}
+
 pub async fn run(args: DrillArgs) -> anyhow::Result<DrillResults> {
     let tmp = tempfile::tempdir()?;
     let dir = args.dir.clone().unwrap_or_else(|| tmp.path().to_path_buf());
@@ -283,15 +334,20 @@ pub async fn run(args: DrillArgs) -> anyhow::Result<DrillResults> {
     spec.mockexec =
         json!({"latency_ms": {"*": args.latency_ms, "brick_create": slow}, "device_size_gb": 4000});
     spec.glusterfs = json!({"max_inflight_operations": 256});
-    if args.netns || args.partition_every > 0 {
+    if args.peer_partition_every > 0 {
+        let ns = hekate::testkit::Netns::with_peer_net(3).context("network namespaces (root)")?;
+        spec.netns = Some(ns);
+    } else if args.netns || args.partition_every > 0 {
         spec.netns = Some(hekate::testkit::Netns::create(3).context("network namespaces (root)")?);
     }
     let mut c = ProcCluster::create(&dir, spec)?;
     c.start_all()?;
     c.wait_ready(&c.ids(), Duration::from_secs(60)).await?;
-    let lb_port = free_ports(1)?[0];
+    let lb_ports = free_ports(2)?;
+    let (lb_port, stats_port) = (lb_ports[0], lb_ports[1]);
     let backends: Vec<String> = c.ids().iter().map(|i| c.api_addr(*i)).collect();
-    let _lb = KillOnDrop(haproxy(&dir, lb_port, &backends)?);
+    let _lb = KillOnDrop(haproxy(&dir, lb_port, stats_port, &backends)?);
+    let lb_stats = reqwest::Client::new();
     let api = Client::new(vec![format!("http://127.0.0.1:{lb_port}")], "admin", &c.admin_key);
     wait_for(Duration::from_secs(10), "haproxy", || async {
         api.call(Method::GET, "/clusters", None)
@@ -322,15 +378,34 @@ pub async fn run(args: DrillArgs) -> anyhow::Result<DrillResults> {
 
     let probe_seq = AtomicU64::new(0);
     let (mut to_leader, mut to_write) = (Vec::new(), Vec::new());
-    let (mut kills, mut pauses, mut partitions) = (0, 0, 0);
+    let (mut kills, mut pauses, mut partitions, mut peer_partitions) = (0, 0, 0, 0);
+    let (mut out_of_lb, mut probe) = (Vec::new(), MinorityProbe::default());
+    let mut probe_ms = Vec::new();
     let mut stuck: Vec<String> = Vec::new();
     for k in 1..=args.kills {
         tokio::time::sleep(Duration::from_millis(args.gap_ms)).await;
         let leader = c.wait_leader(&c.ids(), Duration::from_secs(30)).await?;
-        let partition = args.partition_every > 0 && k.is_multiple_of(args.partition_every);
-        let pause = !partition && args.pause_every > 0 && k.is_multiple_of(args.pause_every);
+        let peer_cut = args.peer_partition_every > 0 && k.is_multiple_of(args.peer_partition_every);
+        let partition = !peer_cut && args.partition_every > 0 && k.is_multiple_of(args.partition_every);
+        let pause = !peer_cut && !partition && args.pause_every > 0 && k.is_multiple_of(args.pause_every);
         let t0 = Instant::now();
-        if partition {
+        let mut minority = None;
+        if peer_cut {
+            c.spec.netns.as_ref().context("netns")?.cut_peers(leader)?;
+            peer_partitions += 1;
+            // Writes straight to the minority while it is cut off, and haproxy's view of it.
+            let direct = c.client(leader);
+            minority = Some(tokio::spawn(async move {
+                let mut answers = Vec::new();
+                for _ in 0..3 {
+                    let t = Instant::now();
+                    let body = json!({"file": true, "block": false});
+                    let r = direct.call(Method::POST, "/clusters", Some(&body)).await;
+                    answers.push((t.elapsed().as_secs_f64() * 1e3, r));
+                }
+                answers
+            }));
+        } else if partition {
             c.spec.netns.as_ref().context("netns")?.partition(leader)?;
             partitions += 1;
         } else if pause {
@@ -343,6 +418,25 @@ pub async fn run(args: DrillArgs) -> anyhow::Result<DrillResults> {
         let others: Vec<u64> = c.ids().into_iter().filter(|i| *i != leader).collect();
         let new = c.wait_leader(&others, Duration::from_secs(30)).await?;
         to_leader.push(t0.elapsed().as_secs_f64() * 1e3);
+        if peer_cut {
+            let down = wait_for(
+                Duration::from_secs(30),
+                "haproxy to take the minority out",
+                || async {
+                    let csv = lb_stats
+                        .get(format!("http://127.0.0.1:{stats_port}/stats;csv"))
+                        .send()
+                        .await
+                        .ok()?
+                        .text()
+                        .await
+                        .ok()?;
+                    lb_server_down(&csv, &format!("r{leader}")).then(|| t0.elapsed().as_secs_f64() * 1e3)
+                },
+            )
+            .await?;
+            out_of_lb.push(down);
+        }
         let wrote = wait_for(Duration::from_secs(30), "a write through haproxy", || async {
             probe_seq.fetch_add(1, Ordering::SeqCst);
             let body = json!({"file": true, "block": false});
@@ -357,7 +451,9 @@ pub async fn run(args: DrillArgs) -> anyhow::Result<DrillResults> {
         match wrote {
             Ok(()) => to_write.push(t0.elapsed().as_secs_f64() * 1e3),
             Err(e) => {
-                let kind = if partition {
+                let kind = if peer_cut {
+                    "peer partition"
+                } else if partition {
                     "partition"
                 } else if pause {
                     "pause"
@@ -371,7 +467,23 @@ pub async fn run(args: DrillArgs) -> anyhow::Result<DrillResults> {
                 stuck.push(format!("fault {k}: {kind} of replica {leader}: {e}"));
             }
         }
-        if partition {
+        if let Some(m) = minority {
+            for (ms, r) in m.await? {
+                probe_ms.push(ms);
+                let outcome = r.as_ref().ok().and_then(|r| {
+                    let h = r.headers.get("x-hekate-outcome")?.to_str().ok()?;
+                    Some((r.status, h.to_string()))
+                });
+                match outcome {
+                    Some((503, h)) if h == "not-accepted" => probe.not_accepted += 1,
+                    Some((504, h)) if h == "unknown" => probe.unknown += 1,
+                    _ => probe.other.push(format!("fault {k}: {r:?}")),
+                }
+            }
+        }
+        if peer_cut {
+            c.spec.netns.as_ref().context("netns")?.heal_peers(leader)?;
+        } else if partition {
             c.spec.netns.as_ref().context("netns")?.heal(leader)?;
         } else if pause {
             c.resume(leader)?;
@@ -487,12 +599,14 @@ pub async fn run(args: DrillArgs) -> anyhow::Result<DrillResults> {
         && duplicates.is_empty()
         && orphans.is_empty()
         && pending == 0
-        && stuck.is_empty();
+        && stuck.is_empty()
+        && probe.other.is_empty();
     let res = DrillResults {
         faults: args.kills,
         kills,
         pauses,
         partitions,
+        peer_partitions,
         clients: args.clients,
         latency_ms: args.latency_ms,
         creates: Outcomes {
@@ -509,7 +623,13 @@ pub async fn run(args: DrillArgs) -> anyhow::Result<DrillResults> {
         },
         new_leader: summarize(&to_leader),
         first_write_via_lb: summarize(&to_write),
+        minority_out_of_lb: summarize(&out_of_lb),
+        minority_probe: MinorityProbe {
+            answer_ms: summarize(&probe_ms),
+            ..probe
+        },
         op_duration: summarize(&durations),
+        longest_client_wait_ms: l.longest_wait_ms,
         longest_op_ms: durations.iter().cloned().fold(0.0, f64::max),
         volumes_at_end: ids.len(),
         lost_acknowledged: lost,

@@ -2,6 +2,13 @@
 
 use crate::types::{Member, NodeId};
 
+fn leader_text(leader: &Option<(NodeId, Member)>) -> String {
+    match leader {
+        Some((id, m)) => format!(" (the leader is replica {id} at {})", m.api_addr),
+        None => " (no leader known)".into(),
+    }
+}
+
 /// A storage failure: the disk, RocksDB, or bytes that do not decode. Fatal for the replica.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -18,9 +25,17 @@ pub enum StoreError {
 /// Why a proposal or a linearizable read did not happen here.
 #[derive(Debug, thiserror::Error)]
 pub enum ReplicaError {
-    /// This replica is not the leader; `leader` is the one it knows, if any.
-    #[error("not the leader (leader: {leader:?})")]
+    /// This replica is not the leader; `leader` is the one it knows, if any. A proposal that
+    /// ends so was not appended, or was truncated away: it never commits.
+    #[error("not the leader{}", leader_text(leader))]
     NotLeader { leader: Option<(NodeId, Member)> },
+    /// The leader refused the proposal before appending it (it has heard from no quorum):
+    /// it never commits, and retrying is safe.
+    #[error("not accepted: {0}")]
+    NotAccepted(String),
+    /// The proposal was handed to the leader but not committed in time: it may still commit.
+    #[error("outcome unknown: {0}")]
+    OutcomeUnknown(String),
     /// No quorum answered in time (a partition, or most replicas down).
     #[error("no quorum: {0}")]
     Unavailable(String),

@@ -14,6 +14,7 @@
 //! - [`state_machine`]: applies committed entries through the application in one synced WriteBatch.
 //! - [`snapshot`]: the snapshot file format, built from a consistent RocksDB view.
 //! - [`network`] / [`service`]: the peer RPC client and server (bincode over HTTP, shared secret).
+//! - [`quorum`]: check quorum: a leader without a quorum says so and steps down.
 //! - [`replica`]: a running replica: propose, linearizable read, leadership, membership, status.
 //!
 //! openraft stays behind this crate's API so an upgrade (0.9 -> 0.10) stays local.
@@ -28,6 +29,7 @@ pub mod db;
 pub mod error;
 pub mod log_store;
 pub mod network;
+pub mod quorum;
 pub mod replica;
 pub mod service;
 pub mod settings;

@@ -66,7 +66,7 @@ impl LogStore {
         self.store.write_synced(b).map_err(write_err)
     }
 
-    fn last_log_id(&self) -> Result<Option<LogId>, StorageError> {
+    pub(crate) fn last_log_id(&self) -> Result<Option<LogId>, StorageError> {
         let cf = self.store.cf(CF_LOGS);
         let mut it = self.store.db.iterator_cf(cf, IteratorMode::End);
         match it.next() {

@@ -9,6 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use openraft::error::{CheckIsLeaderError, ClientWriteError, RaftError};
+use openraft::raft::VoteRequest;
 use openraft::{ChangeMembers, ServerState};
 use serde::Serialize;
 
@@ -18,10 +19,11 @@ use crate::db::Store;
 use crate::error::{ReplicaError, StoreError};
 use crate::log_store::LogStore;
 use crate::network::{NetworkFactory, PeerCallError, PeerHttp};
+use crate::quorum::{CheckQuorumStatus, QuorumWatch};
 use crate::service::{self, PeerService, PeerStatus};
 use crate::settings::RaftSettings;
 use crate::state_machine::StateMachine;
-use crate::types::{AppRequest, Member, NodeId, Raft};
+use crate::types::{AppRequest, Member, NodeId, Raft, Vote};
 
 /// Role of a replica, as shown by `/raft/status`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -54,6 +56,7 @@ pub struct ReplicaStatus {
     pub snapshot: Option<u64>,
     pub purged: Option<u64>,
     pub millis_since_quorum_ack: Option<u64>,
+    pub check_quorum: CheckQuorumStatus,
     pub members: Vec<MemberStatus>,
 }
 
@@ -76,6 +79,7 @@ pub struct Replica<A: Application> {
     http: PeerHttp,
     secret: Arc<str>,
     cfg: Arc<ReplicaConfig>,
+    quorum: Arc<QuorumWatch>,
     _app: PhantomData<A>,
 }
 
@@ -88,6 +92,7 @@ impl<A: Application> Clone for Replica<A> {
             http: self.http.clone(),
             secret: self.secret.clone(),
             cfg: self.cfg.clone(),
+            quorum: self.quorum.clone(),
             _app: PhantomData,
         }
     }
@@ -98,7 +103,8 @@ fn fatal(e: impl std::fmt::Display) -> ReplicaError {
 }
 
 impl<A: Application> Replica<A> {
-    /// Opens the store and starts Raft. Does not bootstrap: call [`Replica::bootstrap`].
+    /// Opens the store and starts Raft and the check-quorum watchdog. Does not bootstrap:
+    /// call [`Replica::bootstrap`].
     pub async fn start(cfg: ReplicaConfig, app: Arc<A>) -> Result<Replica<A>, StoreError> {
         let raft_cfg = cfg.settings.to_openraft("hekate").map_err(StoreError::Invalid)?;
         let store = Store::open(&cfg.data_dir)?;
@@ -109,15 +115,96 @@ impl<A: Application> Replica<A> {
         let raft = Raft::new(cfg.id, Arc::new(raft_cfg), net, log, sm)
             .await
             .map_err(|e| StoreError::Invalid(format!("raft start: {e}")))?;
-        Ok(Replica {
+        let replica = Replica {
             id: cfg.id,
             raft,
             store,
             http,
             secret: Arc::from(cfg.secret.as_str()),
+            quorum: Arc::new(QuorumWatch::new(cfg.settings.check_quorum())),
             cfg: Arc::new(cfg),
             _app: PhantomData,
-        })
+        };
+        tokio::spawn(replica.clone().check_quorum_loop());
+        Ok(replica)
+    }
+
+    /// The watchdog: every heartbeat, a leader that has heard from no quorum within
+    /// `check_quorum` steps down (see [`crate::quorum`]). Ends when Raft shuts down.
+    async fn check_quorum_loop(self) {
+        let rx = self.raft.metrics();
+        let mut tick = tokio::time::interval(Duration::from_millis(self.cfg.settings.heartbeat_ms.max(10)));
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            let (state, leading, term, ack) = {
+                let m = rx.borrow();
+                let leading = m.state == ServerState::Leader && m.current_leader == Some(self.id);
+                (m.state, leading, m.current_term, m.millis_since_quorum_ack)
+            };
+            if state == ServerState::Shutdown || rx.has_changed().is_err() {
+                return;
+            }
+            if let Some(silent) = self.quorum.lost(leading, term, ack, std::time::Instant::now()) {
+                let m = rx.borrow().clone();
+                self.step_down(&m, silent).await;
+            }
+        }
+    }
+
+    /// Steps this leader down: openraft is handed the vote request of another voter for the
+    /// next term, with exactly this replica's last log id, so its ordinary vote handling makes
+    /// this replica a follower of that term (granting that vote; a real campaign by that voter
+    /// still needs its log to be as complete). openraft refuses it while the leader's own lease
+    /// (`election_timeout_max` since it won) runs; the watchdog then tries again next period.
+    async fn step_down(&self, m: &openraft::RaftMetrics<NodeId, Member>, silent_ms: u64) {
+        let Some(other) = m
+            .membership_config
+            .membership()
+            .voter_ids()
+            .find(|v| *v != self.id)
+        else {
+            return; // a single voter is its own quorum
+        };
+        let last = match LogStore::new(self.store.clone()).last_log_id() {
+            Ok(l) => l,
+            Err(e) => {
+                tracing::warn!("check quorum: cannot read the last log id: {e}");
+                return;
+            }
+        };
+        let req = VoteRequest::new(Vote::new(m.current_term + 1, other), last);
+        match self.raft.vote(req).await {
+            Ok(resp) if resp.vote_granted => {
+                self.quorum.record_step_down(m.current_term, silent_ms);
+                tracing::warn!(
+                    term = m.current_term,
+                    silent_ms,
+                    "check quorum: no quorum acknowledged this leader for {silent_ms} ms; stepped down"
+                );
+            }
+            Ok(_) => tracing::debug!("check quorum: step-down not taken yet (leader lease)"),
+            Err(e) => tracing::warn!("check quorum: step-down failed: {e}"),
+        }
+    }
+
+    /// `Err` with the reason when this replica leads but has heard from no quorum within the
+    /// bound: it accepts no proposal and is not ready.
+    fn check_quorum(&self) -> Result<(), String> {
+        let m = self.raft.metrics();
+        let m = m.borrow();
+        let leading = m.state == ServerState::Leader && m.current_leader == Some(self.id);
+        let now = std::time::Instant::now();
+        match self
+            .quorum
+            .lost(leading, m.current_term, m.millis_since_quorum_ack, now)
+        {
+            None => Ok(()),
+            Some(silent) => Err(format!(
+                "this leader has heard from no quorum for {silent} ms (check_quorum_ms {})",
+                self.quorum.bound().as_millis()
+            )),
+        }
     }
 
     pub fn id(&self) -> NodeId {
@@ -178,16 +265,28 @@ impl<A: Application> Replica<A> {
         false
     }
 
-    /// Commits `cmd` through Raft and returns the application's response.
+    /// Commits `cmd` through Raft and returns the application's response, within
+    /// `write_timeout`. The error says which outcome the caller may assume:
+    /// [`ReplicaError::NotAccepted`] and [`ReplicaError::NotLeader`]: the command was not
+    /// appended (or was truncated away) and will never commit; [`ReplicaError::OutcomeUnknown`]:
+    /// it was handed to the leader but not committed in time, and may still commit.
     pub async fn propose(&self, cmd: &A::Command) -> Result<A::Response, ReplicaError> {
+        self.check_quorum().map_err(ReplicaError::NotAccepted)?;
         let req = AppRequest(codec::encode(cmd)?);
-        match self.raft.client_write(req).await {
+        let bound = self.cfg.settings.write_timeout();
+        let Ok(written) = tokio::time::timeout(bound, self.raft.client_write(req)).await else {
+            return Err(ReplicaError::OutcomeUnknown(format!(
+                "the leader accepted the write but it was not committed within {} ms",
+                bound.as_millis()
+            )));
+        };
+        match written {
             Ok(resp) => Ok(codec::decode(&resp.data.0)?),
             Err(RaftError::APIError(ClientWriteError::ForwardToLeader(f))) => Err(ReplicaError::NotLeader {
                 leader: f.leader_id.zip(f.leader_node),
             }),
             Err(RaftError::APIError(ClientWriteError::ChangeMembershipError(e))) => {
-                Err(ReplicaError::Membership(e.to_string()))
+                Err(ReplicaError::Membership(membership_text(&e)))
             }
             Err(RaftError::Fatal(e)) => Err(fatal(e)),
         }
@@ -196,18 +295,26 @@ impl<A: Application> Replica<A> {
     /// Confirms leadership with a quorum and waits until everything committed before this call
     /// is applied locally: a read after this returns sees every acknowledged write.
     pub async fn linearizable_read(&self) -> Result<(), ReplicaError> {
+        self.check_quorum().map_err(ReplicaError::Unavailable)?;
         let fut = self.raft.ensure_linearizable();
-        match tokio::time::timeout(Duration::from_secs(5), fut).await {
-            Err(_) => Err(ReplicaError::Unavailable(
-                "no quorum acknowledged leadership within 5 s".into(),
-            )),
+        let bound = self.cfg.settings.write_timeout();
+        match tokio::time::timeout(bound, fut).await {
+            Err(_) => Err(ReplicaError::Unavailable(format!(
+                "no quorum acknowledged leadership within {} ms",
+                bound.as_millis()
+            ))),
             Ok(Ok(_)) => Ok(()),
             Ok(Err(RaftError::APIError(CheckIsLeaderError::ForwardToLeader(f)))) => {
                 Err(ReplicaError::NotLeader {
                     leader: f.leader_id.zip(f.leader_node),
                 })
             }
-            Ok(Err(RaftError::APIError(e))) => Err(ReplicaError::Unavailable(e.to_string())),
+            Ok(Err(RaftError::APIError(CheckIsLeaderError::QuorumNotEnough(q)))) => {
+                Err(ReplicaError::Unavailable(format!(
+                    "no quorum acknowledged leadership (acknowledged by replicas {:?} only)",
+                    q.got.iter().collect::<Vec<_>>()
+                )))
+            }
             Ok(Err(RaftError::Fatal(e))) => Err(fatal(e)),
         }
     }
@@ -320,6 +427,9 @@ impl<A: Application> Replica<A> {
             snapshot: m.snapshot.map(|l| l.index),
             purged: m.purged.map(|l| l.index),
             millis_since_quorum_ack: m.millis_since_quorum_ack,
+            check_quorum: self
+                .quorum
+                .status((m.state == ServerState::Leader).then(|| self.check_quorum().is_ok())),
             members,
         }
     }
@@ -332,10 +442,9 @@ impl<A: Application> Replica<A> {
             return Err("no leader known".into());
         };
         if leader == self.id {
-            return self
-                .leader_term()
-                .map(|_| ())
-                .map_err(|_| "leader has not yet applied an entry of its term".into());
+            self.leader_term()
+                .map_err(|_| "leader has not yet applied an entry of its term".to_string())?;
+            return self.check_quorum();
         }
         let Some(node) = m.membership_config.membership().get_node(&leader).cloned() else {
             return Err(format!("leader {leader} is not in the membership"));
@@ -477,6 +586,16 @@ impl<A: Application> Replica<A> {
     }
 }
 
+/// A membership refusal in words (openraft's texts print internal structures).
+fn membership_text(e: &openraft::error::ChangeMembershipError<NodeId>) -> String {
+    use openraft::error::ChangeMembershipError as E;
+    match e {
+        E::InProgress(_) => "another membership change is in progress; retry when it is done".into(),
+        E::EmptyMembership(_) => "the change would leave no voter".into(),
+        E::LearnerNotFound(l) => format!("replica {} is not a learner of the cluster", l.node_id),
+    }
+}
+
 fn map_write<T>(
     r: Result<T, RaftError<NodeId, ClientWriteError<NodeId, Member>>>,
 ) -> Result<T, ReplicaError> {
@@ -486,7 +605,7 @@ fn map_write<T>(
             leader: f.leader_id.zip(f.leader_node),
         }),
         Err(RaftError::APIError(ClientWriteError::ChangeMembershipError(e))) => {
-            Err(ReplicaError::Membership(e.to_string()))
+            Err(ReplicaError::Membership(membership_text(&e)))
         }
         Err(RaftError::Fatal(e)) => Err(fatal(e)),
     }

@@ -6,6 +6,11 @@
 //! leader lease), so a first campaign before the lease lapses always fails and failover takes
 //! about two election timeouts: 400-800 ms here. A follower must miss at least four heartbeats
 //! before it may campaign, which keeps elections rare under load on 2 cores.
+//!
+//! Two bounds are Hekate's own, not openraft's: `check_quorum_ms`, after which a leader that
+//! has heard from no quorum stops calling itself ready, refuses proposals and steps down
+//! (see [`crate::quorum`]), and `write_timeout_ms`, after which a proposal that was accepted
+//! but not committed is answered as "outcome unknown" instead of hanging.
 
 use serde::{Deserialize, Serialize};
 
@@ -22,6 +27,13 @@ pub struct RaftSettings {
     pub logs_to_keep: u64,
     /// Snapshot chunk size for the chunked install RPC.
     pub snapshot_chunk_bytes: u64,
+    /// A leader that has heard from no quorum for this long is not ready, refuses proposals
+    /// ("not accepted") and steps down. 0 = `election_timeout_min_ms`.
+    pub check_quorum_ms: u64,
+    /// How long a proposal accepted by the leader may wait for its commit before the caller
+    /// is told that its outcome is unknown (it may still commit). Also bounds the quorum
+    /// confirmation of a linearizable read.
+    pub write_timeout_ms: u64,
 }
 
 impl Default for RaftSettings {
@@ -33,11 +45,27 @@ impl Default for RaftSettings {
             snapshot_logs_since_last: 5000,
             logs_to_keep: 5000,
             snapshot_chunk_bytes: 3 * 1024 * 1024,
+            check_quorum_ms: 0,
+            write_timeout_ms: 3_000,
         }
     }
 }
 
 impl RaftSettings {
+    /// The check-quorum bound: `check_quorum_ms`, or the minimum election timeout.
+    pub fn check_quorum(&self) -> std::time::Duration {
+        let ms = if self.check_quorum_ms == 0 {
+            self.election_timeout_min_ms
+        } else {
+            self.check_quorum_ms
+        };
+        std::time::Duration::from_millis(ms)
+    }
+
+    pub fn write_timeout(&self) -> std::time::Duration {
+        std::time::Duration::from_millis(self.write_timeout_ms)
+    }
+
     /// Checks the settings and builds openraft's config; the error names the offending key.
     pub fn to_openraft(&self, cluster_name: &str) -> Result<openraft::Config, String> {
         if self.heartbeat_ms == 0 {
@@ -53,6 +81,12 @@ impl RaftSettings {
         }
         if self.snapshot_logs_since_last == 0 {
             return Err("raft.timeouts.snapshot_logs_since_last: must be > 0".into());
+        }
+        if self.check_quorum_ms != 0 && self.check_quorum_ms <= self.heartbeat_ms {
+            return Err("raft.timeouts.check_quorum_ms: must be greater than heartbeat_ms (or 0)".into());
+        }
+        if self.write_timeout_ms < 100 {
+            return Err("raft.timeouts.write_timeout_ms: must be >= 100".into());
         }
         if self.snapshot_chunk_bytes < 1024 {
             return Err("raft.timeouts.snapshot_chunk_bytes: must be >= 1024".into());

@@ -30,9 +30,18 @@ pub enum ApiError {
     TooLarge(usize),
     #[error(transparent)]
     Auth(#[from] AuthError),
-    /// This replica stopped being the leader while handling the request.
-    #[error("leadership changed during the request; retry")]
+    /// This replica stopped being the leader while handling the request (nothing of it
+    /// was committed).
+    #[error("leadership changed during the request; nothing was written, retry")]
     NotLeader,
+    /// The write was refused before it reached the log (no leader, or a leader without a
+    /// quorum): it never commits; retrying is safe.
+    #[error("not accepted: {0}; nothing was written, retry")]
+    NotAccepted(String),
+    /// The write reached a leader but its commit was not confirmed in time: it may still
+    /// commit. Clients must check before retrying.
+    #[error("outcome unknown: {0}; the write may still be committed, check before retrying")]
+    OutcomeUnknown(String),
     /// No leader, no quorum, or leadership moved mid-request: retry.
     #[error("{0}")]
     Unavailable(String),
@@ -58,6 +67,8 @@ impl From<ReplicaError> for ApiError {
     fn from(e: ReplicaError) -> Self {
         match e {
             ReplicaError::NotLeader { .. } => ApiError::NotLeader,
+            ReplicaError::NotAccepted(m) => ApiError::NotAccepted(m),
+            ReplicaError::OutcomeUnknown(m) => ApiError::OutcomeUnknown(m),
             ReplicaError::Unavailable(m) => ApiError::Unavailable(m),
             ReplicaError::Membership(m) => ApiError::Conflict(m),
             other => ApiError::Internal(other.to_string()),
@@ -65,7 +76,20 @@ impl From<ReplicaError> for ApiError {
     }
 }
 
+/// Header naming the outcome class of a write that was not answered with its result
+/// (docs/api.md, "Outcome of a write"): `not-accepted` (never written) or `unknown`.
+pub const OUTCOME_HEADER: &str = "x-hekate-outcome";
+
 impl ApiError {
+    /// The outcome class this error tells the client, if it is about a write's fate.
+    pub fn outcome(&self) -> Option<&'static str> {
+        match self {
+            ApiError::NotLeader | ApiError::NotAccepted(_) => Some("not-accepted"),
+            ApiError::OutcomeUnknown(_) => Some("unknown"),
+            _ => None,
+        }
+    }
+
     pub fn status(&self) -> StatusCode {
         match self {
             ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
@@ -74,7 +98,10 @@ impl ApiError {
             ApiError::Conflict(_) => StatusCode::CONFLICT,
             ApiError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::Auth(a) => StatusCode::from_u16(a.status()).unwrap_or(StatusCode::UNAUTHORIZED),
-            ApiError::Unavailable(_) | ApiError::NotLeader => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Unavailable(_) | ApiError::NotLeader | ApiError::NotAccepted(_) => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
+            ApiError::OutcomeUnknown(_) => StatusCode::GATEWAY_TIMEOUT,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
             ApiError::Busy => StatusCode::TOO_MANY_REQUESTS,
             ApiError::UnsupportedMedia(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
@@ -87,6 +114,7 @@ impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let status = self.status();
         let not_leader = matches!(self, ApiError::NotLeader);
+        let outcome = self.outcome();
         if status.is_server_error() {
             tracing::warn!(status = status.as_u16(), "{self}");
         }
@@ -94,6 +122,10 @@ impl IntoResponse for ApiError {
         if status == StatusCode::SERVICE_UNAVAILABLE || status == StatusCode::TOO_MANY_REQUESTS {
             resp.headers_mut()
                 .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+        }
+        if let Some(outcome) = outcome {
+            resp.headers_mut()
+                .insert(OUTCOME_HEADER, HeaderValue::from_static(outcome));
         }
         if not_leader {
             resp.extensions_mut().insert(crate::api::forward::NotLeaderMarker);

@@ -6,7 +6,8 @@
 //! Retry rules: a request that never reached a leader (connection refused, no leader yet) is
 //! retried until `forward_timeout`; after that, 503 with `Retry-After`. A GET whose leader
 //! stepped down mid-request is retried; a write is not (its outcome is unknown to us), and
-//! the client gets 503.
+//! the client gets 504 with `x-hekate-outcome: unknown`. Every write is answered within
+//! `forward_timeout_ms` + `raft.timeouts.write_timeout_ms` (docs/api.md, "Outcome of a write").
 
 use std::time::Duration;
 
@@ -83,10 +84,8 @@ pub async fn layer(State(st): State<AppState>, req: Request, next: Next) -> Resp
             }
             Some((id, member)) if id != replica.id() => {
                 if hops >= MAX_HOPS {
-                    return ApiError::Unavailable(format!(
-                        "request forwarded {hops} times without reaching a leader"
-                    ))
-                    .into_response();
+                    let why = format!("request forwarded {hops} times without reaching a leader");
+                    return refused(&parts.method, why).into_response();
                 }
                 match send(&st, &member.api_addr, &parts, body.clone(), hops + 1).await {
                     Ok(resp) => return resp,
@@ -97,9 +96,9 @@ pub async fn layer(State(st): State<AppState>, req: Request, next: Next) -> Resp
                         tracing::debug!("read via leader {id} failed: {e}")
                     }
                     Err(Sent::Maybe(e)) => {
-                        return ApiError::Unavailable(format!(
-                        "leader {id} failed while handling the request ({e}); its outcome is unknown, retry"
-                    ))
+                        return ApiError::OutcomeUnknown(format!(
+                            "leader {id} failed while handling the request ({e})"
+                        ))
                         .into_response()
                     }
                 }
@@ -109,14 +108,23 @@ pub async fn layer(State(st): State<AppState>, req: Request, next: Next) -> Resp
         // Wait for news about the leader (or poll, in case the leader we know is dead).
         let now = Instant::now();
         if now >= deadline {
-            return ApiError::Unavailable(format!(
-                "no leader reachable within {} ms; retry",
+            let why = format!(
+                "no leader reachable within {} ms",
                 st.forward_timeout().as_millis()
-            ))
-            .into_response();
+            );
+            return refused(&parts.method, why).into_response();
         }
         let nap = (deadline - now).min(Duration::from_millis(100));
         let _ = tokio::time::timeout(nap, watch.changed()).await;
+    }
+}
+
+/// A request that never reached a leader: for a write, "not accepted" (safe to retry).
+fn refused(method: &Method, why: String) -> ApiError {
+    if method == Method::GET || method == Method::HEAD {
+        ApiError::Unavailable(format!("{why}; retry"))
+    } else {
+        ApiError::NotAccepted(why)
     }
 }
 

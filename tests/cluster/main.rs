@@ -16,6 +16,7 @@ mod failover;
 mod membership;
 mod migration;
 mod operations;
+mod quorum;
 mod reconcile;
 mod security;
 mod snapshot;
