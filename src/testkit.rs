@@ -760,13 +760,21 @@ impl Netns {
         format!("10.79.{}.{}", self.subnet, 10 + id)
     }
 
-    /// Takes replica `id`'s link down: it is alone.
+    /// Takes replica `id`'s links down (the peer link too, when there is one): it is alone.
     pub fn partition(&self, id: u64) -> anyhow::Result<()> {
-        ip(&["-n", &self.name(id), "link", "set", "eth0", "down"])
+        ip(&["-n", &self.name(id), "link", "set", "eth0", "down"])?;
+        if self.peer_net {
+            self.cut_peers(id)?;
+        }
+        Ok(())
     }
 
     pub fn heal(&self, id: u64) -> anyhow::Result<()> {
-        ip(&["-n", &self.name(id), "link", "set", "eth0", "up"])
+        ip(&["-n", &self.name(id), "link", "set", "eth0", "up"])?;
+        if self.peer_net {
+            self.heal_peers(id)?;
+        }
+        Ok(())
     }
 
     /// Removes the namespaces and the bridge (the processes must be gone).

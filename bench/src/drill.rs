@@ -415,27 +415,27 @@ pub async fn run(args: DrillArgs) -> anyhow::Result<DrillResults> {
             c.kill(leader)?;
             kills += 1;
         }
+        // haproxy's view of the minority, watched from the cut on.
+        let lb_out = peer_cut.then(|| {
+            let (http, server) = (lb_stats.clone(), format!("r{leader}"));
+            tokio::spawn(async move {
+                wait_for(
+                    Duration::from_secs(30),
+                    "haproxy to take the minority out",
+                    || async {
+                        let url = format!("http://127.0.0.1:{stats_port}/stats;csv");
+                        let csv = http.get(url).send().await.ok()?.text().await.ok()?;
+                        lb_server_down(&csv, &server).then(|| t0.elapsed().as_secs_f64() * 1e3)
+                    },
+                )
+                .await
+            })
+        });
         let others: Vec<u64> = c.ids().into_iter().filter(|i| *i != leader).collect();
         let new = c.wait_leader(&others, Duration::from_secs(30)).await?;
         to_leader.push(t0.elapsed().as_secs_f64() * 1e3);
-        if peer_cut {
-            let down = wait_for(
-                Duration::from_secs(30),
-                "haproxy to take the minority out",
-                || async {
-                    let csv = lb_stats
-                        .get(format!("http://127.0.0.1:{stats_port}/stats;csv"))
-                        .send()
-                        .await
-                        .ok()?
-                        .text()
-                        .await
-                        .ok()?;
-                    lb_server_down(&csv, &format!("r{leader}")).then(|| t0.elapsed().as_secs_f64() * 1e3)
-                },
-            )
-            .await?;
-            out_of_lb.push(down);
+        if let Some(t) = lb_out {
+            out_of_lb.push(t.await??);
         }
         let wrote = wait_for(Duration::from_secs(30), "a write through haproxy", || async {
             probe_seq.fetch_add(1, Ordering::SeqCst);

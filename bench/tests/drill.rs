@@ -1,7 +1,8 @@
 //! The drill as a test: three replicas, each in its own network namespace, behind a real
 //! haproxy health-checked on `/readyz`, under concurrent creates and deletes with a slow
 //! brick step, while the leader is killed, paused and partitioned (its link taken down
-//! while it keeps running). `hekate-bench drill` exits non-zero when an invariant breaks:
+//! while it keeps running) or cut from its peers only (clients and haproxy still reach it: the
+//! minority must leave the balancer and answer within the bound). `hekate-bench drill` exits non-zero when an invariant breaks:
 //! an acknowledged operation lost, a duplicate, an orphan, an operation that never ends, a
 //! reconcile finding, or a command of an old term started after a newer term's first.
 //! Needs root and haproxy (`deploy/test.sh` installs it); skipped without them unless
@@ -29,7 +30,7 @@ fn can_run() -> bool {
 }
 
 #[test]
-fn drill_through_haproxy_with_kills_pauses_and_partitions() {
+fn drill_through_haproxy_with_kills_pauses_partitions_and_peer_partitions() {
     if !can_run() {
         return;
     }
@@ -41,9 +42,11 @@ fn drill_through_haproxy_with_kills_pauses_and_partitions() {
         .args([
             "drill",
             "--kills",
-            "9",
+            "10",
             "--partition-every",
             "3",
+            "--peer-partition-every",
+            "4",
             "--pause-every",
             "2",
             "--latency-ms",
@@ -58,6 +61,9 @@ fn drill_through_haproxy_with_kills_pauses_and_partitions() {
     let r: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&out_file).unwrap()).unwrap();
     eprintln!("{r:#}");
     assert_eq!(r["partitions"], 3, "{r}");
+    assert_eq!(r["peer_partitions"], 2, "{r}");
+    assert_eq!(r["minority_probe"]["other"].as_array().unwrap().len(), 0, "{r}");
+    assert_eq!(r["minority_out_of_lb"]["n"], 2, "{r}");
     assert!(r["pauses"].as_u64().unwrap() >= 2, "{r}");
     assert_eq!(r["invariants_ok"], true, "{r}");
     assert_eq!(r["fencing_violations"].as_array().unwrap().len(), 0, "{r}");

@@ -184,7 +184,12 @@ async fn repair_all(replica: &HekateReplica, exec: &Fenced, findings: &[Finding]
                 let id = op.id.clone();
                 match replica.propose(&Command::OpBegin { op: Box::new(op) }).await {
                     Ok(crate::state::command::Outcome::Done) => Ok(format!("started operation {id}")),
-                    Ok(other) => Err(format!("{other:?}")),
+                    Ok(crate::state::command::Outcome::NotFound) => Err("device not found".into()),
+                    Ok(
+                        crate::state::command::Outcome::Conflict(m)
+                        | crate::state::command::Outcome::Invalid(m)
+                        | crate::state::command::Outcome::Failed(m),
+                    ) => Err(m),
                     Err(e) => Err(e.to_string()),
                 }
             }
