@@ -317,6 +317,16 @@ fn haproxy(dir: &std::path::Path, port: u16, stats: u16, backends: &[String]) ->
         .context("start haproxy (apt-get install haproxy)")
 }
 
+/// A GET through the balancer, retried while the cluster answers 503 (a replica that
+/// returns from a peer partition with a higher term forces one more election).
+async fn get_json(api: &Client, path: &str) -> anyhow::Result<serde_json::Value> {
+    wait_for(Duration::from_secs(30), &format!("GET {path}"), || async {
+        let r = api.call(Method::GET, path, None).await.ok()?;
+        (r.status == 200).then(|| serde_json::from_str(&r.body).ok()).flatten()
+    })
+    .await
+}
+
 /// Whether haproxy's CSV statistics show `server` of the backend as down.
 fn lb_server_down(csv: &str, server: &str) -> bool {
     csv.lines().any(|l| {
@@ -515,8 +525,8 @@ pub async fn run(args: DrillArgs) -> anyhow::Result<DrillResults> {
     .unwrap_or(usize::MAX);
 
     // The API's volumes against the ledger and the nodes.
-    let vols = api.call(Method::GET, "/volumes", None).await?;
-    let ids: Vec<String> = serde_json::from_str::<serde_json::Value>(&vols.body)?["volumes"]
+    let vols = get_json(&api, "/volumes").await?;
+    let ids: Vec<String> = vols["volumes"]
         .as_array()
         .context("volume list")?
         .iter()
@@ -525,16 +535,14 @@ pub async fn run(args: DrillArgs) -> anyhow::Result<DrillResults> {
     let mut names: BTreeMap<String, usize> = BTreeMap::new();
     let mut api_bricks = 0usize;
     for id in &ids {
-        let v: serde_json::Value =
-            serde_json::from_str(&api.call(Method::GET, &format!("/volumes/{id}"), None).await?.body)?;
+        let v = get_json(&api, &format!("/volumes/{id}")).await?;
         *names
             .entry(v["name"].as_str().unwrap_or_default().to_string())
             .or_default() += 1;
         api_bricks += v["bricks"].as_array().map(|b| b.len()).unwrap_or(0);
     }
     // Reconcile: the state against the nodes, through the balancer (run by the leader).
-    let rec = api.call(Method::GET, "/reconcile", None).await?;
-    let rec: serde_json::Value = serde_json::from_str(&rec.body).context("reconcile report")?;
+    let rec = get_json(&api, "/reconcile").await.context("reconcile report")?;
     let reconcile_findings: Vec<String> = rec["findings"]
         .as_array()
         .context("reconcile findings")?
