@@ -499,13 +499,22 @@ pub async fn create_cluster(c: &Client) -> anyhow::Result<String> {
 }
 
 /// Polls an async operation's `/queue/...` location until it is no longer pending; returns
-/// the final reply (303, 204 or 500). A 404 while polling is an error: the queue lost it.
+/// the final reply (303, 204 or 500). A 404 while polling is an error: the queue lost it;
+/// transport errors are polled through until `within`.
 pub async fn wait_queue(c: &Client, location: &str, within: Duration) -> anyhow::Result<Reply> {
     let deadline = Instant::now() + within;
     // Quick first polls (benchmarks time operations through this), then every 20 ms.
     let mut nap = Duration::from_millis(1);
     loop {
-        let r = c.call(Method::GET, location, None).await?;
+        // A GET is safe to repeat: a connection cut by the balancer is polled again.
+        let r = match c.call(Method::GET, location, None).await {
+            Ok(r) => r,
+            Err(e) if Instant::now() > deadline => return Err(e),
+            Err(_) => {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+                continue;
+            }
+        };
         if r.status == 404 {
             bail!("{location}: 404 while polling ({})", r.body.trim());
         }

@@ -322,7 +322,9 @@ fn haproxy(dir: &std::path::Path, port: u16, stats: u16, backends: &[String]) ->
 async fn get_json(api: &Client, path: &str) -> anyhow::Result<serde_json::Value> {
     wait_for(Duration::from_secs(30), &format!("GET {path}"), || async {
         let r = api.call(Method::GET, path, None).await.ok()?;
-        (r.status == 200).then(|| serde_json::from_str(&r.body).ok()).flatten()
+        (r.status == 200)
+            .then(|| serde_json::from_str(&r.body).ok())
+            .flatten()
     })
     .await
 }

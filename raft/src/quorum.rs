@@ -8,7 +8,9 @@
 //! - [`QuorumWatch::lost`] measures how long the local leader has gone without a quorum's
 //!   acknowledgement (openraft's `millis_since_quorum_ack`, or the time since it was seen
 //!   becoming leader before its first acknowledgement) and reports it past `check_quorum`.
-//!   `/readyz` and every proposal consult it, so neither waits on a leader without a quorum.
+//!   Every proposal consults it, so none waits on a leader without a quorum; `/readyz` turns
+//!   503 already at half the bound ([`QuorumWatch::doubtful`]), so a load balancer drains the
+//!   leader before it steps down.
 //! - [`crate::Replica`] runs a watchdog every heartbeat that, past the bound, steps the leader
 //!   down: it hands openraft the vote request of a candidate for the next term whose log is
 //!   exactly the leader's own (see `Replica::step_down`). openraft's ordinary vote handling
@@ -91,6 +93,29 @@ impl QuorumWatch {
         millis_since_quorum_ack: Option<u64>,
         now: Instant,
     ) -> Option<u64> {
+        self.silent_past(leading, term, millis_since_quorum_ack, now, self.bound)
+    }
+
+    /// Like [`QuorumWatch::lost`] at half the bound: readiness turns 503 this early, so the
+    /// load balancer starts draining the leader before it steps down.
+    pub fn doubtful(
+        &self,
+        leading: bool,
+        term: u64,
+        millis_since_quorum_ack: Option<u64>,
+        now: Instant,
+    ) -> Option<u64> {
+        self.silent_past(leading, term, millis_since_quorum_ack, now, self.bound / 2)
+    }
+
+    fn silent_past(
+        &self,
+        leading: bool,
+        term: u64,
+        millis_since_quorum_ack: Option<u64>,
+        now: Instant,
+        bound: Duration,
+    ) -> Option<u64> {
         let mut st = self.lock();
         if !leading {
             st.leading = None;
@@ -104,7 +129,7 @@ impl QuorumWatch {
             }
         };
         let silent = silence_ms(millis_since_quorum_ack, since);
-        (silent > self.bound.as_millis() as u64).then_some(silent)
+        (silent > bound.as_millis() as u64).then_some(silent)
     }
 
     pub fn record_step_down(&self, term: u64, silent_ms: u64) {
@@ -142,6 +167,8 @@ mod tests {
         assert_eq!(w.lost(true, 3, Some(150), now), None);
         assert_eq!(w.lost(true, 3, Some(200), now), None);
         assert_eq!(w.lost(true, 3, Some(201), now), Some(201));
+        assert_eq!(w.doubtful(true, 3, Some(100), now), None);
+        assert_eq!(w.doubtful(true, 3, Some(101), now), Some(101));
     }
 
     #[test]

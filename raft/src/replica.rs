@@ -98,6 +98,9 @@ impl<A: Application> Clone for Replica<A> {
     }
 }
 
+/// [`QuorumWatch::lost`] or [`QuorumWatch::doubtful`].
+type QuorumTest = fn(&QuorumWatch, bool, u64, Option<u64>, std::time::Instant) -> Option<u64>;
+
 fn fatal(e: impl std::fmt::Display) -> ReplicaError {
     ReplicaError::Fatal(e.to_string())
 }
@@ -191,14 +194,26 @@ impl<A: Application> Replica<A> {
     /// `Err` with the reason when this replica leads but has heard from no quorum within the
     /// bound: it accepts no proposal and is not ready.
     fn check_quorum(&self) -> Result<(), String> {
+        self.quorum_silence(QuorumWatch::lost)
+    }
+
+    /// [`Replica::check_quorum`] at half the bound: what readiness uses.
+    fn quorum_doubtful(&self) -> Result<(), String> {
+        self.quorum_silence(QuorumWatch::doubtful)
+    }
+
+    fn quorum_silence(&self, test: QuorumTest) -> Result<(), String> {
         let m = self.raft.metrics();
         let m = m.borrow();
         let leading = m.state == ServerState::Leader && m.current_leader == Some(self.id);
         let now = std::time::Instant::now();
-        match self
-            .quorum
-            .lost(leading, m.current_term, m.millis_since_quorum_ack, now)
-        {
+        match test(
+            &self.quorum,
+            leading,
+            m.current_term,
+            m.millis_since_quorum_ack,
+            now,
+        ) {
             None => Ok(()),
             Some(silent) => Err(format!(
                 "this leader has heard from no quorum for {silent} ms (check_quorum_ms {})",
@@ -444,7 +459,7 @@ impl<A: Application> Replica<A> {
         if leader == self.id {
             self.leader_term()
                 .map_err(|_| "leader has not yet applied an entry of its term".to_string())?;
-            return self.check_quorum();
+            return self.quorum_doubtful();
         }
         let Some(node) = m.membership_config.membership().get_node(&leader).cloned() else {
             return Err(format!("leader {leader} is not in the membership"));

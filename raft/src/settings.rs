@@ -27,8 +27,9 @@ pub struct RaftSettings {
     pub logs_to_keep: u64,
     /// Snapshot chunk size for the chunked install RPC.
     pub snapshot_chunk_bytes: u64,
-    /// A leader that has heard from no quorum for this long is not ready, refuses proposals
-    /// ("not accepted") and steps down. 0 = `election_timeout_min_ms`.
+    /// A leader that has heard from no quorum for this long refuses proposals ("not
+    /// accepted") and steps down; at half of it, it is no longer ready.
+    /// 0 = `election_timeout_max_ms`.
     pub check_quorum_ms: u64,
     /// How long a proposal accepted by the leader may wait for its commit before the caller
     /// is told that its outcome is unknown (it may still commit). Also bounds the quorum
@@ -52,10 +53,11 @@ impl Default for RaftSettings {
 }
 
 impl RaftSettings {
-    /// The check-quorum bound: `check_quorum_ms`, or the minimum election timeout.
+    /// The check-quorum bound: `check_quorum_ms`, or the maximum election timeout (the
+    /// followers' leader lease: a leader silent that long is about to be replaced anyway).
     pub fn check_quorum(&self) -> std::time::Duration {
         let ms = if self.check_quorum_ms == 0 {
-            self.election_timeout_min_ms
+            self.election_timeout_max_ms
         } else {
             self.check_quorum_ms
         };
