@@ -189,11 +189,14 @@ impl CmdConfig {
             argv(["mkfs.xfs", "-i", "size=512", "-n", "size=8192", &devnode])
         };
         out.push(mkfs);
-        // awk's own `>>` appends to fstab: no shell redirection is involved.
+        // awk's own `>>` appends to fstab: no shell redirection is involved. The line and the
+        // file are awk's arguments (ARGV, read as they are), never part of its program.
         let entry = format!("{devnode} {mount_dir} xfs {} 1 2", self.mountopts);
         out.push(argv([
             "awk",
-            &format!("BEGIN {{print \"{entry}\" >> \"{}\"}}", self.fstab),
+            "BEGIN { print ARGV[1] >> ARGV[2] }",
+            &entry,
+            &self.fstab,
         ]));
         out.push(argv(["mount", "-o", &self.mountopts, &devnode, mount_dir]));
         let brick = format!("{mount_dir}/brick");
@@ -210,8 +213,41 @@ impl CmdConfig {
         argv(["umount", mount_dir])
     }
 
-    pub fn fstab_remove(&self, lv: &str) -> Argv {
-        argv(["sed", "-i.save", &format!("/{lv}/d"), &self.fstab])
+    /// Whether fstab has a line for `devnode` (first field, compared as a fixed string):
+    /// exit status 0 if it has.
+    pub fn fstab_has(&self, devnode: &str) -> Argv {
+        argv([
+            "awk",
+            "BEGIN { while ((getline l < ARGV[2]) > 0) { split(l, a); if (a[1] == ARGV[1]) exit 0 } exit 1 }",
+            devnode,
+            &self.fstab,
+        ])
+    }
+
+    /// Drops the brick's fstab line: lines whose device is `devnode` or whose mount point is
+    /// `mount_dir`, both compared as fixed strings (fields, not patterns: Heketi's
+    /// `sed -i "/<lv>/d"` made a sed script of the LV name). awk writes the other lines to a
+    /// temporary file beside fstab, which then takes fstab's mode and owner and replaces it by
+    /// rename. Run under the executor's per-host fstab lock.
+    pub fn fstab_remove(&self, devnode: &str, mount_dir: &str) -> Vec<Argv> {
+        let tmp = format!("{}.hekate.tmp", self.fstab);
+        let reference = format!("--reference={}", self.fstab);
+        vec![
+            argv([
+                "awk",
+                "BEGIN { printf \"\" > ARGV[4]; \
+                 while ((r = (getline l < ARGV[3])) > 0) { split(l, a); \
+                 if (a[1] != ARGV[1] && a[2] != ARGV[2]) print l > ARGV[4] } \
+                 close(ARGV[4]); exit (r < 0) }",
+                devnode,
+                mount_dir,
+                &self.fstab,
+                &tmp,
+            ]),
+            argv(["chmod", &reference, &tmp]),
+            argv(["chown", &reference, &tmp]),
+            argv(["mv", "-f", &tmp, &self.fstab]),
+        ]
     }
 
     pub fn lvremove(&self, vg: &str, lv: &str) -> Argv {
@@ -402,7 +438,7 @@ mod tests {
         );
         assert_eq!(
             cmds[3],
-            format!("awk 'BEGIN {{print \"/dev/mapper/vg_d-brick_b {m} xfs rw,inode64,noatime,nouuid 1 2\" >> \"/etc/fstab\"}}'")
+            format!("awk 'BEGIN {{ print ARGV[1] >> ARGV[2] }}' '/dev/mapper/vg_d-brick_b {m} xfs rw,inode64,noatime,nouuid 1 2' /etc/fstab")
         );
         assert_eq!(
             cmds[4],

@@ -16,6 +16,7 @@ mod failover;
 mod membership;
 mod migration;
 mod operations;
+mod ownership;
 mod reconcile;
 mod security;
 mod snapshot;
