@@ -675,3 +675,19 @@ pub async fn block_restriction(
     ))
     .await
 }
+
+#[cfg(test)]
+mod size_tests {
+    use super::too_big;
+    use crate::validate::MAX_VOLUME_GIB;
+
+    #[test]
+    fn sizes_beyond_the_maximum_are_refused_without_overflow() {
+        assert!(too_big("size", 1, 0).is_ok());
+        assert!(too_big("size", MAX_VOLUME_GIB, 0).is_ok());
+        assert!(too_big("size", MAX_VOLUME_GIB + 1, 0).is_err());
+        assert!(too_big("expand_size", 1, MAX_VOLUME_GIB).is_err());
+        assert!(too_big("expand_size", u64::MAX, 5).is_err());
+        assert!(too_big("size", i64::MAX as u64, 0).is_err());
+    }
+}

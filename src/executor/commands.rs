@@ -481,6 +481,60 @@ mod tests {
         assert_eq!(cmds[4], "gluster --mode=script --timeout=600 volume start vol1");
     }
 
+    /// The fstab programs run here, with awk, on a file holding a hostile line: data is
+    /// compared as fixed strings, never run, and only the brick's own line goes.
+    #[test]
+    fn fstab_edits_are_fixed_strings() {
+        let dir = tempfile::tempdir().unwrap();
+        let fstab = dir.path().join("fstab");
+        let keep = "/dev/mapper/vg_a-brick_keep /var/lib/heketi/mounts/vg_a/brick_keep xfs rw 1 2";
+        let hostile = "/dev/mapper/vg_a-x.e /x xfs rw 1 2";
+        std::fs::write(
+            &fstab,
+            format!("# comment\n{keep}\n{hostile}\n  UUID=1 / ext4 defaults 0 1\n"),
+        )
+        .unwrap();
+        let c = CmdConfig {
+            fstab: fstab.display().to_string(),
+            ..Default::default()
+        };
+        let run = |argv: &[String]| {
+            std::process::Command::new(&argv[0])
+                .args(&argv[1..])
+                .status()
+                .unwrap()
+                .success()
+        };
+        let marker = dir.path().join("pwned");
+        // A "device" that is a regex / sed script matches nothing and runs nothing.
+        let evil = format!(".*/e touch {}", marker.display());
+        assert!(!run(&c.fstab_has(&evil)));
+        assert!(run(&c.fstab_has("/dev/mapper/vg_a-brick_keep")));
+        for cmd in c.fstab_remove(&evil, "/nowhere") {
+            assert!(run(&cmd), "{cmd:?}");
+        }
+        assert!(!marker.exists());
+        let text = std::fs::read_to_string(&fstab).unwrap();
+        assert!(
+            text.contains(keep) && text.contains(hostile) && text.contains("UUID=1"),
+            "{text}"
+        );
+        // The brick's own line goes, by device or by mount point; the others stay.
+        for cmd in c.fstab_remove("/dev/mapper/vg_a-x.e", "/nowhere") {
+            assert!(run(&cmd), "{cmd:?}");
+        }
+        let text = std::fs::read_to_string(&fstab).unwrap();
+        assert_eq!(text, format!("# comment\n{keep}\n  UUID=1 / ext4 defaults 0 1\n"));
+        for cmd in c.fstab_remove("/dev/other", "/var/lib/heketi/mounts/vg_a/brick_keep") {
+            assert!(run(&cmd), "{cmd:?}");
+        }
+        assert!(!std::fs::read_to_string(&fstab).unwrap().contains(keep));
+        // Appending: the line is an argument, printed as it is.
+        let mut create = c.brick_create("vg_a", "tp_b", "brick_b", "/m/b", 1, 1, 1, 0, false);
+        assert!(run(&create.remove(3)));
+        assert!(run(&c.fstab_has("/dev/mapper/vg_a-brick_b")));
+    }
+
     #[test]
     fn quoting_is_done_once_and_defuses_metacharacters() {
         let a = vec![

@@ -19,6 +19,7 @@ mod operations;
 mod ownership;
 mod reconcile;
 mod security;
+mod sizes;
 mod snapshot;
 
 use std::sync::{Mutex, MutexGuard};
