@@ -251,6 +251,12 @@ pub async fn evict_one(
     }
     let old = ctx.old_bricks.get(&e.old);
     let host = ctx.manage(&e.new.node);
+    // `replace-brick` changes the volume: it must be Hekate's volume of that name.
+    match exec.volume_owner(&host, &v.name).await {
+        Ok(VolumeOwner::Absent) => return Err(format!("Volume {} does not exist", v.name)),
+        Ok(o) => o.check(&v.name, &v.id).map_err(|err| err.to_string())?,
+        Err(err) => return Err(err.to_string()),
+    }
     if let (true, Some(old)) = (healcheck, old) {
         let old_path = format!("{}:{}", ctx.storage(&old.node), old.path);
         heal_check(exec, &host, v, &old_path, &e.old).await?;
