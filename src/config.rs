@@ -48,11 +48,28 @@ pub struct JwtConfig {
     pub user: JwtKey,
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct JwtKey {
     #[serde(default)]
     pub key: String,
+}
+
+/// What a `Debug` output shows of a secret: whether it is set, never its value.
+fn redacted(secret: &str) -> &'static str {
+    if secret.is_empty() {
+        "<unset>"
+    } else {
+        "<redacted>"
+    }
+}
+
+impl std::fmt::Debug for JwtKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("JwtKey")
+            .field("key", &redacted(&self.key))
+            .finish()
+    }
 }
 
 /// Heketi's `glusterfs` object (spec section 3.2). Keys Heketi ignores are accepted too.
@@ -126,8 +143,9 @@ pub struct SshExecConfig {
     pub connection_per_step: bool,
 }
 
-/// Hekate's own section: this replica's identity, storage, peers and timing.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+/// Hekate's own section: this replica's identity, storage, peers and timing. Its `Debug`
+/// output leaves the secret out.
+#[derive(Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RaftConfig {
     pub id: u64,
@@ -154,6 +172,23 @@ pub struct RaftConfig {
     /// How long a follower waits for a leader when forwarding, before answering 503.
     #[serde(default = "default_forward_timeout")]
     pub forward_timeout_ms: u64,
+}
+
+impl std::fmt::Debug for RaftConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RaftConfig")
+            .field("id", &self.id)
+            .field("data_dir", &self.data_dir)
+            .field("secret", &redacted(&self.secret))
+            .field("secret_file", &self.secret_file)
+            .field("api_listen", &self.api_listen)
+            .field("peer_listen", &self.peer_listen)
+            .field("join", &self.join)
+            .field("peers", &self.peers)
+            .field("timeouts", &self.timeouts)
+            .field("forward_timeout_ms", &self.forward_timeout_ms)
+            .finish_non_exhaustive()
+    }
 }
 
 fn default_forward_timeout() -> u64 {
@@ -187,8 +222,8 @@ fn err(key: &str, message: impl Into<String>) -> ConfigError {
 }
 
 /// What the server runs with after validation: the file's values with defaults and
-/// environment overrides applied.
-#[derive(Debug, Clone)]
+/// environment overrides applied. Its `Debug` output shows no key or secret.
+#[derive(Clone)]
 pub struct Settings {
     pub file: Config,
     pub api_listen: String,
@@ -201,6 +236,22 @@ pub struct Settings {
     pub executor: String,
     /// HEKETI_MOCK_DEVICE_SIZE_GB (0: the mock's default, 500).
     pub mock_device_size_gb: u64,
+}
+
+impl std::fmt::Debug for Settings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Settings")
+            .field("file", &self.file)
+            .field("api_listen", &self.api_listen)
+            .field("peer_listen", &self.peer_listen)
+            .field("data_dir", &self.data_dir)
+            .field("secret", &redacted(&self.secret))
+            .field("admin_key", &redacted(&self.admin_key))
+            .field("user_key", &redacted(&self.user_key))
+            .field("iat_leeway_secs", &self.iat_leeway_secs)
+            .field("executor", &self.executor)
+            .finish_non_exhaustive()
+    }
 }
 
 /// Reads, parses and validates a config file. `env` looks up environment variables (the
@@ -420,6 +471,17 @@ fn check_sshexec(s: Option<&SshExecConfig>) -> Result<(), ConfigError> {
             "missing: host keys are verified against this file",
         ));
     }
+    // Read now, not at the first connection: an unreadable file would otherwise refuse every
+    // node at run time, long after start.
+    if let Err(e) = std::fs::read(&s.known_hosts) {
+        return Err(err(
+            "glusterfs.sshexec.known_hosts",
+            format!(
+                "cannot read {}: {e} (host keys are verified against this file)",
+                s.known_hosts
+            ),
+        ));
+    }
     if !s.port.is_empty() && s.port.parse::<u16>().ok().filter(|p| *p > 0).is_none() {
         return Err(err(
             "glusterfs.sshexec.port",
@@ -610,13 +672,36 @@ mod tests {
             parse(&v.to_string(), &no_env).unwrap_err().key,
             "glusterfs.sshexec.known_hosts"
         );
-        v["glusterfs"]["sshexec"]["known_hosts"] = "/etc/ssh/ssh_known_hosts".into();
+        let missing = dir.path().join("no_known_hosts");
+        v["glusterfs"]["sshexec"]["known_hosts"] = missing.display().to_string().into();
+        let e = parse(&v.to_string(), &no_env).unwrap_err();
+        assert_eq!(e.key, "glusterfs.sshexec.known_hosts", "{e}");
+        assert!(e.message.contains("cannot read"), "{e}");
+        // A directory is not a readable known_hosts file either.
+        v["glusterfs"]["sshexec"]["known_hosts"] = dir.path().display().to_string().into();
+        assert!(parse(&v.to_string(), &no_env).is_err());
+        let kh = dir.path().join("known_hosts");
+        std::fs::write(&kh, "").unwrap();
+        v["glusterfs"]["sshexec"]["known_hosts"] = kh.display().to_string().into();
         assert!(parse(&v.to_string(), &no_env).is_ok());
         v["glusterfs"]["sshexec"]["user"] = "root; rm -rf /".into();
         assert_eq!(
             parse(&v.to_string(), &no_env).unwrap_err().key,
             "glusterfs.sshexec.user"
         );
+    }
+
+    #[test]
+    fn debug_output_shows_no_secret() {
+        let mut v: serde_json::Value = serde_json::from_str(GOOD).unwrap();
+        v["jwt"] = serde_json::json!({"admin": {"key": "ADMINSECRET1"}, "user": {"key": "USERSECRET22"}});
+        v["raft"]["secret"] = "RAFTSECRET-0123456789".into();
+        let s = parse(&v.to_string(), &no_env).unwrap();
+        let shown = format!("{s:?} {s:#?} {:?}", s.file);
+        for secret in ["ADMINSECRET1", "USERSECRET22", "RAFTSECRET-0123456789"] {
+            assert!(!shown.contains(secret), "{secret} in {shown}");
+        }
+        assert!(shown.contains("<redacted>"), "{shown}");
     }
 
     #[test]

@@ -23,6 +23,24 @@ pub struct DevOptions {
     pub glusterfs: Option<serde_json::Value>,
 }
 
+/// Writes a file only its owner may read or write (0600): generated configs carry the JWT
+/// keys and the cluster secret. An existing file is narrowed to 0600 before it is rewritten,
+/// and the contents are written through that same handle.
+pub fn write_private(path: &Path, contents: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .mode(0o600)
+        .open(path)?;
+    f.set_permissions(std::fs::Permissions::from_mode(0o600))?;
+    f.set_len(0)?;
+    f.write_all(contents)?;
+    f.sync_all()
+}
+
 fn random_key() -> String {
     hex::encode(rand::random::<[u8; 16]>())
 }
@@ -108,7 +126,8 @@ pub fn prepare(opts: &DevOptions) -> anyhow::Result<(String, String)> {
             }
         });
         let path = config_path(&opts.data_dir, id);
-        std::fs::write(&path, serde_json::to_string_pretty(&cfg)?)?;
+        write_private(&path, serde_json::to_string_pretty(&cfg)?.as_bytes())
+            .with_context(|| format!("cannot write {}", path.display()))?;
     }
     Ok((admin, user))
 }
@@ -216,4 +235,27 @@ async fn wait_ready(servers: &[String], within: Duration) -> bool {
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     false
+}
+
+#[cfg(test)]
+mod tests {
+    use std::os::unix::fs::PermissionsExt;
+
+    #[test]
+    fn generated_configs_are_owner_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("heketi.json");
+        std::fs::write(&p, "old, longer contents").unwrap();
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o644)).unwrap();
+        super::write_private(&p, b"{\"secret\":1}").unwrap();
+        let meta = std::fs::metadata(&p).unwrap();
+        assert_eq!(meta.permissions().mode() & 0o777, 0o600);
+        assert_eq!(std::fs::read_to_string(&p).unwrap(), "{\"secret\":1}");
+        let fresh = dir.path().join("new.json");
+        super::write_private(&fresh, b"x").unwrap();
+        assert_eq!(
+            std::fs::metadata(&fresh).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
+    }
 }

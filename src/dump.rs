@@ -16,6 +16,7 @@ use crate::state::model::{
     BrickEntry, ClusterEntry, DeviceEntry, Durability, NodeEntry, Tags, VolumeEntry, SUBTYPE_ARBITER,
 };
 use crate::state::{self};
+use crate::validate;
 
 #[derive(Debug, Serialize, Deserialize, Default)]
 pub struct Dump {
@@ -354,7 +355,36 @@ fn volume_from(id: &str, v: &VolumeDump) -> Result<VolumeEntry, String> {
     })
 }
 
-/// Converts and checks a dump: every reference resolves, nothing is pending, no block volumes.
+/// A dump's brick passes the rules of what Hekate itself would create: a brick path under
+/// Heketi's mount root (or Gluster's snapshot mounts, for clones), plain LVM names, sizes
+/// within bounds. These strings reach node command lines (`umount`, `lvremove`, fstab).
+fn check_brick(id: &str, b: &BrickDump) -> Result<(), String> {
+    let path = &b.info.path;
+    let under_root = path.starts_with(crate::executor::BRICK_ROOT)
+        || crate::executor::SNAP_ROOTS.iter().any(|r| path.starts_with(r));
+    if !validate::is_brick_path(path) || !under_root {
+        return Err(format!(
+            "brick {id}: path {path:?} is not a brick path under {} (or Gluster's snapshot mounts)",
+            crate::executor::BRICK_ROOT
+        ));
+    }
+    for (field, v) in [("LvmLv", &b.lvm_lv), ("LvmThinPool", &b.lvm_thin_pool)] {
+        if !v.is_empty() && !validate::is_lv_name(v) {
+            return Err(format!("brick {id}: {field} {v:?} is not a valid LVM name"));
+        }
+    }
+    if [b.info.size, b.tp_size, b.pool_metadata_size]
+        .iter()
+        .any(|x| *x > validate::MAX_KIB)
+    {
+        return Err(format!("brick {id}: sizes beyond {} KiB", validate::MAX_KIB));
+    }
+    Ok(())
+}
+
+/// Converts and checks a dump: every reference resolves, nothing is pending, no block volumes,
+/// and every name, path, LV, host and size passes the rules API input passes
+/// ([`crate::validate`]), before anything is committed.
 pub fn plan_import(d: &Dump) -> Result<ImportSet, String> {
     if !d.blockvolumeentries.is_empty() {
         return Err(format!(
@@ -378,7 +408,7 @@ pub fn plan_import(d: &Dump) -> Result<ImportSet, String> {
         .chain(d.volumeentries.keys())
         .collect();
     for id in &ids {
-        if !crate::api::validate::is_uuid(id) {
+        if !validate::is_uuid(id) {
             return Err(format!("{id} is not a 32-hex id"));
         }
     }
@@ -413,7 +443,7 @@ pub fn plan_import(d: &Dump) -> Result<ImportSet, String> {
             .manage
             .iter()
             .chain(n.info.hostnames.storage.iter());
-        if let Some(h) = hosts.clone().find(|h| !crate::api::validate::is_host(h)) {
+        if let Some(h) = hosts.clone().find(|h| !validate::is_host(h)) {
             return Err(format!("node {id}: {h:?} is not a valid hostname"));
         }
         set.nodes.push(NodeEntry {
@@ -432,13 +462,22 @@ pub fn plan_import(d: &Dump) -> Result<ImportSet, String> {
         d.nodeentries
             .get(&dv.node_id)
             .ok_or_else(|| format!("device {id}: unknown node"))?;
-        if !crate::api::validate::is_device_path(&dv.info.name) {
+        if !validate::is_device_path(&dv.info.name) {
             return Err(format!(
                 "device {id}: {:?} is not a valid device path",
                 dv.info.name
             ));
         }
         let s = &dv.info.storage;
+        if [s.total, s.free, s.used, dv.extent_size]
+            .iter()
+            .any(|x| *x > validate::MAX_KIB)
+        {
+            return Err(format!(
+                "device {id}: storage sizes beyond {} KiB",
+                validate::MAX_KIB
+            ));
+        }
         set.devices.push((
             DeviceEntry {
                 id: id.clone(),
@@ -471,6 +510,10 @@ pub fn plan_import(d: &Dump) -> Result<ImportSet, String> {
         d.volumeentries
             .get(&b.info.volume)
             .ok_or_else(|| format!("brick {id}: unknown volume"))?;
+        d.nodeentries
+            .get(&b.info.node)
+            .ok_or_else(|| format!("brick {id}: unknown node"))?;
+        check_brick(id, b)?;
         set.bricks.push(BrickEntry {
             id: id.clone(),
             path: b.info.path.clone(),
@@ -515,6 +558,34 @@ pub fn plan_import(d: &Dump) -> Result<ImportSet, String> {
             ));
         }
         let entry = volume_from(id, v)?;
+        let du = &entry.durability;
+        if !["none", "replicate", "disperse"].contains(&du.kind.as_str())
+            || [du.replica, du.data, du.redundancy]
+                .iter()
+                .any(|x| x.is_some_and(|n| !(0..=64).contains(&n)))
+        {
+            return Err(format!(
+                "volume {id}: durability {du:?} is not a valid durability"
+            ));
+        }
+        if !validate::is_volume_name(&entry.name) {
+            return Err(format!(
+                "volume {id}: name {:?} is not a valid volume name (letters, digits, _ and -)",
+                entry.name
+            ));
+        }
+        if entry.size > validate::MAX_VOLUME_GIB {
+            return Err(format!(
+                "volume {id}: size {} GiB is beyond the maximum of {} GiB",
+                entry.size,
+                validate::MAX_VOLUME_GIB
+            ));
+        }
+        if let Some(o) = entry.options.iter().find(|o| !validate::is_volume_option(o)) {
+            return Err(format!(
+                "volume {id}: GlusterVolumeOptions entry {o:?} is not a valid volume option"
+            ));
+        }
         d.clusterentries
             .get(&entry.cluster)
             .ok_or_else(|| format!("volume {id}: unknown cluster"))?;

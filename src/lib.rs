@@ -34,3 +34,4 @@ pub mod reconcile;
 pub mod server;
 pub mod state;
 pub mod testkit;
+pub mod validate;

@@ -170,7 +170,7 @@ impl ProcCluster {
         }
         let path = self.config_path(id);
         std::fs::create_dir_all(path.parent().unwrap_or(&self.dir))?;
-        std::fs::write(&path, serde_json::to_string_pretty(&cfg)?)?;
+        crate::dev::write_private(&path, serde_json::to_string_pretty(&cfg)?.as_bytes())?;
         Ok(())
     }
 

@@ -839,3 +839,109 @@ async fn dev_cluster_drives_the_testbed() {
     let status = dev.wait().unwrap();
     assert!(status.success(), "hekate dev exited {status}");
 }
+
+/// Issue 10, point 1, on real nodes: a Gluster volume and an LV Hekate did not make survive
+/// a user's create, an admin's create and a clone that name them, and a reconcile repair;
+/// each request ends 409 naming the conflict, and the nodes' own command record shows no
+/// command naming them but `volume info` reads. One round (the testbed is slow).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn foreign_volume_and_lv_survive_on_real_nodes() {
+    const FOREIGN: &str = "heketidbstorage";
+    let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let Some(tb) = Testbed::find() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let c = tb.hekate(dir.path()).await;
+    let (cid, nodes, devs) = topology(&tb, &c).await;
+    let admin = c.client(1);
+    let user = hekate::client::Client::new(vec![c.url(2)], "user", &c.user_key);
+    let body = json!({"size": 1, "name": "origin", "durability": {"type": "replicate", "replicate": {"replica": 3}}});
+    let origin = run_async(&admin, Method::POST, "/volumes", Some(&body))
+        .await
+        .unwrap_or_else(|e| panic!("origin create: {e}\n{}", c.log_tail(1)))
+        .unwrap();
+
+    // Outside Hekate: a volume named heketidbstorage on a plain directory, and an LV of that
+    // name (with its thin pool) inside Hekate's VG on the same node.
+    let vg = format!("vg_{}", devs[0]);
+    let ip0 = tb.nodes[0].1.clone();
+    tb.must(
+        0,
+        &format!(
+            "mkdir -p /srv/{FOREIGN}/brick && gluster --mode=script volume create {FOREIGN} {ip0}:/srv/{FOREIGN}/brick force \
+             && gluster --mode=script volume start {FOREIGN} \
+             && lvm lvcreate -qq --size 65536K --thin {vg}/tp_{FOREIGN} --virtualsize 65536K --name {FOREIGN}"
+        ),
+    );
+    let logs = |tb: &Testbed| -> Vec<String> {
+        tb.nodes
+            .iter()
+            .flat_map(|n| tb.env.command_log(&n.0))
+            .map(|r| r.2)
+            .collect()
+    };
+    let seen_before = logs(&tb).len();
+
+    let named =
+        json!({"size": 1, "name": FOREIGN, "durability": {"type": "replicate", "replicate": {"replica": 3}}});
+    let clone_path = format!("{origin}/clone");
+    let clone_body = json!({ "name": FOREIGN });
+    let attempts: [(&str, &hekate::client::Client, &str, &serde_json::Value); 3] = [
+        ("user create", &user, "/volumes", &named),
+        ("admin create", &admin, "/volumes", &named),
+        ("clone", &admin, &clone_path, &clone_body),
+    ];
+    for (what, client, path, body) in attempts {
+        let err = run_async(client, Method::POST, path, Some(body))
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("operation ended 409")
+                && err.contains(FOREIGN)
+                && err.contains("not created by Hekate"),
+            "{what}: {err}"
+        );
+    }
+    let r = c
+        .call_ok(1, Method::POST, "/reconcile", Some(&json!({"repair": true})))
+        .await
+        .unwrap();
+    let findings = r["findings"].as_array().unwrap();
+    let has = |kind: &str, obj: &str| {
+        findings
+            .iter()
+            .any(|f| f["kind"] == kind && f["object"].as_str().unwrap().contains(obj))
+    };
+    assert!(has("foreign_volume", FOREIGN), "{r:#}");
+    assert!(has("foreign_brick", &format!("LV {vg}/{FOREIGN}")), "{r:#}");
+    assert!(r["repairs"].as_array().unwrap().is_empty(), "{r:#}");
+
+    // On the nodes: both still there, and only reads named them.
+    let info = tb.must(0, &format!("gluster --mode=script volume info {FOREIGN}"));
+    assert!(info.contains("Status: Started"), "{info}");
+    tb.must(0, &format!("lvm lvs {vg}/{FOREIGN} {vg}/tp_{FOREIGN}"));
+    let against: Vec<String> = logs(&tb)[seen_before..]
+        .iter()
+        .filter(|l| l.contains(FOREIGN))
+        .cloned()
+        .collect();
+    assert!(!against.is_empty(), "the creates read the name first");
+    assert!(
+        against.iter().all(|l| l.contains("volume info")),
+        "commands against the foreign objects: {against:#?}"
+    );
+
+    // Hekate's own volume is still Hekate's to delete; then the plants are removed by hand.
+    run_async(&admin, Method::DELETE, &origin, None)
+        .await
+        .unwrap_or_else(|e| panic!("origin delete: {e}\n{}", c.log_tail(1)));
+    tb.must(
+        0,
+        &format!(
+            "gluster --mode=script volume stop {FOREIGN} force; gluster --mode=script volume delete {FOREIGN} \
+             && lvm lvremove -f {vg}/{FOREIGN} && lvm lvremove -f {vg}/tp_{FOREIGN} && rm -rf /srv/{FOREIGN}"
+        ),
+    );
+    tb.assert_clean();
+    teardown(&tb, &c, &cid, &nodes, &devs).await;
+}

@@ -119,7 +119,8 @@ pub fn place(devices: &[DeviceView], req: &Request) -> Result<Vec<Vec<Planned>>,
     if devices.is_empty() {
         return Err(AllocError::NoDevices);
     }
-    let total_kib = req.size_gib * GIB_KIB;
+    // Sizes are bounded at the API and on import; beyond `u64` there is no place anyway.
+    let total_kib = req.size_gib.checked_mul(GIB_KIB).ok_or(AllocError::NoSpace)?;
     let mut sets = 1u64;
     loop {
         let brick = total_kib.div_ceil(sets * req.data_bricks.max(1));

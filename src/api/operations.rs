@@ -42,6 +42,16 @@ pub async fn queue(
             Some(loc) => redirect_html(StatusCode::SEE_OTHER, loc, "See Other"),
             None => empty(StatusCode::NO_CONTENT),
         },
+        // A name on the nodes held by something Hekate does not own: 409 with the conflict
+        // (Heketi answers every failure 500; see docs/api-compatibility.md).
+        OpStatus::Failed
+            if op
+                .error
+                .as_deref()
+                .is_some_and(|e| e.starts_with(crate::executor::CONFLICT_PREFIX)) =>
+        {
+            text(StatusCode::CONFLICT, op.error.as_deref().unwrap_or_default())
+        }
         OpStatus::Failed => text(
             StatusCode::INTERNAL_SERVER_ERROR,
             op.error.as_deref().unwrap_or("failed"),

@@ -1,6 +1,6 @@
 //! Heketi's request validation rules and messages (ozzo-validation style:
-//! `validation failed: field: message.`), shared by the handlers. Everything that later
-//! reaches a shell (hostnames, device paths, names, options) is checked here first.
+//! `validation failed: field: message.`), shared by the handlers. The predicates themselves
+//! live in [`crate::validate`], which dump import uses too.
 
 use crate::api::error::ApiError;
 use crate::state::model::Tags;
@@ -9,44 +9,7 @@ pub fn failed(detail: &str) -> ApiError {
     ApiError::BadRequest(format!("validation failed: {detail}."))
 }
 
-/// A DNS name or an IPv4/IPv6 address; no shell metacharacters, at most 253 characters.
-pub fn is_host(h: &str) -> bool {
-    if h.is_empty() || h.len() > 253 {
-        return false;
-    }
-    if h.parse::<std::net::IpAddr>().is_ok() {
-        return true;
-    }
-    h.split('.').all(|label| {
-        !label.is_empty()
-            && label.len() <= 63
-            && label.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
-            && !label.starts_with('-')
-            && !label.ends_with('-')
-    })
-}
-
-pub fn is_uuid(s: &str) -> bool {
-    s.len() == 32 && s.bytes().all(|b| b.is_ascii_hexdigit())
-}
-
-/// Device paths: `^/[a-zA-Z0-9_.:/-]+$`, no `..`, at most 4096 characters.
-pub fn is_device_path(p: &str) -> bool {
-    p.len() > 1
-        && p.len() <= 4096
-        && p.starts_with('/')
-        && !p.split('/').any(|seg| seg == "..")
-        && p.chars()
-            .all(|c| c.is_ascii_alphanumeric() || "_.:/-".contains(c))
-}
-
-/// Volume names: `^[a-zA-Z0-9_-]+$` (and at most 255 characters, Gluster's limit).
-pub fn is_volume_name(n: &str) -> bool {
-    !n.is_empty()
-        && n.len() <= 255
-        && n.chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
-}
+pub use crate::validate::{is_device_path, is_host, is_uuid, is_volume_name, is_volume_option};
 
 /// Heketi's tag rules (spec 1.6).
 pub fn tags(t: &Tags) -> Result<(), ApiError> {
@@ -77,14 +40,6 @@ pub fn tags(t: &Tags) -> Result<(), ApiError> {
         }
     }
     Ok(())
-}
-
-/// A volume option (`key value`) that will be passed to `gluster volume set`: printable,
-/// no shell metacharacters.
-pub fn is_volume_option(o: &str) -> bool {
-    o.len() <= 1024
-        && o.chars()
-            .all(|c| c.is_ascii_alphanumeric() || " ._-,:/=+@%".contains(c))
 }
 
 #[cfg(test)]

@@ -75,6 +75,18 @@ pub struct VolumeCreateRequest {
     pub snapshot: SnapshotReq,
 }
 
+/// Hekate's bound on sizes (`crate::validate::MAX_VOLUME_GIB`; Heketi has none and its
+/// arithmetic wraps): `gib` more GiB on a volume of `existing` GiB.
+fn too_big(field: &str, gib: u64, existing: u64) -> Result<(), ApiError> {
+    let max = crate::validate::MAX_VOLUME_GIB;
+    match existing.checked_add(gib) {
+        Some(total) if total <= max => Ok(()),
+        _ => Err(ApiError::BadRequest(format!(
+            "{field}: {gib} GB would make a volume of more than the maximum supported size ({max} GB)"
+        ))),
+    }
+}
+
 /// Heketi's checks, in Heketi's order (spec 1.5, steps 1-7).
 fn validate_create(r: &VolumeCreateRequest) -> Result<Durability, ApiError> {
     if r.size == 0 {
@@ -100,6 +112,7 @@ fn validate_create(r: &VolumeCreateRequest) -> Result<Durability, ApiError> {
     if r.size < 1 {
         return Err(ApiError::BadRequest("Invalid volume size".into()));
     }
+    too_big("size", r.size as u64, 0)?;
     if r.snapshot.enable && !(1.0..=100.0).contains(&r.snapshot.factor) {
         return Err(ApiError::BadRequest("Invalid snapshot factor".into()));
     }
@@ -300,7 +313,8 @@ pub async fn create(
         }
     }
     let min_kib = st.policy().brick_min_kib * durability.data_bricks();
-    if (req.size as u64) * allocator::GIB_KIB < min_kib {
+    let size_kib = crate::validate::gib_to_kib(req.size as u64).unwrap_or(u64::MAX);
+    if size_kib < min_kib {
         return Err(ApiError::BadRequest(format!(
             "Requested volume size ({} GB) is smaller than the minimum supported volume size ({min_kib})",
             req.size
@@ -571,6 +585,7 @@ pub async fn expand(
         return Err(failed("expand_size: must be no less than 1"));
     }
     let v = visible_volume(&st, &id)?;
+    too_big("expand_size", req.expand_size as u64, v.size)?;
     st.throttle()?;
     let devices = st.replica().read(|r| device_views(r, &v.cluster))?;
     let alloc = alloc_request(&st, &v, req.expand_size as u64, v.bricks.len())?;
@@ -659,4 +674,20 @@ pub async fn block_restriction(
         false,
     ))
     .await
+}
+
+#[cfg(test)]
+mod size_tests {
+    use super::too_big;
+    use crate::validate::MAX_VOLUME_GIB;
+
+    #[test]
+    fn sizes_beyond_the_maximum_are_refused_without_overflow() {
+        assert!(too_big("size", 1, 0).is_ok());
+        assert!(too_big("size", MAX_VOLUME_GIB, 0).is_ok());
+        assert!(too_big("size", MAX_VOLUME_GIB + 1, 0).is_err());
+        assert!(too_big("expand_size", 1, MAX_VOLUME_GIB).is_err());
+        assert!(too_big("expand_size", u64::MAX, 5).is_err());
+        assert!(too_big("size", i64::MAX as u64, 0).is_err());
+    }
 }

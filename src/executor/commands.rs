@@ -189,11 +189,14 @@ impl CmdConfig {
             argv(["mkfs.xfs", "-i", "size=512", "-n", "size=8192", &devnode])
         };
         out.push(mkfs);
-        // awk's own `>>` appends to fstab: no shell redirection is involved.
+        // awk's own `>>` appends to fstab: no shell redirection is involved. The line and the
+        // file are awk's arguments (ARGV, read as they are), never part of its program.
         let entry = format!("{devnode} {mount_dir} xfs {} 1 2", self.mountopts);
         out.push(argv([
             "awk",
-            &format!("BEGIN {{print \"{entry}\" >> \"{}\"}}", self.fstab),
+            "BEGIN { print ARGV[1] >> ARGV[2] }",
+            &entry,
+            &self.fstab,
         ]));
         out.push(argv(["mount", "-o", &self.mountopts, &devnode, mount_dir]));
         let brick = format!("{mount_dir}/brick");
@@ -210,8 +213,41 @@ impl CmdConfig {
         argv(["umount", mount_dir])
     }
 
-    pub fn fstab_remove(&self, lv: &str) -> Argv {
-        argv(["sed", "-i.save", &format!("/{lv}/d"), &self.fstab])
+    /// Whether fstab has a line for `devnode` (first field, compared as a fixed string):
+    /// exit status 0 if it has.
+    pub fn fstab_has(&self, devnode: &str) -> Argv {
+        argv([
+            "awk",
+            "BEGIN { while ((getline l < ARGV[2]) > 0) { split(l, a); if (a[1] == ARGV[1]) exit 0 } exit 1 }",
+            devnode,
+            &self.fstab,
+        ])
+    }
+
+    /// Drops the brick's fstab line: lines whose device is `devnode` or whose mount point is
+    /// `mount_dir`, both compared as fixed strings (fields, not patterns: Heketi's
+    /// `sed -i "/<lv>/d"` made a sed script of the LV name). awk writes the other lines to a
+    /// temporary file beside fstab, which then takes fstab's mode and owner and replaces it by
+    /// rename. Run under the executor's per-host fstab lock.
+    pub fn fstab_remove(&self, devnode: &str, mount_dir: &str) -> Vec<Argv> {
+        let tmp = format!("{}.hekate.tmp", self.fstab);
+        let reference = format!("--reference={}", self.fstab);
+        vec![
+            argv([
+                "awk",
+                "BEGIN { printf \"\" > ARGV[4]; \
+                 while ((r = (getline l < ARGV[3])) > 0) { split(l, a); \
+                 if (a[1] != ARGV[1] && a[2] != ARGV[2]) print l > ARGV[4] } \
+                 close(ARGV[4]); exit (r < 0) }",
+                devnode,
+                mount_dir,
+                &self.fstab,
+                &tmp,
+            ]),
+            argv(["chmod", &reference, &tmp]),
+            argv(["chown", &reference, &tmp]),
+            argv(["mv", "-f", &tmp, &self.fstab]),
+        ]
     }
 
     pub fn lvremove(&self, vg: &str, lv: &str) -> Argv {
@@ -402,7 +438,7 @@ mod tests {
         );
         assert_eq!(
             cmds[3],
-            format!("awk 'BEGIN {{print \"/dev/mapper/vg_d-brick_b {m} xfs rw,inode64,noatime,nouuid 1 2\" >> \"/etc/fstab\"}}'")
+            format!("awk 'BEGIN {{ print ARGV[1] >> ARGV[2] }}' '/dev/mapper/vg_d-brick_b {m} xfs rw,inode64,noatime,nouuid 1 2' /etc/fstab")
         );
         assert_eq!(
             cmds[4],
@@ -443,6 +479,60 @@ mod tests {
             "gluster --mode=script --timeout=600 volume set vol1 user.heketi.id id1"
         );
         assert_eq!(cmds[4], "gluster --mode=script --timeout=600 volume start vol1");
+    }
+
+    /// The fstab programs run here, with awk, on a file holding a hostile line: data is
+    /// compared as fixed strings, never run, and only the brick's own line goes.
+    #[test]
+    fn fstab_edits_are_fixed_strings() {
+        let dir = tempfile::tempdir().unwrap();
+        let fstab = dir.path().join("fstab");
+        let keep = "/dev/mapper/vg_a-brick_keep /var/lib/heketi/mounts/vg_a/brick_keep xfs rw 1 2";
+        let hostile = "/dev/mapper/vg_a-x.e /x xfs rw 1 2";
+        std::fs::write(
+            &fstab,
+            format!("# comment\n{keep}\n{hostile}\n  UUID=1 / ext4 defaults 0 1\n"),
+        )
+        .unwrap();
+        let c = CmdConfig {
+            fstab: fstab.display().to_string(),
+            ..Default::default()
+        };
+        let run = |argv: &[String]| {
+            std::process::Command::new(&argv[0])
+                .args(&argv[1..])
+                .status()
+                .unwrap()
+                .success()
+        };
+        let marker = dir.path().join("pwned");
+        // A "device" that is a regex / sed script matches nothing and runs nothing.
+        let evil = format!(".*/e touch {}", marker.display());
+        assert!(!run(&c.fstab_has(&evil)));
+        assert!(run(&c.fstab_has("/dev/mapper/vg_a-brick_keep")));
+        for cmd in c.fstab_remove(&evil, "/nowhere") {
+            assert!(run(&cmd), "{cmd:?}");
+        }
+        assert!(!marker.exists());
+        let text = std::fs::read_to_string(&fstab).unwrap();
+        assert!(
+            text.contains(keep) && text.contains(hostile) && text.contains("UUID=1"),
+            "{text}"
+        );
+        // The brick's own line goes, by device or by mount point; the others stay.
+        for cmd in c.fstab_remove("/dev/mapper/vg_a-x.e", "/nowhere") {
+            assert!(run(&cmd), "{cmd:?}");
+        }
+        let text = std::fs::read_to_string(&fstab).unwrap();
+        assert_eq!(text, format!("# comment\n{keep}\n  UUID=1 / ext4 defaults 0 1\n"));
+        for cmd in c.fstab_remove("/dev/other", "/var/lib/heketi/mounts/vg_a/brick_keep") {
+            assert!(run(&cmd), "{cmd:?}");
+        }
+        assert!(!std::fs::read_to_string(&fstab).unwrap().contains(keep));
+        // Appending: the line is an argument, printed as it is.
+        let mut create = c.brick_create("vg_a", "tp_b", "brick_b", "/m/b", 1, 1, 1, 0, false);
+        assert!(run(&create.remove(3)));
+        assert!(run(&c.fstab_has("/dev/mapper/vg_a-brick_b")));
     }
 
     #[test]

@@ -16,7 +16,8 @@ use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
 use super::{
-    BrickSpec, DeviceInfo, ExecError, ExecResult, Executor, HealBrick, NodeInventory, VgInventory, VolumeSpec,
+    BrickSpec, DeviceInfo, ExecError, ExecResult, Executor, GlusterVolume, HealBrick, NodeInventory,
+    VgInventory, VolumeOwner, VolumeSpec, OWNER_OPTION,
 };
 
 /// `glusterfs.mockexec` in heketi.json.
@@ -72,9 +73,20 @@ pub struct MockHost {
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
 pub struct MockVolume {
+    /// Gluster's own volume id (clone LV names derive from it), not Hekate's mark.
     pub id: String,
     pub bricks: Vec<String>,
     pub started: bool,
+    /// `volume set` options; `user.heketi.id` marks the volume as Hekate's. A volume
+    /// planted without it models one made outside Hekate.
+    #[serde(default)]
+    pub options: BTreeMap<String, String>,
+}
+
+impl MockVolume {
+    fn owner(&self) -> VolumeOwner {
+        VolumeOwner::from_mark(self.options.get(OWNER_OPTION).map(String::as_str))
+    }
 }
 
 /// The whole simulated world.
@@ -100,6 +112,8 @@ pub struct CmdRecord {
     pub term: u64,
     pub verb: String,
     pub host: String,
+    /// The volume, or `vg/lv`, the verb names (empty for node-wide verbs).
+    pub object: String,
 }
 
 /// A fault armed at run time (tests, drills): fails matching verbs after letting `skip` of
@@ -185,7 +199,18 @@ impl MockExecutor {
         host: &str,
         f: impl FnOnce(&mut MockState) -> ExecResult<T>,
     ) -> ExecResult<T> {
-        self.record(verb, host);
+        self.verb_on(verb, host, "", f).await
+    }
+
+    /// [`Self::verb`] for a verb that names a volume or LV (`object`, in the command log).
+    async fn verb_on<T>(
+        &self,
+        verb: &str,
+        host: &str,
+        object: &str,
+        f: impl FnOnce(&mut MockState) -> ExecResult<T>,
+    ) -> ExecResult<T> {
+        self.record(verb, host, object);
         let ms = self
             .cfg
             .latency_ms
@@ -216,9 +241,9 @@ impl MockExecutor {
         }
     }
 
-    /// Appends `<unix ns> <term> <verb> <host>` to the command log (the node-side record a
-    /// fencing drill reads): a file beside the shared state, or memory.
-    fn record(&self, verb: &str, host: &str) {
+    /// Appends `<unix ns> <term> <verb> <host> [object]` to the command log (the node-side
+    /// record a fencing drill reads): a file beside the shared state, or memory.
+    fn record(&self, verb: &str, host: &str, object: &str) {
         let at = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| d.as_nanos())
@@ -228,13 +253,17 @@ impl MockExecutor {
             term: super::current_term().unwrap_or(0),
             verb: verb.to_string(),
             host: host.to_string(),
+            object: object.to_string(),
         };
         if self.cfg.state_file.is_empty() {
             self.log.lock().unwrap_or_else(|e| e.into_inner()).push(rec);
             return;
         }
         use std::io::Write;
-        let line = format!("{} {} {} {}\n", rec.at_ns, rec.term, rec.verb, rec.host);
+        let line = format!(
+            "{} {} {} {} {}\n",
+            rec.at_ns, rec.term, rec.verb, rec.host, rec.object
+        );
         let path = format!("{}.cmdlog", self.cfg.state_file);
         // One O_APPEND write per record: concurrent writers never interleave within a line.
         let written = std::fs::OpenOptions::new()
@@ -260,12 +289,13 @@ impl MockExecutor {
         let text = std::fs::read_to_string(format!("{state_file}.cmdlog")).unwrap_or_default();
         text.lines()
             .filter_map(|l| {
-                let mut it = l.splitn(4, ' ');
+                let mut it = l.splitn(5, ' ');
                 Some(CmdRecord {
                     at_ns: it.next()?.parse().ok()?,
                     term: it.next()?.parse().ok()?,
                     verb: it.next()?.to_string(),
                     host: it.next()?.to_string(),
+                    object: it.next().unwrap_or_default().trim().to_string(),
                 })
             })
             .collect()
@@ -275,6 +305,15 @@ impl MockExecutor {
     pub fn add_fault(&self, fault: Fault) -> ExecResult<()> {
         self.with_state(|s| {
             s.faults.push(fault);
+            Ok(())
+        })
+    }
+
+    /// Puts things on the nodes that Hekate did not make (tests of ownership): whatever `f`
+    /// adds to the model, as an operator or another tool would.
+    pub fn plant(&self, f: impl FnOnce(&mut MockState)) -> ExecResult<()> {
+        self.with_state(|s| {
+            f(s);
             Ok(())
         })
     }
@@ -438,7 +477,9 @@ impl Executor for MockExecutor {
     }
 
     async fn brick_create(&self, host: &str, b: &BrickSpec) -> ExecResult<()> {
-        self.verb("brick_create", host, |s| {
+        b.check_ours()?;
+        let object = format!("{}/{}", b.vg, b.lv());
+        self.verb_on("brick_create", host, &object, |s| {
             let h = host_mut(s, host);
             let vg = h
                 .vgs
@@ -464,7 +505,9 @@ impl Executor for MockExecutor {
     }
 
     async fn brick_destroy(&self, host: &str, b: &BrickSpec) -> ExecResult<bool> {
-        self.verb("brick_destroy", host, |s| {
+        b.check_ours()?;
+        let object = format!("{}/{}", b.vg, b.lv());
+        self.verb_on("brick_destroy", host, &object, |s| {
             let in_use = s
                 .volumes
                 .iter()
@@ -491,8 +534,9 @@ impl Executor for MockExecutor {
     }
 
     async fn volume_create(&self, host: &str, v: &VolumeSpec) -> ExecResult<()> {
-        self.verb("volume_create", host, |s| {
+        self.verb_on("volume_create", host, &v.name, |s| {
             if let Some(existing) = s.volumes.get(&v.name) {
+                existing.owner().check(&v.name, &v.id)?;
                 if existing.bricks == v.bricks {
                     return Ok(()); // idempotent re-run
                 }
@@ -508,6 +552,14 @@ impl Executor for MockExecutor {
                     id: v.id.clone(),
                     bricks: v.bricks.clone(),
                     started: true,
+                    options: v
+                        .options
+                        .iter()
+                        .filter_map(|o| {
+                            let (k, val) = o.split_once(char::is_whitespace)?;
+                            Some((k.to_string(), val.trim().to_string()))
+                        })
+                        .collect(),
                 },
             );
             Ok(())
@@ -516,12 +568,13 @@ impl Executor for MockExecutor {
     }
 
     async fn volume_expand(&self, host: &str, v: &VolumeSpec, new_bricks: &[String]) -> ExecResult<()> {
-        self.verb("volume_expand", host, |s| {
+        self.verb_on("volume_expand", host, &v.name, |s| {
             check_bricks_mounted(s, new_bricks)?;
             let vol = s
                 .volumes
                 .get_mut(&v.name)
                 .ok_or_else(|| fail(format!("Volume {} does not exist", v.name)))?;
+            vol.owner().check(&v.name, &v.id)?;
             for b in new_bricks {
                 if !vol.bricks.contains(b) {
                     vol.bricks.push(b.clone());
@@ -532,16 +585,28 @@ impl Executor for MockExecutor {
         .await
     }
 
-    async fn volume_destroy(&self, host: &str, name: &str) -> ExecResult<()> {
-        self.verb("volume_destroy", host, |s| {
+    async fn volume_destroy(&self, host: &str, name: &str, id: &str) -> ExecResult<()> {
+        // The real executor reads `volume info` first: a read, then the destroy.
+        self.volume_owner(host, name).await?.check(name, id)?;
+        self.verb_on("volume_destroy", host, name, |s| {
+            if let Some(v) = s.volumes.get(name) {
+                v.owner().check(name, id)?;
+            }
             s.volumes.remove(name);
             Ok(())
         })
         .await
     }
 
+    async fn volume_owner(&self, host: &str, name: &str) -> ExecResult<VolumeOwner> {
+        self.verb_on("volume_info", host, name, |s| {
+            Ok(s.volumes.get(name).map_or(VolumeOwner::Absent, MockVolume::owner))
+        })
+        .await
+    }
+
     async fn replace_brick(&self, host: &str, volume: &str, old: &str, new: &str) -> ExecResult<()> {
-        self.verb("replace_brick", host, |s| {
+        self.verb_on("replace_brick", host, volume, |s| {
             check_bricks_mounted(s, &[new.to_string()])?;
             let v = s
                 .volumes
@@ -561,9 +626,16 @@ impl Executor for MockExecutor {
         .await
     }
 
-    async fn volume_clone(&self, host: &str, volume: &str, clone: &str) -> ExecResult<Vec<(String, String)>> {
-        self.verb("volume_clone", host, |s| {
+    async fn volume_clone(
+        &self,
+        host: &str,
+        volume: &str,
+        clone: &str,
+        clone_id: &str,
+    ) -> ExecResult<Vec<(String, String)>> {
+        self.verb_on("volume_clone", host, clone, |s| {
             if let Some(existing) = s.volumes.get(clone) {
+                existing.owner().check(clone, clone_id)?;
                 // Idempotent: report the clone as it is.
                 let id = existing.id.clone();
                 return Ok(existing
@@ -601,12 +673,16 @@ impl Executor for MockExecutor {
                 host.mounts.insert(mount.clone());
                 bricks.push((format!("{storage}:{mount}/brick"), lv));
             }
+            // Gluster copies the origin's options; Hekate marks the clone as its own.
+            let mut options = src.options.clone();
+            options.insert(OWNER_OPTION.to_string(), clone_id.to_string());
             s.volumes.insert(
                 clone.to_string(),
                 MockVolume {
                     id: uuid,
                     bricks: bricks.iter().map(|b| b.0.clone()).collect(),
                     started: true,
+                    options,
                 },
             );
             Ok(bricks)
@@ -685,11 +761,17 @@ impl Executor for MockExecutor {
         .await
     }
 
-    async fn volumes(&self, host: &str) -> ExecResult<BTreeMap<String, Vec<String>>> {
+    async fn volumes(&self, host: &str) -> ExecResult<BTreeMap<String, GlusterVolume>> {
         self.verb("volume_info", host, |s| {
             Ok(s.volumes
                 .iter()
-                .map(|(n, v)| (n.clone(), v.bricks.clone()))
+                .map(|(n, v)| {
+                    let g = GlusterVolume {
+                        bricks: v.bricks.clone(),
+                        mark: v.options.get(OWNER_OPTION).cloned(),
+                    };
+                    (n.clone(), g)
+                })
                 .collect())
         })
         .await
@@ -723,10 +805,12 @@ fn check_bricks_mounted(s: &MockState, bricks: &[String]) -> ExecResult<()> {
 mod tests {
     use super::*;
 
+    const VG: &str = "vg_0123456789abcdef0123456789abcdef";
+
     fn brick(id: &str) -> BrickSpec {
         BrickSpec {
             id: id.into(),
-            vg: "vg_d1".into(),
+            vg: VG.into(),
             thin_pool: format!("tp_{id}"),
             lv_name: None,
             mount: None,
@@ -745,10 +829,10 @@ mod tests {
             ..Default::default()
         });
         assert!(m.brick_create("h", &brick("b1")).await.is_err(), "no VG yet");
-        let d = m.device_setup("h", "/dev/sdb", "vg_d1", false).await.unwrap();
+        let d = m.device_setup("h", "/dev/sdb", VG, false).await.unwrap();
         assert_eq!(d.total_kib, 2 << 20);
         assert!(
-            m.device_setup("h", "/dev/sdb", "vg_d1", false).await.is_ok(),
+            m.device_setup("h", "/dev/sdb", VG, false).await.is_ok(),
             "idempotent"
         );
         assert!(
@@ -766,22 +850,28 @@ mod tests {
             replica: None,
             arbiter: false,
             disperse: None,
-            options: vec![],
+            options: vec![format!("{OWNER_OPTION} v")],
         };
         m.volume_create("h", &vol).await.unwrap();
+        assert_eq!(
+            m.volume_owner("h", "vol").await.unwrap(),
+            VolumeOwner::Marked("v".into())
+        );
+        let other = m.volume_destroy("h", "vol", "w").await.unwrap_err();
+        assert!(matches!(other, ExecError::Foreign(_)), "{other}");
         assert!(m.brick_destroy("h", &brick("b1")).await.is_err(), "brick in use");
         assert!(
-            m.device_teardown("h", "/dev/sdb", "vg_d1").await.is_err(),
+            m.device_teardown("h", "/dev/sdb", VG).await.is_err(),
             "VG not empty"
         );
-        m.volume_destroy("h", "vol").await.unwrap();
-        m.volume_destroy("h", "vol").await.unwrap();
+        m.volume_destroy("h", "vol", "v").await.unwrap();
+        m.volume_destroy("h", "vol", "v").await.unwrap();
         assert!(m.brick_destroy("h", &brick("b1")).await.unwrap());
         assert!(
             m.brick_destroy("h", &brick("b1")).await.unwrap(),
             "already gone is fine"
         );
-        m.device_teardown("h", "/dev/sdb", "vg_d1").await.unwrap();
+        m.device_teardown("h", "/dev/sdb", VG).await.unwrap();
         assert_eq!(m.snapshot().unwrap().hosts["h"], MockHost::default());
     }
 
@@ -804,11 +894,75 @@ mod tests {
             a.peer_probe("bad", "x").await.unwrap_err(),
             ExecError::Failed("boom".into())
         );
-        a.device_setup("h", "/dev/sdb", "vg_d1", false).await.unwrap();
+        a.device_setup("h", "/dev/sdb", VG, false).await.unwrap();
         // Another process (executor) sees the same nodes.
         assert!(b.device_setup("h", "/dev/sdb", "vg_d9", false).await.is_err());
         assert!(MockExecutor::read_state_file(&file).unwrap().hosts["h"]
             .vgs
-            .contains_key("vg_d1"));
+            .contains_key(VG));
+    }
+
+    #[tokio::test]
+    async fn foreign_volumes_and_bricks_are_left_alone() {
+        let m = MockExecutor::new(MockConfig::default());
+        m.device_setup("h", "/dev/sdb", VG, false).await.unwrap();
+        m.plant(|s| {
+            s.volumes.insert(
+                "heketidbstorage".into(),
+                MockVolume {
+                    id: "g".into(),
+                    bricks: vec!["h:/srv/db/brick".into()],
+                    started: true,
+                    options: Default::default(),
+                },
+            );
+        })
+        .unwrap();
+        assert_eq!(
+            m.volume_owner("h", "heketidbstorage").await.unwrap(),
+            VolumeOwner::Unmarked
+        );
+        assert_eq!(m.volume_owner("h", "nope").await.unwrap(), VolumeOwner::Absent);
+        let e = m.volume_destroy("h", "heketidbstorage", "v").await.unwrap_err();
+        assert!(e.to_string().starts_with(super::super::CONFLICT_PREFIX), "{e}");
+        let vol = VolumeSpec {
+            id: "v".into(),
+            name: "heketidbstorage".into(),
+            bricks: vec!["h:/srv/db/brick".into()],
+            replica: None,
+            arbiter: false,
+            disperse: None,
+            options: vec![],
+        };
+        assert!(matches!(
+            m.volume_create("h", &vol).await,
+            Err(ExecError::Foreign(_))
+        ));
+        assert!(matches!(
+            m.volume_clone("h", "x", "heketidbstorage", "v").await,
+            Err(ExecError::Foreign(_))
+        ));
+        // A brick outside Hekate's names is refused before the model is touched.
+        let mut b = brick("b1");
+        b.mount = Some("/srv/db".into());
+        assert!(matches!(
+            m.brick_destroy("h", &b).await,
+            Err(ExecError::Foreign(_))
+        ));
+        let mut b = brick("b1");
+        b.lv_name = Some("x;rm".into());
+        assert!(matches!(
+            m.brick_create("h", &b).await,
+            Err(ExecError::Foreign(_))
+        ));
+        assert!(m.snapshot().unwrap().volumes.contains_key("heketidbstorage"));
+        let log = m.command_log();
+        // The refused create and clone reached the (mock) node, which refused them; the
+        // destroy never did: its ownership read came first.
+        assert!(
+            !log.iter()
+                .any(|r| r.object == "heketidbstorage" && r.verb == "volume_destroy"),
+            "{log:?}"
+        );
     }
 }

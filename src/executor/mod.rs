@@ -37,6 +37,67 @@ pub enum ExecError {
     /// The host could not be reached.
     #[error("Unable to reach host {host}: {msg}")]
     Unreachable { host: String, msg: String },
+    /// The object on the node is not Hekate's (no or another `user.heketi.id`, a name outside
+    /// Hekate's LV names or mount root): nothing was done to it.
+    #[error("{CONFLICT_PREFIX}{0}")]
+    Foreign(String),
+}
+
+/// How an operation's error starts when it failed because a name on the nodes belongs to
+/// something Hekate does not own; `/queue/{id}` answers such a failure with 409.
+pub const CONFLICT_PREFIX: &str = "Conflict on the nodes: ";
+
+/// The Gluster volume option that marks a volume as Hekate's (Heketi's mark, spec 6.6).
+pub const OWNER_OPTION: &str = "user.heketi.id";
+
+/// Where Heketi (and Hekate) mount bricks; mounts elsewhere are not ours.
+pub const BRICK_ROOT: &str = "/var/lib/heketi/mounts/";
+
+/// Where Gluster mounts snapshot (clone) bricks.
+pub const SNAP_ROOTS: [&str; 2] = ["/run/gluster/snaps/", "/var/run/gluster/snaps/"];
+
+/// Who owns a Gluster volume of a given name, as its options say.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum VolumeOwner {
+    /// No volume of that name.
+    Absent,
+    /// The volume carries `user.heketi.id <id>`.
+    Marked(String),
+    /// The volume exists without the mark: not Hekate's.
+    Unmarked,
+}
+
+impl VolumeOwner {
+    pub fn from_mark(mark: Option<&str>) -> VolumeOwner {
+        match mark {
+            Some(id) if !id.is_empty() => VolumeOwner::Marked(id.to_string()),
+            _ => VolumeOwner::Unmarked,
+        }
+    }
+
+    /// Whether the volume may be changed or destroyed as Hekate's volume `id`: it is absent,
+    /// or carries exactly that mark. Otherwise the refusal names the conflict.
+    pub fn check(&self, name: &str, id: &str) -> ExecResult<()> {
+        match self {
+            VolumeOwner::Absent => Ok(()),
+            VolumeOwner::Marked(m) if m == id => Ok(()),
+            VolumeOwner::Marked(m) => Err(ExecError::Foreign(format!(
+                "Gluster volume {name} exists with {OWNER_OPTION} {m}, not {id}; Hekate leaves it alone"
+            ))),
+            VolumeOwner::Unmarked => Err(ExecError::Foreign(format!(
+                "Gluster volume {name} exists and was not created by Hekate (no {OWNER_OPTION}); Hekate leaves it alone"
+            ))),
+        }
+    }
+}
+
+/// One Gluster volume as `volume info` reports it (reconcile).
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize)]
+pub struct GlusterVolume {
+    /// `storagehost:path`, in order.
+    pub bricks: Vec<String>,
+    /// The value of its `user.heketi.id` option, if set.
+    pub mark: Option<String>,
 }
 
 pub type ExecResult<T> = Result<T, ExecError>;
@@ -101,6 +162,27 @@ pub struct BrickSpec {
 }
 
 impl BrickSpec {
+    /// Refuses a brick whose names are not Hekate's: its VG `vg_<id>`, LV and thin pool plain
+    /// LVM names, its mount under Hekate's mount root (or Gluster's snapshot mounts, for
+    /// clones). Checked before any command touches a brick.
+    pub fn check_ours(&self) -> ExecResult<()> {
+        let lv_ok = |n: &str| crate::validate::is_lv_name(n);
+        let vg_ok = self.vg.strip_prefix("vg_").is_some_and(crate::validate::is_uuid);
+        let mount = self.mount_dir();
+        let mount_ok = crate::validate::is_brick_path(&format!("{mount}/brick"))
+            && (mount.starts_with(&format!("{BRICK_ROOT}{}/", self.vg))
+                || SNAP_ROOTS.iter().any(|r| mount.starts_with(r)));
+        if vg_ok && lv_ok(&self.lv()) && lv_ok(&self.tp()) && mount_ok {
+            return Ok(());
+        }
+        Err(ExecError::Foreign(format!(
+            "brick {}: {}/{} mounted at {mount} is not named as Hekate names bricks; Hekate leaves it alone",
+            self.id,
+            self.vg,
+            self.lv()
+        )))
+    }
+
     pub fn tp(&self) -> String {
         self.thin_pool.clone()
     }
@@ -152,19 +234,31 @@ pub trait Executor: Send + Sync + 'static {
     async fn brick_destroy(&self, host: &str, brick: &BrickSpec) -> ExecResult<bool>;
     async fn volume_create(&self, host: &str, vol: &VolumeSpec) -> ExecResult<()>;
     async fn volume_expand(&self, host: &str, vol: &VolumeSpec, new_bricks: &[String]) -> ExecResult<()>;
-    async fn volume_destroy(&self, host: &str, name: &str) -> ExecResult<()>;
+    /// Stops and deletes the volume `name` if it is absent or Hekate's volume `id` (its
+    /// `user.heketi.id`); any other volume of that name is refused with [`ExecError::Foreign`].
+    async fn volume_destroy(&self, host: &str, name: &str, id: &str) -> ExecResult<()>;
+    /// Whose the volume `name` is (read-only): the check before a create or clone.
+    async fn volume_owner(&self, host: &str, name: &str) -> ExecResult<VolumeOwner>;
     /// `gluster volume replace-brick <vol> <old> <new> commit force`; done if `new` is
     /// already in place of `old`.
     async fn replace_brick(&self, host: &str, volume: &str, old: &str, new: &str) -> ExecResult<()>;
     /// The volume's bricks (`storagehost:path`) in Gluster's order (sets are consecutive).
     async fn volume_bricks(&self, host: &str, volume: &str) -> ExecResult<Vec<String>>;
-    /// Snapshot `volume`, clone the snapshot as `clone`, start it, drop the snapshot (spec
-    /// 6.7). Returns the clone's bricks in order: (`storagehost:path`, LV name). Idempotent.
-    async fn volume_clone(&self, host: &str, volume: &str, clone: &str) -> ExecResult<Vec<(String, String)>>;
+    /// Snapshot `volume`, clone the snapshot as `clone`, mark the clone with `clone_id`
+    /// (`user.heketi.id`; Gluster copies the origin's), start it, drop the snapshot (spec
+    /// 6.7). Returns the clone's bricks in order: (`storagehost:path`, LV name). Idempotent
+    /// for a clone marked `clone_id`; any other volume named `clone` is refused.
+    async fn volume_clone(
+        &self,
+        host: &str,
+        volume: &str,
+        clone: &str,
+        clone_id: &str,
+    ) -> ExecResult<Vec<(String, String)>>;
     /// The volume's heal state, brick by brick (the safety check before `replace-brick`).
     async fn heal_info(&self, host: &str, volume: &str) -> ExecResult<Vec<HealBrick>>;
     /// What the node holds (reconcile). Read-only.
     async fn inventory(&self, host: &str) -> ExecResult<NodeInventory>;
-    /// Every Gluster volume of the trusted pool `host` belongs to: name -> bricks in order.
-    async fn volumes(&self, host: &str) -> ExecResult<BTreeMap<String, Vec<String>>>;
+    /// Every Gluster volume of the trusted pool `host` belongs to, by name.
+    async fn volumes(&self, host: &str) -> ExecResult<BTreeMap<String, GlusterVolume>>;
 }

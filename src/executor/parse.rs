@@ -56,15 +56,40 @@ pub struct VolInfo {
     pub op_errstr: String,
     pub bricks: Vec<String>,
     pub status: String,
+    /// The value of its `user.heketi.id` option (Hekate's ownership mark), if set.
+    pub mark: Option<String>,
+}
+
+/// Collects `user.heketi.id` from a volume's `<options>`: the option's `<name>` comes
+/// before its `<value>`.
+#[derive(Default)]
+struct MarkReader {
+    in_mark: bool,
+}
+
+impl MarkReader {
+    fn see(&mut self, here: &[&str], text: &str, mark: &mut Option<String>) {
+        match here {
+            [.., "volume", "options", "option", "name"] => {
+                self.in_mark = text == super::OWNER_OPTION;
+            }
+            [.., "volume", "options", "option", "value"] if self.in_mark => {
+                *mark = Some(text.to_string());
+                self.in_mark = false;
+            }
+            _ => {}
+        }
+    }
 }
 
 pub fn volume_info(xml: &str) -> ExecResult<VolInfo> {
     let mut info = VolInfo::default();
+    let mut marks = MarkReader::default();
     let ret = walk_xml(xml, |here, text| match here {
         [.., "cliOutput", "opErrstr"] => info.op_errstr = text.to_string(),
         [.., "volume", "statusStr"] => info.status = text.to_string(),
         [.., "bricks", "brick", "name"] => info.bricks.push(text.to_string()),
-        _ => {}
+        _ => marks.see(here, text, &mut info.mark),
     })?;
     info.op_ret = ret;
     Ok(info)
@@ -146,17 +171,22 @@ pub fn peers(xml: &str) -> ExecResult<Vec<String>> {
     Ok(out)
 }
 
-/// `gluster volume info --xml` for every volume: (name, bricks in order).
-pub fn volumes_all(xml: &str) -> ExecResult<Vec<(String, Vec<String>)>> {
-    let mut out: Vec<(String, Vec<String>)> = Vec::new();
+/// `gluster volume info --xml` for every volume: (name, bricks in order and mark).
+pub fn volumes_all(xml: &str) -> ExecResult<Vec<(String, super::GlusterVolume)>> {
+    let mut out: Vec<(String, super::GlusterVolume)> = Vec::new();
+    let mut marks = MarkReader::default();
     let ret = walk_xml(xml, |here, text| match here {
-        [.., "volumes", "volume", "name"] => out.push((text.to_string(), Vec::new())),
+        [.., "volumes", "volume", "name"] => out.push((text.to_string(), Default::default())),
         [.., "volume", "bricks", "brick", "name"] => {
             if let Some(last) = out.last_mut() {
-                last.1.push(text.to_string());
+                last.1.bricks.push(text.to_string());
             }
         }
-        _ => {}
+        _ => {
+            if let Some(last) = out.last_mut() {
+                marks.see(here, text, &mut last.1.mark);
+            }
+        }
     })?;
     // "No volumes present" is opRet 0 with an empty list.
     if ret != 0 {
@@ -239,7 +269,11 @@ mod tests {
             vols,
             vec![(
                 "goldvol".to_string(),
-                vec!["10.78.0.11:/var/lib/heketi/mounts/vg_gold/brick_gold/brick".to_string()]
+                crate::executor::GlusterVolume {
+                    bricks: vec!["10.78.0.11:/var/lib/heketi/mounts/vg_gold/brick_gold/brick".to_string()],
+                    // Made by hand on the testbed: no `user.heketi.id`, not Hekate's.
+                    mark: None,
+                }
             )]
         );
         let lvs = lvs_all(&fixture("lvs-all.json")).unwrap();
@@ -297,8 +331,12 @@ mod tests {
 <name>vol1</name><id>abc</id><status>1</status><statusStr>Started</statusStr>
 <bricks><brick uuid="u1">10.0.0.1:/b/1<name>10.0.0.1:/b/1</name><hostUuid>u1</hostUuid><isArbiter>0</isArbiter></brick>
 <brick uuid="u2">10.0.0.2:/b/2<name>10.0.0.2:/b/2</name><hostUuid>u2</hostUuid><isArbiter>0</isArbiter></brick></bricks>
+<optCount>2</optCount><options><option><name>nfs.disable</name><value>on</value></option>
+<option><name>user.heketi.id</name><value>0123456789abcdef0123456789abcdef</value></option></options>
 </volume><count>1</count></volumes></volInfo></cliOutput>"#;
         let v = volume_info(xml).unwrap();
+        assert_eq!(v.mark.as_deref(), Some("0123456789abcdef0123456789abcdef"));
+        assert_eq!(volumes_all(xml).unwrap()[0].1.mark, v.mark);
         assert_eq!(v.op_ret, 0);
         assert_eq!(v.status, "Started");
         assert_eq!(v.bricks, vec!["10.0.0.1:/b/1", "10.0.0.2:/b/2"]);

@@ -13,7 +13,8 @@ use super::commands::{Argv, CmdConfig};
 use super::parse;
 use super::ssh::{Output, SshTransport};
 use super::{
-    BrickSpec, DeviceInfo, ExecError, ExecResult, Executor, HealBrick, NodeInventory, VgInventory, VolumeSpec,
+    BrickSpec, DeviceInfo, ExecError, ExecResult, Executor, GlusterVolume, HealBrick, NodeInventory,
+    VgInventory, VolumeOwner, VolumeSpec, OWNER_OPTION,
 };
 
 /// Heketi's batch timeouts (spec 6.1).
@@ -23,9 +24,9 @@ const BRICK: Duration = Duration::from_secs(10 * 60);
 pub struct SshExecutor {
     t: SshTransport,
     c: CmdConfig,
-    /// One lock per host around fstab edits: `sed -i` replaces the file by rename, so a
-    /// concurrent `sed -i` fails ("can't read /etc/fstab") and a concurrent append can be
-    /// lost. Heketi runs brick creates and destroys of one node in parallel, unguarded.
+    /// One lock per host around fstab edits: a line's removal replaces the file by rename, so
+    /// a concurrent removal or append could be lost. Heketi runs brick creates and destroys of
+    /// one node in parallel, unguarded.
     fstab_locks: std::sync::Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
 }
 
@@ -72,6 +73,22 @@ impl SshExecutor {
             .run(host, &self.c.volume_info_xml(name), self.gluster_timeout())
             .await?;
         parse::volume_info(&o.stdout)
+    }
+
+    /// Whose volume `name` is, from `volume info --xml` (absent when Gluster says it does not
+    /// exist; any other failure is an error, never taken for "absent").
+    async fn owner(&self, host: &str, name: &str) -> ExecResult<VolumeOwner> {
+        let info = self.volume_info(host, name).await?;
+        if info.op_ret != 0 {
+            if info.op_errstr.contains("does not exist") {
+                return Ok(VolumeOwner::Absent);
+            }
+            return Err(ExecError::Failed(format!(
+                "volume info {name}: {}",
+                info.op_errstr
+            )));
+        }
+        Ok(VolumeOwner::from_mark(info.mark.as_deref()))
     }
 
     fn fstab_lock(&self, host: &str) -> Arc<tokio::sync::Mutex<()>> {
@@ -153,6 +170,7 @@ impl Executor for SshExecutor {
     }
 
     async fn brick_create(&self, host: &str, b: &BrickSpec) -> ExecResult<()> {
+        b.check_ours()?;
         self.t.begin_step(host).await;
         let mount = b.mount_dir();
         let cmds = self.c.brick_create(
@@ -183,17 +201,9 @@ impl Executor for SshExecutor {
             // complete filesystem: mkfs.xfs killed part-way. This brick serves no data yet
             // (bricks are created before they join a volume), so it is formatted again.
             let resumed = exists;
-            let pattern = format!("^{devnode} ");
             let fstab = self.fstab_lock(host);
             let _fstab = fstab.lock().await;
-            let in_fstab = self
-                .run(
-                    host,
-                    &Self::argv(&["grep", "-qs", &pattern, &self.c.fstab]),
-                    BRICK,
-                )
-                .await?
-                .ok();
+            let in_fstab = self.run(host, &self.c.fstab_has(&devnode), BRICK).await?.ok();
             if !in_fstab {
                 self.must(host, &cmds[3], BRICK).await?; // awk >> fstab
             }
@@ -235,6 +245,7 @@ impl Executor for SshExecutor {
     }
 
     async fn brick_destroy(&self, host: &str, b: &BrickSpec) -> ExecResult<bool> {
+        b.check_ours()?;
         self.t.begin_step(host).await;
         let mount = b.mount_dir();
         let um = self.run(host, &self.c.umount(&mount), BRICK).await?;
@@ -251,7 +262,10 @@ impl Executor for SshExecutor {
         if !mount.starts_with("/run/gluster/") && !mount.starts_with("/var/run/gluster/") {
             let fstab = self.fstab_lock(host);
             let _fstab = fstab.lock().await;
-            self.must(host, &self.c.fstab_remove(&b.lv()), BRICK).await?;
+            let devnode = format!("/dev/mapper/{}-{}", b.vg, b.lv());
+            for cmd in self.c.fstab_remove(&devnode, &mount) {
+                self.must(host, &cmd, BRICK).await?;
+            }
         }
         let lv = self.run(host, &self.c.lvremove(&b.vg, &b.lv()), BRICK).await?;
         let gone =
@@ -294,6 +308,7 @@ impl Executor for SshExecutor {
             return Err(failed(&first));
         }
         let info = self.volume_info(host, &v.name).await?;
+        VolumeOwner::from_mark(info.mark.as_deref()).check(&v.name, &v.id)?;
         if info.bricks != v.bricks {
             return Err(ExecError::Failed(format!(
                 "volume {} exists with other bricks",
@@ -317,6 +332,9 @@ impl Executor for SshExecutor {
     async fn volume_expand(&self, host: &str, v: &VolumeSpec, new_bricks: &[String]) -> ExecResult<()> {
         self.t.begin_step(host).await;
         let info = self.volume_info(host, &v.name).await?;
+        if info.op_ret == 0 {
+            VolumeOwner::from_mark(info.mark.as_deref()).check(&v.name, &v.id)?;
+        }
         let missing: Vec<String> = new_bricks
             .iter()
             .filter(|b| !info.bricks.contains(b))
@@ -336,8 +354,13 @@ impl Executor for SshExecutor {
         Ok(())
     }
 
-    async fn volume_destroy(&self, host: &str, name: &str) -> ExecResult<()> {
+    async fn volume_destroy(&self, host: &str, name: &str, id: &str) -> ExecResult<()> {
         self.t.begin_step(host).await;
+        let owner = self.owner(host, name).await?;
+        owner.check(name, id)?;
+        if owner == VolumeOwner::Absent {
+            return Ok(());
+        }
         let _ = self
             .run(host, &self.c.volume_stop(name), self.gluster_timeout())
             .await;
@@ -351,6 +374,11 @@ impl Executor for SshExecutor {
             "Unable to delete volume {name}: {}",
             o.error_text()
         )))
+    }
+
+    async fn volume_owner(&self, host: &str, name: &str) -> ExecResult<VolumeOwner> {
+        self.t.begin_step(host).await;
+        self.owner(host, name).await
     }
 
     async fn replace_brick(&self, host: &str, volume: &str, old: &str, new: &str) -> ExecResult<()> {
@@ -382,9 +410,23 @@ impl Executor for SshExecutor {
         Ok(info.bricks)
     }
 
-    async fn volume_clone(&self, host: &str, volume: &str, clone: &str) -> ExecResult<Vec<(String, String)>> {
+    async fn volume_clone(
+        &self,
+        host: &str,
+        volume: &str,
+        clone: &str,
+        clone_id: &str,
+    ) -> ExecResult<Vec<(String, String)>> {
         self.t.begin_step(host).await;
         let existing = self.volume_info(host, clone).await?;
+        if existing.op_ret == 0 {
+            VolumeOwner::from_mark(existing.mark.as_deref()).check(clone, clone_id)?;
+        } else if !existing.op_errstr.contains("does not exist") {
+            return Err(ExecError::Failed(format!(
+                "volume info {clone}: {}",
+                existing.op_errstr
+            )));
+        }
         if existing.op_ret != 0 || existing.bricks.is_empty() {
             let snap = format!("tmpsnap_{}", hex::encode(rand::random::<[u8; 8]>()));
             let g = |rest: &[&str]| {
@@ -407,6 +449,10 @@ impl Executor for SshExecutor {
             let result = async {
                 self.must(host, &g(&["snapshot", "activate", &snap]), t).await?;
                 self.must(host, &g(&["snapshot", "clone", clone, &snap]), t)
+                    .await?;
+                // Gluster copies the origin's options, its `user.heketi.id` included: the
+                // clone gets its own mark before it starts.
+                self.must(host, &g(&["volume", "set", clone, OWNER_OPTION, clone_id]), t)
                     .await?;
                 self.must(host, &g(&["volume", "start", clone]), t).await?;
                 Ok::<_, ExecError>(())
@@ -469,7 +515,7 @@ impl Executor for SshExecutor {
         Ok(inv)
     }
 
-    async fn volumes(&self, host: &str) -> ExecResult<BTreeMap<String, Vec<String>>> {
+    async fn volumes(&self, host: &str) -> ExecResult<BTreeMap<String, GlusterVolume>> {
         self.t.begin_step(host).await;
         let o = self
             .must(host, &self.c.volume_info_all_xml(), self.gluster_timeout())

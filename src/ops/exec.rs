@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use futures::future::join_all;
 use hekate_raft::{StateReader, StoreError};
 
-use crate::executor::{BrickSpec, Executor, VolumeSpec};
+use crate::executor::{BrickSpec, ExecError, Executor, VolumeOwner, VolumeSpec, OWNER_OPTION};
 use crate::state::model::{BrickEntry, ExecReport, NodeEntry, OpPlan, Operation, VolumeEntry};
 use crate::state::{self};
 
@@ -136,8 +136,14 @@ fn spec(b: &BrickEntry, gid: i64) -> BrickSpec {
 
 fn volume_spec(v: &VolumeEntry, bricks: &[BrickEntry], ctx: &Ctx) -> VolumeSpec {
     let d = &v.durability;
-    let mut options: Vec<String> = v.options.iter().filter(|o| !o.is_empty()).cloned().collect();
-    options.push(format!("user.heketi.id {}", v.id));
+    // The ownership mark is Hekate's alone: a requested `user.heketi.id` is dropped.
+    let mut options: Vec<String> = v
+        .options
+        .iter()
+        .filter(|o| !o.is_empty() && o.split_whitespace().next() != Some(OWNER_OPTION))
+        .cloned()
+        .collect();
+    options.push(format!("{OWNER_OPTION} {}", v.id));
     VolumeSpec {
         id: v.id.clone(),
         name: v.name.clone(),
@@ -245,6 +251,12 @@ pub async fn evict_one(
     }
     let old = ctx.old_bricks.get(&e.old);
     let host = ctx.manage(&e.new.node);
+    // `replace-brick` changes the volume: it must be Hekate's volume of that name.
+    match exec.volume_owner(&host, &v.name).await {
+        Ok(VolumeOwner::Absent) => return Err(format!("Volume {} does not exist", v.name)),
+        Ok(o) => o.check(&v.name, &v.id).map_err(|err| err.to_string())?,
+        Err(err) => return Err(err.to_string()),
+    }
     if let (true, Some(old)) = (healcheck, old) {
         let old_path = format!("{}:{}", ctx.storage(&old.node), old.path);
         heal_check(exec, &host, v, &old_path, &e.old).await?;
@@ -350,6 +362,15 @@ async fn destroy_bricks(exec: &dyn Executor, ctx: &Ctx, bricks: &[BrickEntry]) -
         .map_err(|e| e.to_string())
 }
 
+/// The check before anything changes on a node: the name is free on the nodes, or already
+/// Hekate's volume `id` (a resumed operation). A read; the refusal names the conflict.
+async fn name_is_free(exec: &dyn Executor, host: &str, name: &str, id: &str) -> Result<(), String> {
+    exec.volume_owner(host, name)
+        .await
+        .and_then(|o| o.check(name, id))
+        .map_err(|e| e.to_string())
+}
+
 async fn volume_create(
     exec: &dyn Executor,
     ctx: &Ctx,
@@ -357,6 +378,9 @@ async fn volume_create(
     bricks: &[BrickEntry],
 ) -> Result<ExecReport, String> {
     let host = bricks.first().map(|b| ctx.manage(&b.node)).unwrap_or_default();
+    // Nothing has changed on any node yet: a foreign volume of this name fails the operation
+    // here, with nothing to undo.
+    name_is_free(exec, &host, &volume.name, &volume.id).await?;
     let result = async {
         create_bricks(exec, ctx, bricks, volume.gid).await?;
         exec.volume_create(&host, &volume_spec(volume, bricks, ctx))
@@ -367,7 +391,12 @@ async fn volume_create(
     if let Err(e) = result {
         // Undo on the nodes what this attempt made; what cannot be undone now is found by
         // reconcile (orphans), never left silently.
-        let _ = exec.volume_destroy(&host, &volume.name).await;
+        // The destroy verb itself refuses a volume of this name that is not this one.
+        if let Err(de) = exec.volume_destroy(&host, &volume.name, &volume.id).await {
+            if matches!(de, ExecError::Foreign(_)) {
+                tracing::warn!(volume = %volume.id, "cleanup left a foreign volume alone: {de}");
+            }
+        }
         if let Err(ce) = destroy_bricks(exec, ctx, bricks).await {
             tracing::warn!(volume = %volume.id, "cleanup after failed create left bricks: {ce}");
         }
@@ -384,11 +413,13 @@ async fn volume_delete(exec: &dyn Executor, ctx: &Ctx) -> Result<ExecReport, Str
     let mut last = None;
     let mut done = false;
     for n in ctx.nodes.values() {
-        match exec.volume_destroy(n.manage_host(), &v.name).await {
+        match exec.volume_destroy(n.manage_host(), &v.name, &v.id).await {
             Ok(()) => {
                 done = true;
                 break;
             }
+            // Not ours: no other node will say otherwise, and its bricks are not touched.
+            Err(e @ ExecError::Foreign(_)) => return Err(e.to_string()),
             Err(e) => last = Some(e.to_string()),
         }
     }
@@ -404,6 +435,11 @@ async fn volume_expand(exec: &dyn Executor, ctx: &Ctx, bricks: &[BrickEntry]) ->
         return Err("volume vanished during expansion".into());
     };
     let host = bricks.first().map(|b| ctx.manage(&b.node)).unwrap_or_default();
+    match exec.volume_owner(&host, &v.name).await {
+        Ok(VolumeOwner::Absent) => return Err(format!("Volume {} does not exist", v.name)),
+        Ok(o) => o.check(&v.name, &v.id).map_err(|e| e.to_string())?,
+        Err(e) => return Err(e.to_string()),
+    }
     let result = async {
         create_bricks(exec, ctx, bricks, v.gid).await?;
         let spec = volume_spec(v, bricks, ctx);
@@ -464,6 +500,14 @@ async fn volume_clone(exec: &dyn Executor, ctx: &Ctx, clone: &VolumeEntry) -> Re
         .first()
         .map(|b| ctx.manage(&b.node))
         .unwrap_or_default();
+    // The source must be Hekate's volume, and the clone's name free (or this clone's own,
+    // on a resumed operation): both reads, before anything changes.
+    match exec.volume_owner(&host, &src.name).await {
+        Ok(VolumeOwner::Absent) => return Err(format!("Volume {} does not exist", src.name)),
+        Ok(o) => o.check(&src.name, &src.id).map_err(|e| e.to_string())?,
+        Err(e) => return Err(e.to_string()),
+    }
+    name_is_free(exec, &host, &clone.name, &clone.id).await?;
     let order = exec
         .volume_bricks(&host, &src.name)
         .await
@@ -474,7 +518,7 @@ async fn volume_clone(exec: &dyn Executor, ctx: &Ctx, clone: &VolumeEntry) -> Re
         .map(|b| (format!("{}:{}", ctx.storage(&b.node), b.path), b))
         .collect();
     let cloned = exec
-        .volume_clone(&host, &src.name, &clone.name)
+        .volume_clone(&host, &src.name, &clone.name, &clone.id)
         .await
         .map_err(|e| e.to_string())?;
     if cloned.len() != order.len() {

@@ -20,7 +20,8 @@ use crate::api::HekateReplica;
 use std::collections::BTreeMap;
 
 use crate::executor::{
-    BrickSpec, DeviceInfo, ExecError, ExecResult, Executor, HealBrick, NodeInventory, VolumeSpec, TERM,
+    BrickSpec, DeviceInfo, ExecError, ExecResult, Executor, GlusterVolume, HealBrick, NodeInventory,
+    VolumeOwner, VolumeSpec, TERM,
 };
 
 pub struct Fenced {
@@ -134,8 +135,11 @@ impl Executor for Fenced {
     async fn volume_expand(&self, host: &str, vol: &VolumeSpec, new_bricks: &[String]) -> ExecResult<()> {
         self.guard(self.inner.volume_expand(host, vol, new_bricks)).await
     }
-    async fn volume_destroy(&self, host: &str, name: &str) -> ExecResult<()> {
-        self.guard(self.inner.volume_destroy(host, name)).await
+    async fn volume_destroy(&self, host: &str, name: &str, id: &str) -> ExecResult<()> {
+        self.guard(self.inner.volume_destroy(host, name, id)).await
+    }
+    async fn volume_owner(&self, host: &str, name: &str) -> ExecResult<VolumeOwner> {
+        self.guard(self.inner.volume_owner(host, name)).await
     }
     async fn replace_brick(&self, host: &str, volume: &str, old: &str, new: &str) -> ExecResult<()> {
         self.guard(self.inner.replace_brick(host, volume, old, new)).await
@@ -143,8 +147,15 @@ impl Executor for Fenced {
     async fn volume_bricks(&self, host: &str, volume: &str) -> ExecResult<Vec<String>> {
         self.guard(self.inner.volume_bricks(host, volume)).await
     }
-    async fn volume_clone(&self, host: &str, volume: &str, clone: &str) -> ExecResult<Vec<(String, String)>> {
-        self.guard(self.inner.volume_clone(host, volume, clone)).await
+    async fn volume_clone(
+        &self,
+        host: &str,
+        volume: &str,
+        clone: &str,
+        clone_id: &str,
+    ) -> ExecResult<Vec<(String, String)>> {
+        self.guard(self.inner.volume_clone(host, volume, clone, clone_id))
+            .await
     }
     async fn heal_info(&self, host: &str, volume: &str) -> ExecResult<Vec<HealBrick>> {
         self.guard(self.inner.heal_info(host, volume)).await
@@ -152,7 +163,7 @@ impl Executor for Fenced {
     async fn inventory(&self, host: &str) -> ExecResult<NodeInventory> {
         self.guard(self.inner.inventory(host)).await
     }
-    async fn volumes(&self, host: &str) -> ExecResult<BTreeMap<String, Vec<String>>> {
+    async fn volumes(&self, host: &str) -> ExecResult<BTreeMap<String, GlusterVolume>> {
         self.guard(self.inner.volumes(host)).await
     }
 }

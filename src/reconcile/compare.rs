@@ -8,12 +8,11 @@ use std::collections::{BTreeMap, BTreeSet};
 use hekate_raft::{StateReader, StoreError};
 use serde::Serialize;
 
-use crate::executor::NodeInventory;
+use crate::executor::{GlusterVolume, NodeInventory};
 use crate::state::model::{BrickEntry, ClusterEntry, DeviceEntry, NodeEntry, OpPlan, Operation, VolumeEntry};
 use crate::state::{self, keys};
 
-/// Where Heketi (and Hekate) mount bricks; mounts elsewhere are not ours.
-pub const BRICK_ROOT: &str = "/var/lib/heketi/mounts/";
+pub use crate::executor::BRICK_ROOT;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -40,14 +39,21 @@ pub enum Kind {
     PeerMissing,
     /// The trusted pool holds a host no node of the cluster has.
     PeerUnknown,
+    /// A Gluster volume on the cluster's nodes that Hekate did not make (no `user.heketi.id`,
+    /// or one that is not the state's volume of that name). Reported, never repaired.
+    ForeignVolume,
+    /// An LV, thin pool, mount or fstab line in Hekate's VGs or under its mount root that is
+    /// not named as Hekate names bricks. Reported, never repaired.
+    ForeignBrick,
 }
 
 /// What a repair does, decided with the finding.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize)]
 #[serde(tag = "action", rename_all = "snake_case")]
 pub enum Repair {
-    /// `gluster volume stop/delete` on `host`.
-    DestroyVolume { host: String, name: String },
+    /// `gluster volume stop/delete` on `host`, if the volume still carries `user.heketi.id
+    /// <id>` when the repair runs.
+    DestroyVolume { host: String, name: String, id: String },
     /// Unmount, drop the fstab line, remove the LV and its pool (the brick destroy verb).
     DestroyBrick {
         host: String,
@@ -240,7 +246,7 @@ fn by_id<T>(items: Vec<T>, id: impl Fn(&T) -> &String) -> BTreeMap<String, T> {
 #[derive(Debug, Clone, Default)]
 pub struct Observed {
     pub nodes: BTreeMap<String, Result<NodeInventory, String>>,
-    pub volumes: BTreeMap<String, Result<BTreeMap<String, Vec<String>>, String>>,
+    pub volumes: BTreeMap<String, Result<BTreeMap<String, GlusterVolume>, String>>,
 }
 
 /// How far a device's used space may stray from LVM's before it is reported: LVM's own
@@ -249,9 +255,18 @@ fn free_space_tolerance(d: &DeviceEntry) -> u64 {
     (d.total / 100).max(4 * d.extent_size.max(4096))
 }
 
-/// Brick id from an LV, pool or mount directory name Hekate gives (`brick_<id>`, `tp_<id>`).
+/// Brick id from an LV, pool or mount directory name Hekate gives (`brick_<id>`, `tp_<id>`,
+/// or Gluster's `<id>_<n>` for a clone's snapshot LV); None for any other name (not ours).
 fn brick_id_of(name: &str) -> Option<&str> {
-    name.strip_prefix("brick_").or_else(|| name.strip_prefix("tp_"))
+    let id = name
+        .strip_prefix("brick_")
+        .or_else(|| name.strip_prefix("tp_"))
+        .or_else(|| {
+            name.split_once('_')
+                .filter(|(_, n)| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
+                .map(|(id, _)| id)
+        })?;
+    crate::validate::is_uuid(id).then_some(id)
 }
 
 pub fn compare(e: &Expected, seen: &Observed) -> Vec<Finding> {
@@ -337,6 +352,7 @@ fn compare_node(e: &Expected, n: &NodeEntry, inv: &NodeInventory, out: &mut Vec<
         what: Vec<String>,
     }
     let mut orphans: BTreeMap<String, Orphan> = BTreeMap::new();
+    let mut foreign: Vec<String> = Vec::new();
     let known_vgs: BTreeSet<String> = devices.iter().map(|d| d.vg()).collect();
     for (vg, v) in &inv.vgs {
         let Some(dev) = vg.strip_prefix("vg_") else {
@@ -364,7 +380,11 @@ fn compare_node(e: &Expected, n: &NodeEntry, inv: &NodeInventory, out: &mut Vec<
             if want.contains(lv) {
                 continue;
             }
-            let id = brick_id_of(lv).unwrap_or(lv).to_string();
+            let Some(id) = brick_id_of(lv).map(String::from) else {
+                let what = if pool.is_empty() { "thin pool" } else { "LV" };
+                foreign.push(format!("{what} {vg}/{lv}"));
+                continue;
+            };
             if e.busy.bricks.contains(&id) {
                 continue;
             }
@@ -386,10 +406,19 @@ fn compare_node(e: &Expected, n: &NodeEntry, inv: &NodeInventory, out: &mut Vec<
     for (set, what) in [(&inv.mounts, "mount"), (&inv.fstab, "fstab line")] {
         for m in set.iter().filter(|m| ours(m) && !want_mounts.contains(*m)) {
             let rest = &m[BRICK_ROOT.len()..];
-            let Some((vg, dir)) = rest.split_once('/') else {
-                continue;
+            let (vg, id) = match rest.split_once('/') {
+                Some((vg, dir)) if !dir.contains('/') => match brick_id_of(dir) {
+                    Some(id) => (vg, id.to_string()),
+                    None => {
+                        foreign.push(format!("{what} {m}"));
+                        continue;
+                    }
+                },
+                _ => {
+                    foreign.push(format!("{what} {m}"));
+                    continue;
+                }
             };
-            let id = brick_id_of(dir).unwrap_or(dir).to_string();
             if e.busy.bricks.contains(&id) || e.busy.devices.contains(vg.trim_start_matches("vg_")) {
                 continue;
             }
@@ -400,6 +429,15 @@ fn compare_node(e: &Expected, n: &NodeEntry, inv: &NodeInventory, out: &mut Vec<
             o.mount = Some(m.clone());
             o.what.push(format!("{what} {m}"));
         }
+    }
+    for what in foreign {
+        out.push(Finding {
+            kind: Kind::ForeignBrick,
+            place: host.clone(),
+            object: what.clone(),
+            detail: format!("{what} is not named as Hekate names bricks; left alone"),
+            repair: None,
+        });
     }
     for (id, o) in orphans {
         let lv = o.lv.clone().unwrap_or_else(|| format!("brick_{id}"));
@@ -476,7 +514,9 @@ fn compare_volumes(e: &Expected, c: &ClusterEntry, seen: &Observed, out: &mut Ve
         .filter(|v| v.cluster == c.id)
         .map(|v| (v.name.as_str(), v))
         .collect();
-    for (name, bricks) in gluster {
+    let state_ids: BTreeSet<&str> = e.volumes.keys().map(String::as_str).collect();
+    for (name, gv) in gluster {
+        let bricks = &gv.bricks;
         // Only volumes on this cluster's hosts (a shared mock world holds every cluster's).
         let here = bricks
             .iter()
@@ -484,25 +524,56 @@ fn compare_volumes(e: &Expected, c: &ClusterEntry, seen: &Observed, out: &mut Ve
         if !here || e.busy.volumes.contains(name) {
             continue;
         }
+        let foreign = |why: String| Finding {
+            kind: Kind::ForeignVolume,
+            place: c.id.clone(),
+            object: name.clone(),
+            detail: format!("Gluster volume {name} {why}; left alone"),
+            repair: None,
+        };
         let Some(v) = state_vols.get(name.as_str()) else {
-            let ours = bricks.iter().any(|b| b.contains(BRICK_ROOT));
-            if ours {
-                out.push(Finding {
-                    kind: Kind::OrphanVolume,
-                    place: c.id.clone(),
-                    object: name.clone(),
-                    detail: format!(
-                        "Gluster volume {name} ({} bricks) is not in the state",
-                        bricks.len()
-                    ),
-                    repair: host.clone().map(|h| Repair::DestroyVolume {
-                        host: h,
-                        name: name.clone(),
-                    }),
-                });
+            // An orphan is a volume Hekate made (marked with an id of its own making, on
+            // bricks under its mount root) that the state no longer has: a volume marked with
+            // the id of another volume of the state is not one.
+            let on_our_bricks = bricks.iter().any(|b| b.contains(BRICK_ROOT));
+            match gv.mark.as_deref() {
+                Some(id) if crate::validate::is_uuid(id) && on_our_bricks && !state_ids.contains(id) => {
+                    out.push(Finding {
+                        kind: Kind::OrphanVolume,
+                        place: c.id.clone(),
+                        object: name.clone(),
+                        detail: format!(
+                            "Gluster volume {name} ({} bricks, {} {id}) is not in the state",
+                            bricks.len(),
+                            crate::executor::OWNER_OPTION
+                        ),
+                        repair: host.clone().map(|h| Repair::DestroyVolume {
+                            host: h,
+                            name: name.clone(),
+                            id: id.to_string(),
+                        }),
+                    });
+                }
+                Some(id) => out.push(foreign(format!(
+                    "carries {} {id} but is not a volume Hekate knows by that name",
+                    crate::executor::OWNER_OPTION
+                ))),
+                None => out.push(foreign(format!(
+                    "was not created by Hekate (no {})",
+                    crate::executor::OWNER_OPTION
+                ))),
             }
             continue;
         };
+        if gv.mark.as_deref() != Some(v.id.as_str()) {
+            out.push(foreign(format!(
+                "has the name of volume {} but not its mark ({} {})",
+                v.id,
+                crate::executor::OWNER_OPTION,
+                gv.mark.as_deref().unwrap_or("unset")
+            )));
+            continue;
+        }
         let want: BTreeSet<String> = v
             .bricks
             .iter()

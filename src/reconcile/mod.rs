@@ -142,8 +142,8 @@ async fn repair_all(replica: &HekateReplica, exec: &Fenced, findings: &[Finding]
     let mut out = Vec::new();
     for r in repairs {
         let res: Result<String, String> = match &r {
-            Repair::DestroyVolume { host, name } => exec
-                .volume_destroy(host, name)
+            Repair::DestroyVolume { host, name, id } => exec
+                .volume_destroy(host, name, id)
                 .await
                 .map(|_| "done".into())
                 .map_err(|e| e.to_string()),

@@ -144,7 +144,7 @@ impl BrickEntry {
 
     /// What the brick takes from its device (Heketi: thin pool + its metadata).
     pub fn allocation(&self) -> u64 {
-        self.tp_size + self.pool_metadata_size
+        self.tp_size.saturating_add(self.pool_metadata_size)
     }
     pub fn mount_dir(&self) -> String {
         format!("/var/lib/heketi/mounts/vg_{}/brick_{}", self.device, self.id)
@@ -166,7 +166,11 @@ impl Durability {
     pub fn set_size(&self) -> usize {
         match self.kind.as_str() {
             "replicate" => self.effective_replica() as usize,
-            "disperse" => (self.data.unwrap_or(0) + self.redundancy.unwrap_or(0)) as usize,
+            "disperse" => self
+                .data
+                .unwrap_or(0)
+                .saturating_add(self.redundancy.unwrap_or(0))
+                .max(0) as usize,
             _ => 1,
         }
     }

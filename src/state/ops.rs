@@ -34,7 +34,11 @@ pub fn begin(op: Operation, txn: &mut Txn<'_>) -> R {
         }
         OpPlan::VolumeCreate { volume, bricks } => begin_volume_create(volume, bricks, &op.id, txn)?,
         OpPlan::VolumeDelete { volume } => begin_volume_delete(volume, &op.id, txn)?,
-        OpPlan::VolumeExpand { volume, bricks, .. } => begin_volume_expand(volume, bricks, &op.id, txn)?,
+        OpPlan::VolumeExpand {
+            volume,
+            bricks,
+            delta,
+        } => begin_volume_expand(volume, bricks, *delta, &op.id, txn)?,
         OpPlan::Evict {
             devices, evictions, ..
         } => begin_evict(devices, evictions, &op.id, txn)?,
@@ -143,8 +147,8 @@ fn reserve(brick: &BrickEntry, txn: &mut Txn<'_>) -> Result<bool, StoreError> {
         return Ok(false);
     }
     d.free -= need;
-    d.used += need;
-    d.brick_count += 1;
+    d.used = d.used.saturating_add(need);
+    d.brick_count = d.brick_count.saturating_add(1);
     put(txn, keys::device(&d.id), &d)?;
     txn.put(keys::device_brick(&d.id, &brick.id), Vec::new());
     put(txn, keys::brick(&brick.id), brick)?;
@@ -171,8 +175,8 @@ fn release(brick_id: &str, txn: &mut Txn<'_>) -> Result<(), StoreError> {
             continue;
         };
         if ob.thin_pool() == b.thin_pool() {
-            ob.tp_size += b.tp_size;
-            ob.pool_metadata_size += b.pool_metadata_size;
+            ob.tp_size = ob.tp_size.saturating_add(b.tp_size);
+            ob.pool_metadata_size = ob.pool_metadata_size.saturating_add(b.pool_metadata_size);
             put(txn, keys::brick(&other), &ob)?;
             if let Some(mut d) = get_device(txn, &b.device)? {
                 d.brick_count = d.brick_count.saturating_sub(1);
@@ -185,7 +189,7 @@ fn release(brick_id: &str, txn: &mut Txn<'_>) -> Result<(), StoreError> {
     }
     if let Some(mut d) = get_device(txn, &b.device)? {
         let a = b.allocation();
-        d.free = (d.free + a).min(d.total);
+        d.free = d.free.saturating_add(a).min(d.total);
         d.used = d.used.saturating_sub(a);
         d.brick_count = d.brick_count.saturating_sub(1);
         put(txn, keys::device(&d.id), &d)?;
@@ -195,7 +199,23 @@ fn release(brick_id: &str, txn: &mut Txn<'_>) -> Result<(), StoreError> {
     Ok(())
 }
 
+/// The refusal of a size beyond the maximum (the API refuses it first; `apply` checks again
+/// so that no proposal can make its arithmetic overflow).
+fn too_big() -> String {
+    format!(
+        "volume size beyond the maximum supported size ({} GB)",
+        crate::validate::MAX_VOLUME_GIB
+    )
+}
+
 fn begin_volume_create(v: &super::VolumeEntry, bricks: &[BrickEntry], op: &str, txn: &mut Txn<'_>) -> R {
+    if v.size > crate::validate::MAX_VOLUME_GIB
+        || bricks
+            .iter()
+            .any(|b| b.allocation() > crate::validate::MAX_KIB || b.size > crate::validate::MAX_KIB)
+    {
+        return Ok(Outcome::Invalid(too_big()));
+    }
     if get_cluster(txn, &v.cluster)?.is_none() {
         return Ok(Outcome::Invalid(format!("Cluster id {} not found", v.cluster)));
     }
@@ -248,10 +268,16 @@ fn begin_volume_delete(volume: &str, op: &str, txn: &mut Txn<'_>) -> R {
     Ok(Outcome::Done)
 }
 
-fn begin_volume_expand(volume: &str, bricks: &[BrickEntry], op: &str, txn: &mut Txn<'_>) -> R {
+fn begin_volume_expand(volume: &str, bricks: &[BrickEntry], delta: u64, op: &str, txn: &mut Txn<'_>) -> R {
     let Some(mut v) = get_volume(txn, volume)? else {
         return Ok(Outcome::NotFound);
     };
+    if v.size
+        .checked_add(delta)
+        .is_none_or(|t| t > crate::validate::MAX_VOLUME_GIB)
+    {
+        return Ok(Outcome::Invalid(too_big()));
+    }
     if v.hidden {
         return Ok(Outcome::NotFound);
     }
@@ -354,7 +380,7 @@ pub fn finish(id: &str, report: &ExecReport, now: u64, txn: &mut Txn<'_>) -> R {
                     clear_brick_pending(&b.id, txn)?;
                 }
                 if let Some(mut c) = get_cluster(txn, &v.cluster)? {
-                    c.volume_count += 1;
+                    c.volume_count = c.volume_count.saturating_add(1);
                     put(txn, keys::cluster(&c.id), &c)?;
                     txn.put(keys::cluster_volume(&c.id, &v.id), Vec::new());
                 }
@@ -382,7 +408,7 @@ pub fn finish(id: &str, report: &ExecReport, now: u64, txn: &mut Txn<'_>) -> R {
             delta,
         } => {
             if let Some(mut v) = get_volume(txn, volume)? {
-                v.size += delta;
+                v.size = v.size.saturating_add(*delta);
                 v.pending = None;
                 for b in bricks {
                     clear_brick_pending(&b.id, txn)?;
@@ -731,7 +757,7 @@ fn finish_clone(
         }
         put(txn, keys::brick(&id), &b)?;
         if let Some(mut d) = get_device(txn, &b.device)? {
-            d.brick_count += 1;
+            d.brick_count = d.brick_count.saturating_add(1);
             put(txn, keys::device(&d.id), &d)?;
             txn.put(keys::device_brick(&d.id, &id), Vec::new());
         }
@@ -744,7 +770,7 @@ fn finish_clone(
     c.hidden = false;
     put(txn, keys::volume(&c.id), &c)?;
     if let Some(mut cl) = get_cluster(txn, &c.cluster)? {
-        cl.volume_count += 1;
+        cl.volume_count = cl.volume_count.saturating_add(1);
         put(txn, keys::cluster(&cl.id), &cl)?;
         txn.put(keys::cluster_volume(&cl.id, &c.id), Vec::new());
     }

@@ -17,8 +17,10 @@ mod membership;
 mod migration;
 mod operations;
 mod quorum;
+mod ownership;
 mod reconcile;
 mod security;
+mod sizes;
 mod snapshot;
 
 use std::sync::{Mutex, MutexGuard};

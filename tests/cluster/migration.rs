@@ -129,3 +129,100 @@ async fn inconsistent_dumps_are_refused_and_change_nothing() {
     let clusters = c.call_ok(1, Method::GET, "/clusters", None).await.unwrap();
     assert_eq!(clusters["clusters"], json!([]));
 }
+
+/// Issue 10, point 4: a dump whose `LvmLv`, brick path, volume name, option, host or size
+/// would reach a node's command line unchecked (or overflow) is refused with a 400 naming
+/// the field, and nothing is committed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hostile_dumps_are_refused_and_change_nothing() {
+    let _g = serial();
+    let (_d, c) = cluster(1, json!({})).await;
+    let base = fixture("db-dump.json")["response"]["body"].clone();
+    let first = |kind: &str| base[kind].as_object().unwrap().keys().next().unwrap().clone();
+    let (brick, volume, node) = (
+        first("brickentries"),
+        first("volumeentries"),
+        first("nodeentries"),
+    );
+    type Edit = Box<dyn Fn(&mut Value)>;
+    let cases: Vec<(&str, Edit, &str)> = vec![
+        (
+            "sed script in LvmLv",
+            Box::new(move |d: &mut Value| {
+                d["brickentries"][&brick]["LvmLv"] = json!("x/e touch /tmp/pwned;/")
+            }),
+            "LvmLv",
+        ),
+        (
+            "brick path outside the mount root",
+            {
+                let b = first("brickentries");
+                Box::new(move |d: &mut Value| d["brickentries"][&b]["Info"]["path"] = json!("/etc/brick"))
+            },
+            "is not a brick path",
+        ),
+        (
+            "brick path with a shell substitution",
+            {
+                let b = first("brickentries");
+                Box::new(move |d: &mut Value| {
+                    d["brickentries"][&b]["Info"]["path"] = json!("/var/lib/heketi/mounts/$(reboot)/brick")
+                })
+            },
+            "is not a brick path",
+        ),
+        (
+            "thin pool name",
+            {
+                let b = first("brickentries");
+                Box::new(move |d: &mut Value| d["brickentries"][&b]["LvmThinPool"] = json!("tp;rm -rf /"))
+            },
+            "LvmThinPool",
+        ),
+        (
+            "volume name",
+            {
+                let v = volume.clone();
+                Box::new(move |d: &mut Value| d["volumeentries"][&v]["Info"]["name"] = json!("a b;reboot"))
+            },
+            "not a valid volume name",
+        ),
+        (
+            "volume option",
+            {
+                let v = volume.clone();
+                Box::new(move |d: &mut Value| {
+                    d["volumeentries"][&v]["GlusterVolumeOptions"] = json!(["a $(reboot)"])
+                })
+            },
+            "not a valid volume option",
+        ),
+        (
+            "volume size overflowing u64 in KiB",
+            {
+                let v = volume.clone();
+                Box::new(move |d: &mut Value| d["volumeentries"][&v]["Info"]["size"] = json!(u64::MAX / 1024))
+            },
+            "beyond the maximum",
+        ),
+        (
+            "hostname",
+            Box::new(move |d: &mut Value| {
+                d["nodeentries"][&node]["Info"]["hostnames"]["manage"] = json!(["n;reboot"])
+            }),
+            "not a valid hostname",
+        ),
+    ];
+    for (what, edit, want) in cases {
+        let mut dump = base.clone();
+        edit(&mut dump);
+        let r = c.call(1, Method::POST, "/db/import", Some(&dump)).await.unwrap();
+        assert_eq!(r.status, 400, "{what}: {}", r.body);
+        assert!(r.body.contains(want), "{what}: {}", r.body);
+        let clusters = c.call_ok(1, Method::GET, "/clusters", None).await.unwrap();
+        assert_eq!(clusters["clusters"], json!([]), "{what}: nothing committed");
+    }
+    // The unaltered dump still imports.
+    let r = c.call(1, Method::POST, "/db/import", Some(&base)).await.unwrap();
+    assert!(r.status < 300, "{}", r.body);
+}

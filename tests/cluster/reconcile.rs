@@ -114,17 +114,21 @@ async fn reconcile_reports_orphans_and_drift_and_repairs_them() {
         arbiter: false,
     };
     mock.brick_create("node1", &spec).await.unwrap();
+    // An orphan volume carries Hekate's mark with an id the state does not have (a volume
+    // Hekate made and lost track of); an unmarked one would be foreign, never repaired.
+    let orphan_vol_id = "fedcba9876543210fedcba9876543210";
     let orphan_vol = VolumeSpec {
-        id: "ff".into(),
+        id: orphan_vol_id.into(),
         name: "orphanvol".into(),
         bricks: vec![format!("10.9.0.1:{}", spec.path())],
         replica: None,
         arbiter: false,
         disperse: None,
-        options: vec![],
+        options: vec![format!("user.heketi.id {orphan_vol_id}")],
     };
     mock.volume_create("node1", &orphan_vol).await.unwrap();
-    mock.volume_destroy("node1", "lost").await.unwrap();
+    let lost_id = lost.rsplit('/').next().unwrap();
+    mock.volume_destroy("node1", "lost", lost_id).await.unwrap();
 
     let r = reconcile(&c, false).await;
     let found = kinds(&r);
