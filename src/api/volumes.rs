@@ -371,7 +371,7 @@ pub async fn create(
         by_user,
     );
     op.id = op_id;
-    st.start(op).await.map_err(|e| match e {
+    st.start_limited(op).await.map_err(|e| match e {
         ApiError::Internal(m) => ApiError::Internal(format!("Failed to allocate new volume: {m}")),
         other => other,
     })
@@ -542,7 +542,7 @@ pub async fn delete(State(st): State<AppState>, Path(id): Path<String>) -> Resul
         ));
     }
     st.throttle()?;
-    st.start(new_op(
+    st.start_limited(new_op(
         OpKind::VolumeDelete,
         OpPlan::VolumeDelete { volume: id },
         false,
@@ -588,7 +588,7 @@ pub async fn expand(
         false,
     );
     op.id = op_id;
-    st.start(op).await
+    st.start_limited(op).await
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -623,7 +623,7 @@ pub async fn clone(
     clone.pending = None;
     clone.hidden = false;
     clone.request_clusters = Vec::new();
-    st.start(new_op(
+    st.start_limited(new_op(
         OpKind::VolumeClone,
         OpPlan::VolumeClone { source: id, clone },
         false,
@@ -650,7 +650,7 @@ pub async fn block_restriction(
     }
     visible_volume(&st, &id)?;
     st.throttle()?;
-    st.start(new_op(
+    st.start_limited(new_op(
         OpKind::VolumeRestriction,
         OpPlan::VolumeRestriction {
             volume: id,

@@ -19,6 +19,7 @@ mod operations;
 mod reconcile;
 mod security;
 mod snapshot;
+mod tls;
 
 use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
