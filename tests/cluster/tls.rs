@@ -339,4 +339,23 @@ async fn half_open_connections_are_closed_within_the_header_timeout() {
     let st = c.status(leader).await.unwrap();
     assert_eq!(st["term"].as_u64().unwrap(), term, "an election happened");
     assert_eq!(st["leader"].as_u64().unwrap(), leader);
+
+    // Paths answered locally are bounded too (1 MiB): 413, the level unchanged.
+    let big = format!(r#"{{"loglevel":{{"glusterfs":"{}"}}}}"#, "x".repeat(2 << 20));
+    let token = hekate::auth::sign(
+        "admin",
+        &c.admin_key,
+        "POST",
+        "/internal/logging",
+        hekate::auth::now_unix(),
+        600,
+    );
+    let r = reqwest::Client::new()
+        .post(format!("{}/internal/logging", c.url(leader)))
+        .bearer_auth(token)
+        .body(big)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 413);
 }
