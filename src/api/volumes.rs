@@ -300,7 +300,14 @@ pub async fn create(
         }
     }
     let min_kib = st.policy().brick_min_kib * durability.data_bricks();
-    if (req.size as u64) * allocator::GIB_KIB < min_kib {
+    // Checked: a size whose KiB overflow u64 is refused, never wrapped (or a debug panic).
+    let Some(size_kib) = (req.size as u64).checked_mul(allocator::GIB_KIB) else {
+        return Err(ApiError::BadRequest(format!(
+            "Requested volume size ({} GB) is too large",
+            req.size
+        )));
+    };
+    if size_kib < min_kib {
         return Err(ApiError::BadRequest(format!(
             "Requested volume size ({} GB) is smaller than the minimum supported volume size ({min_kib})",
             req.size
