@@ -186,7 +186,7 @@ impl Client {
                         body,
                     });
                 }
-                Err(e) => last = anyhow!("{server}: {e}"),
+                Err(e) => last = anyhow!("{server}: {}", chain(&e)),
             }
         }
         Err(last)
@@ -203,8 +203,8 @@ impl Client {
         for server in &self.servers {
             match self.call_one(server, method.clone(), path, body).await {
                 Ok(r) => return Ok(r),
-                Err(e) if e.is_connect() => last = anyhow!("{server}: {e}"),
-                Err(e) => return Err(anyhow!("{server}: {e}")),
+                Err(e) if e.is_connect() => last = anyhow!("{server}: {}", chain(&e)),
+                Err(e) => return Err(anyhow!("{server}: {}", chain(&e))),
             }
         }
         Err(last)
@@ -242,4 +242,20 @@ impl Client {
             body,
         })
     }
+}
+
+/// An error with its causes (`error sending request: ... : invalid peer certificate:
+/// UnknownIssuer`), so a TLS refusal says why.
+fn chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut cur = e.source();
+    while let Some(c) = cur {
+        let t = c.to_string();
+        if !s.contains(&t) {
+            s.push_str(": ");
+            s.push_str(&t);
+        }
+        cur = c.source();
+    }
+    s
 }

@@ -114,6 +114,8 @@ async fn https_api_and_mutual_tls_peers_and_no_credential_on_the_api_address() {
         .output()
         .unwrap();
     assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("certificate"), "the refusal says why: {err}");
 
     // Standard clients that verify the CA: curl, and Python's ssl at TLS 1.2 and at 1.3.
     let curl = std::process::Command::new("curl")
