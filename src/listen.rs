@@ -188,3 +188,52 @@ pub fn raise_fd_limit() -> u64 {
         Err(_) => 0,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::body::Body;
+    use axum::routing::get;
+
+    fn limits(inflight: usize, timeout_ms: u64) -> Limits {
+        Limits {
+            max_inflight_requests: inflight,
+            request_timeout_ms: timeout_ms,
+            ..Limits::default()
+        }
+    }
+
+    #[tokio::test]
+    async fn requests_beyond_the_inflight_bound_get_503_and_slow_ones_time_out() {
+        let gate = Arc::new(tokio::sync::Notify::new());
+        let entered = Arc::new(tokio::sync::Notify::new());
+        let (g, e) = (gate.clone(), entered.clone());
+        let app = Router::new().route(
+            "/wait",
+            get(move || async move {
+                e.notify_one();
+                g.notified().await;
+                "done"
+            }),
+        );
+        let app = limit(app, RequestLimits::new(&limits(1, 60_000)));
+        let req = |p: &str| axum::http::Request::get(p).body(Body::empty()).unwrap();
+        let first = tokio::spawn(app.clone().oneshot(req("/wait")));
+        // The first request holds the only slot until the gate opens.
+        entered.notified().await;
+        let second = app.clone().oneshot(req("/wait")).await.unwrap();
+        assert_eq!(second.status(), 503);
+        assert_eq!(second.headers().get("retry-after").unwrap(), "1");
+        gate.notify_one();
+        assert_eq!(first.await.unwrap().unwrap().status(), 200);
+
+        let app = limit(
+            Router::new().route("/never", get(std::future::pending::<&'static str>)),
+            RequestLimits::new(&limits(4, 50)),
+        );
+        let r = app.oneshot(req("/never")).await.unwrap();
+        assert_eq!(r.status(), 503);
+        let body = axum::body::to_bytes(r.into_body(), 1024).await.unwrap();
+        assert!(String::from_utf8_lossy(&body).contains("not answered within 50 ms"));
+    }
+}
