@@ -8,6 +8,15 @@ use reqwest::Method;
 
 use crate::auth;
 
+/// heketi-cli's TLS options.
+#[derive(Debug, Clone, Default)]
+pub struct ClientTls {
+    /// `--tls-cert/-C` (repeatable): PEM files of the CAs to trust.
+    pub ca_files: Vec<std::path::PathBuf>,
+    /// `--insecure-tls/-I`: accept any server certificate.
+    pub insecure: bool,
+}
+
 #[derive(Clone)]
 pub struct Client {
     pub servers: Vec<String>,
@@ -107,22 +116,50 @@ impl Client {
     }
 
     pub fn new(servers: Vec<String>, user: &str, key: &str) -> Client {
-        let http = reqwest::Client::builder()
+        Client::with_tls(servers, user, key, &ClientTls::default()).unwrap_or_else(|_| Client {
+            servers: Vec::new(),
+            user: user.to_string(),
+            key: key.to_string(),
+            http: reqwest::Client::default(),
+        })
+    }
+
+    /// A client for `https://` servers as heketi-cli's `--tls-cert` / `--insecure-tls` make
+    /// it: with CA files, only those CAs are trusted (no system roots, as Go's client with a
+    /// custom pool); without, the system's roots.
+    pub fn with_tls(servers: Vec<String>, user: &str, key: &str, tls: &ClientTls) -> anyhow::Result<Client> {
+        let mut b = reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
             .connect_timeout(Duration::from_secs(2))
-            .timeout(Duration::from_secs(60))
-            .build()
-            .unwrap_or_default();
+            .timeout(Duration::from_secs(60));
+        if !tls.ca_files.is_empty() {
+            let mut roots = Vec::new();
+            for f in &tls.ca_files {
+                let pem = std::fs::read(f)
+                    .with_context(|| format!("cannot read TLS certificate {}", f.display()))?;
+                let certs = reqwest::Certificate::from_pem_bundle(&pem)
+                    .with_context(|| format!("{} is not a PEM certificate", f.display()))?;
+                if certs.is_empty() {
+                    return Err(anyhow!("{} holds no certificate", f.display()));
+                }
+                roots.extend(certs);
+            }
+            b = b.tls_certs_only(roots);
+        }
+        if tls.insecure {
+            b = b.tls_danger_accept_invalid_certs(true);
+        }
+        let http = b.build().context("cannot build the HTTP client")?;
         let servers = servers
             .into_iter()
             .map(|s| s.trim_end_matches('/').to_string())
             .collect();
-        Client {
+        Ok(Client {
             servers,
             user: user.to_string(),
             key: key.to_string(),
             http,
-        }
+        })
     }
 
     /// A GET answered from the first reachable replica's own state (`x-hekate-read: local`):
@@ -149,7 +186,7 @@ impl Client {
                         body,
                     });
                 }
-                Err(e) => last = anyhow!("{server}: {e}"),
+                Err(e) => last = anyhow!("{server}: {}", chain(&e)),
             }
         }
         Err(last)
@@ -166,8 +203,8 @@ impl Client {
         for server in &self.servers {
             match self.call_one(server, method.clone(), path, body).await {
                 Ok(r) => return Ok(r),
-                Err(e) if e.is_connect() => last = anyhow!("{server}: {e}"),
-                Err(e) => return Err(anyhow!("{server}: {e}")),
+                Err(e) if e.is_connect() => last = anyhow!("{server}: {}", chain(&e)),
+                Err(e) => return Err(anyhow!("{server}: {}", chain(&e))),
             }
         }
         Err(last)
@@ -205,4 +242,20 @@ impl Client {
             body,
         })
     }
+}
+
+/// An error with its causes (`error sending request: ... : invalid peer certificate:
+/// UnknownIssuer`), so a TLS refusal says why.
+fn chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut cur = e.source();
+    while let Some(c) = cur {
+        let t = c.to_string();
+        if !s.contains(&t) {
+            s.push_str(": ");
+            s.push_str(&t);
+        }
+        cur = c.source();
+    }
+    s
 }

@@ -172,6 +172,51 @@ pub struct RaftConfig {
     /// How long a follower waits for a leader when forwarding, before answering 503.
     #[serde(default = "default_forward_timeout")]
     pub forward_timeout_ms: u64,
+    /// Mutual TLS between replicas (peer RPCs and forwarding). Without it peers authenticate
+    /// with the cluster secret only, in clear (a startup warning says so).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls: Option<PeerTlsConfig>,
+    /// Connection and request limits of this replica's listeners.
+    #[serde(default)]
+    pub limits: Limits,
+}
+
+/// `raft.tls`: the cluster CA and this replica's certificate (PEM files).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PeerTlsConfig {
+    /// The cluster CA: peers must present a certificate it signed.
+    pub ca_file: String,
+    /// This replica's certificate (chain), signed by the cluster CA; its SANs must name the
+    /// host of this replica's peer address.
+    pub cert_file: String,
+    pub key_file: String,
+}
+
+/// `raft.limits`: what one replica accepts at once and how long it waits for a client.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Limits {
+    /// A connection must send a complete request header (and finish its TLS handshake)
+    /// within this time, or it is closed. Also bounds idle keep-alive connections.
+    pub header_read_timeout_ms: u64,
+    /// A request (body included) must be answered within this time, or 503.
+    pub request_timeout_ms: u64,
+    /// Open connections per listener; beyond it new connections are closed at once.
+    pub max_connections: usize,
+    /// Requests being handled at once on the API; beyond it 503 with `Retry-After`.
+    pub max_inflight_requests: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            header_read_timeout_ms: 10_000,
+            request_timeout_ms: 300_000,
+            max_connections: 4096,
+            max_inflight_requests: 512,
+        }
+    }
 }
 
 impl std::fmt::Debug for RaftConfig {
@@ -366,6 +411,17 @@ fn validate(cfg: Config, env: &dyn Fn(&str) -> Option<String>) -> Result<Setting
             format!("does not list this replica (raft.id = {})", r.id),
         ));
     };
+    check_tls(&cfg)?;
+    let l = &r.limits;
+    if l.header_read_timeout_ms == 0 || l.request_timeout_ms == 0 {
+        return Err(err("raft.limits", "timeouts must be > 0 ms"));
+    }
+    if l.max_connections == 0 || l.max_inflight_requests == 0 {
+        return Err(err(
+            "raft.limits",
+            "max_connections and max_inflight_requests must be > 0",
+        ));
+    }
     let secret = resolve_secret(r)?;
     if secret.len() < 16 {
         return Err(err("raft.secret", "must be at least 16 characters"));
@@ -443,6 +499,46 @@ fn validate(cfg: Config, env: &dyn Fn(&str) -> Option<String>) -> Result<Setting
         executor,
         file: cfg,
     })
+}
+
+/// `enable_tls` needs `cert_file` and `key_file` (as Heketi); `raft.tls` needs its three files
+/// and a peer address distinct from the API address for every member (peers speak mutual TLS
+/// on their own listener, clients never reach it).
+fn check_tls(cfg: &Config) -> Result<(), ConfigError> {
+    if cfg.enable_tls {
+        for (key, v) in [("cert_file", &cfg.cert_file), ("key_file", &cfg.key_file)] {
+            if v.is_empty() {
+                return Err(err(key, "missing: enable_tls needs cert_file and key_file"));
+            }
+            if !Path::new(v).is_file() {
+                return Err(err(key, format!("cannot read {v}")));
+            }
+        }
+    }
+    let Some(t) = &cfg.raft.tls else {
+        return Ok(());
+    };
+    for (key, v) in [
+        ("raft.tls.ca_file", &t.ca_file),
+        ("raft.tls.cert_file", &t.cert_file),
+        ("raft.tls.key_file", &t.key_file),
+    ] {
+        if v.is_empty() {
+            return Err(err(key, "missing"));
+        }
+        if !Path::new(v).is_file() {
+            return Err(err(key, format!("cannot read {v}")));
+        }
+    }
+    for (i, p) in cfg.raft.peers.iter().enumerate() {
+        if p.peer.is_empty() || p.peer == p.api {
+            return Err(err(
+                &format!("raft.peers[{i}].peer"),
+                "raft.tls needs a peer address distinct from the API address for every member",
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// The SSH executor needs a private key and a known_hosts file (host keys are always checked).
@@ -580,6 +676,37 @@ mod tests {
         let mut v: serde_json::Value = serde_json::from_str(GOOD).unwrap();
         *v.pointer_mut(patch).unwrap() = value;
         v.to_string()
+    }
+
+    #[test]
+    fn tls_keys_are_checked_at_load() {
+        let mut v: serde_json::Value = serde_json::from_str(GOOD).unwrap();
+        v["enable_tls"] = serde_json::json!(true);
+        let e = parse(&v.to_string(), &no_env).unwrap_err();
+        assert_eq!(e.key, "cert_file");
+        v["cert_file"] = serde_json::json!("/nonexistent/cert.pem");
+        v["key_file"] = serde_json::json!("/nonexistent/key.pem");
+        let e = parse(&v.to_string(), &no_env).unwrap_err();
+        assert!(e.key == "cert_file" && e.message.contains("cannot read"), "{e}");
+
+        let d = tempfile::tempdir().unwrap();
+        let f = d.path().join("x.pem");
+        std::fs::write(&f, "x").unwrap();
+        let f = f.display().to_string();
+        let mut v: serde_json::Value = serde_json::from_str(GOOD).unwrap();
+        v["raft"]["tls"] = serde_json::json!({"ca_file": f, "cert_file": f, "key_file": ""});
+        let e = parse(&v.to_string(), &no_env).unwrap_err();
+        assert_eq!(e.key, "raft.tls.key_file");
+        v["raft"]["tls"]["key_file"] = serde_json::json!(f);
+        // Peers share the API address: refused, mutual TLS needs its own listener.
+        let e = parse(&v.to_string(), &no_env).unwrap_err();
+        assert_eq!(e.key, "raft.peers[0].peer");
+        v["raft"]["peers"][0]["peer"] = serde_json::json!("127.0.0.1:9080");
+        v["raft"]["peers"][1]["peer"] = serde_json::json!("127.0.0.1:9081");
+        let s = parse(&v.to_string(), &no_env).unwrap();
+        assert_eq!(s.peer_listen.as_deref(), Some("0.0.0.0:9080"));
+        v["raft"]["limits"] = serde_json::json!({"max_connections": 0});
+        assert_eq!(parse(&v.to_string(), &no_env).unwrap_err().key, "raft.limits");
     }
 
     #[test]

@@ -21,6 +21,10 @@ pub struct DevOptions {
     /// Replaces the `glusterfs` section (executor and its settings); None: the mock
     /// executor with a node model shared by the replicas.
     pub glusterfs: Option<serde_json::Value>,
+    /// Run the production transport: HTTPS on the API and mutual TLS between replicas (on
+    /// their own peer ports, `base_port + 100 + i`), with a CA and certificates generated
+    /// in `D/tls` (files 0600).
+    pub tls: bool,
 }
 
 /// Writes a file only its owner may read or write (0600): generated configs carry the JWT
@@ -99,8 +103,31 @@ pub fn prepare(opts: &DevOptions) -> anyhow::Result<(String, String)> {
             );
         }
     }
+    if opts.tls && u32::from(opts.base_port) + 100 + opts.replicas as u32 > 65535 {
+        bail!(
+            "--base-port {} leaves no room for peer ports (base + 100)",
+            opts.base_port
+        );
+    }
+    let pki = if opts.tls {
+        let names: Vec<String> = (1..=opts.replicas).map(|i| format!("replica-{i}")).collect();
+        let names: Vec<&str> = names.iter().map(String::as_str).collect();
+        Some(crate::tls::generate(
+            &opts.data_dir.join("tls"),
+            &names,
+            &["127.0.0.1".into(), "localhost".into()],
+        )?)
+    } else {
+        None
+    };
     let peers: Vec<_> = (1..=opts.replicas)
-        .map(|i| json!({"id": i, "api": format!("127.0.0.1:{}", port(opts, i))}))
+        .map(|i| {
+            let mut p = json!({"id": i, "api": format!("127.0.0.1:{}", port(opts, i))});
+            if opts.tls {
+                p["peer"] = json!(format!("127.0.0.1:{}", port(opts, i) + 100));
+            }
+            p
+        })
         .collect();
     for id in 1..=opts.replicas {
         let dir = opts.data_dir.join(format!("replica-{id}"));
@@ -125,6 +152,20 @@ pub fn prepare(opts: &DevOptions) -> anyhow::Result<(String, String)> {
                 "peers": peers,
             }
         });
+        let mut cfg = cfg;
+        if let Some(pki) = &pki {
+            let abs =
+                |p: &Path| -> anyhow::Result<String> { Ok(std::fs::canonicalize(p)?.display().to_string()) };
+            let (cert, key) = pki
+                .cert(&format!("replica-{id}"))
+                .context("generated certificate missing")?;
+            cfg["enable_tls"] = json!(true);
+            cfg["cert_file"] = json!(abs(cert)?);
+            cfg["key_file"] = json!(abs(key)?);
+            cfg["raft"]["tls"] = json!({
+                "ca_file": abs(&pki.ca_file)?, "cert_file": abs(cert)?, "key_file": abs(key)?,
+            });
+        }
         let path = config_path(&opts.data_dir, id);
         write_private(&path, serde_json::to_string_pretty(&cfg)?.as_bytes())
             .with_context(|| format!("cannot write {}", path.display()))?;
@@ -157,10 +198,17 @@ pub async fn run(opts: DevOptions) -> anyhow::Result<()> {
             .with_context(|| format!("cannot start replica {id}"))?;
         children.push((id, child));
     }
+    let scheme = if opts.tls { "https" } else { "http" };
     let servers: Vec<String> = (1..=opts.replicas)
-        .map(|i| format!("http://127.0.0.1:{}", port(&opts, i)))
+        .map(|i| format!("{scheme}://127.0.0.1:{}", port(&opts, i)))
         .collect();
-    let ready = wait_ready(&servers, Duration::from_secs(60)).await;
+    let ca = opts.data_dir.join("tls").join("ca.pem");
+    let mut http = reqwest::Client::builder();
+    if opts.tls {
+        let pem = std::fs::read(&ca).with_context(|| format!("cannot read {}", ca.display()))?;
+        http = http.tls_certs_only(reqwest::Certificate::from_pem_bundle(&pem)?);
+    }
+    let ready = wait_ready(&http.build()?, &servers, Duration::from_secs(60)).await;
     let executor = opts
         .glusterfs
         .as_ref()
@@ -187,6 +235,13 @@ pub async fn run(opts: DevOptions) -> anyhow::Result<()> {
         "\nexport HEKETI_CLI_SERVER={} HEKETI_CLI_USER=admin HEKETI_CLI_KEY={admin}",
         servers[0]
     );
+    if opts.tls {
+        let ca = std::fs::canonicalize(&ca)?;
+        println!(
+            "# cluster CA: {0}  (hekate-cli -C {0} ..., curl --cacert {0} ...)",
+            ca.display()
+        );
+    }
     println!("# user key (iss=user): {user}");
     println!("# all servers: {}", servers.join(","));
     println!("Ctrl-C stops all replicas.");
@@ -216,8 +271,7 @@ pub async fn run(opts: DevOptions) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn wait_ready(servers: &[String], within: Duration) -> bool {
-    let http = reqwest::Client::new();
+async fn wait_ready(http: &reqwest::Client, servers: &[String], within: Duration) -> bool {
     let deadline = Instant::now() + within;
     while Instant::now() < deadline {
         for s in servers {

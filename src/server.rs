@@ -2,7 +2,6 @@
 //! listeners, bootstrap (once), serve until a shutdown signal, then stop in reverse order.
 
 use std::future::Future;
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -84,6 +83,38 @@ pub async fn run(
         );
     }
     let raft = &settings.file.raft;
+    // TLS material is read before anything starts: a bad file is a startup error naming its key.
+    let api_tls = if settings.file.enable_tls {
+        Some(crate::tls::api_server_config(
+            &settings.file.cert_file,
+            &settings.file.key_file,
+        )?)
+    } else {
+        tracing::warn!(
+            "enable_tls is false: the API is served over plain HTTP (Heketi's default); JWTs and volume data travel in clear"
+        );
+        None
+    };
+    let (peer_tls_server, peer_tls_client) = match &raft.tls {
+        Some(t) => (
+            Some(crate::tls::peer_server_config(t)?),
+            Some(crate::tls::peer_client_material(t)?),
+        ),
+        None => {
+            tracing::warn!(
+                "raft.tls is not configured: peers authenticate with the cluster secret only, sent in clear on the peer network (forwarded requests included); configure raft.tls (ca_file, cert_file, key_file) for mutual TLS"
+            );
+            (None, None)
+        }
+    };
+    let fds = crate::listen::raise_fd_limit();
+    let limits = &raft.limits;
+    if fds > 0 && (limits.max_connections as u64) * 2 + 64 > fds {
+        tracing::warn!(
+            "raft.limits.max_connections = {} with an open-file limit of {fds}: connections may fail with EMFILE before the bound",
+            limits.max_connections
+        );
+    }
     tracing::info!(id = raft.id, dir = %settings.data_dir.display(), "opening store");
     let replica = Replica::start(
         ReplicaConfig {
@@ -93,6 +124,7 @@ pub async fn run(
             initial_members: settings.members(),
             join: raft.join,
             secret: settings.secret.clone(),
+            tls: peer_tls_client,
         },
         Arc::new(HekateApp),
     )
@@ -115,48 +147,61 @@ pub async fn run(
             forward_timeout: Duration::from_millis(raft.forward_timeout_ms),
             exec,
             policy,
-            secret: settings.secret.clone(),
             default_admin_state: settings.file.default_state.clone(),
             log: opts.log.clone(),
         },
     );
-    let mut app = api::router(state);
+    let api_app = crate::listen::limit(api::router(state), crate::listen::RequestLimits::new(limits));
+    let conn_limits = crate::listen::ConnLimits::from(limits);
+    let peer_app = replica
+        .peer_router()
+        .merge(api::forward::peer_entry(api_app.clone(), &settings.secret));
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let mut app = api_app;
     let peer_task = match &settings.peer_listen {
         None => {
-            app = app.merge(replica.peer_router());
+            app = app.merge(peer_app);
             None
         }
         Some(addr) => {
             let l = TcpListener::bind(addr)
                 .await
                 .with_context(|| format!("cannot listen on {addr} (raft.peer_listen)"))?;
-            tracing::info!("peer RPCs on {addr}");
+            let mode = if peer_tls_server.is_some() {
+                "mutual TLS"
+            } else {
+                "plain HTTP + cluster secret"
+            };
+            tracing::info!("peer RPCs on {addr} ({mode})");
             let mut rx = stop_rx.clone();
-            let peer_app = replica
-                .peer_router()
-                .into_make_service_with_connect_info::<SocketAddr>();
-            Some(tokio::spawn(async move {
-                let _ = axum::serve(l, peer_app)
-                    .with_graceful_shutdown(async move {
-                        let _ = rx.changed().await;
-                    })
-                    .await;
-            }))
+            Some(tokio::spawn(crate::listen::serve(
+                l,
+                peer_app,
+                peer_tls_server,
+                conn_limits.clone(),
+                async move {
+                    let _ = rx.changed().await;
+                },
+            )))
         }
     };
     let boot = replica.clone();
     tokio::spawn(async move { boot.bootstrap().await });
     let runner_task = tokio::spawn(runner.run(stop_rx.clone()));
-    println!("Listening on {}", settings.api_listen);
-    tracing::info!("Listening on {}", settings.api_listen);
-    axum::serve(
-        api_listener,
-        app.into_make_service_with_connect_info::<SocketAddr>(),
-    )
-    .with_graceful_shutdown(shutdown)
-    .await
-    .context("API server failed")?;
+    // Heketi's wording, so that log watchers keep working.
+    let port = settings
+        .api_listen
+        .rsplit_once(':')
+        .map(|p| p.1)
+        .unwrap_or_default();
+    let banner = if api_tls.is_some() {
+        format!("Listening on port {port} with TLS enabled")
+    } else {
+        format!("Listening on port {port}")
+    };
+    println!("{banner}");
+    tracing::info!(addr = %settings.api_listen, "{banner}");
+    crate::listen::serve(api_listener, app, api_tls, conn_limits, shutdown).await;
     println!("Shutting down...");
     let _ = stop_tx.send(true);
     let _ = runner_task.await;

@@ -32,6 +32,12 @@ pub struct ClusterSpec {
     pub shared_mock: bool,
     /// Run each replica in its own network namespace (see [`Netns`]); empty: all on loopback.
     pub netns: Option<Netns>,
+    /// The production transport: HTTPS on the API (`enable_tls`) and mutual TLS between
+    /// replicas on their own peer ports, with a CA and certificates generated under the
+    /// cluster's directory (`tls/`).
+    pub tls: bool,
+    /// `raft.limits` keys (timeouts, connection bounds).
+    pub limits: Value,
 }
 
 impl ClusterSpec {
@@ -46,6 +52,8 @@ impl ClusterSpec {
             raft: json!({}),
             shared_mock: true,
             netns: None,
+            tls: false,
+            limits: json!({}),
         }
     }
 }
@@ -57,6 +65,11 @@ pub struct ProcCluster {
     pub user_key: String,
     pub secret: String,
     ports: Vec<(u64, u16)>,
+    /// Peer listener ports (with `tls`; otherwise peers use the API port).
+    peer_ports: Vec<(u64, u16)>,
+    /// API addresses announced to peers instead of the real ones (a capturing proxy).
+    advertised_api: Vec<(u64, String)>,
+    pki: Option<crate::tls::GeneratedPki>,
     procs: Vec<(u64, Option<Child>)>,
     http: reqwest::Client,
 }
@@ -75,20 +88,40 @@ pub fn free_ports(n: usize) -> anyhow::Result<Vec<u16>> {
 impl ProcCluster {
     /// Writes the configs of replicas 1..=n under `dir` (not started yet).
     pub fn create(dir: &Path, spec: ClusterSpec) -> anyhow::Result<ProcCluster> {
-        let ports = free_ports(spec.replicas as usize)?;
+        let ports = free_ports(spec.replicas as usize * if spec.tls { 2 } else { 1 })?;
+        let (ports, peer_ports) = ports.split_at(spec.replicas as usize);
         let rnd = || hex::encode(rand::random::<[u8; 16]>());
+        let pki = if spec.tls {
+            let names: Vec<String> = (1..=spec.replicas).map(|i| format!("replica-{i}")).collect();
+            let names: Vec<&str> = names.iter().map(String::as_str).collect();
+            let hosts: Vec<String> = match &spec.netns {
+                Some(ns) => (1..=spec.replicas).map(|i| ns.addr(i)).collect(),
+                None => vec!["127.0.0.1".into(), "localhost".into()],
+            };
+            Some(crate::tls::generate(&dir.join("tls"), &names, &hosts)?)
+        } else {
+            None
+        };
+        let mut http = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .timeout(Duration::from_secs(30));
+        if let Some(p) = &pki {
+            http = http.tls_certs_only(reqwest::Certificate::from_pem_bundle(&std::fs::read(
+                &p.ca_file,
+            )?)?);
+        }
         let c = ProcCluster {
             dir: dir.to_path_buf(),
             admin_key: rnd(),
             user_key: rnd(),
             secret: format!("{}{}", rnd(), rnd()),
-            ports: (1..=spec.replicas).zip(ports).collect(),
+            ports: (1..=spec.replicas).zip(ports.iter().copied()).collect(),
+            peer_ports: (1..=spec.replicas).zip(peer_ports.iter().copied()).collect(),
+            advertised_api: Vec::new(),
+            pki,
             procs: Vec::new(),
             spec,
-            http: reqwest::Client::builder()
-                .redirect(reqwest::redirect::Policy::none())
-                .timeout(Duration::from_secs(30))
-                .build()?,
+            http: http.build()?,
         };
         for id in 1..=c.spec.replicas {
             c.write_config(id, false)?;
@@ -100,10 +133,20 @@ impl ProcCluster {
         Value::Array(
             self.ports
                 .iter()
-                .map(|(id, p)| match self.peer_host(*id) {
-                    Some(peer) => json!({"id": id, "api": format!("{}:{p}", self.host(*id)),
-                                         "peer": format!("{peer}:{p}")}),
-                    None => json!({"id": id, "api": format!("{}:{p}", self.host(*id))}),
+                .map(|(id, p)| {
+                    let api = self
+                        .advertised_api
+                        .iter()
+                        .find(|(i, _)| i == id)
+                        .map(|(_, a)| a.clone())
+                        .unwrap_or_else(|| format!("{}:{p}", self.host(*id)));
+                    let mut m = json!({"id": id, "api": api});
+                    if let Some(pp) = self.peer_port(*id) {
+                        m["peer"] = json!(format!("{}:{pp}", self.host(*id)));
+                    } else if let Some(peer) = self.peer_host(*id) {
+                        m["peer"] = json!(format!("{peer}:{p}"));
+                    }
+                    m
                 })
                 .collect(),
         )
@@ -116,6 +159,34 @@ impl ProcCluster {
             .as_ref()
             .filter(|ns| ns.peer_net)
             .map(|ns| ns.peer_addr(id))
+    }
+
+    /// Replica `id`'s peer listener port, when it has its own (with `tls`).
+    pub fn peer_port(&self, id: u64) -> Option<u16> {
+        self.peer_ports.iter().find(|(i, _)| *i == id).map(|(_, p)| *p)
+    }
+
+    /// Announces `addr` to the peers as replica `id`'s API address (the replica still listens
+    /// on its own port): lets a test put a recording proxy where followers would reach the
+    /// leader's API. Rewrites every config; call before starting.
+    pub fn advertise_api(&mut self, id: u64, addr: &str) -> anyhow::Result<()> {
+        self.advertised_api.retain(|(i, _)| *i != id);
+        self.advertised_api.push((id, addr.to_string()));
+        for i in self.ids() {
+            self.write_config(i, false)?;
+        }
+        Ok(())
+    }
+
+    /// The cluster CA (with `tls`).
+    pub fn ca_file(&self) -> Option<PathBuf> {
+        self.pki.as_ref().map(|p| p.ca_file.clone())
+    }
+
+    /// Replica `id`'s certificate and key files (with `tls`).
+    pub fn cert_files(&self, id: u64) -> Option<(PathBuf, PathBuf)> {
+        let (c, k) = self.pki.as_ref()?.cert(&format!("replica-{id}"))?;
+        Some((c.to_path_buf(), k.to_path_buf()))
     }
 
     pub fn config_path(&self, id: u64) -> PathBuf {
@@ -163,6 +234,15 @@ impl ProcCluster {
                 cfg["raft"][k] = v.clone();
             }
         }
+        if let Value::Object(l) = &self.spec.limits {
+            cfg["raft"]["limits"] = Value::Object(l.clone());
+        }
+        if let (Some(ca), Some((cert, key))) = (self.ca_file(), self.cert_files(id)) {
+            cfg["enable_tls"] = json!(true);
+            cfg["cert_file"] = json!(cert);
+            cfg["key_file"] = json!(key);
+            cfg["raft"]["tls"] = json!({"ca_file": ca, "cert_file": cert, "key_file": key});
+        }
         if let Value::Object(extra) = &self.spec.glusterfs {
             for (k, v) in extra {
                 cfg["glusterfs"][k] = v.clone();
@@ -176,6 +256,9 @@ impl ProcCluster {
 
     /// Adds a replica id to the layout (a joining replica: it never bootstraps) and writes its config.
     pub fn add_replica(&mut self, id: u64) -> anyhow::Result<()> {
+        if self.spec.tls {
+            bail!("add_replica: not supported with tls (certificates are made at create)");
+        }
         let port = free_ports(1)?[0];
         self.ports.push((id, port));
         self.write_config(id, true)
@@ -190,7 +273,8 @@ impl ProcCluster {
     }
 
     pub fn url(&self, id: u64) -> String {
-        format!("http://{}:{}", self.host(id), self.port(id).unwrap_or(0))
+        let scheme = if self.spec.tls { "https" } else { "http" };
+        format!("{scheme}://{}:{}", self.host(id), self.port(id).unwrap_or(0))
     }
 
     pub fn api_addr(&self, id: u64) -> String {
@@ -210,7 +294,17 @@ impl ProcCluster {
     }
 
     pub fn client(&self, id: u64) -> Client {
-        Client::new(vec![self.url(id)], "admin", &self.admin_key)
+        self.client_as(id, "admin", &self.admin_key)
+    }
+
+    /// A client of replica `id` signing as `user` (trusting the cluster CA with `tls`).
+    pub fn client_as(&self, id: u64, user: &str, key: &str) -> Client {
+        let tls = crate::client::ClientTls {
+            ca_files: self.ca_file().into_iter().collect(),
+            insecure: false,
+        };
+        Client::with_tls(vec![self.url(id)], user, key, &tls)
+            .unwrap_or_else(|_| Client::new(vec![self.url(id)], user, key))
     }
 
     /// Starts replica `id` (its log goes to `replica-<id>/hekate.log`).

@@ -1,6 +1,7 @@
 //! The peer network, client side: openraft's RPCs (append, vote, chunked snapshot) as HTTP
-//! POSTs of bincode bodies to `http://<peer_addr>/raft/rpc/<name>`, authenticated by the
-//! cluster secret in the `x-hekate-secret` header. See [`crate::service`] for the server.
+//! POSTs of bincode bodies to `http(s)://<peer_addr>/raft/rpc/<name>`, authenticated by the
+//! cluster secret in the `x-hekate-secret` header and, with [`PeerTls`], by mutual TLS
+//! against the cluster CA. See [`crate::service`] for the server.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -30,25 +31,70 @@ pub enum PeerCallError {
     Failed(String, String),
 }
 
-/// An HTTP client for peer RPCs, shared by all connections of a replica.
+/// Mutual TLS material for the peer network (PEM): the cluster CA, this replica's
+/// certificate chain and its key. `Debug` never shows the key.
+#[derive(Clone)]
+pub struct PeerTls {
+    pub ca_pem: Vec<u8>,
+    pub cert_pem: Vec<u8>,
+    pub key_pem: Vec<u8>,
+}
+
+impl std::fmt::Debug for PeerTls {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PeerTls").finish_non_exhaustive()
+    }
+}
+
+/// An HTTP client for peer RPCs, shared by all connections of a replica. With [`PeerTls`] it
+/// speaks HTTPS, trusts only the cluster CA and presents this replica's certificate.
 #[derive(Clone)]
 pub struct PeerHttp {
     http: reqwest::Client,
     secret: Arc<str>,
+    scheme: &'static str,
 }
 
 impl PeerHttp {
-    pub fn new(secret: &str) -> PeerHttp {
-        let http = reqwest::Client::builder()
+    pub fn new(secret: &str, tls: Option<&PeerTls>) -> Result<PeerHttp, String> {
+        let mut b = reqwest::Client::builder()
             .connect_timeout(Duration::from_millis(500))
             .pool_idle_timeout(Duration::from_secs(30))
-            .tcp_nodelay(true)
-            .build()
-            .unwrap_or_default();
-        PeerHttp {
+            .redirect(reqwest::redirect::Policy::none())
+            .tcp_nodelay(true);
+        let mut scheme = "http";
+        if let Some(t) = tls {
+            let roots = reqwest::Certificate::from_pem_bundle(&t.ca_pem)
+                .map_err(|e| format!("raft.tls.ca_file: {e}"))?;
+            let mut pem = t.cert_pem.clone();
+            pem.push(b'\n');
+            pem.extend_from_slice(&t.key_pem);
+            let id =
+                reqwest::Identity::from_pem(&pem).map_err(|e| format!("raft.tls.cert_file/key_file: {e}"))?;
+            b = b.tls_certs_only(roots).identity(id).https_only(true);
+            scheme = "https";
+        }
+        let http = b.build().map_err(|e| format!("peer client: {e}"))?;
+        Ok(PeerHttp {
             http,
             secret: Arc::from(secret),
-        }
+            scheme,
+        })
+    }
+
+    /// The client, for requests other than RPCs (forwarding to the leader's peer listener).
+    pub fn client(&self) -> &reqwest::Client {
+        &self.http
+    }
+
+    /// `http(s)://<addr><path>` with this network's scheme.
+    pub fn url(&self, addr: &str, path: &str) -> String {
+        format!("{}://{addr}{path}", self.scheme)
+    }
+
+    /// The cluster secret, sent in [`SECRET_HEADER`] to peer addresses only.
+    pub fn secret(&self) -> &str {
+        &self.secret
     }
 
     /// POSTs `req` (bincode) to `addr`'s RPC `name` and decodes the bincode answer.
@@ -60,7 +106,7 @@ impl PeerHttp {
         timeout: Duration,
     ) -> Result<Resp, PeerCallError> {
         let body = codec::encode(req).map_err(|e| PeerCallError::Failed(addr.into(), e.to_string()))?;
-        let url = format!("http://{addr}{RPC_PREFIX}/{name}");
+        let url = self.url(addr, &format!("{RPC_PREFIX}/{name}"));
         let resp = self
             .http
             .post(url)

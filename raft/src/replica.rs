@@ -70,6 +70,8 @@ pub struct ReplicaConfig {
     /// A joining replica never bootstraps; it waits to be added by the leader.
     pub join: bool,
     pub secret: String,
+    /// Mutual TLS for peer RPCs (None: secret only, in clear).
+    pub tls: Option<crate::network::PeerTls>,
 }
 
 pub struct Replica<A: Application> {
@@ -111,7 +113,7 @@ impl<A: Application> Replica<A> {
     pub async fn start(cfg: ReplicaConfig, app: Arc<A>) -> Result<Replica<A>, StoreError> {
         let raft_cfg = cfg.settings.to_openraft("hekate").map_err(StoreError::Invalid)?;
         let store = Store::open(&cfg.data_dir)?;
-        let http = PeerHttp::new(&cfg.secret);
+        let http = PeerHttp::new(&cfg.secret, cfg.tls.as_ref()).map_err(StoreError::Invalid)?;
         let log = LogStore::new(store.clone());
         let sm = StateMachine::new(store.clone(), app);
         let net = NetworkFactory { http: http.clone() };
@@ -228,6 +230,11 @@ impl<A: Application> Replica<A> {
 
     pub fn data_dir(&self) -> &Path {
         &self.store.dir
+    }
+
+    /// The peer network's client (scheme, TLS identity, secret), for forwarding to the leader.
+    pub fn peer_http(&self) -> &PeerHttp {
+        &self.http
     }
 
     /// The `/raft/rpc/*` router to mount on the peer listener.

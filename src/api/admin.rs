@@ -3,7 +3,7 @@
 //! Unlike Heketi, the admin state is replicated: setting `read-only` through any instance puts
 //! the whole cluster in maintenance. The gate runs on the instance that receives the request
 //! (before forwarding), so `local-client` judges the real client address; a forwarded request
-//! proves it was gated by carrying the cluster secret. Fix of a Heketi quirk: `POST /admin` is
+//! proves it was gated by arriving through the peer entry (`forward::peer_entry`). Fix of a Heketi quirk: `POST /admin` is
 //! allowed in `read-only` mode, so maintenance can be left through the API.
 
 use axum::body::Bytes;
@@ -12,15 +12,11 @@ use axum::http::{Method, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
-use subtle::ConstantTimeEq;
 
 use super::error::ApiError;
-use super::forward::HOPS_HEADER;
 use super::respond::{empty, json};
 use super::{outcome, AppState};
 use crate::state::{keys, Command};
-
-pub const FORWARD_SECRET_HEADER: &str = "x-hekate-forwarded-by";
 
 #[derive(Debug, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -61,21 +57,17 @@ pub async fn set_state(State(st): State<AppState>, body: Bytes) -> Result<Respon
     Ok(empty(StatusCode::NO_CONTENT))
 }
 
-/// True when the request was forwarded by a replica (it carries the cluster secret).
-pub fn forwarded_by_peer(st: &AppState, req: &Request) -> bool {
-    let hops = req.headers().contains_key(HOPS_HEADER);
-    let secret = req
-        .headers()
-        .get(FORWARD_SECRET_HEADER)
-        .map(|v| v.as_bytes())
-        .unwrap_or_default();
-    hops && bool::from(secret.ct_eq(st.options().secret.as_bytes()))
+/// True when the request was forwarded by a replica (it came in through the peer entry).
+pub fn forwarded_by_peer(req: &Request) -> bool {
+    req.extensions()
+        .get::<super::forward::ForwardedByPeer>()
+        .is_some()
 }
 
 pub async fn gate(State(st): State<AppState>, req: Request, next: Next) -> Response {
     let read = matches!(*req.method(), Method::GET | Method::HEAD);
     let path = req.uri().path();
-    if read || path == "/admin" || forwarded_by_peer(&st, &req) {
+    if read || path == "/admin" || forwarded_by_peer(&req) {
         return next.run(req).await;
     }
     match current(&st).as_str() {

@@ -152,18 +152,23 @@ pub async fn set_state(
         let healcheck = req.healcheck != "disable";
         return super::evict::start_removal(&st, OpKind::DeviceRemove, None, vec![id], healcheck).await;
     }
-    if req.state == "failed" {
+    let failed = req.state == "failed";
+    if failed {
         st.throttle()?;
     }
-    st.start(new_op(
+    let op = new_op(
         OpKind::DeviceState,
         OpPlan::DeviceState {
             device: id,
             state: req.state,
         },
         false,
-    ))
-    .await
+    );
+    if failed {
+        st.start_limited(op).await
+    } else {
+        st.start(op).await
+    }
 }
 
 pub async fn resync(State(st): State<AppState>, Path(id): Path<String>) -> Result<Response, ApiError> {

@@ -199,7 +199,7 @@ pub async fn start_removal(
         false,
     );
     op.id = op_id;
-    st.start(op).await
+    st.start_limited(op).await
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -247,7 +247,7 @@ pub async fn evict_brick(
         false,
     );
     op.id = op_id;
-    st.start(op).await.map_err(|e| match e {
+    st.start_limited(op).await.map_err(|e| match e {
         ApiError::Internal(m) => fail(m),
         other => other,
     })

@@ -3,6 +3,10 @@
 //! method, path, query, body and `Authorization` intact and a hop counter. This is the only
 //! module that knows about forwarding.
 //!
+//! Forwarding is peer traffic: it goes to the leader's peer address (`/raft/forward/...`,
+//! [`peer_entry`]) over the peer transport (mutual TLS with `raft.tls`) with the cluster
+//! secret, never to the leader's API address. Every body is bounded, local paths included.
+//!
 //! Retry rules: a request that never reached a leader (connection refused, no leader yet) is
 //! retried until `forward_timeout`; after that, 503 with `Retry-After`. A GET whose leader
 //! stepped down mid-request is retried; a write is not (its outcome is unknown to us), and
@@ -16,6 +20,7 @@ use axum::extract::{Request, State};
 use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
+use axum::Router;
 use tokio::time::Instant;
 
 use crate::api::auth_layer::is_open_path;
@@ -27,6 +32,11 @@ pub const MAX_HOPS: u32 = 3;
 /// Largest request body accepted (Heketi's requests are small JSON documents).
 pub const BODY_LIMIT: usize = 1024 * 1024;
 pub const IMPORT_LIMIT: usize = 512 * 1024 * 1024;
+/// Where the API is mounted on the peer listener, for requests forwarded by a follower.
+pub const FORWARD_PREFIX: &str = "/raft/forward";
+/// The peer header carrying the cluster secret (the same as raft RPCs).
+const SECRET_HEADER: &str = hekate_raft::network::SECRET_HEADER;
+const FORWARD_REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// Set on a response whose handler found this replica was no longer the leader.
 #[derive(Clone, Copy)]
@@ -40,7 +50,10 @@ fn is_local(path: &str) -> bool {
 pub async fn layer(State(st): State<AppState>, req: Request, next: Next) -> Response {
     let local_read = req.method() == Method::GET && ReadMode::of(req.headers()) == ReadMode::Local;
     if is_local(req.uri().path()) || local_read {
-        return next.run(req).await;
+        // Answered here, but bounded like everything else.
+        let (parts, body) = req.into_parts();
+        let body = Body::new(http_body_util::Limited::new(body, BODY_LIMIT));
+        return next.run(Request::from_parts(parts, body)).await;
     }
     if let Some(resp) = refuse_media_type(&req) {
         return resp;
@@ -87,10 +100,10 @@ pub async fn layer(State(st): State<AppState>, req: Request, next: Next) -> Resp
                     let why = format!("request forwarded {hops} times without reaching a leader");
                     return refused(&parts.method, why).into_response();
                 }
-                match send(&st, &member.api_addr, &parts, body.clone(), hops + 1).await {
+                match send(&st, &member.peer_addr, &parts, body.clone(), hops + 1).await {
                     Ok(resp) => return resp,
                     Err(Sent::No(e)) => {
-                        tracing::debug!("leader {id} at {} unreachable: {e}", member.api_addr)
+                        tracing::debug!("leader {id} at {} unreachable: {e}", member.peer_addr)
                     }
                     Err(Sent::Maybe(e)) if parts.method == Method::GET => {
                         tracing::debug!("read via leader {id} failed: {e}")
@@ -135,37 +148,39 @@ enum Sent {
     Maybe(String),
 }
 
+/// Sends the request to the leader's peer listener, under [`FORWARD_PREFIX`], over the peer
+/// network's transport (mutual TLS with `raft.tls`) with the cluster secret. Nothing is sent
+/// to the leader's API address: what crosses the client network carries no raft credential.
 async fn send(
     st: &AppState,
-    addr: &str,
+    peer_addr: &str,
     parts: &axum::http::request::Parts,
     body: bytes::Bytes,
     hops: u32,
 ) -> Result<Response, Sent> {
     let path = parts.uri.path_and_query().map(|p| p.as_str()).unwrap_or("/");
-    let url = format!("http://{addr}{path}");
+    let peer = st.replica().peer_http();
+    let url = peer.url(peer_addr, &format!("{FORWARD_PREFIX}{path}"));
     let mut headers = HeaderMap::new();
     for (k, v) in &parts.headers {
         let hop_by_hop = matches!(
             k.as_str(),
             "host" | "content-length" | "connection" | "transfer-encoding"
         );
-        let ours = k.as_str() == HOPS_HEADER || k.as_str() == crate::api::admin::FORWARD_SECRET_HEADER;
+        let ours = k.as_str() == HOPS_HEADER || k.as_str() == SECRET_HEADER;
         if !hop_by_hop && !ours {
             headers.append(k.clone(), v.clone());
         }
     }
     headers.insert(HeaderName::from_static(HOPS_HEADER), HeaderValue::from(hops));
-    if let Ok(v) = HeaderValue::from_str(&st.options().secret) {
-        headers.insert(
-            HeaderName::from_static(crate::api::admin::FORWARD_SECRET_HEADER),
-            v,
-        );
+    if let Ok(v) = HeaderValue::from_str(peer.secret()) {
+        headers.insert(HeaderName::from_static(SECRET_HEADER), v);
     }
-    let resp = st
-        .forward_client()
+    let resp = peer
+        .client()
         .request(parts.method.clone(), url)
         .headers(headers)
+        .timeout(FORWARD_REQUEST_TIMEOUT)
         .body(body)
         .send()
         .await
@@ -188,6 +203,46 @@ async fn send(
     *out.status_mut() = status;
     *out.headers_mut() = out_headers;
     Ok(out)
+}
+
+/// Marks a request that reached this replica through [`peer_entry`]: a peer (holding the
+/// cluster secret, and with `raft.tls` a certificate of the cluster CA) forwarded it after
+/// gating it. Set only by [`peer_entry`]; clients cannot set extensions.
+#[derive(Clone, Copy, Debug)]
+pub struct ForwardedByPeer;
+
+/// The API as peers reach it: mounted under [`FORWARD_PREFIX`] on the peer listener, only
+/// for callers presenting the cluster secret.
+pub fn peer_entry(api: Router, secret: &str) -> Router {
+    Router::new()
+        .nest(FORWARD_PREFIX, api)
+        .layer(axum::middleware::from_fn_with_state(
+            std::sync::Arc::<str>::from(secret),
+            check_peer,
+        ))
+}
+
+async fn check_peer(State(secret): State<std::sync::Arc<str>>, mut req: Request, next: Next) -> Response {
+    let given = req
+        .headers()
+        .get(SECRET_HEADER)
+        .map(|v| v.as_bytes())
+        .unwrap_or_default();
+    if !bool::from(subtle::ConstantTimeEq::ct_eq(given, secret.as_bytes())) {
+        let from = req
+            .extensions()
+            .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+            .map(|c| c.0.to_string())
+            .unwrap_or_else(|| "unknown".into());
+        tracing::warn!(from, "forwarded request refused: missing or wrong cluster secret");
+        return (
+            StatusCode::UNAUTHORIZED,
+            "peer request refused: missing or wrong cluster secret\n",
+        )
+            .into_response();
+    }
+    req.extensions_mut().insert(ForwardedByPeer);
+    next.run(req).await
 }
 
 /// Request bodies are JSON. Heketi never looked at `Content-Type`; Hekate accepts a missing

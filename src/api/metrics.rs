@@ -1,7 +1,10 @@
 //! `GET /metrics`: Heketi's gauges (spec 1.13, same names and labels) computed from this
 //! replica's applied state at scrape time, plus Hekate's Raft and operation gauges. Outside
 //! auth, as in Heketi; a local read (no leader round trip), so every replica can be scraped.
+//! Computed on the blocking pool, once per second at most (cached, single flight): a scrape
+//! flood cannot occupy the async workers.
 
+use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -196,7 +199,40 @@ fn raft_metrics(reg: &Registry, st: &AppState) -> Result<(), prometheus::Error> 
     Ok(())
 }
 
+/// How long a computed page is served again: scrapes (unauthenticated) cost at most one
+/// walk of the state per second, whatever their rate.
+const CACHE_FOR: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// One computed page, shared by concurrent scrapes.
+pub(crate) type MetricsCache = tokio::sync::Mutex<Option<(std::time::Instant, Response<Bytes>)>>;
+
 pub async fn metrics(State(st): State<AppState>) -> Response {
+    // Single flight: concurrent scrapes wait for the one computation in progress.
+    let mut cached = st.metrics_cache().lock().await;
+    if let Some((at, page)) = cached.as_ref() {
+        if at.elapsed() < CACHE_FOR {
+            return clone_page(page);
+        }
+    }
+    // The walk of the whole state runs on the blocking pool, not on the async workers.
+    let st2 = st.clone();
+    let page = match tokio::task::spawn_blocking(move || compute(&st2)).await {
+        Ok(p) => p,
+        Err(e) => return (StatusCode::INTERNAL_SERVER_ERROR, format!("metrics: {e}\n")).into_response(),
+    };
+    let out = clone_page(&page);
+    *cached = Some((std::time::Instant::now(), page));
+    out
+}
+
+fn clone_page(p: &Response<Bytes>) -> Response {
+    let mut r = Response::new(axum::body::Body::from(p.body().clone()));
+    *r.status_mut() = p.status();
+    *r.headers_mut() = p.headers().clone();
+    r
+}
+
+fn compute(st: &AppState) -> Response<Bytes> {
     let reg = Registry::new();
     let topo = st
         .replica()
@@ -209,19 +245,22 @@ pub async fn metrics(State(st): State<AppState>) -> Response {
         }
         return encode(&reg);
     }
-    if let Err(e) = raft_metrics(&reg, &st) {
+    if let Err(e) = raft_metrics(&reg, st) {
         tracing::warn!("metrics: raft gauges: {e}");
     }
     encode(&reg)
 }
 
-fn encode(reg: &Registry) -> Response {
+fn encode(reg: &Registry) -> Response<Bytes> {
     let mut buf = Vec::new();
     let enc = TextEncoder::new();
+    let mut r = Response::new(Bytes::new());
     if let Err(e) = enc.encode(&reg.gather(), &mut buf) {
-        return (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()).into_response();
+        *r.status_mut() = StatusCode::INTERNAL_SERVER_ERROR;
+        *r.body_mut() = Bytes::from(e.to_string());
+        return r;
     }
-    let mut r = buf.into_response();
+    *r.body_mut() = Bytes::from(buf);
     // Go's promhttp sends the charset too; scrapers accept either.
     if let Ok(v) = HeaderValue::from_str(&format!("{}; charset=utf-8", enc.format_type())) {
         r.headers_mut().insert(header::CONTENT_TYPE, v);

@@ -44,7 +44,7 @@ pub struct AppState(Arc<Inner>);
 struct Inner {
     replica: HekateReplica,
     opts: StateOptions,
-    forward_client: reqwest::Client,
+    metrics_cache: metrics::MetricsCache,
 }
 
 /// What the API needs besides the replica.
@@ -54,8 +54,6 @@ pub struct StateOptions {
     pub forward_timeout: Duration,
     pub exec: Arc<dyn crate::executor::Executor>,
     pub policy: policy::Policy,
-    /// The cluster secret: forwarded requests carry it, so the leader trusts their hop count.
-    pub secret: String,
     /// `default_state` from the config, used until an admin state is committed.
     pub default_admin_state: String,
     pub log: Option<crate::server::LogControl>,
@@ -63,17 +61,10 @@ pub struct StateOptions {
 
 impl AppState {
     pub fn new(replica: HekateReplica, opts: StateOptions) -> AppState {
-        let forward_client = reqwest::Client::builder()
-            .redirect(reqwest::redirect::Policy::none())
-            .connect_timeout(Duration::from_millis(500))
-            .timeout(Duration::from_secs(60))
-            .tcp_nodelay(true)
-            .build()
-            .unwrap_or_default();
         AppState(Arc::new(Inner {
             replica,
             opts,
-            forward_client,
+            metrics_cache: Default::default(),
         }))
     }
 
@@ -98,6 +89,25 @@ impl AppState {
         Ok(())
     }
 
+    /// [`AppState::start`] under the in-flight limit: the limit is checked again in apply,
+    /// atomically with the reservation ([`throttle`](AppState::throttle) is only an early
+    /// answer that saves planning work).
+    pub async fn start_limited(
+        &self,
+        op: crate::state::model::Operation,
+    ) -> Result<axum::response::Response, error::ApiError> {
+        let id = op.id.clone();
+        outcome(
+            self.replica()
+                .propose(&crate::state::Command::OpBeginLimited {
+                    op: Box::new(op),
+                    max_inflight: self.0.opts.policy.max_inflight as u64,
+                })
+                .await?,
+        )?;
+        Ok(respond::accepted(&format!("/queue/{id}")))
+    }
+
     /// Commits an operation and answers Heketi's 202 with `Location: /queue/{id}`.
     pub async fn start(
         &self,
@@ -112,16 +122,16 @@ impl AppState {
         Ok(respond::accepted(&format!("/queue/{id}")))
     }
 
+    pub(crate) fn metrics_cache(&self) -> &metrics::MetricsCache {
+        &self.0.metrics_cache
+    }
+
     pub fn replica(&self) -> &HekateReplica {
         &self.0.replica
     }
 
     pub fn verifier(&self) -> Option<&Verifier> {
         self.0.opts.verifier.as_ref()
-    }
-
-    pub fn forward_client(&self) -> &reqwest::Client {
-        &self.0.forward_client
     }
 
     pub fn forward_timeout(&self) -> Duration {
@@ -242,6 +252,7 @@ pub fn outcome(o: crate::state::Outcome) -> Result<(), error::ApiError> {
         Outcome::Conflict(m) => Err(error::ApiError::Conflict(m)),
         Outcome::Invalid(m) => Err(error::ApiError::BadRequest(m)),
         Outcome::Failed(m) => Err(error::ApiError::Internal(m)),
+        Outcome::Busy => Err(error::ApiError::Busy),
     }
 }
 

@@ -229,18 +229,23 @@ pub async fn set_state(
         let healcheck = req.healcheck != "disable";
         return super::evict::start_removal(&st, OpKind::NodeRemove, Some(id), devices, healcheck).await;
     }
-    if req.state == "failed" {
+    let failed = req.state == "failed";
+    if failed {
         st.throttle()?;
     }
-    st.start(new_op(
+    let op = new_op(
         OpKind::NodeState,
         OpPlan::NodeState {
             node: id,
             state: req.state,
         },
         false,
-    ))
-    .await
+    );
+    if failed {
+        st.start_limited(op).await
+    } else {
+        st.start(op).await
+    }
 }
 
 #[derive(Debug, Deserialize)]

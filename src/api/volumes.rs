@@ -313,7 +313,13 @@ pub async fn create(
         }
     }
     let min_kib = st.policy().brick_min_kib * durability.data_bricks();
-    let size_kib = crate::validate::gib_to_kib(req.size as u64).unwrap_or(u64::MAX);
+    // Checked: a size whose KiB overflow u64 is refused, never wrapped (or a debug panic).
+    let Some(size_kib) = crate::validate::gib_to_kib(req.size as u64) else {
+        return Err(ApiError::BadRequest(format!(
+            "Requested volume size ({} GB) is too large",
+            req.size
+        )));
+    };
     if size_kib < min_kib {
         return Err(ApiError::BadRequest(format!(
             "Requested volume size ({} GB) is smaller than the minimum supported volume size ({min_kib})",
@@ -385,7 +391,7 @@ pub async fn create(
         by_user,
     );
     op.id = op_id;
-    st.start(op).await.map_err(|e| match e {
+    st.start_limited(op).await.map_err(|e| match e {
         ApiError::Internal(m) => ApiError::Internal(format!("Failed to allocate new volume: {m}")),
         other => other,
     })
@@ -556,7 +562,7 @@ pub async fn delete(State(st): State<AppState>, Path(id): Path<String>) -> Resul
         ));
     }
     st.throttle()?;
-    st.start(new_op(
+    st.start_limited(new_op(
         OpKind::VolumeDelete,
         OpPlan::VolumeDelete { volume: id },
         false,
@@ -603,7 +609,7 @@ pub async fn expand(
         false,
     );
     op.id = op_id;
-    st.start(op).await
+    st.start_limited(op).await
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -638,7 +644,7 @@ pub async fn clone(
     clone.pending = None;
     clone.hidden = false;
     clone.request_clusters = Vec::new();
-    st.start(new_op(
+    st.start_limited(new_op(
         OpKind::VolumeClone,
         OpPlan::VolumeClone { source: id, clone },
         false,
@@ -665,7 +671,7 @@ pub async fn block_restriction(
     }
     visible_volume(&st, &id)?;
     st.throttle()?;
-    st.start(new_op(
+    st.start_limited(new_op(
         OpKind::VolumeRestriction,
         OpPlan::VolumeRestriction {
             volume: id,

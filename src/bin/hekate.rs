@@ -54,6 +54,10 @@ enum Cmd {
         /// with the SSH executor, instead of simulated storage.
         #[arg(long)]
         testbed: bool,
+        /// HTTPS on the API and mutual TLS between replicas, with a generated CA and
+        /// certificates in DATA_DIR/tls (the production transport).
+        #[arg(long)]
+        tls: bool,
     },
     /// Heketi's JSON dump: export from, or import into (an empty), running cluster.
     Db {
@@ -85,6 +89,22 @@ struct Conn {
     user: String,
     #[arg(long, env = "HEKETI_CLI_KEY", default_value = "")]
     secret: String,
+    /// A PEM file of a CA to trust for https:// servers (repeatable).
+    #[arg(short = 'C', long = "tls-cert")]
+    tls_cert: Vec<PathBuf>,
+    /// Accept any server certificate (tests only).
+    #[arg(short = 'I', long = "insecure-tls")]
+    insecure_tls: bool,
+}
+
+impl Conn {
+    fn client(self) -> anyhow::Result<Client> {
+        let tls = hekate::client::ClientTls {
+            ca_files: self.tls_cert,
+            insecure: self.insecure_tls,
+        };
+        Client::with_tls(self.server, &self.user, &self.secret, &tls)
+    }
 }
 
 #[derive(Subcommand)]
@@ -168,6 +188,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<()> {
                 user_key,
                 glusterfs,
                 testbed,
+                tls,
             }),
             _,
         ) => {
@@ -191,6 +212,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<()> {
                 admin_key,
                 user_key,
                 glusterfs,
+                tls,
             })
             .await
         }
@@ -213,7 +235,7 @@ async fn serve(config: PathBuf, disable_auth: bool) -> anyhow::Result<()> {
 }
 
 async fn replica(conn: Conn, action: ReplicaCmd) -> anyhow::Result<()> {
-    let client = Client::new(conn.server, &conn.user, &conn.secret);
+    let client = conn.client()?;
     match action {
         ReplicaCmd::Status => {
             let st = client
@@ -275,7 +297,7 @@ async fn replica(conn: Conn, action: ReplicaCmd) -> anyhow::Result<()> {
 
 async fn db(conn: Conn, action: DbCmd) -> anyhow::Result<()> {
     use std::io::Write;
-    let client = Client::new(conn.server, &conn.user, &conn.secret);
+    let client = conn.client()?;
     match action {
         DbCmd::Export { jsonfile, local } => {
             let mut out: Box<dyn Write> = if jsonfile == "-" {

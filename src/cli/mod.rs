@@ -39,6 +39,12 @@ pub struct Cli {
     /// Print the server's JSON instead of text.
     #[arg(long, global = true)]
     pub json: bool,
+    /// A PEM file of a CA to trust for https:// servers (repeatable; heketi-cli's flag).
+    #[arg(short = 'C', long = "tls-cert", global = true)]
+    pub tls_cert: Vec<std::path::PathBuf>,
+    /// Accept any server certificate (heketi-cli's flag; for tests only).
+    #[arg(short = 'I', long = "insecure-tls", global = true)]
+    pub insecure_tls: bool,
     #[command(subcommand)]
     pub cmd: Cmd,
 }
@@ -334,7 +340,17 @@ fn text(s: impl Into<String>) -> Out {
 /// Runs the CLI; returns the process exit status (heketi-cli exits 255 on error).
 pub async fn main() -> i32 {
     let cli = Cli::parse_from(rewrite_args(std::env::args().collect()));
-    let client = Client::new(cli.server.clone(), &cli.user, &cli.secret);
+    let tls = crate::client::ClientTls {
+        ca_files: cli.tls_cert.clone(),
+        insecure: cli.insecure_tls,
+    };
+    let client = match Client::with_tls(cli.server.clone(), &cli.user, &cli.secret, &tls) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("Error: {e:#}");
+            return 255;
+        }
+    };
     match run(&cli, &client).await {
         Ok(Out(s)) => {
             print!("{s}");

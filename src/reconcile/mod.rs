@@ -185,6 +185,9 @@ async fn repair_all(replica: &HekateReplica, exec: &Fenced, findings: &[Finding]
                 match replica.propose(&Command::OpBegin { op: Box::new(op) }).await {
                     Ok(crate::state::command::Outcome::Done) => Ok(format!("started operation {id}")),
                     Ok(crate::state::command::Outcome::NotFound) => Err("device not found".into()),
+                    Ok(crate::state::command::Outcome::Busy) => {
+                        Err("too many operations in flight; retry".into())
+                    }
                     Ok(
                         crate::state::command::Outcome::Conflict(m)
                         | crate::state::command::Outcome::Invalid(m)

@@ -42,6 +42,10 @@ pub enum Command {
     /// One step of a multi-step operation succeeded on the nodes (an eviction): commit it, so
     /// that a new leader resumes after it.
     OpStep { id: String, index: usize },
+    /// `OpBegin` refused with [`Outcome::Busy`] when `max_inflight` operations are already
+    /// pending: the check and the reservation happen in one apply, so two concurrent
+    /// requests cannot both pass the limit.
+    OpBeginLimited { op: Box<Operation>, max_inflight: u64 },
 }
 
 /// What applying a command did. Refusals are values: every replica refuses identically.
@@ -54,6 +58,8 @@ pub enum Outcome {
     Invalid(String),
     /// The request cannot be satisfied (500 in Heketi's terms, e.g. `No space`).
     Failed(String),
+    /// Too many operations in flight (Heketi's 429).
+    Busy,
 }
 
 pub fn apply(cmd: Command, txn: &mut Txn<'_>) -> Result<Outcome, StoreError> {
@@ -88,6 +94,12 @@ pub fn apply(cmd: Command, txn: &mut Txn<'_>) -> Result<Outcome, StoreError> {
             Ok(Outcome::Done)
         }
         Command::OpBegin { op } => ops::begin(*op, txn),
+        Command::OpBeginLimited { op, max_inflight } => {
+            if super::pending_op_ids(txn)?.len() as u64 >= max_inflight {
+                return Ok(Outcome::Busy);
+            }
+            ops::begin(*op, txn)
+        }
         Command::OpFinish { id, report, now } => ops::finish(&id, &report, now, txn),
         Command::OpFail { id, error, now } => ops::fail(&id, &error, now, txn),
         Command::OpGc { before } => ops::gc(before, txn),

@@ -16,12 +16,13 @@ mod failover;
 mod membership;
 mod migration;
 mod operations;
-mod quorum;
 mod ownership;
+mod quorum;
 mod reconcile;
 mod security;
 mod sizes;
 mod snapshot;
+mod tls;
 
 use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;

@@ -134,6 +134,40 @@ async fn too_many_operations_in_flight_answers_429() {
     assert_eq!(ops["in_flight"], 2);
 }
 
+/// The limit is checked in apply, atomically with the reservation: 12 creates sent at once
+/// through all replicas (so the pre-check in the handler sees 0 pending for most of them)
+/// get exactly `max_inflight_operations` 202s.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_requests_cannot_both_pass_the_inflight_limit() {
+    let _g = serial();
+    let (_d, c) = start(
+        json!({"latency_ms": {"volume_create": 5000}}),
+        json!({"max_inflight_operations": 2}),
+    )
+    .await;
+    let leader = c.wait_leader(&[1, 2, 3], T).await.unwrap();
+    load_topology(&c.client(leader), &topology(3, 1)).await.unwrap();
+    let mut tasks = tokio::task::JoinSet::new();
+    for i in 0..12u64 {
+        let client = c.client(1 + i % 3);
+        tasks.spawn(async move {
+            client
+                .call(Method::POST, "/volumes", Some(&json!({"size": 1})))
+                .await
+                .unwrap()
+                .status
+        });
+    }
+    let mut statuses = Vec::new();
+    while let Some(s) = tasks.join_next().await {
+        statuses.push(s.unwrap());
+    }
+    statuses.sort();
+    assert_eq!(statuses, [vec![202; 2], vec![429; 10]].concat());
+    let ops = c.call_ok(leader, Method::GET, "/operations", None).await.unwrap();
+    assert_eq!(ops["in_flight"], 2);
+}
+
 /// Per device: used == sum of its bricks' thin pool + metadata, and total == free + used.
 async fn check_capacity(c: &ProcCluster, id: u64) {
     let topo = c.call_ok(id, Method::GET, "/topology", None).await.unwrap();
