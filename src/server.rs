@@ -93,6 +93,9 @@ pub async fn run(
             initial_members: settings.members(),
             join: raft.join,
             secret: settings.secret.clone(),
+            store: hekate_raft::db::StoreOptions {
+                memory_budget_mib: raft.memory_budget_mib,
+            },
         },
         Arc::new(HekateApp),
     )

@@ -14,7 +14,7 @@ use serde::Serialize;
 
 use crate::app::{Application, View};
 use crate::codec;
-use crate::db::Store;
+use crate::db::{Store, StoreFootprint, StoreOptions};
 use crate::error::{ReplicaError, StoreError};
 use crate::log_store::LogStore;
 use crate::network::{NetworkFactory, PeerCallError, PeerHttp};
@@ -67,6 +67,8 @@ pub struct ReplicaConfig {
     /// A joining replica never bootstraps; it waits to be added by the leader.
     pub join: bool,
     pub secret: String,
+    /// RocksDB's memory budget (memtables and block cache).
+    pub store: StoreOptions,
 }
 
 pub struct Replica<A: Application> {
@@ -101,7 +103,7 @@ impl<A: Application> Replica<A> {
     /// Opens the store and starts Raft. Does not bootstrap: call [`Replica::bootstrap`].
     pub async fn start(cfg: ReplicaConfig, app: Arc<A>) -> Result<Replica<A>, StoreError> {
         let raft_cfg = cfg.settings.to_openraft("hekate").map_err(StoreError::Invalid)?;
-        let store = Store::open(&cfg.data_dir)?;
+        let store = Store::open_with(&cfg.data_dir, cfg.store)?;
         let http = PeerHttp::new(&cfg.secret);
         let log = LogStore::new(store.clone());
         let sm = StateMachine::new(store.clone(), app);
@@ -126,6 +128,15 @@ impl<A: Application> Replica<A> {
 
     pub fn data_dir(&self) -> &Path {
         &self.store.dir
+    }
+
+    /// The store's memory and disk now (RocksDB properties and a walk of the data
+    /// directory), computed on a blocking thread.
+    pub async fn store_footprint(&self) -> Result<StoreFootprint, StoreError> {
+        let store = self.store.clone();
+        tokio::task::spawn_blocking(move || store.footprint())
+            .await
+            .map_err(|e| StoreError::Invalid(format!("footprint task: {e}")))?
     }
 
     /// The `/raft/rpc/*` router to mount on the peer listener.

@@ -1,5 +1,6 @@
 //! `GET /metrics`: Heketi's gauges (spec 1.13, same names and labels) computed from this
-//! replica's applied state at scrape time, plus Hekate's Raft and operation gauges. Outside
+//! replica's applied state at scrape time, plus Hekate's Raft and operation gauges and the
+//! footprint gauges (`api::footprint`: RocksDB memory, disk, log, retained operations). Outside
 //! auth, as in Heketi; a local read (no leader round trip), so every replica can be scraped.
 
 use axum::extract::State;
@@ -211,6 +212,9 @@ pub async fn metrics(State(st): State<AppState>) -> Response {
     }
     if let Err(e) = raft_metrics(&reg, &st) {
         tracing::warn!("metrics: raft gauges: {e}");
+    }
+    if let Err(e) = super::footprint::register(&reg, &st).await {
+        tracing::warn!("metrics: footprint gauges: {e}");
     }
     encode(&reg)
 }
