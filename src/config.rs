@@ -112,6 +112,9 @@ pub struct GlusterfsConfig {
     pub operation_retry_limits: Option<serde_json::Value>,
     /// Hekate: how long a finished operation stays readable at `/queue/{id}` (default 3600 s).
     pub queue_retention_seconds: u64,
+    /// Hekate: at most this many finished operations are kept, the oldest forgotten first
+    /// (default 10,000), so that retention is bounded by count as well as by time.
+    pub queue_retention_max_operations: u64,
 }
 
 /// Heketi's `sshexec` object (spec section 3.3) plus `known_hosts`.
@@ -179,6 +182,10 @@ pub struct RaftConfig {
     /// Connection and request limits of this replica's listeners.
     #[serde(default)]
     pub limits: Limits,
+    /// RocksDB's memory: memtables of all column families plus the shared block cache, MiB
+    /// (docs/footprint.md).
+    #[serde(default = "default_memory_budget")]
+    pub memory_budget_mib: u64,
 }
 
 /// `raft.tls`: the cluster CA and this replica's certificate (PEM files).
@@ -232,12 +239,17 @@ impl std::fmt::Debug for RaftConfig {
             .field("peers", &self.peers)
             .field("timeouts", &self.timeouts)
             .field("forward_timeout_ms", &self.forward_timeout_ms)
+            .field("memory_budget_mib", &self.memory_budget_mib)
             .finish_non_exhaustive()
     }
 }
 
 fn default_forward_timeout() -> u64 {
     5_000
+}
+
+fn default_memory_budget() -> u64 {
+    hekate_raft::db::DEFAULT_MEMORY_BUDGET_MIB
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -425,6 +437,15 @@ fn validate(cfg: Config, env: &dyn Fn(&str) -> Option<String>) -> Result<Setting
     let secret = resolve_secret(r)?;
     if secret.len() < 16 {
         return Err(err("raft.secret", "must be at least 16 characters"));
+    }
+    if r.memory_budget_mib < hekate_raft::db::MIN_MEMORY_BUDGET_MIB {
+        return Err(err(
+            "raft.memory_budget_mib",
+            format!(
+                "must be at least {} (MiB)",
+                hekate_raft::db::MIN_MEMORY_BUDGET_MIB
+            ),
+        ));
     }
     r.timeouts
         .to_openraft("hekate")
@@ -764,6 +785,28 @@ mod tests {
         assert_eq!(
             parse(&with("/raft/peers", shell), &no_env).unwrap_err().key,
             "raft.peers[0].api"
+        );
+    }
+
+    #[test]
+    fn memory_budget_defaults_and_is_checked() {
+        let s = parse(GOOD, &no_env).unwrap();
+        assert_eq!(
+            s.file.raft.memory_budget_mib,
+            hekate_raft::db::DEFAULT_MEMORY_BUDGET_MIB
+        );
+        let mut v: serde_json::Value = serde_json::from_str(GOOD).unwrap();
+        v["raft"]["memory_budget_mib"] = 4.into();
+        let e = parse(&v.to_string(), &no_env).unwrap_err();
+        assert_eq!(e.key, "raft.memory_budget_mib", "{e}");
+        v["raft"]["memory_budget_mib"] = 256.into();
+        assert_eq!(
+            parse(&v.to_string(), &no_env)
+                .unwrap()
+                .file
+                .raft
+                .memory_budget_mib,
+            256
         );
     }
 

@@ -125,6 +125,9 @@ pub async fn run(
             join: raft.join,
             secret: settings.secret.clone(),
             tls: peer_tls_client,
+            store: hekate_raft::db::StoreOptions {
+                memory_budget_mib: raft.memory_budget_mib,
+            },
         },
         Arc::new(HekateApp),
     )

@@ -61,6 +61,7 @@ fn harness() -> &'static Harness {
                     join: false,
                     secret: SECRET.into(),
                     tls: None,
+                    store: Default::default(),
                 },
                 Arc::new(HekateApp),
             )

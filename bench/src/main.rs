@@ -5,6 +5,7 @@ mod drill;
 mod micro;
 mod raft_bench;
 mod report;
+mod soak;
 mod stats;
 mod testbed_bench;
 mod volume_bench;
@@ -33,6 +34,9 @@ enum Cmd {
     Drill(drill::DrillArgs),
     /// End to end on the testbed's real gluster nodes: topology load, create, 4 concurrent, delete.
     Testbed(testbed_bench::TestbedArgs),
+    /// Footprint under churn: RSS and data directory of the dev cluster while volumes are
+    /// created and deleted for `--minutes` (issue 16); writes bench/results/soak*.json.
+    Soak(soak::SoakArgs),
     /// In-process: brick placement time and state-machine apply throughput.
     Micro,
     /// Write docs/benchmarks.md and its plots from bench/results/*.json.
@@ -60,6 +64,20 @@ async fn main() -> anyhow::Result<()> {
         Cmd::Volumes(a) => serde_json::to_value(volume_bench::run(a).await?)?,
         Cmd::Drill(a) => serde_json::to_value(drill::run(a).await?)?,
         Cmd::Testbed(a) => serde_json::to_value(testbed_bench::run(a).await?)?,
+        Cmd::Soak(a) => {
+            let restart = a.restart_leader_at.is_some();
+            let r = soak::run(a).await?;
+            soak::print_summary(&r);
+            let default = if restart {
+                "bench/results/soak-restart.json"
+            } else {
+                "bench/results/soak.json"
+            };
+            let path = cli.out.unwrap_or_else(|| PathBuf::from(default));
+            std::fs::write(&path, serde_json::to_string_pretty(&r)?)?;
+            eprintln!("wrote {}", path.display());
+            return Ok(());
+        }
         Cmd::Micro => serde_json::to_value(micro::run().await?)?,
         Cmd::Report { results, docs } => {
             report::run(&results, &docs)?;

@@ -1,5 +1,6 @@
 //! `hekate-bench report`: writes docs/benchmarks.md and its SVG plots from the JSON results
-//! in bench/results (raft.json, volumes.json, micro.json), so the published numbers are
+//! in bench/results (raft.json, volumes.json, micro.json, and the optional testbed, drill and
+//! soak results), so the published numbers are
 //! always the measured ones.
 
 use std::fmt::Write;
@@ -406,7 +407,210 @@ pub fn run(results: &Path, docs: &Path) -> anyhow::Result<()> {
             row(&d["first_write_via_lb"])
         );
     }
+    for (file, title, cmd) in [
+        (
+            "soak.json",
+            "Footprint under churn (soak), glibc's default malloc arenas",
+            "# measured before `hekate dev` set MALLOC_ARENA_MAX=2; 16 is glibc's default on 2 cores\n\
+             MALLOC_ARENA_MAX=16 $CARGO_TARGET_DIR/release/hekate-bench --out bench/results/soak.json soak --minutes 30",
+        ),
+        (
+            "soak-arena2.json",
+            "Footprint under churn, two malloc arenas (the shipped setting)",
+            "$CARGO_TARGET_DIR/release/hekate-bench --out bench/results/soak-arena2.json soak --minutes 15",
+        ),
+        (
+            "soak-restart.json",
+            "Footprint under churn, leader restarted in the middle",
+            "$CARGO_TARGET_DIR/release/hekate-bench --out bench/results/soak-restart.json soak --minutes 12 --restart-leader-at 6",
+        ),
+    ] {
+        if let Ok(r) = load(results, file) {
+            soak_section(&mut o, docs, file, title, cmd, &r)?;
+        }
+    }
     std::fs::write(docs.join("benchmarks.md"), o)?;
+    Ok(())
+}
+
+fn nums(v: &Value) -> Vec<f64> {
+    v.as_array()
+        .map(|a| a.iter().map(f).collect())
+        .unwrap_or_default()
+}
+
+fn list(v: &[f64], digits: usize) -> String {
+    v.iter()
+        .map(|x| format!("{x:.digits$}"))
+        .collect::<Vec<_>>()
+        .join(" / ")
+}
+
+/// The soak run's section: goals of issue 16 against the measurement, the component table
+/// from the footprint gauges, and RSS over time (the largest replica per sample).
+fn soak_section(
+    o: &mut String,
+    docs: &Path,
+    file: &str,
+    title: &str,
+    cmd: &str,
+    r: &Value,
+) -> anyhow::Result<()> {
+    let s = &r["summary"];
+    let w = f(&s["window_minutes"]);
+    let pct = |a: f64, b: f64| (b - a) / a * 100.0;
+    let slopes: Vec<String> = s["rss_slope"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+        .iter()
+        .map(|sl| {
+            format!(
+                "{:+.2} ± {:.2} (noise sd {:.1} MiB{})",
+                f(&sl["mib_per_min"]),
+                f(&sl["stderr_mib_per_min"]),
+                f(&sl["residual_sd_mib"]),
+                if sl["within_noise"].as_bool() == Some(true) {
+                    ", within noise"
+                } else {
+                    ", NOT within noise"
+                }
+            )
+        })
+        .collect();
+    let dd_slopes: Vec<f64> = s["data_dir_slope"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+        .iter()
+        .map(|sl| f(&sl["mib_per_min"]))
+        .collect();
+    let restart = match r["restarted_replica"].as_u64() {
+        Some(id) => format!(
+            " Replica {id} (the leader) was restarted at minute {}.",
+            r["restart_leader_at"]
+        ),
+        None => String::new(),
+    };
+    let _ = writeln!(
+        o,
+        "\n## {title}\n\n```sh\n{cmd}\n```\n\n\
+         The default `hekate dev` cluster (3 release replicas, mock executor, fsync on), {} clients \
+         keeping about {} replica-3 volumes, target {} operations/s, {} minutes; every replica's RSS \
+         and data directory sampled every 10 s.{restart} Memory and disk design: docs/footprint.md.\n\n\
+         | measurement | result | goal |\n|---|---|---|\n\
+         | operations (creates + deletes) | {} | |\n\
+         | errors / retries / term changes | {} / {} / {} | 0 errors, 0 term changes{} |\n\
+         | throughput first / last {w} min | {:.1} / {:.1} ops/s ({:+.1} %) | within 10 % |\n\
+         | p50 first / last {w} min | {:.1} / {:.1} ms ({:+.1} %) | within 10 % |\n\
+         | max RSS after warm-up, per replica | {} MiB | <= 150 MiB |\n\
+         | RSS slope over the last 10 min, per replica (MiB/min) | {} | within noise of 0 |\n\
+         | data directory at end, per replica | {} MiB | <= 200 MiB, flat |\n\
+         | data directory max after warm-up / slope (MiB/min) | {} / {} | |",
+        r["clients"],
+        r["live_target"],
+        r["rate_target"],
+        r["minutes"],
+        r["operations"],
+        r["errors"],
+        r["retries"],
+        r["term_changes"],
+        if r["restarted_replica"].is_u64() {
+            " (a restart elects a new leader: 1 expected)"
+        } else {
+            ""
+        },
+        f(&s["first_ops_per_s"]),
+        f(&s["last_ops_per_s"]),
+        pct(f(&s["first_ops_per_s"]), f(&s["last_ops_per_s"])),
+        f(&s["first_p50_ms"]),
+        f(&s["last_p50_ms"]),
+        pct(f(&s["first_p50_ms"]), f(&s["last_p50_ms"])),
+        list(&nums(&s["max_rss_mib_after_warmup"]), 0),
+        slopes.join("; "),
+        list(&nums(&s["data_dir_mib_at_end"]), 1),
+        list(&nums(&s["max_data_dir_mib_after_warmup"]), 1),
+        list(&dd_slopes, 2),
+    );
+    let fp = r["footprint_at_end"].as_array().cloned().unwrap_or_default();
+    if !fp.is_empty() {
+        let _ =
+            writeln!(
+            o,
+            "\nWhat each replica holds at the end (`/metrics`, footprint gauges; MiB unless a count):\n\n\
+             | component | {} |\n|---|{}",
+            (1..=fp.len()).map(|i| format!("replica {i}")).collect::<Vec<_>>().join(" | "),
+            "---|".repeat(fp.len())
+        );
+        for (key, label, mib) in [
+            ("hekate_footprint_resident_bytes", "process RSS", true),
+            ("hekate_rocksdb_memtable_bytes", "RocksDB memtables", true),
+            ("hekate_rocksdb_block_cache_bytes", "RocksDB block cache", true),
+            ("hekate_rocksdb_block_cache_pinned_bytes", "of which pinned", true),
+            (
+                "hekate_rocksdb_table_readers_bytes",
+                "table readers outside the cache",
+                true,
+            ),
+            ("hekate_rocksdb_sst_bytes", "SST files", true),
+            ("hekate_rocksdb_wal_bytes", "WAL", true),
+            ("hekate_footprint_snapshot_bytes", "snapshot file", true),
+            ("hekate_footprint_data_dir_bytes", "data directory", true),
+            (
+                "hekate_footprint_raft_log_entries",
+                "Raft log entries stored",
+                false,
+            ),
+            (
+                "hekate_footprint_raft_log_since_snapshot",
+                "Raft log entries since the snapshot",
+                false,
+            ),
+            (
+                "hekate_footprint_retained_operations",
+                "retained finished operations",
+                false,
+            ),
+            ("hekate_footprint_pending_operations", "pending operations", false),
+        ] {
+            let cells: Vec<String> = fp
+                .iter()
+                .map(|m| {
+                    let v = f(&m[key]);
+                    if mib {
+                        format!("{:.1}", v / 1048576.0)
+                    } else {
+                        format!("{v:.0}")
+                    }
+                })
+                .collect();
+            let _ = writeln!(o, "| {label} | {} |", cells.join(" | "));
+        }
+    }
+    let pts: Vec<(f64, f64)> = r["samples"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+        .iter()
+        .map(|x| {
+            (
+                f(&x["t_s"]) / 60.0,
+                nums(&x["rss_mib"]).into_iter().fold(0.0, f64::max),
+            )
+        })
+        .collect();
+    if !pts.is_empty() {
+        let svg = format!("{}.svg", file.trim_end_matches(".json"));
+        std::fs::create_dir_all(docs.join("img"))?;
+        line(
+            &docs.join("img").join(&svg),
+            "largest replica RSS under churn",
+            "minutes",
+            "MiB",
+            &pts,
+        )?;
+        let _ = writeln!(o, "\n![RSS over time](img/{svg})");
+    }
     Ok(())
 }
 

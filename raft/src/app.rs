@@ -124,7 +124,7 @@ pub struct View<'a> {
 }
 
 impl<'a> View<'a> {
-    pub(crate) fn new(store: &'a Store) -> View<'a> {
+    pub fn new(store: &'a Store) -> View<'a> {
         View {
             store,
             snap: store.db.snapshot(),

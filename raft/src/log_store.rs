@@ -188,6 +188,24 @@ impl RaftLogStorage<TypeConfig> for LogStore {
             codec::encode(&log_id).map_err(write_err)?,
         );
         batch.delete_range_cf(self.store.cf(CF_LOGS), index_key(0), index_key(log_id.index + 1));
-        self.store.write_synced(batch).map_err(write_err)
+        let store = self.store.clone();
+        tokio::task::spawn_blocking(move || {
+            store.write_synced(batch)?;
+            // The range tombstone hides the entries; dropping the table files that lie wholly
+            // inside the purged range frees their space now instead of at the next compaction
+            // (the log is append-only, so most of its files qualify). Best effort: what is left
+            // goes at compaction.
+            let cf = store.cf(CF_LOGS);
+            if let Err(e) = store
+                .db
+                .delete_file_in_range_cf(cf, index_key(0), index_key(log_id.index))
+            {
+                tracing::debug!("log purge: files not dropped: {e}");
+            }
+            Ok::<(), crate::error::StoreError>(())
+        })
+        .await
+        .map_err(|e| write_err(std::io::Error::other(e.to_string())))?
+        .map_err(write_err)
     }
 }

@@ -15,7 +15,7 @@ use serde::Serialize;
 
 use crate::app::{Application, View};
 use crate::codec;
-use crate::db::Store;
+use crate::db::{Store, StoreFootprint, StoreOptions};
 use crate::error::{ReplicaError, StoreError};
 use crate::log_store::LogStore;
 use crate::network::{NetworkFactory, PeerCallError, PeerHttp};
@@ -72,6 +72,8 @@ pub struct ReplicaConfig {
     pub secret: String,
     /// Mutual TLS for peer RPCs (None: secret only, in clear).
     pub tls: Option<crate::network::PeerTls>,
+    /// RocksDB's memory budget (memtables and block cache).
+    pub store: StoreOptions,
 }
 
 pub struct Replica<A: Application> {
@@ -112,7 +114,7 @@ impl<A: Application> Replica<A> {
     /// call [`Replica::bootstrap`].
     pub async fn start(cfg: ReplicaConfig, app: Arc<A>) -> Result<Replica<A>, StoreError> {
         let raft_cfg = cfg.settings.to_openraft("hekate").map_err(StoreError::Invalid)?;
-        let store = Store::open(&cfg.data_dir)?;
+        let store = Store::open_with(&cfg.data_dir, cfg.store)?;
         let http = PeerHttp::new(&cfg.secret, cfg.tls.as_ref()).map_err(StoreError::Invalid)?;
         let log = LogStore::new(store.clone());
         let sm = StateMachine::new(store.clone(), app);
@@ -235,6 +237,15 @@ impl<A: Application> Replica<A> {
     /// The peer network's client (scheme, TLS identity, secret), for forwarding to the leader.
     pub fn peer_http(&self) -> &PeerHttp {
         &self.http
+    }
+
+    /// The store's memory and disk now (RocksDB properties and a walk of the data
+    /// directory), computed on a blocking thread.
+    pub async fn store_footprint(&self) -> Result<StoreFootprint, StoreError> {
+        let store = self.store.clone();
+        tokio::task::spawn_blocking(move || store.footprint())
+            .await
+            .map_err(|e| StoreError::Invalid(format!("footprint task: {e}")))?
     }
 
     /// The `/raft/rpc/*` router to mount on the peer listener.

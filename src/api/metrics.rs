@@ -1,5 +1,6 @@
 //! `GET /metrics`: Heketi's gauges (spec 1.13, same names and labels) computed from this
-//! replica's applied state at scrape time, plus Hekate's Raft and operation gauges. Outside
+//! replica's applied state at scrape time, plus Hekate's Raft and operation gauges and the
+//! footprint gauges (`api::footprint`: RocksDB memory, disk, log, retained operations). Outside
 //! auth, as in Heketi; a local read (no leader round trip), so every replica can be scraped.
 //! Computed on the blocking pool, once per second at most (cached, single flight): a scrape
 //! flood cannot occupy the async workers.
@@ -216,7 +217,8 @@ pub async fn metrics(State(st): State<AppState>) -> Response {
     }
     // The walk of the whole state runs on the blocking pool, not on the async workers.
     let st2 = st.clone();
-    let page = match tokio::task::spawn_blocking(move || compute(&st2)).await {
+    let footprint = super::footprint::current(&st).await;
+    let page = match tokio::task::spawn_blocking(move || compute(&st2, footprint)).await {
         Ok(p) => p,
         Err(e) => return (StatusCode::INTERNAL_SERVER_ERROR, format!("metrics: {e}\n")).into_response(),
     };
@@ -232,7 +234,7 @@ fn clone_page(p: &Response<Bytes>) -> Response {
     r
 }
 
-fn compute(st: &AppState) -> Response<Bytes> {
+fn compute(st: &AppState, footprint: Result<super::footprint::Footprint, String>) -> Response<Bytes> {
     let reg = Registry::new();
     let topo = st
         .replica()
@@ -247,6 +249,9 @@ fn compute(st: &AppState) -> Response<Bytes> {
     }
     if let Err(e) = raft_metrics(&reg, st) {
         tracing::warn!("metrics: raft gauges: {e}");
+    }
+    if let Err(e) = footprint.and_then(|f| super::footprint::register(&reg, st, f)) {
+        tracing::warn!("metrics: footprint gauges: {e}");
     }
     encode(&reg)
 }

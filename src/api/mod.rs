@@ -11,6 +11,7 @@ pub mod db;
 pub mod devices;
 pub mod error;
 pub mod evict;
+pub mod footprint;
 pub mod forward;
 pub mod metrics;
 pub mod nodes;

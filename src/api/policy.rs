@@ -17,6 +17,8 @@ pub struct Policy {
     pub max_volumes_per_cluster: i64,
     pub max_inflight: usize,
     pub queue_retention_secs: u64,
+    /// At most this many finished operations are retained (`queue_retention_max_operations`).
+    pub queue_retention_max: u64,
     /// How many times the runner attempts an operation whose remote steps fail (the steps
     /// are idempotent), backing off between attempts. `operation_retry_limits.volume_create`
     /// when set, else 3.
@@ -66,6 +68,7 @@ impl Policy {
             },
             max_inflight: or(g.max_inflight_operations, 64) as usize,
             queue_retention_secs: or(g.queue_retention_seconds, 3600),
+            queue_retention_max: or(g.queue_retention_max_operations, 10_000),
             op_attempts: g
                 .operation_retry_limits
                 .as_ref()

@@ -32,7 +32,14 @@ pub struct MockConfig {
     pub latency_ms: BTreeMap<String, u64>,
     /// Injected failures.
     pub fail: Vec<Injection>,
+    /// The command log keeps about this many records (0: 100,000): the newest in memory, or
+    /// the current file plus one rotated predecessor (`<state_file>.cmdlog.1`).
+    pub command_log_max: usize,
 }
+
+const DEFAULT_COMMAND_LOG_MAX: usize = 100_000;
+/// Bytes per record the file rotation assumes (`<ns> <term> <verb> <host>` is ~45).
+const CMDLOG_RECORD_BYTES: u64 = 64;
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -102,7 +109,7 @@ pub struct MockState {
 pub struct MockExecutor {
     cfg: MockConfig,
     memory: Mutex<MockState>,
-    log: Mutex<Vec<CmdRecord>>,
+    log: Mutex<std::collections::VecDeque<CmdRecord>>,
 }
 
 /// One verb as the (mock) node saw it start.
@@ -170,10 +177,13 @@ impl MockExecutor {
         if cfg.device_size_gb == 0 {
             cfg.device_size_gb = 500;
         }
+        if cfg.command_log_max == 0 {
+            cfg.command_log_max = DEFAULT_COMMAND_LOG_MAX;
+        }
         MockExecutor {
             cfg,
             memory: Mutex::new(MockState::default()),
-            log: Mutex::new(Vec::new()),
+            log: Mutex::new(Default::default()),
         }
     }
 
@@ -256,7 +266,11 @@ impl MockExecutor {
             object: object.to_string(),
         };
         if self.cfg.state_file.is_empty() {
-            self.log.lock().unwrap_or_else(|e| e.into_inner()).push(rec);
+            let mut log = self.log.lock().unwrap_or_else(|e| e.into_inner());
+            if log.len() >= self.cfg.command_log_max {
+                log.pop_front();
+            }
+            log.push_back(rec);
             return;
         }
         use std::io::Write;
@@ -270,23 +284,42 @@ impl MockExecutor {
             .create(true)
             .append(true)
             .open(&path)
-            .and_then(|mut f| f.write_all(line.as_bytes()));
-        if let Err(e) = written {
-            tracing::warn!("mock command log {path}: {e}");
+            .and_then(|mut f| {
+                f.write_all(line.as_bytes())?;
+                f.metadata()
+            });
+        match written {
+            // Past the bound, the file becomes `.cmdlog.1` (replacing the previous one) and a
+            // new one starts: the record spans between one and two files' worth.
+            Ok(m) if m.len() > self.cfg.command_log_max as u64 * CMDLOG_RECORD_BYTES / 2 => {
+                if let Err(e) = std::fs::rename(&path, format!("{path}.1")) {
+                    tracing::warn!("mock command log {path}: rotation: {e}");
+                }
+            }
+            Ok(_) => {}
+            Err(e) => tracing::warn!("mock command log {path}: {e}"),
         }
     }
 
     /// The command log, oldest first.
     pub fn command_log(&self) -> Vec<CmdRecord> {
         if self.cfg.state_file.is_empty() {
-            return self.log.lock().unwrap_or_else(|e| e.into_inner()).clone();
+            return self
+                .log
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .iter()
+                .cloned()
+                .collect();
         }
         Self::read_command_log(&self.cfg.state_file)
     }
 
     /// Reads the command log beside a shared state file.
     pub fn read_command_log(state_file: &str) -> Vec<CmdRecord> {
-        let text = std::fs::read_to_string(format!("{state_file}.cmdlog")).unwrap_or_default();
+        let rotated = std::fs::read_to_string(format!("{state_file}.cmdlog.1")).unwrap_or_default();
+        let current = std::fs::read_to_string(format!("{state_file}.cmdlog")).unwrap_or_default();
+        let text = rotated + &current;
         text.lines()
             .filter_map(|l| {
                 let mut it = l.splitn(5, ' ');
@@ -820,6 +853,42 @@ mod tests {
             gid: 0,
             arbiter: false,
         }
+    }
+
+    #[tokio::test]
+    async fn command_log_is_bounded_in_memory_and_on_disk() {
+        let m = MockExecutor::new(MockConfig {
+            command_log_max: 10,
+            ..Default::default()
+        });
+        for i in 0..25 {
+            m.glusterd_check(&format!("h{i}")).await.unwrap();
+        }
+        let log = m.command_log();
+        assert_eq!(log.len(), 10);
+        assert_eq!(
+            (log[0].host.as_str(), log[9].host.as_str()),
+            ("h15", "h24"),
+            "the newest are kept, oldest first"
+        );
+
+        let dir = tempfile::tempdir().unwrap();
+        let state = dir.path().join("nodes.json").display().to_string();
+        let f = MockExecutor::new(MockConfig {
+            command_log_max: 10,
+            state_file: state.clone(),
+            ..Default::default()
+        });
+        for i in 0..200 {
+            f.glusterd_check(&format!("h{i}")).await.unwrap();
+        }
+        let log = f.command_log();
+        assert!((5..=20).contains(&log.len()), "{} records", log.len());
+        assert_eq!(log.last().unwrap().host, "h199");
+        assert!(
+            log.windows(2).all(|w| w[0].at_ns <= w[1].at_ns),
+            "oldest first across rotation"
+        );
     }
 
     #[tokio::test]

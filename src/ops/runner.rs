@@ -3,7 +3,7 @@
 //! `OpFail`. A new leader finds the operations its predecessor left pending and runs them
 //! again from the start (their steps are idempotent). Every step is fenced: it is sent only
 //! after a quorum confirmed this replica still leads in the operation's term. Also garbage-collects finished queue
-//! entries through a committed `OpGc`.
+//! entries through a committed `OpGcBounded` (by age and by count).
 
 use std::collections::BTreeSet;
 use std::sync::{Arc, Mutex};
@@ -22,11 +22,16 @@ pub struct Runner {
     exec: Arc<dyn Executor>,
     running: Mutex<BTreeSet<String>>,
     queue_retention_secs: u64,
+    queue_retention_max: u64,
     attempts: u32,
     reconcile_first: Duration,
     reconcile_every: Option<Duration>,
     reconciling: std::sync::atomic::AtomicBool,
 }
+
+/// How often the leader proposes the queue GC. Between two runs at most `GC_EVERY` times the
+/// operation rate is retained beyond the count bound (2,000 at 200 operations/s).
+const GC_EVERY: Duration = Duration::from_secs(10);
 
 /// An evicting runner lost leadership between steps: leave the operation to the next leader.
 const STOP: &str = "\u{0}stop";
@@ -42,6 +47,7 @@ impl Runner {
             exec,
             running: Mutex::new(BTreeSet::new()),
             queue_retention_secs: policy.queue_retention_secs,
+            queue_retention_max: policy.queue_retention_max,
             attempts: policy.op_attempts.max(1),
             reconcile_first: Duration::from_secs(policy.reconcile_first_secs),
             reconcile_every: policy.reconcile_every_secs.map(Duration::from_secs),
@@ -67,10 +73,13 @@ impl Runner {
                         self.clone().reconcile_in_background();
                     }
                 }
-                if last_gc.elapsed() > Duration::from_secs(60) {
+                if last_gc.elapsed() > GC_EVERY {
                     last_gc = std::time::Instant::now();
-                    let before = now().saturating_sub(self.queue_retention_secs);
-                    if let Err(e) = self.replica.propose(&Command::OpGc { before }).await {
+                    let gc = Command::OpGcBounded {
+                        before: now().saturating_sub(self.queue_retention_secs),
+                        keep: self.queue_retention_max,
+                    };
+                    if let Err(e) = self.replica.propose(&gc).await {
                         tracing::debug!("queue gc not proposed: {e}");
                     }
                 }

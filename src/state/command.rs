@@ -46,6 +46,9 @@ pub enum Command {
     /// pending: the check and the reservation happen in one apply, so two concurrent
     /// requests cannot both pass the limit.
     OpBeginLimited { op: Box<Operation>, max_inflight: u64 },
+    /// Forget finished operations older than `before` (Unix seconds) and all but the newest
+    /// `keep` finished ones: retention by time and by count (docs/footprint.md).
+    OpGcBounded { before: u64, keep: u64 },
 }
 
 /// What applying a command did. Refusals are values: every replica refuses identically.
@@ -103,6 +106,7 @@ pub fn apply(cmd: Command, txn: &mut Txn<'_>) -> Result<Outcome, StoreError> {
         Command::OpFinish { id, report, now } => ops::finish(&id, &report, now, txn),
         Command::OpFail { id, error, now } => ops::fail(&id, &error, now, txn),
         Command::OpGc { before } => ops::gc(before, txn),
+        Command::OpGcBounded { before, keep } => ops::gc_bounded(before, keep, txn),
         Command::SetTags { node, device, tags } => ops::set_tags(node, device, tags, txn),
         Command::Import { set } => import(*set, txn),
         Command::OpStep { id, index } => ops::step(&id, index, txn),

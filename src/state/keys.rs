@@ -16,6 +16,8 @@
 //! | `vn/<cluster>/<name>` | volume id | volume names unique per cluster |
 //! | `cv/<cluster>/<volume>` | empty | the cluster's visible volumes |
 //! | `db/<device>/<brick>` | empty | the device's bricks |
+//! | `od/<finished, 16 hex>/<id>` | empty | finished operations, oldest first: the queue GC deletes from the front by age and by count without reading the records |
+//! | `meta/op_index` | empty | present once `od/` covers every finished operation (older stores are indexed by the first bounded GC) |
 
 pub const CLUSTER_PREFIX: &[u8] = b"c/";
 /// The cluster-wide admin state (`/admin`).
@@ -26,6 +28,8 @@ pub const BRICK_PREFIX: &[u8] = b"b/";
 pub const VOLUME_PREFIX: &[u8] = b"v/";
 pub const OP_PREFIX: &[u8] = b"o/";
 pub const PENDING_OPS: &[u8] = b"meta/pending_ops";
+pub const OP_DONE_PREFIX: &[u8] = b"od/";
+pub const OP_INDEX_MARK: &[u8] = b"meta/op_index";
 
 fn key(prefix: &[u8], id: &str) -> Vec<u8> {
     [prefix, id.as_bytes()].concat()
@@ -48,6 +52,17 @@ pub fn volume(id: &str) -> Vec<u8> {
 }
 pub fn op(id: &str) -> Vec<u8> {
     key(OP_PREFIX, id)
+}
+/// The finished-operation index key: fixed-width hex time first, so key order is age order.
+pub fn op_done(finished: u64, id: &str) -> Vec<u8> {
+    format!("od/{finished:016x}/{id}").into_bytes()
+}
+
+/// (finished, id) of an `od/` key.
+pub fn parse_op_done(key: &[u8]) -> Option<(u64, String)> {
+    let rest = key.strip_prefix(OP_DONE_PREFIX)?;
+    let (t, id) = std::str::from_utf8(rest).ok()?.split_once('/')?;
+    Some((u64::from_str_radix(t, 16).ok()?, id.to_string()))
 }
 pub fn manage_host(host: &str) -> Vec<u8> {
     key(b"hm/", host)

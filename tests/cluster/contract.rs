@@ -465,9 +465,22 @@ async fn admin_modes_logging_metrics_and_hello() {
         "heketi_operations_inFlight_count 0",
         "hekate_raft_term ",
         "hekate_raft_voters 3",
+        "hekate_rocksdb_memtable_bytes ",
+        "hekate_rocksdb_block_cache_bytes ",
+        "hekate_footprint_raft_log_entries ",
+        "hekate_footprint_retained_operations ",
     ] {
         assert!(text.contains(needle), "metrics lack {needle}:\n{text}");
     }
+    // The footprint gauges measure: the data directory holds at least the WAL of the writes above.
+    let gauge = |name: &str| -> f64 {
+        text.lines()
+            .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
+            .unwrap_or_else(|| panic!("no {name} in:\n{text}"))
+    };
+    assert!(gauge("hekate_footprint_data_dir_bytes") > 0.0);
+    assert!(gauge("hekate_footprint_data_dir_bytes") >= gauge("hekate_rocksdb_wal_bytes"));
+    assert!(gauge("hekate_footprint_resident_bytes") > 0.0);
     let devices = text
         .lines()
         .filter(|l| l.starts_with("heketi_device_size{"))
