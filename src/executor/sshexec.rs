@@ -308,7 +308,12 @@ impl Executor for SshExecutor {
             return Err(failed(&first));
         }
         let info = self.volume_info(host, &v.name).await?;
-        VolumeOwner::from_mark(info.mark.as_deref()).check(&v.name, &v.id)?;
+        let owner = VolumeOwner::from_mark(info.mark.as_deref());
+        // Unmarked on exactly this volume's bricks (named by its brick ids): an earlier
+        // attempt stopped between `volume create` and setting the mark; the sets below mark it.
+        if !(matches!(owner, VolumeOwner::Unmarked) && info.bricks == v.bricks) {
+            owner.check(&v.name, &v.id)?;
+        }
         if info.bricks != v.bricks {
             return Err(ExecError::Failed(format!(
                 "volume {} exists with other bricks",

@@ -364,11 +364,23 @@ async fn destroy_bricks(exec: &dyn Executor, ctx: &Ctx, bricks: &[BrickEntry]) -
 
 /// The check before anything changes on a node: the name is free on the nodes, or already
 /// Hekate's volume `id` (a resumed operation). A read; the refusal names the conflict.
-async fn name_is_free(exec: &dyn Executor, host: &str, name: &str, id: &str) -> Result<(), String> {
-    exec.volume_owner(host, name)
-        .await
-        .and_then(|o| o.check(name, id))
-        .map_err(|e| e.to_string())
+/// `ours`: the bricks this operation creates the volume on. A volume without the mark on
+/// exactly those bricks (paths named by this operation's brick ids) was made by an earlier
+/// attempt that stopped between `volume create` and setting the mark: it is this one.
+async fn name_is_free(
+    exec: &dyn Executor,
+    host: &str,
+    name: &str,
+    id: &str,
+    ours: Option<&[String]>,
+) -> Result<(), String> {
+    let owner = exec.volume_owner(host, name).await.map_err(|e| e.to_string())?;
+    if let (VolumeOwner::Unmarked, Some(bricks)) = (&owner, ours) {
+        if exec.volume_bricks(host, name).await.ok().as_deref() == Some(bricks) {
+            return Ok(());
+        }
+    }
+    owner.check(name, id).map_err(|e| e.to_string())
 }
 
 async fn volume_create(
@@ -380,12 +392,11 @@ async fn volume_create(
     let host = bricks.first().map(|b| ctx.manage(&b.node)).unwrap_or_default();
     // Nothing has changed on any node yet: a foreign volume of this name fails the operation
     // here, with nothing to undo.
-    name_is_free(exec, &host, &volume.name, &volume.id).await?;
+    let spec = volume_spec(volume, bricks, ctx);
+    name_is_free(exec, &host, &volume.name, &volume.id, Some(&spec.bricks)).await?;
     let result = async {
         create_bricks(exec, ctx, bricks, volume.gid).await?;
-        exec.volume_create(&host, &volume_spec(volume, bricks, ctx))
-            .await
-            .map_err(|e| e.to_string())
+        exec.volume_create(&host, &spec).await.map_err(|e| e.to_string())
     }
     .await;
     if let Err(e) = result {
@@ -507,7 +518,7 @@ async fn volume_clone(exec: &dyn Executor, ctx: &Ctx, clone: &VolumeEntry) -> Re
         Ok(o) => o.check(&src.name, &src.id).map_err(|e| e.to_string())?,
         Err(e) => return Err(e.to_string()),
     }
-    name_is_free(exec, &host, &clone.name, &clone.id).await?;
+    name_is_free(exec, &host, &clone.name, &clone.id, None).await?;
     let order = exec
         .volume_bricks(&host, &src.name)
         .await
