@@ -34,6 +34,15 @@ pub struct Reply {
 }
 
 impl Reply {
+    /// The `Location` header (a 202's `/queue/<id>`, a 303's resource), or "".
+    pub fn location(&self) -> String {
+        self.headers
+            .get("location")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_string()
+    }
+
     pub fn json(&self) -> anyhow::Result<serde_json::Value> {
         serde_json::from_str(&self.body).with_context(|| format!("not JSON: {}", self.body))
     }
@@ -84,12 +93,7 @@ impl Client {
             }
             return Err(ServerError(r.body.trim_end().to_string()).into());
         }
-        let loc = r
-            .headers
-            .get("location")
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or_default()
-            .to_string();
+        let loc = r.location();
         let started = std::time::Instant::now();
         let mut nap = Duration::from_millis(10);
         loop {
@@ -97,12 +101,7 @@ impl Client {
             match q.status {
                 200 | 503 => {}
                 303 => {
-                    let res = q
-                        .headers
-                        .get("location")
-                        .and_then(|v| v.to_str().ok())
-                        .unwrap_or_default()
-                        .to_string();
+                    let res = q.location();
                     let r = self.expect_ok(Method::GET, &res, None).await?;
                     return Ok(Some(r.json()?));
                 }

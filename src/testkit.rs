@@ -641,12 +641,7 @@ pub async fn run_async(
     if r.status != 202 {
         bail!("{method} {path}: {} {}", r.status, r.body.trim());
     }
-    let loc = r
-        .headers
-        .get("location")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or_default()
-        .to_string();
+    let loc = r.location();
     let done = wait_queue(c, &loc, Duration::from_secs(60)).await?;
     match done.status {
         303 => Ok(done

@@ -184,12 +184,7 @@ async fn run_op(
             _ => End::Failed,
         };
     }
-    let loc = r
-        .headers
-        .get("location")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or_default()
-        .to_string();
+    let loc = r.location();
     let deadline = Instant::now() + Duration::from_secs(90);
     while Instant::now() < deadline {
         match api.call(Method::GET, &loc, None).await {

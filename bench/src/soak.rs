@@ -170,20 +170,6 @@ fn rss_mib(pid: u32) -> f64 {
         .unwrap_or(0.0)
 }
 
-/// Bytes of the regular files under `dir` (what `du --apparent-size` counts).
-fn dir_bytes(dir: &Path) -> u64 {
-    let Ok(rd) = std::fs::read_dir(dir) else {
-        return 0;
-    };
-    rd.flatten()
-        .map(|e| match e.metadata() {
-            Ok(m) if m.is_dir() => dir_bytes(&e.path()),
-            Ok(m) => m.len(),
-            Err(_) => 0,
-        })
-        .sum()
-}
-
 /// The running `hekate dev` and the replicas' pids (a restarted replica is our child).
 struct Dev {
     dev: Child,
@@ -362,12 +348,7 @@ async fn run_op(
     if r.status != 202 {
         bail!("{m} {path}: {} {}", r.status, r.body.trim());
     }
-    let loc = r
-        .headers
-        .get("location")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or_default()
-        .to_string();
+    let loc = r.location();
     let deadline = Instant::now() + Duration::from_secs(60);
     let mut nap = Duration::from_millis(1);
     loop {
@@ -599,7 +580,7 @@ async fn drive(args: &SoakArgs, dev: Arc<Dev>, key: &str) -> anyhow::Result<Soak
             t_s: t,
             rss_mib: pids.iter().map(|p| rss_mib(*p)).collect(),
             data_dir_mib: (1..=3)
-                .map(|i| dir_bytes(&dev.data_dir(i)) as f64 / (1024.0 * 1024.0))
+                .map(|i| hekate_raft::db::dir_bytes(&dev.data_dir(i)) as f64 / (1024.0 * 1024.0))
                 .collect(),
             term,
             leader,

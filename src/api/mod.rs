@@ -97,16 +97,13 @@ impl AppState {
         &self,
         op: crate::state::model::Operation,
     ) -> Result<axum::response::Response, error::ApiError> {
+        let max_inflight = self.0.opts.policy.max_inflight as u64;
         let id = op.id.clone();
-        outcome(
-            self.replica()
-                .propose(&crate::state::Command::OpBeginLimited {
-                    op: Box::new(op),
-                    max_inflight: self.0.opts.policy.max_inflight as u64,
-                })
-                .await?,
-        )?;
-        Ok(respond::accepted(&format!("/queue/{id}")))
+        let cmd = crate::state::Command::OpBeginLimited {
+            op: Box::new(op),
+            max_inflight,
+        };
+        self.begin(&cmd, &id).await
     }
 
     /// Commits an operation and answers Heketi's 202 with `Location: /queue/{id}`.
@@ -115,11 +112,17 @@ impl AppState {
         op: crate::state::model::Operation,
     ) -> Result<axum::response::Response, error::ApiError> {
         let id = op.id.clone();
-        outcome(
-            self.replica()
-                .propose(&crate::state::Command::OpBegin { op: Box::new(op) })
-                .await?,
-        )?;
+        self.begin(&crate::state::Command::OpBegin { op: Box::new(op) }, &id)
+            .await
+    }
+
+    /// Proposes an operation's begin command and answers 202 `Location: /queue/{id}`.
+    async fn begin(
+        &self,
+        cmd: &crate::state::Command,
+        id: &str,
+    ) -> Result<axum::response::Response, error::ApiError> {
+        outcome(self.replica().propose(cmd).await?)?;
         Ok(respond::accepted(&format!("/queue/{id}")))
     }
 
