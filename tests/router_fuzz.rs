@@ -94,9 +94,11 @@ fn harness() -> &'static Harness {
                     .merge(api::forward::peer_entry(api_app, SECRET)),
             );
             // Ready: this replica leads and has applied an entry of its term.
-            while replica.ready().await.is_err() {
-                tokio::time::sleep(Duration::from_millis(20)).await;
-            }
+            hekate::testkit::wait_for(Duration::from_secs(30), "the replica to lead", || async {
+                replica.ready().await.ok()
+            })
+            .await
+            .unwrap();
             (app, replica)
         });
         Harness {
