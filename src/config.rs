@@ -144,6 +144,10 @@ pub struct SshExecConfig {
     /// Hekate: open a new SSH connection for every executor step instead of keeping one
     /// per node (only to measure what reuse buys; default false).
     pub connection_per_step: bool,
+    /// Hekate: a node whose sshd does not run `hekate-guard`: `require` (default, refuse to
+    /// run anything there) or `warn` (run with a loud error; migration only).
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub node_guard: String,
 }
 
 /// Hekate's own section: this replica's identity, storage, peers and timing. Its `Debug`
@@ -186,6 +190,9 @@ pub struct RaftConfig {
     /// (docs/footprint.md).
     #[serde(default = "default_memory_budget")]
     pub memory_budget_mib: u64,
+    /// Drills only: allow arming the runner's failpoints (`/internal/failpoints`).
+    #[serde(default)]
+    pub failpoints: bool,
 }
 
 /// `raft.tls`: the cluster CA and this replica's certificate (PEM files).
@@ -597,6 +604,12 @@ fn check_sshexec(s: Option<&SshExecConfig>) -> Result<(), ConfigError> {
                 "cannot read {}: {e} (host keys are verified against this file)",
                 s.known_hosts
             ),
+        ));
+    }
+    if !["", "require", "warn"].contains(&s.node_guard.as_str()) {
+        return Err(err(
+            "glusterfs.sshexec.node_guard",
+            format!("{:?} is neither \"require\" nor \"warn\"", s.node_guard),
         ));
     }
     if !s.port.is_empty() && s.port.parse::<u16>().ok().filter(|p| *p > 0).is_none() {

@@ -142,7 +142,11 @@ pub async fn run(
     })?;
     let exec = build_executor(&settings)?;
     let policy = Policy::from_config(&settings.file.glusterfs);
-    let runner = Runner::new(replica.clone(), exec.clone(), &policy);
+    let failpoints = Arc::new(crate::ops::failpoint::Failpoints::new(raft.failpoints));
+    if raft.failpoints {
+        tracing::warn!("raft.failpoints is set: drill failpoints can be armed on this replica");
+    }
+    let runner = Runner::new(replica.clone(), exec.clone(), &policy, failpoints.clone());
     let state = AppState::new(
         replica.clone(),
         StateOptions {
@@ -152,6 +156,7 @@ pub async fn run(
             policy,
             default_admin_state: settings.file.default_state.clone(),
             log: opts.log.clone(),
+            failpoints,
         },
     );
     let api_app = crate::listen::limit(api::router(state), crate::listen::RequestLimits::new(limits));
@@ -270,7 +275,7 @@ fn build_executor(settings: &Settings) -> anyhow::Result<Arc<dyn Executor>> {
 /// The SSH executor from `glusterfs.sshexec` (validated at config load).
 fn ssh_executor(settings: &Settings) -> anyhow::Result<Arc<dyn Executor>> {
     use crate::executor::commands::CmdConfig;
-    use crate::executor::ssh::{SshSettings, SshTransport};
+    use crate::executor::ssh::{NodeGuard, SshSettings, SshTransport};
     let s = settings.file.glusterfs.sshexec.clone().unwrap_or_default();
     let key = russh::keys::load_secret_key(&s.keyfile, None)
         .map_err(|e| anyhow::anyhow!("Unable to read private key file {}: {e}", s.keyfile))?;
@@ -290,6 +295,10 @@ fn ssh_executor(settings: &Settings) -> anyhow::Result<Arc<dyn Executor>> {
         sudo: s.sudo,
         connect_timeout: Duration::from_secs(10),
         connection_per_step: s.connection_per_step,
+        node_guard: match s.node_guard.as_str() {
+            "warn" => NodeGuard::Warn,
+            _ => NodeGuard::Require,
+        },
     });
     let d = CmdConfig::default();
     let or = |v: &str, dflt: &str| {

@@ -888,20 +888,47 @@ impl Netns {
     }
 }
 
+/// One line of a node guard's log (`deploy/node/hekate-guard --log`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GuardRecord {
+    /// When the guard decided, ns since the epoch.
+    pub at: u128,
+    pub cluster: String,
+    /// 0 when the command carried none.
+    pub term: u64,
+    /// `ok`, `refused` or `unfenced`.
+    pub verdict: String,
+    pub command: String,
+}
+
 impl TestbedEnv {
-    /// Node `node`'s record of the commands its sshd ran (`tests/testbed/cmdlog`): (start,
-    /// ns since the epoch; term, or 0 when none was sent; command).
-    pub fn command_log(&self, node: &str) -> Vec<(u128, u64, String)> {
+    /// Node `node`'s guard log: every command that reached its sshd, with its verdict.
+    pub fn guard_log(&self, node: &str) -> Vec<GuardRecord> {
         let text =
             std::fs::read_to_string(format!("{}/{node}/commands.log", self.state_dir)).unwrap_or_default();
         text.lines()
             .filter_map(|l| {
-                let mut it = l.splitn(3, ' ');
+                let mut it = l.splitn(5, ' ');
                 let (secs, micros) = it.next()?.split_once('.')?;
                 let at = secs.parse::<u128>().ok()? * 1_000_000_000 + micros.parse::<u128>().ok()? * 1000;
-                let term = it.next()?.parse().unwrap_or(0);
-                Some((at, term, format!("{node}: {}", it.next().unwrap_or_default())))
+                Some(GuardRecord {
+                    at,
+                    cluster: it.next()?.to_string(),
+                    term: it.next()?.parse().unwrap_or(0),
+                    verdict: it.next()?.to_string(),
+                    command: it.next().unwrap_or_default().to_string(),
+                })
             })
+            .collect()
+    }
+
+    /// Node `node`'s record of the commands it executed (the guard let them through): (start,
+    /// ns since the epoch; term; `node: command`).
+    pub fn command_log(&self, node: &str) -> Vec<(u128, u64, String)> {
+        self.guard_log(node)
+            .into_iter()
+            .filter(|r| r.verdict != "refused")
+            .map(|r| (r.at, r.term, format!("{node}: {}", r.command)))
             .collect()
     }
 }

@@ -81,6 +81,7 @@ fn harness() -> &'static Harness {
                     policy: Policy::from_config(&GlusterfsConfig::default()),
                     default_admin_state: String::new(),
                     log,
+                    failpoints: Arc::new(hekate::ops::failpoint::Failpoints::new(false)),
                 },
             );
             // As `hekate serve` builds it with the peer routes on the API listener.

@@ -127,7 +127,9 @@ pub struct DrillResults {
     /// The nodes' command record (every verb stamped with the leader's term).
     pub commands_recorded: usize,
     pub terms_seen: usize,
-    /// Commands of an older term that started after a newer term's first command.
+    /// Commands the nodes' guards refused (a deposed leader's, or sent without a token).
+    pub refused_by_nodes: usize,
+    /// Commands of an older term a node executed after that node had seen a newer term.
     pub fencing_violations: Vec<String>,
     /// At each change of term on the nodes: from the old terms' last command start to the
     /// new term's first (negative would be an overlap).
@@ -590,12 +592,27 @@ pub async fn run(args: DrillArgs) -> anyhow::Result<DrillResults> {
         ));
     }
     let log = MockExecutor::read_command_log(&c.mock_state_file().display().to_string());
-    let records: Vec<(u128, u64, String)> = log
+    // The node guard orders terms per node: each node's executed commands must be in term
+    // order; refused commands did not run.
+    let refused_by_nodes = log.iter().filter(|r| r.refused).count();
+    let hosts: std::collections::BTreeSet<&str> = log.iter().map(|r| r.host.as_str()).collect();
+    let (mut fencing_violations, mut gaps) = (Vec::new(), Vec::new());
+    for h in hosts {
+        let records: Vec<(u128, u64, String)> = log
+            .iter()
+            .filter(|r| r.host == h && !r.refused)
+            .map(|r| (r.at_ns, r.term, format!("{} on {}", r.verb, r.host)))
+            .collect();
+        let order = hekate::testkit::term_order(&records);
+        fencing_violations.extend(order.violations);
+        gaps.extend(order.handover_gaps_ms);
+    }
+    let terms_seen = log
         .iter()
-        .map(|r| (r.at_ns, r.term, format!("{} on {}", r.verb, r.host)))
-        .collect();
-    let order = hekate::testkit::term_order(&records);
-    let (terms_seen, fencing_violations, gaps) = (order.terms, order.violations, order.handover_gaps_ms);
+        .map(|r| r.term)
+        .filter(|t| *t > 0)
+        .collect::<std::collections::BTreeSet<_>>()
+        .len();
     let durations = l.durations_ms.clone();
     let ok = lost.is_empty()
         && reconcile_findings.is_empty()
@@ -646,6 +663,7 @@ pub async fn run(args: DrillArgs) -> anyhow::Result<DrillResults> {
         reconcile_findings,
         commands_recorded: log.len(),
         terms_seen,
+        refused_by_nodes,
         fencing_violations,
         term_handover_gap_ms: summarize(&gaps),
         invariants_ok: ok,

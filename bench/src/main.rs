@@ -6,6 +6,7 @@ mod micro;
 mod raft_bench;
 mod report;
 mod soak;
+mod stall;
 mod stats;
 mod testbed_bench;
 mod volume_bench;
@@ -37,6 +38,9 @@ enum Cmd {
     /// Footprint under churn: RSS and data directory of the dev cluster while volumes are
     /// created and deleted for `--minutes` (issue 16); writes bench/results/soak*.json.
     Soak(soak::SoakArgs),
+    /// Stalled-leader drill: the old leader sends after a new one took over; the nodes must
+    /// refuse it (issue 11). `--testbed` for the real nodes.
+    Stall(stall::StallArgs),
     /// In-process: brick placement time and state-machine apply throughput.
     Micro,
     /// Write docs/benchmarks.md and its plots from bench/results/*.json.
@@ -63,7 +67,18 @@ async fn main() -> anyhow::Result<()> {
         Cmd::Raft(a) => serde_json::to_value(raft_bench::run(a).await?)?,
         Cmd::Volumes(a) => serde_json::to_value(volume_bench::run(a).await?)?,
         Cmd::Drill(a) => serde_json::to_value(drill::run(a).await?)?,
+        Cmd::Testbed(a) if a.dead_node => serde_json::to_value(testbed_bench::run_dead_node(a).await?)?,
         Cmd::Testbed(a) => serde_json::to_value(testbed_bench::run(a).await?)?,
+        Cmd::Stall(a) => {
+            let r = stall::run(a).await?;
+            let ok = r.ok;
+            let v = serde_json::to_value(r)?;
+            if !ok {
+                println!("{}", serde_json::to_string_pretty(&v)?);
+                anyhow::bail!("stalled-leader drill: an invariant broke (see above)");
+            }
+            v
+        }
         Cmd::Soak(a) => {
             let restart = a.restart_leader_at.is_some();
             let r = soak::run(a).await?;

@@ -24,6 +24,30 @@ pub struct TestbedArgs {
     /// A new SSH connection for every executor step (what connection reuse buys).
     #[arg(long)]
     pub connection_per_step: bool,
+    /// Instead of the usual rounds: replica-2 creates and deletes on the first two nodes
+    /// (the last node set offline), first with every node up, then with the last node
+    /// powered off and its link down, while reconcile reads every node in a loop (issue 11:
+    /// one dead node must not slow commands to the others).
+    #[arg(long)]
+    pub dead_node: bool,
+}
+
+#[derive(Debug, Serialize)]
+pub struct DeadNodeResults {
+    pub dead_node: String,
+    pub alive: DeadNodePhase,
+    pub dead: DeadNodePhase,
+    /// dead p50 / alive p50, creates and deletes.
+    pub create_p50_ratio: f64,
+    pub delete_p50_ratio: f64,
+}
+
+#[derive(Debug, Serialize)]
+pub struct DeadNodePhase {
+    pub create: Summary,
+    pub delete: Summary,
+    /// The background reconciles that ran during the phase (each reads every node).
+    pub reconcile: Summary,
 }
 
 #[derive(Debug, Serialize)]
@@ -45,6 +69,122 @@ async fn create(api: &Client, name: &str) -> anyhow::Result<String> {
                       "durability": {"type": "replicate", "replicate": {"replica": 3}}});
     let loc = run_async(api, Method::POST, "/volumes", Some(&body)).await?;
     Ok(loc.unwrap_or_default())
+}
+
+/// Replica-2 create + delete rounds while a reconcile loop reads every node.
+async fn dead_node_phase(c: &ProcCluster, rounds: usize, tag: &str) -> anyhow::Result<DeadNodePhase> {
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let (st, rc) = (stop.clone(), c.client(2));
+    let recon = tokio::spawn(async move {
+        let mut times = Vec::new();
+        while !st.load(std::sync::atomic::Ordering::SeqCst) {
+            let t = Instant::now();
+            let _ = rc.call(Method::GET, "/reconcile", None).await;
+            times.push(ms(t));
+        }
+        times
+    });
+    let api = c.client(1);
+    let (mut creates, mut deletes) = (Vec::new(), Vec::new());
+    for r in 0..rounds {
+        let body = json!({"size": 1, "name": format!("{tag}{r}"),
+                          "durability": {"type": "replicate", "replicate": {"replica": 2}}});
+        let t = Instant::now();
+        let loc = run_async(&api, Method::POST, "/volumes", Some(&body))
+            .await?
+            .unwrap_or_default();
+        creates.push(ms(t));
+        let t = Instant::now();
+        run_async(&api, Method::DELETE, &loc, None).await?;
+        deletes.push(ms(t));
+        eprintln!(
+            "testbed {tag}: round {r}: create {:.0} ms, delete {:.0} ms",
+            creates[r], deletes[r]
+        );
+    }
+    stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    let reconciles = recon.await?;
+    Ok(DeadNodePhase {
+        create: summarize(&creates),
+        delete: summarize(&deletes),
+        reconcile: summarize(&reconciles),
+    })
+}
+
+fn testbed_sh(args: &[&str]) -> anyhow::Result<()> {
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/testbed/testbed.sh");
+    let out = std::process::Command::new("bash")
+        .arg(script)
+        .args(args)
+        .output()?;
+    anyhow::ensure!(
+        out.status.success(),
+        "testbed.sh {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    Ok(())
+}
+
+fn ip_link(dev: &str, state: &str) -> anyhow::Result<()> {
+    let out = std::process::Command::new("ip")
+        .args(["link", "set", dev, state])
+        .output()?;
+    anyhow::ensure!(
+        out.status.success(),
+        "ip link set {dev} {state}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    Ok(())
+}
+
+pub async fn run_dead_node(args: TestbedArgs) -> anyhow::Result<DeadNodeResults> {
+    let env = TestbedEnv::read()?;
+    anyhow::ensure!(env.nodes.len() >= 3, "the dead-node run needs 3 testbed nodes");
+    let tmp = tempfile::tempdir()?;
+    let mut spec = ClusterSpec::new(crate::hekate_binary(&args.hekate)?, 3);
+    spec.loglevel = "warning".into();
+    spec.shared_mock = false;
+    spec.glusterfs = env.glusterfs_config();
+    let mut c = ProcCluster::create(tmp.path(), spec)?;
+    c.start_all()?;
+    c.wait_ready(&c.ids(), Duration::from_secs(60)).await?;
+    let api = c.client(1);
+    let topo = json!({"clusters": [{"nodes": env.nodes.iter().enumerate().map(|(i, (_, ip, disks))| json!({
+        "node": {"hostnames": {"manage": [ip], "storage": [ip]}, "zone": i + 1},
+        "devices": disks.iter().map(|d| json!({"name": d})).collect::<Vec<_>>()})).collect::<Vec<_>>()}]});
+    hekate::testkit::load_topology(&api, &topo).await?;
+    // The last node leaves placement (offline), as an administrator does with a node he is
+    // about to service; the cluster still knows it, so reconcile reads it.
+    let (dead_name, dead_ip, _) = env.nodes.last().cloned().unwrap_or_default();
+    let topo = c.call_ok(1, Method::GET, "/topology", None).await?;
+    let dead_id = topo["clusters"][0]["nodes"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|n| n["hostnames"]["manage"][0] == dead_ip.as_str())
+        .and_then(|n| n["id"].as_str())
+        .unwrap_or_default()
+        .to_string();
+    hekate::testkit::set_state(&api, "nodes", &dead_id, "offline").await?;
+    let alive = dead_node_phase(&c, args.rounds, "alive").await?;
+    // Power off: the node's processes die and its link goes down (no answer at all, as a
+    // machine that lost power: connects run into their timeout).
+    let idx = env.nodes.len();
+    testbed_sh(&["poweroff", &dead_name])?;
+    ip_link(&format!("ht{idx}"), "down")?;
+    let dead = dead_node_phase(&c, args.rounds, "dead").await;
+    ip_link(&format!("ht{idx}"), "up")?;
+    testbed_sh(&["boot", &dead_name])?;
+    let dead = dead?;
+    hekate::testkit::set_state(&api, "nodes", &dead_id, "online").await?;
+    let ratio = |d: &Summary, a: &Summary| if a.p50_ms > 0.0 { d.p50_ms / a.p50_ms } else { 0.0 };
+    Ok(DeadNodeResults {
+        dead_node: dead_name,
+        create_p50_ratio: ratio(&dead.create, &alive.create),
+        delete_p50_ratio: ratio(&dead.delete, &alive.delete),
+        alive,
+        dead,
+    })
 }
 
 pub async fn run(args: TestbedArgs) -> anyhow::Result<TestbedResults> {

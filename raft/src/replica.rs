@@ -400,6 +400,11 @@ impl<A: Application> Replica<A> {
         Some((id, node))
     }
 
+    /// The current term as this replica knows it.
+    pub fn current_term(&self) -> u64 {
+        self.raft.metrics().borrow().current_term
+    }
+
     pub fn is_leader(&self) -> bool {
         let m = self.raft.metrics();
         let m = m.borrow();

@@ -2,6 +2,7 @@
 //! still hold bricks (state `offline` -> `failed`): every brick is planned a replacement up
 //! front (spec 5.6), and one operation moves them one by one, committing each move.
 
+use crate::executor::Executor;
 use std::collections::{BTreeMap, BTreeSet};
 
 use axum::body::Bytes;
@@ -46,7 +47,8 @@ async fn set_of(st: &AppState, v: &VolumeEntry, brick: &str) -> Result<Vec<Strin
         Ok((paths, host))
     })?;
     let order = st
-        .executor()
+        .fenced_executor()
+        .await?
         .volume_bricks(&host, &v.name)
         .await
         .map_err(|e| ApiError::Internal(e.to_string()))?;

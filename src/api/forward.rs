@@ -44,7 +44,7 @@ pub struct NotLeaderMarker;
 
 /// Paths answered by the replica that receives them.
 fn is_local(path: &str) -> bool {
-    is_open_path(path) || path == "/internal/logging"
+    is_open_path(path) || path == "/internal/logging" || path == "/internal/failpoints"
 }
 
 pub async fn layer(State(st): State<AppState>, req: Request, next: Next) -> Response {

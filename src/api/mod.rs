@@ -11,6 +11,7 @@ pub mod db;
 pub mod devices;
 pub mod error;
 pub mod evict;
+pub mod failpoints;
 pub mod footprint;
 pub mod forward;
 pub mod metrics;
@@ -58,6 +59,8 @@ pub struct StateOptions {
     /// `default_state` from the config, used until an admin state is committed.
     pub default_admin_state: String,
     pub log: Option<crate::server::LogControl>,
+    /// The runner's drill failpoints (`/internal/failpoints`).
+    pub failpoints: Arc<crate::ops::failpoint::Failpoints>,
 }
 
 impl AppState {
@@ -69,8 +72,17 @@ impl AppState {
         }))
     }
 
-    pub fn executor(&self) -> &dyn crate::executor::Executor {
-        self.0.opts.exec.as_ref()
+    /// The executor behind the fence (leadership confirmed with a quorum, the fencing token
+    /// on every command): the only way a handler reaches a node. Fails on a replica that
+    /// does not lead (handlers that need it run on the leader, after forwarding).
+    pub async fn fenced_executor(&self) -> Result<crate::ops::fence::Fenced, error::ApiError> {
+        crate::ops::fence::Fenced::acquire(self.0.opts.exec.clone(), self.replica().clone())
+            .await
+            .map_err(error::ApiError::from)
+    }
+
+    pub fn failpoints(&self) -> &crate::ops::failpoint::Failpoints {
+        &self.0.opts.failpoints
     }
 
     pub fn policy(&self) -> &policy::Policy {
@@ -194,6 +206,12 @@ pub fn router(st: AppState) -> Router {
         .route("/backup/db", get(db::backup))
         .route("/internal/state/examine/gluster", get(reconcile::examine))
         .route("/reconcile", get(reconcile::report).post(reconcile::repair))
+        .route(
+            "/internal/failpoints",
+            get(failpoints::get)
+                .put(failpoints::arm)
+                .delete(failpoints::clear),
+        )
         .fallback(|| async { error::ApiError::InvalidPath.into_response() })
         .method_not_allowed_fallback(|| async { respond::empty(StatusCode::METHOD_NOT_ALLOWED) })
         // The forward layer buffers bodies with per-path limits; no second limit here.

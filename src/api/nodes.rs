@@ -1,5 +1,6 @@
 //! `/nodes`: Heketi's node resource (spec 1.3).
 
+use crate::executor::Executor;
 use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
@@ -97,14 +98,13 @@ pub async fn add(State(st): State<AppState>, body: Bytes) -> Result<Response, Ap
     // The glusterd check (synchronous, as Heketi): a peer of the cluster, or the new node.
     let peer = first_online_peer(&st, &cluster.nodes)?;
     let new_manage = req.hostnames.manage[0].clone();
+    let exec = st.fenced_executor().await?;
     match &peer {
-        Some(host) => {
-            st.executor().glusterd_check(host).await.map_err(|_| {
-                ApiError::BadRequest("None of the nodes in cluster has glusterd running".into())
-            })?
-        }
-        None => st
-            .executor()
+        Some(host) => exec
+            .glusterd_check(host)
+            .await
+            .map_err(|_| ApiError::BadRequest("None of the nodes in cluster has glusterd running".into()))?,
+        None => exec
             .glusterd_check(&new_manage)
             .await
             .map_err(|_| ApiError::BadRequest("New Node doesn't have glusterd running".into()))?,

@@ -34,8 +34,15 @@ pub async fn readyz(State(st): State<AppState>) -> Response {
     }
 }
 
+/// The replica's Raft status plus the group's `identity` (the cluster part of the fencing
+/// token, for a node guard's `--clusters`; null until the first leader sets it).
 pub async fn status(State(st): State<AppState>) -> Response {
-    json(StatusCode::OK, &st.replica().status())
+    let mut v = serde_json::to_value(st.replica().status()).unwrap_or_default();
+    let identity = st.replica().read(|r| crate::state::identity(r)).ok().flatten();
+    if let Some(o) = v.as_object_mut() {
+        o.insert("identity".into(), serde_json::json!(identity));
+    }
+    json(StatusCode::OK, &v)
 }
 
 #[derive(Debug, Deserialize)]

@@ -76,6 +76,9 @@ pub struct MockHost {
     pub fstab: BTreeSet<String>,
     pub peers: BTreeSet<String>,
     pub glusterd_down: bool,
+    /// The node-side guard's record: the highest term seen per cluster identity.
+    #[serde(default)]
+    pub guard: BTreeMap<String, u64>,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
@@ -117,6 +120,8 @@ pub struct MockExecutor {
 pub struct CmdRecord {
     pub at_ns: u128,
     pub term: u64,
+    /// The node's guard refused it: not executed.
+    pub refused: bool,
     pub verb: String,
     pub host: String,
     /// The volume, or `vg/lv`, the verb names (empty for node-wide verbs).
@@ -220,7 +225,7 @@ impl MockExecutor {
         object: &str,
         f: impl FnOnce(&mut MockState) -> ExecResult<T>,
     ) -> ExecResult<T> {
-        self.record(verb, host, object);
+        let token = super::current_fence();
         let ms = self
             .cfg
             .latency_ms
@@ -231,12 +236,19 @@ impl MockExecutor {
         if ms > 0 {
             tokio::time::sleep(Duration::from_millis(ms)).await;
         }
-        for inj in &self.cfg.fail {
-            if (inj.verb == verb || inj.verb == "*") && (inj.host.is_empty() || inj.host == host) {
-                return Err(injected(verb, host, &inj.message));
-            }
-        }
         let (out, after) = self.with_state(|s| {
+            // The node's guard first, as on a real node: checked, recorded and the term
+            // raised under the node's lock, before anything else happens there.
+            let verdict = guard(s, verb, host, token.as_ref());
+            self.record(verb, host, object, token.as_ref(), verdict.is_err());
+            if let Err(e) = verdict {
+                return Ok((Err(e), None));
+            }
+            for inj in &self.cfg.fail {
+                if (inj.verb == verb || inj.verb == "*") && (inj.host.is_empty() || inj.host == host) {
+                    return Ok((Err(injected(verb, host, &inj.message)), None));
+                }
+            }
             let fired = s.faults.iter_mut().find_map(|fault| fault.fire(verb, host));
             match fired {
                 Some((err, false)) => Ok((Err(err), None)),
@@ -251,16 +263,17 @@ impl MockExecutor {
         }
     }
 
-    /// Appends `<unix ns> <term> <verb> <host> [object]` to the command log (the node-side
-    /// record a fencing drill reads): a file beside the shared state, or memory.
-    fn record(&self, verb: &str, host: &str, object: &str) {
+    /// Appends `<unix ns> <term> <ok|refused> <verb> <host> [object]` to the command log
+    /// (the node-side record a fencing drill reads): a file beside the shared state, or memory.
+    fn record(&self, verb: &str, host: &str, object: &str, token: Option<&super::FenceToken>, refused: bool) {
         let at = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| d.as_nanos())
             .unwrap_or(0);
         let rec = CmdRecord {
             at_ns: at,
-            term: super::current_term().unwrap_or(0),
+            term: token.map(|t| t.term).unwrap_or(0),
+            refused,
             verb: verb.to_string(),
             host: host.to_string(),
             object: object.to_string(),
@@ -275,8 +288,13 @@ impl MockExecutor {
         }
         use std::io::Write;
         let line = format!(
-            "{} {} {} {} {}\n",
-            rec.at_ns, rec.term, rec.verb, rec.host, rec.object
+            "{} {} {} {} {} {}\n",
+            rec.at_ns,
+            rec.term,
+            if rec.refused { "refused" } else { "ok" },
+            rec.verb,
+            rec.host,
+            rec.object
         );
         let path = format!("{}.cmdlog", self.cfg.state_file);
         // One O_APPEND write per record: concurrent writers never interleave within a line.
@@ -322,10 +340,11 @@ impl MockExecutor {
         let text = rotated + &current;
         text.lines()
             .filter_map(|l| {
-                let mut it = l.splitn(5, ' ');
+                let mut it = l.splitn(6, ' ');
                 Some(CmdRecord {
                     at_ns: it.next()?.parse().ok()?,
                     term: it.next()?.parse().ok()?,
+                    refused: it.next()? == "refused",
                     verb: it.next()?.to_string(),
                     host: it.next()?.to_string(),
                     object: it.next().unwrap_or_default().trim().to_string(),
@@ -414,12 +433,54 @@ impl MockExecutor {
     }
 }
 
+tokio::task_local! {
+    /// Set by [`MockExecutor::as_operator`]: verbs run as an operator logged in on his own
+    /// account would run them, past Hekate's guard (tests that plant orphans and drift).
+    static OPERATOR: ();
+}
+
+impl MockExecutor {
+    /// Runs `f`'s verbs as a node's operator (not Hekate): the guard does not apply, and
+    /// the command record shows them with term 0.
+    pub async fn as_operator<F: std::future::Future>(f: F) -> F::Output {
+        OPERATOR.scope((), f).await
+    }
+}
+
+/// The node-side guard (the mock's model of `deploy/node/hekate-guard`): a verb without a
+/// fencing token, or with a term older than the highest this host has seen for its cluster,
+/// is refused and changes nothing; a newer term is recorded.
+fn guard(s: &mut MockState, verb: &str, host: &str, token: Option<&super::FenceToken>) -> ExecResult<()> {
+    let Some(t) = token else {
+        if OPERATOR.try_with(|_| ()).is_ok() {
+            return Ok(());
+        }
+        return Err(super::unfenced(verb, host));
+    };
+    let highest = host_mut(s, host).guard.entry(t.cluster.clone()).or_insert(0);
+    if t.term < *highest {
+        return Err(ExecError::Fenced(format!(
+            "{}term {} of cluster {} is older than term {} seen on {host}: {verb} not executed",
+            super::GUARD_REFUSED_PREFIX,
+            t.term,
+            t.cluster,
+            *highest
+        )));
+    }
+    *highest = t.term;
+    Ok(())
+}
+
 fn host_mut<'a>(s: &'a mut MockState, host: &str) -> &'a mut MockHost {
     s.hosts.entry(host.to_string()).or_default()
 }
 
 #[async_trait]
 impl Executor for MockExecutor {
+    async fn claim(&self, host: &str) -> ExecResult<()> {
+        self.verb("claim", host, |_| Ok(())).await
+    }
+
     async fn glusterd_check(&self, host: &str) -> ExecResult<()> {
         self.verb("glusterd_check", host, |s| {
             if host_mut(s, host).glusterd_down {
@@ -840,6 +901,19 @@ mod tests {
 
     const VG: &str = "vg_0123456789abcdef0123456789abcdef";
 
+    /// Runs `f` as the fence would: every verb carries a fencing token.
+    async fn fenced<T>(f: impl std::future::Future<Output = T>) -> T {
+        super::super::FENCE
+            .scope(
+                super::super::FenceToken {
+                    cluster: "c".into(),
+                    term: 1,
+                },
+                f,
+            )
+            .await
+    }
+
     fn brick(id: &str) -> BrickSpec {
         BrickSpec {
             id: id.into(),
@@ -856,182 +930,233 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn command_log_is_bounded_in_memory_and_on_disk() {
-        let m = MockExecutor::new(MockConfig {
-            command_log_max: 10,
-            ..Default::default()
-        });
-        for i in 0..25 {
-            m.glusterd_check(&format!("h{i}")).await.unwrap();
-        }
-        let log = m.command_log();
-        assert_eq!(log.len(), 10);
-        assert_eq!(
-            (log[0].host.as_str(), log[9].host.as_str()),
-            ("h15", "h24"),
-            "the newest are kept, oldest first"
-        );
-
-        let dir = tempfile::tempdir().unwrap();
-        let state = dir.path().join("nodes.json").display().to_string();
-        let f = MockExecutor::new(MockConfig {
-            command_log_max: 10,
-            state_file: state.clone(),
-            ..Default::default()
-        });
-        for i in 0..200 {
-            f.glusterd_check(&format!("h{i}")).await.unwrap();
-        }
-        let log = f.command_log();
-        assert!((5..=20).contains(&log.len()), "{} records", log.len());
-        assert_eq!(log.last().unwrap().host, "h199");
+    async fn the_guard_refuses_stale_terms_and_unfenced_verbs() {
+        use super::super::{FenceToken, FENCE};
+        let m = MockExecutor::new(MockConfig::default());
+        let tok = |cluster: &str, term| FenceToken {
+            cluster: cluster.into(),
+            term,
+        };
+        FENCE.scope(tok("c", 5), m.glusterd_check("h")).await.unwrap();
+        let err = FENCE
+            .scope(tok("c", 4), m.peer_probe("h", "x"))
+            .await
+            .unwrap_err();
         assert!(
-            log.windows(2).all(|w| w[0].at_ns <= w[1].at_ns),
-            "oldest first across rotation"
+            matches!(&err, ExecError::Fenced(m) if m.contains("older than term 5")),
+            "{err}"
         );
+        let err = m.peer_probe("h", "x").await.unwrap_err();
+        assert!(
+            matches!(&err, ExecError::Fenced(m) if m.contains("no fencing token")),
+            "{err}"
+        );
+        assert!(
+            m.snapshot().unwrap().hosts["h"].peers.is_empty(),
+            "refused verbs changed nothing"
+        );
+        // Another cluster's identity has its own record.
+        FENCE.scope(tok("d", 1), m.peer_probe("h", "y")).await.unwrap();
+        FENCE.scope(tok("c", 6), m.peer_probe("h", "z")).await.unwrap();
+        let h = &m.snapshot().unwrap().hosts["h"];
+        assert_eq!(h.guard, [("c".to_string(), 6), ("d".to_string(), 1)].into());
+        let refused: Vec<_> = m.command_log().into_iter().filter(|r| r.refused).collect();
+        assert_eq!(refused.len(), 2, "{refused:?}");
+    }
+
+    #[tokio::test]
+    async fn command_log_is_bounded_in_memory_and_on_disk() {
+        fenced(async {
+            let m = MockExecutor::new(MockConfig {
+                command_log_max: 10,
+                ..Default::default()
+            });
+            for i in 0..25 {
+                m.glusterd_check(&format!("h{i}")).await.unwrap();
+            }
+            let log = m.command_log();
+            assert_eq!(log.len(), 10);
+            assert_eq!(
+                (log[0].host.as_str(), log[9].host.as_str()),
+                ("h15", "h24"),
+                "the newest are kept, oldest first"
+            );
+
+            let dir = tempfile::tempdir().unwrap();
+            let state = dir.path().join("nodes.json").display().to_string();
+            let f = MockExecutor::new(MockConfig {
+                command_log_max: 10,
+                state_file: state.clone(),
+                ..Default::default()
+            });
+            for i in 0..200 {
+                f.glusterd_check(&format!("h{i}")).await.unwrap();
+            }
+            let log = f.command_log();
+            assert!((5..=20).contains(&log.len()), "{} records", log.len());
+            assert_eq!(log.last().unwrap().host, "h199");
+            assert!(
+                log.windows(2).all(|w| w[0].at_ns <= w[1].at_ns),
+                "oldest first across rotation"
+            );
+        })
+        .await
     }
 
     #[tokio::test]
     async fn enforces_node_rules_and_is_idempotent() {
-        let m = MockExecutor::new(MockConfig {
-            device_size_gb: 2,
-            ..Default::default()
-        });
-        assert!(m.brick_create("h", &brick("b1")).await.is_err(), "no VG yet");
-        let d = m.device_setup("h", "/dev/sdb", VG, false).await.unwrap();
-        assert_eq!(d.total_kib, 2 << 20);
-        assert!(
-            m.device_setup("h", "/dev/sdb", VG, false).await.is_ok(),
-            "idempotent"
-        );
-        assert!(
-            m.device_setup("h", "/dev/sdb", "vg_d2", false).await.is_err(),
-            "PV in use"
-        );
-        m.brick_create("h", &brick("b1")).await.unwrap();
-        m.brick_create("h", &brick("b1")).await.unwrap();
-        let err = m.brick_create("h", &brick("b2")).await.unwrap_err();
-        assert!(err.to_string().contains("Insufficient free space"), "{err}");
-        let vol = VolumeSpec {
-            id: "v".into(),
-            name: "vol".into(),
-            bricks: vec![format!("s:{}", brick("b1").path())],
-            replica: None,
-            arbiter: false,
-            disperse: None,
-            options: vec![format!("{OWNER_OPTION} v")],
-        };
-        m.volume_create("h", &vol).await.unwrap();
-        assert_eq!(
-            m.volume_owner("h", "vol").await.unwrap(),
-            VolumeOwner::Marked("v".into())
-        );
-        let other = m.volume_destroy("h", "vol", "w").await.unwrap_err();
-        assert!(matches!(other, ExecError::Foreign(_)), "{other}");
-        assert!(m.brick_destroy("h", &brick("b1")).await.is_err(), "brick in use");
-        assert!(
-            m.device_teardown("h", "/dev/sdb", VG).await.is_err(),
-            "VG not empty"
-        );
-        m.volume_destroy("h", "vol", "v").await.unwrap();
-        m.volume_destroy("h", "vol", "v").await.unwrap();
-        assert!(m.brick_destroy("h", &brick("b1")).await.unwrap());
-        assert!(
-            m.brick_destroy("h", &brick("b1")).await.unwrap(),
-            "already gone is fine"
-        );
-        m.device_teardown("h", "/dev/sdb", VG).await.unwrap();
-        assert_eq!(m.snapshot().unwrap().hosts["h"], MockHost::default());
+        fenced(async {
+            let m = MockExecutor::new(MockConfig {
+                device_size_gb: 2,
+                ..Default::default()
+            });
+            assert!(m.brick_create("h", &brick("b1")).await.is_err(), "no VG yet");
+            let d = m.device_setup("h", "/dev/sdb", VG, false).await.unwrap();
+            assert_eq!(d.total_kib, 2 << 20);
+            assert!(
+                m.device_setup("h", "/dev/sdb", VG, false).await.is_ok(),
+                "idempotent"
+            );
+            assert!(
+                m.device_setup("h", "/dev/sdb", "vg_d2", false).await.is_err(),
+                "PV in use"
+            );
+            m.brick_create("h", &brick("b1")).await.unwrap();
+            m.brick_create("h", &brick("b1")).await.unwrap();
+            let err = m.brick_create("h", &brick("b2")).await.unwrap_err();
+            assert!(err.to_string().contains("Insufficient free space"), "{err}");
+            let vol = VolumeSpec {
+                id: "v".into(),
+                name: "vol".into(),
+                bricks: vec![format!("s:{}", brick("b1").path())],
+                replica: None,
+                arbiter: false,
+                disperse: None,
+                options: vec![format!("{OWNER_OPTION} v")],
+            };
+            m.volume_create("h", &vol).await.unwrap();
+            assert_eq!(
+                m.volume_owner("h", "vol").await.unwrap(),
+                VolumeOwner::Marked("v".into())
+            );
+            let other = m.volume_destroy("h", "vol", "w").await.unwrap_err();
+            assert!(matches!(other, ExecError::Foreign(_)), "{other}");
+            assert!(m.brick_destroy("h", &brick("b1")).await.is_err(), "brick in use");
+            assert!(
+                m.device_teardown("h", "/dev/sdb", VG).await.is_err(),
+                "VG not empty"
+            );
+            m.volume_destroy("h", "vol", "v").await.unwrap();
+            m.volume_destroy("h", "vol", "v").await.unwrap();
+            assert!(m.brick_destroy("h", &brick("b1")).await.unwrap());
+            assert!(
+                m.brick_destroy("h", &brick("b1")).await.unwrap(),
+                "already gone is fine"
+            );
+            m.device_teardown("h", "/dev/sdb", VG).await.unwrap();
+            let left = MockHost {
+                guard: Default::default(),
+                ..m.snapshot().unwrap().hosts["h"].clone()
+            };
+            assert_eq!(left, MockHost::default());
+        })
+        .await
     }
 
     #[tokio::test]
     async fn injected_failures_and_shared_file() {
-        let dir = tempfile::tempdir().unwrap();
-        let file = dir.path().join("mock.json").display().to_string();
-        let cfg = MockConfig {
-            state_file: file.clone(),
-            fail: vec![Injection {
-                verb: "peer_probe".into(),
-                host: "bad".into(),
-                message: "boom".into(),
-            }],
-            ..Default::default()
-        };
-        let a = MockExecutor::new(cfg.clone());
-        let b = MockExecutor::new(cfg);
-        assert_eq!(
-            a.peer_probe("bad", "x").await.unwrap_err(),
-            ExecError::Failed("boom".into())
-        );
-        a.device_setup("h", "/dev/sdb", VG, false).await.unwrap();
-        // Another process (executor) sees the same nodes.
-        assert!(b.device_setup("h", "/dev/sdb", "vg_d9", false).await.is_err());
-        assert!(MockExecutor::read_state_file(&file).unwrap().hosts["h"]
-            .vgs
-            .contains_key(VG));
+        fenced(async {
+            let dir = tempfile::tempdir().unwrap();
+            let file = dir.path().join("mock.json").display().to_string();
+            let cfg = MockConfig {
+                state_file: file.clone(),
+                fail: vec![Injection {
+                    verb: "peer_probe".into(),
+                    host: "bad".into(),
+                    message: "boom".into(),
+                }],
+                ..Default::default()
+            };
+            let a = MockExecutor::new(cfg.clone());
+            let b = MockExecutor::new(cfg);
+            assert_eq!(
+                a.peer_probe("bad", "x").await.unwrap_err(),
+                ExecError::Failed("boom".into())
+            );
+            a.device_setup("h", "/dev/sdb", VG, false).await.unwrap();
+            // Another process (executor) sees the same nodes.
+            assert!(b.device_setup("h", "/dev/sdb", "vg_d9", false).await.is_err());
+            assert!(MockExecutor::read_state_file(&file).unwrap().hosts["h"]
+                .vgs
+                .contains_key(VG));
+        })
+        .await
     }
 
     #[tokio::test]
     async fn foreign_volumes_and_bricks_are_left_alone() {
-        let m = MockExecutor::new(MockConfig::default());
-        m.device_setup("h", "/dev/sdb", VG, false).await.unwrap();
-        m.plant(|s| {
-            s.volumes.insert(
-                "heketidbstorage".into(),
-                MockVolume {
-                    id: "g".into(),
-                    bricks: vec!["h:/srv/db/brick".into()],
-                    started: true,
-                    options: Default::default(),
-                },
+        fenced(async {
+            let m = MockExecutor::new(MockConfig::default());
+            m.device_setup("h", "/dev/sdb", VG, false).await.unwrap();
+            m.plant(|s| {
+                s.volumes.insert(
+                    "heketidbstorage".into(),
+                    MockVolume {
+                        id: "g".into(),
+                        bricks: vec!["h:/srv/db/brick".into()],
+                        started: true,
+                        options: Default::default(),
+                    },
+                );
+            })
+            .unwrap();
+            assert_eq!(
+                m.volume_owner("h", "heketidbstorage").await.unwrap(),
+                VolumeOwner::Unmarked
+            );
+            assert_eq!(m.volume_owner("h", "nope").await.unwrap(), VolumeOwner::Absent);
+            let e = m.volume_destroy("h", "heketidbstorage", "v").await.unwrap_err();
+            assert!(e.to_string().starts_with(super::super::CONFLICT_PREFIX), "{e}");
+            let vol = VolumeSpec {
+                id: "v".into(),
+                name: "heketidbstorage".into(),
+                bricks: vec!["h:/srv/db/brick".into()],
+                replica: None,
+                arbiter: false,
+                disperse: None,
+                options: vec![],
+            };
+            assert!(matches!(
+                m.volume_create("h", &vol).await,
+                Err(ExecError::Foreign(_))
+            ));
+            assert!(matches!(
+                m.volume_clone("h", "x", "heketidbstorage", "v").await,
+                Err(ExecError::Foreign(_))
+            ));
+            // A brick outside Hekate's names is refused before the model is touched.
+            let mut b = brick("b1");
+            b.mount = Some("/srv/db".into());
+            assert!(matches!(
+                m.brick_destroy("h", &b).await,
+                Err(ExecError::Foreign(_))
+            ));
+            let mut b = brick("b1");
+            b.lv_name = Some("x;rm".into());
+            assert!(matches!(
+                m.brick_create("h", &b).await,
+                Err(ExecError::Foreign(_))
+            ));
+            assert!(m.snapshot().unwrap().volumes.contains_key("heketidbstorage"));
+            let log = m.command_log();
+            // The refused create and clone reached the (mock) node, which refused them; the
+            // destroy never did: its ownership read came first.
+            assert!(
+                !log.iter()
+                    .any(|r| r.object == "heketidbstorage" && r.verb == "volume_destroy"),
+                "{log:?}"
             );
         })
-        .unwrap();
-        assert_eq!(
-            m.volume_owner("h", "heketidbstorage").await.unwrap(),
-            VolumeOwner::Unmarked
-        );
-        assert_eq!(m.volume_owner("h", "nope").await.unwrap(), VolumeOwner::Absent);
-        let e = m.volume_destroy("h", "heketidbstorage", "v").await.unwrap_err();
-        assert!(e.to_string().starts_with(super::super::CONFLICT_PREFIX), "{e}");
-        let vol = VolumeSpec {
-            id: "v".into(),
-            name: "heketidbstorage".into(),
-            bricks: vec!["h:/srv/db/brick".into()],
-            replica: None,
-            arbiter: false,
-            disperse: None,
-            options: vec![],
-        };
-        assert!(matches!(
-            m.volume_create("h", &vol).await,
-            Err(ExecError::Foreign(_))
-        ));
-        assert!(matches!(
-            m.volume_clone("h", "x", "heketidbstorage", "v").await,
-            Err(ExecError::Foreign(_))
-        ));
-        // A brick outside Hekate's names is refused before the model is touched.
-        let mut b = brick("b1");
-        b.mount = Some("/srv/db".into());
-        assert!(matches!(
-            m.brick_destroy("h", &b).await,
-            Err(ExecError::Foreign(_))
-        ));
-        let mut b = brick("b1");
-        b.lv_name = Some("x;rm".into());
-        assert!(matches!(
-            m.brick_create("h", &b).await,
-            Err(ExecError::Foreign(_))
-        ));
-        assert!(m.snapshot().unwrap().volumes.contains_key("heketidbstorage"));
-        let log = m.command_log();
-        // The refused create and clone reached the (mock) node, which refused them; the
-        // destroy never did: its ownership read came first.
-        assert!(
-            !log.iter()
-                .any(|r| r.object == "heketidbstorage" && r.verb == "volume_destroy"),
-            "{log:?}"
-        );
+        .await
     }
 }

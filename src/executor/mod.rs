@@ -16,17 +16,45 @@ use std::collections::{BTreeMap, BTreeSet};
 use async_trait::async_trait;
 use serde::Serialize;
 
-tokio::task_local! {
-    /// The Raft term a verb runs under, set by the fence around every verb it lets through.
-    /// Executors stamp their node-side command record with it (the SSH executor sends it as
-    /// `HEKATE_TERM` in the channel's environment; the mock writes it to its command log),
-    /// so a drill can check that no command of an old term starts after a newer term's first.
-    pub static TERM: u64;
+/// What every command Hekate sends to a node carries: the Raft group's identity and the
+/// leader's term (the fencing token). The node-side guard (`deploy/node/hekate-guard`, or the
+/// mock's model of it) keeps the highest term it has seen per cluster and refuses older ones.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FenceToken {
+    /// The Raft group's identity (`state::identity`), so that several Hekate clusters can
+    /// share nodes and a cluster rebuilt from scratch starts a fresh term record.
+    pub cluster: String,
+    pub term: u64,
 }
 
-/// The term of the verb running in this task (see [`TERM`]), if any.
+tokio::task_local! {
+    /// The token a verb runs under, set only by the fence (`ops::fence::Fenced`) around every
+    /// verb it lets through. Executors refuse to send anything without one, so an executor
+    /// call that bypasses the fence fails instead of reaching a node unfenced.
+    pub(crate) static FENCE: FenceToken;
+}
+
+/// The fencing token of the verb running in this task, if any.
+pub fn current_fence() -> Option<FenceToken> {
+    FENCE.try_with(|t| t.clone()).ok()
+}
+
+/// The term of the verb running in this task (see [`FENCE`]), if any.
 pub fn current_term() -> Option<u64> {
-    TERM.try_with(|t| *t).ok()
+    FENCE.try_with(|t| t.term).ok()
+}
+
+/// Exit status of a command the node-side guard refused (fencing), with stderr starting
+/// with [`GUARD_REFUSED_PREFIX`]. Both must match: a command's own status 86 is not a refusal.
+pub const GUARD_REFUSED_STATUS: u32 = 86;
+pub const GUARD_REFUSED_PREFIX: &str = "hekate-guard: refused: ";
+
+/// The refusal a verb gets when it has no fencing token: a call that bypassed the fence.
+pub fn unfenced(verb: &str, host: &str) -> ExecError {
+    ExecError::Fenced(format!(
+        "{verb} on {host} has no fencing token (cluster identity and term): not sent. \
+         Every executor call must go through ops::fence::Fenced"
+    ))
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -41,6 +69,11 @@ pub enum ExecError {
     /// Hekate's LV names or mount root): nothing was done to it.
     #[error("{CONFLICT_PREFIX}{0}")]
     Foreign(String),
+    /// Not executed: the node's guard refused the command's term (a newer leader has acted
+    /// there), or the command had no fencing token. The runner stops and commits nothing;
+    /// the current leader resumes the operation.
+    #[error("fenced: {0}")]
+    Fenced(String),
 }
 
 /// How an operation's error starts when it failed because a name on the nodes belongs to
@@ -217,6 +250,10 @@ pub struct VolumeSpec {
 
 #[async_trait]
 pub trait Executor: Send + Sync + 'static {
+    /// Records the fence's term on the node's guard: from then on the node refuses every
+    /// command of an older term of this cluster, and the claim itself waits until commands
+    /// of older terms still running there have ended. Idempotent; cheap once done in a term.
+    async fn claim(&self, host: &str) -> ExecResult<()>;
     async fn glusterd_check(&self, host: &str) -> ExecResult<()>;
     async fn peer_probe(&self, host: &str, new_peer: &str) -> ExecResult<()>;
     async fn peer_detach(&self, host: &str, peer: &str) -> ExecResult<()>;

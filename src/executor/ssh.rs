@@ -3,10 +3,21 @@
 //! backoff; a timeout per command; host keys verified against a known_hosts file (an unknown
 //! or changed key is refused, naming the host and the key's fingerprint); public-key auth.
 //! The private key is never logged.
+//!
+//! Hosts are independent: each has its own slot, and connecting (with its retries, up to
+//! about 31 s for a dead node) holds only that host's lock, so one dead node never delays
+//! commands to the others.
+//!
+//! Every command carries the fencing token (`HEKATE_CLUSTER`, `HEKATE_TERM` in the session
+//! environment) and a command without one is not sent. Before the first command of a term
+//! on a host, the transport claims the host (`hekate-guard claim`): the node's guard records
+//! the term and the claim's answer proves the guard is there (`node_guard`: a node without it
+//! is refused, or used with a loud warning). A refusal by the guard comes back as
+//! [`ExecError::Fenced`] (stale term) or a plain failure naming the node's reason.
 
 use std::collections::HashMap;
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex as StdMutex};
 use std::time::Duration;
 
 use russh::client::{self, Handle};
@@ -15,7 +26,22 @@ use russh::ChannelMsg;
 use tokio::sync::{Mutex, Semaphore};
 
 use super::commands::shell_line;
-use super::{ExecError, ExecResult};
+use super::{ExecError, ExecResult, FenceToken, GUARD_REFUSED_PREFIX, GUARD_REFUSED_STATUS};
+
+/// Exit status of a command the guard refused for a reason other than a stale term (no or
+/// malformed token, an identity the node does not serve): a configuration error.
+pub const GUARD_MISCONFIGURED_STATUS: u32 = 87;
+
+/// What to do with a node whose sshd does not run `hekate-guard` (`sshexec.node_guard`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum NodeGuard {
+    /// Refuse to run anything there (the default).
+    #[default]
+    Require,
+    /// Run commands anyway, logging an error once per host and term (migration only: an
+    /// unguarded node executes a deposed leader's commands).
+    Warn,
+}
 
 /// Commands open on one connection at once.
 pub const CHANNELS_PER_HOST: usize = 8;
@@ -31,6 +57,7 @@ pub struct SshSettings {
     /// Drop the node's connection at the start of every executor step (benchmark of what
     /// connection reuse buys).
     pub connection_per_step: bool,
+    pub node_guard: NodeGuard,
 }
 
 impl std::fmt::Debug for SshSettings {
@@ -114,9 +141,38 @@ struct Conn {
     slots: Arc<Semaphore>,
 }
 
+/// Everything the transport keeps for one host; its locks are this host's alone.
+#[derive(Default)]
+struct HostSlot {
+    conn: StdMutex<Option<Arc<Conn>>>,
+    /// Held while connecting (with retries) to this host.
+    connecting: Mutex<()>,
+    /// The newest token this host's guard confirmed to this process.
+    claimed: StdMutex<Option<FenceToken>>,
+    /// Held while claiming this host.
+    claiming: Mutex<()>,
+}
+
+impl HostSlot {
+    fn live(&self) -> Option<Arc<Conn>> {
+        let c = self.conn.lock().unwrap_or_else(|e| e.into_inner());
+        c.as_ref().filter(|c| !c.handle.is_closed()).cloned()
+    }
+
+    fn forget(&self) {
+        *self.conn.lock().unwrap_or_else(|e| e.into_inner()) = None;
+    }
+
+    fn claimed_for(&self, t: &FenceToken) -> bool {
+        let c = self.claimed.lock().unwrap_or_else(|e| e.into_inner());
+        c.as_ref()
+            .is_some_and(|c| c.cluster == t.cluster && c.term >= t.term)
+    }
+}
+
 pub struct SshTransport {
     settings: SshSettings,
-    conns: Mutex<HashMap<String, Arc<Conn>>>,
+    hosts: StdMutex<HashMap<String, Arc<HostSlot>>>,
 }
 
 fn unreachable(host: &str, msg: impl std::fmt::Display) -> ExecError {
@@ -126,12 +182,37 @@ fn unreachable(host: &str, msg: impl std::fmt::Display) -> ExecError {
     }
 }
 
+/// The guard's answer to a claim: `hekate-guard <version> claimed <cluster> <term>`.
+fn claim_answer_ok(stdout: &str, t: &FenceToken) -> bool {
+    let words: Vec<&str> = stdout.split_whitespace().collect();
+    matches!(words.as_slice(), ["hekate-guard", _, "claimed", c, term] if *c == t.cluster && *term == t.term.to_string())
+}
+
+/// A guard's refusal, if `out` is one: a stale term is [`ExecError::Fenced`]; any other
+/// refusal (no token, an identity the node does not serve) fails with the node's reason.
+pub fn guard_refusal(host: &str, out: &Output) -> Option<ExecError> {
+    let why = out.stderr.trim();
+    if !why.starts_with(GUARD_REFUSED_PREFIX) {
+        return None;
+    }
+    match out.status {
+        Some(GUARD_REFUSED_STATUS) => Some(ExecError::Fenced(format!("{host}: {why}"))),
+        Some(GUARD_MISCONFIGURED_STATUS) => Some(ExecError::Failed(format!("{host}: {why}"))),
+        _ => None,
+    }
+}
+
 impl SshTransport {
     pub fn new(settings: SshSettings) -> SshTransport {
         SshTransport {
             settings,
-            conns: Mutex::new(HashMap::new()),
+            hosts: StdMutex::new(HashMap::new()),
         }
+    }
+
+    fn slot(&self, host: &str) -> Arc<HostSlot> {
+        let mut hosts = self.hosts.lock().unwrap_or_else(|e| e.into_inner());
+        hosts.entry(host.to_string()).or_default().clone()
     }
 
     async fn connect(&self, host: &str) -> ExecResult<Arc<Conn>> {
@@ -190,13 +271,14 @@ impl SshTransport {
     }
 
     /// The live connection to `host`, connecting (up to 3 tries, backing off) when needed.
-    async fn conn(&self, host: &str) -> ExecResult<Arc<Conn>> {
-        let mut conns = self.conns.lock().await;
-        if let Some(c) = conns.get(host) {
-            if !c.handle.is_closed() {
-                return Ok(c.clone());
-            }
-            conns.remove(host);
+    /// Only this host's lock is held while connecting.
+    async fn conn(&self, slot: &HostSlot, host: &str) -> ExecResult<Arc<Conn>> {
+        if let Some(c) = slot.live() {
+            return Ok(c);
+        }
+        let _connecting = slot.connecting.lock().await;
+        if let Some(c) = slot.live() {
+            return Ok(c); // another task connected meanwhile
         }
         let mut last = None;
         for attempt in 0..3u32 {
@@ -205,7 +287,7 @@ impl SshTransport {
             }
             match self.connect(host).await {
                 Ok(c) => {
-                    conns.insert(host.to_string(), c.clone());
+                    *slot.conn.lock().unwrap_or_else(|e| e.into_inner()) = Some(c.clone());
                     return Ok(c);
                 }
                 // A refused host key or login will not get better by retrying.
@@ -220,15 +302,110 @@ impl SshTransport {
     /// connects afresh (steps already running keep theirs).
     pub async fn begin_step(&self, host: &str) {
         if self.settings.connection_per_step {
-            self.conns.lock().await.remove(host);
+            self.slot(host).forget();
         }
     }
 
-    /// Runs one command (argv, quoted here, `sudo` prefixed when configured).
+    /// Runs one command (argv, quoted here, `sudo` prefixed when configured) under the
+    /// fencing token of the running verb; without one, nothing is sent.
     pub async fn run(&self, host: &str, argv: &[String], timeout: Duration) -> ExecResult<Output> {
-        let line = shell_line(argv, self.settings.sudo);
+        let Some(token) = super::current_fence() else {
+            return Err(super::unfenced(
+                argv.first().map(String::as_str).unwrap_or("a command"),
+                host,
+            ));
+        };
+        self.run_as(&token, host, argv, timeout).await
+    }
+
+    /// [`Self::run`] with an explicit token (the transport's own tests).
+    pub async fn run_as(
+        &self,
+        token: &FenceToken,
+        host: &str,
+        argv: &[String],
+        timeout: Duration,
+    ) -> ExecResult<Output> {
+        let slot = self.slot(host);
+        self.claim(&slot, token, host).await?;
+        let out = self
+            .send(&slot, token, host, &shell_line(argv, self.settings.sudo), timeout)
+            .await?;
+        match guard_refusal(host, &out) {
+            Some(e) => Err(e),
+            None => Ok(out),
+        }
+    }
+
+    /// Claims `host` for the running verb's token (the `claim` verb).
+    pub async fn claim_host(&self, host: &str) -> ExecResult<()> {
+        let Some(token) = super::current_fence() else {
+            return Err(super::unfenced("claim", host));
+        };
+        self.claim(&self.slot(host), &token, host).await
+    }
+
+    /// Claims `host` for `token` (once per host and term): the guard records the term, waits
+    /// for older terms' commands still running there, and answers; the answer proves the
+    /// guard is in place.
+    async fn claim(&self, slot: &HostSlot, token: &FenceToken, host: &str) -> ExecResult<()> {
+        if slot.claimed_for(token) {
+            return Ok(());
+        }
+        let _claiming = slot.claiming.lock().await;
+        if slot.claimed_for(token) {
+            return Ok(());
+        }
+        // The claim may wait for an older term's command (up to its own timeout).
+        let out = self
+            .send(
+                slot,
+                token,
+                host,
+                "hekate-guard claim",
+                Duration::from_secs(10 * 60),
+            )
+            .await?;
+        if let Some(e) = guard_refusal(host, &out) {
+            return Err(e);
+        }
+        if !(out.ok() && claim_answer_ok(&out.stdout, token)) {
+            let answer = format!(
+                "exit status {:?}: {}",
+                out.status,
+                out.error_text().chars().take(200).collect::<String>()
+            );
+            match self.settings.node_guard {
+                NodeGuard::Require => {
+                    return Err(ExecError::Failed(format!(
+                        "node {host} does not run hekate-guard ({answer}): install \
+                         deploy/node/hekate-guard as its sshd ForceCommand (deploy/README.md, \
+                         \"Node guard\"), or set glusterfs.sshexec.node_guard to \"warn\""
+                    )))
+                }
+                NodeGuard::Warn => tracing::error!(
+                    host,
+                    term = token.term,
+                    "node {host} does not run hekate-guard ({answer}): it will execute a deposed \
+                     leader's commands; node_guard is \"warn\""
+                ),
+            }
+        }
+        *slot.claimed.lock().unwrap_or_else(|e| e.into_inner()) = Some(token.clone());
+        Ok(())
+    }
+
+    /// Sends one command line with the token in the session environment.
+    async fn send(
+        &self,
+        slot: &HostSlot,
+        token: &FenceToken,
+        host: &str,
+        line: &str,
+        timeout: Duration,
+    ) -> ExecResult<Output> {
         for attempt in 0..2 {
-            let conn = self.conn(host).await?;
+            let conn = self.conn(slot, host).await?;
             let _slot = conn
                 .slots
                 .clone()
@@ -240,15 +417,18 @@ impl SshTransport {
                 Err(e) if attempt == 0 => {
                     // A stale connection: forget it and reconnect once.
                     tracing::debug!(host, "channel open failed ({e}); reconnecting");
-                    self.conns.lock().await.remove(host);
+                    slot.forget();
                     continue;
                 }
                 Err(e) => return Err(unreachable(host, e)),
             };
-            if let Some(term) = crate::executor::current_term() {
-                // For the node-side command record (sshd `AcceptEnv HEKATE_TERM`); a server
-                // that does not accept it ignores it.
-                let _ = ch.set_env(false, "HEKATE_TERM", term.to_string()).await;
+            // The fencing token, for the node's guard (sshd `AcceptEnv HEKATE_CLUSTER
+            // HEKATE_TERM`; a guard that does not get them refuses the command).
+            for (k, v) in [
+                ("HEKATE_CLUSTER", token.cluster.clone()),
+                ("HEKATE_TERM", token.term.to_string()),
+            ] {
+                ch.set_env(false, k, v).await.map_err(|e| unreachable(host, e))?;
             }
             ch.exec(true, line.as_bytes())
                 .await
@@ -278,16 +458,31 @@ impl SshTransport {
         Err(unreachable(host, "no usable connection"))
     }
 
-    /// Runs commands in order, stopping at the first failure (Heketi's batch).
+    /// Runs commands in order, stopping at the first failure (Heketi's batch), under the
+    /// running verb's fencing token.
     pub async fn batch(
         &self,
         host: &str,
         cmds: &[Vec<String>],
         timeout: Duration,
     ) -> ExecResult<Vec<Output>> {
+        let Some(token) = super::current_fence() else {
+            return Err(super::unfenced("a batch", host));
+        };
+        self.batch_as(&token, host, cmds, timeout).await
+    }
+
+    /// [`Self::batch`] with an explicit token (the transport's own tests).
+    pub async fn batch_as(
+        &self,
+        token: &FenceToken,
+        host: &str,
+        cmds: &[Vec<String>],
+        timeout: Duration,
+    ) -> ExecResult<Vec<Output>> {
         let mut outs = Vec::new();
         for c in cmds {
-            let o = self.run(host, c, timeout).await?;
+            let o = self.run_as(token, host, c, timeout).await?;
             if !o.ok() {
                 return Err(ExecError::Failed(o.error_text()));
             }

@@ -103,6 +103,10 @@ impl SshExecutor {
 
 #[async_trait]
 impl Executor for SshExecutor {
+    async fn claim(&self, host: &str) -> ExecResult<()> {
+        self.t.claim_host(host).await
+    }
+
     async fn glusterd_check(&self, host: &str) -> ExecResult<()> {
         self.t.begin_step(host).await;
         self.must(host, &self.c.glusterd_status(), BRICK)

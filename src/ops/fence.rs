@@ -1,15 +1,22 @@
-//! Fencing: the guarantee that a deposed leader never acts on the nodes. Every executor
-//! verb the runner issues goes through [`Fenced`], which first asks the replica to confirm,
-//! with a quorum, that it still leads in the term the operation started under
-//! ([`hekate_raft::Replica::fence`]). A replica that lost the majority, was superseded, or
-//! restarted believing an old vote gets no acknowledgement, so the verb is not sent; the
-//! wrapper remembers that it tripped and the runner then leaves the operation, uncommitted,
-//! to the current leader (which runs it again from the start; the verbs are idempotent).
+//! Fencing: the guarantee that a deposed leader never acts on the nodes. It has two parts.
 //!
-//! What remains: a verb already running on a node when leadership moves finishes there.
-//! Followers do not elect a new leader within the election timeout of their last
-//! acknowledgement, so a verb starts at most one election timeout after a confirmed quorum,
-//! and the new leader's re-run converges with whatever the old verb did.
+//! On the leader, every executor verb goes through [`Fenced`], which first asks the replica
+//! to confirm, with a quorum, that it still leads in the term the operation started under
+//! ([`hekate_raft::Replica::fence`]). A replica that lost the majority, was superseded, or
+//! restarted believing an old vote gets no acknowledgement, so the verb is not sent.
+//!
+//! On the node, every command carries a fencing token (the Raft group's identity and the
+//! term, [`FenceToken`]); the node's guard keeps the highest term it has seen per identity,
+//! durably, and refuses older ones (`deploy/node/hekate-guard`; the mock models it). A new
+//! leader claims every node before it runs anything (`Runner::claim_nodes`), and a claim
+//! waits for older terms' commands still running there. So a verb already sent when
+//! leadership moved, or one sent by a process that stalled between its quorum check and its
+//! send, is refused by the node once the new leader has been there. A refusal trips the
+//! fence: the runner stops and commits nothing, and the current leader resumes the
+//! operation (its verbs are idempotent). The whole argument: docs/design/operations.md.
+//!
+//! Only this module sets the token ([`FENCE`] is crate-private and scoped here), and the
+//! executors refuse a verb without one, so an executor call that bypasses the fence fails.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -20,40 +27,63 @@ use crate::api::HekateReplica;
 use std::collections::BTreeMap;
 
 use crate::executor::{
-    BrickSpec, DeviceInfo, ExecError, ExecResult, Executor, GlusterVolume, HealBrick, NodeInventory,
-    VolumeOwner, VolumeSpec, TERM,
+    BrickSpec, DeviceInfo, ExecError, ExecResult, Executor, FenceToken, GlusterVolume, HealBrick,
+    NodeInventory, VolumeOwner, VolumeSpec, FENCE,
 };
+use crate::ops::failpoint::Failpoints;
 
 pub struct Fenced {
     inner: Arc<dyn Executor>,
     replica: HekateReplica,
-    term: u64,
+    token: FenceToken,
     tripped: AtomicBool,
     /// Some verb let through could not reach its node (the operation is worth another attempt).
     remote_failed: AtomicBool,
+    failpoints: Option<Arc<Failpoints>>,
 }
 
 impl Fenced {
-    /// Confirms leadership now; the operation then runs under the returned fence.
+    /// Confirms leadership now; the operation then runs under the returned fence. Fails
+    /// until the group's identity is set (its first leader sets it, `Runner`).
     pub async fn acquire(
         inner: Arc<dyn Executor>,
         replica: HekateReplica,
     ) -> Result<Fenced, hekate_raft::ReplicaError> {
         let term = replica.fence(None).await?;
+        let cluster = replica
+            .read(|v| crate::state::identity(v))
+            .map_err(|e| hekate_raft::ReplicaError::Unavailable(e.to_string()))?
+            .ok_or_else(|| {
+                hekate_raft::ReplicaError::Unavailable(
+                    "the cluster's identity is not set yet (its leader sets it first)".into(),
+                )
+            })?;
         Ok(Fenced {
             inner,
             replica,
-            term,
+            token: FenceToken { cluster, term },
             tripped: AtomicBool::new(false),
             remote_failed: AtomicBool::new(false),
+            failpoints: None,
         })
     }
 
-    pub fn term(&self) -> u64 {
-        self.term
+    /// Drills: the runner's failpoints (a stall between the fence check and the send).
+    pub fn with_failpoints(mut self, failpoints: Arc<Failpoints>) -> Fenced {
+        self.failpoints = Some(failpoints);
+        self
     }
 
-    /// Whether some verb was refused because leadership of `term` could not be confirmed.
+    pub fn term(&self) -> u64 {
+        self.token.term
+    }
+
+    pub fn token(&self) -> &FenceToken {
+        &self.token
+    }
+
+    /// Whether some verb was refused because leadership of `term` could not be confirmed,
+    /// here or by a node's guard.
     pub fn tripped(&self) -> bool {
         self.tripped.load(Ordering::SeqCst)
     }
@@ -63,49 +93,67 @@ impl Fenced {
         self.remote_failed.swap(false, Ordering::SeqCst)
     }
 
-    /// Runs one verb: confirmed leadership first, then the verb stamped with the term.
-    async fn guard<T>(&self, verb: impl std::future::Future<Output = ExecResult<T>>) -> ExecResult<T> {
+    /// Runs one verb: confirmed leadership first, then the verb stamped with the token.
+    async fn guard<T>(
+        &self,
+        name: &str,
+        verb: impl std::future::Future<Output = ExecResult<T>>,
+    ) -> ExecResult<T> {
         self.check().await?;
-        let out = TERM.scope(self.term, verb).await;
-        // Only a lost node or connection is worth another attempt; a command that ran and
-        // failed (no such device, no space, Gluster refusing) would fail the same way.
-        if matches!(out, Err(ExecError::Unreachable { .. })) {
-            self.remote_failed.store(true, Ordering::SeqCst);
+        if let Some(fp) = &self.failpoints {
+            fp.before_send(name, self.token.term).await;
+        }
+        let out = FENCE.scope(self.token.clone(), verb).await;
+        match &out {
+            // Only a lost node or connection is worth another attempt; a command that ran
+            // and failed (no such device, no space, Gluster refusing) would fail the same way.
+            Err(ExecError::Unreachable { .. }) => self.remote_failed.store(true, Ordering::SeqCst),
+            Err(ExecError::Fenced(why)) => {
+                self.tripped.store(true, Ordering::SeqCst);
+                tracing::warn!(term = self.token.term, verb = name, "fenced by a node: {why}");
+            }
+            _ => {}
         }
         out
     }
 
     async fn check(&self) -> ExecResult<()> {
         if self.tripped() {
-            return Err(fenced(self.term, "an earlier step was fenced"));
+            return Err(fenced(self.token.term, "an earlier step was fenced"));
         }
-        match self.replica.fence(Some(self.term)).await {
+        match self.replica.fence(Some(self.token.term)).await {
             Ok(_) => Ok(()),
             Err(e) => {
                 self.tripped.store(true, Ordering::SeqCst);
-                tracing::warn!(term = self.term, "fenced: {e}");
-                Err(fenced(self.term, &e.to_string()))
+                tracing::warn!(term = self.token.term, "fenced: {e}");
+                Err(fenced(self.token.term, &e.to_string()))
             }
         }
     }
 }
 
 fn fenced(term: u64, why: &str) -> ExecError {
-    ExecError::Failed(format!(
+    ExecError::Fenced(format!(
         "not executed: leadership of term {term} not confirmed ({why})"
     ))
 }
 
 #[async_trait]
 impl Executor for Fenced {
+    async fn claim(&self, host: &str) -> ExecResult<()> {
+        self.guard("claim", self.inner.claim(host)).await
+    }
     async fn glusterd_check(&self, host: &str) -> ExecResult<()> {
-        self.guard(self.inner.glusterd_check(host)).await
+        self.guard("glusterd_check", self.inner.glusterd_check(host))
+            .await
     }
     async fn peer_probe(&self, host: &str, new_peer: &str) -> ExecResult<()> {
-        self.guard(self.inner.peer_probe(host, new_peer)).await
+        self.guard("peer_probe", self.inner.peer_probe(host, new_peer))
+            .await
     }
     async fn peer_detach(&self, host: &str, peer: &str) -> ExecResult<()> {
-        self.guard(self.inner.peer_detach(host, peer)).await
+        self.guard("peer_detach", self.inner.peer_detach(host, peer))
+            .await
     }
     async fn device_setup(
         &self,
@@ -114,38 +162,50 @@ impl Executor for Fenced {
         vg: &str,
         destroydata: bool,
     ) -> ExecResult<DeviceInfo> {
-        self.guard(self.inner.device_setup(host, device, vg, destroydata))
-            .await
+        self.guard(
+            "device_setup",
+            self.inner.device_setup(host, device, vg, destroydata),
+        )
+        .await
     }
     async fn device_teardown(&self, host: &str, device: &str, vg: &str) -> ExecResult<()> {
-        self.guard(self.inner.device_teardown(host, device, vg)).await
+        self.guard("device_teardown", self.inner.device_teardown(host, device, vg))
+            .await
     }
     async fn device_info(&self, host: &str, vg: &str) -> ExecResult<DeviceInfo> {
-        self.guard(self.inner.device_info(host, vg)).await
+        self.guard("device_info", self.inner.device_info(host, vg)).await
     }
     async fn brick_create(&self, host: &str, brick: &BrickSpec) -> ExecResult<()> {
-        self.guard(self.inner.brick_create(host, brick)).await
+        self.guard("brick_create", self.inner.brick_create(host, brick))
+            .await
     }
     async fn brick_destroy(&self, host: &str, brick: &BrickSpec) -> ExecResult<bool> {
-        self.guard(self.inner.brick_destroy(host, brick)).await
+        self.guard("brick_destroy", self.inner.brick_destroy(host, brick))
+            .await
     }
     async fn volume_create(&self, host: &str, vol: &VolumeSpec) -> ExecResult<()> {
-        self.guard(self.inner.volume_create(host, vol)).await
+        self.guard("volume_create", self.inner.volume_create(host, vol))
+            .await
     }
     async fn volume_expand(&self, host: &str, vol: &VolumeSpec, new_bricks: &[String]) -> ExecResult<()> {
-        self.guard(self.inner.volume_expand(host, vol, new_bricks)).await
+        self.guard("volume_expand", self.inner.volume_expand(host, vol, new_bricks))
+            .await
     }
     async fn volume_destroy(&self, host: &str, name: &str, id: &str) -> ExecResult<()> {
-        self.guard(self.inner.volume_destroy(host, name, id)).await
+        self.guard("volume_destroy", self.inner.volume_destroy(host, name, id))
+            .await
     }
     async fn volume_owner(&self, host: &str, name: &str) -> ExecResult<VolumeOwner> {
-        self.guard(self.inner.volume_owner(host, name)).await
+        self.guard("volume_owner", self.inner.volume_owner(host, name))
+            .await
     }
     async fn replace_brick(&self, host: &str, volume: &str, old: &str, new: &str) -> ExecResult<()> {
-        self.guard(self.inner.replace_brick(host, volume, old, new)).await
+        self.guard("replace_brick", self.inner.replace_brick(host, volume, old, new))
+            .await
     }
     async fn volume_bricks(&self, host: &str, volume: &str) -> ExecResult<Vec<String>> {
-        self.guard(self.inner.volume_bricks(host, volume)).await
+        self.guard("volume_bricks", self.inner.volume_bricks(host, volume))
+            .await
     }
     async fn volume_clone(
         &self,
@@ -154,16 +214,19 @@ impl Executor for Fenced {
         clone: &str,
         clone_id: &str,
     ) -> ExecResult<Vec<(String, String)>> {
-        self.guard(self.inner.volume_clone(host, volume, clone, clone_id))
-            .await
+        self.guard(
+            "volume_clone",
+            self.inner.volume_clone(host, volume, clone, clone_id),
+        )
+        .await
     }
     async fn heal_info(&self, host: &str, volume: &str) -> ExecResult<Vec<HealBrick>> {
-        self.guard(self.inner.heal_info(host, volume)).await
+        self.guard("heal_info", self.inner.heal_info(host, volume)).await
     }
     async fn inventory(&self, host: &str) -> ExecResult<NodeInventory> {
-        self.guard(self.inner.inventory(host)).await
+        self.guard("inventory", self.inner.inventory(host)).await
     }
     async fn volumes(&self, host: &str) -> ExecResult<BTreeMap<String, GlusterVolume>> {
-        self.guard(self.inner.volumes(host)).await
+        self.guard("volumes", self.inner.volumes(host)).await
     }
 }

@@ -3,5 +3,6 @@
 //! ([`exec`]) behind the leadership [`fence`], and commits the result (finish, or fail after cleaning up on the nodes).
 
 pub mod exec;
+pub mod failpoint;
 pub mod fence;
 pub mod runner;

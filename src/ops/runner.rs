@@ -1,9 +1,16 @@
 //! The leader-only runner: while this replica leads, every pending operation in the
 //! replicated state is executed once per leadership, its result committed as `OpFinish` or
 //! `OpFail`. A new leader finds the operations its predecessor left pending and runs them
-//! again from the start (their steps are idempotent). Every step is fenced: it is sent only
-//! after a quorum confirmed this replica still leads in the operation's term. Also garbage-collects finished queue
-//! entries through a committed `OpGcBounded` (by age and by count).
+//! again from the start (their steps are idempotent). Every step is fenced (`fence`): sent
+//! only after a quorum confirmed this replica still leads in the operation's term, and
+//! carrying the term to the node's guard.
+//!
+//! At the start of each term the runner sets the group's identity if it has none (the first
+//! leader) and claims every node (the guard records the new term there, so the previous
+//! leader's late commands are refused). An operation's end is committed only after that
+//! claim round: the end frees names and space, and a node not yet claimed could still run a
+//! deposed leader's command against them. Also garbage-collects finished queue entries
+//! through a committed `OpGcBounded` (by age and by count).
 
 use std::collections::BTreeSet;
 use std::sync::{Arc, Mutex};
@@ -13,6 +20,7 @@ use crate::api::policy::Policy;
 use crate::api::HekateReplica;
 use crate::executor::Executor;
 use crate::ops::exec::{self, Ctx};
+use crate::ops::failpoint::Failpoints;
 use crate::ops::fence::Fenced;
 use crate::state::model::{Eviction, ExecReport, OpPlan, OpStatus, Operation};
 use crate::state::{self, Command};
@@ -27,11 +35,22 @@ pub struct Runner {
     reconcile_first: Duration,
     reconcile_every: Option<Duration>,
     reconciling: std::sync::atomic::AtomicBool,
+    failpoints: Arc<Failpoints>,
+    /// The term whose claim round has ended (every node claimed, or found unreachable).
+    claimed: tokio::sync::watch::Sender<u64>,
+    /// The term whose claim round was started.
+    claiming: std::sync::atomic::AtomicU64,
 }
 
 /// How often the leader proposes the queue GC. Between two runs at most `GC_EVERY` times the
 /// operation rate is retained beyond the count bound (2,000 at 200 operations/s).
 const GC_EVERY: Duration = Duration::from_secs(10);
+
+/// How long the claim round waits for one node: a dead node (or one still running a long
+/// command of an older term) must not hold back every operation's end for the whole SSH
+/// connect budget (three tries of 10 s). Such a node is claimed by the first command that
+/// reaches it; docs/design/operations.md ("Fencing") has what this leaves open.
+const CLAIM_BOUND: Duration = Duration::from_secs(10);
 
 /// An evicting runner lost leadership between steps: leave the operation to the next leader.
 const STOP: &str = "\u{0}stop";
@@ -41,7 +60,12 @@ fn now() -> u64 {
 }
 
 impl Runner {
-    pub fn new(replica: HekateReplica, exec: Arc<dyn Executor>, policy: &Policy) -> Arc<Runner> {
+    pub fn new(
+        replica: HekateReplica,
+        exec: Arc<dyn Executor>,
+        policy: &Policy,
+        failpoints: Arc<Failpoints>,
+    ) -> Arc<Runner> {
         Arc::new(Runner {
             replica,
             exec,
@@ -52,6 +76,9 @@ impl Runner {
             reconcile_first: Duration::from_secs(policy.reconcile_first_secs),
             reconcile_every: policy.reconcile_every_secs.map(Duration::from_secs),
             reconciling: Default::default(),
+            failpoints,
+            claimed: tokio::sync::watch::channel(0).0,
+            claiming: Default::default(),
         })
     }
 
@@ -66,6 +93,7 @@ impl Runner {
         let mut next_reconcile = std::time::Instant::now() + self.reconcile_first;
         loop {
             if self.replica.is_leader() {
+                self.start_term().await;
                 self.dispatch();
                 if let Some(every) = self.reconcile_every {
                     if std::time::Instant::now() >= next_reconcile {
@@ -89,6 +117,96 @@ impl Runner {
                 _ = tokio::time::sleep(Duration::from_millis(500)) => {}
                 _ = stop.changed() => return,
             }
+        }
+    }
+
+    /// Once per term: the group's identity (set by its first leader), then the claim round.
+    async fn start_term(self: &Arc<Self>) {
+        use std::sync::atomic::Ordering;
+        match self.replica.read(|v| state::identity(v)) {
+            Ok(Some(_)) => {}
+            Ok(None) => {
+                let set = Command::SetIdentity {
+                    id: crate::ids::new_id(),
+                };
+                match self.replica.propose(&set).await {
+                    Ok(_) => tracing::info!("cluster identity set"),
+                    Err(e) => tracing::info!("cluster identity not set yet: {e}"),
+                }
+                return;
+            }
+            Err(e) => {
+                tracing::error!("runner cannot read the cluster identity: {e}");
+                return;
+            }
+        }
+        let term = self.replica.current_term();
+        if self.claiming.swap(term, Ordering::SeqCst) == term {
+            return;
+        }
+        let me = self.clone();
+        tokio::spawn(async move {
+            if let Err(e) = me.claim_nodes(term).await {
+                tracing::info!(term, "claim round not done: {e}");
+                // Let the next turn of the loop start it again.
+                let _ = me
+                    .claiming
+                    .compare_exchange(term, 0, Ordering::SeqCst, Ordering::SeqCst);
+            }
+        });
+    }
+
+    /// Claims every node for this term, in parallel (each host's connection is its own: a
+    /// dead node costs only its own connect timeout). Unreachable nodes are logged; they are
+    /// claimed by the first command that reaches them.
+    async fn claim_nodes(&self, term: u64) -> Result<(), String> {
+        let fenced = Fenced::acquire(self.exec.clone(), self.replica.clone())
+            .await
+            .map_err(|e| e.to_string())?;
+        if fenced.term() != term {
+            return Err(format!("term moved to {}", fenced.term()));
+        }
+        let hosts = self
+            .replica
+            .read(|v| state::manage_hosts(v))
+            .map_err(|e| e.to_string())?;
+        let results = futures::future::join_all(hosts.iter().map(|h| async {
+            tokio::time::timeout(CLAIM_BOUND, fenced.claim(h))
+                .await
+                .unwrap_or_else(|_| {
+                    Err(crate::executor::ExecError::Unreachable {
+                        host: h.clone(),
+                        msg: format!("no claim answer within {CLAIM_BOUND:?}"),
+                    })
+                })
+        }))
+        .await;
+        if fenced.tripped() {
+            return Err("fenced while claiming".into());
+        }
+        let mut unclaimed = 0;
+        for (h, r) in hosts.iter().zip(results) {
+            if let Err(e) = r {
+                unclaimed += 1;
+                tracing::warn!(host = %h, term, "node not claimed: {e}");
+            }
+        }
+        tracing::info!(term, nodes = hosts.len(), unclaimed, "claim round done");
+        self.claimed.send_modify(|t| *t = (*t).max(term));
+        Ok(())
+    }
+
+    /// Waits until this term's claim round has ended (false if leadership moved first).
+    async fn claim_round_done(&self, term: u64) -> bool {
+        let mut rx = self.claimed.subscribe();
+        loop {
+            if *rx.borrow_and_update() >= term {
+                return true;
+            }
+            if self.replica.current_term() != term || !self.replica.is_leader() {
+                return false;
+            }
+            let _ = tokio::time::timeout(Duration::from_millis(200), rx.changed()).await;
         }
     }
 
@@ -156,7 +274,7 @@ impl Runner {
         // Confirm leadership with a quorum before touching any node, and before every
         // verb after that (see `fence`).
         let fenced = match Fenced::acquire(self.exec.clone(), self.replica.clone()).await {
-            Ok(f) => f,
+            Ok(f) => f.with_failpoints(self.failpoints.clone()),
             Err(e) => {
                 tracing::info!(op = id, "not running operation: leadership not confirmed ({e})");
                 return;
@@ -211,6 +329,14 @@ impl Runner {
             }
             other => other,
         };
+        // The end frees names and space: not before every node refuses the older terms.
+        if !self.claim_round_done(fenced.term()).await {
+            tracing::info!(
+                op = id,
+                "leadership moved before the claim round ended; the next leader resumes it"
+            );
+            return;
+        }
         let cmd = match result {
             Ok(report) => Command::OpFinish {
                 id: id.to_string(),

@@ -49,6 +49,9 @@ pub enum Command {
     /// Forget finished operations older than `before` (Unix seconds) and all but the newest
     /// `keep` finished ones: retention by time and by count (docs/footprint.md).
     OpGcBounded { before: u64, keep: u64 },
+    /// Set the Raft group's identity (the cluster part of every fencing token) if it has
+    /// none: proposed by the first leader with a fresh id, never changed after.
+    SetIdentity { id: String },
 }
 
 /// What applying a command did. Refusals are values: every replica refuses identically.
@@ -114,6 +117,19 @@ pub fn apply(cmd: Command, txn: &mut Txn<'_>) -> Result<Outcome, StoreError> {
             txn.put(keys::ADMIN_STATE.to_vec(), state.into_bytes());
             Ok(Outcome::Done)
         }
+        Command::SetIdentity { id } => match super::identity(txn)? {
+            Some(have) if have == id => Ok(Outcome::Done),
+            Some(have) => Ok(Outcome::Conflict(format!(
+                "the cluster's identity is already {have}"
+            ))),
+            None if !crate::validate::is_uuid(&id) => {
+                Ok(Outcome::Invalid(format!("identity {id:?} is not a 32-hex id")))
+            }
+            None => {
+                txn.put(keys::IDENTITY.to_vec(), id.into_bytes());
+                Ok(Outcome::Done)
+            }
+        },
     }
 }
 

@@ -17,6 +17,7 @@
 //! | `cv/<cluster>/<volume>` | empty | the cluster's visible volumes |
 //! | `db/<device>/<brick>` | empty | the device's bricks |
 //! | `od/<finished, 16 hex>/<id>` | empty | finished operations, oldest first: the queue GC deletes from the front by age and by count without reading the records |
+//! | `meta/identity` | text | the Raft group's identity, set once by its first leader: the fencing token's cluster part (node-side guard) |
 //! | `meta/op_index` | empty | present once `od/` covers every finished operation (older stores are indexed by the first bounded GC) |
 
 pub const CLUSTER_PREFIX: &[u8] = b"c/";
@@ -30,6 +31,8 @@ pub const OP_PREFIX: &[u8] = b"o/";
 pub const PENDING_OPS: &[u8] = b"meta/pending_ops";
 pub const OP_DONE_PREFIX: &[u8] = b"od/";
 pub const OP_INDEX_MARK: &[u8] = b"meta/op_index";
+/// The Raft group's identity (fencing tokens).
+pub const IDENTITY: &[u8] = b"meta/identity";
 
 fn key(prefix: &[u8], id: &str) -> Vec<u8> {
     [prefix, id.as_bytes()].concat()

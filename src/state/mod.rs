@@ -84,6 +84,20 @@ pub fn device_brick_ids(r: &impl StateReader, device: &str) -> Result<Vec<String
     ids(r, &keys::device_brick_prefix(device))
 }
 
+/// The Raft group's identity, once its first leader has set it (`Command::SetIdentity`).
+pub fn identity(r: &impl StateReader) -> Result<Option<String>, StoreError> {
+    Ok(r.get(keys::IDENTITY)?
+        .map(|v| String::from_utf8_lossy(&v).into_owned()))
+}
+
+/// Every node's manage host, sorted and without repeats (the runner claims them all).
+pub fn manage_hosts(r: &impl StateReader) -> Result<Vec<String>, StoreError> {
+    let nodes: Vec<NodeEntry> = all(r, keys::NODE_PREFIX)?;
+    let hosts: std::collections::BTreeSet<String> =
+        nodes.iter().map(|n| n.manage_host().to_string()).collect();
+    Ok(hosts.into_iter().collect())
+}
+
 /// All cluster ids, sorted.
 pub fn cluster_ids(r: &impl StateReader) -> Result<Vec<String>, StoreError> {
     ids(r, keys::CLUSTER_PREFIX)

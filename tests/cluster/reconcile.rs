@@ -113,7 +113,10 @@ async fn reconcile_reports_orphans_and_drift_and_repairs_them() {
         gid: 0,
         arbiter: false,
     };
-    mock.brick_create("node1", &spec).await.unwrap();
+    // Behind Hekate's back (an operator's own login, past the guard).
+    MockExecutor::as_operator(mock.brick_create("node1", &spec))
+        .await
+        .unwrap();
     // An orphan volume carries Hekate's mark with an id the state does not have (a volume
     // Hekate made and lost track of); an unmarked one would be foreign, never repaired.
     let orphan_vol_id = "fedcba9876543210fedcba9876543210";
@@ -126,9 +129,13 @@ async fn reconcile_reports_orphans_and_drift_and_repairs_them() {
         disperse: None,
         options: vec![format!("user.heketi.id {orphan_vol_id}")],
     };
-    mock.volume_create("node1", &orphan_vol).await.unwrap();
+    MockExecutor::as_operator(mock.volume_create("node1", &orphan_vol))
+        .await
+        .unwrap();
     let lost_id = lost.rsplit('/').next().unwrap();
-    mock.volume_destroy("node1", "lost", lost_id).await.unwrap();
+    MockExecutor::as_operator(mock.volume_destroy("node1", "lost", lost_id))
+        .await
+        .unwrap();
 
     let r = reconcile(&c, false).await;
     let found = kinds(&r);

@@ -130,8 +130,10 @@ StrictModes no
 UseDNS no
 MaxStartups 200:30:400
 MaxSessions 200
-AcceptEnv HEKATE_TERM
-ForceCommand $HT_OPT/cmdlog $D/commands.log
+# Hekate's node guard, as deploy/README.md ("Node guard") installs it: every command runs
+# only with a current fencing token; its log is the node's command record.
+AcceptEnv HEKATE_CLUSTER HEKATE_TERM
+ForceCommand $HT_OPT/hekate-guard --state $D/guard --log $D/commands.log
 EOF
     ip netns add "$n"
     ip link add "ht$i" type veth peer name eth0 netns "$n"
@@ -171,7 +173,7 @@ up() {
     install -m 755 "$HERE/lvm-shim" "$HT_OPT/lvm-shim"
     install -m 755 "$HERE/systemctl" "$HT_OPT/systemctl"
     install -m 755 "$HERE/node-boot" "$HT_OPT/node-boot"
-    install -m 755 "$HERE/cmdlog" "$HT_OPT/cmdlog"
+    install -m 755 "$HERE/../../deploy/node/hekate-guard" "$HT_OPT/hekate-guard"
     ssh-keygen -q -t ed25519 -N '' -C hekate-testbed -f "$HT_STATE/id_ed25519"
     cp "$HT_STATE/id_ed25519.pub" "$HT_STATE/authorized_keys"
     : >"$HT_STATE/known_hosts"
