@@ -654,6 +654,48 @@ pub async fn run_async(
     }
 }
 
+/// Removes everything through the API, the Heketi way: every volume, then per cluster each
+/// device (offline, failed, delete), each node (offline, delete), the cluster. Leaves the
+/// nodes as they were before the topology was loaded (benchmarks on the testbed end with it).
+pub async fn unload_topology(c: &Client) -> anyhow::Result<()> {
+    let vols = c.call(Method::GET, "/volumes", None).await?.json()?;
+    for v in vols["volumes"].as_array().cloned().unwrap_or_default() {
+        run_async(
+            c,
+            Method::DELETE,
+            &format!("/volumes/{}", v.as_str().unwrap_or_default()),
+            None,
+        )
+        .await?;
+    }
+    let topo = c.call(Method::GET, "/topology", None).await?.json()?;
+    for cl in topo["clusters"].as_array().cloned().unwrap_or_default() {
+        for n in cl["nodes"].as_array().cloned().unwrap_or_default() {
+            for d in n["devices"].as_array().cloned().unwrap_or_default() {
+                let id = d["id"].as_str().unwrap_or_default();
+                for state in ["offline", "failed"] {
+                    set_state(c, "devices", id, state).await?;
+                }
+                run_async(c, Method::DELETE, &format!("/devices/{id}"), None).await?;
+            }
+            let id = n["id"].as_str().unwrap_or_default();
+            set_state(c, "nodes", id, "offline").await?;
+            run_async(c, Method::DELETE, &format!("/nodes/{id}"), None).await?;
+        }
+        let r = c
+            .call(
+                Method::DELETE,
+                &format!("/clusters/{}", cl["id"].as_str().unwrap_or_default()),
+                None,
+            )
+            .await?;
+        if r.status != 200 {
+            bail!("cluster delete: {} {}", r.status, r.body.trim());
+        }
+    }
+    Ok(())
+}
+
 /// Loads a heketi-cli topology file (`{"clusters":[{"nodes":[{"node":{...},"devices":[...]}]}]}`)
 /// through the API; returns the new cluster ids.
 pub async fn load_topology(c: &Client, topology: &Value) -> anyhow::Result<Vec<String>> {

@@ -73,13 +73,15 @@ pub struct StallResults {
 /// A node's record: (decided at, ns; term; refused; what).
 type NodeRecord = (u128, u64, bool, String);
 
-fn records(c: &ProcCluster, env: Option<&TestbedEnv>) -> Vec<NodeRecord> {
+/// The nodes' records of this cluster (`identity`; a testbed's logs hold other runs' too).
+fn records(c: &ProcCluster, env: Option<&TestbedEnv>, identity: &str) -> Vec<NodeRecord> {
     match env {
         Some(env) => env
             .nodes
             .iter()
             .flat_map(|n| {
-                env.guard_log(&n.0).into_iter().map(|r| {
+                let mine = env.guard_log(&n.0).into_iter().filter(|r| r.cluster == identity);
+                mine.map(|r| {
                     let node = n.0.clone();
                     (
                         r.at,
@@ -150,6 +152,11 @@ pub async fn run(args: StallArgs) -> anyhow::Result<StallResults> {
             "devices": [{"name": "/dev/vdb"}]})).collect::<Vec<_>>()}]}),
     };
     hekate::testkit::load_topology(&c.client(1), &topo).await?;
+    let identity = c
+        .status(1)
+        .await
+        .and_then(|s| s["identity"].as_str().map(String::from))
+        .ok_or_else(|| anyhow::anyhow!("no cluster identity in /raft/status"))?;
 
     let replica3 = |name: &str| json!({"size": 1, "name": name, "durability": {"type": "replicate", "replicate": {"replica": 3}}});
     let mut rounds = Vec::new();
@@ -214,7 +221,7 @@ pub async fn run(args: StallArgs) -> anyhow::Result<StallResults> {
             }
         }
         let takeover_ms = t.elapsed().as_secs_f64() * 1e3;
-        let refused_before = records(&c, env.as_ref())
+        let refused_before = records(&c, env.as_ref(), &identity)
             .iter()
             .filter(|x| x.2 && x.1 == old_term)
             .count();
@@ -231,7 +238,7 @@ pub async fn run(args: StallArgs) -> anyhow::Result<StallResults> {
         // The stale verb reaches a node right after the stall: wait for the node's refusal.
         let deadline = Instant::now() + Duration::from_secs(30);
         let refused = loop {
-            let n = records(&c, env.as_ref())
+            let n = records(&c, env.as_ref(), &identity)
                 .iter()
                 .filter(|x| x.2 && x.1 == old_term)
                 .count();
@@ -286,7 +293,7 @@ pub async fn run(args: StallArgs) -> anyhow::Result<StallResults> {
         .iter()
         .map(|f| f.to_string())
         .collect();
-    let all = records(&c, env.as_ref());
+    let all = records(&c, env.as_ref(), &identity);
     let executed: Vec<(u128, u64, String)> = all
         .iter()
         .filter(|x| !x.2)
@@ -311,6 +318,10 @@ pub async fn run(args: StallArgs) -> anyhow::Result<StallResults> {
             .cloned()
             .collect();
         violations.extend(hekate::testkit::term_order(&mine).violations);
+    }
+    if env.is_some() {
+        // Leave the testbed's nodes as they were.
+        hekate::testkit::unload_topology(&c.client(leader)).await?;
     }
     let names_set: BTreeSet<String> = names.iter().cloned().collect();
     let ok = violations.is_empty()
