@@ -39,8 +39,9 @@ pub enum Command {
     SetAdminState { state: String },
     /// Load a converted Heketi dump into an empty state.
     Import { set: Box<crate::dump::ImportSet> },
-    /// One step of a multi-step operation succeeded on the nodes (an eviction): commit it, so
-    /// that a new leader resumes after it.
+    /// One step of a multi-step operation succeeded on the nodes (an eviction), or an
+    /// operation passed its point of no return (index 0 of a volume delete or expand, see
+    /// `state::ops::step`): commit it, so that a new leader resumes after it.
     OpStep { id: String, index: usize },
     /// `OpBegin` refused with [`Outcome::Busy`] when `max_inflight` operations are already
     /// pending: the check and the reservation happen in one apply, so two concurrent
@@ -49,6 +50,14 @@ pub enum Command {
     /// Forget finished operations older than `before` (Unix seconds) and all but the newest
     /// `keep` finished ones: retention by time and by count (docs/footprint.md).
     OpGcBounded { before: u64, keep: u64 },
+    /// An expand failed after `add-brick` took effect for some of its bricks: `kept` (read
+    /// back from Gluster) join the volume, the others are released (`state::ops::fail_kept`).
+    OpFailKept {
+        id: String,
+        kept: Vec<String>,
+        error: String,
+        now: u64,
+    },
 }
 
 /// What applying a command did. Refusals are values: every replica refuses identically.
@@ -110,6 +119,7 @@ pub fn apply(cmd: Command, txn: &mut Txn<'_>) -> Result<Outcome, StoreError> {
         Command::SetTags { node, device, tags } => ops::set_tags(node, device, tags, txn),
         Command::Import { set } => import(*set, txn),
         Command::OpStep { id, index } => ops::step(&id, index, txn),
+        Command::OpFailKept { id, kept, error, now } => ops::fail_kept(&id, &kept, &error, now, txn),
         Command::SetAdminState { state } => {
             txn.put(keys::ADMIN_STATE.to_vec(), state.into_bytes());
             Ok(Outcome::Done)
