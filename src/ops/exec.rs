@@ -682,6 +682,111 @@ mod tests {
         assert_eq!(kept_bricks(&planned, &all).len(), 4);
     }
 
+    use crate::executor::mock::{Fault, MockConfig, MockExecutor};
+
+    fn vg(n: u32) -> String {
+        format!("vg_{n:032x}")
+    }
+
+    /// Two nodes (`h1`, `h2`), each with a device and one brick; the context that names them.
+    async fn two_bricks() -> (MockExecutor, Ctx, Vec<BrickEntry>) {
+        let m = MockExecutor::new(MockConfig::default());
+        let mut ctx = Ctx::default();
+        let mut bricks = Vec::new();
+        for n in 1..=2u32 {
+            let host = format!("h{n}");
+            let node = format!("{n:032x}");
+            m.device_setup(&host, "/dev/vdb", &vg(n), false).await.unwrap();
+            ctx.nodes.insert(
+                node.clone(),
+                NodeEntry {
+                    id: node.clone(),
+                    cluster: String::new(),
+                    zone: 1,
+                    manage: vec![host.clone()],
+                    storage: vec![format!("10.0.0.{n}")],
+                    tags: Default::default(),
+                    state: "online".into(),
+                    devices: Default::default(),
+                    pending: None,
+                },
+            );
+            let id = format!("{:032x}", 100 + n);
+            let device = format!("{n:032x}");
+            let b = BrickEntry {
+                path: format!("/var/lib/heketi/mounts/vg_{device}/brick_{id}/brick"),
+                id,
+                device,
+                node,
+                volume: String::new(),
+                size: 1 << 20,
+                tp_size: 1 << 20,
+                pool_metadata_size: 8192,
+                subtype: state::model::SUBTYPE_NORMAL,
+                pending: None,
+                lvm_thin_pool: None,
+                lvm_lv: None,
+                pool_shared: false,
+            };
+            m.brick_create(&host, &spec(&b, 0)).await.unwrap();
+            bricks.push(b);
+        }
+        (m, ctx, bricks)
+    }
+
+    fn pools(m: &MockExecutor) -> usize {
+        let s = m.snapshot().unwrap();
+        s.hosts
+            .values()
+            .flat_map(|h| h.vgs.values())
+            .map(|v| v.pools.len())
+            .sum()
+    }
+
+    #[tokio::test]
+    async fn destroys_past_the_point_of_no_return_are_retried_until_gone() {
+        let (m, ctx, bricks) = two_bricks().await;
+        // A live node refusing once (a busy mount): tried again, never given up.
+        m.add_fault(Fault {
+            verb: "brick_destroy".into(),
+            host: "h1".into(),
+            times: 1,
+            message: "umount: target is busy".into(),
+            ..Default::default()
+        })
+        .unwrap();
+        let given_up = destroy_until_gone(&m, &ctx, &bricks, 1, &|| true).await.unwrap();
+        assert!(given_up.is_empty());
+        assert_eq!(pools(&m), 0, "both bricks gone");
+    }
+
+    #[tokio::test]
+    async fn a_dead_node_s_brick_is_given_up_after_patience_rounds() {
+        let (m, ctx, bricks) = two_bricks().await;
+        m.add_fault(Fault {
+            verb: "*".into(),
+            host: "h2".into(),
+            ..Default::default()
+        })
+        .unwrap();
+        let given_up = destroy_until_gone(&m, &ctx, &bricks, 2, &|| true).await.unwrap();
+        assert_eq!(given_up, vec![bricks[1].clone()]);
+        let log = m.command_log();
+        let tries = log
+            .iter()
+            .filter(|r| r.verb == "brick_destroy" && r.host == "h2")
+            .count();
+        assert_eq!(tries, 2, "two rounds before giving up: {log:?}");
+        assert_eq!(pools(&m), 1, "h1's brick is gone, h2's left to its fate");
+    }
+
+    #[tokio::test]
+    async fn a_lost_leadership_stops_the_rounds() {
+        let (m, ctx, bricks) = two_bricks().await;
+        let r = destroy_until_gone(&m, &ctx, &bricks, 1, &|| false).await;
+        assert_eq!(r, Err(STOP.to_string()));
+    }
+
     #[test]
     fn backoff_doubles_from_one_second_up_to_32() {
         let s: Vec<u64> = (0..9).map(|r| backoff(r).as_secs()).collect();
