@@ -27,8 +27,13 @@ fn topology() -> Value {
 
 /// Bricks of at most 1 GiB, so that an expand by n GiB adds n sets.
 async fn start() -> (tempfile::TempDir, ProcCluster, MockExecutor) {
+    start_with(json!({})).await
+}
+
+async fn start_with(mockexec: Value) -> (tempfile::TempDir, ProcCluster, MockExecutor) {
     let dir = tempfile::tempdir().unwrap();
     let mut spec = ClusterSpec::new(BIN, 3);
+    spec.mockexec = mockexec;
     spec.glusterfs = json!({"disable_background_cleaner": true, "brick_max_size_gb": 1});
     let mut c = ProcCluster::create(dir.path(), spec).unwrap();
     c.start_all().unwrap();
@@ -430,4 +435,58 @@ async fn a_new_leader_resumes_a_delete_from_its_point_of_no_return() {
     );
     assert!(!nodes(&mock).volumes.contains_key("resumed"));
     assert_eq!(usage_drift(&c, &mock, &[]).await, vec![]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_leader_resumes_an_expand_stopped_between_two_add_bricks() {
+    let _g = serial();
+    // Each `add-brick` takes 1.5 s on the (mock) node before it acts.
+    let (_d, mut c, mock) = start_with(json!({"latency_ms": {"add_brick": 1500}})).await;
+    let vol = create(&c, "grow").await;
+    let leader = c.wait_leader(&[1, 2, 3], T).await.unwrap();
+    // 6 sets: two `add-brick`s (15 bricks, then 3).
+    let r = c
+        .call(
+            leader,
+            Method::POST,
+            &format!("{vol}/expand"),
+            Some(&json!({"expand_size": 6})),
+        )
+        .await
+        .unwrap();
+    assert_eq!(r.status, 202, "{}", r.body);
+    let loc = r.location();
+    let adds = || {
+        mock.command_log()
+            .iter()
+            .filter(|r| r.verb == "add_brick")
+            .count()
+    };
+    hekate::testkit::wait_for(T, "the second add-brick", || async {
+        (adds() >= 2).then_some(())
+    })
+    .await
+    .unwrap();
+    // The first is done, the second in flight: the leader dies with Gluster half-way.
+    let before = mock.command_log().len();
+    c.kill(leader).unwrap();
+    assert_eq!(nodes(&mock).volumes["grow"].bricks.len(), 3 + 15);
+    let rest: Vec<u64> = [1, 2, 3].into_iter().filter(|i| *i != leader).collect();
+    let done = wait_queue(&c.client(rest[0]), &loc, T).await.unwrap();
+    assert_eq!(done.status, 303, "{}", done.body);
+    c.start(leader).unwrap();
+    c.wait_ready(&[leader], T).await.unwrap();
+    let destroyed: Vec<_> = mock.command_log()[before..]
+        .iter()
+        .filter(|r| r.verb == "brick_destroy")
+        .map(|r| r.object.clone())
+        .collect();
+    assert_eq!(destroyed, Vec::<String>::new(), "nothing undone");
+    let (ours, theirs) = bricks_both(&c, &mock, &vol).await;
+    assert_eq!((ours.len(), &ours), (21, &theirs));
+    gluster_bricks_intact(&mock, "grow");
+    let v = c.call_ok(1, Method::GET, &vol, None).await.unwrap();
+    assert_eq!(v["size"], 7, "{v}");
+    assert_eq!(usage_drift(&c, &mock, &[]).await, vec![]);
+    assert_eq!(findings(&c).await, Vec::<Value>::new());
 }
