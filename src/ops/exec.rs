@@ -308,11 +308,18 @@ pub async fn evict_one(
     Ok(())
 }
 
-/// The volume's bricks as Gluster lists them, asked of each node in turn until one answers.
+/// The volume's bricks as Gluster lists them, asked of each node in turn until one answers;
+/// none when Gluster says the volume does not exist. `Err` only when no node could tell.
 pub async fn gluster_bricks(exec: &dyn Executor, ctx: &Ctx, volume: &str) -> Result<Vec<String>, String> {
     let mut last = String::from("no node to ask");
     for n in ctx.nodes.values() {
-        match exec.volume_bricks(n.manage_host(), volume).await {
+        let host = n.manage_host();
+        let listed = match exec.volume_owner(host, volume).await {
+            Ok(VolumeOwner::Absent) => return Ok(Vec::new()),
+            Ok(_) => exec.volume_bricks(host, volume).await,
+            Err(e) => Err(e),
+        };
+        match listed {
             Ok(b) => return Ok(b),
             Err(e) => last = e.to_string(),
         }
@@ -778,6 +785,48 @@ mod tests {
             .count();
         assert_eq!(tries, 2, "two rounds before giving up: {log:?}");
         assert_eq!(pools(&m), 1, "h1's brick is gone, h2's left to its fate");
+    }
+
+    #[tokio::test]
+    async fn gluster_is_read_back_from_any_node_and_absent_means_no_bricks() {
+        let (m, ctx, bricks) = two_bricks().await;
+        assert_eq!(
+            gluster_bricks(&m, &ctx, "vol").await,
+            Ok(vec![]),
+            "no such volume"
+        );
+        let names: Vec<String> = bricks
+            .iter()
+            .map(|b| format!("{}:{}", ctx.storage(&b.node), b.path))
+            .collect();
+        let vol = VolumeSpec {
+            id: "v".into(),
+            name: "vol".into(),
+            bricks: names.clone(),
+            replica: Some(2),
+            arbiter: false,
+            disperse: None,
+            options: vec![format!("{OWNER_OPTION} v")],
+        };
+        m.volume_create("h1", &vol).await.unwrap();
+        // h1 (the first node) cannot be reached: h2 answers.
+        m.add_fault(Fault {
+            verb: "*".into(),
+            host: "h1".into(),
+            ..Default::default()
+        })
+        .unwrap();
+        assert_eq!(gluster_bricks(&m, &ctx, "vol").await, Ok(names));
+        m.add_fault(Fault {
+            verb: "*".into(),
+            host: "h2".into(),
+            ..Default::default()
+        })
+        .unwrap();
+        assert!(
+            gluster_bricks(&m, &ctx, "vol").await.is_err(),
+            "nobody answers: unknown"
+        );
     }
 
     #[tokio::test]
