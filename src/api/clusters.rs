@@ -79,7 +79,7 @@ fn cluster_info(st: &AppState, id: &str) -> Result<ClusterInfo, ApiError> {
         let Some(c) = state::get_cluster(v, id)? else {
             return Ok(None);
         };
-        let volumes = state::cluster_volume_ids(v, &c.id)?;
+        let volumes = state::visible_volume_ids(v, &c.id)?;
         Ok(Some(ClusterInfo::new(c, volumes)))
     })?;
     info.ok_or(ApiError::NotFound)

@@ -547,6 +547,10 @@ pub async fn list(State(st): State<AppState>, mode: ReadMode) -> Result<Response
         for c in state::cluster_ids(r)? {
             out.extend(state::cluster_volume_ids(r, &c)?);
         }
+        // A volume being deleted is hidden (Heketi's rule): past the point of no return its
+        // Gluster volume is gone, and it never shows again.
+        let deleting = state::deleting_volume_ids(r)?;
+        out.retain(|v| !deleting.contains(v));
         out.sort();
         Ok(out)
     })?;

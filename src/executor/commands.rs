@@ -322,15 +322,8 @@ impl CmdConfig {
 
     /// `add-brick` commands for `bricks` (set × per_cmd bricks each).
     pub fn add_bricks(&self, v: &super::VolumeSpec, bricks: &[String]) -> Vec<Argv> {
-        let per_cmd = if v.replica.is_some() {
-            5
-        } else if v.disperse.is_some() {
-            1
-        } else {
-            15
-        };
-        bricks
-            .chunks(set_size(v) * per_cmd)
+        add_brick_chunks(v, bricks)
+            .into_iter()
             .map(|chunk| {
                 let mut c = self.gluster(&["volume", "add-brick", &v.name]);
                 c.extend(chunk.iter().cloned());
@@ -380,6 +373,20 @@ impl CmdConfig {
     pub fn replace_brick(&self, vol: &str, old: &str, new: &str) -> Argv {
         self.gluster(&["volume", "replace-brick", vol, old, new, "commit", "force"])
     }
+}
+
+/// How `bricks` are split into `add-brick` commands (Heketi's: 5 sets a command for
+/// replicate, 1 for disperse, 15 for distribute). A sequence that stops half-way leaves the
+/// first chunks in the volume; the mock executor models that with the same split.
+pub fn add_brick_chunks<'a>(v: &super::VolumeSpec, bricks: &'a [String]) -> Vec<&'a [String]> {
+    let per_cmd = if v.replica.is_some() {
+        5
+    } else if v.disperse.is_some() {
+        1
+    } else {
+        15
+    };
+    bricks.chunks(set_size(v) * per_cmd).collect()
 }
 
 fn set_size(v: &super::VolumeSpec) -> usize {

@@ -661,22 +661,41 @@ impl Executor for MockExecutor {
         .await
     }
 
+    /// As the SSH executor: a read (`volume_expand`: owner, bricks mounted, which are
+    /// missing), then one `add_brick` verb per `add-brick` command, split as Gluster's CLI
+    /// is driven (`commands::add_brick_chunks`), so a fault can stop the sequence half-way.
     async fn volume_expand(&self, host: &str, v: &VolumeSpec, new_bricks: &[String]) -> ExecResult<()> {
-        self.verb_on("volume_expand", host, &v.name, |s| {
-            check_bricks_mounted(s, new_bricks)?;
-            let vol = s
-                .volumes
-                .get_mut(&v.name)
-                .ok_or_else(|| fail(format!("Volume {} does not exist", v.name)))?;
-            vol.owner().check(&v.name, &v.id)?;
-            for b in new_bricks {
-                if !vol.bricks.contains(b) {
-                    vol.bricks.push(b.clone());
+        let missing = self
+            .verb_on("volume_expand", host, &v.name, |s| {
+                check_bricks_mounted(s, new_bricks)?;
+                let vol = s
+                    .volumes
+                    .get(&v.name)
+                    .ok_or_else(|| fail(format!("Volume {} does not exist", v.name)))?;
+                vol.owner().check(&v.name, &v.id)?;
+                Ok(new_bricks
+                    .iter()
+                    .filter(|b| !vol.bricks.contains(b))
+                    .cloned()
+                    .collect::<Vec<_>>())
+            })
+            .await?;
+        for chunk in super::commands::add_brick_chunks(v, &missing) {
+            self.verb_on("add_brick", host, &v.name, |s| {
+                let vol = s
+                    .volumes
+                    .get_mut(&v.name)
+                    .ok_or_else(|| fail(format!("Volume {} does not exist", v.name)))?;
+                for b in chunk {
+                    if !vol.bricks.contains(b) {
+                        vol.bricks.push(b.clone());
+                    }
                 }
-            }
-            Ok(())
-        })
-        .await
+                Ok(())
+            })
+            .await?;
+        }
+        Ok(())
     }
 
     async fn volume_destroy(&self, host: &str, name: &str, id: &str) -> ExecResult<()> {

@@ -3,6 +3,7 @@
 //! a remote step runs. Steps are idempotent: a new leader re-runs them from the start.
 
 use std::collections::BTreeMap;
+use std::time::Duration;
 
 use futures::future::join_all;
 use hekate_raft::{StateReader, StoreError};
@@ -10,6 +11,16 @@ use hekate_raft::{StateReader, StoreError};
 use crate::executor::{BrickSpec, ExecError, Executor, VolumeOwner, VolumeSpec, OWNER_OPTION};
 use crate::state::model::{BrickEntry, ExecReport, NodeEntry, OpPlan, Operation, VolumeEntry};
 use crate::state::{self};
+
+/// The error of a step that leaves the operation, uncommitted, to the current leader (which
+/// runs it again): leadership was lost, or what the nodes did cannot be known yet.
+pub const STOP: &str = "\u{0}stop";
+
+/// The wait before the next round of a step that is retried until it is done (round 1, 2,
+/// 3, ...: 1 s, 2 s, 4 s, ... at most 32 s).
+pub fn backoff(round: u32) -> Duration {
+    Duration::from_millis(500u64 << round.clamp(1, 6))
+}
 
 /// What an operation's steps need to know, read from one consistent view.
 #[derive(Debug, Clone, Default)]
@@ -100,6 +111,17 @@ impl Ctx {
             _ => {}
         }
         Ok(ctx)
+    }
+
+    /// The nodes to ask for a volume-level Gluster command, best first: online nodes that
+    /// hold the operation's bricks, then other online nodes, then the rest (offline or failed:
+    /// an administrator's sign that they may not answer, and a dead node costs its whole
+    /// connect budget before the next is tried).
+    pub fn volume_hosts(&self) -> Vec<&NodeEntry> {
+        let holds = |n: &NodeEntry| self.bricks.iter().any(|b| b.node == n.id);
+        let mut nodes: Vec<&NodeEntry> = self.nodes.values().collect();
+        nodes.sort_by_key(|n| (n.state != "online", !holds(n)));
+        nodes
     }
 
     fn manage(&self, node: &str) -> String {
@@ -222,9 +244,9 @@ pub async fn run(exec: &dyn Executor, ctx: &Ctx, op: &Operation) -> Result<ExecR
             })
         }
         OpPlan::VolumeCreate { volume, bricks } => volume_create(exec, ctx, volume, bricks).await,
-        OpPlan::VolumeDelete { .. } => volume_delete(exec, ctx).await,
-        OpPlan::VolumeExpand { bricks, .. } => volume_expand(exec, ctx, bricks).await,
-        OpPlan::Evict { .. } => Err("internal error: evictions run step by step".into()),
+        OpPlan::VolumeDelete { .. } | OpPlan::VolumeExpand { .. } | OpPlan::Evict { .. } => {
+            Err("internal error: this operation runs step by step (ops::runner)".into())
+        }
         OpPlan::VolumeClone { clone, .. } => volume_clone(exec, ctx, clone).await,
         OpPlan::VolumeRestriction { .. } | OpPlan::Cleanup => Ok(ExecReport::default()),
     }
@@ -233,11 +255,17 @@ pub async fn run(exec: &dyn Executor, ctx: &Ctx, op: &Operation) -> Result<ExecR
 /// Moves one brick: create the new one, `replace-brick` it into the volume, destroy the old
 /// one (a dead old node is tolerated: its brick is gone with it). Idempotent: re-running after
 /// a partial success converges.
+///
+/// Once `replace-brick` took effect the step only rolls forward: the new brick serves the
+/// volume, so it is never undone; the old brick's destroy is retried until it is gone (or its
+/// node is dead). A `replace-brick` whose answer is lost is judged by reading the volume back.
+/// `leading`: whether this replica still leads (and its fence holds); `Err(STOP)` when not.
 pub async fn evict_one(
     exec: &dyn Executor,
     ctx: &Ctx,
     e: &crate::state::model::Eviction,
     healcheck: bool,
+    leading: &(dyn Fn() -> bool + Send + Sync),
 ) -> Result<(), String> {
     let v = ctx
         .volumes
@@ -268,19 +296,105 @@ pub async fn evict_one(
     if let Some(old) = old {
         let old_path = format!("{}:{}", ctx.storage(&old.node), old.path);
         if let Err(err) = exec.replace_brick(&host, &v.name, &old_path, &new_path).await {
-            let _ = exec.brick_destroy(&host, &spec(&e.new, 0)).await;
-            return Err(err.to_string());
-        }
-        let old_host = ctx.manage(&old.node);
-        if let Err(err) = exec.brick_destroy(&old_host, &spec(old, 0)).await {
-            // Heketi's rule: fail only if the old node is alive (then the brick is really stuck).
-            if exec.glusterd_check(&old_host).await.is_ok() {
-                return Err(err.to_string());
+            // The node may have done it and only its answer was lost: look before undoing.
+            match gluster_bricks(exec, ctx, &v.name).await {
+                Ok(now) if now.contains(&new_path) => {
+                    tracing::info!(brick = %e.old, "replace-brick answered \"{err}\" but Gluster has the new brick: rolling forward");
+                }
+                Ok(_) => {
+                    let _ = exec.brick_destroy(&host, &spec(&e.new, 0)).await;
+                    return Err(err.to_string());
+                }
+                Err(read) => {
+                    // Unknown: neither undo nor commit; the step is run again (it converges).
+                    tracing::warn!(brick = %e.old, "replace-brick answered \"{err}\" and the volume cannot be read back ({read}); trying again");
+                    tokio::time::sleep(backoff(2)).await;
+                    return Err(STOP.into());
+                }
             }
-            tracing::warn!(brick = %old.id, "old node unreachable; its brick is left to the node's fate: {err}");
         }
+        // Past the point of no return: the new brick serves the volume.
+        destroy_until_gone(exec, ctx, std::slice::from_ref(old), 1, leading).await?;
     }
     Ok(())
+}
+
+/// The volume's bricks as Gluster lists them, asked of each node in turn until one answers;
+/// none when Gluster says the volume does not exist. `Err` only when no node could tell.
+pub async fn gluster_bricks(exec: &dyn Executor, ctx: &Ctx, volume: &str) -> Result<Vec<String>, String> {
+    let mut last = String::from("no node to ask");
+    for n in ctx.volume_hosts() {
+        let host = n.manage_host();
+        let listed = match exec.volume_owner(host, volume).await {
+            Ok(VolumeOwner::Absent) => return Ok(Vec::new()),
+            Ok(_) => exec.volume_bricks(host, volume).await,
+            Err(e) => Err(e),
+        };
+        match listed {
+            Ok(b) => return Ok(b),
+            Err(e) => last = e.to_string(),
+        }
+    }
+    Err(last)
+}
+
+/// Destroys `bricks` past a point of no return, where failing the operation back is no longer
+/// possible: a brick whose destroy fails is tried again, in rounds backing off, for as long as
+/// `leading()` holds (`Err(STOP)` once it does not: the next leader resumes). Heketi's rule
+/// for a dead node: a brick whose destroy still fails after `patience` rounds while its node
+/// does not answer `glusterd_check` either is left to the node's fate; so is a brick whose
+/// names are not Hekate's (nothing is done to it). Those are returned (and logged): the
+/// caller releases them with the rest, and reconcile reports what is left on the node once it
+/// is back (an orphan brick and the device's drift, both repaired by `reconcile --repair`).
+pub async fn destroy_until_gone(
+    exec: &dyn Executor,
+    ctx: &Ctx,
+    bricks: &[BrickEntry],
+    patience: u32,
+    leading: &(dyn Fn() -> bool + Send + Sync),
+) -> Result<Vec<BrickEntry>, String> {
+    let mut left: Vec<&BrickEntry> = bricks.iter().collect();
+    let mut given_up = Vec::new();
+    let mut round = 0u32;
+    while !left.is_empty() {
+        let results = join_all(
+            left.iter()
+                .map(|b| async move { exec.brick_destroy(&ctx.manage(&b.node), &spec(b, 0)).await }),
+        )
+        .await;
+        if !leading() {
+            return Err(STOP.into());
+        }
+        round += 1;
+        let mut still = Vec::new();
+        for (b, r) in left.into_iter().zip(results) {
+            let Err(err) = r else { continue };
+            let dead = matches!(err, ExecError::Foreign(_))
+                || (round >= patience && exec.glusterd_check(&ctx.manage(&b.node)).await.is_err());
+            if !leading() {
+                return Err(STOP.into());
+            }
+            if dead {
+                tracing::warn!(
+                    brick = %b.id, node = %b.node, device = %b.device,
+                    "brick destroy failed and its node does not answer: left to the node's fate; \
+                     reconcile reports it once the node is back: {err}"
+                );
+                given_up.push(b.clone());
+            } else {
+                tracing::warn!(brick = %b.id, round, "brick destroy failed; trying again: {err}");
+                still.push(b);
+            }
+        }
+        left = still;
+        if !left.is_empty() {
+            tokio::time::sleep(backoff(round)).await;
+            if !leading() {
+                return Err(STOP.into());
+            }
+        }
+    }
+    Ok(given_up)
 }
 
 /// The safety rule before `replace-brick` (Heketi's, spec 6.6), on Gluster's own heal state:
@@ -348,7 +462,7 @@ async fn create_bricks(
         .map_err(|e| e.to_string())
 }
 
-async fn destroy_bricks(exec: &dyn Executor, ctx: &Ctx, bricks: &[BrickEntry]) -> Result<(), String> {
+pub async fn destroy_bricks(exec: &dyn Executor, ctx: &Ctx, bricks: &[BrickEntry]) -> Result<(), String> {
     let results = join_all(
         bricks
             .iter()
@@ -416,32 +530,30 @@ async fn volume_create(
     Ok(ExecReport::default())
 }
 
-async fn volume_delete(exec: &dyn Executor, ctx: &Ctx) -> Result<ExecReport, String> {
+/// The first half of a volume delete: the Gluster volume goes (any node of the cluster may
+/// run it; "does not exist" counts as done). Until it succeeds the delete can fail back.
+pub async fn volume_delete_gluster(exec: &dyn Executor, ctx: &Ctx) -> Result<(), String> {
     let Some(v) = &ctx.volume else {
-        return Ok(ExecReport::default());
+        return Ok(());
     };
-    // Try each node of the cluster until one answers ("does not exist" counts as success).
     let mut last = None;
-    let mut done = false;
-    for n in ctx.nodes.values() {
+    for n in ctx.volume_hosts() {
         match exec.volume_destroy(n.manage_host(), &v.name, &v.id).await {
-            Ok(()) => {
-                done = true;
-                break;
-            }
+            Ok(()) => return Ok(()),
             // Not ours: no other node will say otherwise, and its bricks are not touched.
             Err(e @ ExecError::Foreign(_)) => return Err(e.to_string()),
             Err(e) => last = Some(e.to_string()),
         }
     }
-    if !done && !ctx.nodes.is_empty() {
-        return Err(last.unwrap_or_default());
+    match last {
+        Some(e) => Err(e),
+        None => Ok(()),
     }
-    destroy_bricks(exec, ctx, &ctx.bricks).await?;
-    Ok(ExecReport::default())
 }
 
-async fn volume_expand(exec: &dyn Executor, ctx: &Ctx, bricks: &[BrickEntry]) -> Result<ExecReport, String> {
+/// The first part of an expand, before anything changes in Gluster: the volume is Hekate's,
+/// the new bricks exist (created if absent).
+pub async fn expand_prepare(exec: &dyn Executor, ctx: &Ctx, bricks: &[BrickEntry]) -> Result<(), String> {
     let Some(v) = &ctx.volume else {
         return Err("volume vanished during expansion".into());
     };
@@ -451,19 +563,34 @@ async fn volume_expand(exec: &dyn Executor, ctx: &Ctx, bricks: &[BrickEntry]) ->
         Ok(o) => o.check(&v.name, &v.id).map_err(|e| e.to_string())?,
         Err(e) => return Err(e.to_string()),
     }
-    let result = async {
-        create_bricks(exec, ctx, bricks, v.gid).await?;
-        let spec = volume_spec(v, bricks, ctx);
-        exec.volume_expand(&host, &spec, &spec.bricks)
-            .await
-            .map_err(|e| e.to_string())
-    }
-    .await;
-    if let Err(e) = result {
-        let _ = destroy_bricks(exec, ctx, bricks).await;
-        return Err(e);
-    }
-    Ok(ExecReport::default())
+    create_bricks(exec, ctx, bricks, v.gid).await
+}
+
+/// `add-brick` of the new bricks Gluster does not have yet (the point of no return).
+pub async fn expand_add(exec: &dyn Executor, ctx: &Ctx, bricks: &[BrickEntry]) -> Result<(), String> {
+    let Some(v) = &ctx.volume else {
+        return Err("volume vanished during expansion".into());
+    };
+    let host = bricks.first().map(|b| ctx.manage(&b.node)).unwrap_or_default();
+    let spec = volume_spec(v, bricks, ctx);
+    exec.volume_expand(&host, &spec, &spec.bricks)
+        .await
+        .map_err(|e| e.to_string())
+}
+
+/// `storagehost:path` of a brick, as Gluster names it.
+pub fn gluster_name(ctx: &Ctx, b: &BrickEntry) -> String {
+    format!("{}:{}", ctx.storage(&b.node), b.path)
+}
+
+/// Which of `planned` (brick id, Gluster name) Gluster lists in `gluster`: the bricks an
+/// interrupted `add-brick` sequence left in the volume, in plan order.
+pub fn kept_bricks(planned: &[(String, String)], gluster: &[String]) -> Vec<String> {
+    planned
+        .iter()
+        .filter(|(_, name)| gluster.contains(name))
+        .map(|(id, _)| id.clone())
+        .collect()
 }
 
 /// Heketi's node state table (spec 1.3).
@@ -551,4 +678,209 @@ async fn volume_clone(exec: &dyn Executor, ctx: &Ctx, clone: &VolumeEntry) -> Re
         clones,
         ..Default::default()
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kept_bricks_are_the_planned_ones_gluster_lists_in_plan_order() {
+        let planned: Vec<(String, String)> = (1..=4)
+            .map(|i| (format!("b{i}"), format!("10.0.0.{i}:/p/{i}/brick")))
+            .collect();
+        let gluster = vec![
+            "10.0.0.9:/old/brick".to_string(),
+            "10.0.0.2:/p/2/brick".to_string(),
+            "10.0.0.1:/p/1/brick".to_string(),
+        ];
+        assert_eq!(kept_bricks(&planned, &gluster), vec!["b1", "b2"]);
+        assert!(kept_bricks(&planned, &[]).is_empty());
+        let all: Vec<String> = planned.iter().map(|p| p.1.clone()).collect();
+        assert_eq!(kept_bricks(&planned, &all).len(), 4);
+    }
+
+    use crate::executor::mock::{Fault, MockConfig, MockExecutor};
+
+    fn vg(n: u32) -> String {
+        format!("vg_{n:032x}")
+    }
+
+    /// Two nodes (`h1`, `h2`), each with a device and one brick; the context that names them.
+    #[tokio::test]
+    async fn volume_commands_ask_online_brick_nodes_first() {
+        let (_m, mut ctx, bricks) = MockExecutor::as_operator(two_bricks()).await;
+        // A third node without bricks, and the first brick node offline.
+        let mut third = ctx.nodes.values().next().unwrap().clone();
+        third.id = format!("{:032x}", 0);
+        third.manage = vec!["h0".into()];
+        ctx.nodes.insert(third.id.clone(), third);
+        ctx.bricks = bricks;
+        let first = ctx.bricks[0].node.clone();
+        ctx.nodes.get_mut(&first).unwrap().state = "offline".into();
+        let order: Vec<&str> = ctx.volume_hosts().iter().map(|n| n.manage_host()).collect();
+        assert_eq!(order, ["h2", "h0", "h1"]);
+    }
+
+    async fn two_bricks() -> (MockExecutor, Ctx, Vec<BrickEntry>) {
+        let m = MockExecutor::new(MockConfig::default());
+        let mut ctx = Ctx::default();
+        let mut bricks = Vec::new();
+        for n in 1..=2u32 {
+            let host = format!("h{n}");
+            let node = format!("{n:032x}");
+            m.device_setup(&host, "/dev/vdb", &vg(n), false).await.unwrap();
+            ctx.nodes.insert(
+                node.clone(),
+                NodeEntry {
+                    id: node.clone(),
+                    cluster: String::new(),
+                    zone: 1,
+                    manage: vec![host.clone()],
+                    storage: vec![format!("10.0.0.{n}")],
+                    tags: Default::default(),
+                    state: "online".into(),
+                    devices: Default::default(),
+                    pending: None,
+                },
+            );
+            let id = format!("{:032x}", 100 + n);
+            let device = format!("{n:032x}");
+            let b = BrickEntry {
+                path: format!("/var/lib/heketi/mounts/vg_{device}/brick_{id}/brick"),
+                id,
+                device,
+                node,
+                volume: String::new(),
+                size: 1 << 20,
+                tp_size: 1 << 20,
+                pool_metadata_size: 8192,
+                subtype: state::model::SUBTYPE_NORMAL,
+                pending: None,
+                lvm_thin_pool: None,
+                lvm_lv: None,
+                pool_shared: false,
+            };
+            m.brick_create(&host, &spec(&b, 0)).await.unwrap();
+            bricks.push(b);
+        }
+        (m, ctx, bricks)
+    }
+
+    fn pools(m: &MockExecutor) -> usize {
+        let s = m.snapshot().unwrap();
+        s.hosts
+            .values()
+            .flat_map(|h| h.vgs.values())
+            .map(|v| v.pools.len())
+            .sum()
+    }
+
+    #[tokio::test]
+    async fn destroys_past_the_point_of_no_return_are_retried_until_gone() {
+        // Verbs without a fencing token: the guard does not apply to an operator.
+        MockExecutor::as_operator(async {
+            let (m, ctx, bricks) = two_bricks().await;
+            // A live node refusing once (a busy mount): tried again, never given up.
+            m.add_fault(Fault {
+                verb: "brick_destroy".into(),
+                host: "h1".into(),
+                times: 1,
+                message: "umount: target is busy".into(),
+                ..Default::default()
+            })
+            .unwrap();
+            let given_up = destroy_until_gone(&m, &ctx, &bricks, 1, &|| true).await.unwrap();
+            assert!(given_up.is_empty());
+            assert_eq!(pools(&m), 0, "both bricks gone");
+        })
+        .await;
+    }
+
+    #[tokio::test]
+    async fn a_dead_node_s_brick_is_given_up_after_patience_rounds() {
+        // Verbs without a fencing token: the guard does not apply to an operator.
+        MockExecutor::as_operator(async {
+            let (m, ctx, bricks) = two_bricks().await;
+            m.add_fault(Fault {
+                verb: "*".into(),
+                host: "h2".into(),
+                ..Default::default()
+            })
+            .unwrap();
+            let given_up = destroy_until_gone(&m, &ctx, &bricks, 2, &|| true).await.unwrap();
+            assert_eq!(given_up, vec![bricks[1].clone()]);
+            let log = m.command_log();
+            let tries = log
+                .iter()
+                .filter(|r| r.verb == "brick_destroy" && r.host == "h2")
+                .count();
+            assert_eq!(tries, 2, "two rounds before giving up: {log:?}");
+            assert_eq!(pools(&m), 1, "h1's brick is gone, h2's left to its fate");
+        })
+        .await;
+    }
+
+    #[tokio::test]
+    async fn gluster_is_read_back_from_any_node_and_absent_means_no_bricks() {
+        // Verbs without a fencing token: the guard does not apply to an operator.
+        MockExecutor::as_operator(async {
+            let (m, ctx, bricks) = two_bricks().await;
+            assert_eq!(
+                gluster_bricks(&m, &ctx, "vol").await,
+                Ok(vec![]),
+                "no such volume"
+            );
+            let names: Vec<String> = bricks
+                .iter()
+                .map(|b| format!("{}:{}", ctx.storage(&b.node), b.path))
+                .collect();
+            let vol = VolumeSpec {
+                id: "v".into(),
+                name: "vol".into(),
+                bricks: names.clone(),
+                replica: Some(2),
+                arbiter: false,
+                disperse: None,
+                options: vec![format!("{OWNER_OPTION} v")],
+            };
+            m.volume_create("h1", &vol).await.unwrap();
+            // h1 (the first node) cannot be reached: h2 answers.
+            m.add_fault(Fault {
+                verb: "*".into(),
+                host: "h1".into(),
+                ..Default::default()
+            })
+            .unwrap();
+            assert_eq!(gluster_bricks(&m, &ctx, "vol").await, Ok(names));
+            m.add_fault(Fault {
+                verb: "*".into(),
+                host: "h2".into(),
+                ..Default::default()
+            })
+            .unwrap();
+            assert!(
+                gluster_bricks(&m, &ctx, "vol").await.is_err(),
+                "nobody answers: unknown"
+            );
+        })
+        .await;
+    }
+
+    #[tokio::test]
+    async fn a_lost_leadership_stops_the_rounds() {
+        // Verbs without a fencing token: the guard does not apply to an operator.
+        MockExecutor::as_operator(async {
+            let (m, ctx, bricks) = two_bricks().await;
+            let r = destroy_until_gone(&m, &ctx, &bricks, 1, &|| false).await;
+            assert_eq!(r, Err(STOP.to_string()));
+        })
+        .await;
+    }
+
+    #[test]
+    fn backoff_doubles_from_one_second_up_to_32() {
+        let s: Vec<u64> = (0..9).map(|r| backoff(r).as_secs()).collect();
+        assert_eq!(s, vec![1, 1, 2, 4, 8, 16, 32, 32, 32]);
+    }
 }

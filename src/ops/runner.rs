@@ -11,6 +11,9 @@
 //! claim round: the end frees names and space, and a node not yet claimed could still run a
 //! deposed leader's command against them. Also garbage-collects finished queue entries
 //! through a committed `OpGcBounded` (by age and by count).
+//!
+//! Deletes, expands and evictions have a point of no return committed as a progress mark;
+//! past it they only roll forward (docs/design/operations.md, "Roll forward").
 
 use std::collections::BTreeSet;
 use std::sync::{Arc, Mutex};
@@ -19,10 +22,10 @@ use std::time::Duration;
 use crate::api::policy::Policy;
 use crate::api::HekateReplica;
 use crate::executor::Executor;
-use crate::ops::exec::{self, Ctx};
+use crate::ops::exec::{self, Ctx, STOP};
 use crate::ops::failpoint::Failpoints;
 use crate::ops::fence::Fenced;
-use crate::state::model::{Eviction, ExecReport, OpPlan, OpStatus, Operation};
+use crate::state::model::{BrickEntry, Eviction, ExecReport, OpPlan, OpStatus, Operation};
 use crate::state::{self, Command};
 
 pub struct Runner {
@@ -51,9 +54,6 @@ const GC_EVERY: Duration = Duration::from_secs(10);
 /// connect budget (three tries of 10 s). Such a node is claimed by the first command that
 /// reaches it; docs/design/operations.md ("Fencing") has what this leaves open.
 const CLAIM_BOUND: Duration = Duration::from_secs(10);
-
-/// An evicting runner lost leadership between steps: leave the operation to the next leader.
-const STOP: &str = "\u{0}stop";
 
 fn now() -> u64 {
     crate::auth::now_unix().max(0) as u64
@@ -281,54 +281,36 @@ impl Runner {
             }
         };
         tracing::info!(op = id, kind = ?op.kind, term = fenced.term(), "running operation");
-        // Bounded retries: the steps are idempotent, so an attempt that lost a node or its
-        // connection (after cleaning up what it could) is run again from the start, backing
-        // off. A command that ran and failed is reported at once.
-        let mut attempt = 1;
-        let result = loop {
-            fenced.take_remote_failure();
-            let result = match &op.plan {
-                OpPlan::Evict {
-                    evictions, healcheck, ..
-                } => self.evict(&fenced, &op, &ctx, evictions, *healcheck).await,
-                _ => exec::run(&fenced, &ctx, &op).await,
-            };
-            match result {
-                Err(e)
-                    if e != STOP
-                        && !fenced.tripped()
-                        && fenced.take_remote_failure()
-                        && attempt < self.attempts =>
-                {
-                    let wait = Duration::from_millis(500 << attempt.min(5));
-                    tracing::warn!(
-                        op = id,
-                        attempt,
-                        "operation failed on a node: {e}; next attempt in {wait:?}"
-                    );
-                    tokio::time::sleep(wait).await;
-                    if !self.replica.is_leader() {
-                        return; // the next leader resumes it
-                    }
-                    attempt += 1;
-                }
-                Err(e) if attempt > 1 && e != STOP => {
-                    break Err(format!("{e} (gave up after {attempt} attempts)"))
-                }
-                other => break other,
+        let cmd = match &op.plan {
+            OpPlan::VolumeDelete { .. } => self.delete(&fenced, &op, &ctx).await,
+            OpPlan::VolumeExpand { bricks, .. } => self.expand(&fenced, &op, &ctx, bricks).await,
+            OpPlan::Evict {
+                evictions, healcheck, ..
+            } => {
+                let r = self
+                    .with_retries(&fenced, id, || {
+                        self.evict(&fenced, &op, &ctx, evictions, *healcheck)
+                    })
+                    .await;
+                ended(id, r)
+            }
+            _ => {
+                let r = self
+                    .with_retries(&fenced, id, || exec::run(&fenced, &ctx, &op))
+                    .await;
+                ended(id, r)
             }
         };
-        let result = match result {
-            Err(e) if e == STOP => return,
-            _ if fenced.tripped() => {
-                tracing::warn!(
-                    op = id,
-                    "operation stopped by the fence; the current leader resumes it"
-                );
-                return;
-            }
-            other => other,
+        let Some(cmd) = cmd else {
+            return; // left pending: the current leader runs it (again)
         };
+        if fenced.tripped() {
+            tracing::warn!(
+                op = id,
+                "operation stopped by the fence; the current leader resumes it"
+            );
+            return;
+        }
         // The end frees names and space: not before every node refuses the older terms.
         if !self.claim_round_done(fenced.term()).await {
             tracing::info!(
@@ -337,25 +319,190 @@ impl Runner {
             );
             return;
         }
-        let cmd = match result {
-            Ok(report) => Command::OpFinish {
-                id: id.to_string(),
-                report,
-                now: now(),
-            },
-            Err(error) => {
-                tracing::warn!(op = id, "operation failed: {error}");
-                Command::OpFail {
-                    id: id.to_string(),
-                    error,
-                    now: now(),
-                }
-            }
-        };
+        if let Command::OpFail { error, .. } | Command::OpFailKept { error, .. } = &cmd {
+            tracing::warn!(op = id, "operation failed: {error}");
+        }
         if let Err(e) = self.replica.propose(&cmd).await {
             // Leadership moved: the next leader runs the operation again.
             tracing::warn!(op = id, "result not committed ({e}); the next leader resumes it");
         }
+    }
+
+    /// Bounded retries: the steps are idempotent, so an attempt that lost a node or its
+    /// connection is run again from the start, backing off. A command that ran and failed is
+    /// reported at once. `Err(STOP)`: leave the operation pending (fenced, or leadership lost).
+    async fn with_retries<T, F, Fut>(&self, fenced: &Fenced, id: &str, mut attempt: F) -> Result<T, String>
+    where
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = Result<T, String>>,
+    {
+        let mut n = 1;
+        loop {
+            fenced.take_remote_failure();
+            let result = attempt().await;
+            if fenced.tripped() {
+                return Err(STOP.into());
+            }
+            match result {
+                Err(e) if e != STOP && fenced.take_remote_failure() && n < self.attempts => {
+                    let wait = Duration::from_millis(500 << n.min(5));
+                    tracing::warn!(
+                        op = id,
+                        attempt = n,
+                        "operation failed on a node: {e}; next attempt in {wait:?}"
+                    );
+                    tokio::time::sleep(wait).await;
+                    if !self.replica.is_leader() {
+                        return Err(STOP.into()); // the next leader resumes it
+                    }
+                    n += 1;
+                }
+                Err(e) if n > 1 && e != STOP => return Err(format!("{e} (gave up after {n} attempts)")),
+                other => return other,
+            }
+        }
+    }
+
+    /// Whether this replica may go on acting for an operation under `fenced`.
+    fn leading<'a>(&'a self, fenced: &'a Fenced) -> impl Fn() -> bool + Send + Sync + 'a {
+        move || !fenced.tripped() && self.replica.is_leader()
+    }
+
+    /// Volume delete. Until the Gluster volume is gone the delete may fail back (the volume
+    /// shows again, as before the request). Once it is gone, `OpStep 0` is committed (the
+    /// point of no return) and the delete only rolls forward: the bricks are destroyed however
+    /// many rounds it takes, by this leader or the next (which skips the volume step), and
+    /// the operation ends done. A brick on a dead node is left to the node's fate (see
+    /// `exec::destroy_until_gone`).
+    async fn delete(&self, fenced: &Fenced, op: &Operation, ctx: &Ctx) -> Option<Command> {
+        if op.progress == 0 {
+            let r = self
+                .with_retries(fenced, &op.id, || exec::volume_delete_gluster(fenced, ctx))
+                .await;
+            if let Err(e) = r {
+                return ended(&op.id, Err(e));
+            }
+            if !self.mark(fenced, op).await {
+                return None;
+            }
+        }
+        let gone = exec::destroy_until_gone(fenced, ctx, &ctx.bricks, self.attempts, &self.leading(fenced))
+            .await
+            .ok()?;
+        if !gone.is_empty() {
+            let ids: Vec<&str> = gone.iter().map(|b| b.id.as_str()).collect();
+            tracing::warn!(
+                op = %op.id,
+                "volume deleted; bricks {ids:?} stay on their unreachable nodes until reconcile repairs them"
+            );
+        }
+        ended(&op.id, Ok(ExecReport::default()))
+    }
+
+    /// Commits the point of no return of a delete or an expand. False: not committed (the
+    /// next leader resumes the operation from the mark it finds).
+    async fn mark(&self, fenced: &Fenced, op: &Operation) -> bool {
+        if fenced.tripped() {
+            return false;
+        }
+        let step = Command::OpStep {
+            id: op.id.clone(),
+            index: 0,
+        };
+        match self.replica.propose(&step).await {
+            Ok(_) => true,
+            Err(e) => {
+                tracing::warn!(op = %op.id, "point of no return not committed ({e}); the next leader resumes");
+                false
+            }
+        }
+    }
+
+    /// Volume expand. Bricks are created, then `OpStep 0` is committed before the first
+    /// `add-brick` (the point of no return: from there Gluster may hold some new bricks). A
+    /// failure before it rolls back as before. A failure after it reads the volume back: if
+    /// Gluster holds every new brick the expand is done; otherwise the bricks Gluster holds
+    /// stay (`OpFailKept`) and only the others are destroyed. If Gluster cannot be read, nothing
+    /// is undone or committed: the read is tried again, backing off, by this leader or the next.
+    async fn expand(
+        &self,
+        fenced: &Fenced,
+        op: &Operation,
+        ctx: &Ctx,
+        bricks: &[BrickEntry],
+    ) -> Option<Command> {
+        let flag = std::sync::atomic::AtomicBool::new(op.progress > 0);
+        let marked = &flag;
+        let r = self
+            .with_retries(fenced, &op.id, || async move {
+                exec::expand_prepare(fenced, ctx, bricks).await?;
+                if !marked.load(std::sync::atomic::Ordering::SeqCst) {
+                    if !self.mark(fenced, op).await {
+                        return Err(STOP.to_string());
+                    }
+                    marked.store(true, std::sync::atomic::Ordering::SeqCst);
+                }
+                exec::expand_add(fenced, ctx, bricks).await
+            })
+            .await;
+        let error = match r {
+            Ok(()) => return ended(&op.id, Ok(ExecReport::default())),
+            Err(e) if e == STOP => return None,
+            Err(e) => e,
+        };
+        if !marked.load(std::sync::atomic::Ordering::SeqCst) {
+            // Gluster never saw these bricks: undo on the nodes, then fail.
+            if let Err(ce) = exec::destroy_bricks(fenced, ctx, bricks).await {
+                tracing::warn!(op = %op.id, "cleanup after failed expand left bricks: {ce}");
+            }
+            return ended(&op.id, Err(error));
+        }
+        let name = ctx.volume.as_ref().map(|v| v.name.clone()).unwrap_or_default();
+        let mut round = 0;
+        let listed = loop {
+            match exec::gluster_bricks(fenced, ctx, &name).await {
+                Ok(l) => break l,
+                Err(read) => {
+                    round += 1;
+                    tracing::warn!(
+                        op = %op.id,
+                        "expand failed ({error}) and Gluster's bricks cannot be read ({read}); trying again"
+                    );
+                    tokio::time::sleep(exec::backoff(round)).await;
+                    if !self.leading(fenced)() {
+                        return None;
+                    }
+                }
+            }
+        };
+        let planned: Vec<(String, String)> = bricks
+            .iter()
+            .map(|b| (b.id.clone(), exec::gluster_name(ctx, b)))
+            .collect();
+        let kept = exec::kept_bricks(&planned, &listed);
+        if kept.len() == bricks.len() {
+            tracing::info!(op = %op.id, "expand answered \"{error}\" but Gluster has every new brick: done");
+            return ended(&op.id, Ok(ExecReport::default()));
+        }
+        let unused: Vec<BrickEntry> = bricks.iter().filter(|b| !kept.contains(&b.id)).cloned().collect();
+        if let Err(ce) = exec::destroy_bricks(fenced, ctx, &unused).await {
+            tracing::warn!(op = %op.id, "cleanup after failed expand left bricks: {ce}");
+        }
+        let error = if kept.is_empty() {
+            error
+        } else {
+            format!(
+                "{error} (Gluster kept {} of the {} new bricks; they stay in the volume)",
+                kept.len(),
+                bricks.len()
+            )
+        };
+        Some(Command::OpFailKept {
+            id: op.id.clone(),
+            kept,
+            error,
+            now: now(),
+        })
     }
 
     /// Runs the evictions not yet committed, committing each as it succeeds.
@@ -368,7 +515,7 @@ impl Runner {
         healcheck: bool,
     ) -> Result<ExecReport, String> {
         for (i, e) in evictions.iter().enumerate().skip(op.progress) {
-            exec::evict_one(exec, ctx, e, healcheck).await?;
+            exec::evict_one(exec, ctx, e, healcheck, &self.leading(exec)).await?;
             if let Err(err) = self
                 .replica
                 .propose(&Command::OpStep {
@@ -382,5 +529,22 @@ impl Runner {
             }
         }
         Ok(ExecReport::default())
+    }
+}
+
+/// The command that ends an operation with `r`; None for `STOP` (left pending).
+fn ended(id: &str, r: Result<ExecReport, String>) -> Option<Command> {
+    match r {
+        Ok(report) => Some(Command::OpFinish {
+            id: id.to_string(),
+            report,
+            now: now(),
+        }),
+        Err(e) if e == STOP => None,
+        Err(error) => Some(Command::OpFail {
+            id: id.to_string(),
+            error,
+            now: now(),
+        }),
     }
 }

@@ -39,8 +39,9 @@ pub enum Command {
     SetAdminState { state: String },
     /// Load a converted Heketi dump into an empty state.
     Import { set: Box<crate::dump::ImportSet> },
-    /// One step of a multi-step operation succeeded on the nodes (an eviction): commit it, so
-    /// that a new leader resumes after it.
+    /// One step of a multi-step operation succeeded on the nodes (an eviction), or an
+    /// operation passed its point of no return (index 0 of a volume delete or expand, see
+    /// `state::ops::step`): commit it, so that a new leader resumes after it.
     OpStep { id: String, index: usize },
     /// `OpBegin` refused with [`Outcome::Busy`] when `max_inflight` operations are already
     /// pending: the check and the reservation happen in one apply, so two concurrent
@@ -52,6 +53,14 @@ pub enum Command {
     /// Set the Raft group's identity (the cluster part of every fencing token) if it has
     /// none: proposed by the first leader with a fresh id, never changed after.
     SetIdentity { id: String },
+    /// An expand failed after `add-brick` took effect for some of its bricks: `kept` (read
+    /// back from Gluster) join the volume, the others are released (`state::ops::fail_kept`).
+    OpFailKept {
+        id: String,
+        kept: Vec<String>,
+        error: String,
+        now: u64,
+    },
 }
 
 /// What applying a command did. Refusals are values: every replica refuses identically.
@@ -113,6 +122,7 @@ pub fn apply(cmd: Command, txn: &mut Txn<'_>) -> Result<Outcome, StoreError> {
         Command::SetTags { node, device, tags } => ops::set_tags(node, device, tags, txn),
         Command::Import { set } => import(*set, txn),
         Command::OpStep { id, index } => ops::step(&id, index, txn),
+        Command::OpFailKept { id, kept, error, now } => ops::fail_kept(&id, &kept, &error, now, txn),
         Command::SetAdminState { state } => {
             txn.put(keys::ADMIN_STATE.to_vec(), state.into_bytes());
             Ok(Outcome::Done)

@@ -79,6 +79,30 @@ pub fn cluster_volume_ids(r: &impl StateReader, cluster: &str) -> Result<Vec<Str
     ids(r, &keys::cluster_volume_prefix(cluster))
 }
 
+/// The volumes pending deletes work on: hidden from lists as from info (Heketi's rule), though
+/// their index keys stay until the delete finishes. One read per pending operation.
+pub fn deleting_volume_ids(r: &impl StateReader) -> Result<std::collections::BTreeSet<String>, StoreError> {
+    let mut out = std::collections::BTreeSet::new();
+    for id in pending_op_ids(r)? {
+        if let Some(op) = get_op(r, &id)? {
+            if let model::OpPlan::VolumeDelete { volume } = op.plan {
+                out.insert(volume);
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// A cluster's volume ids as lists show them: without the volumes being deleted.
+pub fn visible_volume_ids(r: &impl StateReader, cluster: &str) -> Result<Vec<String>, StoreError> {
+    let mut ids = cluster_volume_ids(r, cluster)?;
+    let deleting = deleting_volume_ids(r)?;
+    if !deleting.is_empty() {
+        ids.retain(|v| !deleting.contains(v));
+    }
+    Ok(ids)
+}
+
 /// A device's brick ids, sorted.
 pub fn device_brick_ids(r: &impl StateReader, device: &str) -> Result<Vec<String>, StoreError> {
     ids(r, &keys::device_brick_prefix(device))

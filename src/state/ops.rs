@@ -388,18 +388,7 @@ pub fn finish(id: &str, report: &ExecReport, now: u64, txn: &mut Txn<'_>) -> R {
             Some(format!("/volumes/{}", volume.id))
         }
         OpPlan::VolumeDelete { volume } => {
-            if let Some(v) = get_volume(txn, volume)? {
-                for b in &v.bricks {
-                    release(b, txn)?;
-                }
-                txn.delete(keys::volume_name(&v.cluster, &v.name));
-                txn.delete(keys::volume(volume));
-                if let Some(mut c) = get_cluster(txn, &v.cluster)? {
-                    c.volume_count = c.volume_count.saturating_sub(1);
-                    put(txn, keys::cluster(&c.id), &c)?;
-                    txn.delete(keys::cluster_volume(&c.id, volume));
-                }
-            }
+            drop_volume(volume, txn)?;
             None
         }
         OpPlan::VolumeExpand {
@@ -466,6 +455,24 @@ pub fn finish(id: &str, report: &ExecReport, now: u64, txn: &mut Txn<'_>) -> R {
     close(op, OpStatus::Done, None, now, txn)
 }
 
+/// Forgets a deleted volume: its bricks' space goes back to their devices, its name is free.
+fn drop_volume(volume: &str, txn: &mut Txn<'_>) -> Result<(), StoreError> {
+    let Some(v) = get_volume(txn, volume)? else {
+        return Ok(());
+    };
+    for b in &v.bricks {
+        release(b, txn)?;
+    }
+    txn.delete(keys::volume_name(&v.cluster, &v.name));
+    txn.delete(keys::volume(volume));
+    if let Some(mut c) = get_cluster(txn, &v.cluster)? {
+        c.volume_count = c.volume_count.saturating_sub(1);
+        put(txn, keys::cluster(&c.id), &c)?;
+        txn.delete(keys::cluster_volume(&c.id, volume));
+    }
+    Ok(())
+}
+
 fn clear_brick_pending(id: &str, txn: &mut Txn<'_>) -> Result<(), StoreError> {
     if let Some(mut b) = get_brick(txn, id)? {
         b.pending = None;
@@ -519,12 +526,23 @@ pub fn fail(id: &str, error: &str, now: u64, txn: &mut Txn<'_>) -> R {
             txn.delete(keys::volume_name(&volume.cluster, &volume.name));
             txn.delete(keys::volume(&volume.id));
         }
+        // Past the point of no return the Gluster volume is gone: the volume never shows
+        // again (the runner never fails such a delete; this is the guarantee in `apply`).
+        OpPlan::VolumeDelete { volume } if op.progress > 0 => drop_volume(volume, txn)?,
         OpPlan::VolumeDelete { volume } => {
             if let Some(mut v) = get_volume(txn, volume)? {
                 v.pending = None;
                 v.hidden = false;
                 put(txn, keys::volume(volume), &v)?;
             }
+        }
+        // `add-brick` may have run: only the runner, having read Gluster's bricks back, can
+        // say which new bricks stay (`OpFailKept`). A plain failure would release bricks
+        // Gluster may use: refused, nothing changes.
+        OpPlan::VolumeExpand { .. } if op.progress > 0 => {
+            return Ok(Outcome::Conflict(format!(
+                "operation {id} is past its point of no return: its failure must name the bricks Gluster kept"
+            )));
         }
         OpPlan::VolumeExpand { volume, bricks, .. } => {
             for b in bricks {
@@ -701,8 +719,16 @@ pub fn step(id: &str, index: usize, txn: &mut Txn<'_>) -> R {
     if op.status != OpStatus::Pending || op.progress != index {
         return Ok(Outcome::Done); // duplicate or stale step
     }
-    let OpPlan::Evict { evictions, .. } = &op.plan else {
-        return Ok(Outcome::Invalid("not a multi-step operation".into()));
+    let evictions = match &op.plan {
+        OpPlan::Evict { evictions, .. } => evictions,
+        // The point of no return of a delete (the Gluster volume is gone) or an expand
+        // (`add-brick` is about to be sent): from here the operation rolls forward.
+        OpPlan::VolumeDelete { .. } | OpPlan::VolumeExpand { .. } if index == 0 => {
+            op.progress = 1;
+            put(txn, keys::op(id), &op)?;
+            return Ok(Outcome::Done);
+        }
+        _ => return Ok(Outcome::Invalid("not a multi-step operation".into())),
     };
     let Some(e) = evictions.get(index).cloned() else {
         return Ok(Outcome::Invalid("no such step".into()));
@@ -724,6 +750,66 @@ pub fn step(id: &str, index: usize, txn: &mut Txn<'_>) -> R {
     op.progress = index + 1;
     put(txn, keys::op(id), &op)?;
     Ok(Outcome::Done)
+}
+
+/// An expand that failed after `add-brick` ran for some of its sets: `kept` are the new
+/// bricks Gluster holds (read back by the runner). They join the volume, in plan order and
+/// set by set, and the size grows by their share of the delta (rounded down to GiB); the
+/// other new bricks are released. The operation ends failed with `error`.
+pub fn fail_kept(id: &str, kept: &[String], error: &str, now: u64, txn: &mut Txn<'_>) -> R {
+    let Some(op) = get_op(txn, id)? else {
+        return Ok(Outcome::NotFound);
+    };
+    if op.status != OpStatus::Pending {
+        return Ok(Outcome::Done);
+    }
+    let OpPlan::VolumeExpand {
+        volume,
+        bricks,
+        delta,
+    } = &op.plan
+    else {
+        return Ok(Outcome::Invalid(format!(
+            "operation {id} does not add bricks to a volume"
+        )));
+    };
+    if let Some(bad) = kept.iter().find(|k| !bricks.iter().any(|b| &b.id == *k)) {
+        return Ok(Outcome::Invalid(format!(
+            "brick {bad} is not one of operation {id}'s new bricks"
+        )));
+    }
+    if let Some(mut v) = get_volume(txn, volume)? {
+        let is_kept = |b: &BrickEntry| kept.contains(&b.id);
+        let n = bricks.iter().filter(|b| is_kept(b)).count() as u128;
+        let grown = (u128::from(*delta) * n / (bricks.len().max(1) as u128)) as u64;
+        v.size = v.size.saturating_add(grown);
+        v.pending = None;
+        let set = v.durability.set_size().max(1);
+        for chunk in bricks.chunks(set) {
+            let ids: Vec<String> = chunk
+                .iter()
+                .filter(|b| is_kept(b))
+                .map(|b| b.id.clone())
+                .collect();
+            if !ids.is_empty() && !v.brick_sets.is_empty() {
+                v.brick_sets.push(ids);
+            }
+        }
+        for b in bricks {
+            if is_kept(b) {
+                clear_brick_pending(&b.id, txn)?;
+                v.bricks.insert(b.id.clone());
+            } else {
+                release(&b.id, txn)?;
+            }
+        }
+        put(txn, keys::volume(volume), &v)?;
+    } else {
+        for b in bricks {
+            release(&b.id, txn)?;
+        }
+    }
+    close(op, OpStatus::Failed, Some(error.to_string()), now, txn)
 }
 
 fn begin_clone(source: &str, clone: &super::VolumeEntry, op: &str, txn: &mut Txn<'_>) -> R {
@@ -860,14 +946,14 @@ mod gc_tests {
     use super::super::{keys, Command, HekateApp};
     use hekate_raft::StateReader;
 
-    struct Sm {
+    pub(super) struct Sm {
         sm: StateMachine<HekateApp>,
-        store: Store,
+        pub(super) store: Store,
         next: u64,
     }
 
     impl Sm {
-        fn new(dir: &std::path::Path) -> Sm {
+        pub(super) fn new(dir: &std::path::Path) -> Sm {
             let store = Store::open(dir).unwrap();
             Sm {
                 sm: StateMachine::new(store.clone(), Arc::new(HekateApp)),
@@ -876,7 +962,7 @@ mod gc_tests {
             }
         }
 
-        async fn apply(&mut self, cmd: Command) {
+        pub(super) async fn apply(&mut self, cmd: Command) {
             self.next += 1;
             let e = Entry {
                 log_id: LogId::new(CommittedLeaderId::new(1, 1), self.next),
@@ -990,5 +1076,313 @@ mod gc_tests {
         assert_eq!(sm.op_ids(), vec![99]);
         let view = hekate_raft::app::View::new(&sm.store);
         assert!(view.scan_prefix(keys::OP_DONE_PREFIX).unwrap().is_empty());
+    }
+}
+
+/// Roll forward: once a delete or an expand passed its point of no return (`OpStep 0`), a
+/// failure never brings back a volume Gluster no longer has, nor releases a brick it uses.
+#[cfg(test)]
+mod rollforward_tests {
+    use super::super::model::{
+        BrickEntry, DeviceEntry, Durability, ExecReport, NodeEntry, OpKind, OpPlan, OpStatus, Operation,
+        VolumeEntry,
+    };
+    use super::super::{get_device, get_op, get_volume, Command};
+    use super::gc_tests::Sm;
+
+    const GIB: u64 = 1 << 20;
+
+    fn id(n: u32) -> String {
+        format!("{n:032x}")
+    }
+
+    fn op(n: u32, kind: OpKind, plan: OpPlan) -> Command {
+        Command::OpBegin {
+            op: Box::new(Operation {
+                id: id(n),
+                kind,
+                created: 1,
+                finished: None,
+                status: OpStatus::Pending,
+                by_user: false,
+                plan,
+                location: None,
+                error: None,
+                progress: 0,
+            }),
+        }
+    }
+
+    fn finish(n: u32) -> Command {
+        Command::OpFinish {
+            id: id(n),
+            report: ExecReport {
+                device_total: Some(100 * GIB),
+                device_used: Some(0),
+                ..Default::default()
+            },
+            now: 2,
+        }
+    }
+
+    fn brick(n: u32, volume: &str) -> BrickEntry {
+        BrickEntry {
+            id: id(n),
+            path: format!("/var/lib/heketi/mounts/vg_{}/brick_{}/brick", id(3), id(n)),
+            device: id(3),
+            node: id(2),
+            volume: volume.into(),
+            size: GIB,
+            tp_size: GIB,
+            pool_metadata_size: 8192,
+            subtype: 1,
+            pending: None,
+            lvm_thin_pool: None,
+            lvm_lv: None,
+            pool_shared: false,
+        }
+    }
+
+    /// A cluster (1) with a node (2), a device (3) and a 1 GiB distribute volume (4) on brick 5.
+    async fn world(dir: &std::path::Path) -> Sm {
+        let mut sm = Sm::new(dir);
+        sm.apply(Command::ClusterCreate {
+            id: id(1),
+            file: true,
+            block: false,
+        })
+        .await;
+        let node = NodeEntry {
+            id: id(2),
+            cluster: id(1),
+            zone: 1,
+            manage: vec!["n1".into()],
+            storage: vec!["10.0.0.1".into()],
+            tags: Default::default(),
+            state: "online".into(),
+            devices: Default::default(),
+            pending: None,
+        };
+        sm.apply(op(
+            100,
+            OpKind::NodeAdd,
+            OpPlan::NodeAdd {
+                node,
+                probe_from: None,
+            },
+        ))
+        .await;
+        sm.apply(finish(100)).await;
+        let device = DeviceEntry {
+            id: id(3),
+            name: "/dev/vdb".into(),
+            node: id(2),
+            tags: Default::default(),
+            state: "online".into(),
+            total: 0,
+            free: 0,
+            used: 0,
+            extent_size: 4096,
+            pv_uuid: String::new(),
+            paths: vec![],
+            brick_count: 0,
+            pending: None,
+        };
+        sm.apply(op(
+            101,
+            OpKind::DeviceAdd,
+            OpPlan::DeviceAdd {
+                device,
+                host: "n1".into(),
+                destroydata: false,
+            },
+        ))
+        .await;
+        sm.apply(finish(101)).await;
+        let volume = VolumeEntry {
+            id: id(4),
+            name: "vol".into(),
+            cluster: id(1),
+            size: 1,
+            durability: Durability {
+                kind: "none".into(),
+                ..Default::default()
+            },
+            gid: 0,
+            options: vec![],
+            block: false,
+            snapshot_enable: false,
+            snapshot_factor: 1.0,
+            arbiter: false,
+            bricks: Default::default(),
+            pending: None,
+            hidden: false,
+            block_free: 0,
+            block_reserved: 0,
+            block_restriction: String::new(),
+            request_clusters: vec![],
+            brick_sets: vec![],
+        };
+        sm.apply(op(
+            102,
+            OpKind::VolumeCreate,
+            OpPlan::VolumeCreate {
+                volume,
+                bricks: vec![brick(5, &id(4))],
+            },
+        ))
+        .await;
+        sm.apply(finish(102)).await;
+        sm
+    }
+
+    fn view(sm: &Sm) -> hekate_raft::app::View<'_> {
+        hekate_raft::app::View::new(&sm.store)
+    }
+
+    fn used(sm: &Sm) -> u64 {
+        get_device(&view(sm), &id(3)).unwrap().unwrap().used
+    }
+
+    #[tokio::test]
+    async fn a_delete_failed_before_its_mark_shows_the_volume_again_after_it_never() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut sm = world(dir.path()).await;
+        let delete = |n| op(n, OpKind::VolumeDelete, OpPlan::VolumeDelete { volume: id(4) });
+        let fail = |n| Command::OpFail {
+            id: id(n),
+            error: "boom".into(),
+            now: 3,
+        };
+        sm.apply(delete(200)).await;
+        assert!(get_volume(&view(&sm), &id(4)).unwrap().unwrap().hidden);
+        sm.apply(fail(200)).await;
+        let v = get_volume(&view(&sm), &id(4)).unwrap().unwrap();
+        assert!(
+            !v.hidden && v.pending.is_none(),
+            "before the mark: back as it was"
+        );
+
+        sm.apply(delete(201)).await;
+        sm.apply(Command::OpStep {
+            id: id(201),
+            index: 0,
+        })
+        .await;
+        assert_eq!(get_op(&view(&sm), &id(201)).unwrap().unwrap().progress, 1);
+        sm.apply(fail(201)).await;
+        assert!(
+            get_volume(&view(&sm), &id(4)).unwrap().is_none(),
+            "past the mark the volume is gone for good"
+        );
+        assert_eq!(used(&sm), 0, "its brick's space is back");
+        let o = get_op(&view(&sm), &id(201)).unwrap().unwrap();
+        assert_eq!(o.status, OpStatus::Failed);
+    }
+
+    #[tokio::test]
+    async fn an_expand_past_its_mark_keeps_exactly_the_bricks_gluster_holds() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut sm = world(dir.path()).await;
+        let before = used(&sm);
+        let (b6, b7) = (brick(6, &id(4)), brick(7, &id(4)));
+        let alloc = b6.allocation();
+        sm.apply(op(
+            300,
+            OpKind::VolumeExpand,
+            OpPlan::VolumeExpand {
+                volume: id(4),
+                bricks: vec![b6.clone(), b7.clone()],
+                delta: 2,
+            },
+        ))
+        .await;
+        assert_eq!(used(&sm), before + 2 * alloc);
+        sm.apply(Command::OpStep {
+            id: id(300),
+            index: 0,
+        })
+        .await;
+        // A plain failure past the mark is refused: nothing changes.
+        sm.apply(Command::OpFail {
+            id: id(300),
+            error: "boom".into(),
+            now: 3,
+        })
+        .await;
+        assert_eq!(
+            get_op(&view(&sm), &id(300)).unwrap().unwrap().status,
+            OpStatus::Pending
+        );
+        assert_eq!(used(&sm), before + 2 * alloc);
+        // A brick not of this operation is refused too.
+        sm.apply(Command::OpFailKept {
+            id: id(300),
+            kept: vec![id(5)],
+            error: "boom".into(),
+            now: 3,
+        })
+        .await;
+        assert_eq!(
+            get_op(&view(&sm), &id(300)).unwrap().unwrap().status,
+            OpStatus::Pending
+        );
+
+        sm.apply(Command::OpFailKept {
+            id: id(300),
+            kept: vec![id(6)],
+            error: "add-brick refused".into(),
+            now: 3,
+        })
+        .await;
+        let o = get_op(&view(&sm), &id(300)).unwrap().unwrap();
+        assert_eq!(
+            (o.status, o.error.as_deref()),
+            (OpStatus::Failed, Some("add-brick refused"))
+        );
+        let v = get_volume(&view(&sm), &id(4)).unwrap().unwrap();
+        assert_eq!(v.bricks.iter().cloned().collect::<Vec<_>>(), vec![id(5), id(6)]);
+        assert_eq!(v.size, 2, "one of two new bricks: half of the 2 GiB");
+        assert!(v.pending.is_none());
+        assert_eq!(
+            used(&sm),
+            before + alloc,
+            "the brick Gluster does not have is released"
+        );
+        assert!(super::get_brick(&view(&sm), &id(7)).unwrap().is_none());
+        assert!(super::get_brick(&view(&sm), &id(6))
+            .unwrap()
+            .unwrap()
+            .pending
+            .is_none());
+    }
+
+    #[tokio::test]
+    async fn an_expand_failed_before_its_mark_releases_every_new_brick() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut sm = world(dir.path()).await;
+        let before = used(&sm);
+        sm.apply(op(
+            400,
+            OpKind::VolumeExpand,
+            OpPlan::VolumeExpand {
+                volume: id(4),
+                bricks: vec![brick(6, &id(4))],
+                delta: 1,
+            },
+        ))
+        .await;
+        sm.apply(Command::OpFail {
+            id: id(400),
+            error: "boom".into(),
+            now: 3,
+        })
+        .await;
+        assert_eq!(
+            get_op(&view(&sm), &id(400)).unwrap().unwrap().status,
+            OpStatus::Failed
+        );
+        assert_eq!(used(&sm), before);
+        assert_eq!(get_volume(&view(&sm), &id(4)).unwrap().unwrap().size, 1);
     }
 }

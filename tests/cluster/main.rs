@@ -19,6 +19,7 @@ mod operations;
 mod ownership;
 mod quorum;
 mod reconcile;
+mod rollforward;
 mod security;
 mod sizes;
 mod snapshot;
