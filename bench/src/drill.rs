@@ -70,7 +70,7 @@ pub struct DrillArgs {
 #[derive(Debug, Default, Serialize)]
 pub struct Outcomes {
     pub ok: u64,
-    /// Refused before reaching a leader (503 without a leader, 502 from the balancer):
+    /// Refused before reaching a leader (Hekate's 503 not-accepted, haproxy's 503):
     /// provably not applied; the client backs off 100 ms and goes on.
     pub refused: u64,
     pub failed: u64,
@@ -177,12 +177,16 @@ async fn run_op(
     };
     if r.status != 202 {
         // docs/api.md, "Outcome of a write": 504 (or x-hekate-outcome: unknown) may still
-        // commit; 503 not-accepted and haproxy's 502/503 were never written.
+        // commit; Hekate's 503 (not-accepted) and haproxy's 503 (no server took it) were
+        // never written. haproxy's 502 is not proof: the server may have committed the write
+        // and then died, or been cut off, before its answer (haproxy shuts the session down
+        // when it marks the server down). Found by a 100-fault drill: a delete answered 502
+        // had committed, and its retry ended 404.
         let unknown = r.headers.get("x-hekate-outcome").and_then(|v| v.to_str().ok()) == Some("unknown");
         return match r.status {
             _ if unknown => End::Indeterminate,
-            504 => End::Indeterminate,
-            502 | 503 => End::Refused,
+            502 | 504 => End::Indeterminate,
+            503 => End::Refused,
             _ => End::Failed,
         };
     }

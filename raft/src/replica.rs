@@ -375,6 +375,21 @@ impl<A: Application> Replica<A> {
         Ok(after)
     }
 
+    /// The per-verb fence, without a round trip: this replica leads in `term`, has committed
+    /// an entry of it, and has heard from a quorum within half the check-quorum bound (what
+    /// readiness requires). What keeps two leaders apart on the nodes is the node-side guard
+    /// (the term each command carries); this check only stops a leader that already knows
+    /// it is isolated from sending more. [`Replica::fence`] is the round-trip version.
+    pub fn fence_local(&self, term: u64) -> Result<(), ReplicaError> {
+        let now = self.leader_term()?;
+        if now != term {
+            return Err(ReplicaError::Unavailable(format!(
+                "leadership of term {term} ended (now term {now})"
+            )));
+        }
+        self.quorum_doubtful().map_err(ReplicaError::Unavailable)
+    }
+
     /// The current term if this replica is its leader and has committed an entry in it.
     fn leader_term(&self) -> Result<u64, ReplicaError> {
         let m = self.raft.metrics().borrow().clone();

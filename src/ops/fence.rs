@@ -1,9 +1,11 @@
 //! Fencing: the guarantee that a deposed leader never acts on the nodes. It has two parts.
 //!
-//! On the leader, every executor verb goes through [`Fenced`], which first asks the replica
-//! to confirm, with a quorum, that it still leads in the term the operation started under
-//! ([`hekate_raft::Replica::fence`]). A replica that lost the majority, was superseded, or
-//! restarted believing an old vote gets no acknowledgement, so the verb is not sent.
+//! On the leader, an operation starts under [`Fenced::acquire`], which asks the replica to
+//! confirm, with a quorum round trip, that it leads ([`hekate_raft::Replica::fence`]): a
+//! replica that lost the majority, was superseded, or restarted believing an old vote gets no
+//! acknowledgement and runs nothing. Every verb then checks locally, without a round trip,
+//! that it still leads in that term and has heard from a quorum within half the check-quorum
+//! bound ([`hekate_raft::Replica::fence_local`]): a leader that knows it is cut off stops.
 //!
 //! On the node, every command carries a fencing token (the Raft group's identity and the
 //! term, [`FenceToken`]); the node's guard keeps the highest term it has seen per identity,
@@ -121,7 +123,7 @@ impl Fenced {
         if self.tripped() {
             return Err(fenced(self.token.term, "an earlier step was fenced"));
         }
-        match self.replica.fence(Some(self.token.term)).await {
+        match self.replica.fence_local(self.token.term) {
             Ok(_) => Ok(()),
             Err(e) => {
                 self.tripped.store(true, Ordering::SeqCst);
