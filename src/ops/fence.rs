@@ -232,3 +232,45 @@ impl Executor for Fenced {
         self.guard("volumes", self.inner.volumes(host)).await
     }
 }
+
+#[cfg(test)]
+mod tests {
+    /// The lint behind "no unfenced executor call": outside tests, only this module sets the
+    /// fencing token, only the SSH transport sends with an explicit one, and nothing acts as
+    /// a node's operator (the mock's bypass of its guard). Every other path to a node goes
+    /// through `Fenced`, and the executors refuse a verb without a token at run time.
+    #[test]
+    fn only_the_fence_sets_the_token() {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+        let mut offenders = Vec::new();
+        let mut stack = vec![root.clone()];
+        while let Some(dir) = stack.pop() {
+            for entry in std::fs::read_dir(&dir).unwrap() {
+                let path = entry.unwrap().path();
+                if path.is_dir() {
+                    stack.push(path);
+                    continue;
+                }
+                if path.extension().and_then(|e| e.to_str()) != Some("rs") {
+                    continue;
+                }
+                let text = std::fs::read_to_string(&path).unwrap();
+                // Production code only: what precedes the file's test module.
+                let code = text.split("#[cfg(test)]").next().unwrap_or_default();
+                let rel = path.strip_prefix(&root).unwrap().display().to_string();
+                let allowed: &[(&str, &str)] = &[
+                    ("FENCE.scope(", "ops/fence.rs"),
+                    ("run_as(", "executor/ssh.rs"),
+                    ("batch_as(", "executor/ssh.rs"),
+                    ("as_operator(", "executor/mock.rs"),
+                ];
+                for (needle, home) in allowed {
+                    if code.contains(needle) && rel != *home {
+                        offenders.push(format!("{rel}: {needle}"));
+                    }
+                }
+            }
+        }
+        assert!(offenders.is_empty(), "unfenced paths to a node: {offenders:?}");
+    }
+}
