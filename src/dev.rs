@@ -45,12 +45,6 @@ pub fn write_private(path: &Path, contents: &[u8]) -> std::io::Result<()> {
     f.sync_all()
 }
 
-/// glibc's per-thread malloc arenas each keep their peak: under churn a replica's RSS grew
-/// with the number of threads that ever allocated a snapshot or a GC batch. Two arenas
-/// measured 14-20 % lower RSS on the leader at the same operation count (docs/footprint.md);
-/// the deploy units set it too. An explicit value in the environment wins.
-const MALLOC_ARENA_MAX: &str = "MALLOC_ARENA_MAX";
-
 fn random_key() -> String {
     hex::encode(rand::random::<[u8; 16]>())
 }
@@ -194,11 +188,7 @@ pub async fn run(opts: DevOptions) -> anyhow::Result<()> {
             .create(true)
             .append(true)
             .open(dir.join("hekate.log"))?;
-        let mut cmd = Command::new(&exe);
-        if std::env::var_os(MALLOC_ARENA_MAX).is_none() {
-            cmd.env(MALLOC_ARENA_MAX, "2");
-        }
-        let child = cmd
+        let child = Command::new(&exe)
             .arg("serve")
             .arg("--config")
             .arg(config_path(&opts.data_dir, id))

@@ -28,6 +28,7 @@ pub mod config;
 pub mod dev;
 pub mod dump;
 pub mod executor;
+pub mod heap;
 pub mod ids;
 pub mod listen;
 pub mod ops;

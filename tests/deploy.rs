@@ -38,7 +38,6 @@ fn systemd_unit_verifies() {
         "NoNewPrivileges=yes",
         "ProtectSystem=strict",
         "StateDirectory=hekate",
-        "Environment=MALLOC_ARENA_MAX=2",
     ] {
         assert!(unit.contains(needed), "unit lacks {needed}");
     }

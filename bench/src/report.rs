@@ -416,13 +416,31 @@ pub fn run(results: &Path, docs: &Path) -> anyhow::Result<()> {
         ),
         (
             "soak-arena2.json",
-            "Footprint under churn, two malloc arenas (the shipped setting)",
+            "Footprint under churn, two malloc arenas (shipped before jemalloc)",
             "$CARGO_TARGET_DIR/release/hekate-bench --out bench/results/soak-arena2.json soak --minutes 15",
         ),
         (
             "soak-restart.json",
             "Footprint under churn, leader restarted in the middle",
             "$CARGO_TARGET_DIR/release/hekate-bench --out bench/results/soak-restart.json soak --minutes 12 --restart-leader-at 6",
+        ),
+        (
+            "soak-glibc-short.json",
+            "Footprint under churn, glibc with two arenas, 6 minutes (baseline of the allocator comparison)",
+            "# hekate-glibc: the release build of main before this change (08f363e: glibc malloc,\n\
+             # MALLOC_ARENA_MAX=2 set by hekate dev), run while this change was building\n\
+             $CARGO_TARGET_DIR/release/hekate-bench --out bench/results/soak-glibc-short.json soak --hekate hekate-glibc --minutes 6",
+        ),
+        (
+            "soak-jemalloc.json",
+            "Footprint under churn, jemalloc (the shipped allocator), 30 minutes",
+            "# run at the same time as the next one (base port 18680), on a machine shared with two builds\n\
+             $CARGO_TARGET_DIR/release/hekate-bench --out bench/results/soak-jemalloc.json soak --minutes 30",
+        ),
+        (
+            "soak-jemalloc-restart.json",
+            "Footprint under churn, jemalloc, leader restarted in the middle, 30 minutes",
+            "$CARGO_TARGET_DIR/release/hekate-bench --out bench/results/soak-jemalloc-restart.json soak --minutes 30 --restart-leader-at 15 --base-port 18680",
         ),
     ] {
         if let Ok(r) = load(results, file) {
@@ -544,6 +562,16 @@ fn soak_section(
         );
         for (key, label, mib) in [
             ("hekate_footprint_resident_bytes", "process RSS", true),
+            (
+                "hekate_heap_resident_bytes",
+                "allocator: resident (jemalloc)",
+                true,
+            ),
+            (
+                "hekate_heap_allocated_bytes",
+                "allocator: live heap, Rust and RocksDB",
+                true,
+            ),
             ("hekate_rocksdb_memtable_bytes", "RocksDB memtables", true),
             ("hekate_rocksdb_block_cache_bytes", "RocksDB block cache", true),
             ("hekate_rocksdb_block_cache_pinned_bytes", "of which pinned", true),
@@ -573,6 +601,10 @@ fn soak_section(
             ),
             ("hekate_footprint_pending_operations", "pending operations", false),
         ] {
+            if fp.iter().all(|m| m[key].is_null()) {
+                // A run whose build had no such gauge (glibc's allocator has no heap stats).
+                continue;
+            }
             let cells: Vec<String> = fp
                 .iter()
                 .map(|m| {

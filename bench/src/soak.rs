@@ -56,6 +56,8 @@ pub struct Sample {
     /// Per replica id 1..=3.
     pub rss_mib: Vec<f64>,
     pub data_dir_mib: Vec<f64>,
+    /// Per replica: the allocator's live heap (`hekate_heap_allocated_bytes`), NaN if absent.
+    pub heap_allocated_mib: Vec<f64>,
     pub term: u64,
     pub leader: Option<u64>,
     pub ops_done: u64,
@@ -119,7 +121,7 @@ pub struct SoakResults {
     pub per_minute: Vec<Minute>,
     pub samples: Vec<Sample>,
     pub summary: SoakSummary,
-    /// Each replica's `hekate_footprint_*` / `hekate_rocksdb_*` gauges at the end.
+    /// Each replica's `hekate_footprint_*` / `hekate_rocksdb_*` / `hekate_heap_*` gauges at the end.
     pub footprint_at_end: Vec<Value>,
     pub live_volumes_at_end: usize,
 }
@@ -453,7 +455,9 @@ async fn footprint(http: &reqwest::Client, servers: &[String]) -> Vec<Value> {
         {
             for line in r.text().await.unwrap_or_default().lines() {
                 if line.starts_with('#')
-                    || !(line.starts_with("hekate_footprint") || line.starts_with("hekate_rocksdb"))
+                    || !(line.starts_with("hekate_footprint")
+                        || line.starts_with("hekate_rocksdb")
+                        || line.starts_with("hekate_heap"))
                 {
                     continue;
                 }
@@ -576,21 +580,27 @@ async fn drive(args: &SoakArgs, dev: Arc<Dev>, key: &str) -> anyhow::Result<Soak
             terms.push(term);
         }
         let pids = dev.pids();
+        let heap = footprint(&http, &servers).await;
         let s = Sample {
             t_s: t,
             rss_mib: pids.iter().map(|p| rss_mib(*p)).collect(),
             data_dir_mib: (1..=3)
                 .map(|i| hekate_raft::db::dir_bytes(&dev.data_dir(i)) as f64 / (1024.0 * 1024.0))
                 .collect(),
+            heap_allocated_mib: heap
+                .iter()
+                .map(|f| f["hekate_heap_allocated_bytes"].as_f64().unwrap_or(f64::NAN) / (1024.0 * 1024.0))
+                .collect(),
             term,
             leader,
             ops_done: shared.ops.load(Ordering::Relaxed),
         };
         eprintln!(
-            "soak: {:>5.0} s  ops {:>7}  rss {:?} MiB  data {:?} MiB  term {}",
+            "soak: {:>5.0} s  ops {:>7}  rss {:?} MiB  heap {:?} MiB  data {:?} MiB  term {}",
             s.t_s,
             s.ops_done,
             s.rss_mib.iter().map(|v| v.round()).collect::<Vec<_>>(),
+            s.heap_allocated_mib.iter().map(|v| v.round()).collect::<Vec<_>>(),
             s.data_dir_mib.iter().map(|v| v.round()).collect::<Vec<_>>(),
             s.term
         );

@@ -2,7 +2,8 @@
 //! disk, so that an operator sees growth before it hurts. RocksDB memory (memtables, block
 //! cache and its pinned part, table readers), SST/WAL/snapshot/data-directory bytes, the Raft
 //! log (entries stored, entries since the snapshot), retained and pending operations, and the
-//! process's resident memory.
+//! process's resident memory, and the allocator's live heap against what it keeps resident
+//! (`hekate_heap_*`, src/heap.rs).
 //!
 //! Walking the data directory and counting the operation index are not free, so they run on a
 //! blocking thread and the result is cached for [`TTL`] per data directory: a scrape storm
@@ -147,6 +148,38 @@ pub fn register(reg: &Registry, st: &AppState, f: Footprint) -> Result<(), Strin
             "hekate_footprint_resident_bytes",
             "Resident memory of this replica's process (VmRSS)",
             rss_bytes(),
+        ),
+    ] {
+        let g = GaugeVec::new(Opts::new(name, help), &[]).map_err(|e| e.to_string())?;
+        reg.register(Box::new(g.clone())).map_err(|e| e.to_string())?;
+        g.with_label_values::<&str>(&[]).set(v as f64);
+    }
+    let h = crate::heap::stats()?;
+    for (name, help, v) in [
+        (
+            "hekate_heap_allocated_bytes",
+            "Live heap allocations (jemalloc stats.allocated; Rust and RocksDB)",
+            h.allocated,
+        ),
+        (
+            "hekate_heap_active_bytes",
+            "Pages holding live allocations (jemalloc stats.active)",
+            h.active,
+        ),
+        (
+            "hekate_heap_resident_bytes",
+            "Memory the allocator holds resident: active, unpurged free pages, metadata (jemalloc stats.resident)",
+            h.resident,
+        ),
+        (
+            "hekate_heap_metadata_bytes",
+            "Allocator metadata (jemalloc stats.metadata)",
+            h.metadata,
+        ),
+        (
+            "hekate_heap_retained_bytes",
+            "Address space the allocator keeps for reuse, not resident (jemalloc stats.retained)",
+            h.retained,
         ),
     ] {
         let g = GaugeVec::new(Opts::new(name, help), &[]).map_err(|e| e.to_string())?;

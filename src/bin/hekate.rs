@@ -8,6 +8,10 @@ use clap::{Args, Parser, Subcommand};
 use hekate::client::Client;
 use reqwest::Method;
 
+/// jemalloc for Rust's allocations too (the C `malloc` is jemalloc's already: src/heap.rs).
+#[global_allocator]
+static ALLOC: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 #[derive(Parser)]
 #[command(
     name = "hekate",
@@ -153,6 +157,7 @@ enum ReplicaCmd {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    hekate::heap::init();
     let rt = match tokio::runtime::Runtime::new() {
         Ok(rt) => rt,
         Err(e) => {
