@@ -2,7 +2,10 @@
 //! mock executor (or, with `--testbed` / `--glusterfs FILE`, the SSH executor on real nodes)
 //! and auth on. Each replica's config is written to `D/replica-<id>/heketi.json`,
 //! so a killed replica restarts alone with `hekate serve --config ...`; a second `hekate dev`
-//! on the same D resumes the same cluster (same ids, ports, keys and data).
+//! on the same D resumes the same cluster (same ids, ports, keys and data). With the mock,
+//! the replicas share simulated nodes: one `hekate mock-nodes` process ([`MockNodes`], socket
+//! `D/mock-nodes.sock`, model `D/mock-nodes.json`, log `D/mock-nodes.log`), started first and
+//! stopped last.
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -141,7 +144,7 @@ pub fn prepare(opts: &DevOptions) -> anyhow::Result<(String, String)> {
                 Some(g) => g.clone(),
                 None => json!({
                     "executor": "mock", "loglevel": "info",
-                    "mockexec": {"state_file": std::fs::canonicalize(&opts.data_dir)?.join("mock-nodes.json").display().to_string()}
+                    "mockexec": {"nodes_url": MockNodes::url(&std::fs::canonicalize(&opts.data_dir)?)}
                 }),
             },
             "raft": {
@@ -181,6 +184,10 @@ fn port(opts: &DevOptions, id: u64) -> u16 {
 pub async fn run(opts: DevOptions) -> anyhow::Result<()> {
     let (admin, user) = prepare(&opts)?;
     let exe = std::env::current_exe().context("cannot find the hekate binary")?;
+    let mut nodes = match opts.glusterfs {
+        None => Some(MockNodes::start(&exe, &std::fs::canonicalize(&opts.data_dir)?)?),
+        Some(_) => None,
+    };
     let mut children: Vec<(u64, Child)> = Vec::new();
     for id in 1..=opts.replicas {
         let dir = opts.data_dir.join(format!("replica-{id}"));
@@ -228,6 +235,9 @@ pub async fn run(opts: DevOptions) -> anyhow::Result<()> {
             config_path(&opts.data_dir, *id).display()
         );
     }
+    if let Some(n) = &nodes {
+        println!("  mock nodes: pid {} {}", n.pid(), n.url);
+    }
     if !ready {
         println!("warning: no replica reported ready within 60 s; see the hekate.log files");
     }
@@ -268,7 +278,108 @@ pub async fn run(opts: DevOptions) -> anyhow::Result<()> {
             }
         }
     }
+    // Last: the replicas' final verbs reach the nodes, and the nodes are written.
+    if let Some(n) = &mut nodes {
+        n.stop();
+    }
     Ok(())
+}
+
+/// A `hekate mock-nodes` process serving the simulated nodes of the cluster in `dir`
+/// (`hekate dev`, and the test clusters of [`crate::testkit`]).
+pub struct MockNodes {
+    child: Option<Child>,
+    /// What the replicas' `mockexec.nodes_url` says.
+    pub url: String,
+}
+
+impl MockNodes {
+    /// The socket of the nodes of the cluster in `dir` (an absolute path).
+    pub fn url(dir: &Path) -> String {
+        format!("unix:{}", dir.join("mock-nodes.sock").display())
+    }
+
+    /// Starts `binary mock-nodes` for `dir` (model `dir/mock-nodes.json`, log
+    /// `dir/mock-nodes.log`, in its own process group so a terminal's Ctrl-C reaches it
+    /// only through [`Self::stop`]) and waits until its socket is in place.
+    pub fn start(binary: &Path, dir: &Path) -> anyhow::Result<MockNodes> {
+        use std::os::unix::process::CommandExt;
+        let dir = std::path::absolute(dir)?;
+        let log_path = dir.join("mock-nodes.log");
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&log_path)
+            .with_context(|| format!("cannot open {}", log_path.display()))?;
+        let url = MockNodes::url(&dir);
+        let socket = dir.join("mock-nodes.sock");
+        let mut child = Command::new(binary)
+            .arg("mock-nodes")
+            .arg("--listen")
+            .arg(&url)
+            .arg("--state")
+            .arg(dir.join("mock-nodes.json"))
+            .stdout(Stdio::from(log.try_clone()?))
+            .stderr(Stdio::from(log))
+            .process_group(0)
+            .spawn()
+            .with_context(|| format!("cannot start {} mock-nodes", binary.display()))?;
+        let deadline = Instant::now() + Duration::from_secs(30);
+        // The server renames its socket into place once it accepts connections.
+        while std::os::unix::net::UnixStream::connect(&socket).is_err() {
+            if let Some(status) = child.try_wait()? {
+                let log = std::fs::read_to_string(&log_path).unwrap_or_default();
+                let tail: Vec<&str> = log.lines().rev().take(5).collect();
+                bail!(
+                    "mock-nodes exited ({status}): {}",
+                    tail.into_iter().rev().collect::<Vec<_>>().join(" / ")
+                );
+            }
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                let _ = child.wait();
+                bail!("mock-nodes did not listen on {} within 30 s", socket.display());
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        Ok(MockNodes {
+            child: Some(child),
+            url,
+        })
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().map_or(0, Child::id)
+    }
+
+    /// SIGTERM (the model is written), then SIGKILL after 10 s.
+    pub fn stop(&mut self) {
+        let Some(mut c) = self.child.take() else {
+            return;
+        };
+        let pid = nix::unistd::Pid::from_raw(c.id() as i32);
+        let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGCONT);
+        let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            match c.try_wait() {
+                Ok(Some(_)) => return,
+                Ok(None) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(10)),
+                _ => {
+                    eprintln!("mock-nodes did not stop; killing it");
+                    let _ = c.kill();
+                    let _ = c.wait();
+                    return;
+                }
+            }
+        }
+    }
+}
+
+impl Drop for MockNodes {
+    fn drop(&mut self) {
+        self.stop();
+    }
 }
 
 async fn wait_ready(http: &reqwest::Client, servers: &[String], within: Duration) -> bool {

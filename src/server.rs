@@ -266,7 +266,7 @@ fn build_executor(settings: &Settings) -> anyhow::Result<Arc<dyn Executor>> {
             if cfg.device_size_gb == 0 {
                 cfg.device_size_gb = settings.mock_device_size_gb;
             }
-            Ok(Arc::new(MockExecutor::new(cfg)))
+            Ok(Arc::new(MockExecutor::new(cfg)?))
         }
         _ => ssh_executor(settings),
     }

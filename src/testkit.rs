@@ -21,14 +21,15 @@ pub struct ClusterSpec {
     /// Path of the `hekate` binary.
     pub binary: PathBuf,
     pub loglevel: String,
-    /// `glusterfs.mockexec` (latency, failures); `state_file` is set to the cluster's own.
+    /// `glusterfs.mockexec` (latency, failures); `nodes_url` is set to the cluster's own.
     pub mockexec: Value,
     /// Extra `glusterfs` keys (limits such as `max_inflight_operations`).
     pub glusterfs: Value,
     /// Extra `raft` keys (`forward_timeout_ms`...).
     pub raft: Value,
-    /// Share the mock's node model between replicas through a file (as real nodes are
-    /// shared). Off: each replica models its own nodes in memory (cheaper; no failover).
+    /// Share the mock's nodes between replicas through a `hekate mock-nodes` process (as
+    /// real nodes are shared), as `hekate dev` does. Off: each replica models its own nodes
+    /// in memory (no failover).
     pub shared_mock: bool,
     /// Run each replica in its own network namespace (see [`Netns`]); empty: all on loopback.
     pub netns: Option<Netns>,
@@ -72,6 +73,9 @@ pub struct ProcCluster {
     pki: Option<crate::tls::GeneratedPki>,
     procs: Vec<(u64, Option<Child>)>,
     http: reqwest::Client,
+    /// The shared nodes (with `shared_mock`), started with the first replica; stopped after
+    /// the replicas when the cluster is dropped.
+    mock_nodes: Option<crate::dev::MockNodes>,
 }
 
 /// Free TCP ports on 127.0.0.1 (bound, then released).
@@ -122,6 +126,7 @@ impl ProcCluster {
             procs: Vec::new(),
             spec,
             http: http.build()?,
+            mock_nodes: None,
         };
         for id in 1..=c.spec.replicas {
             c.write_config(id, false)?;
@@ -197,9 +202,39 @@ impl ProcCluster {
         self.dir.join(format!("replica-{id}")).join("data")
     }
 
-    /// The mock executor's node model, shared by every replica (as real nodes would be).
-    pub fn mock_state_file(&self) -> PathBuf {
-        self.dir.join("mock-nodes.json")
+    /// Where the replicas reach their shared (mock) nodes (with `shared_mock`).
+    pub fn mock_nodes_url(&self) -> String {
+        crate::dev::MockNodes::url(&std::path::absolute(&self.dir).unwrap_or_else(|_| self.dir.clone()))
+    }
+
+    /// A client of the shared (mock) nodes, as tests and drills use it: read the model and
+    /// the command record, arm faults, plant, stop glusterd.
+    pub fn mock_nodes(&self) -> anyhow::Result<crate::executor::mock::MockExecutor> {
+        if !self.spec.shared_mock {
+            bail!("this cluster's replicas model their own nodes (shared_mock is off)");
+        }
+        Ok(crate::executor::mock::MockExecutor::new(
+            crate::executor::mock::MockConfig {
+                nodes_url: self.mock_nodes_url(),
+                ..Default::default()
+            },
+        )?)
+    }
+
+    /// Starts the shared nodes' process if it is not running (the first replica's start
+    /// does); a restart resumes the model from `mock-nodes.json`.
+    pub fn start_mock_nodes(&mut self) -> anyhow::Result<()> {
+        if self.spec.shared_mock && self.mock_nodes.is_none() {
+            self.mock_nodes = Some(crate::dev::MockNodes::start(&self.spec.binary, &self.dir)?);
+        }
+        Ok(())
+    }
+
+    /// Stops the shared nodes' process (SIGTERM: it writes the model first).
+    pub fn stop_mock_nodes(&mut self) {
+        if let Some(mut n) = self.mock_nodes.take() {
+            n.stop();
+        }
     }
 
     fn mock_config(&self) -> Value {
@@ -208,7 +243,7 @@ impl ProcCluster {
             m = json!({});
         }
         if self.spec.shared_mock {
-            m["state_file"] = json!(self.mock_state_file());
+            m["nodes_url"] = json!(self.mock_nodes_url());
         }
         m
     }
@@ -312,6 +347,7 @@ impl ProcCluster {
         if self.pid(id).is_some() {
             bail!("replica {id} is already running");
         }
+        self.start_mock_nodes()?;
         let log_path = self.dir.join(format!("replica-{id}")).join("hekate.log");
         let log = std::fs::OpenOptions::new()
             .create(true)

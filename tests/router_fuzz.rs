@@ -77,7 +77,7 @@ fn harness() -> &'static Harness {
                         iat_leeway_secs: 120,
                     }),
                     forward_timeout: Duration::from_millis(500),
-                    exec: Arc::new(MockExecutor::new(MockConfig::default())),
+                    exec: Arc::new(MockExecutor::in_memory(MockConfig::default())),
                     policy: Policy::from_config(&GlusterfsConfig::default()),
                     default_admin_state: String::new(),
                     log,

@@ -20,7 +20,6 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
 use hekate::client::Client;
-use hekate::executor::mock::MockExecutor;
 use hekate::testkit::{free_ports, wait_for, ClusterSpec, ProcCluster};
 use reqwest::Method;
 use serde::Serialize;
@@ -552,6 +551,16 @@ pub async fn run(args: DrillArgs) -> anyhow::Result<DrillResults> {
         .iter()
         .map(|f| format!("{}: {}", f["kind"], f["detail"]))
         .collect();
+    // The nodes' model and record, read before the ledger's lock is taken.
+    let nodes = c.mock_nodes()?;
+    let mock = nodes
+        .snapshot()
+        .await
+        .map_err(|e| anyhow::anyhow!("mock state: {e}"))?;
+    let log = nodes
+        .command_log()
+        .await
+        .map_err(|e| anyhow::anyhow!("mock command record: {e}"))?;
     let l = ledger.lock().unwrap_or_else(|e| e.into_inner());
     let lost: Vec<String> = l
         .created
@@ -570,8 +579,6 @@ pub async fn run(args: DrillArgs) -> anyhow::Result<DrillResults> {
         .filter(|(_, c)| **c > 1)
         .map(|(n, _)| n.clone())
         .collect();
-    let mock = MockExecutor::read_state_file(&c.mock_state_file().display().to_string())
-        .map_err(|e| anyhow::anyhow!("mock state: {e}"))?;
     let mut orphans = Vec::new();
     let node_vols: BTreeSet<&String> = mock.volumes.keys().collect();
     for n in &node_vols {
@@ -595,7 +602,6 @@ pub async fn run(args: DrillArgs) -> anyhow::Result<DrillResults> {
             "{node_lvs} brick LVs on the nodes, {api_bricks} bricks in the API"
         ));
     }
-    let log = MockExecutor::read_command_log(&c.mock_state_file().display().to_string());
     // The node guard orders terms per node: each node's executed commands must be in term
     // order; refused commands did not run.
     let refused_by_nodes = log.iter().filter(|r| r.refused).count();

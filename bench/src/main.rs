@@ -1,6 +1,7 @@
 //! `hekate-bench`: benchmarks of Hekate, reported with medians and percentiles, never as
 //! timed assertions. `raft` measures the replicated core through the API.
 
+mod dev_bench;
 mod drill;
 mod micro;
 mod raft_bench;
@@ -31,6 +32,9 @@ enum Cmd {
     Raft(raft_bench::RaftArgs),
     /// Volume create latency and throughput, scaling to 10,000 volumes, topology, RSS, restart.
     Volumes(volume_bench::VolumeArgs),
+    /// Volume creates on the default dev cluster (`hekate dev`) with 1, 8 and 16 clients,
+    /// and (`--prefill N`) create latency at N volumes against the empty cluster (issue 13).
+    DevCreates(dev_bench::DevCreatesArgs),
     /// Failover drill: leader kills and pauses under load, behind haproxy; checks invariants.
     Drill(drill::DrillArgs),
     /// End to end on the testbed's real gluster nodes: topology load, create, 4 concurrent, delete.
@@ -66,6 +70,7 @@ async fn main() -> anyhow::Result<()> {
     let json = match cli.cmd {
         Cmd::Raft(a) => serde_json::to_value(raft_bench::run(a).await?)?,
         Cmd::Volumes(a) => serde_json::to_value(volume_bench::run(a).await?)?,
+        Cmd::DevCreates(a) => serde_json::to_value(dev_bench::run(a).await?)?,
         Cmd::Drill(a) => serde_json::to_value(drill::run(a).await?)?,
         Cmd::Testbed(a) if a.dead_node => serde_json::to_value(testbed_bench::run_dead_node(a).await?)?,
         Cmd::Testbed(a) => serde_json::to_value(testbed_bench::run(a).await?)?,

@@ -173,17 +173,18 @@ fn rss_mib(pid: u32) -> f64 {
 }
 
 /// The running `hekate dev` and the replicas' pids (a restarted replica is our child).
-struct Dev {
+pub(crate) struct Dev {
     dev: Child,
     dir: PathBuf,
-    servers: Vec<String>,
+    pub(crate) servers: Vec<String>,
     pids: Mutex<Vec<u32>>,
     restarted: Mutex<Vec<Child>>,
     hekate: PathBuf,
 }
 
 impl Dev {
-    fn start(hekate: &Path, dir: &Path, base_port: u16) -> anyhow::Result<(Dev, String)> {
+    /// Starts `hekate dev --replicas 3` in `dir`; returns it and the admin key.
+    pub(crate) fn start(hekate: &Path, dir: &Path, base_port: u16) -> anyhow::Result<(Dev, String)> {
         let mut dev = Command::new(hekate)
             .args([
                 "dev",
@@ -280,7 +281,7 @@ impl Dev {
         Ok(())
     }
 
-    fn stop(mut self) {
+    pub(crate) fn stop(mut self) {
         let _ = nix::sys::signal::kill(
             nix::unistd::Pid::from_raw(self.dev.id() as i32),
             nix::sys::signal::Signal::SIGTERM,

@@ -13,7 +13,6 @@
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
-use hekate::executor::mock::MockExecutor;
 use hekate::testkit::{run_async, wait_queue, ClusterSpec, ProcCluster, TestbedEnv};
 use reqwest::Method;
 use serde::Serialize;
@@ -74,8 +73,12 @@ pub struct StallResults {
 type NodeRecord = (u128, u64, bool, String);
 
 /// The nodes' records of this cluster (`identity`; a testbed's logs hold other runs' too).
-fn records(c: &ProcCluster, env: Option<&TestbedEnv>, identity: &str) -> Vec<NodeRecord> {
-    match env {
+async fn records(
+    c: &ProcCluster,
+    env: Option<&TestbedEnv>,
+    identity: &str,
+) -> anyhow::Result<Vec<NodeRecord>> {
+    Ok(match env {
         Some(env) => env
             .nodes
             .iter()
@@ -92,11 +95,15 @@ fn records(c: &ProcCluster, env: Option<&TestbedEnv>, identity: &str) -> Vec<Nod
                 })
             })
             .collect(),
-        None => MockExecutor::read_command_log(&c.mock_state_file().display().to_string())
+        None => c
+            .mock_nodes()?
+            .command_log()
+            .await
+            .map_err(|e| anyhow::anyhow!("mock command record: {e}"))?
             .into_iter()
             .map(|r| (r.at_ns, r.term, r.refused, format!("{} on {}", r.verb, r.host)))
             .collect(),
-    }
+    })
 }
 
 async fn failpoints(c: &ProcCluster, id: u64) -> anyhow::Result<Value> {
@@ -222,6 +229,7 @@ pub async fn run(args: StallArgs) -> anyhow::Result<StallResults> {
         }
         let takeover_ms = t.elapsed().as_secs_f64() * 1e3;
         let refused_before = records(&c, env.as_ref(), &identity)
+            .await?
             .iter()
             .filter(|x| x.2 && x.1 == old_term)
             .count();
@@ -239,6 +247,7 @@ pub async fn run(args: StallArgs) -> anyhow::Result<StallResults> {
         let deadline = Instant::now() + Duration::from_secs(30);
         let refused = loop {
             let n = records(&c, env.as_ref(), &identity)
+                .await?
                 .iter()
                 .filter(|x| x.2 && x.1 == old_term)
                 .count();
@@ -293,7 +302,7 @@ pub async fn run(args: StallArgs) -> anyhow::Result<StallResults> {
         .iter()
         .map(|f| f.to_string())
         .collect();
-    let all = records(&c, env.as_ref(), &identity);
+    let all = records(&c, env.as_ref(), &identity).await?;
     let executed: Vec<(u128, u64, String)> = all
         .iter()
         .filter(|x| !x.2)

@@ -68,7 +68,7 @@ pub async fn create_volume(c: &Client) -> anyhow::Result<String> {
         .unwrap_or_default())
 }
 
-async fn timed_creates(c: &Client, n: usize) -> anyhow::Result<Vec<f64>> {
+pub(crate) async fn timed_creates(c: &Client, n: usize) -> anyhow::Result<Vec<f64>> {
     Ok(timed_creates_ids(c, n).await?.0)
 }
 
@@ -89,7 +89,7 @@ pub async fn delete_volume(c: &Client, path: &str) -> anyhow::Result<()> {
 }
 
 /// `n` creates spread over `clients` concurrent clients; returns (elapsed, latencies).
-async fn concurrent_creates(cs: &[Client], n: usize) -> anyhow::Result<(f64, Vec<f64>)> {
+pub(crate) async fn concurrent_creates(cs: &[Client], n: usize) -> anyhow::Result<(f64, Vec<f64>)> {
     let left = Arc::new(AtomicUsize::new(n));
     let t0 = Instant::now();
     let mut tasks = Vec::new();

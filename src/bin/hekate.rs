@@ -1,5 +1,6 @@
 //! `hekate`: the server (`serve`, or Heketi's `--config FILE`), the local dev cluster
-//! (`dev`), and replica administration (`replica status|add|remove|transfer-leader`).
+//! (`dev`) and its simulated nodes (`mock-nodes`), and replica administration
+//! (`replica status|add|remove|transfer-leader`).
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -62,6 +63,25 @@ enum Cmd {
         /// certificates in DATA_DIR/tls (the production transport).
         #[arg(long)]
         tls: bool,
+    },
+    /// Simulated Gluster nodes shared by a local cluster's replicas (their mock executor's
+    /// `nodes_url`); `hekate dev` starts one. Persists the nodes to --state.
+    MockNodes {
+        /// `unix:/absolute/path` (a 0600 socket), or a loopback `127.0.0.1:PORT` (needs
+        /// --token-file).
+        #[arg(long)]
+        listen: String,
+        /// The nodes' file: read at start, written when changed (every --persist-ms) and at exit.
+        #[arg(long)]
+        state: Option<PathBuf>,
+        /// A file holding the token every request must carry (`mockexec.nodes_token`).
+        #[arg(long)]
+        token_file: Option<PathBuf>,
+        /// Verbs kept in the command record (the newest).
+        #[arg(long, default_value_t = hekate::executor::mock::DEFAULT_COMMAND_LOG_MAX)]
+        command_log_max: usize,
+        #[arg(long, default_value_t = 1000)]
+        persist_ms: u64,
     },
     /// Heketi's JSON dump: export from, or import into (an empty), running cluster.
     Db {
@@ -220,6 +240,37 @@ async fn dispatch(cli: Cli) -> anyhow::Result<()> {
                 tls,
             })
             .await
+        }
+        (
+            Some(Cmd::MockNodes {
+                listen,
+                state,
+                token_file,
+                command_log_max,
+                persist_ms,
+            }),
+            _,
+        ) => {
+            hekate::server::init_logging("info");
+            let token = match token_file {
+                Some(p) => Some(
+                    std::fs::read_to_string(&p)
+                        .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", p.display()))?
+                        .trim()
+                        .to_string(),
+                ),
+                None => None,
+            };
+            let opts = hekate::executor::mock::server::NodesOptions {
+                listen: listen.clone(),
+                state,
+                token,
+                command_log_max: command_log_max.max(1),
+                persist_every: std::time::Duration::from_millis(persist_ms.max(10)),
+            };
+            let bound = hekate::executor::mock::server::bind(opts).await?;
+            println!("Hekate mock nodes on {listen}");
+            bound.run(hekate::server::shutdown_signal()).await
         }
         (Some(Cmd::Replica { conn, action }), _) => replica(conn, action).await,
         (Some(Cmd::Db { conn, action }), _) => db(conn, action).await,

@@ -1,6 +1,7 @@
 //! The executor: what Hekate asks of Gluster nodes, as domain verbs. Operations call these
-//! verbs; implementations turn them into work on nodes: [`mock::MockExecutor`] (an in-memory
-//! or file-shared model of nodes, for dev clusters and control-plane tests) and the SSH
+//! verbs; implementations turn them into work on nodes: [`mock::MockExecutor`] (a model of
+//! nodes, in memory or in a `hekate mock-nodes` process shared by a local cluster's replicas,
+//! for dev clusters and control-plane tests) and the SSH
 //! executor ([`sshexec::SshExecutor`], Heketi's command lines over [`ssh`]). Every verb is
 //! idempotent: re-running it after a partial success converges, and every destroy tolerates
 //! "already gone".
@@ -14,12 +15,12 @@ pub mod sshexec;
 use std::collections::{BTreeMap, BTreeSet};
 
 use async_trait::async_trait;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// What every command Hekate sends to a node carries: the Raft group's identity and the
 /// leader's term (the fencing token). The node-side guard (`deploy/node/hekate-guard`, or the
 /// mock's model of it) keeps the highest term it has seen per cluster and refuses older ones.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FenceToken {
     /// The Raft group's identity (`state::identity`), so that several Hekate clusters can
     /// share nodes and a cluster rebuilt from scratch starts a fresh term record.
@@ -57,7 +58,7 @@ pub fn unfenced(verb: &str, host: &str) -> ExecError {
     ))
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, Serialize, Deserialize)]
 pub enum ExecError {
     /// The command ran and failed; the message is what the node said.
     #[error("{0}")]
@@ -90,7 +91,7 @@ pub const BRICK_ROOT: &str = "/var/lib/heketi/mounts/";
 pub const SNAP_ROOTS: [&str; 2] = ["/run/gluster/snaps/", "/var/run/gluster/snaps/"];
 
 /// Who owns a Gluster volume of a given name, as its options say.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum VolumeOwner {
     /// No volume of that name.
     Absent,
@@ -125,7 +126,7 @@ impl VolumeOwner {
 }
 
 /// One Gluster volume as `volume info` reports it (reconcile).
-#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct GlusterVolume {
     /// `storagehost:path`, in order.
     pub bricks: Vec<String>,
@@ -136,7 +137,7 @@ pub struct GlusterVolume {
 pub type ExecResult<T> = Result<T, ExecError>;
 
 /// A device as LVM reports it after setup.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct DeviceInfo {
     pub total_kib: u64,
     pub extent_kib: u64,
@@ -146,7 +147,7 @@ pub struct DeviceInfo {
 }
 
 /// One volume group as LVM reports it, with its logical volumes.
-#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct VgInventory {
     pub total_kib: u64,
     pub used_kib: u64,
@@ -155,7 +156,7 @@ pub struct VgInventory {
 }
 
 /// What one node holds, read for reconcile (`lvs`/`vgdisplay`, mounts, fstab, peers).
-#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct NodeInventory {
     pub vgs: BTreeMap<String, VgInventory>,
     /// Every mount point on the node.
@@ -167,7 +168,7 @@ pub struct NodeInventory {
 }
 
 /// One brick as `gluster volume heal <vol> info` reports it.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct HealBrick {
     /// `storagehost:path` (Gluster 10 names unreachable bricks too).
     pub name: String,

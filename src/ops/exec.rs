@@ -723,7 +723,7 @@ mod tests {
     }
 
     async fn two_bricks() -> (MockExecutor, Ctx, Vec<BrickEntry>) {
-        let m = MockExecutor::new(MockConfig::default());
+        let m = MockExecutor::in_memory(MockConfig::default());
         let mut ctx = Ctx::default();
         let mut bricks = Vec::new();
         for n in 1..=2u32 {
@@ -767,8 +767,8 @@ mod tests {
         (m, ctx, bricks)
     }
 
-    fn pools(m: &MockExecutor) -> usize {
-        let s = m.snapshot().unwrap();
+    async fn pools(m: &MockExecutor) -> usize {
+        let s = m.snapshot().await.unwrap();
         s.hosts
             .values()
             .flat_map(|h| h.vgs.values())
@@ -789,10 +789,11 @@ mod tests {
                 message: "umount: target is busy".into(),
                 ..Default::default()
             })
+            .await
             .unwrap();
             let given_up = destroy_until_gone(&m, &ctx, &bricks, 1, &|| true).await.unwrap();
             assert!(given_up.is_empty());
-            assert_eq!(pools(&m), 0, "both bricks gone");
+            assert_eq!(pools(&m).await, 0, "both bricks gone");
         })
         .await;
     }
@@ -807,16 +808,17 @@ mod tests {
                 host: "h2".into(),
                 ..Default::default()
             })
+            .await
             .unwrap();
             let given_up = destroy_until_gone(&m, &ctx, &bricks, 2, &|| true).await.unwrap();
             assert_eq!(given_up, vec![bricks[1].clone()]);
-            let log = m.command_log();
+            let log = m.command_log().await.unwrap();
             let tries = log
                 .iter()
                 .filter(|r| r.verb == "brick_destroy" && r.host == "h2")
                 .count();
             assert_eq!(tries, 2, "two rounds before giving up: {log:?}");
-            assert_eq!(pools(&m), 1, "h1's brick is gone, h2's left to its fate");
+            assert_eq!(pools(&m).await, 1, "h1's brick is gone, h2's left to its fate");
         })
         .await;
     }
@@ -851,6 +853,7 @@ mod tests {
                 host: "h1".into(),
                 ..Default::default()
             })
+            .await
             .unwrap();
             assert_eq!(gluster_bricks(&m, &ctx, "vol").await, Ok(names));
             m.add_fault(Fault {
@@ -858,6 +861,7 @@ mod tests {
                 host: "h2".into(),
                 ..Default::default()
             })
+            .await
             .unwrap();
             assert!(
                 gluster_bricks(&m, &ctx, "vol").await.is_err(),

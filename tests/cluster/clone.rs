@@ -1,7 +1,6 @@
 //! Volume clones (through Gluster snapshots, sharing thin pools), block restrictions, and the
 //! pending-operations cleanup endpoint.
 
-use hekate::executor::mock::MockExecutor;
 use hekate::testkit::{load_topology, run_async};
 use reqwest::Method;
 use serde_json::{json, Value};
@@ -66,7 +65,7 @@ async fn clones_share_thin_pools_and_outlive_their_origin() {
         before,
         "a clone takes no space"
     );
-    let mock = MockExecutor::read_state_file(&c.mock_state_file().display().to_string()).unwrap();
+    let mock = c.mock_nodes().unwrap().snapshot().await.unwrap();
     assert_eq!(mock.volumes.len(), 2);
 
     // The origin goes; its thin pools stay with the clone, and so does their space.
@@ -77,7 +76,7 @@ async fn clones_share_thin_pools_and_outlive_their_origin() {
     );
     let check = c.call_ok(leader, Method::GET, "/db/check", None).await.unwrap();
     assert_eq!(check["totalinconsistencies"], 0, "{check}");
-    let mock = MockExecutor::read_state_file(&c.mock_state_file().display().to_string()).unwrap();
+    let mock = c.mock_nodes().unwrap().snapshot().await.unwrap();
     let pools: usize = mock
         .hosts
         .values()
@@ -91,7 +90,7 @@ async fn clones_share_thin_pools_and_outlive_their_origin() {
         used(&c.call_ok(leader, Method::GET, "/topology", None).await.unwrap()),
         0
     );
-    let mock = MockExecutor::read_state_file(&c.mock_state_file().display().to_string()).unwrap();
+    let mock = c.mock_nodes().unwrap().snapshot().await.unwrap();
     assert!(mock.volumes.is_empty());
     assert!(mock
         .hosts

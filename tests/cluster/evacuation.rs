@@ -4,7 +4,6 @@
 
 use std::collections::BTreeSet;
 
-use hekate::executor::mock::MockExecutor;
 use hekate::testkit::{load_topology, run_async, set_state, wait_queue, ProcCluster};
 use reqwest::Method;
 use serde_json::{json, Value};
@@ -36,7 +35,7 @@ async fn check_volume(c: &ProcCluster, vid: &str) {
     let bricks = v["bricks"].as_array().unwrap();
     let nodes: BTreeSet<&str> = bricks.iter().map(|b| b["node"].as_str().unwrap()).collect();
     assert_eq!(nodes.len(), bricks.len(), "bricks of {vid} share a node");
-    let mock = MockExecutor::read_state_file(&c.mock_state_file().display().to_string()).unwrap();
+    let mock = c.mock_nodes().unwrap().snapshot().await.unwrap();
     let gv = &mock.volumes[v["name"].as_str().unwrap()];
     let mut ours: Vec<String> = bricks
         .iter()
@@ -145,7 +144,7 @@ async fn device_and_node_removal_move_every_brick() {
     run_async(&client, Method::DELETE, &format!("/volumes/{rep}"), None)
         .await
         .unwrap();
-    let mock = MockExecutor::read_state_file(&c.mock_state_file().display().to_string()).unwrap();
+    let mock = c.mock_nodes().unwrap().snapshot().await.unwrap();
     assert!(mock.volumes.is_empty());
     assert!(mock
         .hosts
@@ -261,11 +260,8 @@ async fn replace_needs_the_other_bricks_of_the_set_up() {
         .as_str()
         .unwrap()
         .to_string();
-    let mock = MockExecutor::new(hekate::executor::mock::MockConfig {
-        state_file: c.mock_state_file().display().to_string(),
-        ..Default::default()
-    });
-    mock.set_glusterd_down(&host, true).unwrap();
+    let mock = c.mock_nodes().unwrap();
+    mock.set_glusterd_down(&host, true).await.unwrap();
     let err = run_async(&client, Method::POST, &format!("/bricks/to-evict/{brick}"), None)
         .await
         .unwrap_err()
@@ -283,7 +279,7 @@ async fn replace_needs_the_other_bricks_of_the_set_up() {
     );
     let check = c.call_ok(1, Method::GET, "/db/check", None).await.unwrap();
     assert_eq!(check["totalinconsistencies"], 0, "{check}");
-    mock.set_glusterd_down(&host, false).unwrap();
+    mock.set_glusterd_down(&host, false).await.unwrap();
     run_async(&client, Method::POST, &format!("/bricks/to-evict/{brick}"), None)
         .await
         .unwrap();

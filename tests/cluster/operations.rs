@@ -6,7 +6,6 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use hekate::allocator::space_needed;
-use hekate::executor::mock::MockExecutor;
 use hekate::testkit::{load_topology, run_async, wait_for, ClusterSpec, ProcCluster};
 use reqwest::Method;
 use serde_json::{json, Value};
@@ -91,7 +90,7 @@ async fn queue_survives_leader_kill_mid_create() {
         .unwrap();
     assert_eq!(vol["bricks"].as_array().unwrap().len(), 3);
     // The nodes hold exactly the volume's bricks: nothing done twice, nothing orphaned.
-    let mock = MockExecutor::read_state_file(&c.mock_state_file().display().to_string()).unwrap();
+    let mock = c.mock_nodes().unwrap().snapshot().await.unwrap();
     let lvs: usize = mock
         .hosts
         .values()
@@ -262,7 +261,7 @@ async fn capacity_is_conserved_and_nodes_end_clean() {
         }
     }
     let mock = wait_for(T, "mock state", || async {
-        MockExecutor::read_state_file(&c.mock_state_file().display().to_string()).ok()
+        c.mock_nodes().ok()?.snapshot().await.ok()
     })
     .await
     .unwrap();
@@ -308,6 +307,6 @@ async fn retried_create_is_idempotent_by_name() {
     assert!(r.body.contains("different request"), "{}", r.body);
     let vols = c.call_ok(1, Method::GET, "/volumes", None).await.unwrap();
     assert_eq!(vols["volumes"].as_array().unwrap().len(), 1, "{vols}");
-    let mock = MockExecutor::read_state_file(&c.mock_state_file().display().to_string()).unwrap();
+    let mock = c.mock_nodes().unwrap().snapshot().await.unwrap();
     assert_eq!(mock.volumes.len(), 1);
 }

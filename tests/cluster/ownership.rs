@@ -3,7 +3,7 @@
 //! them, and a reconcile repair; each request ends 409 naming the conflict, and the nodes'
 //! command record shows nothing but reads against them.
 
-use hekate::executor::mock::{MockExecutor, MockVolume};
+use hekate::executor::mock::MockVolume;
 use hekate::testkit::{load_topology, run_async, ClusterSpec, ProcCluster};
 use reqwest::Method;
 use serde_json::{json, Value};
@@ -34,11 +34,7 @@ async fn foreign_volume_and_lv_survive_creates_clone_and_repair() {
     c.start_all().unwrap();
     c.wait_ready(&[1, 2, 3], T).await.unwrap();
     load_topology(&c.client(2), &topology()).await.unwrap();
-    let state_file = c.mock_state_file().display().to_string();
-    let mock = MockExecutor::new(hekate::executor::mock::MockConfig {
-        state_file: state_file.clone(),
-        ..Default::default()
-    });
+    let mock = c.mock_nodes().unwrap();
     let admin = c.client(1);
     let user = hekate::client::Client::new(vec![c.url(2)], "user", &c.user_key);
     let replica3 = json!({"durability": {"type": "replicate", "replicate": {"replica": 3}}});
@@ -82,9 +78,10 @@ async fn foreign_volume_and_lv_survive_creates_clone_and_repair() {
             },
         );
     })
+    .await
     .unwrap();
-    let before = MockExecutor::read_state_file(&state_file).unwrap();
-    let log_start = mock.command_log().len();
+    let before = mock.snapshot().await.unwrap();
+    let log_start = mock.command_log().await.unwrap().len();
 
     // A user's create, an admin's create and a clone that name it: each ends 409 (on the
     // queue: the conflict is found by a read the runner makes before changing anything).
@@ -138,13 +135,13 @@ async fn foreign_volume_and_lv_survive_creates_clone_and_repair() {
 
     // The nodes: the foreign volume, LV, pool, mount and fstab line are as planted, and the
     // only commands that named them were reads.
-    let after = MockExecutor::read_state_file(&state_file).unwrap();
+    let after = mock.snapshot().await.unwrap();
     assert_eq!(after.volumes[FOREIGN], before.volumes[FOREIGN]);
     let (h0, h1) = (&before.hosts["node1"], &after.hosts["node1"]);
     assert_eq!(h1.vgs[&vg].lvs.get(FOREIGN), h0.vgs[&vg].lvs.get(FOREIGN));
     assert_eq!(h1.vgs[&vg].pools.get(&format!("tp_{FOREIGN}")), Some(&8192));
     assert!(h1.mounts.contains(&mount) && h1.fstab.contains(&mount));
-    let log = mock.command_log();
+    let log = mock.command_log().await.unwrap();
     let against: Vec<_> = log[log_start..]
         .iter()
         .filter(|r| r.object.contains(FOREIGN))
@@ -157,8 +154,5 @@ async fn foreign_volume_and_lv_survive_creates_clone_and_repair() {
 
     // Hekate's own volume is still Hekate's to delete.
     run_async(&admin, Method::DELETE, &origin, None).await.unwrap();
-    assert!(MockExecutor::read_state_file(&state_file)
-        .unwrap()
-        .volumes
-        .contains_key(FOREIGN));
+    assert!(mock.snapshot().await.unwrap().volumes.contains_key(FOREIGN));
 }

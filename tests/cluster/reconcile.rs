@@ -34,10 +34,7 @@ async fn start() -> (tempfile::TempDir, ProcCluster, MockExecutor) {
     c.start_all().unwrap();
     c.wait_ready(&[1, 2, 3], T).await.unwrap();
     load_topology(&c.client(2), &topology()).await.unwrap();
-    let mock = MockExecutor::new(hekate::executor::mock::MockConfig {
-        state_file: c.mock_state_file().display().to_string(),
-        ..Default::default()
-    });
+    let mock = c.mock_nodes().unwrap();
     (dir, c, mock)
 }
 
@@ -172,7 +169,7 @@ async fn reconcile_reports_orphans_and_drift_and_repairs_them() {
     .await
     .unwrap();
     assert_eq!(left, vec![("missing_volume".to_string(), "lost".to_string())]);
-    let nodes = MockExecutor::read_state_file(&c.mock_state_file().display().to_string()).unwrap();
+    let nodes = c.mock_nodes().unwrap().snapshot().await.unwrap();
     assert!(!nodes.volumes.contains_key("orphanvol"));
     assert!(nodes.hosts["node1"].vgs[&format!("vg_{dev}")]
         .pools
@@ -214,9 +211,9 @@ where
     F: FnOnce() -> Fut,
     Fut: std::future::Future<Output = ()>,
 {
-    let before = mock.command_log().len();
+    let before = mock.command_log().await.unwrap().len();
     f().await;
-    mock.command_log()[before..]
+    mock.command_log().await.unwrap()[before..]
         .iter()
         .map(|r| (r.verb.clone(), r.host.clone()))
         .collect()
@@ -304,9 +301,13 @@ async fn a_fault_at_every_step_ends_resumed_or_rolled_back() {
     for k in 0..steps.len() {
         for (kind, fault) in faults(&steps, k, true) {
             let what = format!("create, {kind} fault at step {k} ({:?})", steps[k]);
-            mock.add_fault(fault).unwrap();
+            mock.add_fault(fault).await.unwrap();
             let out = create(&c, &format!("c{k}{}", &kind[..4])).await;
-            assert_eq!(mock.clear_faults().unwrap(), 1, "{what}: the fault never fired");
+            assert_eq!(
+                mock.clear_faults().await.unwrap(),
+                1,
+                "{what}: the fault never fired"
+            );
             match (kind, out) {
                 ("refuses", Err(e)) => {
                     // A command that ran and failed is reported at once, not retried.
@@ -356,9 +357,13 @@ async fn a_fault_at_every_step_ends_resumed_or_rolled_back() {
         for (kind, fault) in faults(&steps_x, k, true) {
             let what = format!("expand, {kind} fault at step {k} ({:?})", steps_x[k]);
             let v = create(&c, &format!("x{k}{}", &kind[..4])).await.unwrap();
-            mock.add_fault(fault).unwrap();
+            mock.add_fault(fault).await.unwrap();
             let out = run_async(&api, Method::POST, &format!("{v}/expand"), Some(&expand)).await;
-            assert_eq!(mock.clear_faults().unwrap(), 1, "{what}: the fault never fired");
+            assert_eq!(
+                mock.clear_faults().await.unwrap(),
+                1,
+                "{what}: the fault never fired"
+            );
             let size = c.call_ok(1, Method::GET, &v, None).await.unwrap()["size"].clone();
             match kind {
                 "refuses" | "gone" => assert!(out.is_err() && size == 1, "{what}: {out:?} size {size}"),
@@ -373,9 +378,13 @@ async fn a_fault_at_every_step_ends_resumed_or_rolled_back() {
         for (kind, fault) in faults(&steps_d, k, false) {
             let what = format!("delete, {kind} fault at step {k} ({:?})", steps_d[k]);
             let v = create(&c, &format!("d{k}{}", &kind[..4])).await.unwrap();
-            mock.add_fault(fault).unwrap();
+            mock.add_fault(fault).await.unwrap();
             let out = run_async(&api, Method::DELETE, &v, None).await;
-            assert_eq!(mock.clear_faults().unwrap(), 1, "{what}: the fault never fired");
+            assert_eq!(
+                mock.clear_faults().await.unwrap(),
+                1,
+                "{what}: the fault never fired"
+            );
             assert!(out.is_ok(), "{what}: not resumed: {out:?}");
             assert_clean(&c, &what).await;
             tried += 1;
@@ -399,9 +408,13 @@ async fn a_fault_at_every_step_ends_resumed_or_rolled_back() {
             let v = create(&c, &format!("r{k}{}", &kind[..4])).await.unwrap();
             let dev = volume_device(&c, &v).await;
             set_state(&api, "devices", &dev, "offline").await.unwrap();
-            mock.add_fault(fault).unwrap();
+            mock.add_fault(fault).await.unwrap();
             let out = set_state(&api, "devices", &dev, "failed").await;
-            assert_eq!(mock.clear_faults().unwrap(), 1, "{what}: the fault never fired");
+            assert_eq!(
+                mock.clear_faults().await.unwrap(),
+                1,
+                "{what}: the fault never fired"
+            );
             assert!(out.is_ok(), "{what}: not resumed: {out:?}");
             let d = c
                 .call_ok(1, Method::GET, &format!("/devices/{dev}"), None)

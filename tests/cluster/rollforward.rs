@@ -39,10 +39,7 @@ async fn start_with(mockexec: Value) -> (tempfile::TempDir, ProcCluster, MockExe
     c.start_all().unwrap();
     c.wait_ready(&[1, 2, 3], T).await.unwrap();
     load_topology(&c.client(2), &topology()).await.unwrap();
-    let mock = MockExecutor::new(hekate::executor::mock::MockConfig {
-        state_file: c.mock_state_file().display().to_string(),
-        ..Default::default()
-    });
+    let mock = c.mock_nodes().unwrap();
     (dir, c, mock)
 }
 
@@ -55,8 +52,8 @@ async fn create(c: &ProcCluster, name: &str) -> String {
         .unwrap()
 }
 
-fn nodes(mock: &MockExecutor) -> MockState {
-    mock.snapshot().unwrap()
+async fn nodes(mock: &MockExecutor) -> MockState {
+    mock.snapshot().await.unwrap()
 }
 
 /// (device id, manage host) of every device in the state.
@@ -75,7 +72,7 @@ async fn devices(c: &ProcCluster) -> Vec<(Value, String)> {
 /// Devices whose used size in the state differs from what their VG's thin pools take on the
 /// (mock) node, on the hosts in `hosts` (all when empty): (device, state KiB, LVM KiB).
 async fn usage_drift(c: &ProcCluster, mock: &MockExecutor, hosts: &[&str]) -> Vec<(String, u64, u64)> {
-    let seen = nodes(mock);
+    let seen = nodes(mock).await;
     let mut out = Vec::new();
     for (d, host) in devices(c).await {
         if !hosts.is_empty() && !hosts.contains(&host.as_str()) {
@@ -100,7 +97,7 @@ async fn bricks_both(c: &ProcCluster, mock: &MockExecutor, vol: &str) -> (Vec<St
         .iter()
         .map(|b| b["path"].as_str().unwrap().to_string())
         .collect();
-    let mut theirs: Vec<String> = nodes(mock).volumes[v["name"].as_str().unwrap()]
+    let mut theirs: Vec<String> = nodes(mock).await.volumes[v["name"].as_str().unwrap()]
         .bricks
         .iter()
         .map(|b| b.split_once(':').unwrap().1.to_string())
@@ -111,8 +108,8 @@ async fn bricks_both(c: &ProcCluster, mock: &MockExecutor, vol: &str) -> (Vec<St
 }
 
 /// Every brick Gluster lists for `name` is still mounted, with its LV, on some node.
-fn gluster_bricks_intact(mock: &MockExecutor, name: &str) {
-    let s = nodes(mock);
+async fn gluster_bricks_intact(mock: &MockExecutor, name: &str) {
+    let s = nodes(mock).await;
     for b in &s.volumes[name].bricks {
         let dir = b.split_once(':').unwrap().1.strip_suffix("/brick").unwrap();
         let lv = dir.rsplit('/').next().unwrap();
@@ -130,8 +127,8 @@ async fn findings(c: &ProcCluster) -> Vec<Value> {
     r["findings"].as_array().unwrap().clone()
 }
 
-fn fired(mock: &MockExecutor) -> Vec<u32> {
-    nodes(mock).faults.iter().map(|f| f.fired).collect()
+async fn fired(mock: &MockExecutor) -> Vec<u32> {
+    nodes(mock).await.faults.iter().map(|f| f.fired).collect()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -148,6 +145,7 @@ async fn a_delete_past_volume_delete_never_shows_the_volume_again() {
         times: 3,
         ..Default::default()
     })
+    .await
     .unwrap();
     let api = c.client(1);
     let r = api.call(Method::DELETE, &vol, None).await.unwrap();
@@ -177,15 +175,15 @@ async fn a_delete_past_volume_delete_never_shows_the_volume_again() {
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     };
     assert_eq!(done.status, 204, "the delete ends done: {}", done.body);
-    assert_eq!(fired(&mock), vec![3], "the fault fired three times");
-    mock.clear_faults().unwrap();
+    assert_eq!(fired(&mock).await, vec![3], "the fault fired three times");
+    mock.clear_faults().await.unwrap();
     // Ended once: still done, nothing failed, nothing pending.
     let again = wait_queue(&api, &loc, T).await.unwrap();
     assert_eq!(again.status, 204);
     let ops = c.call_ok(2, Method::GET, "/operations", None).await.unwrap();
     assert_eq!(ops["total"], 0, "{ops}");
     assert!(ops.get("recent_failures").is_none(), "{ops}");
-    assert!(!nodes(&mock).volumes.contains_key("rf"));
+    assert!(!nodes(&mock).await.volumes.contains_key("rf"));
     assert_eq!(usage_drift(&c, &mock, &[]).await, vec![]);
     assert_eq!(findings(&c).await, Vec::<Value>::new());
     eprintln!("{polls} polls while the delete rolled forward");
@@ -202,17 +200,18 @@ async fn a_delete_whose_node_never_comes_back_leaves_its_brick_for_reconcile() {
         host: "node3".into(),
         ..Default::default()
     })
+    .await
     .unwrap();
     run_async(&c.client(1), Method::DELETE, &vol, None).await.unwrap();
     let r = c.call(1, Method::GET, &vol, None).await.unwrap();
     assert_eq!(r.status, 404, "{}", r.body);
-    assert!(!nodes(&mock).volumes.contains_key("gone"));
+    assert!(!nodes(&mock).await.volumes.contains_key("gone"));
     // On the nodes that answer, the state equals LVM; node3 still holds the brick.
     assert_eq!(usage_drift(&c, &mock, &["node1", "node2"]).await, vec![]);
     let left = usage_drift(&c, &mock, &["node3"]).await;
     assert_eq!(left.len(), 1, "{left:?}");
     // node3 is back: reconcile names what was left there and repairs it.
-    mock.clear_faults().unwrap();
+    mock.clear_faults().await.unwrap();
     let found = findings(&c).await;
     let kinds: BTreeMap<String, usize> = found.iter().fold(BTreeMap::new(), |mut m, f| {
         *m.entry(f["kind"].as_str().unwrap().to_string()).or_default() += 1;
@@ -250,6 +249,7 @@ async fn an_expand_stopped_half_way_keeps_exactly_what_gluster_holds() {
         message: "injected: add-brick refused".into(),
         ..Default::default()
     })
+    .await
     .unwrap();
     let out = run_async(
         &api,
@@ -258,8 +258,8 @@ async fn an_expand_stopped_half_way_keeps_exactly_what_gluster_holds() {
         Some(&json!({"expand_size": 6})),
     )
     .await;
-    assert_eq!(fired(&mock), vec![1], "the second add-brick was refused");
-    mock.clear_faults().unwrap();
+    assert_eq!(fired(&mock).await, vec![1], "the second add-brick was refused");
+    mock.clear_faults().await.unwrap();
     let err = out.unwrap_err().to_string();
     assert!(
         err.contains("add-brick refused") && err.contains("kept 15 of the 18"),
@@ -268,7 +268,7 @@ async fn an_expand_stopped_half_way_keeps_exactly_what_gluster_holds() {
     let (ours, theirs) = bricks_both(&c, &mock, &vol).await;
     assert_eq!(ours.len(), 18, "3 + 15 bricks");
     assert_eq!(ours, theirs, "the state's bricks are Gluster's");
-    gluster_bricks_intact(&mock, "half");
+    gluster_bricks_intact(&mock, "half").await;
     let v = c.call_ok(1, Method::GET, &vol, None).await.unwrap();
     assert_eq!(v["size"], 6, "1 GiB + 15/18 of 6 GiB: {v}");
     assert_eq!(usage_drift(&c, &mock, &[]).await, vec![]);
@@ -282,6 +282,7 @@ async fn an_expand_stopped_half_way_keeps_exactly_what_gluster_holds() {
         message: "injected: connection reset after add-brick".into(),
         ..Default::default()
     })
+    .await
     .unwrap();
     run_async(
         &api,
@@ -291,11 +292,11 @@ async fn an_expand_stopped_half_way_keeps_exactly_what_gluster_holds() {
     )
     .await
     .unwrap();
-    assert_eq!(fired(&mock), vec![1]);
-    mock.clear_faults().unwrap();
+    assert_eq!(fired(&mock).await, vec![1]);
+    mock.clear_faults().await.unwrap();
     let (ours, theirs) = bricks_both(&c, &mock, &vol).await;
     assert_eq!((ours.len(), &ours), (27, &theirs));
-    gluster_bricks_intact(&mock, "half");
+    gluster_bricks_intact(&mock, "half").await;
     let v = c.call_ok(1, Method::GET, &vol, None).await.unwrap();
     assert_eq!(v["size"], 9, "{v}");
     assert_eq!(usage_drift(&c, &mock, &[]).await, vec![]);
@@ -325,10 +326,11 @@ async fn an_eviction_past_replace_brick_rolls_forward() {
         message: "injected: umount: target is busy".into(),
         ..Default::default()
     })
+    .await
     .unwrap();
     set_state(&api, "devices", &dev, "failed").await.unwrap();
-    assert_eq!(fired(&mock), vec![2]);
-    mock.clear_faults().unwrap();
+    assert_eq!(fired(&mock).await, vec![2]);
+    mock.clear_faults().await.unwrap();
     let d = c
         .call_ok(1, Method::GET, &format!("/devices/{dev}"), None)
         .await
@@ -337,8 +339,8 @@ async fn an_eviction_past_replace_brick_rolls_forward() {
     assert_eq!(d["bricks"].as_array().unwrap().len(), 0, "{d}");
     let (ours, theirs) = bricks_both(&c, &mock, &vol).await;
     assert_eq!(ours, theirs);
-    gluster_bricks_intact(&mock, "ev");
-    let s = nodes(&mock);
+    gluster_bricks_intact(&mock, "ev").await;
+    let s = nodes(&mock).await;
     assert!(
         s.hosts[&host].vgs[&format!("vg_{dev}")].pools.is_empty(),
         "the old brick is gone from LVM"
@@ -360,6 +362,7 @@ async fn a_new_leader_resumes_a_delete_from_its_point_of_no_return() {
         message: "injected: umount: target is busy".into(),
         ..Default::default()
     })
+    .await
     .unwrap();
     let leader = c.wait_leader(&[1, 2, 3], T).await.unwrap();
     let r = c.call(leader, Method::DELETE, &vol, None).await.unwrap();
@@ -367,13 +370,13 @@ async fn a_new_leader_resumes_a_delete_from_its_point_of_no_return() {
     let loc = r.location();
     // A second round of brick destroys: the volume step and its mark are behind.
     hekate::testkit::wait_for(T, "a second round of brick destroys", || async {
-        (fired(&mock)[0] >= 2).then_some(())
+        (fired(&mock).await[0] >= 2).then_some(())
     })
     .await
     .unwrap();
-    let before = mock.command_log().len();
+    let before = mock.command_log().await.unwrap().len();
     c.kill(leader).unwrap();
-    mock.clear_faults().unwrap();
+    mock.clear_faults().await.unwrap();
     let rest: Vec<u64> = [1, 2, 3].into_iter().filter(|i| *i != leader).collect();
     let api = c.client(rest[0]);
     let started = std::time::Instant::now();
@@ -417,7 +420,7 @@ async fn a_new_leader_resumes_a_delete_from_its_point_of_no_return() {
     c.start(leader).unwrap();
     c.wait_ready(&[leader], T).await.unwrap();
     // The new leader went straight to the bricks: no volume verb after the kill.
-    let after: Vec<_> = mock.command_log()[before..]
+    let after: Vec<_> = mock.command_log().await.unwrap()[before..]
         .iter()
         .filter(|r| r.object == "resumed")
         .map(|r| r.verb.clone())
@@ -428,12 +431,12 @@ async fn a_new_leader_resumes_a_delete_from_its_point_of_no_return() {
         "volume verbs after the leader's death"
     );
     assert!(
-        mock.command_log()[before..]
+        mock.command_log().await.unwrap()[before..]
             .iter()
             .any(|r| r.verb == "brick_destroy" && r.host == "node2"),
         "the new leader destroyed the bricks"
     );
-    assert!(!nodes(&mock).volumes.contains_key("resumed"));
+    assert!(!nodes(&mock).await.volumes.contains_key("resumed"));
     assert_eq!(usage_drift(&c, &mock, &[]).await, vec![]);
 }
 
@@ -458,21 +461,21 @@ async fn a_new_leader_resumes_an_expand_stopped_between_two_add_bricks() {
     let loc = r.location();
     // The first `add-brick` is done (18 bricks), the second sleeps its 1.5 s before it acts:
     // the leader dies with Gluster half-way.
-    let in_gluster = || nodes(&mock).volumes["grow"].bricks.len();
+    let in_gluster = || async { nodes(&mock).await.volumes["grow"].bricks.len() };
     hekate::testkit::wait_for(T, "the first add-brick", || async {
-        (in_gluster() >= 3 + 15).then_some(())
+        (in_gluster().await >= 3 + 15).then_some(())
     })
     .await
     .unwrap();
-    let before = mock.command_log().len();
+    let before = mock.command_log().await.unwrap().len();
     c.kill(leader).unwrap();
-    assert_eq!(in_gluster(), 3 + 15);
+    assert_eq!(in_gluster().await, 3 + 15);
     let rest: Vec<u64> = [1, 2, 3].into_iter().filter(|i| *i != leader).collect();
     let done = wait_queue(&c.client(rest[0]), &loc, T).await.unwrap();
     assert_eq!(done.status, 303, "{}", done.body);
     c.start(leader).unwrap();
     c.wait_ready(&[leader], T).await.unwrap();
-    let destroyed: Vec<_> = mock.command_log()[before..]
+    let destroyed: Vec<_> = mock.command_log().await.unwrap()[before..]
         .iter()
         .filter(|r| r.verb == "brick_destroy")
         .map(|r| r.object.clone())
@@ -480,7 +483,7 @@ async fn a_new_leader_resumes_an_expand_stopped_between_two_add_bricks() {
     assert_eq!(destroyed, Vec::<String>::new(), "nothing undone");
     let (ours, theirs) = bricks_both(&c, &mock, &vol).await;
     assert_eq!((ours.len(), &ours), (21, &theirs));
-    gluster_bricks_intact(&mock, "grow");
+    gluster_bricks_intact(&mock, "grow").await;
     let v = c.call_ok(1, Method::GET, &vol, None).await.unwrap();
     assert_eq!(v["size"], 7, "{v}");
     assert_eq!(usage_drift(&c, &mock, &[]).await, vec![]);

@@ -1,0 +1,183 @@
+//! `hekate-bench dev-creates`: volume creates on the default dev cluster (`hekate dev`: three
+//! replicas, the mock executor with the nodes the replicas share, fsync on), the cluster a
+//! newcomer starts (issue 13). Creates/s and latency with 1, 8 and 16 clients while the
+//! cluster grows, then, with `--prefill N`, the sequential create latency once N volumes
+//! exist, against the same measured on the empty cluster. Runs against any `hekate` binary
+//! (`--hekate`), so the same command measures an older node model.
+
+use std::path::PathBuf;
+use std::time::Instant;
+
+use anyhow::Context;
+use hekate::client::Client;
+use hekate::testkit::load_topology;
+use serde::Serialize;
+use serde_json::{json, Value};
+
+use crate::soak::Dev;
+use crate::stats::{summarize, Summary};
+use crate::volume_bench::{concurrent_creates, timed_creates};
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct DevCreatesArgs {
+    #[arg(long)]
+    pub hekate: Option<PathBuf>,
+    /// Client counts, measured in this order on the growing cluster.
+    #[arg(long, value_delimiter = ',', default_value = "1,8,16")]
+    pub clients: Vec<usize>,
+    /// Creates at each client count.
+    #[arg(long, default_value_t = 200)]
+    pub creates: usize,
+    /// Then fill the cluster to this many volumes (16 clients) and measure sequential
+    /// creates there (0: skip).
+    #[arg(long, default_value_t = 0)]
+    pub prefill: usize,
+    /// Sequential creates measured on the empty cluster and after the prefill.
+    #[arg(long, default_value_t = 100)]
+    pub sequential: usize,
+    #[arg(long, default_value_t = 18580)]
+    pub base_port: u16,
+    /// The dev cluster's directory (default: a fresh one under /tmp, removed at the end).
+    #[arg(long)]
+    pub dir: Option<PathBuf>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct ClientsPoint {
+    pub clients: usize,
+    /// Volumes that existed when this point started.
+    pub volumes_before: usize,
+    pub creates_per_s: f64,
+    pub create: Summary,
+}
+
+#[derive(Debug, Serialize)]
+pub struct DevCreatesResults {
+    pub hekate: String,
+    /// 1 client, on the empty cluster.
+    pub sequential_empty: Summary,
+    pub by_clients: Vec<ClientsPoint>,
+    pub prefill: usize,
+    pub prefill_creates_per_s: Option<f64>,
+    /// 1 client, once `prefill` volumes exist.
+    pub sequential_after_prefill: Option<Summary>,
+    /// p50 after the prefill over p50 on the empty cluster.
+    pub p50_ratio: Option<f64>,
+    pub volumes_at_end: usize,
+    pub clusters: usize,
+}
+
+/// At most this many volumes per cluster (Heketi's default `max_volumes_per_cluster` is
+/// 1,000, which the dev cluster keeps): the topology has as many clusters as the run needs.
+const PER_CLUSTER: usize = 900;
+
+pub async fn run(args: DevCreatesArgs) -> anyhow::Result<DevCreatesResults> {
+    let hekate = crate::hekate_binary(&args.hekate)?;
+    let tmp = tempfile::Builder::new()
+        .prefix("hekate-devbench-")
+        .tempdir_in("/tmp")?;
+    let dir = args.dir.clone().unwrap_or_else(|| tmp.path().to_path_buf());
+    let (dev, key) = Dev::start(&hekate, &dir, args.base_port)?;
+    let result = drive(&args, &dev, &key).await;
+    dev.stop();
+    result.map(|mut r| {
+        r.hekate = hekate.display().to_string();
+        r
+    })
+}
+
+async fn drive(args: &DevCreatesArgs, dev: &Dev, key: &str) -> anyhow::Result<DevCreatesResults> {
+    let total = 2 * args.sequential + args.creates * args.clients.len() + args.prefill;
+    let clusters = total.div_ceil(PER_CLUSTER).max(1);
+    let devices: Vec<Value> = ["/dev/vdb", "/dev/vdc", "/dev/vdd", "/dev/vde"]
+        .iter()
+        .map(|d| json!({"name": d}))
+        .collect();
+    let topo: Vec<Value> = (0..clusters)
+        .map(|k| {
+            let nodes: Vec<Value> = (1..=3)
+                .map(|i| {
+                    json!({
+                        "node": {"hostnames": {"manage": [format!("c{k}node{i}")], "storage": [format!("10.{}.0.{i}", 8 + k)]}, "zone": i},
+                        "devices": devices,
+                    })
+                })
+                .collect();
+            json!({ "nodes": nodes })
+        })
+        .collect();
+    let admin = Client::new(vec![dev.servers[0].clone()], "admin", key);
+    // The leader may still be settling right after start: retry the topology load briefly.
+    let deadline = Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        match load_topology(&admin, &json!({ "clusters": topo })).await {
+            Ok(_) => break,
+            Err(e) if Instant::now() < deadline => {
+                eprintln!("dev-creates: topology load: {e}; retrying");
+                tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+            }
+            Err(e) => return Err(e.context("topology load")),
+        }
+    }
+    eprintln!(
+        "{clusters} cluster(s) loaded; {} sequential creates",
+        args.sequential
+    );
+    let mut count = 0;
+    let empty = timed_creates(&admin, args.sequential)
+        .await
+        .context("sequential creates")?;
+    count += empty.len();
+    let sequential_empty = summarize(&empty);
+    eprintln!("empty: create p50 {:.2} ms", sequential_empty.p50_ms);
+    let mut by_clients = Vec::new();
+    for &n in &args.clients {
+        let clients: Vec<Client> = (0..n)
+            .map(|i| Client::new(vec![dev.servers[i % dev.servers.len()].clone()], "admin", key))
+            .collect();
+        let (secs, lat) = concurrent_creates(&clients, args.creates)
+            .await
+            .with_context(|| format!("{n} clients"))?;
+        let point = ClientsPoint {
+            clients: n,
+            volumes_before: count,
+            creates_per_s: args.creates as f64 / secs,
+            create: summarize(&lat),
+        };
+        eprintln!(
+            "{n} clients from {count} volumes: {:.1} creates/s, p50 {:.2} ms",
+            point.creates_per_s, point.create.p50_ms
+        );
+        count += args.creates;
+        by_clients.push(point);
+    }
+    let (mut prefill_rate, mut after, mut ratio) = (None, None, None);
+    if args.prefill > count {
+        eprintln!("filling to {} volumes", args.prefill);
+        let fillers: Vec<Client> = (0..16)
+            .map(|i| Client::new(vec![dev.servers[i % dev.servers.len()].clone()], "admin", key))
+            .collect();
+        let (secs, _) = concurrent_creates(&fillers, args.prefill - count)
+            .await
+            .context("prefill")?;
+        prefill_rate = Some((args.prefill - count) as f64 / secs);
+        count = args.prefill;
+        let lat = timed_creates(&admin, args.sequential).await?;
+        count += lat.len();
+        let s = summarize(&lat);
+        eprintln!("at {}: create p50 {:.2} ms", args.prefill, s.p50_ms);
+        ratio = Some(s.p50_ms / sequential_empty.p50_ms);
+        after = Some(s);
+    }
+    Ok(DevCreatesResults {
+        hekate: String::new(),
+        sequential_empty,
+        by_clients,
+        prefill: args.prefill,
+        prefill_creates_per_s: prefill_rate,
+        sequential_after_prefill: after,
+        p50_ratio: ratio,
+        volumes_at_end: count,
+        clusters,
+    })
+}

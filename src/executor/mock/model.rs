@@ -1,0 +1,893 @@
+//! The mock's nodes: what simulated Gluster nodes hold (PVs, VGs, thin pools and LVs, mounts,
+//! peers, the node guard's term record, Gluster volumes), what each verb does to them, and
+//! the rules real nodes enforce (no space, missing VG, device in use, brick missing). One
+//! [`Nodes`] runs every verb, whether it lives inside a replica (memory) or inside the
+//! `hekate mock-nodes` process the replicas of a local cluster share: the verb logic exists
+//! once. Every verb costs O(log n) in the number of volumes (the brick-in-use check reads an
+//! index), except the whole-pool reads that reconcile asks for (`volumes`).
+
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
+use std::sync::Mutex;
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use super::super::{
+    DeviceInfo, ExecError, ExecResult, FenceToken, GlusterVolume, HealBrick, NodeInventory, VgInventory,
+    VolumeOwner, GUARD_REFUSED_PREFIX, OWNER_OPTION,
+};
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct MockVg {
+    pub device: String,
+    pub size: u64,
+    pub extent: u64,
+    /// thin pool name -> pool + metadata KiB
+    pub pools: BTreeMap<String, u64>,
+    /// lv name -> thin pool
+    pub lvs: BTreeMap<String, String>,
+}
+
+impl MockVg {
+    fn free(&self) -> u64 {
+        self.size - self.pools.values().sum::<u64>()
+    }
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct MockHost {
+    pub pvs: BTreeSet<String>,
+    pub vgs: BTreeMap<String, MockVg>,
+    pub mounts: BTreeSet<String>,
+    pub fstab: BTreeSet<String>,
+    pub peers: BTreeSet<String>,
+    pub glusterd_down: bool,
+    /// The node-side guard's record: the highest term seen per cluster identity.
+    #[serde(default)]
+    pub guard: BTreeMap<String, u64>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct MockVolume {
+    /// Gluster's own volume id (clone LV names derive from it), not Hekate's mark.
+    pub id: String,
+    pub bricks: Vec<String>,
+    pub started: bool,
+    /// `volume set` options; `user.heketi.id` marks the volume as Hekate's. A volume
+    /// planted without it models one made outside Hekate.
+    #[serde(default)]
+    pub options: BTreeMap<String, String>,
+}
+
+impl MockVolume {
+    fn owner(&self) -> VolumeOwner {
+        VolumeOwner::from_mark(self.options.get(OWNER_OPTION).map(String::as_str))
+    }
+}
+
+/// The whole simulated world (also the format of `hekate mock-nodes --state FILE`).
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(default)]
+pub struct MockState {
+    pub hosts: BTreeMap<String, MockHost>,
+    pub volumes: BTreeMap<String, MockVolume>,
+    /// Armed faults (not part of the nodes; kept here so every replica sees them).
+    pub faults: Vec<Fault>,
+}
+
+/// One verb as the (mock) node saw it start.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CmdRecord {
+    pub at_ns: u128,
+    pub term: u64,
+    /// The node's guard refused it: not executed.
+    pub refused: bool,
+    pub verb: String,
+    pub host: String,
+    /// The volume, or `vg/lv`, the verb names (empty for node-wide verbs).
+    pub object: String,
+}
+
+/// A fault armed at run time (tests, drills): fails matching verbs after letting `skip` of
+/// them through, `times` times (0: every time). `after`: the verb takes effect on the node
+/// and only its answer is lost, as when a connection drops after the command ran.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Fault {
+    /// Verb name, or `*`.
+    pub verb: String,
+    /// Host, or empty for every host.
+    pub host: String,
+    pub skip: u32,
+    pub times: u32,
+    pub after: bool,
+    /// The node's error; empty: the host is unreachable.
+    pub message: String,
+    /// Matching verbs seen so far, and how many were failed.
+    pub seen: u32,
+    pub fired: u32,
+}
+
+impl Fault {
+    fn fire(&mut self, verb: &str, host: &str) -> Option<(ExecError, bool)> {
+        if !(self.verb == verb || self.verb == "*") || !(self.host.is_empty() || self.host == host) {
+            return None;
+        }
+        self.seen += 1;
+        if self.seen <= self.skip || (self.times > 0 && self.fired >= self.times) {
+            return None;
+        }
+        self.fired += 1;
+        Some((injected(verb, host, &self.message), self.after))
+    }
+}
+
+/// The failure an injection or a fault stands for: the node's error, or (empty message) an
+/// unreachable host.
+pub fn injected(verb: &str, host: &str, message: &str) -> ExecError {
+    if message.is_empty() {
+        ExecError::Unreachable {
+            host: host.into(),
+            msg: format!("injected failure of {verb}"),
+        }
+    } else {
+        fail(message)
+    }
+}
+
+pub(super) fn fail(msg: impl Into<String>) -> ExecError {
+    ExecError::Failed(msg.into())
+}
+
+/// One verb sent to a (mock) node, with everything it depends on: the same request runs in
+/// memory or in the shared `hekate mock-nodes` process.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Request {
+    pub host: String,
+    /// The fencing token the verb runs under (none: refused unless `operator`).
+    pub token: Option<FenceToken>,
+    /// Sent by the node's operator, past Hekate's guard ([`super::MockExecutor::as_operator`]).
+    pub operator: bool,
+    /// A static injection of the sender's configuration matched: after the guard, fail with
+    /// this message (empty: the host is unreachable) instead of running the verb.
+    pub inject: Option<String>,
+    pub verb: Verb,
+}
+
+/// The verbs of [`super::super::Executor`] as a node runs them (a trait call may send more
+/// than one: a destroy reads the volume's owner first, an expand sends one `add_brick` per
+/// chunk).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "verb", rename_all = "snake_case")]
+pub enum Verb {
+    Claim,
+    GlusterdCheck,
+    PeerProbe {
+        peer: String,
+    },
+    PeerDetach {
+        peer: String,
+    },
+    DeviceSetup {
+        device: String,
+        vg: String,
+        size_kib: u64,
+    },
+    DeviceTeardown {
+        device: String,
+        vg: String,
+    },
+    DeviceInfo {
+        vg: String,
+    },
+    BrickCreate {
+        vg: String,
+        lv: String,
+        tp: String,
+        mount_dir: String,
+        need: u64,
+    },
+    BrickDestroy {
+        vg: String,
+        lv: String,
+        tp: String,
+        mount_dir: String,
+        path: String,
+    },
+    VolumeCreate {
+        name: String,
+        id: String,
+        bricks: Vec<String>,
+        options: Vec<String>,
+    },
+    /// The read before an expand: owner and new bricks checked; returns the missing ones.
+    VolumeExpand {
+        name: String,
+        id: String,
+        new_bricks: Vec<String>,
+    },
+    AddBrick {
+        name: String,
+        bricks: Vec<String>,
+    },
+    VolumeDestroy {
+        name: String,
+        id: String,
+    },
+    VolumeOwner {
+        name: String,
+    },
+    ReplaceBrick {
+        volume: String,
+        old: String,
+        new: String,
+    },
+    VolumeClone {
+        volume: String,
+        clone: String,
+        clone_id: String,
+    },
+    VolumeBricks {
+        volume: String,
+    },
+    HealInfo {
+        volume: String,
+    },
+    Inventory,
+    Volumes,
+}
+
+impl Verb {
+    /// The name faults, injections, latencies and the command record use.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Verb::Claim => "claim",
+            Verb::GlusterdCheck => "glusterd_check",
+            Verb::PeerProbe { .. } => "peer_probe",
+            Verb::PeerDetach { .. } => "peer_detach",
+            Verb::DeviceSetup { .. } => "device_setup",
+            Verb::DeviceTeardown { .. } => "device_teardown",
+            Verb::DeviceInfo { .. } => "device_info",
+            Verb::BrickCreate { .. } => "brick_create",
+            Verb::BrickDestroy { .. } => "brick_destroy",
+            Verb::VolumeCreate { .. } => "volume_create",
+            Verb::VolumeExpand { .. } => "volume_expand",
+            Verb::AddBrick { .. } => "add_brick",
+            Verb::VolumeDestroy { .. } => "volume_destroy",
+            Verb::VolumeOwner { .. } | Verb::VolumeBricks { .. } | Verb::Volumes => "volume_info",
+            Verb::ReplaceBrick { .. } => "replace_brick",
+            Verb::VolumeClone { .. } => "volume_clone",
+            Verb::HealInfo { .. } => "heal_info",
+            Verb::Inventory => "inventory",
+        }
+    }
+
+    /// The object the command record names: the volume, or `vg/lv`.
+    pub fn object(&self) -> String {
+        match self {
+            Verb::BrickCreate { vg, lv, .. } | Verb::BrickDestroy { vg, lv, .. } => format!("{vg}/{lv}"),
+            Verb::VolumeCreate { name, .. }
+            | Verb::VolumeExpand { name, .. }
+            | Verb::AddBrick { name, .. }
+            | Verb::VolumeDestroy { name, .. }
+            | Verb::VolumeOwner { name } => name.clone(),
+            Verb::ReplaceBrick { volume, .. } => volume.clone(),
+            Verb::VolumeClone { clone, .. } => clone.clone(),
+            _ => String::new(),
+        }
+    }
+
+    /// The Gluster volume whose brick list this verb may change (kept in the brick index).
+    fn changes_volume(&self) -> Option<&str> {
+        match self {
+            Verb::VolumeCreate { name, .. }
+            | Verb::AddBrick { name, .. }
+            | Verb::VolumeDestroy { name, .. } => Some(name),
+            Verb::ReplaceBrick { volume, .. } => Some(volume),
+            Verb::VolumeClone { clone, .. } => Some(clone),
+            _ => None,
+        }
+    }
+}
+
+/// Which volumes use a brick path (the part after `storagehost:`): the brick-in-use check
+/// without a scan of every volume.
+#[derive(Debug, Default)]
+struct BrickUsers(HashMap<String, BTreeSet<String>>);
+
+fn brick_path(brick: &str) -> &str {
+    brick.split_once(':').map_or(brick, |x| x.1)
+}
+
+impl BrickUsers {
+    fn build(volumes: &BTreeMap<String, MockVolume>) -> BrickUsers {
+        let mut users = BrickUsers::default();
+        for (name, v) in volumes {
+            users.update(name, &[], &v.bricks);
+        }
+        users
+    }
+
+    fn update(&mut self, volume: &str, before: &[String], after: &[String]) {
+        for b in before {
+            if let Some(set) = self.0.get_mut(brick_path(b)) {
+                set.remove(volume);
+                if set.is_empty() {
+                    self.0.remove(brick_path(b));
+                }
+            }
+        }
+        for b in after {
+            self.0
+                .entry(brick_path(b).to_string())
+                .or_default()
+                .insert(volume.to_string());
+        }
+    }
+
+    fn user(&self, path: &str) -> Option<&String> {
+        self.0.get(path).and_then(|s| s.iter().next())
+    }
+}
+
+/// The nodes with their command record, behind one lock. Each verb holds it for its
+/// in-memory effect only (microseconds, no I/O, no latency sleep), so the guard's decision,
+/// the record and the effect are one step, as under a real node's lock.
+pub struct Nodes {
+    inner: Mutex<Inner>,
+    command_log_max: usize,
+}
+
+struct Inner {
+    state: MockState,
+    users: BrickUsers,
+    log: VecDeque<CmdRecord>,
+    /// Bumped by every change (verbs, faults, plants): what the persister and
+    /// [`Nodes::replace`] compare.
+    generation: u64,
+}
+
+impl Nodes {
+    pub fn new(state: MockState, command_log_max: usize) -> Nodes {
+        Nodes {
+            inner: Mutex::new(Inner {
+                users: BrickUsers::build(&state.volumes),
+                state,
+                log: VecDeque::new(),
+                generation: 0,
+            }),
+            command_log_max: command_log_max.max(1),
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
+        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// One verb: the node's guard first (checked, recorded and the term raised before
+    /// anything else happens there), then a static injection or a runtime [`Fault`], then
+    /// the verb's effect on the model. Returns the verb's answer as JSON.
+    pub fn run(&self, req: &Request) -> ExecResult<Value> {
+        let name = req.verb.name();
+        let host = req.host.as_str();
+        let mut g = self.lock();
+        let inner = &mut *g;
+        inner.generation += 1;
+        let verdict = guard(&mut inner.state, name, host, req.token.as_ref(), req.operator);
+        let rec = CmdRecord {
+            at_ns: now_ns(),
+            term: req.token.as_ref().map_or(0, |t| t.term),
+            refused: verdict.is_err(),
+            verb: name.to_string(),
+            host: host.to_string(),
+            object: req.verb.object(),
+        };
+        if inner.log.len() >= self.command_log_max {
+            inner.log.pop_front();
+        }
+        inner.log.push_back(rec);
+        verdict?;
+        if let Some(msg) = &req.inject {
+            return Err(injected(name, host, msg));
+        }
+        let after = match inner.state.faults.iter_mut().find_map(|f| f.fire(name, host)) {
+            Some((err, false)) => return Err(err),
+            Some((err, true)) => Some(err),
+            None => None,
+        };
+        let volume = req.verb.changes_volume();
+        let before = volume
+            .and_then(|v| inner.state.volumes.get(v))
+            .map(|v| v.bricks.clone())
+            .unwrap_or_default();
+        let out = apply(&mut inner.state, &inner.users, host, &req.verb);
+        if let Some(v) = volume {
+            let now = inner
+                .state
+                .volumes
+                .get(v)
+                .map(|v| v.bricks.as_slice())
+                .unwrap_or(&[]);
+            if before != now {
+                let now = now.to_vec();
+                inner.users.update(v, &before, &now);
+            }
+        }
+        match after {
+            // The node did the work; its answer was lost.
+            Some(err) if out.is_ok() => Err(err),
+            _ => out,
+        }
+    }
+
+    /// A copy of the model and its generation.
+    pub fn snapshot(&self) -> (MockState, u64) {
+        let g = self.lock();
+        (g.state.clone(), g.generation)
+    }
+
+    /// A copy of the model if it changed since `generation` (the persister's question).
+    pub fn changed_since(&self, generation: u64) -> Option<(MockState, u64)> {
+        let g = self.lock();
+        (g.generation != generation).then(|| (g.state.clone(), g.generation))
+    }
+
+    /// Replaces the model (an operator's or a test's plant) if nothing changed since
+    /// `generation` was read; returns whether it did.
+    pub fn replace(&self, state: MockState, generation: u64) -> bool {
+        let mut g = self.lock();
+        if g.generation != generation {
+            return false;
+        }
+        g.users = BrickUsers::build(&state.volumes);
+        g.state = state;
+        g.generation += 1;
+        true
+    }
+
+    /// Changes the model with `f` under the lock (in-process plants, faults, glusterd).
+    pub fn change<T>(&self, f: impl FnOnce(&mut MockState) -> T) -> T {
+        let mut g = self.lock();
+        let out = f(&mut g.state);
+        g.users = BrickUsers::build(&g.state.volumes);
+        g.generation += 1;
+        out
+    }
+
+    pub fn add_fault(&self, fault: Fault) {
+        let mut g = self.lock();
+        g.state.faults.push(fault);
+        g.generation += 1;
+    }
+
+    /// Disarms every fault; returns how many had fired at least once.
+    pub fn clear_faults(&self) -> usize {
+        let mut g = self.lock();
+        let fired = g.state.faults.iter().filter(|f| f.fired > 0).count();
+        g.state.faults.clear();
+        g.generation += 1;
+        fired
+    }
+
+    /// Stops or starts a (mock) node's glusterd: its bricks go offline, its verbs fail.
+    pub fn set_glusterd_down(&self, host: &str, down: bool) {
+        let mut g = self.lock();
+        host_mut(&mut g.state, host).glusterd_down = down;
+        g.generation += 1;
+    }
+
+    /// The command record, oldest first (the newest `command_log_max`).
+    pub fn command_log(&self) -> Vec<CmdRecord> {
+        self.lock().log.iter().cloned().collect()
+    }
+}
+
+fn now_ns() -> u128 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or(0)
+}
+
+/// The node-side guard (the mock's model of `deploy/node/hekate-guard`): a verb without a
+/// fencing token (unless its operator sent it), or with a term older than the highest this
+/// host has seen for its cluster, is refused and changes nothing; a newer term is recorded.
+fn guard(
+    s: &mut MockState,
+    verb: &str,
+    host: &str,
+    token: Option<&FenceToken>,
+    operator: bool,
+) -> ExecResult<()> {
+    let Some(t) = token else {
+        if operator {
+            return Ok(());
+        }
+        return Err(super::super::unfenced(verb, host));
+    };
+    let highest = host_mut(s, host).guard.entry(t.cluster.clone()).or_insert(0);
+    if t.term < *highest {
+        return Err(ExecError::Fenced(format!(
+            "{GUARD_REFUSED_PREFIX}term {} of cluster {} is older than term {} seen on {host}: {verb} not executed",
+            t.term, t.cluster, *highest
+        )));
+    }
+    *highest = t.term;
+    Ok(())
+}
+
+fn host_mut<'a>(s: &'a mut MockState, host: &str) -> &'a mut MockHost {
+    s.hosts.entry(host.to_string()).or_default()
+}
+
+fn reply<T: Serialize>(v: T) -> ExecResult<Value> {
+    serde_json::to_value(v).map_err(|e| fail(format!("mock nodes: cannot encode a reply: {e}")))
+}
+
+/// What `verb` does on `host` (past the guard and faults).
+fn apply(s: &mut MockState, users: &BrickUsers, host: &str, verb: &Verb) -> ExecResult<Value> {
+    match verb {
+        Verb::Claim => reply(()),
+        Verb::GlusterdCheck => {
+            if host_mut(s, host).glusterd_down {
+                return Err(fail(format!("glusterd is not running on {host}")));
+            }
+            reply(())
+        }
+        Verb::PeerProbe { peer } => {
+            host_mut(s, host).peers.insert(peer.clone());
+            reply(())
+        }
+        Verb::PeerDetach { peer } => {
+            host_mut(s, host).peers.remove(peer);
+            reply(())
+        }
+        Verb::DeviceSetup { device, vg, size_kib } => reply(device_setup(s, host, device, vg, *size_kib)?),
+        Verb::DeviceTeardown { device, vg } => {
+            let h = host_mut(s, host);
+            if let Some(v) = h.vgs.get(vg) {
+                if !v.lvs.is_empty() || !v.pools.is_empty() {
+                    return Err(fail(format!(
+                        "Unable to delete device {device}: volume group {vg} still has logical volumes"
+                    )));
+                }
+            }
+            h.vgs.remove(vg);
+            h.pvs.remove(device);
+            reply(())
+        }
+        Verb::DeviceInfo { vg } => reply(
+            host_mut(s, host)
+                .vgs
+                .get(vg)
+                .map(info)
+                .ok_or_else(|| fail(format!("Volume group \"{vg}\" not found")))?,
+        ),
+        Verb::BrickCreate {
+            vg,
+            lv,
+            tp,
+            mount_dir,
+            need,
+        } => {
+            let h = host_mut(s, host);
+            let v = h
+                .vgs
+                .get_mut(vg)
+                .ok_or_else(|| fail(format!("Volume group \"{vg}\" not found")))?;
+            if !v.lvs.contains_key(lv) {
+                if !v.pools.contains_key(tp) && v.free() < *need {
+                    return Err(fail(format!(
+                        "Insufficient free space: {} extents needed, but only {} available",
+                        need / v.extent.max(1),
+                        v.free() / v.extent.max(1)
+                    )));
+                }
+                v.pools.insert(tp.clone(), *need);
+                v.lvs.insert(lv.clone(), tp.clone());
+            }
+            h.mounts.insert(mount_dir.clone());
+            h.fstab.insert(mount_dir.clone());
+            reply(())
+        }
+        Verb::BrickDestroy {
+            vg,
+            lv,
+            tp,
+            mount_dir,
+            path,
+        } => {
+            if let Some(name) = users.user(path) {
+                return Err(fail(format!("brick {path} is in use by volume {name}")));
+            }
+            let h = host_mut(s, host);
+            h.mounts.remove(mount_dir);
+            h.fstab.remove(mount_dir);
+            let mut pool_gone = true;
+            if let Some(v) = h.vgs.get_mut(vg) {
+                v.lvs.remove(lv);
+                // A thin pool shared with a clone's LV stays until its last LV goes.
+                if v.lvs.values().any(|p| p == tp) {
+                    pool_gone = false;
+                } else {
+                    v.pools.remove(tp);
+                }
+            }
+            reply(pool_gone)
+        }
+        Verb::VolumeCreate {
+            name,
+            id,
+            bricks,
+            options,
+        } => {
+            if let Some(existing) = s.volumes.get(name) {
+                existing.owner().check(name, id)?;
+                if existing.bricks == *bricks {
+                    return reply(()); // idempotent re-run
+                }
+                return Err(fail(format!(
+                    "volume create: {name}: failed: Volume {name} already exists"
+                )));
+            }
+            check_bricks_mounted(s, bricks)?;
+            s.volumes.insert(
+                name.clone(),
+                MockVolume {
+                    id: id.clone(),
+                    bricks: bricks.clone(),
+                    started: true,
+                    options: options
+                        .iter()
+                        .filter_map(|o| {
+                            let (k, val) = o.split_once(char::is_whitespace)?;
+                            Some((k.to_string(), val.trim().to_string()))
+                        })
+                        .collect(),
+                },
+            );
+            reply(())
+        }
+        Verb::VolumeExpand { name, id, new_bricks } => {
+            check_bricks_mounted(s, new_bricks)?;
+            let vol = s
+                .volumes
+                .get(name)
+                .ok_or_else(|| fail(format!("Volume {name} does not exist")))?;
+            vol.owner().check(name, id)?;
+            reply(
+                new_bricks
+                    .iter()
+                    .filter(|b| !vol.bricks.contains(b))
+                    .collect::<Vec<_>>(),
+            )
+        }
+        Verb::AddBrick { name, bricks } => {
+            let vol = s
+                .volumes
+                .get_mut(name)
+                .ok_or_else(|| fail(format!("Volume {name} does not exist")))?;
+            for b in bricks {
+                if !vol.bricks.contains(b) {
+                    vol.bricks.push(b.clone());
+                }
+            }
+            reply(())
+        }
+        Verb::VolumeDestroy { name, id } => {
+            if let Some(v) = s.volumes.get(name) {
+                v.owner().check(name, id)?;
+            }
+            s.volumes.remove(name);
+            reply(())
+        }
+        Verb::VolumeOwner { name } => {
+            reply(s.volumes.get(name).map_or(VolumeOwner::Absent, MockVolume::owner))
+        }
+        Verb::ReplaceBrick { volume, old, new } => {
+            check_bricks_mounted(s, std::slice::from_ref(new))?;
+            let v = s
+                .volumes
+                .get_mut(volume)
+                .ok_or_else(|| fail(format!("Volume {volume} does not exist")))?;
+            if v.bricks.iter().any(|b| b == new) {
+                return reply(()); // already replaced
+            }
+            let slot = v.bricks.iter_mut().find(|b| *b == old).ok_or_else(|| {
+                fail(format!(
+                    "volume replace-brick: failed: brick: {old} does not exist in volume: {volume}"
+                ))
+            })?;
+            *slot = new.clone();
+            reply(())
+        }
+        Verb::VolumeClone {
+            volume,
+            clone,
+            clone_id,
+        } => reply(volume_clone(s, volume, clone, clone_id)?),
+        Verb::VolumeBricks { volume } => reply(
+            s.volumes
+                .get(volume)
+                .map(|v| v.bricks.clone())
+                .ok_or_else(|| fail(format!("Volume {volume} does not exist")))?,
+        ),
+        Verb::HealInfo { volume } => reply(heal_info(s, volume)?),
+        Verb::Inventory => reply(inventory(s, host)?),
+        Verb::Volumes => reply(
+            s.volumes
+                .iter()
+                .map(|(n, v)| {
+                    let g = GlusterVolume {
+                        bricks: v.bricks.clone(),
+                        mark: v.options.get(OWNER_OPTION).cloned(),
+                    };
+                    (n.clone(), g)
+                })
+                .collect::<BTreeMap<_, _>>(),
+        ),
+    }
+}
+
+fn device_setup(s: &mut MockState, host: &str, device: &str, vg: &str, size: u64) -> ExecResult<DeviceInfo> {
+    let h = host_mut(s, host);
+    if let Some(existing) = h.vgs.get(vg) {
+        if existing.device == device {
+            return Ok(info(existing)); // idempotent re-run
+        }
+    }
+    if h.pvs.contains(device) {
+        return Err(fail(format!(
+            "Initializing device {device} failed (already initialized or contains data?): \
+             Can't initialize physical volume \"{device}\" of volume group already in use"
+        )));
+    }
+    h.pvs.insert(device.to_string());
+    let v = MockVg {
+        device: device.into(),
+        size,
+        extent: 4096,
+        ..Default::default()
+    };
+    let out = info(&v);
+    h.vgs.insert(vg.to_string(), v);
+    Ok(out)
+}
+
+fn volume_clone(
+    s: &mut MockState,
+    volume: &str,
+    clone: &str,
+    clone_id: &str,
+) -> ExecResult<Vec<(String, String)>> {
+    if let Some(existing) = s.volumes.get(clone) {
+        existing.owner().check(clone, clone_id)?;
+        // Idempotent: report the clone as it is.
+        let id = existing.id.clone();
+        return Ok(existing
+            .bricks
+            .iter()
+            .enumerate()
+            .map(|(i, b)| (b.clone(), format!("{id}_{i}")))
+            .collect());
+    }
+    let src = s
+        .volumes
+        .get(volume)
+        .cloned()
+        .ok_or_else(|| fail(format!("Volume {volume} does not exist")))?;
+    let uuid = hex::encode(rand::random::<[u8; 16]>());
+    let mut bricks = Vec::new();
+    for (i, b) in src.bricks.iter().enumerate() {
+        let (storage, path) = b.split_once(':').ok_or_else(|| fail(format!("bad brick {b}")))?;
+        let dir = path.strip_suffix("/brick").unwrap_or(path).to_string();
+        let lv_of_origin = dir.rsplit('/').next().unwrap_or_default().to_string();
+        let host = s
+            .hosts
+            .values_mut()
+            .find(|h| h.mounts.contains(&dir))
+            .ok_or_else(|| fail(format!("brick {b} is not mounted")))?;
+        let vg = host
+            .vgs
+            .values_mut()
+            .find(|vg| vg.lvs.contains_key(&lv_of_origin))
+            .ok_or_else(|| fail(format!("no LV for {b}")))?;
+        let pool = vg.lvs[&lv_of_origin].clone();
+        let lv = format!("{uuid}_{i}");
+        vg.lvs.insert(lv.clone(), pool);
+        let mount = format!("/run/gluster/snaps/{uuid}/brick{}", i + 1);
+        host.mounts.insert(mount.clone());
+        bricks.push((format!("{storage}:{mount}/brick"), lv));
+    }
+    // Gluster copies the origin's options; Hekate marks the clone as its own.
+    let mut options = src.options.clone();
+    options.insert(OWNER_OPTION.to_string(), clone_id.to_string());
+    s.volumes.insert(
+        clone.to_string(),
+        MockVolume {
+            id: uuid,
+            bricks: bricks.iter().map(|b| b.0.clone()).collect(),
+            started: true,
+            options,
+        },
+    );
+    Ok(bricks)
+}
+
+fn heal_info(s: &MockState, volume: &str) -> ExecResult<Vec<HealBrick>> {
+    let v = s
+        .volumes
+        .get(volume)
+        .ok_or_else(|| fail(format!("Volume {volume} does not exist")))?;
+    // No heal state in the model: a brick is connected when its node's glusterd is.
+    Ok(v.bricks
+        .iter()
+        .map(|b| {
+            let dir = brick_path(b);
+            let dir = dir.strip_suffix("/brick").unwrap_or(dir);
+            let connected = s
+                .hosts
+                .values()
+                .any(|h| h.mounts.contains(dir) && !h.glusterd_down);
+            HealBrick {
+                name: b.clone(),
+                connected,
+                entries: if connected { "0" } else { "-" }.into(),
+            }
+        })
+        .collect())
+}
+
+fn inventory(s: &mut MockState, host: &str) -> ExecResult<NodeInventory> {
+    let h = host_mut(s, host);
+    if h.glusterd_down {
+        return Err(fail(format!("glusterd is not running on {host}")));
+    }
+    let vgs = h
+        .vgs
+        .iter()
+        .map(|(name, vg)| {
+            let mut lvs: BTreeMap<String, String> =
+                vg.pools.keys().map(|p| (p.clone(), String::new())).collect();
+            lvs.extend(vg.lvs.iter().map(|(lv, pool)| (lv.clone(), pool.clone())));
+            let i = info(vg);
+            (
+                name.clone(),
+                VgInventory {
+                    total_kib: i.total_kib,
+                    used_kib: i.used_kib,
+                    lvs,
+                },
+            )
+        })
+        .collect();
+    Ok(NodeInventory {
+        vgs,
+        mounts: h.mounts.clone(),
+        fstab: h.fstab.clone(),
+        peers: h.peers.clone(),
+    })
+}
+
+fn info(v: &MockVg) -> DeviceInfo {
+    DeviceInfo {
+        total_kib: v.size,
+        extent_kib: v.extent,
+        used_kib: v.pools.values().sum(),
+        pv_uuid: String::new(),
+        paths: Vec::new(),
+    }
+}
+
+/// Every `storagehost:path` must be a mounted brick on some host (the mock keys hosts by
+/// manage name, so a brick is found by its mount directory).
+fn check_bricks_mounted(s: &MockState, bricks: &[String]) -> ExecResult<()> {
+    for b in bricks {
+        let path = brick_path(b);
+        let dir = path.strip_suffix("/brick").unwrap_or(path);
+        if !s.hosts.values().any(|h| h.mounts.contains(dir)) {
+            return Err(fail(format!("volume create: failed: brick {b} does not exist")));
+        }
+    }
+    Ok(())
+}
