@@ -28,6 +28,9 @@ pub struct DevOptions {
     /// their own peer ports, `base_port + 100 + i`), with a CA and certificates generated
     /// in `D/tls` (files 0600).
     pub tls: bool,
+    /// How often the mock nodes are written to `D/mock-nodes.json` when they changed
+    /// (`hekate mock-nodes --persist-ms`; they are written at exit too).
+    pub mock_persist_ms: u64,
 }
 
 /// Writes a file only its owner may read or write (0600): generated configs carry the JWT
@@ -185,7 +188,11 @@ pub async fn run(opts: DevOptions) -> anyhow::Result<()> {
     let (admin, user) = prepare(&opts)?;
     let exe = std::env::current_exe().context("cannot find the hekate binary")?;
     let mut nodes = match opts.glusterfs {
-        None => Some(MockNodes::start(&exe, &std::fs::canonicalize(&opts.data_dir)?)?),
+        None => Some(MockNodes::start(
+            &exe,
+            &std::fs::canonicalize(&opts.data_dir)?,
+            opts.mock_persist_ms,
+        )?),
         Some(_) => None,
     };
     let mut children: Vec<(u64, Child)> = Vec::new();
@@ -285,6 +292,12 @@ pub async fn run(opts: DevOptions) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// How often `hekate dev` has its mock nodes written when they changed (ms): each write is
+/// the whole model (about 1 KiB per volume), so at 10,000 volumes every second would add
+/// 10 MiB/s of disk writes beside the replicas' fsyncs; a mock-nodes killed with SIGKILL
+/// loses at most this much (a SIGTERM writes everything).
+pub const MOCK_PERSIST_MS: u64 = 5000;
+
 /// A `hekate mock-nodes` process serving the simulated nodes of the cluster in `dir`
 /// (`hekate dev`, and the test clusters of [`crate::testkit`]).
 pub struct MockNodes {
@@ -301,8 +314,9 @@ impl MockNodes {
 
     /// Starts `binary mock-nodes` for `dir` (model `dir/mock-nodes.json`, log
     /// `dir/mock-nodes.log`, in its own process group so a terminal's Ctrl-C reaches it
-    /// only through [`Self::stop`]) and waits until its socket is in place.
-    pub fn start(binary: &Path, dir: &Path) -> anyhow::Result<MockNodes> {
+    /// only through [`Self::stop`]) and waits until its socket is in place. The model is
+    /// written every `persist_ms` when it changed, and at exit.
+    pub fn start(binary: &Path, dir: &Path, persist_ms: u64) -> anyhow::Result<MockNodes> {
         use std::os::unix::process::CommandExt;
         let dir = std::path::absolute(dir)?;
         let log_path = dir.join("mock-nodes.log");
@@ -319,6 +333,8 @@ impl MockNodes {
             .arg(&url)
             .arg("--state")
             .arg(dir.join("mock-nodes.json"))
+            .arg("--persist-ms")
+            .arg(persist_ms.to_string())
             .stdout(Stdio::from(log.try_clone()?))
             .stderr(Stdio::from(log))
             .process_group(0)

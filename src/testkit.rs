@@ -225,7 +225,8 @@ impl ProcCluster {
     /// does); a restart resumes the model from `mock-nodes.json`.
     pub fn start_mock_nodes(&mut self) -> anyhow::Result<()> {
         if self.spec.shared_mock && self.mock_nodes.is_none() {
-            self.mock_nodes = Some(crate::dev::MockNodes::start(&self.spec.binary, &self.dir)?);
+            let n = crate::dev::MockNodes::start(&self.spec.binary, &self.dir, crate::dev::MOCK_PERSIST_MS)?;
+            self.mock_nodes = Some(n);
         }
         Ok(())
     }

@@ -37,6 +37,9 @@ pub struct DevCreatesArgs {
     pub sequential: usize,
     #[arg(long, default_value_t = 18580)]
     pub base_port: u16,
+    /// Passed to `hekate dev --mock-persist-ms` (unset: its default; older builds lack it).
+    #[arg(long)]
+    pub mock_persist_ms: Option<u64>,
     /// The dev cluster's directory (default: a fresh one under /tmp, removed at the end).
     #[arg(long)]
     pub dir: Option<PathBuf>,
@@ -65,6 +68,7 @@ pub struct DevCreatesResults {
     pub p50_ratio: Option<f64>,
     pub volumes_at_end: usize,
     pub clusters: usize,
+    pub mock_persist_ms: Option<u64>,
 }
 
 /// At most this many volumes per cluster (Heketi's default `max_volumes_per_cluster` is
@@ -77,7 +81,11 @@ pub async fn run(args: DevCreatesArgs) -> anyhow::Result<DevCreatesResults> {
         .prefix("hekate-devbench-")
         .tempdir_in("/tmp")?;
     let dir = args.dir.clone().unwrap_or_else(|| tmp.path().to_path_buf());
-    let (dev, key) = Dev::start(&hekate, &dir, args.base_port)?;
+    let extra: Vec<String> = args
+        .mock_persist_ms
+        .map(|ms| vec!["--mock-persist-ms".to_string(), ms.to_string()])
+        .unwrap_or_default();
+    let (dev, key) = Dev::start(&hekate, &dir, args.base_port, &extra)?;
     let result = drive(&args, &dev, &key).await;
     dev.stop();
     result.map(|mut r| {
@@ -179,5 +187,6 @@ async fn drive(args: &DevCreatesArgs, dev: &Dev, key: &str) -> anyhow::Result<De
         p50_ratio: ratio,
         volumes_at_end: count,
         clusters,
+        mock_persist_ms: args.mock_persist_ms,
     })
 }

@@ -184,7 +184,12 @@ pub(crate) struct Dev {
 
 impl Dev {
     /// Starts `hekate dev --replicas 3` in `dir`; returns it and the admin key.
-    pub(crate) fn start(hekate: &Path, dir: &Path, base_port: u16) -> anyhow::Result<(Dev, String)> {
+    pub(crate) fn start(
+        hekate: &Path,
+        dir: &Path,
+        base_port: u16,
+        extra: &[String],
+    ) -> anyhow::Result<(Dev, String)> {
         let mut dev = Command::new(hekate)
             .args([
                 "dev",
@@ -195,6 +200,7 @@ impl Dev {
                 "--data-dir",
             ])
             .arg(dir)
+            .args(extra)
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .spawn()
@@ -490,7 +496,7 @@ pub async fn run(args: SoakArgs) -> anyhow::Result<SoakResults> {
         .prefix("hekate-soak-")
         .tempdir_in("/tmp")?;
     let dir = args.dir.clone().unwrap_or_else(|| tmp.path().to_path_buf());
-    let (dev, key) = Dev::start(&hekate, &dir, args.base_port)?;
+    let (dev, key) = Dev::start(&hekate, &dir, args.base_port, &[])?;
     let dev = Arc::new(dev);
     let result = drive(&args, dev.clone(), &key).await;
     match Arc::try_unwrap(dev) {

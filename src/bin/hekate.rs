@@ -63,6 +63,10 @@ enum Cmd {
         /// certificates in DATA_DIR/tls (the production transport).
         #[arg(long)]
         tls: bool,
+        /// How often the simulated nodes are written to DATA_DIR/mock-nodes.json when they
+        /// changed (ms; they are written at exit too).
+        #[arg(long, default_value_t = hekate::dev::MOCK_PERSIST_MS)]
+        mock_persist_ms: u64,
     },
     /// Simulated Gluster nodes shared by a local cluster's replicas (their mock executor's
     /// `nodes_url`); `hekate dev` starts one. Persists the nodes to --state.
@@ -214,6 +218,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<()> {
                 glusterfs,
                 testbed,
                 tls,
+                mock_persist_ms,
             }),
             _,
         ) => {
@@ -238,6 +243,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<()> {
                 user_key,
                 glusterfs,
                 tls,
+                mock_persist_ms,
             })
             .await
         }

@@ -5,11 +5,12 @@
 //! model and the command record) over HTTP ([`super::remote`] is the client), and persists
 //! the model to `--state FILE`.
 //!
-//! Persistence: the model is written whole (JSON, temporary file then rename) at most every
-//! `--persist-ms` when it changed, and at shutdown (SIGTERM/SIGINT). A verb never waits for
-//! it; the price is that a mock-nodes killed with SIGKILL loses the changes of its last
-//! interval, as a node losing its page cache would (reconcile reports the drift). The
-//! command record and the faults' counters live in memory only.
+//! Persistence: the model is written whole (JSON, temporary file then rename) every
+//! `--persist-ms` when it changed (`hekate dev`: 5 s), and at shutdown (SIGTERM/SIGINT). A
+//! verb never waits for it; the price is that a mock-nodes killed with SIGKILL loses the
+//! changes of its last interval, as a node losing its page cache would (reconcile reports
+//! the drift), and that each write costs O(volumes). The command record and the faults'
+//! counters live in memory only.
 //!
 //! Access: a Unix socket made 0600 (reachable from the replicas' network namespaces, and by
 //! nobody but its owner, like the dev cluster's configs), or a loopback TCP port that then
