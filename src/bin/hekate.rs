@@ -197,7 +197,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<()> {
             }),
             _,
         ) => {
-            hekate::server::init_logging("warning");
+            hekate::logging::init_logging("warning");
             let glusterfs = match (glusterfs, testbed) {
                 (Some(path), _) => {
                     let text = std::fs::read_to_string(&path)
@@ -230,7 +230,7 @@ async fn serve(config: PathBuf, disable_auth: bool) -> anyhow::Result<()> {
     println!("Hekate {}", env!("CARGO_PKG_VERSION"));
     let settings = hekate::config::load(&config, &|k| std::env::var(k).ok())
         .map_err(|e| anyhow::anyhow!("Unable to parse configuration: {e}"))?;
-    let log = hekate::server::init_logging(&settings.file.glusterfs.loglevel);
+    let log = hekate::logging::init_logging(&settings.file.glusterfs.loglevel);
     hekate::server::run(
         settings,
         hekate::server::ServeOptions { disable_auth, log },
