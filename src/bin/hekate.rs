@@ -44,8 +44,10 @@ enum Cmd {
         replicas: u64,
         #[arg(long, default_value_t = 8080)]
         base_port: u16,
-        #[arg(long, default_value = ".hekate-dev")]
-        data_dir: PathBuf,
+        /// Where the replicas' configs and data live [default: .hekate-dev, or
+        /// .hekate-dev-testbed with --testbed: a cluster keeps the executor it was made with].
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
         #[arg(long)]
         admin_key: Option<String>,
         #[arg(long)]
@@ -210,6 +212,14 @@ async fn dispatch(cli: Cli) -> anyhow::Result<()> {
                 (None, true) => Some(hekate::testkit::TestbedEnv::read()?.glusterfs_config()),
                 (None, false) => None,
             };
+            let data_dir = data_dir.unwrap_or_else(|| {
+                if testbed {
+                    ".hekate-dev-testbed"
+                } else {
+                    ".hekate-dev"
+                }
+                .into()
+            });
             hekate::dev::run(hekate::dev::DevOptions {
                 replicas,
                 base_port,
