@@ -175,6 +175,14 @@ pub async fn run(
     };
     println!("{banner}");
     tracing::info!(addr = %settings.api_listen, "{banner}");
+    // A graceful stop hands leadership over while this replica still serves (requests
+    // arriving meanwhile are forwarded to the successor), then closes the listeners.
+    let handing = replica.clone();
+    let handoff_bound = Duration::from_millis(raft.timeouts.election_timeout_max_ms * 4);
+    let shutdown = async move {
+        shutdown.await;
+        handoff(&handing, handoff_bound).await;
+    };
     crate::listen::serve(api_listener, app, api_tls, conn_limits, shutdown).await;
     println!("Shutting down...");
     let _ = stop_tx.send(true);
@@ -184,6 +192,20 @@ pub async fn run(
     }
     replica.shutdown().await;
     Ok(())
+}
+
+/// Leadership handoff on a graceful stop (SIGTERM: systemd, Kubernetes, rolling upgrades):
+/// the successor takes over before this process exits, instead of after an election timeout.
+async fn handoff(replica: &crate::state::HekateReplica, bound: Duration) {
+    let t = std::time::Instant::now();
+    match replica.hand_off(bound).await {
+        None => {}
+        Some(Ok(to)) => tracing::info!(
+            "stopping: leadership handed to replica {to} in {} ms",
+            t.elapsed().as_millis()
+        ),
+        Some(Err(e)) => tracing::warn!("stopping: leadership not handed over ({e}); an election will follow"),
+    }
 }
 
 /// Resolves on SIGINT or SIGTERM.

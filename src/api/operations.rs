@@ -24,11 +24,15 @@ pub async fn queue(
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
     let id = route_id(&id)?;
-    st.read_barrier(mode).await?;
-    let op = st
-        .replica()
-        .read(|v| state::get_op(v, id))?
-        .ok_or(ApiError::NotFound)?;
+    let op = match queue_answer_here(&st, id)? {
+        Some(op) => op,
+        None => {
+            st.read_barrier(mode).await?;
+            st.replica()
+                .read(|v| state::get_op(v, id))?
+                .ok_or(ApiError::NotFound)?
+        }
+    };
     if matches!(role, Some(Extension(Role::User))) && !op.by_user {
         return Err(ApiError::Auth(AuthError::AdminRequired));
     }
@@ -58,6 +62,20 @@ pub async fn queue(
             op.error.as_deref().unwrap_or("failed"),
         ),
     })
+}
+
+/// A queue poll answered from this replica's applied state, without a quorum round (issue
+/// 13: clients poll every few milliseconds): an operation that ended is final on every
+/// replica that applied its end, so any replica answers it; a pending one is answered by a
+/// leader that heard from a quorum lately (a pending answer is never final: a stale one only
+/// costs the client one more poll). Anything else (unknown here, pending on a follower or a
+/// doubting leader) takes the read barrier, as every other read does.
+pub fn queue_answer_here(st: &AppState, id: &str) -> Result<Option<Operation>, ApiError> {
+    let Some(op) = st.replica().read(|v| state::get_op(v, id))? else {
+        return Ok(None);
+    };
+    let here = op.status != OpStatus::Pending || st.replica().leads_with_quorum();
+    Ok(here.then_some(op))
 }
 
 #[derive(Serialize)]
