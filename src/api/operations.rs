@@ -8,10 +8,11 @@ use serde::Serialize;
 
 use super::error::ApiError;
 use super::respond::{empty, json, redirect_html, text};
-use super::{route_id, views, AppState, ReadMode};
+use super::{route_id, AppState, ReadMode};
 use crate::auth::{AuthError, Role};
 use crate::state::model::{OpStatus, Operation};
 use crate::state::{self};
+use crate::views;
 
 /// Heketi's async contract: 200 + `X-Pending` while running; then 303 to the resource, 204,
 /// or 500 with the error. Unlike Heketi the result is not deleted on first read: it stays
@@ -272,7 +273,7 @@ pub async fn cleanup(State(st): State<AppState>, body: axum::body::Bytes) -> Res
             "operations: {bad} is not a valid UUID"
         )));
     }
-    let op = super::nodes::new_op(
+    let op = crate::ops::new_op(
         crate::state::model::OpKind::Cleanup,
         crate::state::model::OpPlan::Cleanup,
         false,
