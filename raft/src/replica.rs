@@ -88,6 +88,9 @@ pub struct Replica<A: Application> {
     /// The replica leadership is being handed to (0: none): proposals are refused meanwhile,
     /// so that the log stops growing and the successor can catch up and win.
     handoff: Arc<AtomicU64>,
+    /// Proposals admitted and not yet answered: a handoff waits for them, so the successor
+    /// holds every entry the old leader appended.
+    inflight: Arc<AtomicU64>,
     _app: PhantomData<A>,
 }
 
@@ -102,6 +105,7 @@ impl<A: Application> Clone for Replica<A> {
             cfg: self.cfg.clone(),
             quorum: self.quorum.clone(),
             handoff: self.handoff.clone(),
+            inflight: self.inflight.clone(),
             _app: PhantomData,
         }
     }
@@ -136,6 +140,7 @@ impl<A: Application> Replica<A> {
             quorum: Arc::new(QuorumWatch::new(cfg.settings.check_quorum())),
             cfg: Arc::new(cfg),
             handoff: Arc::new(AtomicU64::new(0)),
+            inflight: Arc::new(AtomicU64::new(0)),
             _app: PhantomData,
         };
         tokio::spawn(replica.clone().check_quorum_loop());
@@ -311,7 +316,10 @@ impl<A: Application> Replica<A> {
     /// it was handed to the leader but not committed in time, and may still commit.
     pub async fn propose(&self, cmd: &A::Command) -> Result<A::Response, ReplicaError> {
         self.check_quorum().map_err(ReplicaError::NotAccepted)?;
-        let to = self.handoff.load(Ordering::Acquire);
+        // Counted before the gate is read (both SeqCst): a handoff that closes the gate either
+        // is seen here or sees this proposal in flight and waits for it.
+        let _inflight = InFlight::enter(&self.inflight);
+        let to = self.handoff.load(Ordering::SeqCst);
         if to != 0 {
             return Err(ReplicaError::NotAccepted(format!(
                 "leadership is being handed to replica {to}; retry"
@@ -609,7 +617,7 @@ impl<A: Application> Replica<A> {
         let wait_lease = membership.voter_ids().count() > 3;
         if self
             .handoff
-            .compare_exchange(0, to, Ordering::AcqRel, Ordering::Acquire)
+            .compare_exchange(0, to, Ordering::SeqCst, Ordering::SeqCst)
             .is_err()
         {
             return Err(ReplicaError::Unavailable(
@@ -669,9 +677,12 @@ impl<A: Application> Replica<A> {
         lease: Duration,
         wait_lease: bool,
     ) -> Result<NodeId, ReplicaError> {
-        let last = self.raft.metrics().borrow().last_log_index;
         let deadline = tokio::time::Instant::now() + lease * 4;
         loop {
+            // Proposals admitted before the gate closed are appended first; then the log no
+            // longer grows and `to` must hold all of it, or this leader refuses its vote.
+            let drained = self.inflight.load(Ordering::SeqCst) == 0;
+            let last = self.raft.metrics().borrow().last_log_index;
             let matched = self
                 .raft
                 .metrics()
@@ -679,7 +690,7 @@ impl<A: Application> Replica<A> {
                 .replication
                 .as_ref()
                 .and_then(|r| r.get(&to).cloned());
-            if matched.flatten().map(|l| l.index) >= last {
+            if drained && matched.flatten().map(|l| l.index) >= last {
                 break;
             }
             if tokio::time::Instant::now() > deadline {
@@ -726,6 +737,22 @@ impl<A: Application> Replica<A> {
         if let Err(e) = self.raft.shutdown().await {
             tracing::warn!("raft shutdown: {e}");
         }
+    }
+}
+
+/// One admitted proposal, counted while it is in flight.
+struct InFlight<'a>(&'a AtomicU64);
+
+impl<'a> InFlight<'a> {
+    fn enter(n: &'a AtomicU64) -> InFlight<'a> {
+        n.fetch_add(1, Ordering::SeqCst);
+        InFlight(n)
+    }
+}
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
     }
 }
 
