@@ -149,7 +149,7 @@ async fn term(c: &ProcCluster) -> u64 {
 }
 
 /// One stop of the leader: the gap, then the replica restarted and every replica ready.
-async fn round(c: &mut ProcCluster, how: Stop) -> anyhow::Result<f64> {
+pub async fn round(c: &mut ProcCluster, how: Stop) -> anyhow::Result<f64> {
     let leader = c.wait_leader(&[1, 2, 3], Duration::from_secs(30)).await?;
     c.wait_ready(&[1, 2, 3], Duration::from_secs(30)).await?;
     let survivor = c

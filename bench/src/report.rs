@@ -466,8 +466,14 @@ pub fn run(results: &Path, docs: &Path) -> anyhow::Result<()> {
 /// stopped under load, and term changes under load alone.
 fn failover_sections(o: &mut String, results: &Path) {
     let runs = [
-        ("failover-kill.json", "leader SIGKILL under load, default timeouts"),
-        ("failover-kill-tuned.json", "leader SIGKILL under load, tuned timeouts"),
+        (
+            "failover-kill.json",
+            "leader SIGKILL under load, default timeouts",
+        ),
+        (
+            "failover-kill-tuned.json",
+            "leader SIGKILL under load, tuned timeouts",
+        ),
         ("failover-term.json", "leader SIGTERM (handoff) under load"),
         ("failover-quiet.json", "no fault, load only"),
     ];
