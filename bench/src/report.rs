@@ -487,17 +487,18 @@ fn failover_sections(o: &mut String, results: &Path) {
     let _ = writeln!(
         o,
         "\n## Failover and handoff under load\n\n\
-         `hekate-bench failover --signal kill|term --rounds N --clients 4 [--timeouts JSON]`: three release\n\
-         replicas, 4 clients writing (a 503 or a refused connection retried, as behind a balancer);\n\
+         `hekate-bench failover --signal kill|term --rounds N --clients K [--timeouts JSON]`: three release\n\
+         replicas, K clients writing (a 503 or a refused connection retried, as behind a balancer);\n\
          per round the leader is stopped and a probe writes through a survivor every 5 ms: the gap is\n\
          from the signal to the probe's first success. `--quiet-seconds S` runs the load alone.\n\n\
-         | run | timeouts | rounds | gap p50 ms | p90 | p99 | max | writes ok | retried | failed | term changes | seconds |\n\
-         |---|---|---|---|---|---|---|---|---|---|---|---|"
+         | run | clients | timeouts | rounds | gap p50 ms | p90 | p99 | max | writes ok | retried | failed | term changes | seconds |\n\
+         |---|---|---|---|---|---|---|---|---|---|---|---|---|"
     );
     for (what, v) in found {
         let _ = writeln!(
             o,
-            "| {what} | `{}` | {} | {} | {} | {} | {} | {} | {:.0} |",
+            "| {what} | {} | `{}` | {} | {} | {} | {} | {} | {} | {:.0} |",
+            v["clients"],
             v["timeouts"],
             v["rounds"],
             row(&v["gap"]),
