@@ -185,12 +185,9 @@ pub fn sign(iss: &str, key: &str, method: &str, path: &str, now: i64, ttl_secs: 
     .unwrap_or_default()
 }
 
-pub fn now_unix() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or_default()
-}
+/// The clock tokens are signed and checked against (re-exported for signers: hekate-cli, the
+/// benchmarks, the tests).
+pub use crate::clock::now_unix;
 
 #[cfg(test)]
 mod tests {

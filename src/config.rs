@@ -6,11 +6,17 @@
 //! ignores them) except keys starting with `_`, which stay comments; key names are matched
 //! exactly (Heketi: case-insensitively).
 
+#[cfg(test)]
+mod documented;
+pub mod policy;
+
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
 use hekate_raft::RaftSettings;
 use serde::{Deserialize, Serialize};
+
+pub use policy::Policy;
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]

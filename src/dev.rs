@@ -108,6 +108,18 @@ pub fn prepare(opts: &DevOptions) -> anyhow::Result<(String, String)> {
                 n
             );
         }
+        // Nodes are the executor's: a mock cluster's topology names simulated hosts, which
+        // real nodes do not answer for (and the other way round).
+        let (had, wants) = (executor_of(&prev["glusterfs"]), executor_of_opts(opts));
+        if had != wants {
+            bail!(
+                "{} holds a dev cluster with the {had} executor, whose topology is not the {wants} \
+                 executor's nodes; use another --data-dir (--testbed defaults to .hekate-dev-testbed) \
+                 or remove {} to start over",
+                opts.data_dir.display(),
+                opts.data_dir.display()
+            );
+        }
     }
     if opts.tls && u32::from(opts.base_port) + 100 + opts.replicas as u32 > 65535 {
         bail!(
@@ -177,6 +189,18 @@ pub fn prepare(opts: &DevOptions) -> anyhow::Result<(String, String)> {
             .with_context(|| format!("cannot write {}", path.display()))?;
     }
     Ok((admin, user))
+}
+
+/// The executor a `glusterfs` section selects (an empty one is `ssh`, as in `config`).
+fn executor_of(glusterfs: &serde_json::Value) -> String {
+    match glusterfs["executor"].as_str() {
+        None | Some("") => "ssh".into(),
+        Some(e) => e.into(),
+    }
+}
+
+fn executor_of_opts(opts: &DevOptions) -> String {
+    opts.glusterfs.as_ref().map_or("mock".into(), executor_of)
 }
 
 fn port(opts: &DevOptions, id: u64) -> u16 {
@@ -421,6 +445,49 @@ async fn wait_ready(http: &reqwest::Client, servers: &[String], within: Duration
 #[cfg(test)]
 mod tests {
     use std::os::unix::fs::PermissionsExt;
+
+    /// A data dir keeps the executor it was made with: `--testbed` (ssh) on a mock cluster's
+    /// dir, or the mock on an ssh cluster's, is refused naming the flag, and writes nothing.
+    #[test]
+    fn a_data_dir_keeps_its_executor() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut opts = super::DevOptions {
+            replicas: 3,
+            base_port: 18080,
+            data_dir: dir.path().join("mock"),
+            admin_key: None,
+            user_key: None,
+            glusterfs: None,
+            tls: false,
+            mock_persist_ms: super::MOCK_PERSIST_MS,
+        };
+        let keys = super::prepare(&opts).unwrap();
+        assert_eq!(super::prepare(&opts).unwrap(), keys, "a resume keeps the keys");
+        let cfg = super::config_path(&opts.data_dir, 1);
+        let before = std::fs::read(&cfg).unwrap();
+        let ssh = serde_json::json!({"executor": "ssh", "sshexec": {"keyfile": "/k", "known_hosts": "/h"}});
+        opts.glusterfs = Some(ssh.clone());
+        let e = super::prepare(&opts).unwrap_err().to_string();
+        assert!(
+            e.contains("with the mock executor") && e.contains("--data-dir"),
+            "{e}"
+        );
+        assert_eq!(
+            std::fs::read(&cfg).unwrap(),
+            before,
+            "the refusal changed nothing"
+        );
+
+        opts.data_dir = dir.path().join("ssh");
+        super::prepare(&opts).unwrap();
+        super::prepare(&opts).unwrap();
+        opts.glusterfs = None;
+        let e = super::prepare(&opts).unwrap_err().to_string();
+        assert!(
+            e.contains("with the ssh executor") && e.contains("--data-dir"),
+            "{e}"
+        );
+    }
 
     #[test]
     fn generated_configs_are_owner_only() {

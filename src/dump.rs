@@ -11,12 +11,12 @@ use hekate_raft::{StateReader, StoreError};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::api::views::{self, Hostnames, Storage};
 use crate::state::model::{
     BrickEntry, ClusterEntry, DeviceEntry, Durability, NodeEntry, Tags, VolumeEntry, SUBTYPE_ARBITER,
 };
-use crate::state::{self};
+use crate::state::{self, ImportSet};
 use crate::validate;
+use crate::views::{self, Hostnames, Storage};
 
 #[derive(Debug, Serialize, Deserialize, Default)]
 pub struct Dump {
@@ -297,16 +297,6 @@ pub fn to_go_json(d: &Dump) -> String {
         .replace('>', "\\u003e")
         .replace('&', "\\u0026");
     format!("{s}\n")
-}
-
-/// Records to write for an import, checked for consistency first.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
-pub struct ImportSet {
-    pub clusters: Vec<(ClusterEntry, Vec<String>)>,
-    pub nodes: Vec<NodeEntry>,
-    pub devices: Vec<(DeviceEntry, Vec<String>)>,
-    pub bricks: Vec<BrickEntry>,
-    pub volumes: Vec<VolumeEntry>,
 }
 
 fn volume_from(id: &str, v: &VolumeDump) -> Result<VolumeEntry, String> {

@@ -10,6 +10,9 @@
 //! - [`client`]: a small HTTP client for Hekate's admin commands, with JWT signing.
 //! - [`ids`]: Heketi-style ids.
 //!
+//! Dependencies between these modules point down the layer table of docs/ARCHITECTURE.md
+//! ("Module layers"); a unit test (`layers`) fails on an upward `crate::` path.
+//!
 //! # Data flow
 //! ```text
 //! client -HTTP-> api::auth_layer (JWT) -> api::forward (follower? proxy to leader)
@@ -24,13 +27,17 @@ pub mod api;
 pub mod auth;
 pub mod cli;
 pub mod client;
+pub mod clock;
 pub mod config;
 pub mod dev;
 pub mod dump;
 pub mod executor;
 pub mod heap;
 pub mod ids;
+#[cfg(test)]
+mod layers;
 pub mod listen;
+pub mod logging;
 pub mod ops;
 pub mod reconcile;
 pub mod server;
@@ -38,3 +45,4 @@ pub mod state;
 pub mod testkit;
 pub mod tls;
 pub mod validate;
+pub mod views;

@@ -10,53 +10,19 @@ use hekate_raft::replica::ReplicaConfig;
 use hekate_raft::Replica;
 use tokio::net::TcpListener;
 
-use crate::api::policy::Policy;
 use crate::api::{self, AppState, StateOptions};
 use crate::auth::Verifier;
+use crate::config::Policy;
 use crate::config::Settings;
 use crate::executor::mock::MockExecutor;
 use crate::executor::Executor;
+use crate::logging::LogControl;
 use crate::ops::runner::Runner;
 use crate::state::HekateApp;
 
 pub struct ServeOptions {
     pub disable_auth: bool,
     pub log: Option<LogControl>,
-}
-
-/// Changes this process's log level at run time (`/internal/logging`).
-#[derive(Clone)]
-pub struct LogControl {
-    handle: tracing_subscriber::reload::Handle<tracing_subscriber::EnvFilter, tracing_subscriber::Registry>,
-    level: Arc<std::sync::Mutex<String>>,
-}
-
-impl LogControl {
-    pub fn level(&self) -> String {
-        self.level.lock().map(|l| l.clone()).unwrap_or_default()
-    }
-
-    /// Sets a Heketi level name (`none|critical|error|warning|info|debug`).
-    pub fn set(&self, heketi_level: &str) -> Result<(), String> {
-        let filter = tracing_subscriber::EnvFilter::new(filter_for(heketi_level)?);
-        self.handle.reload(filter).map_err(|e| e.to_string())?;
-        if let Ok(mut l) = self.level.lock() {
-            *l = heketi_level.to_string();
-        }
-        Ok(())
-    }
-}
-
-fn filter_for(level: &str) -> Result<String, String> {
-    let l = match level {
-        "none" => "off",
-        "critical" | "error" => "error",
-        "warning" => "warn",
-        "info" | "" => "info",
-        "debug" => "debug",
-        other => return Err(format!("invalid log level: {other}")),
-    };
-    Ok(format!("{l},openraft=warn"))
 }
 
 pub async fn run(
@@ -209,6 +175,14 @@ pub async fn run(
     };
     println!("{banner}");
     tracing::info!(addr = %settings.api_listen, "{banner}");
+    // A graceful stop hands leadership over while this replica still serves (requests
+    // arriving meanwhile are forwarded to the successor), then closes the listeners.
+    let handing = replica.clone();
+    let handoff_bound = Duration::from_millis(raft.timeouts.election_timeout_max_ms * 4);
+    let shutdown = async move {
+        shutdown.await;
+        handoff(&handing, handoff_bound).await;
+    };
     crate::listen::serve(api_listener, app, api_tls, conn_limits, shutdown).await;
     println!("Shutting down...");
     let _ = stop_tx.send(true);
@@ -218,6 +192,20 @@ pub async fn run(
     }
     replica.shutdown().await;
     Ok(())
+}
+
+/// Leadership handoff on a graceful stop (SIGTERM: systemd, Kubernetes, rolling upgrades):
+/// the successor takes over before this process exits, instead of after an election timeout.
+async fn handoff(replica: &crate::state::HekateReplica, bound: Duration) {
+    let t = std::time::Instant::now();
+    match replica.hand_off(bound).await {
+        None => {}
+        Some(Ok(to)) => tracing::info!(
+            "stopping: leadership handed to replica {to} in {} ms",
+            t.elapsed().as_millis()
+        ),
+        Some(Err(e)) => tracing::warn!("stopping: leadership not handed over ({e}); an election will follow"),
+    }
 }
 
 /// Resolves on SIGINT or SIGTERM.
@@ -231,31 +219,6 @@ pub async fn shutdown_signal() {
         _ = tokio::signal::ctrl_c() => {}
         _ = term.recv() => {}
     }
-}
-
-/// Logging from Heketi's `loglevel` (RUST_LOG, when set, wins); returns the control that
-/// `/internal/logging` uses.
-pub fn init_logging(loglevel: &str) -> Option<LogControl> {
-    use tracing_subscriber::layer::SubscriberExt;
-    use tracing_subscriber::util::SubscriberInitExt;
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
-        tracing_subscriber::EnvFilter::new(filter_for(loglevel).unwrap_or_else(|_| "info".into()))
-    });
-    let (filter, handle) = tracing_subscriber::reload::Layer::new(filter);
-    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
-    let fmt = tracing_subscriber::fmt::layer()
-        .with_ansi(ansi)
-        .with_writer(std::io::stderr);
-    tracing_subscriber::registry()
-        .with(filter)
-        .with(fmt)
-        .try_init()
-        .ok()?;
-    let level = if loglevel.is_empty() { "info" } else { loglevel };
-    Some(LogControl {
-        handle,
-        level: Arc::new(std::sync::Mutex::new(level.to_string())),
-    })
 }
 
 /// The executor named by `glusterfs.executor`.

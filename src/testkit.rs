@@ -391,7 +391,7 @@ impl ProcCluster {
             .and_then(|(_, c)| c.as_ref().map(|c| c.id()))
     }
 
-    fn signal(&mut self, id: u64, sig: nix::sys::signal::Signal) -> anyhow::Result<()> {
+    pub fn signal(&mut self, id: u64, sig: nix::sys::signal::Signal) -> anyhow::Result<()> {
         let pid = self
             .pid(id)
             .ok_or_else(|| anyhow!("replica {id} is not running"))?;

@@ -84,6 +84,33 @@ pub fn is_brick_path(p: &str) -> bool {
         && p.chars().all(|c| c.is_ascii_alphanumeric() || "_.-/".contains(c))
 }
 
+/// Heketi's tag rules (spec 1.6): at most 32 tags; names of 1-32 characters from
+/// `[A-Za-z0-9_.-]`; values of at most 64 characters, no control characters. The error is
+/// Heketi's message (the API answers it as a 400).
+pub fn tags(t: &std::collections::BTreeMap<String, String>) -> Result<(), String> {
+    if t.len() > 32 {
+        return Err(format!(
+            "too many tags specified ({}), up to 32 supported",
+            t.len()
+        ));
+    }
+    for (k, v) in t {
+        if k.is_empty() {
+            return Err("tag names may not be empty".into());
+        }
+        if k.chars().count() > 32 || !k.chars().all(|c| c.is_ascii_alphanumeric() || "_.-".contains(c)) {
+            return Err(format!("invalid characters in tag name {k}"));
+        }
+        if v.chars().count() > 64 {
+            return Err(format!("tag value for {k} is longer than 64 characters"));
+        }
+        if v.chars().any(|c| c.is_control()) {
+            return Err(format!("invalid characters in tag value for {k}"));
+        }
+    }
+    Ok(())
+}
+
 /// `gib` GiB in KiB, or None beyond [`MAX_VOLUME_GIB`] (checked, never wrapping).
 pub fn gib_to_kib(gib: u64) -> Option<u64> {
     if gib > MAX_VOLUME_GIB {

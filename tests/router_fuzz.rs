@@ -15,12 +15,11 @@ use std::time::Duration;
 
 use axum::body::Body;
 use axum::Router;
-use hekate::api::policy::Policy;
-use hekate::api::{self, AppState, HekateReplica, StateOptions};
+use hekate::api::{self, AppState, StateOptions};
 use hekate::auth::{now_unix, sign, Verifier};
-use hekate::config::{GlusterfsConfig, Limits};
+use hekate::config::{GlusterfsConfig, Limits, Policy};
 use hekate::executor::mock::{MockConfig, MockExecutor};
-use hekate::state::HekateApp;
+use hekate::state::{HekateApp, HekateReplica};
 use hekate_raft::replica::ReplicaConfig;
 use hekate_raft::{Member, Replica, StateReader};
 use proptest::prelude::*;
@@ -46,7 +45,7 @@ fn harness() -> &'static Harness {
             .build()
             .unwrap();
         let dir = tempfile::tempdir().unwrap();
-        let log = hekate::server::init_logging("none");
+        let log = hekate::logging::init_logging("none");
         let (app, replica) = rt.block_on(async {
             let member = Member {
                 api_addr: "127.0.0.1:1".into(),

@@ -3,6 +3,7 @@
 
 mod dev_bench;
 mod drill;
+mod failover;
 mod micro;
 mod raft_bench;
 mod report;
@@ -45,6 +46,9 @@ enum Cmd {
     /// Stalled-leader drill: the old leader sends after a new one took over; the nodes must
     /// refuse it (issue 11). `--testbed` for the real nodes.
     Stall(stall::StallArgs),
+    /// Write gap when the leader is killed or stopped (SIGTERM: leadership handoff) under
+    /// load, over many rounds; or, with `--quiet-seconds`, term changes under load alone.
+    Failover(failover::FailoverArgs),
     /// In-process: brick placement time and state-machine apply throughput.
     Micro,
     /// Write docs/benchmarks.md and its plots from bench/results/*.json.
@@ -98,6 +102,7 @@ async fn main() -> anyhow::Result<()> {
             eprintln!("wrote {}", path.display());
             return Ok(());
         }
+        Cmd::Failover(a) => serde_json::to_value(failover::run(a).await?)?,
         Cmd::Micro => serde_json::to_value(micro::run().await?)?,
         Cmd::Report { results, docs } => {
             report::run(&results, &docs)?;

@@ -151,36 +151,14 @@ async fn throughput(c: &ProcCluster, clients: usize, dur: Duration) -> (f64, u64
 }
 
 /// SIGKILL the leader, then write through a surviving instance until one succeeds: the time
-/// from the kill to that success is the failover time a client sees.
+/// from the kill to that success is the failover time a client sees (without load; see
+/// `hekate-bench failover` for the same under load and for SIGTERM).
 async fn failover(c: &mut ProcCluster, kills: usize) -> anyhow::Result<Vec<f64>> {
     let mut samples = Vec::new();
     for k in 0..kills {
-        let leader = c.wait_leader(&[1, 2, 3], Duration::from_secs(30)).await?;
-        c.wait_ready(&[1, 2, 3], Duration::from_secs(30)).await?;
-        let survivor = c
-            .ids()
-            .into_iter()
-            .find(|i| *i != leader)
-            .context("no survivor")?;
-        let client = c.client(survivor);
-        let t0 = Instant::now();
-        c.kill(leader)?;
-        loop {
-            if create_cluster(&client).await.is_ok() {
-                break;
-            }
-            if t0.elapsed() > Duration::from_secs(30) {
-                anyhow::bail!("no successful write within 30 s of killing leader {leader}");
-            }
-            tokio::time::sleep(Duration::from_millis(5)).await;
-        }
-        let ms = t0.elapsed().as_secs_f64() * 1e3;
-        eprintln!(
-            "  kill {}/{kills}: leader {leader}, first write after {ms:.0} ms",
-            k + 1
-        );
+        let ms = crate::failover::round(c, crate::failover::Stop::Kill).await?;
+        eprintln!("  kill {}/{kills}: first write after {ms:.0} ms", k + 1);
         samples.push(ms);
-        c.start(leader)?;
     }
     Ok(samples)
 }

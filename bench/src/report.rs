@@ -409,6 +409,7 @@ pub fn run(results: &Path, docs: &Path) -> anyhow::Result<()> {
             row(&d["first_write_via_lb"])
         );
     }
+    failover_sections(&mut o, results);
     for (file, title, cmd) in [
         (
             "soak.json",
@@ -443,6 +444,16 @@ pub fn run(results: &Path, docs: &Path) -> anyhow::Result<()> {
             "soak-jemalloc-restart.json",
             "Footprint under churn, jemalloc, leader restarted in the middle, 30 minutes",
             "$CARGO_TARGET_DIR/release/hekate-bench --out bench/results/soak-jemalloc-restart.json soak --minutes 30 --restart-leader-at 15 --base-port 18680",
+        ),
+        (
+            "soak-jemalloc-quiet.json",
+            "Footprint under churn, jemalloc, 30 minutes, alone (no other benchmark; builds at nice 19, idle I/O class)",
+            "$CARGO_TARGET_DIR/release/hekate-bench --out bench/results/soak-jemalloc-quiet.json soak --minutes 30",
+        ),
+        (
+            "soak-jemalloc-quiet-restart.json",
+            "Footprint under churn, jemalloc, leader restarted at minute 15, 30 minutes, alone",
+            "$CARGO_TARGET_DIR/release/hekate-bench --out bench/results/soak-jemalloc-quiet-restart.json soak --minutes 30 --restart-leader-at 15",
         ),
     ] {
         if let Ok(r) = load(results, file) {
@@ -552,6 +563,55 @@ fn dev_creates_section(o: &mut String, results: &Path) {
          (Heketi's 1,000 volumes per cluster), where the in-memory benchmark above (one cluster, no\n\
          limit) stays flat. Not yet attributed.\n"
     );
+}
+
+/// `hekate-bench failover` runs (issue 13): the write gap when the leader is killed or
+/// stopped under load, and term changes under load alone.
+fn failover_sections(o: &mut String, results: &Path) {
+    let runs = [
+        (
+            "failover-kill.json",
+            "leader SIGKILL under load, default timeouts",
+        ),
+        (
+            "failover-kill-tuned.json",
+            "leader SIGKILL under load, tuned timeouts",
+        ),
+        ("failover-term.json", "leader SIGTERM (handoff) under load"),
+        ("failover-quiet.json", "no fault, load only"),
+    ];
+    let found: Vec<(&str, Value)> = runs
+        .iter()
+        .filter_map(|(file, what)| load(results, file).ok().map(|v| (*what, v)))
+        .collect();
+    if found.is_empty() {
+        return;
+    }
+    let _ = writeln!(
+        o,
+        "\n## Failover and handoff under load\n\n\
+         `hekate-bench failover --signal kill|term --rounds N --clients K [--timeouts JSON]`: three release\n\
+         replicas, K clients writing (a 503 or a refused connection retried, as behind a balancer);\n\
+         per round the leader is stopped and a probe writes through a survivor every 5 ms: the gap is\n\
+         from the signal to the probe's first success. `--quiet-seconds S` runs the load alone.\n\n\
+         | run | clients | timeouts | rounds | gap p50 ms | p90 | p99 | max | writes ok | retried | failed | term changes | seconds |\n\
+         |---|---|---|---|---|---|---|---|---|---|---|---|---|"
+    );
+    for (what, v) in found {
+        let _ = writeln!(
+            o,
+            "| {what} | {} | `{}` | {} | {} | {} | {} | {} | {} | {:.0} |",
+            v["clients"],
+            v["timeouts"],
+            v["rounds"],
+            row(&v["gap"]),
+            v["load_done"],
+            v["load_retried"],
+            v["load_failed"],
+            v["term_changes"],
+            f(&v["seconds"])
+        );
+    }
 }
 
 fn nums(v: &Value) -> Vec<f64> {

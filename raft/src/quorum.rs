@@ -132,6 +132,15 @@ impl QuorumWatch {
         (silent > bound.as_millis() as u64).then_some(silent)
     }
 
+    /// How long this replica has been seen leading `term` (by the watchdog, which looks every
+    /// heartbeat: at most one heartbeat less than the truth); `None` if not seen leading it.
+    pub fn leading_for(&self, term: u64, now: Instant) -> Option<Duration> {
+        match self.lock().leading {
+            Some((t, at)) if t == term => Some(now.saturating_duration_since(at)),
+            _ => None,
+        }
+    }
+
     pub fn record_step_down(&self, term: u64, silent_ms: u64) {
         let mut st = self.lock();
         st.step_downs += 1;
@@ -180,6 +189,19 @@ mod tests {
         assert_eq!(w.lost(true, 4, None, later), Some(40));
         // A new term starts the count again.
         assert_eq!(w.lost(true, 5, None, later), None);
+    }
+
+    #[test]
+    fn leading_time_is_per_term_and_ends_with_leadership() {
+        let w = QuorumWatch::new(Duration::from_millis(200));
+        let t0 = Instant::now();
+        assert_eq!(w.leading_for(4, t0), None, "never seen leading");
+        w.lost(true, 4, Some(1), t0);
+        let later = t0 + Duration::from_millis(300);
+        assert_eq!(w.leading_for(4, later), Some(Duration::from_millis(300)));
+        assert_eq!(w.leading_for(5, later), None, "another term");
+        w.lost(false, 4, None, later);
+        assert_eq!(w.leading_for(4, later), None, "no longer leading");
     }
 
     #[test]

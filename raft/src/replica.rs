@@ -5,6 +5,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::marker::PhantomData;
 use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -84,6 +85,12 @@ pub struct Replica<A: Application> {
     secret: Arc<str>,
     cfg: Arc<ReplicaConfig>,
     quorum: Arc<QuorumWatch>,
+    /// The replica leadership is being handed to (0: none): proposals are refused meanwhile,
+    /// so that the log stops growing and the successor can catch up and win.
+    handoff: Arc<AtomicU64>,
+    /// Proposals admitted and not yet answered: a handoff waits for them, so the successor
+    /// holds every entry the old leader appended.
+    inflight: Arc<AtomicU64>,
     _app: PhantomData<A>,
 }
 
@@ -97,6 +104,8 @@ impl<A: Application> Clone for Replica<A> {
             secret: self.secret.clone(),
             cfg: self.cfg.clone(),
             quorum: self.quorum.clone(),
+            handoff: self.handoff.clone(),
+            inflight: self.inflight.clone(),
             _app: PhantomData,
         }
     }
@@ -130,6 +139,8 @@ impl<A: Application> Replica<A> {
             secret: Arc::from(cfg.secret.as_str()),
             quorum: Arc::new(QuorumWatch::new(cfg.settings.check_quorum())),
             cfg: Arc::new(cfg),
+            handoff: Arc::new(AtomicU64::new(0)),
+            inflight: Arc::new(AtomicU64::new(0)),
             _app: PhantomData,
         };
         tokio::spawn(replica.clone().check_quorum_loop());
@@ -305,6 +316,15 @@ impl<A: Application> Replica<A> {
     /// it was handed to the leader but not committed in time, and may still commit.
     pub async fn propose(&self, cmd: &A::Command) -> Result<A::Response, ReplicaError> {
         self.check_quorum().map_err(ReplicaError::NotAccepted)?;
+        // Counted before the gate is read (both SeqCst): a handoff that closes the gate either
+        // is seen here or sees this proposal in flight and waits for it.
+        let _inflight = InFlight::enter(&self.inflight);
+        let to = self.handoff.load(Ordering::SeqCst);
+        if to != 0 {
+            return Err(ReplicaError::NotAccepted(format!(
+                "leadership is being handed to replica {to}; retry"
+            )));
+        }
         let req = AppRequest(codec::encode(cmd)?);
         let bound = self.cfg.settings.write_timeout();
         let Ok(written) = tokio::time::timeout(bound, self.raft.client_write(req)).await else {
@@ -388,6 +408,13 @@ impl<A: Application> Replica<A> {
             )));
         }
         self.quorum_doubtful().map_err(ReplicaError::Unavailable)
+    }
+
+    /// This replica leads, has committed an entry of its term and heard from a quorum within
+    /// half the check-quorum bound: its applied state is as fresh as any replica's, without a
+    /// round trip. (A non-final answer may use it; a final one needs no check: see `/queue`.)
+    pub fn leads_with_quorum(&self) -> bool {
+        self.leader_term().is_ok() && self.quorum_doubtful().is_ok()
     }
 
     /// The current term if this replica is its leader and has committed an entry in it.
@@ -562,9 +589,14 @@ impl<A: Application> Replica<A> {
         Ok(())
     }
 
-    /// Moves leadership to `to` (best effort on openraft 0.9, which has no transfer RPC): the
-    /// leader stops heartbeats so the followers' leader lease lapses, waits until `to` holds
-    /// every entry, asks `to` to campaign, then resumes heartbeats. Returns the new leader.
+    /// Moves leadership to `to` and returns the new leader. Proposals here are refused
+    /// meanwhile (503, not accepted: clients retry), so the log stops growing; once `to` holds
+    /// every entry it is asked to campaign. In a group of three that is enough: openraft 0.9
+    /// refuses votes while a leader's lease runs (`election_timeout_max` after a follower last
+    /// heard it), but this leader's own lease counts from its election, so it grants the vote
+    /// and `to` wins with two of three at once (a leader elected less than a lease ago waits
+    /// for the rest of it first). In a larger group the other followers would
+    /// refuse: heartbeats pause first and the lease is waited out (as an election would).
     pub async fn transfer_leader(&self, to: NodeId) -> Result<NodeId, ReplicaError> {
         if !self.is_leader() {
             return Err(ReplicaError::NotLeader {
@@ -582,17 +614,75 @@ impl<A: Application> Replica<A> {
         let Some(node) = membership.get_node(&to).cloned() else {
             return Err(ReplicaError::Membership(format!("replica {to} is not a member")));
         };
+        let wait_lease = membership.voter_ids().count() > 3;
+        if self
+            .handoff
+            .compare_exchange(0, to, Ordering::SeqCst, Ordering::SeqCst)
+            .is_err()
+        {
+            return Err(ReplicaError::Unavailable(
+                "a leadership transfer is already in progress".into(),
+            ));
+        }
         let lease = Duration::from_millis(self.cfg.settings.election_timeout_max_ms);
-        self.raft.runtime_config().heartbeat(false);
-        let result = self.campaign(to, &node, lease).await;
-        self.raft.runtime_config().heartbeat(true);
+        if wait_lease {
+            self.raft.runtime_config().heartbeat(false);
+        }
+        let result = self.campaign(to, &node, lease, wait_lease).await;
+        if wait_lease {
+            self.raft.runtime_config().heartbeat(true);
+        }
+        self.handoff.store(0, Ordering::Release);
         result
     }
 
-    async fn campaign(&self, to: NodeId, node: &Member, lease: Duration) -> Result<NodeId, ReplicaError> {
-        let last = self.raft.metrics().borrow().last_log_index;
+    /// On a graceful stop: hands leadership to the voter that holds the most of the log,
+    /// within `bound`, so that the group does not wait for an election (see
+    /// [`Replica::transfer_leader`]). `None` when this replica does not lead or leads alone.
+    pub async fn hand_off(&self, bound: Duration) -> Option<Result<NodeId, ReplicaError>> {
+        if !self.is_leader() {
+            return None;
+        }
+        let m = self.raft.metrics().borrow().clone();
+        let matched = |id: &NodeId| {
+            m.replication
+                .as_ref()
+                .and_then(|r| r.get(id).cloned().flatten())
+                .map(|l| l.index)
+        };
+        let to = m
+            .membership_config
+            .membership()
+            .voter_ids()
+            .filter(|v| *v != self.id)
+            .max_by_key(|v| (matched(v), std::cmp::Reverse(*v)))?;
+        Some(
+            match tokio::time::timeout(bound, self.transfer_leader(to)).await {
+                Ok(r) => r,
+                Err(_) => {
+                    self.handoff.store(0, Ordering::Release);
+                    Err(ReplicaError::Unavailable(format!(
+                        "replica {to} did not take over within {} ms",
+                        bound.as_millis()
+                    )))
+                }
+            },
+        )
+    }
+
+    async fn campaign(
+        &self,
+        to: NodeId,
+        node: &Member,
+        lease: Duration,
+        wait_lease: bool,
+    ) -> Result<NodeId, ReplicaError> {
         let deadline = tokio::time::Instant::now() + lease * 4;
         loop {
+            // Proposals admitted before the gate closed are appended first; then the log no
+            // longer grows and `to` must hold all of it, or this leader refuses its vote.
+            let drained = self.inflight.load(Ordering::SeqCst) == 0;
+            let last = self.raft.metrics().borrow().last_log_index;
             let matched = self
                 .raft
                 .metrics()
@@ -600,7 +690,7 @@ impl<A: Application> Replica<A> {
                 .replication
                 .as_ref()
                 .and_then(|r| r.get(&to).cloned());
-            if matched.flatten().map(|l| l.index) >= last {
+            if drained && matched.flatten().map(|l| l.index) >= last {
                 break;
             }
             if tokio::time::Instant::now() > deadline {
@@ -609,9 +699,20 @@ impl<A: Application> Replica<A> {
                 )));
             }
             self.raft.trigger().heartbeat().await.map_err(fatal)?;
-            tokio::time::sleep(Duration::from_millis(20)).await;
+            tokio::time::sleep(Duration::from_millis(5)).await;
         }
-        tokio::time::sleep(lease + Duration::from_millis(50)).await;
+        if wait_lease {
+            tokio::time::sleep(lease + Duration::from_millis(50)).await;
+        } else {
+            // This leader grants the vote only once its own lease, counted from its election,
+            // has run: a leader elected moments ago waits for the rest of it.
+            let term = self.raft.metrics().borrow().current_term;
+            let led = self.quorum.leading_for(term, std::time::Instant::now());
+            let heartbeat = Duration::from_millis(self.cfg.settings.heartbeat_ms);
+            if let Some(rest) = (lease + heartbeat).checked_sub(led.unwrap_or_default()) {
+                tokio::time::sleep(rest).await;
+            }
+        }
         let r: Result<Result<(), String>, PeerCallError> = self
             .http
             .call(&node.peer_addr, "elect", &(), Duration::from_secs(2))
@@ -636,6 +737,22 @@ impl<A: Application> Replica<A> {
         if let Err(e) = self.raft.shutdown().await {
             tracing::warn!("raft shutdown: {e}");
         }
+    }
+}
+
+/// One admitted proposal, counted while it is in flight.
+struct InFlight<'a>(&'a AtomicU64);
+
+impl<'a> InFlight<'a> {
+    fn enter(n: &'a AtomicU64) -> InFlight<'a> {
+        n.fetch_add(1, Ordering::SeqCst);
+        InFlight(n)
+    }
+}
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
     }
 }
 

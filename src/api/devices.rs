@@ -7,13 +7,15 @@ use axum::response::Response;
 use serde::Deserialize;
 
 use super::error::ApiError;
-use super::nodes::{change_tags, new_op, validate_state, visible_node, StateRequest, TagsChangeRequest};
+use super::nodes::{change_tags, validate_state, visible_node, StateRequest, TagsChangeRequest};
 use super::respond::{json, parse_body, parse_optional_body};
 use super::validate::{self, failed};
-use super::{outcome, route_id, views, AppState, ReadMode};
+use super::{outcome, route_id, AppState, ReadMode};
 use crate::ids;
+use crate::ops::new_op;
 use crate::state::model::{DeviceEntry, OpKind, OpPlan, Tags};
 use crate::state::{self, Command};
+use crate::views;
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]

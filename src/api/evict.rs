@@ -12,11 +12,11 @@ use hekate_raft::StoreError;
 use serde::Deserialize;
 
 use super::error::ApiError;
-use super::nodes::new_op;
 use super::respond::parse_optional_body;
 use super::{route_id, AppState};
 use crate::allocator::{self, DeviceView, Replacement, TagRule};
 use crate::ids;
+use crate::ops::new_op;
 use crate::state::model::{
     BrickEntry, Eviction, OpKind, OpPlan, VolumeEntry, SUBTYPE_ARBITER, SUBTYPE_NORMAL,
 };

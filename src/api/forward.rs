@@ -47,8 +47,17 @@ fn is_local(path: &str) -> bool {
     is_open_path(path) || path == "/internal/logging" || path == "/internal/failpoints"
 }
 
+/// `/queue/{id}` of an operation whose end this replica applied: final, so answered here
+/// rather than by the leader (see `operations::queue_answer_here`).
+fn queue_final_here(st: &AppState, path: &str) -> bool {
+    path.strip_prefix("/queue/")
+        .filter(|id| crate::ids::is_route_id(id))
+        .is_some_and(|id| matches!(super::operations::queue_answer_here(st, id), Ok(Some(_))))
+}
+
 pub async fn layer(State(st): State<AppState>, req: Request, next: Next) -> Response {
-    let local_read = req.method() == Method::GET && ReadMode::of(req.headers()) == ReadMode::Local;
+    let local_read = req.method() == Method::GET
+        && (ReadMode::of(req.headers()) == ReadMode::Local || queue_final_here(&st, req.uri().path()));
     if is_local(req.uri().path()) || local_read {
         // Answered here, but bounded like everything else.
         let (parts, body) = req.into_parts();

@@ -17,12 +17,10 @@ pub mod forward;
 pub mod metrics;
 pub mod nodes;
 pub mod operations;
-pub mod policy;
 pub mod reconcile;
 pub mod replicas;
 pub mod respond;
 pub mod validate;
-pub mod views;
 pub mod volumes;
 
 use std::sync::Arc;
@@ -32,12 +30,10 @@ use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use axum::routing::{get, post};
 use axum::Router;
-use hekate_raft::Replica;
 
 use crate::auth::Verifier;
-use crate::state::HekateApp;
-
-pub type HekateReplica = Replica<HekateApp>;
+use crate::config::Policy;
+use crate::state::HekateReplica;
 
 /// What every handler may use. Cheap to clone.
 #[derive(Clone)]
@@ -55,10 +51,10 @@ pub struct StateOptions {
     pub verifier: Option<Verifier>,
     pub forward_timeout: Duration,
     pub exec: Arc<dyn crate::executor::Executor>,
-    pub policy: policy::Policy,
+    pub policy: Policy,
     /// `default_state` from the config, used until an admin state is committed.
     pub default_admin_state: String,
-    pub log: Option<crate::server::LogControl>,
+    pub log: Option<crate::logging::LogControl>,
     /// The runner's drill failpoints (`/internal/failpoints`).
     pub failpoints: Arc<crate::ops::failpoint::Failpoints>,
 }
@@ -85,7 +81,7 @@ impl AppState {
         &self.0.opts.failpoints
     }
 
-    pub fn policy(&self) -> &policy::Policy {
+    pub fn policy(&self) -> &Policy {
         &self.0.opts.policy
     }
 

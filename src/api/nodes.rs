@@ -10,10 +10,12 @@ use serde::Deserialize;
 use super::error::ApiError;
 use super::respond::{json, parse_body};
 use super::validate::{self, failed};
-use super::{outcome, route_id, views, AppState, ReadMode};
+use super::{outcome, route_id, AppState, ReadMode};
 use crate::ids;
-use crate::state::model::{NodeEntry, OpKind, OpPlan, OpStatus, Operation, Tags};
+use crate::ops::new_op;
+use crate::state::model::{NodeEntry, OpKind, OpPlan, Tags};
 use crate::state::{self, Command};
+use crate::views;
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -35,22 +37,6 @@ pub struct NodeAddRequest {
     pub cluster: String,
     #[serde(default)]
     pub tags: Tags,
-}
-
-/// A new operation record for `plan`.
-pub fn new_op(kind: OpKind, plan: OpPlan, by_user: bool) -> Operation {
-    Operation {
-        id: ids::new_id(),
-        kind,
-        created: crate::auth::now_unix().max(0) as u64,
-        finished: None,
-        status: OpStatus::Pending,
-        by_user,
-        plan,
-        location: None,
-        error: None,
-        progress: 0,
-    }
 }
 
 fn validate_add(r: &NodeAddRequest) -> Result<(), ApiError> {

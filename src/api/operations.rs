@@ -8,10 +8,11 @@ use serde::Serialize;
 
 use super::error::ApiError;
 use super::respond::{empty, json, redirect_html, text};
-use super::{route_id, views, AppState, ReadMode};
+use super::{route_id, AppState, ReadMode};
 use crate::auth::{AuthError, Role};
 use crate::state::model::{OpStatus, Operation};
 use crate::state::{self};
+use crate::views;
 
 /// Heketi's async contract: 200 + `X-Pending` while running; then 303 to the resource, 204,
 /// or 500 with the error. Unlike Heketi the result is not deleted on first read: it stays
@@ -23,11 +24,15 @@ pub async fn queue(
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
     let id = route_id(&id)?;
-    st.read_barrier(mode).await?;
-    let op = st
-        .replica()
-        .read(|v| state::get_op(v, id))?
-        .ok_or(ApiError::NotFound)?;
+    let op = match queue_answer_here(&st, id)? {
+        Some(op) => op,
+        None => {
+            st.read_barrier(mode).await?;
+            st.replica()
+                .read(|v| state::get_op(v, id))?
+                .ok_or(ApiError::NotFound)?
+        }
+    };
     if matches!(role, Some(Extension(Role::User))) && !op.by_user {
         return Err(ApiError::Auth(AuthError::AdminRequired));
     }
@@ -57,6 +62,20 @@ pub async fn queue(
             op.error.as_deref().unwrap_or("failed"),
         ),
     })
+}
+
+/// A queue poll answered from this replica's applied state, without a quorum round (issue
+/// 13: clients poll every few milliseconds): an operation that ended is final on every
+/// replica that applied its end, so any replica answers it; a pending one is answered by a
+/// leader that heard from a quorum lately (a pending answer is never final: a stale one only
+/// costs the client one more poll). Anything else (unknown here, pending on a follower or a
+/// doubting leader) takes the read barrier, as every other read does.
+pub fn queue_answer_here(st: &AppState, id: &str) -> Result<Option<Operation>, ApiError> {
+    let Some(op) = st.replica().read(|v| state::get_op(v, id))? else {
+        return Ok(None);
+    };
+    let here = op.status != OpStatus::Pending || st.replica().leads_with_quorum();
+    Ok(here.then_some(op))
 }
 
 #[derive(Serialize)]
@@ -254,7 +273,7 @@ pub async fn cleanup(State(st): State<AppState>, body: axum::body::Bytes) -> Res
             "operations: {bad} is not a valid UUID"
         )));
     }
-    let op = super::nodes::new_op(
+    let op = crate::ops::new_op(
         crate::state::model::OpKind::Cleanup,
         crate::state::model::OpPlan::Cleanup,
         false,

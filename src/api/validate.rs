@@ -1,6 +1,7 @@
-//! Heketi's request validation rules and messages (ozzo-validation style:
-//! `validation failed: field: message.`), shared by the handlers. The predicates themselves
-//! live in [`crate::validate`], which dump import uses too.
+//! Heketi's request validation messages (ozzo-validation style:
+//! `validation failed: field: message.`), shared by the handlers. The rules themselves
+//! live in [`crate::validate`], which dump import uses too; this module only turns their
+//! verdicts into API errors.
 
 use crate::api::error::ApiError;
 use crate::state::model::Tags;
@@ -11,35 +12,9 @@ pub fn failed(detail: &str) -> ApiError {
 
 pub use crate::validate::{is_device_path, is_host, is_uuid, is_volume_name, is_volume_option};
 
-/// Heketi's tag rules (spec 1.6).
+/// Heketi's tag rules (spec 1.6), refused as a 400 with Heketi's message.
 pub fn tags(t: &Tags) -> Result<(), ApiError> {
-    if t.len() > 32 {
-        return Err(ApiError::BadRequest(format!(
-            "too many tags specified ({}), up to 32 supported",
-            t.len()
-        )));
-    }
-    for (k, v) in t {
-        if k.is_empty() {
-            return Err(ApiError::BadRequest("tag names may not be empty".into()));
-        }
-        if k.chars().count() > 32 || !k.chars().all(|c| c.is_ascii_alphanumeric() || "_.-".contains(c)) {
-            return Err(ApiError::BadRequest(format!(
-                "invalid characters in tag name {k}"
-            )));
-        }
-        if v.chars().count() > 64 {
-            return Err(ApiError::BadRequest(format!(
-                "tag value for {k} is longer than 64 characters"
-            )));
-        }
-        if v.chars().any(|c| c.is_control()) {
-            return Err(ApiError::BadRequest(format!(
-                "invalid characters in tag value for {k}"
-            )));
-        }
-    }
-    Ok(())
+    crate::validate::tags(t).map_err(ApiError::BadRequest)
 }
 
 #[cfg(test)]

@@ -11,17 +11,18 @@ use hekate_raft::{StateReader, StoreError};
 use serde::Deserialize;
 
 use super::error::ApiError;
-use super::nodes::new_op;
 use super::respond::{self, json, parse_body};
 use super::validate::{self, failed};
-use super::{route_id, views, AppState, ReadMode};
+use super::{route_id, AppState, ReadMode};
 use crate::allocator::{self, DeviceView, Planned, Request, TagRule};
 use crate::auth::Role;
 use crate::ids;
+use crate::ops::new_op;
 use crate::state::model::{
     BrickEntry, Durability, OpKind, OpPlan, VolumeEntry, SUBTYPE_ARBITER, SUBTYPE_NORMAL,
 };
 use crate::state::{self};
+use crate::views;
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]

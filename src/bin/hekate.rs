@@ -45,8 +45,10 @@ enum Cmd {
         replicas: u64,
         #[arg(long, default_value_t = 8080)]
         base_port: u16,
-        #[arg(long, default_value = ".hekate-dev")]
-        data_dir: PathBuf,
+        /// Where the replicas' configs and data live [default: .hekate-dev, or
+        /// .hekate-dev-testbed with --testbed: a cluster keeps the executor it was made with].
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
         #[arg(long)]
         admin_key: Option<String>,
         #[arg(long)]
@@ -222,7 +224,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<()> {
             }),
             _,
         ) => {
-            hekate::server::init_logging("warning");
+            hekate::logging::init_logging("warning");
             let glusterfs = match (glusterfs, testbed) {
                 (Some(path), _) => {
                     let text = std::fs::read_to_string(&path)
@@ -235,6 +237,14 @@ async fn dispatch(cli: Cli) -> anyhow::Result<()> {
                 (None, true) => Some(hekate::testkit::TestbedEnv::read()?.glusterfs_config()),
                 (None, false) => None,
             };
+            let data_dir = data_dir.unwrap_or_else(|| {
+                if testbed {
+                    ".hekate-dev-testbed"
+                } else {
+                    ".hekate-dev"
+                }
+                .into()
+            });
             hekate::dev::run(hekate::dev::DevOptions {
                 replicas,
                 base_port,
@@ -257,7 +267,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<()> {
             }),
             _,
         ) => {
-            hekate::server::init_logging("info");
+            hekate::logging::init_logging("info");
             let token = match token_file {
                 Some(p) => Some(
                     std::fs::read_to_string(&p)
@@ -287,7 +297,7 @@ async fn serve(config: PathBuf, disable_auth: bool) -> anyhow::Result<()> {
     println!("Hekate {}", env!("CARGO_PKG_VERSION"));
     let settings = hekate::config::load(&config, &|k| std::env::var(k).ok())
         .map_err(|e| anyhow::anyhow!("Unable to parse configuration: {e}"))?;
-    let log = hekate::server::init_logging(&settings.file.glusterfs.loglevel);
+    let log = hekate::logging::init_logging(&settings.file.glusterfs.loglevel);
     hekate::server::run(
         settings,
         hekate::server::ServeOptions { disable_auth, log },

@@ -699,7 +699,11 @@ mod tests {
             command_log_max: 10,
             persist_every: Duration::from_secs(3600),
         };
-        let port = crate::testkit::free_ports(1).unwrap()[0];
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
         let addr = format!("127.0.0.1:{port}");
         let err = server::bind(opts(addr.clone(), None)).await.err().unwrap();
         assert!(err.to_string().contains("--token-file"), "{err}");

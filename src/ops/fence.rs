@@ -25,7 +25,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 
-use crate::api::HekateReplica;
+use crate::state::HekateReplica;
 use std::collections::BTreeMap;
 
 use crate::executor::{

@@ -1,8 +1,12 @@
-//! Operations after they are accepted: the leader-only [`runner`] finds pending operations in
-//! the replicated state, executes their remote steps through the [`crate::executor`]
-//! ([`exec`]) behind the leadership [`fence`], and commits the result (finish, or fail after cleaning up on the nodes).
+//! Operations: a new one's record ([`intent`]), and after it is accepted, the leader-only
+//! [`runner`] that finds pending operations in the replicated state, executes their remote
+//! steps through the [`crate::executor`] ([`exec`]) behind the leadership [`fence`], and
+//! commits the result (finish, or fail after cleaning up on the nodes).
 
 pub mod exec;
 pub mod failpoint;
 pub mod fence;
+pub mod intent;
 pub mod runner;
+
+pub use intent::new_op;

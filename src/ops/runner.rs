@@ -19,13 +19,13 @@ use std::collections::BTreeSet;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use crate::api::policy::Policy;
-use crate::api::HekateReplica;
+use crate::config::Policy;
 use crate::executor::Executor;
 use crate::ops::exec::{self, Ctx, STOP};
 use crate::ops::failpoint::Failpoints;
 use crate::ops::fence::Fenced;
 use crate::state::model::{BrickEntry, Eviction, ExecReport, OpPlan, OpStatus, Operation};
+use crate::state::HekateReplica;
 use crate::state::{self, Command};
 
 pub struct Runner {
@@ -56,7 +56,7 @@ const GC_EVERY: Duration = Duration::from_secs(10);
 const CLAIM_BOUND: Duration = Duration::from_secs(10);
 
 fn now() -> u64 {
-    crate::auth::now_unix().max(0) as u64
+    crate::clock::now_secs()
 }
 
 impl Runner {

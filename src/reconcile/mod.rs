@@ -15,11 +15,11 @@ use std::sync::Arc;
 use futures::future::join_all;
 use serde::Serialize;
 
-use crate::api::HekateReplica;
 use crate::executor::{BrickSpec, Executor};
 use crate::ops::fence::Fenced;
 use crate::state::model::{OpKind, OpPlan};
 use crate::state::Command;
+use crate::state::HekateReplica;
 use compare::{Expected, Finding, Observed, Repair};
 
 #[derive(Debug, Clone, Serialize)]
@@ -173,7 +173,7 @@ async fn repair_all(replica: &HekateReplica, exec: &Fenced, findings: &[Finding]
                     .map_err(|e| e.to_string())
             }
             Repair::Resync { device, host } => {
-                let op = crate::api::nodes::new_op(
+                let op = crate::ops::new_op(
                     OpKind::DeviceResync,
                     OpPlan::DeviceResync {
                         device: device.clone(),

@@ -5,8 +5,21 @@
 use hekate_raft::{StateReader, StoreError, Txn};
 use serde::{Deserialize, Serialize};
 
-use super::model::{ClusterEntry, ExecReport, Operation, Tags};
+use super::model::{
+    BrickEntry, ClusterEntry, DeviceEntry, ExecReport, NodeEntry, Operation, Tags, VolumeEntry,
+};
 use super::{keys, ops, record};
+
+/// The records an import writes ([`Command::Import`]), converted from a Heketi dump and
+/// checked for consistency by `dump::plan_import` before it is proposed.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+pub struct ImportSet {
+    pub clusters: Vec<(ClusterEntry, Vec<String>)>,
+    pub nodes: Vec<NodeEntry>,
+    pub devices: Vec<(DeviceEntry, Vec<String>)>,
+    pub bricks: Vec<BrickEntry>,
+    pub volumes: Vec<VolumeEntry>,
+}
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum Command {
@@ -38,7 +51,7 @@ pub enum Command {
     /// Set the cluster-wide admin state (`normal`, `read-only`, `local-client`).
     SetAdminState { state: String },
     /// Load a converted Heketi dump into an empty state.
-    Import { set: Box<crate::dump::ImportSet> },
+    Import { set: Box<ImportSet> },
     /// One step of a multi-step operation succeeded on the nodes (an eviction), or an
     /// operation passed its point of no return (index 0 of a volume delete or expand, see
     /// `state::ops::step`): commit it, so that a new leader resumes after it.
@@ -143,7 +156,7 @@ pub fn apply(cmd: Command, txn: &mut Txn<'_>) -> Result<Outcome, StoreError> {
     }
 }
 
-fn import(set: crate::dump::ImportSet, txn: &mut Txn<'_>) -> Result<Outcome, StoreError> {
+fn import(set: ImportSet, txn: &mut Txn<'_>) -> Result<Outcome, StoreError> {
     if !txn.scan_prefix(keys::CLUSTER_PREFIX)?.is_empty() {
         return Ok(Outcome::Conflict(
             "Hekate already holds clusters; import needs an empty cluster".into(),

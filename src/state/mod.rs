@@ -11,14 +11,18 @@ pub mod model;
 pub mod ops;
 pub mod record;
 
-use hekate_raft::{Application, StateReader, StoreError, Txn};
+use hekate_raft::{Application, Replica, StateReader, StoreError, Txn};
 
-pub use command::{Command, Outcome};
+pub use command::{Command, ImportSet, Outcome};
 pub use model::{BrickEntry, ClusterEntry, DeviceEntry, NodeEntry, Operation, VolumeEntry};
 use record::Record;
 
 /// The application plugged into the replicated core.
 pub struct HekateApp;
+
+/// A replica of the replicated core running Hekate's application: what the API, the
+/// operation runner and reconcile propose to and read from.
+pub type HekateReplica = Replica<HekateApp>;
 
 impl Application for HekateApp {
     type Command = Command;

@@ -241,3 +241,27 @@ async fn heketi_cli_transcripts_replay_line_for_line() {
         }
     }
 }
+
+/// A fresh clone's first steps, as the README gives them: `hekate-cli topology load` with the
+/// shipped example (deploy/examples/topology.json: three nodes in three zones), then the
+/// README's volume create, against a three-replica cluster of simulated nodes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_readme_example_topology_loads_and_takes_a_volume() {
+    let _g = serial();
+    let (_d, c) = cluster(3, serde_json::json!({})).await;
+    let servers = c.url(1);
+    let example = format!("{}/deploy/examples/topology.json", env!("CARGO_MANIFEST_DIR"));
+    let args = ["topology", "load", &format!("--json={example}")].map(String::from);
+    let (out, err, code) = run(&c, &servers, &args);
+    assert_eq!(code, 0, "topology load: {out}{err}");
+    assert_eq!(out.matches("\tCreating node ").count(), 3, "{out}");
+    assert_eq!(out.matches("Adding device ").count(), 6, "{out}");
+    assert_eq!(out.matches(" ... OK").count(), 6, "{out}");
+    let args = ["volume", "create", "--size=10", "--replica=3"].map(String::from);
+    let (out, err, code) = run(&c, &servers, &args);
+    assert_eq!(code, 0, "volume create: {out}{err}");
+    assert!(
+        out.contains("Durability Type: replicate") && out.contains("Replica Count: 3"),
+        "{out}"
+    );
+}

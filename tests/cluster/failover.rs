@@ -64,3 +64,34 @@ async fn no_quorum_answers_503_with_retry_after_and_nothing_is_committed() {
     );
     assert_eq!(c.status(leader).await.unwrap()["last_applied"], before);
 }
+
+/// SIGTERM on the leader (systemd stop, pod deletion, rolling upgrade): it hands leadership to
+/// a follower before it exits, in one election, and says so; writes go on through the others.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_on_the_leader_hands_leadership_over_before_exit() {
+    let _g = serial();
+    let (_d, mut c) = cluster(3, json!({})).await;
+    let leader = c.wait_leader(&[1, 2, 3], T).await.unwrap();
+    create_cluster(&c.client(leader)).await.unwrap();
+    let term = c.status(leader).await.unwrap()["term"].as_u64().unwrap();
+    let others: Vec<u64> = c.ids().into_iter().filter(|i| *i != leader).collect();
+
+    c.stop(leader).unwrap(); // SIGTERM, then waits for the exit
+    let log = c.log_tail(leader);
+    let handed = others
+        .iter()
+        .find(|o| log.contains(&format!("leadership handed to replica {o}")))
+        .copied();
+    let Some(successor) = handed else {
+        panic!("the stopping leader did not hand over:\n{log}");
+    };
+    assert_eq!(c.wait_leader(&others, T).await.unwrap(), successor);
+    let st = c.status(successor).await.unwrap();
+    assert_eq!(
+        st["term"].as_u64().unwrap(),
+        term + 1,
+        "more than one election: {st}"
+    );
+    create_cluster(&c.client(others[0])).await.unwrap();
+    create_cluster(&c.client(others[1])).await.unwrap();
+}

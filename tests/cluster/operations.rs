@@ -310,3 +310,49 @@ async fn retried_create_is_idempotent_by_name() {
     let mock = c.mock_nodes().unwrap().snapshot().await.unwrap();
     assert_eq!(mock.volumes.len(), 1);
 }
+
+/// A finished operation is final: a replica that applied its end answers `/queue/{id}` itself
+/// (no leader, no quorum needed), while an unknown id still needs the leader (503 here).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_finished_operation_is_answered_by_a_replica_without_quorum() {
+    let _g = serial();
+    let (_d, mut c) = start(json!({}), json!({})).await;
+    let leader = c.wait_leader(&[1, 2, 3], T).await.unwrap();
+    load_topology(&c.client(leader), &topology(3, 1)).await.unwrap();
+    let r = c
+        .call(
+            leader,
+            Method::POST,
+            "/volumes",
+            Some(&json!({"size": 1, "durability": {"type": "replicate", "replicate": {"replica": 3}}})),
+        )
+        .await
+        .unwrap();
+    assert_eq!(r.status, 202, "{}", r.body);
+    let loc = r.headers["location"].to_str().unwrap().to_string();
+    let done = hekate::testkit::wait_queue(&c.client(leader), &loc, T)
+        .await
+        .unwrap();
+    assert_eq!(done.status, 303, "{}", done.body);
+
+    // Leave one follower alone, once it has applied the end of the operation.
+    let kept = c.ids().into_iter().find(|i| *i != leader).unwrap();
+    let applied = |st: Option<Value>| st.and_then(|s| s["last_applied"].as_u64()).unwrap_or(0);
+    let target = applied(c.status(leader).await);
+    wait_for(T, "the follower to apply the operation's end", || async {
+        (applied(c.status(kept).await) >= target).then_some(())
+    })
+    .await
+    .unwrap();
+    for id in c.ids().into_iter().filter(|i| *i != kept) {
+        c.kill(id).unwrap();
+    }
+    let r = c.call(kept, Method::GET, &loc, None).await.unwrap();
+    assert_eq!(r.status, 303, "{}", r.body);
+    assert_eq!(r.headers["location"], done.headers["location"]);
+    let unknown = c
+        .call(kept, Method::GET, "/queue/0123456789abcdef0123456789abcdef", None)
+        .await
+        .unwrap();
+    assert_eq!(unknown.status, 503, "{}", unknown.body);
+}

@@ -17,7 +17,9 @@
 #   testbed.sh poweroff NODE | boot NODE | status
 #
 # `up` writes $HT_STATE/env (shell) with HT_NODES, HT_IPS, HT_KEY, HT_KNOWN_HOSTS and
-# <node>_DISKS, which the e2e tests read.
+# <node>_DISKS, which the e2e tests read, and $HT_STATE/topology.json, a heketi-cli topology
+# of the nodes (zone = node number, every loop disk) for `hekate-cli topology load` against
+# `hekate dev --testbed`.
 set -euo pipefail
 
 HT_STATE=${HT_STATE:-/tmp/hekate-testbed}
@@ -162,6 +164,27 @@ EOF
     boot "$n"
 }
 
+# The heketi-cli topology of nodes NAME... (the i-th at ip_of i, in zone i), with the loop
+# disks listed in $HT_STATE/<name>/disks.list.
+topology_json() {
+    local n d i=0 nsep="" dsep=""
+    printf '{"clusters": [{"nodes": ['
+    for n in "$@"; do
+        i=$((i + 1))
+        printf '%s\n  {"node": {"hostnames": {"manage": ["%s"], "storage": ["%s"]}, "zone": %d},\n   "devices": [' \
+            "$nsep" "$(ip_of "$i")" "$(ip_of "$i")" "$i"
+        dsep=""
+        while read -r d; do
+            [[ -n $d ]] || continue
+            printf '%s{"name": "%s", "destroydata": false}' "$dsep" "$d"
+            dsep=", "
+        done <"$HT_STATE/$n/disks.list"
+        printf ']}'
+        nsep=","
+    done
+    printf '\n]}]}\n'
+}
+
 up() {
     local N=${1:-3} DISKS=${2:-2} i names=() ips=()
     [[ $(id -u) == 0 ]] || die "must run as root"
@@ -196,6 +219,8 @@ up() {
         for n in "${names[@]}"; do echo "${n}_DISKS=\"$(paste -sd' ' "$HT_STATE/$n/disks.list")\""; done
     } >"$HT_STATE/env.tmp"
     mv "$HT_STATE/env.tmp" "$HT_STATE/env"
+    topology_json "${names[@]}" >"$HT_STATE/topology.json.tmp"
+    mv "$HT_STATE/topology.json.tmp" "$HT_STATE/topology.json"
     log "up: ${names[*]} (ssh -i $HT_STATE/id_ed25519 -o UserKnownHostsFile=$HT_STATE/known_hosts root@$(ip_of 1))"
 }
 

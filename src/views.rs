@@ -1,5 +1,7 @@
 //! Heketi's response shapes (spec 1.3-1.5), built from stored records. Field order, omitted
-//! empty fields and id-sorted arrays match Heketi's JSON byte for byte.
+//! empty fields and id-sorted arrays match Heketi's JSON byte for byte. Below the API
+//! because two doors speak them: the handlers and the dump (`crate::dump`), whose entries
+//! wrap these shapes.
 
 use std::collections::BTreeMap;
 

@@ -1,5 +1,6 @@
 //! The volume and operation policy from `heketi.json`'s `glusterfs` keys, with Heketi's
-//! defaults (spec 3.2) except the in-flight limit, which Hekate raises from 8 to 64.
+//! defaults (spec 3.2) except the in-flight limit, which Hekate raises from 8 to 64. Part of
+//! the configuration (below the API and the runner, which both read it).
 
 use crate::allocator::GIB_KIB;
 use crate::config::GlusterfsConfig;
