@@ -47,20 +47,30 @@ fn is_local(path: &str) -> bool {
     is_open_path(path) || path == "/internal/logging" || path == "/internal/failpoints"
 }
 
-/// `/queue/{id}` of an operation whose end this replica applied: final, so answered here
-/// rather than by the leader (see `operations::queue_answer_here`).
-fn queue_final_here(st: &AppState, path: &str) -> bool {
-    path.strip_prefix("/queue/")
-        .filter(|id| crate::ids::is_route_id(id))
-        .is_some_and(|id| matches!(super::operations::queue_answer_here(st, id), Ok(Some(_))))
+/// `/queue/{id}` of an operation whose end this follower applied: final, so answered here
+/// rather than by the leader, and handed to the handler so it is not read twice (see
+/// `operations::queue_answer_here`). A leader answers every request itself anyway.
+fn queue_final_here(st: &AppState, req: &Request) -> Option<super::operations::AnsweredHere> {
+    if req.method() != Method::GET || st.replica().is_leader() {
+        return None;
+    }
+    let id = req.uri().path().strip_prefix("/queue/")?;
+    if !crate::ids::is_route_id(id) {
+        return None;
+    }
+    let op = super::operations::queue_answer_here(st, id).ok()??;
+    Some(super::operations::AnsweredHere(op))
 }
 
 pub async fn layer(State(st): State<AppState>, req: Request, next: Next) -> Response {
-    let local_read = req.method() == Method::GET
-        && (ReadMode::of(req.headers()) == ReadMode::Local || queue_final_here(&st, req.uri().path()));
-    if is_local(req.uri().path()) || local_read {
+    let here = queue_final_here(&st, &req);
+    let local_read = req.method() == Method::GET && ReadMode::of(req.headers()) == ReadMode::Local;
+    if is_local(req.uri().path()) || local_read || here.is_some() {
         // Answered here, but bounded like everything else.
-        let (parts, body) = req.into_parts();
+        let (mut parts, body) = req.into_parts();
+        if let Some(op) = here {
+            parts.extensions.insert(op);
+        }
         let body = Body::new(http_body_util::Limited::new(body, BODY_LIMIT));
         return next.run(Request::from_parts(parts, body)).await;
     }

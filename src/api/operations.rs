@@ -21,10 +21,15 @@ pub async fn queue(
     State(st): State<AppState>,
     mode: ReadMode,
     role: Option<Extension<Role>>,
+    here: Option<Extension<AnsweredHere>>,
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
     let id = route_id(&id)?;
-    let op = match queue_answer_here(&st, id)? {
+    let here = match here {
+        Some(Extension(AnsweredHere(op))) => Some(op),
+        None => queue_answer_here(&st, id)?,
+    };
+    let op = match here {
         Some(op) => op,
         None => {
             st.read_barrier(mode).await?;
@@ -63,6 +68,10 @@ pub async fn queue(
         ),
     })
 }
+
+/// An operation the forwarding layer already read and found answerable here.
+#[derive(Clone)]
+pub struct AnsweredHere(pub Operation);
 
 /// A queue poll answered from this replica's applied state, without a quorum round (issue
 /// 13: clients poll every few milliseconds): an operation that ended is final on every
