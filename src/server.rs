@@ -162,6 +162,10 @@ pub async fn run(
     let boot = replica.clone();
     tokio::spawn(async move { boot.bootstrap().await });
     let runner_task = tokio::spawn(runner.run(stop_rx.clone()));
+    tokio::spawn(crate::ops::format::agreement_loop(
+        replica.clone(),
+        stop_rx.clone(),
+    ));
     // Heketi's wording, so that log watchers keep working.
     let port = settings
         .api_listen

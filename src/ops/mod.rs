@@ -6,6 +6,7 @@
 pub mod exec;
 pub mod failpoint;
 pub mod fence;
+pub mod format;
 pub mod intent;
 pub mod runner;
 

@@ -1,6 +1,9 @@
 //! The command catalogue: the only way replicated state changes. Each variant is one
 //! committed log entry. Variants are append-only: never reorder or remove one (bincode
-//! encodes the variant index), add new ones at the end.
+//! encodes the variant index), add new ones at the end, and give a new one the log format it
+//! first appears in (`state::format::needs`): the leader proposes it only once every member
+//! reads that format. The encoding of every variant is frozen by golden fixtures
+//! (`state/testdata/log-v*`).
 
 use hekate_raft::{StateReader, StoreError, Txn};
 use serde::{Deserialize, Serialize};
@@ -74,6 +77,10 @@ pub enum Command {
         error: String,
         now: u64,
     },
+    /// Raise the log format new entries are written in (`state::format`): proposed by the
+    /// leader once every member reported that its build reads `format`. Never lowers it.
+    /// Log format 1.
+    SetLogFormat { format: u16 },
 }
 
 /// What applying a command did. Refusals are values: every replica refuses identically.
@@ -140,6 +147,7 @@ pub fn apply(cmd: Command, txn: &mut Txn<'_>) -> Result<Outcome, StoreError> {
             txn.put(keys::ADMIN_STATE.to_vec(), state.into_bytes());
             Ok(Outcome::Done)
         }
+        Command::SetLogFormat { format } => super::format::raise(format, txn),
         Command::SetIdentity { id } => match super::identity(txn)? {
             Some(have) if have == id => Ok(Outcome::Done),
             Some(have) => Ok(Outcome::Conflict(format!(

@@ -33,6 +33,8 @@ pub const OP_DONE_PREFIX: &[u8] = b"od/";
 pub const OP_INDEX_MARK: &[u8] = b"meta/op_index";
 /// The Raft group's identity (fencing tokens).
 pub const IDENTITY: &[u8] = b"meta/identity";
+/// The log format every member agreed to read (`state::format`); absent: format 0.
+pub const LOG_FORMAT: &[u8] = b"meta/log_format";
 
 fn key(prefix: &[u8], id: &str) -> Vec<u8> {
     [prefix, id.as_bytes()].concat()
