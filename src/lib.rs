@@ -42,7 +42,6 @@ pub mod ops;
 pub mod reconcile;
 pub mod server;
 pub mod state;
-pub mod testkit;
 pub mod tls;
 pub mod validate;
 pub mod views;
