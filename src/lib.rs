@@ -32,6 +32,8 @@ pub mod config;
 pub mod dev;
 pub mod dump;
 pub mod executor;
+#[cfg(test)]
+mod golden;
 pub mod heap;
 pub mod ids;
 #[cfg(test)]
