@@ -583,3 +583,6 @@ pub fn plan_import(d: &Dump) -> Result<ImportSet, String> {
     }
     Ok(set)
 }
+
+#[cfg(test)]
+mod tests;
