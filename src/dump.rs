@@ -373,8 +373,9 @@ fn check_brick(id: &str, b: &BrickDump) -> Result<(), String> {
 }
 
 /// Converts and checks a dump: every reference resolves, nothing is pending, no block volumes,
-/// and every name, path, LV, host and size passes the rules API input passes
-/// ([`crate::validate`]), before anything is committed.
+/// every name, path, LV, host and size passes the rules API input passes
+/// ([`crate::validate`]), and what the API keeps unique (volume names in a cluster,
+/// hostnames, device names on a node) is, before anything is committed.
 pub fn plan_import(d: &Dump) -> Result<ImportSet, String> {
     refuse_whole(d)?;
     let clusters = plan_clusters(d)?;
@@ -383,13 +384,80 @@ pub fn plan_import(d: &Dump) -> Result<ImportSet, String> {
     let mut bricks = plan_bricks(d)?;
     mark_shared_pools(&mut bricks);
     let volumes = plan_volumes(d)?;
-    Ok(ImportSet {
+    check_lists(d)?;
+    let set = ImportSet {
         clusters,
         nodes,
         devices,
         bricks,
         volumes,
-    })
+    };
+    check_unique(&set)?;
+    Ok(set)
+}
+
+/// The id lists of nodes (devices), devices and volumes (bricks) name existing entries: the
+/// import writes them as indexes that reads follow.
+fn check_lists(d: &Dump) -> Result<(), String> {
+    for (id, n) in &d.nodeentries {
+        if let Some(x) = n.devices.iter().find(|x| !d.deviceentries.contains_key(*x)) {
+            return Err(format!("node {id} lists unknown device {x}"));
+        }
+    }
+    for (id, dv) in &d.deviceentries {
+        if let Some(x) = dv.bricks.iter().find(|x| !d.brickentries.contains_key(*x)) {
+            return Err(format!("device {id} lists unknown brick {x}"));
+        }
+    }
+    for (id, v) in &d.volumeentries {
+        if let Some(x) = v.bricks.iter().find(|x| !d.brickentries.contains_key(*x)) {
+            return Err(format!("volume {id} lists unknown brick {x}"));
+        }
+    }
+    Ok(())
+}
+
+/// What the API keeps unique stays unique: a second holder would silently take over the
+/// index entry (`vn/`, `hm/`, `hs/`) of the first.
+fn check_unique(set: &ImportSet) -> Result<(), String> {
+    let mut names: BTreeMap<(&str, &str), &str> = BTreeMap::new();
+    for v in &set.volumes {
+        if let Some(other) = names.insert((&v.cluster, &v.name), &v.id) {
+            return Err(format!(
+                "volumes {other} and {} are both named {:?} in cluster {}",
+                v.id, v.name, v.cluster
+            ));
+        }
+    }
+    let mut manage: BTreeMap<&str, &str> = BTreeMap::new();
+    let mut storage: BTreeMap<&str, &str> = BTreeMap::new();
+    for n in &set.nodes {
+        for (seen, hosts, what) in [
+            (&mut manage, &n.manage, "management"),
+            (&mut storage, &n.storage, "storage"),
+        ] {
+            for h in hosts {
+                if let Some(other) = seen.insert(h, &n.id) {
+                    if other != n.id {
+                        return Err(format!(
+                            "nodes {other} and {} both have {what} hostname {h}",
+                            n.id
+                        ));
+                    }
+                }
+            }
+        }
+    }
+    let mut devices: BTreeMap<(&str, &str), &str> = BTreeMap::new();
+    for (dv, _) in &set.devices {
+        if let Some(other) = devices.insert((&dv.node, &dv.name), &dv.id) {
+            return Err(format!(
+                "devices {other} and {} of node {} are both {}",
+                dv.id, dv.node, dv.name
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// What refuses a dump as a whole: block volumes, pending operations, ids not Heketi's.

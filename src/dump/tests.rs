@@ -2,7 +2,7 @@
 //! db-dump.json`, recorded from Heketi 10) becomes the import set in
 //! `src/dump/testdata/db-dump.import.json`; a clone's brick shares its origin's pool; and each
 //! way a dump can be wrong (block volumes, pending operations, ids, references that do not
-//! resolve, duplicate names, values that would reach a node's command line) is refused with
+//! resolve, duplicate names or hostnames, values that would reach a node's command line) is refused with
 //! the exact message in `src/dump/testdata/refused.txt`. `HEKATE_BLESS=1` rewrites both.
 
 use serde_json::{json, Value};
@@ -132,6 +132,70 @@ fn bad_dumps() -> Vec<(&'static str, Edit)> {
         }),
         ("a volume of an unknown cluster", |d, i| {
             d["volumeentries"][&i.v]["Info"]["cluster"] = json!(STRANGER)
+        }),
+        ("a node listing an unknown device", |d, i| {
+            d["nodeentries"][&i.n]["Devices"]
+                .as_array_mut()
+                .unwrap()
+                .push(json!(STRANGER))
+        }),
+        ("a device listing an unknown brick", |d, i| {
+            d["deviceentries"][&i.dv]["Bricks"]
+                .as_array_mut()
+                .unwrap()
+                .push(json!(STRANGER))
+        }),
+        ("a volume listing an unknown brick", |d, i| {
+            d["volumeentries"][&i.v]["Bricks"]
+                .as_array_mut()
+                .unwrap()
+                .push(json!(STRANGER))
+        }),
+        // Duplicates of what the API keeps unique.
+        ("two volumes of a cluster with one name", |d, i| {
+            let name = d["volumeentries"][&i.v]["Info"]["name"].clone();
+            let other = d["volumeentries"]
+                .as_object()
+                .unwrap()
+                .keys()
+                .nth(1)
+                .unwrap()
+                .clone();
+            d["volumeentries"][&other]["Info"]["name"] = name;
+        }),
+        ("two nodes with one management hostname", |d, i| {
+            let h = d["nodeentries"][&i.n]["Info"]["hostnames"]["manage"].clone();
+            let other = d["nodeentries"]
+                .as_object()
+                .unwrap()
+                .keys()
+                .nth(1)
+                .unwrap()
+                .clone();
+            d["nodeentries"][&other]["Info"]["hostnames"]["manage"] = h;
+        }),
+        ("two nodes with one storage hostname", |d, i| {
+            let h = d["nodeentries"][&i.n]["Info"]["hostnames"]["storage"].clone();
+            let other = d["nodeentries"]
+                .as_object()
+                .unwrap()
+                .keys()
+                .nth(1)
+                .unwrap()
+                .clone();
+            d["nodeentries"][&other]["Info"]["hostnames"]["storage"] = h;
+        }),
+        ("two devices of a node with one name", |d, i| {
+            let node = d["deviceentries"][&i.dv]["NodeId"].clone();
+            let name = d["deviceentries"][&i.dv]["Info"]["name"].clone();
+            let other = d["deviceentries"]
+                .as_object()
+                .unwrap()
+                .iter()
+                .find(|(k, e)| **k != i.dv && e["NodeId"] == node)
+                .map(|(k, _)| k.clone())
+                .unwrap();
+            d["deviceentries"][&other]["Info"]["name"] = name;
         }),
         // Pending work.
         ("a brick of a pending operation", |d, i| {
