@@ -9,6 +9,8 @@
 //! - [`cluster`]: the cluster of `hekate serve` processes ([`ProcCluster`]): addresses,
 //!   clients, shared mock nodes; `config` writes each replica's `heketi.json`, `process`
 //!   starts, signals and reaps them, `probe` asks them how they are.
+//! - [`inproc`]: one replica inside the test process ([`InProc`]: single-node Raft in a
+//!   tempdir, the router through `oneshot`, the runner, the in-memory mock).
 //! - [`netns`]: network namespaces for partitions ([`Netns`], root only).
 //! - [`workflow`]: the Heketi API exchanges tests repeat (async requests through the queue,
 //!   topology load/unload).
@@ -18,6 +20,7 @@
 
 pub mod cluster;
 mod config;
+pub mod inproc;
 pub mod netns;
 pub mod node_logs;
 pub mod ports;
@@ -29,6 +32,7 @@ pub mod workflow;
 
 pub use cluster::ProcCluster;
 pub use hekate::dev::TestbedEnv;
+pub use inproc::{InProc, InProcSpec};
 pub use netns::Netns;
 pub use node_logs::{term_order, GuardRecord, NodeLogs, TermOrder};
 pub use ports::free_ports;
