@@ -14,6 +14,9 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context};
 use serde_json::json;
 
+mod testbed;
+pub use testbed::TestbedEnv;
+
 #[derive(Debug, Clone)]
 pub struct DevOptions {
     pub replicas: u64,
@@ -323,7 +326,7 @@ pub async fn run(opts: DevOptions) -> anyhow::Result<()> {
 pub const MOCK_PERSIST_MS: u64 = 5000;
 
 /// A `hekate mock-nodes` process serving the simulated nodes of the cluster in `dir`
-/// (`hekate dev`, and the test clusters of [`crate::testkit`]).
+/// (`hekate dev`, and the test clusters of the `hekate-testkit` crate).
 pub struct MockNodes {
     child: Option<Child>,
     /// What the replicas' `mockexec.nodes_url` says.

@@ -373,9 +373,95 @@ fn check_brick(id: &str, b: &BrickDump) -> Result<(), String> {
 }
 
 /// Converts and checks a dump: every reference resolves, nothing is pending, no block volumes,
-/// and every name, path, LV, host and size passes the rules API input passes
-/// ([`crate::validate`]), before anything is committed.
+/// every name, path, LV, host and size passes the rules API input passes
+/// ([`crate::validate`]), and what the API keeps unique (volume names in a cluster,
+/// hostnames, device names on a node) is, before anything is committed.
 pub fn plan_import(d: &Dump) -> Result<ImportSet, String> {
+    refuse_whole(d)?;
+    let clusters = plan_clusters(d)?;
+    let nodes = plan_nodes(d)?;
+    let devices = plan_devices(d)?;
+    let mut bricks = plan_bricks(d)?;
+    mark_shared_pools(&mut bricks);
+    let volumes = plan_volumes(d)?;
+    check_lists(d)?;
+    let set = ImportSet {
+        clusters,
+        nodes,
+        devices,
+        bricks,
+        volumes,
+    };
+    check_unique(&set)?;
+    Ok(set)
+}
+
+/// The id lists of nodes (devices), devices and volumes (bricks) name existing entries: the
+/// import writes them as indexes that reads follow.
+fn check_lists(d: &Dump) -> Result<(), String> {
+    for (id, n) in &d.nodeentries {
+        if let Some(x) = n.devices.iter().find(|x| !d.deviceentries.contains_key(*x)) {
+            return Err(format!("node {id} lists unknown device {x}"));
+        }
+    }
+    for (id, dv) in &d.deviceentries {
+        if let Some(x) = dv.bricks.iter().find(|x| !d.brickentries.contains_key(*x)) {
+            return Err(format!("device {id} lists unknown brick {x}"));
+        }
+    }
+    for (id, v) in &d.volumeentries {
+        if let Some(x) = v.bricks.iter().find(|x| !d.brickentries.contains_key(*x)) {
+            return Err(format!("volume {id} lists unknown brick {x}"));
+        }
+    }
+    Ok(())
+}
+
+/// What the API keeps unique stays unique: a second holder would silently take over the
+/// index entry (`vn/`, `hm/`, `hs/`) of the first.
+fn check_unique(set: &ImportSet) -> Result<(), String> {
+    let mut names: BTreeMap<(&str, &str), &str> = BTreeMap::new();
+    for v in &set.volumes {
+        if let Some(other) = names.insert((&v.cluster, &v.name), &v.id) {
+            return Err(format!(
+                "volumes {other} and {} are both named {:?} in cluster {}",
+                v.id, v.name, v.cluster
+            ));
+        }
+    }
+    let mut manage: BTreeMap<&str, &str> = BTreeMap::new();
+    let mut storage: BTreeMap<&str, &str> = BTreeMap::new();
+    for n in &set.nodes {
+        for (seen, hosts, what) in [
+            (&mut manage, &n.manage, "management"),
+            (&mut storage, &n.storage, "storage"),
+        ] {
+            for h in hosts {
+                if let Some(other) = seen.insert(h, &n.id) {
+                    if other != n.id {
+                        return Err(format!(
+                            "nodes {other} and {} both have {what} hostname {h}",
+                            n.id
+                        ));
+                    }
+                }
+            }
+        }
+    }
+    let mut devices: BTreeMap<(&str, &str), &str> = BTreeMap::new();
+    for (dv, _) in &set.devices {
+        if let Some(other) = devices.insert((&dv.node, &dv.name), &dv.id) {
+            return Err(format!(
+                "devices {other} and {} of node {} are both {}",
+                dv.id, dv.node, dv.name
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// What refuses a dump as a whole: block volumes, pending operations, ids not Heketi's.
+fn refuse_whole(d: &Dump) -> Result<(), String> {
     if !d.blockvolumeentries.is_empty() {
         return Err(format!(
             "{} block volumes: block volumes are not supported by this Hekate yet",
@@ -388,7 +474,6 @@ pub fn plan_import(d: &Dump) -> Result<ImportSet, String> {
             d.pendingoperations.len()
         ));
     }
-    let mut set = ImportSet::default();
     let ids: BTreeSet<&String> = d
         .clusterentries
         .keys()
@@ -402,6 +487,12 @@ pub fn plan_import(d: &Dump) -> Result<ImportSet, String> {
             return Err(format!("{id} is not a 32-hex id"));
         }
     }
+    Ok(())
+}
+
+/// Clusters, with the volume ids each lists; their nodes and volumes must exist.
+fn plan_clusters(d: &Dump) -> Result<Vec<(ClusterEntry, Vec<String>)>, String> {
+    let mut out = Vec::new();
     for (id, c) in &d.clusterentries {
         let entry = ClusterEntry {
             id: id.clone(),
@@ -421,8 +512,14 @@ pub fn plan_import(d: &Dump) -> Result<ImportSet, String> {
                 .get(v)
                 .ok_or_else(|| format!("cluster {id} lists unknown volume {v}"))?;
         }
-        set.clusters.push((entry, c.info.volumes.clone()));
+        out.push((entry, c.info.volumes.clone()));
     }
+    Ok(out)
+}
+
+/// Nodes: of a known cluster, with valid hostnames.
+fn plan_nodes(d: &Dump) -> Result<Vec<NodeEntry>, String> {
+    let mut out = Vec::new();
     for (id, n) in &d.nodeentries {
         d.clusterentries
             .get(&n.info.cluster)
@@ -436,7 +533,7 @@ pub fn plan_import(d: &Dump) -> Result<ImportSet, String> {
         if let Some(h) = hosts.clone().find(|h| !validate::is_host(h)) {
             return Err(format!("node {id}: {h:?} is not a valid hostname"));
         }
-        set.nodes.push(NodeEntry {
+        out.push(NodeEntry {
             id: id.clone(),
             cluster: n.info.cluster.clone(),
             zone: n.info.zone,
@@ -448,6 +545,12 @@ pub fn plan_import(d: &Dump) -> Result<ImportSet, String> {
             pending: None,
         });
     }
+    Ok(out)
+}
+
+/// Devices, with the brick ids each lists: of a known node, a valid path, sizes in bounds.
+fn plan_devices(d: &Dump) -> Result<Vec<(DeviceEntry, Vec<String>)>, String> {
+    let mut out = Vec::new();
     for (id, dv) in &d.deviceentries {
         d.nodeentries
             .get(&dv.node_id)
@@ -468,7 +571,7 @@ pub fn plan_import(d: &Dump) -> Result<ImportSet, String> {
                 validate::MAX_KIB
             ));
         }
-        set.devices.push((
+        out.push((
             DeviceEntry {
                 id: id.clone(),
                 name: dv.info.name.clone(),
@@ -487,6 +590,12 @@ pub fn plan_import(d: &Dump) -> Result<ImportSet, String> {
             dv.bricks.clone(),
         ));
     }
+    Ok(out)
+}
+
+/// Bricks: not pending, of a known device, volume and node, passing [`check_brick`].
+fn plan_bricks(d: &Dump) -> Result<Vec<BrickEntry>, String> {
+    let mut out = Vec::new();
     for (id, b) in &d.brickentries {
         if !b.pending.id.is_empty() {
             return Err(format!(
@@ -504,7 +613,7 @@ pub fn plan_import(d: &Dump) -> Result<ImportSet, String> {
             .get(&b.info.node)
             .ok_or_else(|| format!("brick {id}: unknown node"))?;
         check_brick(id, b)?;
-        set.bricks.push(BrickEntry {
+        out.push(BrickEntry {
             id: id.clone(),
             path: b.info.path.clone(),
             device: b.info.device.clone(),
@@ -525,12 +634,16 @@ pub fn plan_import(d: &Dump) -> Result<ImportSet, String> {
             pool_shared: !b.lvm_lv.is_empty(),
         });
     }
-    // Bricks sharing a thin pool (clones and their origins) keep the pool until the last goes.
+    Ok(out)
+}
+
+/// Bricks sharing a thin pool (clones and their origins) keep the pool until the last goes.
+fn mark_shared_pools(bricks: &mut [BrickEntry]) {
     let mut pools: BTreeMap<(String, String), usize> = BTreeMap::new();
-    for b in &set.bricks {
+    for b in bricks.iter() {
         *pools.entry((b.device.clone(), b.thin_pool())).or_default() += 1;
     }
-    for b in set.bricks.iter_mut() {
+    for b in bricks.iter_mut() {
         if pools
             .get(&(b.device.clone(), b.thin_pool()))
             .copied()
@@ -540,6 +653,11 @@ pub fn plan_import(d: &Dump) -> Result<ImportSet, String> {
             b.pool_shared = true;
         }
     }
+}
+
+/// Volumes: not pending, of a known cluster, with a valid durability, name, size and options.
+fn plan_volumes(d: &Dump) -> Result<Vec<VolumeEntry>, String> {
+    let mut out = Vec::new();
     for (id, v) in &d.volumeentries {
         if !v.pending.id.is_empty() {
             return Err(format!(
@@ -548,38 +666,47 @@ pub fn plan_import(d: &Dump) -> Result<ImportSet, String> {
             ));
         }
         let entry = volume_from(id, v)?;
-        let du = &entry.durability;
-        if !["none", "replicate", "disperse"].contains(&du.kind.as_str())
-            || [du.replica, du.data, du.redundancy]
-                .iter()
-                .any(|x| x.is_some_and(|n| !(0..=64).contains(&n)))
-        {
-            return Err(format!(
-                "volume {id}: durability {du:?} is not a valid durability"
-            ));
-        }
-        if !validate::is_volume_name(&entry.name) {
-            return Err(format!(
-                "volume {id}: name {:?} is not a valid volume name (letters, digits, _ and -)",
-                entry.name
-            ));
-        }
-        if entry.size > validate::MAX_VOLUME_GIB {
-            return Err(format!(
-                "volume {id}: size {} GiB is beyond the maximum of {} GiB",
-                entry.size,
-                validate::MAX_VOLUME_GIB
-            ));
-        }
-        if let Some(o) = entry.options.iter().find(|o| !validate::is_volume_option(o)) {
-            return Err(format!(
-                "volume {id}: GlusterVolumeOptions entry {o:?} is not a valid volume option"
-            ));
-        }
+        check_volume(id, &entry)?;
         d.clusterentries
             .get(&entry.cluster)
             .ok_or_else(|| format!("volume {id}: unknown cluster"))?;
-        set.volumes.push(entry);
+        out.push(entry);
     }
-    Ok(set)
+    Ok(out)
 }
+
+/// A dump's volume passes the rules of a volume Hekate would create.
+fn check_volume(id: &str, entry: &VolumeEntry) -> Result<(), String> {
+    let du = &entry.durability;
+    if !["none", "replicate", "disperse"].contains(&du.kind.as_str())
+        || [du.replica, du.data, du.redundancy]
+            .iter()
+            .any(|x| x.is_some_and(|n| !(0..=64).contains(&n)))
+    {
+        return Err(format!(
+            "volume {id}: durability {du:?} is not a valid durability"
+        ));
+    }
+    if !validate::is_volume_name(&entry.name) {
+        return Err(format!(
+            "volume {id}: name {:?} is not a valid volume name (letters, digits, _ and -)",
+            entry.name
+        ));
+    }
+    if entry.size > validate::MAX_VOLUME_GIB {
+        return Err(format!(
+            "volume {id}: size {} GiB is beyond the maximum of {} GiB",
+            entry.size,
+            validate::MAX_VOLUME_GIB
+        ));
+    }
+    if let Some(o) = entry.options.iter().find(|o| !validate::is_volume_option(o)) {
+        return Err(format!(
+            "volume {id}: GlusterVolumeOptions entry {o:?} is not a valid volume option"
+        ));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests;

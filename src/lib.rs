@@ -32,6 +32,8 @@ pub mod config;
 pub mod dev;
 pub mod dump;
 pub mod executor;
+#[cfg(test)]
+mod golden;
 pub mod heap;
 pub mod ids;
 #[cfg(test)]
@@ -42,7 +44,6 @@ pub mod ops;
 pub mod reconcile;
 pub mod server;
 pub mod state;
-pub mod testkit;
 pub mod tls;
 pub mod validate;
 pub mod views;

@@ -15,7 +15,7 @@ use std::process::Command;
 use std::sync::Mutex;
 use std::time::Duration;
 
-use hekate::testkit::{run_async, wait_for, ClusterSpec, ProcCluster, TestbedEnv};
+use hekate_testkit::{run_async, wait_for, ClusterSpec, NodeLogs, ProcCluster, TestbedEnv};
 use reqwest::Method;
 use serde_json::json;
 
@@ -121,7 +121,7 @@ async fn assert_reconciled(c: &ProcCluster, what: &str) {
 /// Cluster, 3 nodes (peer probe over SSH), one real device each (pvcreate/vgcreate).
 async fn topology(tb: &Testbed, c: &ProcCluster) -> (String, Vec<String>, Vec<String>) {
     let api = c.client(1);
-    let cid = hekate::testkit::create_cluster(&api).await.unwrap();
+    let cid = hekate_testkit::create_cluster(&api).await.unwrap();
     let (mut nodes, mut devices) = (Vec::new(), Vec::new());
     for (i, (_, ip, disks)) in tb.nodes.iter().enumerate() {
         let body = json!({"cluster": cid, "zone": i + 1,
@@ -165,7 +165,7 @@ async fn teardown_with(
                 .unwrap();
             if r.status == 202 {
                 let loc = r.headers["location"].to_str().unwrap().to_string();
-                let done = hekate::testkit::wait_queue(api, &loc, Duration::from_secs(60))
+                let done = hekate_testkit::wait_queue(api, &loc, Duration::from_secs(60))
                     .await
                     .unwrap();
                 assert!(done.status < 300, "{p} {state}: {}", done.body);
@@ -301,7 +301,7 @@ async fn missing_device_is_refused_with_the_nodes_message() {
     let dir = tempfile::tempdir().unwrap();
     let c = tb.hekate(dir.path()).await;
     let api = c.client(1);
-    let cid = hekate::testkit::create_cluster(&api).await.unwrap();
+    let cid = hekate_testkit::create_cluster(&api).await.unwrap();
     let ip = &tb.nodes[0].1;
     let body = json!({"cluster": cid, "zone": 1, "hostnames": {"manage": [ip], "storage": [ip]}});
     let nid = run_async(&api, Method::POST, "/nodes", Some(&body))
@@ -334,7 +334,7 @@ async fn missing_device_is_refused_with_the_nodes_message() {
     let r = api.call(Method::POST, "/nodes", Some(&body)).await.unwrap();
     let outcome = if r.status == 202 {
         let loc = r.headers["location"].to_str().unwrap().to_string();
-        hekate::testkit::wait_queue(&api, &loc, Duration::from_secs(90))
+        hekate_testkit::wait_queue(&api, &loc, Duration::from_secs(90))
             .await
             .unwrap()
     } else {
@@ -396,7 +396,7 @@ async fn leader_killed_mid_create_and_delete_leaves_nothing_half_done() {
         .await
         .unwrap();
         c.kill(leader).unwrap();
-        let done = hekate::testkit::wait_queue(&api, &loc, Duration::from_secs(180))
+        let done = hekate_testkit::wait_queue(&api, &loc, Duration::from_secs(180))
             .await
             .unwrap_or_else(|e| panic!("{e}\n{}", c.log_tail(other)));
         outcomes.push(format!("create:{}", done.status));
@@ -426,7 +426,7 @@ async fn leader_killed_mid_create_and_delete_leaves_nothing_half_done() {
         assert_eq!(r.status, 202, "{}", r.body);
         let qloc = r.headers["location"].to_str().unwrap().to_string();
         c.kill(leader).unwrap();
-        let done = hekate::testkit::wait_queue(&api, &qloc, Duration::from_secs(180))
+        let done = hekate_testkit::wait_queue(&api, &qloc, Duration::from_secs(180))
             .await
             .unwrap_or_else(|e| panic!("{e}\n{}", c.log_tail(other)));
         outcomes.push(format!("delete:{}", done.status));
@@ -448,7 +448,7 @@ async fn leader_killed_mid_create_and_delete_leaves_nothing_half_done() {
         .flat_map(|n| tb.env.command_log(&n.0))
         .filter(|r| r.0 >= started)
         .collect();
-    let order = hekate::testkit::term_order(&records);
+    let order = hekate_testkit::term_order(&records);
     eprintln!(
         "node-side record: {} commands in {} terms; handover gaps (ms) {:?}",
         order.commands, order.terms, order.handover_gaps_ms
@@ -541,7 +541,7 @@ async fn arbiter_disperse_evacuation_and_a_node_lost_mid_create() {
         .unwrap();
     let old = vol["bricks"][0].clone();
     let dev = old["device"].as_str().unwrap().to_string();
-    let set_state = |state: &'static str| hekate::testkit::set_state(&api, "devices", &dev, state);
+    let set_state = |state: &'static str| hekate_testkit::set_state(&api, "devices", &dev, state);
     // Gluster keeps the write's heal markers for a moment: until they clear, the heal check
     // rightly refuses to replace a brick that is a source of data to heal.
     let healed = || async {
@@ -679,7 +679,7 @@ async fn arbiter_disperse_evacuation_and_a_node_lost_mid_create() {
         .unwrap();
     assert!(st.success());
     let loc = r.headers["location"].to_str().unwrap().to_string();
-    let done = hekate::testkit::wait_queue(&api, &loc, Duration::from_secs(180))
+    let done = hekate_testkit::wait_queue(&api, &loc, Duration::from_secs(180))
         .await
         .unwrap();
     assert_eq!(done.status, 500, "{}", done.body);
@@ -742,7 +742,7 @@ async fn dev_cluster_drives_the_testbed() {
     let dir = tempfile::tempdir().unwrap();
     // Three consecutive free ports.
     let base = loop {
-        let p = hekate::testkit::free_ports(1).unwrap()[0];
+        let p = hekate_testkit::free_ports(1).unwrap()[0];
         if p < 65000 && (1..3).all(|i| std::net::TcpListener::bind(("127.0.0.1", p + i)).is_ok()) {
             break p;
         }

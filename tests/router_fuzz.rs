@@ -94,7 +94,7 @@ fn harness() -> &'static Harness {
                     .merge(api::forward::peer_entry(api_app, SECRET)),
             );
             // Ready: this replica leads and has applied an entry of its term.
-            hekate::testkit::wait_for(Duration::from_secs(30), "the replica to lead", || async {
+            hekate_testkit::wait_for(Duration::from_secs(30), "the replica to lead", || async {
                 replica.ready().await.ok()
             })
             .await

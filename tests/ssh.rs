@@ -67,7 +67,7 @@ fn start_sshd_with(guard_args: Option<&str>) -> Sshd {
     keygen(&d.join("client"));
     std::fs::copy(d.join("client.pub"), d.join("authorized_keys")).unwrap();
     std::fs::create_dir_all("/run/sshd").unwrap();
-    let port = hekate::testkit::free_ports(1).unwrap()[0];
+    let port = hekate_testkit::free_ports(1).unwrap()[0];
     let cfg = format!(
         "Port {port}\nListenAddress 127.0.0.1\nHostKey {h}\nAuthorizedKeysFile {a}\nPasswordAuthentication no\n\
          KbdInteractiveAuthentication no\nUsePAM no\nStrictModes no\nPermitRootLogin yes\nPidFile {p}\nMaxSessions 10\n{g}",
@@ -252,7 +252,7 @@ async fn unknown_or_changed_host_keys_are_refused() {
         .unwrap_err();
     assert!(err.to_string().contains("SHA256:"), "{err}");
     // Nothing listening: unreachable, not a host-key error.
-    let port = hekate::testkit::free_ports(1).unwrap()[0];
+    let port = hekate_testkit::free_ports(1).unwrap()[0];
     let mut settings = transport(&s, s.dir.path().join("known_hosts"));
     settings = {
         let _ = &settings;
@@ -368,7 +368,7 @@ async fn a_newer_term_waits_for_the_older_terms_commands_to_end() {
             .await
     });
     let st = started.clone();
-    hekate::testkit::wait_for(Duration::from_secs(20), "term 3's command", || {
+    hekate_testkit::wait_for(Duration::from_secs(20), "term 3's command", || {
         let st = st.clone();
         async move { st.exists().then_some(()) }
     })

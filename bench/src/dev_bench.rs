@@ -10,7 +10,7 @@ use std::time::Instant;
 
 use anyhow::Context;
 use hekate::client::Client;
-use hekate::testkit::load_topology;
+use hekate_testkit::load_topology;
 use serde::Serialize;
 use serde_json::{json, Value};
 

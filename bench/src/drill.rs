@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
 use hekate::client::Client;
-use hekate::testkit::{free_ports, wait_for, ClusterSpec, ProcCluster};
+use hekate_testkit::{free_ports, wait_for, ClusterSpec, ProcCluster};
 use reqwest::Method;
 use serde::Serialize;
 use serde_json::json;
@@ -347,10 +347,10 @@ pub async fn run(args: DrillArgs) -> anyhow::Result<DrillResults> {
         json!({"latency_ms": {"*": args.latency_ms, "brick_create": slow}, "device_size_gb": 4000});
     spec.glusterfs = json!({"max_inflight_operations": 256});
     if args.peer_partition_every > 0 {
-        let ns = hekate::testkit::Netns::with_peer_net(3).context("network namespaces (root)")?;
+        let ns = hekate_testkit::Netns::with_peer_net(3).context("network namespaces (root)")?;
         spec.netns = Some(ns);
     } else if args.netns || args.partition_every > 0 {
-        spec.netns = Some(hekate::testkit::Netns::create(3).context("network namespaces (root)")?);
+        spec.netns = Some(hekate_testkit::Netns::create(3).context("network namespaces (root)")?);
     }
     let mut c = ProcCluster::create(&dir, spec)?;
     c.start_all()?;
@@ -373,7 +373,7 @@ pub async fn run(args: DrillArgs) -> anyhow::Result<DrillResults> {
     let topo = json!({"clusters": [{"nodes": (1..=3).map(|i| json!({
         "node": {"hostnames": {"manage": [format!("drill-n{i}")], "storage": [format!("10.99.0.{i}")]}, "zone": i},
         "devices": [{"name": "/dev/sdb"}, {"name": "/dev/sdc"}]})).collect::<Vec<_>>()}]});
-    hekate::testkit::load_topology(&api, &topo).await?;
+    hekate_testkit::load_topology(&api, &topo).await?;
     eprintln!(
         "drill: cluster behind haproxy :{lb_port}; {} faults, {} clients",
         args.kills, args.clients
@@ -701,7 +701,7 @@ pub(crate) async fn audit(api: &Client, c: &ProcCluster, ledger: &Mutex<Ledger>)
             .filter(|r| r.host == h && !r.refused)
             .map(|r| (r.at_ns, r.term, format!("{} on {}", r.verb, r.host)))
             .collect();
-        let order = hekate::testkit::term_order(&records);
+        let order = hekate_testkit::term_order(&records);
         fencing_violations.extend(order.violations);
         gaps.extend(order.handover_gaps_ms);
     }

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use clap::{Args, ValueEnum};
 use hekate::client::Client;
-use hekate::testkit::{create_cluster, ClusterSpec, ProcCluster};
+use hekate_testkit::{create_cluster, ClusterSpec, ProcCluster};
 use serde::Serialize;
 
 use crate::stats::{summarize, Summary};

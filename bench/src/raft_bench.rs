@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use hekate::testkit::{create_cluster, ClusterSpec, ProcCluster};
+use hekate_testkit::{create_cluster, ClusterSpec, ProcCluster};
 use serde::Serialize;
 
 use crate::stats::{summarize, Summary};

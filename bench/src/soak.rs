@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
 use hekate::client::Client;
-use hekate::testkit::load_topology;
+use hekate_testkit::load_topology;
 use reqwest::Method;
 use serde::Serialize;
 use serde_json::{json, Value};

@@ -13,7 +13,7 @@
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
-use hekate::testkit::{run_async, wait_queue, ClusterSpec, ProcCluster, TestbedEnv};
+use hekate_testkit::{run_async, wait_queue, ClusterSpec, NodeLogs, ProcCluster, TestbedEnv};
 use reqwest::Method;
 use serde::Serialize;
 use serde_json::{json, Value};
@@ -158,7 +158,7 @@ pub async fn run(args: StallArgs) -> anyhow::Result<StallResults> {
             "node": {"hostnames": {"manage": [format!("node{i}")], "storage": [format!("10.9.0.{i}")]}, "zone": i},
             "devices": [{"name": "/dev/vdb"}]})).collect::<Vec<_>>()}]}),
     };
-    hekate::testkit::load_topology(&c.client(1), &topo).await?;
+    hekate_testkit::load_topology(&c.client(1), &topo).await?;
     let identity = c
         .status(1)
         .await
@@ -326,11 +326,11 @@ pub async fn run(args: StallArgs) -> anyhow::Result<StallResults> {
             })
             .cloned()
             .collect();
-        violations.extend(hekate::testkit::term_order(&mine).violations);
+        violations.extend(hekate_testkit::term_order(&mine).violations);
     }
     if env.is_some() {
         // Leave the testbed's nodes as they were.
-        hekate::testkit::unload_topology(&c.client(leader)).await?;
+        hekate_testkit::unload_topology(&c.client(leader)).await?;
     }
     let names_set: BTreeSet<String> = names.iter().cloned().collect();
     let ok = violations.is_empty()

@@ -7,7 +7,7 @@
 use std::time::{Duration, Instant};
 
 use hekate::client::Client;
-use hekate::testkit::{run_async, ClusterSpec, ProcCluster, TestbedEnv};
+use hekate_testkit::{run_async, ClusterSpec, ProcCluster, TestbedEnv};
 use reqwest::Method;
 use serde::Serialize;
 use serde_json::json;
@@ -192,7 +192,7 @@ pub async fn run_dead_node(args: TestbedArgs) -> anyhow::Result<DeadNodeResults>
     let topo = json!({"clusters": [{"nodes": env.nodes.iter().enumerate().map(|(i, (_, ip, disks))| json!({
         "node": {"hostnames": {"manage": [ip], "storage": [ip]}, "zone": i + 1},
         "devices": disks.iter().map(|d| json!({"name": d})).collect::<Vec<_>>()})).collect::<Vec<_>>()}]});
-    hekate::testkit::load_topology(&api, &topo).await?;
+    hekate_testkit::load_topology(&api, &topo).await?;
     // The last node leaves placement (offline), as an administrator does with a node he is
     // about to service; the cluster still knows it, so reconcile reads it.
     let (dead_name, dead_ip, _) = env.nodes.last().cloned().unwrap_or_default();
@@ -205,7 +205,7 @@ pub async fn run_dead_node(args: TestbedArgs) -> anyhow::Result<DeadNodeResults>
         .and_then(|n| n["id"].as_str())
         .unwrap_or_default()
         .to_string();
-    hekate::testkit::set_state(&api, "nodes", &dead_id, "offline").await?;
+    hekate_testkit::set_state(&api, "nodes", &dead_id, "offline").await?;
     let (alive, _) = dead_node_phase(&c, args.rounds, "alive", true).await?;
     // Power off: the node's processes die and its link goes down (no answer at all, as a
     // machine that lost power: connects run into their timeout).
@@ -228,9 +228,9 @@ pub async fn run_dead_node(args: TestbedArgs) -> anyhow::Result<DeadNodeResults>
     }
     ip_link(&format!("ht{idx}"), "up")?;
     testbed_sh(&["boot", &dead_name])?;
-    hekate::testkit::set_state(&api, "nodes", &dead_id, "online").await?;
+    hekate_testkit::set_state(&api, "nodes", &dead_id, "online").await?;
     // The node is back: Gluster deletes again (the volumes left by the dead phase go too).
-    let unloaded = hekate::testkit::unload_topology(&api).await;
+    let unloaded = hekate_testkit::unload_topology(&api).await;
     let (dead, _) = dead?;
     unloaded?;
     let ratio = |d: &Summary, a: &Summary| if a.p50_ms > 0.0 { d.p50_ms / a.p50_ms } else { 0.0 };
@@ -259,7 +259,7 @@ pub async fn run(args: TestbedArgs) -> anyhow::Result<TestbedResults> {
     let topo = json!({"clusters": [{"nodes": env.nodes.iter().enumerate().map(|(i, (_, ip, disks))| json!({
         "node": {"hostnames": {"manage": [ip], "storage": [ip]}, "zone": i + 1},
         "devices": disks.iter().map(|d| json!({"name": d})).collect::<Vec<_>>()})).collect::<Vec<_>>()}]});
-    hekate::testkit::load_topology(&api, &topo).await?;
+    hekate_testkit::load_topology(&api, &topo).await?;
     let topology_load_ms = ms(t);
     eprintln!("testbed: topology loaded in {topology_load_ms:.0} ms");
 

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use hekate::client::Client;
-use hekate::testkit::{load_topology, run_async, ClusterSpec, ProcCluster};
+use hekate_testkit::{load_topology, run_async, ClusterSpec, ProcCluster};
 use reqwest::Method;
 use serde::Serialize;
 use serde_json::{json, Value};

@@ -234,7 +234,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<()> {
                     anyhow::ensure!(v.is_object(), "{}: expected a JSON object", path.display());
                     Some(v)
                 }
-                (None, true) => Some(hekate::testkit::TestbedEnv::read()?.glusterfs_config()),
+                (None, true) => Some(hekate::dev::TestbedEnv::read()?.glusterfs_config()),
                 (None, false) => None,
             };
             let data_dir = data_dir.unwrap_or_else(|| {

@@ -132,28 +132,34 @@ impl Expected {
                 e.mark_busy(&op);
             }
         }
-        for v in e.volumes.values() {
-            if v.pending.is_some() || v.hidden {
-                e.busy.volumes.insert(v.name.clone());
-                e.busy.bricks.extend(v.bricks.iter().cloned());
-            }
-        }
-        for b in e.bricks.values() {
-            if b.pending.is_some() {
-                e.busy.bricks.insert(b.id.clone());
-            }
-        }
-        for d in e.devices.values() {
-            if d.pending.is_some() {
-                e.busy.devices.insert(d.id.clone());
-            }
-        }
-        for n in e.nodes.values() {
-            if n.pending.is_some() {
-                e.busy.nodes.insert(n.id.clone());
-            }
-        }
+        e.mark_pending_records();
         Ok(e)
+    }
+
+    /// Marks busy the records an operation holds (`pending` set) and hidden volumes.
+    fn mark_pending_records(&mut self) {
+        let b = &mut self.busy;
+        for v in self.volumes.values() {
+            if v.pending.is_some() || v.hidden {
+                b.volumes.insert(v.name.clone());
+                b.bricks.extend(v.bricks.iter().cloned());
+            }
+        }
+        for br in self.bricks.values() {
+            if br.pending.is_some() {
+                b.bricks.insert(br.id.clone());
+            }
+        }
+        for d in self.devices.values() {
+            if d.pending.is_some() {
+                b.devices.insert(d.id.clone());
+            }
+        }
+        for n in self.nodes.values() {
+            if n.pending.is_some() {
+                b.nodes.insert(n.id.clone());
+            }
+        }
     }
 
     fn mark_busy(&mut self, op: &Operation) {
@@ -684,3 +690,6 @@ pub fn stable(before: &Expected, after: &Expected, seen: &Observed) -> Vec<Findi
     out.dedup();
     out
 }
+
+#[cfg(test)]
+mod tests;

@@ -120,7 +120,7 @@ async fn bad_requests_get_4xx_and_commit_nothing() {
 }
 
 async fn send_raw(
-    c: &hekate::testkit::ProcCluster,
+    c: &hekate_testkit::ProcCluster,
     id: u64,
     m: Method,
     path: &str,
@@ -167,8 +167,8 @@ fn serve(config: &std::path::Path) -> (i32, String) {
 fn corrupt_or_unwritable_data_dir_refuses_to_start() {
     let _g = serial();
     let dir = tempfile::tempdir().unwrap();
-    let spec = hekate::testkit::ClusterSpec::new(BIN, 1);
-    let c = hekate::testkit::ProcCluster::create(dir.path(), spec).unwrap();
+    let spec = hekate_testkit::ClusterSpec::new(BIN, 1);
+    let c = hekate_testkit::ProcCluster::create(dir.path(), spec).unwrap();
     // Corrupt: a database whose CURRENT/MANIFEST are garbage.
     let db = c.data_dir(1).join("db");
     std::fs::create_dir_all(&db).unwrap();
@@ -192,8 +192,8 @@ fn corrupt_or_unwritable_data_dir_refuses_to_start() {
 fn bad_config_refuses_to_start_naming_the_key() {
     let _g = serial();
     let dir = tempfile::tempdir().unwrap();
-    let spec = hekate::testkit::ClusterSpec::new(BIN, 1);
-    let c = hekate::testkit::ProcCluster::create(dir.path(), spec).unwrap();
+    let spec = hekate_testkit::ClusterSpec::new(BIN, 1);
+    let c = hekate_testkit::ProcCluster::create(dir.path(), spec).unwrap();
     let path = c.config_path(1);
     let good: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
     let cases = [

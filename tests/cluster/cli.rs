@@ -44,7 +44,7 @@ fn shell_words(s: &str) -> Vec<String> {
     out
 }
 
-fn run(c: &hekate::testkit::ProcCluster, servers: &str, args: &[String]) -> (String, String, i32) {
+fn run(c: &hekate_testkit::ProcCluster, servers: &str, args: &[String]) -> (String, String, i32) {
     let out = Command::new(CLI)
         .args(args)
         .env("HEKETI_CLI_SERVER", servers)
@@ -91,7 +91,7 @@ async fn heketi_cli_transcripts_replay_line_for_line() {
     let leader = c.wait_leader(&[1, 2, 3], T).await.unwrap();
     let via = c.ids().into_iter().find(|i| *i != leader).unwrap();
     // The first URL is dead: the CLI fails over to the next one.
-    let dead = format!("http://127.0.0.1:{}", hekate::testkit::free_ports(1).unwrap()[0]);
+    let dead = format!("http://127.0.0.1:{}", hekate_testkit::free_ports(1).unwrap()[0]);
     let servers = format!("{dead},{}", c.url(via));
     let mut volume_ids = Vec::new();
 

@@ -1,7 +1,7 @@
 //! Volume clones (through Gluster snapshots, sharing thin pools), block restrictions, and the
 //! pending-operations cleanup endpoint.
 
-use hekate::testkit::{load_topology, run_async};
+use hekate_testkit::{load_topology, run_async};
 use reqwest::Method;
 use serde_json::{json, Value};
 

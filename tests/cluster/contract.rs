@@ -5,7 +5,7 @@
 
 use std::collections::BTreeMap;
 
-use hekate::testkit::{load_topology, run_async, wait_queue};
+use hekate_testkit::{load_topology, run_async, wait_queue};
 use regex::Regex;
 use reqwest::Method;
 use serde_json::{json, Value};
@@ -369,7 +369,7 @@ async fn admin_modes_logging_metrics_and_hello() {
     }
     // Read-only is cluster-wide: every instance refuses writes once it has applied the switch.
     for id in c.ids() {
-        hekate::testkit::wait_for(T, "read-only everywhere", || async {
+        hekate_testkit::wait_for(T, "read-only everywhere", || async {
             let v = c.local_get(id, "/admin").await.ok()?;
             (v["state"] == "read-only").then_some(())
         })

@@ -3,7 +3,7 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use hekate::testkit::{create_cluster, wait_for};
+use hekate_testkit::{create_cluster, wait_for};
 use serde_json::json;
 
 use crate::{cluster, local_clusters, serial, T};

@@ -4,7 +4,7 @@
 
 use std::collections::BTreeSet;
 
-use hekate::testkit::{load_topology, run_async, set_state, wait_queue, ProcCluster};
+use hekate_testkit::{load_topology, run_async, set_state, wait_queue, ProcCluster};
 use reqwest::Method;
 use serde_json::{json, Value};
 

@@ -1,6 +1,6 @@
 //! Writes through followers, leader kill -9, restart and catch-up.
 
-use hekate::testkit::{create_cluster, wait_for};
+use hekate_testkit::{create_cluster, wait_for};
 use reqwest::Method;
 use serde_json::json;
 

@@ -28,7 +28,7 @@ mod tls;
 use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
 
-use hekate::testkit::{ClusterSpec, ProcCluster};
+use hekate_testkit::{ClusterSpec, ProcCluster};
 
 static SERIAL: Mutex<()> = Mutex::new(());
 

@@ -4,7 +4,7 @@
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 
-use hekate::testkit::{create_cluster, wait_for};
+use hekate_testkit::{create_cluster, wait_for};
 use reqwest::Method;
 use serde_json::json;
 

@@ -17,7 +17,7 @@ fn fixture(name: &str) -> Value {
     serde_json::from_str(&std::fs::read_to_string(p).unwrap()).unwrap()
 }
 
-fn cli(c: &hekate::testkit::ProcCluster, id: u64, args: &[&str]) -> std::process::Output {
+fn cli(c: &hekate_testkit::ProcCluster, id: u64, args: &[&str]) -> std::process::Output {
     Command::new(BIN)
         .arg("db")
         .args(args)

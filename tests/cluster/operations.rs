@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use hekate::allocator::space_needed;
-use hekate::testkit::{load_topology, run_async, wait_for, ClusterSpec, ProcCluster};
+use hekate_testkit::{load_topology, run_async, wait_for, ClusterSpec, ProcCluster};
 use reqwest::Method;
 use serde_json::{json, Value};
 
@@ -293,7 +293,7 @@ async fn retried_create_is_idempotent_by_name() {
     let again = c.call(3, Method::POST, "/volumes", Some(&body)).await.unwrap();
     assert_eq!(again.status, 202, "{}", again.body);
     assert_eq!(again.headers["location"].to_str().unwrap(), loc);
-    let vol = hekate::testkit::wait_queue(&api, &loc, T).await.unwrap();
+    let vol = hekate_testkit::wait_queue(&api, &loc, T).await.unwrap();
     assert_eq!(vol.status, 303, "{}", vol.body);
     // After it finished: the same queue entry, which leads to the same volume.
     let late = c.call(1, Method::POST, "/volumes", Some(&body)).await.unwrap();
@@ -330,7 +330,7 @@ async fn a_finished_operation_is_answered_by_a_replica_without_quorum() {
         .unwrap();
     assert_eq!(r.status, 202, "{}", r.body);
     let loc = r.headers["location"].to_str().unwrap().to_string();
-    let done = hekate::testkit::wait_queue(&c.client(leader), &loc, T)
+    let done = hekate_testkit::wait_queue(&c.client(leader), &loc, T)
         .await
         .unwrap();
     assert_eq!(done.status, 303, "{}", done.body);

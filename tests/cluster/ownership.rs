@@ -4,7 +4,7 @@
 //! command record shows nothing but reads against them.
 
 use hekate::executor::mock::MockVolume;
-use hekate::testkit::{load_topology, run_async, ClusterSpec, ProcCluster};
+use hekate_testkit::{load_topology, run_async, ClusterSpec, ProcCluster};
 use reqwest::Method;
 use serde_json::{json, Value};
 

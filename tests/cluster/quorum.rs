@@ -5,7 +5,7 @@
 use std::time::{Duration, Instant};
 
 use hekate::client::Reply;
-use hekate::testkit::{create_cluster, wait_for, ProcCluster};
+use hekate_testkit::{create_cluster, wait_for, ProcCluster};
 use reqwest::Method;
 use serde_json::json;
 

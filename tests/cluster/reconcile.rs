@@ -7,7 +7,7 @@
 
 use hekate::executor::mock::{Fault, MockExecutor};
 use hekate::executor::{BrickSpec, Executor, VolumeSpec};
-use hekate::testkit::{load_topology, run_async, set_state, wait_for, ClusterSpec, ProcCluster};
+use hekate_testkit::{load_topology, run_async, set_state, wait_for, ClusterSpec, ProcCluster};
 use reqwest::Method;
 use serde_json::{json, Value};
 

@@ -7,7 +7,7 @@
 use std::collections::BTreeMap;
 
 use hekate::executor::mock::{Fault, MockExecutor, MockState};
-use hekate::testkit::{load_topology, run_async, set_state, wait_queue, ClusterSpec, ProcCluster};
+use hekate_testkit::{load_topology, run_async, set_state, wait_queue, ClusterSpec, ProcCluster};
 use reqwest::Method;
 use serde_json::{json, Value};
 
@@ -227,7 +227,7 @@ async fn a_delete_whose_node_never_comes_back_leaves_its_brick_for_reconcile() {
     c.call_ok(3, Method::POST, "/reconcile", Some(&json!({"repair": true})))
         .await
         .unwrap();
-    hekate::testkit::wait_for(T, "the repairs", || async {
+    hekate_testkit::wait_for(T, "the repairs", || async {
         findings(&c).await.is_empty().then_some(())
     })
     .await
@@ -369,7 +369,7 @@ async fn a_new_leader_resumes_a_delete_from_its_point_of_no_return() {
     assert_eq!(r.status, 202, "{}", r.body);
     let loc = r.location();
     // A second round of brick destroys: the volume step and its mark are behind.
-    hekate::testkit::wait_for(T, "a second round of brick destroys", || async {
+    hekate_testkit::wait_for(T, "a second round of brick destroys", || async {
         (fired(&mock).await[0] >= 2).then_some(())
     })
     .await
@@ -462,7 +462,7 @@ async fn a_new_leader_resumes_an_expand_stopped_between_two_add_bricks() {
     // The first `add-brick` is done (18 bricks), the second sleeps its 1.5 s before it acts:
     // the leader dies with Gluster half-way.
     let in_gluster = || async { nodes(&mock).await.volumes["grow"].bricks.len() };
-    hekate::testkit::wait_for(T, "the first add-brick", || async {
+    hekate_testkit::wait_for(T, "the first add-brick", || async {
         (in_gluster().await >= 3 + 15).then_some(())
     })
     .await

@@ -1,6 +1,6 @@
 //! Peer RPCs without the cluster secret are refused and change nothing.
 
-use hekate::testkit::create_cluster;
+use hekate_testkit::create_cluster;
 use openraft::raft::VoteRequest;
 use openraft::Vote;
 use serde_json::json;

@@ -3,7 +3,7 @@
 //! bound, such a size was recorded as a tiny one in release builds and panicked `apply` on
 //! every replica in debug builds.
 
-use hekate::testkit::create_cluster;
+use hekate_testkit::create_cluster;
 use reqwest::Method;
 use serde_json::json;
 

@@ -1,7 +1,7 @@
 //! A replica that was down while more entries than the snapshot threshold committed catches
 //! up by installing a snapshot (its log position was purged on the leader).
 
-use hekate::testkit::{create_cluster, wait_for};
+use hekate_testkit::{create_cluster, wait_for};
 use serde_json::json;
 
 use crate::{cluster, local_clusters, serial, T};

@@ -6,7 +6,7 @@
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use hekate::testkit::{create_cluster, free_ports, wait_for, ClusterSpec, ProcCluster};
+use hekate_testkit::{create_cluster, free_ports, wait_for, ClusterSpec, ProcCluster};
 use openraft::raft::VoteRequest;
 use openraft::Vote;
 use serde_json::json;
