@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
 use hekate::client::Client;
-use hekate::testkit::{load_topology, wait_for, ClusterSpec, ProcCluster};
+use hekate_testkit::{load_topology, wait_for, ClusterSpec, ProcCluster};
 use reqwest::Method;
 use serde::Serialize;
 use serde_json::json;
