@@ -113,6 +113,12 @@ pub async fn run(
         tracing::warn!("raft.failpoints is set: drill failpoints can be armed on this replica");
     }
     let runner = Runner::new(replica.clone(), exec.clone(), &policy, failpoints.clone());
+    let monitor = policy.health_every_secs.map(|every| crate::ops::health::Monitor {
+        replica: replica.clone(),
+        exec: exec.clone(),
+        first: Duration::from_secs(policy.health_first_secs),
+        every: Duration::from_secs(every),
+    });
     let state = AppState::new(
         replica.clone(),
         StateOptions {
@@ -162,6 +168,9 @@ pub async fn run(
     let boot = replica.clone();
     tokio::spawn(async move { boot.bootstrap().await });
     let runner_task = tokio::spawn(runner.run(stop_rx.clone()));
+    if let Some(m) = monitor {
+        tokio::spawn(m.run(stop_rx.clone()));
+    }
     tokio::spawn(crate::ops::format::agreement_loop(
         replica.clone(),
         stop_rx.clone(),

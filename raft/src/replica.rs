@@ -439,6 +439,46 @@ impl<A: Application> Replica<A> {
         }
     }
 
+    /// On a leader: waits (within `write_timeout`, no round trip) until this replica has
+    /// applied every entry committed when called. A leader applies a committed entry
+    /// asynchronously, so a follower may apply it, and answer from it, first: a client told
+    /// by a follower that its operation finished then sends a write that must see it. Write
+    /// handlers plan after this. The commit index is the quorum's match index (openraft's
+    /// metrics do not carry it); on a follower this returns at once.
+    pub async fn applied_committed(&self) -> Result<(), ReplicaError> {
+        let m = self.raft.metrics().borrow().clone();
+        let Some(repl) = m.replication.as_ref() else {
+            return Ok(());
+        };
+        let membership = m.membership_config.membership();
+        let mut matched: Vec<u64> = membership
+            .voter_ids()
+            .map(|v| match v == self.id {
+                true => m.last_log_index.unwrap_or(0),
+                false => repl.get(&v).cloned().flatten().map_or(0, |l| l.index),
+            })
+            .collect();
+        matched.sort_unstable_by(|a, b| b.cmp(a));
+        let Some(&committed) = matched.get(matched.len() / 2) else {
+            return Ok(());
+        };
+        if m.last_applied.map_or(0, |l| l.index) >= committed {
+            return Ok(());
+        }
+        let bound = self.cfg.settings.write_timeout();
+        self.raft
+            .wait(Some(bound))
+            .applied_index_at_least(Some(committed), "applied committed")
+            .await
+            .map(|_| ())
+            .map_err(|_| {
+                ReplicaError::NotAccepted(format!(
+                    "this leader has not applied index {committed} within {} ms",
+                    bound.as_millis()
+                ))
+            })
+    }
+
     /// Runs `f` over a consistent view of the applied state (no leadership check).
     pub fn read<T>(&self, f: impl FnOnce(&View<'_>) -> T) -> T {
         let view = View::new(&self.store);

@@ -81,6 +81,10 @@ pub enum Command {
     /// leader once every member reported that its build reads `format`. Never lowers it.
     /// Log format 1.
     SetLogFormat { format: u16 },
+    /// Record what the health monitor saw of a node's glusterd at `now` (Unix seconds).
+    /// Proposed by the leader's monitor when it changes (or to refresh an old observation).
+    /// Log format 2.
+    SetNodeHealth { node: String, up: bool, now: u64 },
 }
 
 /// What applying a command did. Refusals are values: every replica refuses identically.
@@ -148,6 +152,14 @@ pub fn apply(cmd: Command, txn: &mut Txn<'_>) -> Result<Outcome, StoreError> {
             Ok(Outcome::Done)
         }
         Command::SetLogFormat { format } => super::format::raise(format, txn),
+        Command::SetNodeHealth { node, up, now } => {
+            if super::get_node(txn, &node)?.is_none() {
+                return Ok(Outcome::NotFound);
+            }
+            let health = super::model::NodeHealth { up, checked: now };
+            txn.put(keys::health(&node), record::encode(&health)?);
+            Ok(Outcome::Done)
+        }
         Command::SetIdentity { id } => match super::identity(txn)? {
             Some(have) if have == id => Ok(Outcome::Done),
             Some(have) => Ok(Outcome::Conflict(format!(

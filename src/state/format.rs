@@ -4,12 +4,12 @@
 //!
 //! - Format 0 is what builds before the envelope wrote: the bare bincode of the command.
 //! - Format 1 and later: the envelope, `[MARKER, version (u16, big-endian)]` then the bincode
-//!   of the command. A format-0 entry starts with the variant index of the command (a small
-//!   varint), never with [`MARKER`], so the two cannot be confused.
+//!   of the command (format 2 adds `SetNodeHealth`). A format-0 entry starts with the variant
+//!   index of the command (a small varint), never with [`MARKER`], so they cannot be confused.
 //!
 //! The types inside a command (records, plans) are frozen per format by the golden fixtures
-//! under `src/state/testdata/` (`log-v0.txt`, `log-v1.txt`): every later build decodes them to
-//! the same values. A change that breaks a fixture needs a new format whose decoder migrates
+//! under `src/state/testdata/` (`log-v0.txt`, `log-v1.txt`, ...): every later build decodes
+//! them to the same values. A change that breaks a fixture needs a new format whose decoder migrates
 //! the old types explicitly, never an edit of the fixture. The leader raises the agreed format
 //! with [`Command::SetLogFormat`] once every member reports it reads it
 //! (`ops::format`); a replica whose build reads less cannot join (`Replica::add_member`).
@@ -21,7 +21,7 @@ use super::command::{Command, Outcome};
 use super::keys;
 
 /// The newest format this build writes and reads.
-pub const CURRENT: u16 = 1;
+pub const CURRENT: u16 = 2;
 
 /// First byte of an enveloped entry (format 1 and later). bincode's varint never starts a
 /// variant index with it.
@@ -32,6 +32,7 @@ pub const MARKER: u8 = 0xFF;
 pub fn needs(cmd: &Command) -> u16 {
     match cmd {
         Command::SetLogFormat { .. } => 1,
+        Command::SetNodeHealth { .. } => 2,
         _ => 0,
     }
 }
@@ -67,9 +68,10 @@ pub fn encode_as(cmd: &Command, format: u16) -> Result<Vec<u8>, CodecError> {
     Ok(out)
 }
 
-/// Decodes an entry of any format this build knows. Formats 0 and 1 carry the same types
-/// (format 1 added the envelope and [`Command::SetLogFormat`]), so both decode directly; a
-/// later format that changes a type adds its migration here.
+/// Decodes an entry of any format this build knows. Formats 0, 1 and 2 carry the same types
+/// (format 1 added the envelope and [`Command::SetLogFormat`], format 2
+/// [`Command::SetNodeHealth`]), so all decode directly; a later format that changes a type
+/// adds its migration here.
 pub fn decode(bytes: &[u8]) -> Result<Command, CodecError> {
     let Some((&MARKER, rest)) = bytes.split_first() else {
         return codec::decode(bytes);
@@ -78,7 +80,7 @@ pub fn decode(bytes: &[u8]) -> Result<Command, CodecError> {
         return Err(CodecError("log entry envelope is truncated".into()));
     };
     match u16::from_be_bytes(*version) {
-        1 => codec::decode(body),
+        1 | 2 => codec::decode(body),
         v => Err(CodecError(format!(
             "log entry format {v} is newer than this build reads ({CURRENT}): upgrade this replica"
         ))),
@@ -123,6 +125,7 @@ mod tests {
         assert_eq!(encode(&cmd, 0).unwrap(), bare);
         let env = encode(&cmd, 1).unwrap();
         assert_eq!(&env[..3], &[MARKER, 0, 1]);
+        assert_eq!(&encode(&cmd, 2).unwrap()[..3], &[MARKER, 0, 2]);
         assert_eq!(&env[3..], &bare[..]);
         assert_eq!(decode(&bare).unwrap(), cmd);
         assert_eq!(decode(&env).unwrap(), cmd);

@@ -51,6 +51,11 @@ impl Application for HekateApp {
     }
 }
 
+/// The health monitor's last observation of a node, if any.
+pub fn node_health(r: &impl StateReader, node: &str) -> Result<Option<model::NodeHealth>, StoreError> {
+    get(r, &keys::health(node))
+}
+
 /// One record by key.
 pub fn get<T: Record>(r: &impl StateReader, key: &[u8]) -> Result<Option<T>, StoreError> {
     r.get(key)?.map(|b| record::decode(&b)).transpose()

@@ -33,6 +33,7 @@ fn variant(cmd: &Command) -> String {
         Command::SetIdentity { .. } => "SetIdentity",
         Command::OpFailKept { .. } => "OpFailKept",
         Command::SetLogFormat { .. } => "SetLogFormat",
+        Command::SetNodeHealth { .. } => "SetNodeHealth",
     };
     plain.to_string()
 }
@@ -292,12 +293,18 @@ fn samples() -> Vec<Command> {
             now: 7,
         },
         Command::SetLogFormat { format: 1 },
+        Command::SetNodeHealth {
+            node: ID.into(),
+            up: false,
+            now: 1_700_000_003,
+        },
     ]);
     out
 }
 
-/// Stored records (the snapshot carries them between builds too), by name.
-fn records() -> Vec<(&'static str, Vec<u8>)> {
+/// Stored records (the snapshot carries them between builds too), by name, with the log
+/// format they first appear in.
+fn records() -> Vec<(&'static str, u16, Vec<u8>)> {
     let mut c = ClusterEntry::new("c1".into(), true, false);
     c.nodes.insert(ID.into());
     c.volume_count = 1;
@@ -310,13 +317,22 @@ fn records() -> Vec<(&'static str, Vec<u8>)> {
         ids: ["op1".to_string()].into(),
     };
     vec![
-        ("record/Cluster", record::encode(&c).unwrap()),
-        ("record/Node", record::encode(&node()).unwrap()),
-        ("record/Device", record::encode(&device()).unwrap()),
-        ("record/Brick", record::encode(&brick(1)).unwrap()),
-        ("record/Volume", record::encode(&volume()).unwrap()),
-        ("record/Operation", record::encode(&o).unwrap()),
-        ("record/PendingOps", record::encode(&pending).unwrap()),
+        ("record/Cluster", 0, record::encode(&c).unwrap()),
+        ("record/Node", 0, record::encode(&node()).unwrap()),
+        ("record/Device", 0, record::encode(&device()).unwrap()),
+        ("record/Brick", 0, record::encode(&brick(1)).unwrap()),
+        ("record/Volume", 0, record::encode(&volume()).unwrap()),
+        ("record/Operation", 0, record::encode(&o).unwrap()),
+        ("record/PendingOps", 0, record::encode(&pending).unwrap()),
+        (
+            "record/NodeHealth",
+            2,
+            record::encode(&NodeHealth {
+                up: false,
+                checked: 9,
+            })
+            .unwrap(),
+        ),
     ]
 }
 
@@ -333,6 +349,7 @@ fn decode_record(name: &str, bytes: &[u8]) -> Vec<u8> {
         "record/Volume" => again::<VolumeEntry>(bytes),
         "record/Operation" => again::<Operation>(bytes),
         "record/PendingOps" => again::<PendingOps>(bytes),
+        "record/NodeHealth" => again::<NodeHealth>(bytes),
         other => panic!("unknown record fixture {other}"),
     }
 }
@@ -360,7 +377,12 @@ fn expected(format: u16) -> BTreeMap<String, Vec<u8>> {
         .filter(|c| needs(c) <= format)
         .map(|c| (variant(c), encode_as(c, format).unwrap()))
         .collect();
-    out.extend(records().into_iter().map(|(n, b)| (n.to_string(), b)));
+    out.extend(
+        records()
+            .into_iter()
+            .filter(|(_, since, _)| *since <= format)
+            .map(|(n, _, b)| (n.to_string(), b)),
+    );
     out
 }
 
