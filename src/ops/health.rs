@@ -12,12 +12,17 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
+use futures::StreamExt;
+
 use crate::executor::Executor;
 use crate::ops::fence::Fenced;
 use crate::state::{self, Command, HekateReplica, NodeEntry};
 
 /// One node's check may take this long before it counts as down (SSH connect and the command).
 const CHECK_BOUND: Duration = Duration::from_secs(10);
+
+/// Nodes checked at once (a round over 300 nodes opens at most this many sessions).
+const CONCURRENT_CHECKS: usize = 32;
 
 /// An unchanged observation is committed again after this long, so that it does not expire
 /// (2 hours) while the monitor keeps seeing the same.
@@ -73,7 +78,10 @@ impl Monitor {
             }
             (n.id.clone(), up)
         });
-        let seen: BTreeMap<String, bool> = futures::future::join_all(checks).await.into_iter().collect();
+        let seen: BTreeMap<String, bool> = futures::stream::iter(checks)
+            .buffer_unordered(CONCURRENT_CHECKS)
+            .collect()
+            .await;
         if fenced.tripped() {
             return Err("fenced while checking the nodes".into());
         }
