@@ -69,16 +69,20 @@ impl Monitor {
             .replica
             .read(|r| state::all::<NodeEntry>(r, state::keys::NODE_PREFIX))
             .map_err(|e| e.to_string())?;
-        let online: Vec<NodeEntry> = nodes.into_iter().filter(|n| n.state == "online").collect();
-        let checks = online.iter().map(|n| async {
-            let res = tokio::time::timeout(CHECK_BOUND, fenced.glusterd_check(n.manage_host())).await;
-            let up = matches!(res, Ok(Ok(())));
-            if let Ok(Err(e)) = &res {
-                tracing::debug!(node = %n.id, "glusterd check: {e}");
-            }
-            (n.id.clone(), up)
-        });
-        let seen: BTreeMap<String, bool> = futures::stream::iter(checks)
+        let online: Vec<(String, String)> = nodes
+            .into_iter()
+            .filter(|n| n.state == "online")
+            .map(|n| (n.manage_host().to_string(), n.id))
+            .collect();
+        let fenced = &fenced;
+        let seen: BTreeMap<String, bool> = futures::stream::iter(online)
+            .map(|(host, id)| async move {
+                let res = tokio::time::timeout(CHECK_BOUND, fenced.glusterd_check(&host)).await;
+                if let Ok(Err(e)) = &res {
+                    tracing::debug!(node = %id, "glusterd check: {e}");
+                }
+                (id, matches!(res, Ok(Ok(()))))
+            })
             .buffer_unordered(CONCURRENT_CHECKS)
             .collect()
             .await;
