@@ -74,6 +74,12 @@ async fn volume_create_expand_delete_through_the_queue() {
         "{after_expand:?}"
     );
 
+    // Heketi's consistency check agrees with the state.
+    let check = h.call_ok(Method::GET, "/db/check", None).await.unwrap();
+    assert_eq!(check["totalinconsistencies"], 0, "{check}");
+    assert_eq!(check["bricks"]["total"], 6, "{check}");
+    assert_eq!(check["devices"]["ok"], 3, "{check}");
+
     // Delete: 204 at the end of the queue, the volume gone everywhere.
     let gone = h.run_async(Method::DELETE, &vol_path, None).await.unwrap();
     assert_eq!(gone, None);
