@@ -29,7 +29,7 @@ use hekate_raft::{Member, Replica};
 
 pub const ADMIN_KEY: &str = "inproc-admin-key-0123456789";
 pub const USER_KEY: &str = "inproc-user-key-0123456789";
-const SECRET: &str = "inproc-cluster-secret-0123456789";
+pub(crate) const SECRET: &str = "inproc-cluster-secret-0123456789";
 
 /// How an in-process replica runs.
 pub struct InProcSpec {
@@ -95,32 +95,7 @@ impl InProc {
         let mock = Arc::new(MockExecutor::in_memory(spec.mock));
         let failpoints = Arc::new(hekate::ops::failpoint::Failpoints::new(false));
         let runner = Runner::new(replica.clone(), mock.clone(), &spec.policy, failpoints.clone());
-        let st = AppState::new(
-            replica.clone(),
-            StateOptions {
-                verifier: Some(Verifier {
-                    admin_key: ADMIN_KEY.into(),
-                    user_key: USER_KEY.into(),
-                    iat_leeway_secs: 120,
-                }),
-                forward_timeout: Duration::from_millis(500),
-                exec: mock.clone(),
-                policy: spec.policy,
-                default_admin_state: String::new(),
-                log: None,
-                failpoints,
-            },
-        );
-        // As `hekate serve` mounts it on a shared listener.
-        let api_app = hekate::listen::limit(
-            api::router(st),
-            hekate::listen::RequestLimits::new(&Limits::default()),
-        );
-        let app = api_app.clone().merge(
-            replica
-                .peer_router()
-                .merge(api::forward::peer_entry(api_app, SECRET)),
-        );
+        let app = router(&replica, mock.clone(), spec.policy, failpoints);
         crate::wait_for(Duration::from_secs(30), "the replica to lead", || async {
             replica.ready().await.ok()
         })
@@ -165,27 +140,7 @@ impl InProc {
         path: &str,
         body: Option<&Value>,
     ) -> anyhow::Result<Reply> {
-        let token = sign(user, key, method.as_str(), path, now_unix(), 300);
-        let mut req = axum::http::Request::builder()
-            .method(method.as_str())
-            .uri(path)
-            .header("authorization", format!("Bearer {token}"));
-        let body = match body {
-            Some(b) => {
-                req = req.header("content-type", "application/json");
-                Body::from(serde_json::to_vec(b)?)
-            }
-            None => Body::empty(),
-        };
-        let resp = self.app.clone().oneshot(req.body(body)?).await?;
-        let status = resp.status().as_u16();
-        let headers = resp.headers().clone();
-        let bytes = resp.into_body().collect().await?.to_bytes();
-        Ok(Reply {
-            status,
-            headers,
-            body: String::from_utf8_lossy(&bytes).into_owned(),
-        })
+        send(&self.app, user, key, method, path, body).await
     }
 
     /// A request that must succeed (2xx); its JSON body (Null when empty).
@@ -249,6 +204,74 @@ impl InProc {
         }
         self.replica.shutdown().await;
     }
+}
+
+/// The router of a replica as `hekate serve` mounts it on a shared listener: the API with
+/// its request limits, the peer routes and the forwarding entry.
+pub(crate) fn router(
+    replica: &HekateReplica,
+    mock: Arc<MockExecutor>,
+    policy: Policy,
+    failpoints: Arc<hekate::ops::failpoint::Failpoints>,
+) -> Router {
+    let st = AppState::new(
+        replica.clone(),
+        StateOptions {
+            verifier: Some(Verifier {
+                admin_key: ADMIN_KEY.into(),
+                user_key: USER_KEY.into(),
+                iat_leeway_secs: 120,
+            }),
+            forward_timeout: Duration::from_millis(500),
+            exec: mock,
+            policy,
+            default_admin_state: String::new(),
+            log: None,
+            failpoints,
+        },
+    );
+    let api_app = hekate::listen::limit(
+        api::router(st),
+        hekate::listen::RequestLimits::new(&Limits::default()),
+    );
+    api_app.clone().merge(
+        replica
+            .peer_router()
+            .merge(api::forward::peer_entry(api_app, SECRET)),
+    )
+}
+
+/// A request to `app` signed as `user` with `key` (hekate-cli's token: method, path, 300 s),
+/// through `oneshot`.
+pub(crate) async fn send(
+    app: &Router,
+    user: &str,
+    key: &str,
+    method: Method,
+    path: &str,
+    body: Option<&Value>,
+) -> anyhow::Result<Reply> {
+    let token = sign(user, key, method.as_str(), path, now_unix(), 300);
+    let mut req = axum::http::Request::builder()
+        .method(method.as_str())
+        .uri(path)
+        .header("authorization", format!("Bearer {token}"));
+    let body = match body {
+        Some(b) => {
+            req = req.header("content-type", "application/json");
+            Body::from(serde_json::to_vec(b)?)
+        }
+        None => Body::empty(),
+    };
+    let resp = app.clone().oneshot(req.body(body)?).await?;
+    let status = resp.status().as_u16();
+    let headers = resp.headers().clone();
+    let bytes = resp.into_body().collect().await?.to_bytes();
+    Ok(Reply {
+        status,
+        headers,
+        body: String::from_utf8_lossy(&bytes).into_owned(),
+    })
 }
 
 impl Drop for InProc {
