@@ -20,4 +20,8 @@ if [[ $(id -u) == 0 ]]; then
 else
     echo "== testbed: skipped (not root); tests/e2e.rs will not check anything" >&2
 fi
+# The previous release, for the rolling-upgrade test (bench/tests/upgrade.rs).
+echo "== upgrade base"
+HEKATE_UPGRADE_FROM=$(bash deploy/upgrade-base.sh)
+export HEKATE_UPGRADE_FROM HEKATE_REQUIRE_UPGRADE=1
 echo "== tests"; cargo test --workspace 2>&1 | tee /tmp/hekate-test.log

@@ -389,6 +389,9 @@ fn apply_env(cfg: &mut Config, env: &dyn Fn(&str) -> Option<String>) {
     if env("HEKETI_DISABLE_BACKGROUND_CLEANER").as_deref() == Some("true") {
         cfg.glusterfs.disable_background_cleaner = true;
     }
+    if env("HEKETI_DISABLE_HEALTH_MONITOR").as_deref() == Some("true") {
+        cfg.glusterfs.disable_monitor_gluster_nodes = true;
+    }
 }
 
 fn validate(cfg: Config, env: &dyn Fn(&str) -> Option<String>) -> Result<Settings, ConfigError> {

@@ -34,24 +34,7 @@ pub async fn run(
     let raft = &settings.file.raft;
     let tls = Tls::load(&settings)?;
     warn_on_fd_limit(&raft.limits);
-    tracing::info!(id = raft.id, dir = %settings.data_dir.display(), "opening store");
-    let replica = Replica::start(
-        ReplicaConfig {
-            id: raft.id,
-            data_dir: settings.data_dir.clone(),
-            settings: raft.timeouts.clone(),
-            initial_members: settings.members(),
-            join: raft.join,
-            secret: settings.secret.clone(),
-            tls: tls.peer_client,
-            store: hekate_raft::db::StoreOptions {
-                memory_budget_mib: raft.memory_budget_mib,
-            },
-        },
-        Arc::new(HekateApp),
-    )
-    .await
-    .with_context(|| format!("cannot start replica {}", raft.id))?;
+    let replica = start_replica(&settings, tls.peer_client).await?;
 
     let api_listener = TcpListener::bind(&settings.api_listen).await.with_context(|| {
         format!(
@@ -59,7 +42,11 @@ pub async fn run(
             settings.api_listen
         )
     })?;
-    let (api_app, runner) = build_api(&settings, &replica, verifier, opts.log.clone())?;
+    let Api {
+        app: api_app,
+        runner,
+        monitor,
+    } = build_api(&settings, &replica, verifier, opts.log.clone())?;
     let conn_limits = crate::listen::ConnLimits::from(&raft.limits);
     let peer_app = replica
         .peer_router()
@@ -84,7 +71,7 @@ pub async fn run(
     };
     let boot = replica.clone();
     tokio::spawn(async move { boot.bootstrap().await });
-    let runner_task = tokio::spawn(runner.run(stop_rx.clone()));
+    let runner_task = spawn_background(&replica, runner, monitor, &stop_rx);
     announce(&settings.api_listen, tls.api.is_some());
     // A graceful stop hands leadership over while this replica still serves (requests
     // arriving meanwhile are forwarded to the successor), then closes the listeners.
@@ -103,6 +90,48 @@ pub async fn run(
     }
     replica.shutdown().await;
     Ok(())
+}
+
+/// Opens the store and starts Raft (not yet bootstrapped).
+async fn start_replica(
+    settings: &Settings,
+    peer_tls: Option<hekate_raft::network::PeerTls>,
+) -> anyhow::Result<crate::state::HekateReplica> {
+    let raft = &settings.file.raft;
+    tracing::info!(id = raft.id, dir = %settings.data_dir.display(), "opening store");
+    Replica::start(
+        ReplicaConfig {
+            id: raft.id,
+            data_dir: settings.data_dir.clone(),
+            settings: raft.timeouts.clone(),
+            initial_members: settings.members(),
+            join: raft.join,
+            secret: settings.secret.clone(),
+            tls: peer_tls,
+            store: hekate_raft::db::StoreOptions {
+                memory_budget_mib: raft.memory_budget_mib,
+            },
+        },
+        Arc::new(HekateApp),
+    )
+    .await
+    .with_context(|| format!("cannot start replica {}", raft.id))
+}
+
+/// The leader's background work (it idles on followers): the operation runner (its task is
+/// returned, to be awaited at shutdown), the node health monitor, the log-format agreement.
+fn spawn_background(
+    replica: &crate::state::HekateReplica,
+    runner: Arc<Runner>,
+    monitor: Option<crate::ops::health::Monitor>,
+    stop: &tokio::sync::watch::Receiver<bool>,
+) -> tokio::task::JoinHandle<()> {
+    let runner_task = tokio::spawn(runner.run(stop.clone()));
+    if let Some(m) = monitor {
+        tokio::spawn(m.run(stop.clone()));
+    }
+    tokio::spawn(crate::ops::format::agreement_loop(replica.clone(), stop.clone()));
+    runner_task
 }
 
 /// Who may call the API: Heketi's JWT rules with the configured keys, or nobody checked
@@ -182,14 +211,22 @@ fn warn_on_fd_limit(limits: &crate::config::Limits) {
     }
 }
 
-/// The API router (with its request limits) and the operation runner, sharing the executor,
-/// the policy and the drill failpoints.
+/// The API router and the leader's background work, sharing the executor, the policy and the
+/// drill failpoints.
+struct Api {
+    /// The router with its request limits.
+    app: axum::Router,
+    runner: Arc<Runner>,
+    /// The node health monitor, unless turned off.
+    monitor: Option<crate::ops::health::Monitor>,
+}
+
 fn build_api(
     settings: &Settings,
     replica: &crate::state::HekateReplica,
     verifier: Option<Verifier>,
     log: Option<LogControl>,
-) -> anyhow::Result<(axum::Router, Arc<Runner>)> {
+) -> anyhow::Result<Api> {
     let raft = &settings.file.raft;
     let exec = build_executor(settings)?;
     let policy = Policy::from_config(&settings.file.glusterfs);
@@ -198,6 +235,12 @@ fn build_api(
         tracing::warn!("raft.failpoints is set: drill failpoints can be armed on this replica");
     }
     let runner = Runner::new(replica.clone(), exec.clone(), &policy, failpoints.clone());
+    let monitor = policy.health_every_secs.map(|every| crate::ops::health::Monitor {
+        replica: replica.clone(),
+        exec: exec.clone(),
+        first: Duration::from_secs(policy.health_first_secs),
+        every: Duration::from_secs(every),
+    });
     let state = AppState::new(
         replica.clone(),
         StateOptions {
@@ -214,7 +257,7 @@ fn build_api(
         api::router(state),
         crate::listen::RequestLimits::new(&raft.limits),
     );
-    Ok((app, runner))
+    Ok(Api { app, runner, monitor })
 }
 
 /// Serves the peer routes on their own listener (`raft.peer_listen`) until `stop` turns.

@@ -137,13 +137,13 @@ pub struct DrillResults {
 }
 
 #[derive(Default)]
-struct Ledger {
+pub(crate) struct Ledger {
     created: BTreeSet<String>,
     deleted: BTreeSet<String>,
     /// Deletes whose outcome the client could not learn: the volume may or may not exist.
     maybe_deleted: BTreeSet<String>,
-    creates: Outcomes,
-    deletes: Outcomes,
+    pub creates: Outcomes,
+    pub deletes: Outcomes,
     durations_ms: Vec<f64>,
     longest_wait_ms: f64,
 }
@@ -379,14 +379,12 @@ pub async fn run(args: DrillArgs) -> anyhow::Result<DrillResults> {
         args.kills, args.clients
     );
 
-    let stop = Arc::new(AtomicBool::new(false));
-    let ledger = Arc::new(Mutex::new(Ledger::default()));
-    let clients: Vec<_> = (0..args.clients)
-        .map(|n| {
-            let api = Client::new(vec![format!("http://127.0.0.1:{lb_port}")], "admin", &c.admin_key);
-            tokio::spawn(client_loop(api, n, stop.clone(), ledger.clone()))
-        })
-        .collect();
+    let load = Load::start(
+        &[format!("http://127.0.0.1:{lb_port}")],
+        &c.admin_key,
+        args.clients,
+    );
+    let ledger = load.ledger.clone();
 
     let probe_seq = AtomicU64::new(0);
     let (mut to_leader, mut to_write) = (Vec::new(), Vec::new());
@@ -511,11 +509,101 @@ pub async fn run(args: DrillArgs) -> anyhow::Result<DrillResults> {
             );
         }
     }
-    stop.store(true, Ordering::SeqCst);
-    for h in clients {
-        let _ = h.await;
-    }
+    load.finish().await;
+    let a = audit(&api, &c, &ledger).await?;
 
+    let l = ledger.lock().unwrap_or_else(|e| e.into_inner());
+    let durations = l.durations_ms.clone();
+    let ok = a.ok() && stuck.is_empty() && probe.other.is_empty();
+    let res = DrillResults {
+        faults: args.kills,
+        kills,
+        pauses,
+        partitions,
+        peer_partitions,
+        clients: args.clients,
+        latency_ms: args.latency_ms,
+        creates: Outcomes {
+            ok: l.creates.ok,
+            refused: l.creates.refused,
+            failed: l.creates.failed,
+            indeterminate: l.creates.indeterminate,
+        },
+        deletes: Outcomes {
+            ok: l.deletes.ok,
+            refused: l.deletes.refused,
+            failed: l.deletes.failed,
+            indeterminate: l.deletes.indeterminate,
+        },
+        new_leader: summarize(&to_leader),
+        first_write_via_lb: summarize(&to_write),
+        minority_out_of_lb: summarize(&out_of_lb),
+        minority_probe: MinorityProbe {
+            answer_ms: summarize(&probe_ms),
+            ..probe
+        },
+        op_duration: summarize(&durations),
+        longest_client_wait_ms: l.longest_wait_ms,
+        longest_op_ms: durations.iter().cloned().fold(0.0, f64::max),
+        volumes_at_end: a.volumes_at_end,
+        lost_acknowledged: a.lost,
+        resurrected_deleted: a.resurrected,
+        duplicates: a.duplicates,
+        orphans: a.orphans,
+        no_write_within_30s: stuck.clone(),
+        pending_at_end: a.pending,
+        reconcile_findings: a.reconcile_findings,
+        commands_recorded: a.commands_recorded,
+        terms_seen: a.terms_seen,
+        refused_by_nodes: a.refused_by_nodes,
+        fencing_violations: a.fencing_violations,
+        term_handover_gap_ms: summarize(&a.handover_gaps_ms),
+        invariants_ok: ok,
+    };
+    if !ok {
+        eprintln!("drill: INVARIANT BROKEN: {}", serde_json::to_string_pretty(&res)?);
+        drop(c);
+        if args.dir.is_none() {
+            // Keep the replicas' logs and data for the post-mortem.
+            eprintln!("drill: logs and data kept in {}", tmp.keep().display());
+        }
+        bail!("drill invariants broken");
+    }
+    Ok(res)
+}
+
+/// What the end state says about every operation the clients ran: the drill's invariants.
+pub(crate) struct Audit {
+    pub pending: usize,
+    pub volumes_at_end: usize,
+    pub lost: Vec<String>,
+    pub resurrected: Vec<String>,
+    pub duplicates: Vec<String>,
+    pub orphans: Vec<String>,
+    pub reconcile_findings: Vec<String>,
+    pub commands_recorded: usize,
+    pub terms_seen: usize,
+    pub refused_by_nodes: usize,
+    pub fencing_violations: Vec<String>,
+    pub handover_gaps_ms: Vec<f64>,
+}
+
+impl Audit {
+    pub fn ok(&self) -> bool {
+        self.lost.is_empty()
+            && self.reconcile_findings.is_empty()
+            && self.fencing_violations.is_empty()
+            && self.resurrected.is_empty()
+            && self.duplicates.is_empty()
+            && self.orphans.is_empty()
+            && self.pending == 0
+    }
+}
+
+/// Once the load stopped: every operation ends; the API's volumes against the ledger (none
+/// lost, none resurrected, no duplicate) and against the nodes (no orphan, reconcile finds
+/// nothing); the nodes ran each host's commands in term order.
+pub(crate) async fn audit(api: &Client, c: &ProcCluster, ledger: &Mutex<Ledger>) -> anyhow::Result<Audit> {
     // Every operation ends.
     let pending = wait_for(Duration::from_secs(60), "no pending operation", || async {
         let r = api.call(Method::GET, "/operations", None).await.ok()?;
@@ -527,7 +615,7 @@ pub async fn run(args: DrillArgs) -> anyhow::Result<DrillResults> {
     .unwrap_or(usize::MAX);
 
     // The API's volumes against the ledger and the nodes.
-    let vols = get_json(&api, "/volumes").await?;
+    let vols = get_json(api, "/volumes").await?;
     let ids: Vec<String> = vols["volumes"]
         .as_array()
         .context("volume list")?
@@ -537,14 +625,14 @@ pub async fn run(args: DrillArgs) -> anyhow::Result<DrillResults> {
     let mut names: BTreeMap<String, usize> = BTreeMap::new();
     let mut api_bricks = 0usize;
     for id in &ids {
-        let v = get_json(&api, &format!("/volumes/{id}")).await?;
+        let v = get_json(api, &format!("/volumes/{id}")).await?;
         *names
             .entry(v["name"].as_str().unwrap_or_default().to_string())
             .or_default() += 1;
         api_bricks += v["bricks"].as_array().map(|b| b.len()).unwrap_or(0);
     }
     // Reconcile: the state against the nodes, through the balancer (run by the leader).
-    let rec = get_json(&api, "/reconcile").await.context("reconcile report")?;
+    let rec = get_json(api, "/reconcile").await.context("reconcile report")?;
     let reconcile_findings: Vec<String> = rec["findings"]
         .as_array()
         .context("reconcile findings")?
@@ -623,69 +711,59 @@ pub async fn run(args: DrillArgs) -> anyhow::Result<DrillResults> {
         .filter(|t| *t > 0)
         .collect::<std::collections::BTreeSet<_>>()
         .len();
-    let durations = l.durations_ms.clone();
-    let ok = lost.is_empty()
-        && reconcile_findings.is_empty()
-        && fencing_violations.is_empty()
-        && resurrected.is_empty()
-        && duplicates.is_empty()
-        && orphans.is_empty()
-        && pending == 0
-        && stuck.is_empty()
-        && probe.other.is_empty();
-    let res = DrillResults {
-        faults: args.kills,
-        kills,
-        pauses,
-        partitions,
-        peer_partitions,
-        clients: args.clients,
-        latency_ms: args.latency_ms,
-        creates: Outcomes {
-            ok: l.creates.ok,
-            refused: l.creates.refused,
-            failed: l.creates.failed,
-            indeterminate: l.creates.indeterminate,
-        },
-        deletes: Outcomes {
-            ok: l.deletes.ok,
-            refused: l.deletes.refused,
-            failed: l.deletes.failed,
-            indeterminate: l.deletes.indeterminate,
-        },
-        new_leader: summarize(&to_leader),
-        first_write_via_lb: summarize(&to_write),
-        minority_out_of_lb: summarize(&out_of_lb),
-        minority_probe: MinorityProbe {
-            answer_ms: summarize(&probe_ms),
-            ..probe
-        },
-        op_duration: summarize(&durations),
-        longest_client_wait_ms: l.longest_wait_ms,
-        longest_op_ms: durations.iter().cloned().fold(0.0, f64::max),
+    Ok(Audit {
+        pending,
         volumes_at_end: ids.len(),
-        lost_acknowledged: lost,
-        resurrected_deleted: resurrected,
+        lost,
+        resurrected,
         duplicates,
         orphans,
-        no_write_within_30s: stuck.clone(),
-        pending_at_end: pending,
         reconcile_findings,
         commands_recorded: log.len(),
         terms_seen,
         refused_by_nodes,
         fencing_violations,
-        term_handover_gap_ms: summarize(&gaps),
-        invariants_ok: ok,
-    };
-    if !ok {
-        eprintln!("drill: INVARIANT BROKEN: {}", serde_json::to_string_pretty(&res)?);
-        drop(c);
-        if args.dir.is_none() {
-            // Keep the replicas' logs and data for the post-mortem.
-            eprintln!("drill: logs and data kept in {}", tmp.keep().display());
+        handover_gaps_ms: gaps,
+    })
+}
+
+/// Concurrent clients creating and deleting volumes, each following its queue entries to
+/// the end, with every outcome in the ledger.
+pub(crate) struct Load {
+    stop: Arc<AtomicBool>,
+    pub ledger: Arc<Mutex<Ledger>>,
+    clients: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl Load {
+    /// `urls`: where the clients send (a balancer, or the replicas themselves in order).
+    pub fn start(urls: &[String], admin_key: &str, clients: usize) -> Load {
+        let stop = Arc::new(AtomicBool::new(false));
+        let ledger = Arc::new(Mutex::new(Ledger::default()));
+        let clients = (0..clients)
+            .map(|n| {
+                let api = Client::new(urls.to_vec(), "admin", admin_key);
+                tokio::spawn(client_loop(api, n, stop.clone(), ledger.clone()))
+            })
+            .collect();
+        Load {
+            stop,
+            ledger,
+            clients,
         }
-        bail!("drill invariants broken");
     }
-    Ok(res)
+
+    /// Stops the clients once their current operation ended.
+    pub async fn finish(self) {
+        self.stop.store(true, Ordering::SeqCst);
+        for h in self.clients {
+            let _ = h.await;
+        }
+    }
+
+    /// Operations acknowledged so far (creates and deletes).
+    pub fn acknowledged(&self) -> u64 {
+        let l = self.ledger.lock().unwrap_or_else(|e| e.into_inner());
+        l.creates.ok + l.deletes.ok
+    }
 }

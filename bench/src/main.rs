@@ -11,6 +11,7 @@ mod soak;
 mod stall;
 mod stats;
 mod testbed_bench;
+mod upgrade;
 mod volume_bench;
 
 use std::path::PathBuf;
@@ -49,6 +50,10 @@ enum Cmd {
     /// Write gap when the leader is killed or stopped (SIGTERM: leadership handoff) under
     /// load, over many rounds; or, with `--quiet-seconds`, term changes under load alone.
     Failover(failover::FailoverArgs),
+    /// Rolling upgrade under load: three replicas of `--from` replaced one at a time by the
+    /// new build (followers first, then a leadership transfer); checks the drill's invariants,
+    /// the log format gating and that no replica failed to decode an entry (issue 12).
+    Upgrade(upgrade::UpgradeArgs),
     /// In-process: brick placement time and state-machine apply throughput.
     Micro,
     /// Write docs/benchmarks.md and its plots from bench/results/*.json.
@@ -103,6 +108,7 @@ async fn main() -> anyhow::Result<()> {
             return Ok(());
         }
         Cmd::Failover(a) => serde_json::to_value(failover::run(a).await?)?,
+        Cmd::Upgrade(a) => serde_json::to_value(upgrade::run(a).await?)?,
         Cmd::Micro => serde_json::to_value(micro::run().await?)?,
         Cmd::Report { results, docs } => {
             report::run(&results, &docs)?;

@@ -8,6 +8,7 @@ use std::fmt::Debug;
 use rocksdb::{Direction, IteratorMode, ReadOptions, SnapshotWithThreadMode, DB};
 use serde::{de::DeserializeOwned, Serialize};
 
+use crate::codec::{self, CodecError};
 use crate::db::{Store, CF_SM_DATA};
 use crate::error::StoreError;
 
@@ -22,6 +23,31 @@ pub trait Application: Send + Sync + 'static {
     type Response: Serialize + DeserializeOwned + Debug + Send + Sync + 'static;
 
     fn apply(&self, cmd: Self::Command, txn: &mut Txn<'_>) -> Result<Self::Response, StoreError>;
+
+    /// The newest log format this build reads. Peers report it (`/raft/rpc/format`) so that
+    /// the application raises the format its entries use only once every member reads it; a
+    /// build that predates the report counts as format 0.
+    const LOG_FORMAT: u16 = 0;
+
+    /// Encodes a command into log bytes. `state` is the applied state, where an application
+    /// keeps the format its members agreed on ([`Application::agreed_format`]). An `Err` (the
+    /// command needs a newer format than agreed) refuses the proposal before it is appended.
+    fn encode_command(&self, cmd: &Self::Command, state: &View<'_>) -> Result<Vec<u8>, String> {
+        let _ = state;
+        codec::encode(cmd).map_err(|e| e.to_string())
+    }
+
+    /// Decodes log bytes written by [`Application::encode_command`] of this or an older build.
+    fn decode_command(&self, bytes: &[u8]) -> Result<Self::Command, CodecError> {
+        codec::decode(bytes)
+    }
+
+    /// The log format the members agreed on, read from the applied state: a replica whose
+    /// build reads less may not join.
+    fn agreed_format(&self, state: &View<'_>) -> Result<u16, StoreError> {
+        let _ = state;
+        Ok(0)
+    }
 }
 
 /// Key/value pairs in key order.

@@ -3,7 +3,6 @@
 //! membership, report status and readiness.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::marker::PhantomData;
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -91,7 +90,12 @@ pub struct Replica<A: Application> {
     /// Proposals admitted and not yet answered: a handoff waits for them, so the successor
     /// holds every entry the old leader appended.
     inflight: Arc<AtomicU64>,
-    _app: PhantomData<A>,
+    /// The application: encodes proposals in the log format its members agreed on.
+    app: Arc<A>,
+    /// Held across a membership change and across the application raising the log format,
+    /// so that a replica reading only an older format cannot join between the check that
+    /// every member reads the new one and its commit.
+    format_change: Arc<tokio::sync::Mutex<()>>,
 }
 
 impl<A: Application> Clone for Replica<A> {
@@ -106,10 +110,14 @@ impl<A: Application> Clone for Replica<A> {
             quorum: self.quorum.clone(),
             handoff: self.handoff.clone(),
             inflight: self.inflight.clone(),
-            _app: PhantomData,
+            app: self.app.clone(),
+            format_change: self.format_change.clone(),
         }
     }
 }
+
+/// How long adding a replica waits for it to answer its log format report.
+const JOIN_REPORT_WAIT: Duration = Duration::from_secs(10);
 
 /// [`QuorumWatch::lost`] or [`QuorumWatch::doubtful`].
 type QuorumTest = fn(&QuorumWatch, bool, u64, Option<u64>, std::time::Instant) -> Option<u64>;
@@ -126,7 +134,7 @@ impl<A: Application> Replica<A> {
         let store = Store::open_with(&cfg.data_dir, cfg.store)?;
         let http = PeerHttp::new(&cfg.secret, cfg.tls.as_ref()).map_err(StoreError::Invalid)?;
         let log = LogStore::new(store.clone());
-        let sm = StateMachine::new(store.clone(), app);
+        let sm = StateMachine::new(store.clone(), app.clone());
         let net = NetworkFactory { http: http.clone() };
         let raft = Raft::new(cfg.id, Arc::new(raft_cfg), net, log, sm)
             .await
@@ -141,7 +149,8 @@ impl<A: Application> Replica<A> {
             cfg: Arc::new(cfg),
             handoff: Arc::new(AtomicU64::new(0)),
             inflight: Arc::new(AtomicU64::new(0)),
-            _app: PhantomData,
+            app,
+            format_change: Arc::new(tokio::sync::Mutex::new(())),
         };
         tokio::spawn(replica.clone().check_quorum_loop());
         Ok(replica)
@@ -265,6 +274,7 @@ impl<A: Application> Replica<A> {
             raft: self.raft.clone(),
             secret: self.secret.clone(),
             id: self.id,
+            log_format: A::LOG_FORMAT,
         }))
     }
 
@@ -325,7 +335,8 @@ impl<A: Application> Replica<A> {
                 "leadership is being handed to replica {to}; retry"
             )));
         }
-        let req = AppRequest(codec::encode(cmd)?);
+        let bytes = self.read(|v| self.app.encode_command(cmd, v));
+        let req = AppRequest(bytes.map_err(ReplicaError::NotAccepted)?);
         let bound = self.cfg.settings.write_timeout();
         let Ok(written) = tokio::time::timeout(bound, self.raft.client_write(req)).await else {
             return Err(ReplicaError::OutcomeUnknown(format!(
@@ -426,6 +437,46 @@ impl<A: Application> Replica<A> {
         } else {
             Err(ReplicaError::NotLeader { leader: None })
         }
+    }
+
+    /// On a leader: waits (within `write_timeout`, no round trip) until this replica has
+    /// applied every entry committed when called. A leader applies a committed entry
+    /// asynchronously, so a follower may apply it, and answer from it, first: a client told
+    /// by a follower that its operation finished then sends a write that must see it. Write
+    /// handlers plan after this. The commit index is the quorum's match index (openraft's
+    /// metrics do not carry it); on a follower this returns at once.
+    pub async fn applied_committed(&self) -> Result<(), ReplicaError> {
+        let m = self.raft.metrics().borrow().clone();
+        let Some(repl) = m.replication.as_ref() else {
+            return Ok(());
+        };
+        let membership = m.membership_config.membership();
+        let mut matched: Vec<u64> = membership
+            .voter_ids()
+            .map(|v| match v == self.id {
+                true => m.last_log_index.unwrap_or(0),
+                false => repl.get(&v).cloned().flatten().map_or(0, |l| l.index),
+            })
+            .collect();
+        matched.sort_unstable_by(|a, b| b.cmp(a));
+        let Some(&committed) = matched.get(matched.len() / 2) else {
+            return Ok(());
+        };
+        if m.last_applied.map_or(0, |l| l.index) >= committed {
+            return Ok(());
+        }
+        let bound = self.cfg.settings.write_timeout();
+        self.raft
+            .wait(Some(bound))
+            .applied_index_at_least(Some(committed), "applied committed")
+            .await
+            .map(|_| ())
+            .map_err(|_| {
+                ReplicaError::NotAccepted(format!(
+                    "this leader has not applied index {committed} within {} ms",
+                    bound.as_millis()
+                ))
+            })
     }
 
     /// Runs `f` over a consistent view of the applied state (no leadership check).
@@ -542,12 +593,22 @@ impl<A: Application> Replica<A> {
             .map_err(|_| format!("applied index behind the leader's {target}"))
     }
 
-    /// Adds a replica online: as a learner until it has caught up, then as a voter.
+    /// Adds a replica online: as a learner until it has caught up, then as a voter. A replica
+    /// whose build cannot read the log format the members agreed on is refused.
     pub async fn add_member(&self, id: NodeId, member: Member) -> Result<(), ReplicaError> {
         let current = self.raft.metrics().borrow().membership_config.clone();
         if current.membership().get_node(&id).is_some() {
             return Err(ReplicaError::Membership(format!(
                 "replica id {id} is already a member"
+            )));
+        }
+        let _fixed = self.format_change.lock().await;
+        let agreed = self.read(|v| self.app.agreed_format(v))?;
+        let reads = self.joiner_format(id, &member).await?;
+        if reads < agreed {
+            return Err(ReplicaError::Membership(format!(
+                "replica {id} reads log format {reads} but the cluster writes format {agreed}: \
+                 upgrade its build first"
             )));
         }
         map_write(self.raft.add_learner(id, member, true).await)?;
@@ -557,6 +618,65 @@ impl<A: Application> Replica<A> {
                 .await,
         )?;
         Ok(())
+    }
+
+    /// The newest log format replica `id`'s build reads. Any answer but its own report (a 404,
+    /// a refusal, another replica's report fetched by an older build's forwarding layer) counts
+    /// as 0, which only ever holds the format back; an unreachable replica is an error.
+    async fn peer_format(&self, id: NodeId, member: &Member) -> Result<u16, PeerCallError> {
+        let bound = Duration::from_millis(500);
+        match self
+            .http
+            .call::<_, (NodeId, u16)>(&member.peer_addr, "format", &(), bound)
+            .await
+        {
+            Ok((from, f)) if from == id => Ok(f),
+            Ok((from, _)) => {
+                tracing::debug!(id, from, "log format answered by another replica: counted as 0");
+                Ok(0)
+            }
+            Err(e @ PeerCallError::Unreachable(..)) => Err(e),
+            Err(e) => {
+                tracing::debug!(id, "no log format report ({e}): counted as 0");
+                Ok(0)
+            }
+        }
+    }
+
+    /// The log format a joining replica reads, waiting up to [`JOIN_REPORT_WAIT`] for it to
+    /// listen (it is often started just before it is added).
+    async fn joiner_format(&self, id: NodeId, member: &Member) -> Result<u16, ReplicaError> {
+        let deadline = std::time::Instant::now() + JOIN_REPORT_WAIT;
+        loop {
+            match self.peer_format(id, member).await {
+                Ok(f) => return Ok(f),
+                Err(e) if std::time::Instant::now() >= deadline => {
+                    return Err(ReplicaError::Membership(format!(
+                        "replica {id} did not report its log format: {e}"
+                    )))
+                }
+                Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
+            }
+        }
+    }
+
+    /// The newest log format every member (voters and learners, this replica included) reads,
+    /// or why it is not known yet (a member did not answer). The guard keeps the membership
+    /// from gaining a member until it is dropped: hold it until the raised format is committed.
+    pub async fn members_read_format(&self) -> (tokio::sync::OwnedMutexGuard<()>, Result<u16, String>) {
+        let guard = self.format_change.clone().lock_owned().await;
+        let membership = self.raft.metrics().borrow().membership_config.clone();
+        let mut min = A::LOG_FORMAT;
+        for (id, member) in membership.membership().nodes() {
+            if *id == self.id {
+                continue;
+            }
+            match self.peer_format(*id, member).await {
+                Ok(f) => min = min.min(f),
+                Err(e) => return (guard, Err(format!("replica {id}: {e}"))),
+            }
+        }
+        (guard, Ok(min))
     }
 
     /// Removes a replica from the voters and the membership.

@@ -31,6 +31,8 @@ pub(crate) struct PeerService {
     pub raft: Raft,
     pub secret: Arc<str>,
     pub id: NodeId,
+    /// The newest log format this build reads (`Application::LOG_FORMAT`).
+    pub log_format: u16,
 }
 
 /// The `/raft/rpc/*` routes, with their own body limit (snapshot chunks are up to a few MiB).
@@ -41,6 +43,7 @@ pub(crate) fn router(svc: Arc<PeerService>) -> Router {
         .route(&format!("{RPC_PREFIX}/snapshot"), post(snapshot))
         .route(&format!("{RPC_PREFIX}/status"), post(status))
         .route(&format!("{RPC_PREFIX}/elect"), post(elect))
+        .route(&format!("{RPC_PREFIX}/format"), post(format))
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
         .with_state(svc)
 }
@@ -130,4 +133,15 @@ async fn elect(State(svc): State<Arc<PeerService>>, req: Request) -> Response {
     }
     let res: Result<(), String> = svc.raft.trigger().elect().await.map_err(|e| e.to_string());
     encode(&res)
+}
+
+/// This replica's id and the newest log format its build reads: the leader raises the format
+/// of new entries only once every member reports at least it. The id matters: a build without
+/// this RPC may hand the request to its API, whose forwarding layer would fetch the leader's
+/// answer; an answer naming another replica counts as format 0.
+async fn format(State(svc): State<Arc<PeerService>>, req: Request) -> Response {
+    if let Err(r) = check_secret(&svc, &req, "format") {
+        return r;
+    }
+    encode(&(svc.id, svc.log_format))
 }

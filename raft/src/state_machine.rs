@@ -93,7 +93,7 @@ impl<A: Application> RaftStateMachine<TypeConfig> for StateMachine<A> {
             match entry.payload {
                 EntryPayload::Blank => responses.push(AppResponse::default()),
                 EntryPayload::Normal(req) => {
-                    let cmd: A::Command = codec::decode(&req.0).map_err(sm_read_err)?;
+                    let cmd = self.app.decode_command(&req.0).map_err(sm_read_err)?;
                     let resp = self.app.apply(cmd, &mut txn).map_err(sm_write_err)?;
                     responses.push(AppResponse(codec::encode(&resp).map_err(sm_write_err)?));
                 }

@@ -100,6 +100,13 @@ pub async fn layer(State(st): State<AppState>, req: Request, next: Next) -> Resp
         let leader = replica.leader();
         match leader {
             Some((id, _)) if id == replica.id() && replica.is_leader() => {
+                if parts.method != Method::GET {
+                    // The write is planned against everything committed so far, including
+                    // what a follower may already have reported finished.
+                    if let Err(e) = replica.applied_committed().await {
+                        return ApiError::from(e).into_response();
+                    }
+                }
                 let mut local = Request::builder()
                     .method(parts.method.clone())
                     .uri(parts.uri.clone())

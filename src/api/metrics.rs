@@ -274,7 +274,11 @@ fn compute(st: &AppState, footprint: Result<super::footprint::Footprint, String>
     let reg = Registry::new();
     let topo = st
         .replica()
-        .read(|r| topology_metrics(&reg, r).map_err(|e| StoreError::Invalid(e.to_string())));
+        .read(|r| {
+            topology_metrics(&reg, r)?;
+            super::health::metrics(&reg, r)
+        })
+        .map_err(|e| StoreError::Invalid(e.to_string()));
     if let Err(e) = topo {
         tracing::warn!("metrics: topology unreadable: {e}");
         let reg = Registry::new();

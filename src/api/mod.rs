@@ -14,6 +14,7 @@ pub mod evict;
 pub mod failpoints;
 pub mod footprint;
 pub mod forward;
+pub mod health;
 pub mod metrics;
 pub mod nodes;
 pub mod operations;
@@ -169,6 +170,7 @@ pub fn router(st: AppState) -> Router {
             axum::routing::delete(replicas::remove_member),
         )
         .route("/raft/leader", post(replicas::transfer_leader))
+        .route("/health/nodes", get(health::nodes))
         .route("/clusters", post(clusters::create).get(clusters::list))
         .route("/clusters/{id}", get(clusters::info).delete(clusters::delete))
         .route("/clusters/{id}/flags", post(clusters::set_flags))

@@ -35,12 +35,18 @@ pub async fn readyz(State(st): State<AppState>) -> Response {
 }
 
 /// The replica's Raft status plus the group's `identity` (the cluster part of the fencing
-/// token, for a node guard's `--clusters`; null until the first leader sets it).
+/// token, for a node guard's `--clusters`; null until the first leader sets it) and the log
+/// formats: the one the members agreed on and the newest this build reads (`state::format`).
 pub async fn status(State(st): State<AppState>) -> Response {
     let mut v = serde_json::to_value(st.replica().status()).unwrap_or_default();
     let identity = st.replica().read(|r| crate::state::identity(r)).ok().flatten();
+    let agreed = st.replica().read(|r| crate::state::format::agreed(r)).ok();
     if let Some(o) = v.as_object_mut() {
         o.insert("identity".into(), serde_json::json!(identity));
+        o.insert(
+            "log_format".into(),
+            serde_json::json!({"agreed": agreed, "reads": crate::state::format::CURRENT}),
+        );
     }
     json(StatusCode::OK, &v)
 }

@@ -179,17 +179,19 @@ fn interpret(options: &[String]) -> VolumeOptions {
     v
 }
 
-/// The cluster's placeable devices: online devices on online nodes, with merged tags.
+/// The cluster's placeable devices: online devices on online nodes the health monitor did
+/// not last see down (`ops::health`), with merged tags.
 pub fn device_views(r: &impl StateReader, cluster: &str) -> Result<Vec<DeviceView>, StoreError> {
     let Some(c) = state::get_cluster(r, cluster)? else {
         return Ok(Vec::new());
     };
+    let now = crate::clock::now_secs();
     let mut out = Vec::new();
     for nid in &c.nodes {
         let Some(n) = state::get_node(r, nid)? else {
             continue;
         };
-        if n.state != "online" {
+        if n.state != "online" || state::node_health(r, nid)?.is_some_and(|h| h.down_at(now)) {
             continue;
         }
         for did in &n.devices {

@@ -28,6 +28,10 @@ pub struct Policy {
     /// background-cleaner keys; `disable_background_cleaner` turns it off.
     pub reconcile_first_secs: u64,
     pub reconcile_every_secs: Option<u64>,
+    /// The node health monitor on the leader (`ops::health`): first round and period.
+    /// Heketi's `*_monitor_gluster_nodes` keys; None when disabled.
+    pub health_first_secs: u64,
+    pub health_every_secs: Option<u64>,
 }
 
 impl Default for Policy {
@@ -79,6 +83,9 @@ impl Policy {
             reconcile_first_secs: or(g.start_time_background_cleaner, 60),
             reconcile_every_secs: (!g.disable_background_cleaner)
                 .then(|| or(g.refresh_time_background_cleaner, 3600)),
+            health_first_secs: or(g.start_time_monitor_gluster_nodes, 10),
+            health_every_secs: (!g.disable_monitor_gluster_nodes)
+                .then(|| or(g.refresh_time_monitor_gluster_nodes, 120)),
         }
     }
 }

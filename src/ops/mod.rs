@@ -6,6 +6,8 @@
 pub mod exec;
 pub mod failpoint;
 pub mod fence;
+pub mod format;
+pub mod health;
 pub mod intent;
 pub mod runner;
 

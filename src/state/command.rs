@@ -1,6 +1,9 @@
 //! The command catalogue: the only way replicated state changes. Each variant is one
 //! committed log entry. Variants are append-only: never reorder or remove one (bincode
-//! encodes the variant index), add new ones at the end.
+//! encodes the variant index), add new ones at the end, and give a new one the log format it
+//! first appears in (`state::format::needs`): the leader proposes it only once every member
+//! reads that format. The encoding of every variant is frozen by golden fixtures
+//! (`state/testdata/log-v*`).
 
 use hekate_raft::{StateReader, StoreError, Txn};
 use serde::{Deserialize, Serialize};
@@ -74,6 +77,14 @@ pub enum Command {
         error: String,
         now: u64,
     },
+    /// Raise the log format new entries are written in (`state::format`): proposed by the
+    /// leader once every member reported that its build reads `format`. Never lowers it.
+    /// Log format 1.
+    SetLogFormat { format: u16 },
+    /// Record what the health monitor saw of a node's glusterd at `now` (Unix seconds).
+    /// Proposed by the leader's monitor when it changes (or to refresh an old observation).
+    /// Log format 2.
+    SetNodeHealth { node: String, up: bool, now: u64 },
 }
 
 /// What applying a command did. Refusals are values: every replica refuses identically.
@@ -138,6 +149,15 @@ pub fn apply(cmd: Command, txn: &mut Txn<'_>) -> Result<Outcome, StoreError> {
         Command::OpFailKept { id, kept, error, now } => ops::fail_kept(&id, &kept, &error, now, txn),
         Command::SetAdminState { state } => {
             txn.put(keys::ADMIN_STATE.to_vec(), state.into_bytes());
+            Ok(Outcome::Done)
+        }
+        Command::SetLogFormat { format } => super::format::raise(format, txn),
+        Command::SetNodeHealth { node, up, now } => {
+            if super::get_node(txn, &node)?.is_none() {
+                return Ok(Outcome::NotFound);
+            }
+            let health = super::model::NodeHealth { up, checked: now };
+            txn.put(keys::health(&node), record::encode(&health)?);
             Ok(Outcome::Done)
         }
         Command::SetIdentity { id } => match super::identity(txn)? {

@@ -33,6 +33,10 @@ pub const OP_DONE_PREFIX: &[u8] = b"od/";
 pub const OP_INDEX_MARK: &[u8] = b"meta/op_index";
 /// The Raft group's identity (fencing tokens).
 pub const IDENTITY: &[u8] = b"meta/identity";
+/// The log format every member agreed to read (`state::format`); absent: format 0.
+pub const LOG_FORMAT: &[u8] = b"meta/log_format";
+/// `health/<node id>` -> `NodeHealth`: the health monitor's last observation of the node.
+pub const HEALTH_PREFIX: &[u8] = b"health/";
 
 fn key(prefix: &[u8], id: &str) -> Vec<u8> {
     [prefix, id.as_bytes()].concat()
@@ -66,6 +70,9 @@ pub fn parse_op_done(key: &[u8]) -> Option<(u64, String)> {
     let rest = key.strip_prefix(OP_DONE_PREFIX)?;
     let (t, id) = std::str::from_utf8(rest).ok()?.split_once('/')?;
     Some((u64::from_str_radix(t, 16).ok()?, id.to_string()))
+}
+pub fn health(node: &str) -> Vec<u8> {
+    key(HEALTH_PREFIX, node)
 }
 pub fn manage_host(host: &str) -> Vec<u8> {
     key(b"hm/", host)

@@ -6,11 +6,14 @@
 //! means the store failed. See docs/design/raft-state.md.
 
 pub mod command;
+pub mod format;
 pub mod keys;
 pub mod model;
 pub mod ops;
 pub mod record;
 
+use hekate_raft::app::View;
+use hekate_raft::codec::CodecError;
 use hekate_raft::{Application, Replica, StateReader, StoreError, Txn};
 
 pub use command::{Command, ImportSet, Outcome};
@@ -31,6 +34,26 @@ impl Application for HekateApp {
     fn apply(&self, cmd: Command, txn: &mut Txn<'_>) -> Result<Outcome, StoreError> {
         command::apply(cmd, txn)
     }
+
+    const LOG_FORMAT: u16 = format::CURRENT;
+
+    fn encode_command(&self, cmd: &Command, state: &View<'_>) -> Result<Vec<u8>, String> {
+        let agreed = format::agreed(state).map_err(|e| e.to_string())?;
+        format::encode(cmd, agreed)
+    }
+
+    fn decode_command(&self, bytes: &[u8]) -> Result<Command, CodecError> {
+        format::decode(bytes)
+    }
+
+    fn agreed_format(&self, state: &View<'_>) -> Result<u16, StoreError> {
+        format::agreed(state)
+    }
+}
+
+/// The health monitor's last observation of a node, if any.
+pub fn node_health(r: &impl StateReader, node: &str) -> Result<Option<model::NodeHealth>, StoreError> {
+    get(r, &keys::health(node))
 }
 
 /// One record by key.

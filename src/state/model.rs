@@ -391,6 +391,30 @@ pub struct ExecReport {
 }
 
 /// The ids of the operations not yet finished.
+/// What the leader's health monitor last saw of a node's glusterd (`ops::health`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NodeHealth {
+    pub up: bool,
+    /// When it was seen so (Unix seconds).
+    pub checked: u64,
+}
+
+impl Record for NodeHealth {
+    const KIND: &'static str = "node health";
+    const VERSION: u16 = 1;
+}
+
+impl NodeHealth {
+    /// How long an observation counts (Heketi's: 2 hours).
+    pub const EXPIRES_SECS: u64 = 2 * 3600;
+
+    /// Seen down, and not so long ago that the observation expired: placement and
+    /// single-host commands skip the node.
+    pub fn down_at(&self, now: u64) -> bool {
+        !self.up && now.saturating_sub(self.checked) < Self::EXPIRES_SECS
+    }
+}
+
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PendingOps {
     pub ids: BTreeSet<String>,

@@ -13,6 +13,7 @@ mod contract;
 mod durability;
 mod evacuation;
 mod failover;
+mod health;
 mod membership;
 mod migration;
 mod operations;

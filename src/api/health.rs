@@ -1,0 +1,101 @@
+//! `GET /health/nodes` and the `hekate_node_health` gauge: what the leader's health monitor
+//! (`ops::health`) last saw of each node, read from the replicated state (any replica
+//! answers). A Hekate addition: Heketi keeps this cache in memory and exposes none of it.
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::Response;
+use hekate_raft::{StateReader, StoreError};
+use prometheus::{GaugeVec, Opts, Registry};
+use serde::Serialize;
+
+use super::error::ApiError;
+use super::respond::json;
+use super::AppState;
+use crate::state::{self, model::NodeHealth, NodeEntry};
+
+#[derive(Debug, Serialize)]
+struct Monitor {
+    enabled: bool,
+    start_seconds: u64,
+    refresh_seconds: Option<u64>,
+    expires_seconds: u64,
+}
+
+#[derive(Debug, Serialize)]
+struct NodeRow {
+    id: String,
+    cluster: String,
+    manage: String,
+    state: String,
+    /// `up`, `down` (placement skips it), `expired` (seen down over 2 hours ago: used again),
+    /// or `unknown` (never checked).
+    health: &'static str,
+    checked: Option<u64>,
+}
+
+#[derive(Debug, Serialize)]
+struct Report {
+    monitor: Monitor,
+    nodes: Vec<NodeRow>,
+}
+
+fn health_word(h: Option<NodeHealth>, now: u64) -> &'static str {
+    match h {
+        None => "unknown",
+        Some(h) if h.up => "up",
+        Some(h) if h.down_at(now) => "down",
+        Some(_) => "expired",
+    }
+}
+
+fn rows(r: &impl StateReader, now: u64) -> Result<Vec<NodeRow>, StoreError> {
+    let mut out = Vec::new();
+    for n in state::all::<NodeEntry>(r, state::keys::NODE_PREFIX)? {
+        let h = state::node_health(r, &n.id)?;
+        out.push(NodeRow {
+            health: health_word(h, now),
+            checked: h.map(|h| h.checked),
+            manage: n.manage_host().to_string(),
+            id: n.id,
+            cluster: n.cluster,
+            state: n.state,
+        });
+    }
+    Ok(out)
+}
+
+pub async fn nodes(State(st): State<AppState>) -> Result<Response, ApiError> {
+    let now = crate::clock::now_secs();
+    let nodes = st.replica().read(|r| rows(r, now))?;
+    let p = st.policy();
+    let monitor = Monitor {
+        enabled: p.health_every_secs.is_some(),
+        start_seconds: p.health_first_secs,
+        refresh_seconds: p.health_every_secs,
+        expires_seconds: NodeHealth::EXPIRES_SECS,
+    };
+    Ok(json(StatusCode::OK, &Report { monitor, nodes }))
+}
+
+/// `hekate_node_health{cluster,hostname,id}`: 1 up, 0 down; absent when unknown or expired.
+pub fn metrics(reg: &Registry, r: &impl StateReader) -> Result<(), Box<dyn std::error::Error>> {
+    let g = GaugeVec::new(
+        Opts::new(
+            "hekate_node_health",
+            "glusterd as the health monitor last saw it: 1 up, 0 down (placement skips the node)",
+        ),
+        &["cluster", "hostname", "id"],
+    )?;
+    reg.register(Box::new(g.clone()))?;
+    for row in rows(r, crate::clock::now_secs())? {
+        let v = match row.health {
+            "up" => 1.0,
+            "down" => 0.0,
+            _ => continue,
+        };
+        g.with_label_values(&[row.cluster.as_str(), row.manage.as_str(), row.id.as_str()])
+            .set(v);
+    }
+    Ok(())
+}
