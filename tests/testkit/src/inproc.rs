@@ -37,8 +37,10 @@ pub struct InProcSpec {
     pub policy: Policy,
     /// The mock executor's settings (device size, latency, static injections).
     pub mock: MockConfig,
-    /// Start the operation runner (off: operations stay pending, as in the router fuzz, and
-    /// the harness sets the group's identity the runner would set).
+    /// Start the leader's background work as `hekate serve` does: the operation runner, the
+    /// node health monitor (unless the policy turns it off) and the log-format agreement. Off:
+    /// operations stay pending, as in the router fuzz, and the harness sets the group's
+    /// identity the runner would set.
     pub runner: bool,
 }
 
@@ -94,15 +96,17 @@ impl InProc {
         replica.bootstrap().await;
         let mock = Arc::new(MockExecutor::in_memory(spec.mock));
         let failpoints = Arc::new(hekate::ops::failpoint::Failpoints::new(false));
-        let runner = Runner::new(replica.clone(), mock.clone(), &spec.policy, failpoints.clone());
+        let background = spec
+            .runner
+            .then(|| Background::new(&replica, mock.clone(), &spec.policy, failpoints.clone()));
         let app = router(&replica, mock.clone(), spec.policy, failpoints);
         crate::wait_for(Duration::from_secs(30), "the replica to lead", || async {
             replica.ready().await.ok()
         })
         .await?;
         let (stop, stop_rx) = tokio::sync::watch::channel(false);
-        let runner = if spec.runner {
-            Some(tokio::spawn(runner.run(stop_rx)))
+        let runner = if let Some(b) = background {
+            Some(b.spawn(&replica, &stop_rx))
         } else {
             // The runner sets the group's identity in its first term (operations need it);
             // without one, the harness does.
@@ -203,6 +207,47 @@ impl InProc {
             let _ = t.await;
         }
         self.replica.shutdown().await;
+    }
+}
+
+/// The leader's background work, as `hekate serve` starts it (src/server.rs): the operation
+/// runner, the node health monitor and the log-format agreement loop.
+pub(crate) struct Background {
+    runner: Arc<Runner>,
+    monitor: Option<hekate::ops::health::Monitor>,
+}
+
+impl Background {
+    pub(crate) fn new(
+        replica: &HekateReplica,
+        mock: Arc<MockExecutor>,
+        policy: &Policy,
+        failpoints: Arc<hekate::ops::failpoint::Failpoints>,
+    ) -> Background {
+        let runner = Runner::new(replica.clone(), mock.clone(), policy, failpoints);
+        let monitor = policy
+            .health_every_secs
+            .map(|every| hekate::ops::health::Monitor {
+                replica: replica.clone(),
+                exec: mock,
+                first: Duration::from_secs(policy.health_first_secs),
+                every: Duration::from_secs(every),
+            });
+        Background { runner, monitor }
+    }
+
+    /// Spawns all three until `stop` turns; the runner's task.
+    pub(crate) fn spawn(
+        self,
+        replica: &HekateReplica,
+        stop: &tokio::sync::watch::Receiver<bool>,
+    ) -> tokio::task::JoinHandle<()> {
+        let runner = tokio::spawn(self.runner.run(stop.clone()));
+        if let Some(m) = self.monitor {
+            tokio::spawn(m.run(stop.clone()));
+        }
+        tokio::spawn(hekate::ops::format::agreement_loop(replica.clone(), stop.clone()));
+        runner
     }
 }
 

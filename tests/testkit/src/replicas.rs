@@ -1,7 +1,8 @@
 //! Several Hekate replicas inside the test process ([`InProcReplicas`]): each a real Raft
 //! replica on RocksDB in its own directory, serving its router (API, peer routes, forwarding
-//! entry) on a loopback port as `hekate serve` does, with its own operation runner; all share
-//! one set of in-memory mock nodes, as the replicas of `hekate dev` share `hekate mock-nodes`.
+//! entry) on a loopback port as `hekate serve` does, with its own background work (runner,
+//! health monitor, log-format agreement); all share one set of in-memory mock nodes, as the
+//! replicas of `hekate dev` share `hekate mock-nodes`.
 //! Tests send requests to a chosen replica through `oneshot` (a follower forwards them to the
 //! leader over loopback HTTP), and stop replicas to make the others elect a new leader.
 
@@ -17,12 +18,11 @@ use serde_json::Value;
 use hekate::client::Reply;
 use hekate::config::{GlusterfsConfig, Limits, Policy};
 use hekate::executor::mock::{MockConfig, MockExecutor};
-use hekate::ops::runner::Runner;
 use hekate::state::{HekateApp, HekateReplica};
 use hekate_raft::replica::ReplicaConfig;
 use hekate_raft::{Member, Replica};
 
-use crate::inproc::{router, send, ADMIN_KEY, SECRET};
+use crate::inproc::{router, send, Background, ADMIN_KEY, SECRET};
 
 /// One running replica of an [`InProcReplicas`].
 struct Running {
@@ -78,7 +78,7 @@ impl InProcReplicas {
             .with_context(|| format!("start replica {id}"))?;
             let policy = Policy::from_config(&GlusterfsConfig::default());
             let failpoints = Arc::new(hekate::ops::failpoint::Failpoints::new(false));
-            let runner = Runner::new(replica.clone(), mock.clone(), &policy, failpoints.clone());
+            let background = Background::new(&replica, mock.clone(), &policy, failpoints.clone());
             let app = router(&replica, mock.clone(), policy, failpoints);
             let (stop, stop_rx) = tokio::sync::watch::channel(false);
             let mut rx = stop_rx.clone();
@@ -93,7 +93,7 @@ impl InProcReplicas {
             ));
             let boot = replica.clone();
             let bootstrap = tokio::spawn(async move { boot.bootstrap().await });
-            let runner = tokio::spawn(runner.run(stop_rx));
+            let runner = background.spawn(&replica, &stop_rx);
             running.insert(
                 id,
                 Running {
