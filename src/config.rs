@@ -395,15 +395,67 @@ fn apply_env(cfg: &mut Config, env: &dyn Fn(&str) -> Option<String>) {
 }
 
 fn validate(cfg: Config, env: &dyn Fn(&str) -> Option<String>) -> Result<Settings, ConfigError> {
-    let port: u16 = match cfg.port.as_str() {
-        "" => return Err(err("port", "missing (Heketi's default configs use \"8080\")")),
+    let port = check_port(&cfg.port)?;
+    let r = &cfg.raft;
+    let me = check_peers(r)?;
+    check_tls(&cfg)?;
+    check_limits(&r.limits)?;
+    let secret = resolve_secret(r)?;
+    if secret.len() < 16 {
+        return Err(err("raft.secret", "must be at least 16 characters"));
+    }
+    check_store(r)?;
+    let data_dir = match (r.data_dir.as_str(), cfg.glusterfs.db.as_str()) {
+        ("", "") => {
+            return Err(err(
+                "raft.data_dir",
+                "missing (or set glusterfs.db / HEKATE_DATA_DIR)",
+            ))
+        }
+        ("", db) => PathBuf::from(db),
+        (d, _) => PathBuf::from(d),
+    };
+    let (api_listen, peer_listen) = listen_addrs(r, me, port)?;
+    let executor = check_executor(&cfg.glusterfs)?;
+    check_level_names(&cfg)?;
+    let iat_leeway_secs = match env("HEKETI_JWT_IAT_LEEWAY_SECONDS") {
+        Some(v) => v
+            .parse()
+            .map_err(|_| err("HEKETI_JWT_IAT_LEEWAY_SECONDS", "not a number of seconds"))?,
+        None => 120,
+    };
+    let mock_device_size_gb = env("HEKETI_MOCK_DEVICE_SIZE_GB")
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
+    Ok(Settings {
+        mock_device_size_gb,
+        admin_key: cfg.jwt.admin.key.clone(),
+        user_key: cfg.jwt.user.key.clone(),
+        api_listen,
+        peer_listen,
+        data_dir,
+        secret,
+        iat_leeway_secs,
+        executor,
+        file: cfg,
+    })
+}
+
+/// `port`: Heketi's string, a TCP port.
+fn check_port(port: &str) -> Result<u16, ConfigError> {
+    match port {
+        "" => Err(err("port", "missing (Heketi's default configs use \"8080\")")),
         p => p
             .parse()
             .ok()
             .filter(|p| *p > 0)
-            .ok_or_else(|| err("port", format!("{p:?} is not a TCP port")))?,
-    };
-    let r = &cfg.raft;
+            .ok_or_else(|| err("port", format!("{p:?} is not a TCP port"))),
+    }
+}
+
+/// `raft.id` and `raft.peers`: positive, distinct ids and API addresses, valid addresses, and
+/// this replica among them (returned).
+fn check_peers(r: &RaftConfig) -> Result<&PeerConfig, ConfigError> {
     if r.id == 0 {
         return Err(err("raft.id", "must be a positive integer"));
     }
@@ -433,14 +485,16 @@ fn validate(cfg: Config, env: &dyn Fn(&str) -> Option<String>) -> Result<Setting
             ));
         }
     }
-    let Some(me) = r.peers.iter().find(|p| p.id == r.id) else {
-        return Err(err(
+    r.peers.iter().find(|p| p.id == r.id).ok_or_else(|| {
+        err(
             "raft.peers",
             format!("does not list this replica (raft.id = {})", r.id),
-        ));
-    };
-    check_tls(&cfg)?;
-    let l = &r.limits;
+        )
+    })
+}
+
+/// `raft.limits`: timeouts and bounds above zero.
+fn check_limits(l: &Limits) -> Result<(), ConfigError> {
     if l.header_read_timeout_ms == 0 || l.request_timeout_ms == 0 {
         return Err(err("raft.limits", "timeouts must be > 0 ms"));
     }
@@ -450,10 +504,11 @@ fn validate(cfg: Config, env: &dyn Fn(&str) -> Option<String>) -> Result<Setting
             "max_connections and max_inflight_requests must be > 0",
         ));
     }
-    let secret = resolve_secret(r)?;
-    if secret.len() < 16 {
-        return Err(err("raft.secret", "must be at least 16 characters"));
-    }
+    Ok(())
+}
+
+/// `raft.memory_budget_mib` and `raft.timeouts` (as openraft checks them).
+fn check_store(r: &RaftConfig) -> Result<(), ConfigError> {
     if r.memory_budget_mib < hekate_raft::db::MIN_MEMORY_BUDGET_MIB {
         return Err(err(
             "raft.memory_budget_mib",
@@ -466,16 +521,12 @@ fn validate(cfg: Config, env: &dyn Fn(&str) -> Option<String>) -> Result<Setting
     r.timeouts
         .to_openraft("hekate")
         .map_err(|m| err("raft.timeouts", m))?;
-    let data_dir = match (r.data_dir.as_str(), cfg.glusterfs.db.as_str()) {
-        ("", "") => {
-            return Err(err(
-                "raft.data_dir",
-                "missing (or set glusterfs.db / HEKATE_DATA_DIR)",
-            ))
-        }
-        ("", db) => PathBuf::from(db),
-        (d, _) => PathBuf::from(d),
-    };
+    Ok(())
+}
+
+/// Where the API listens (`raft.api_listen`, else every address on `port`) and the peer
+/// listener, when this replica's peer address is not its API address.
+fn listen_addrs(r: &RaftConfig, me: &PeerConfig, port: u16) -> Result<(String, Option<String>), ConfigError> {
     let api_listen = if r.api_listen.is_empty() {
         format!("0.0.0.0:{port}")
     } else {
@@ -494,7 +545,12 @@ fn validate(cfg: Config, env: &dyn Fn(&str) -> Option<String>) -> Result<Setting
         check_addr("raft.peer_listen", &r.peer_listen)?;
         Some(r.peer_listen.clone())
     };
-    let executor = match cfg.glusterfs.executor.as_str() {
+    Ok((api_listen, peer_listen))
+}
+
+/// `glusterfs.executor` (Heketi's default: ssh) and, for ssh, its `sshexec` section.
+fn check_executor(g: &GlusterfsConfig) -> Result<String, ConfigError> {
+    let executor = match g.executor.as_str() {
         "" | "ssh" => "ssh".to_string(),
         "mock" => "mock".to_string(),
         other => {
@@ -505,8 +561,13 @@ fn validate(cfg: Config, env: &dyn Fn(&str) -> Option<String>) -> Result<Setting
         }
     };
     if executor == "ssh" {
-        check_sshexec(cfg.glusterfs.sshexec.as_ref())?;
+        check_sshexec(g.sshexec.as_ref())?;
     }
+    Ok(executor)
+}
+
+/// `glusterfs.loglevel` and `default_state`: one of Heketi's names.
+fn check_level_names(cfg: &Config) -> Result<(), ConfigError> {
     match cfg.glusterfs.loglevel.as_str() {
         "" | "none" | "critical" | "error" | "warning" | "info" | "debug" => {}
         other => return Err(err("glusterfs.loglevel", format!("{other:?} is not a log level"))),
@@ -515,27 +576,7 @@ fn validate(cfg: Config, env: &dyn Fn(&str) -> Option<String>) -> Result<Setting
         "" | "normal" | "read-only" | "local-client" => {}
         other => return Err(err("default_state", format!("unknown admin state name: {other}"))),
     }
-    let iat_leeway_secs = match env("HEKETI_JWT_IAT_LEEWAY_SECONDS") {
-        Some(v) => v
-            .parse()
-            .map_err(|_| err("HEKETI_JWT_IAT_LEEWAY_SECONDS", "not a number of seconds"))?,
-        None => 120,
-    };
-    let mock_device_size_gb = env("HEKETI_MOCK_DEVICE_SIZE_GB")
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0);
-    Ok(Settings {
-        mock_device_size_gb,
-        admin_key: cfg.jwt.admin.key.clone(),
-        user_key: cfg.jwt.user.key.clone(),
-        api_listen,
-        peer_listen,
-        data_dir,
-        secret,
-        iat_leeway_secs,
-        executor,
-        file: cfg,
-    })
+    Ok(())
 }
 
 /// `enable_tls` needs `cert_file` and `key_file` (as Heketi); `raft.tls` needs its three files

@@ -88,59 +88,96 @@ pub fn prepare(opts: &DevOptions) -> anyhow::Result<(String, String)> {
             .and_then(|v| v.as_str())
             .map(String::from)
     };
-    let admin = opts
-        .admin_key
-        .clone()
-        .or_else(|| prev_str("/jwt/admin/key"))
-        .unwrap_or_else(random_key);
-    let user = opts
-        .user_key
-        .clone()
-        .or_else(|| prev_str("/jwt/user/key"))
-        .unwrap_or_else(random_key);
-    let secret = prev_str("/raft/secret").unwrap_or_else(|| format!("{}{}", random_key(), random_key()));
+    let keys = Keys {
+        admin: opts
+            .admin_key
+            .clone()
+            .or_else(|| prev_str("/jwt/admin/key"))
+            .unwrap_or_else(random_key),
+        user: opts
+            .user_key
+            .clone()
+            .or_else(|| prev_str("/jwt/user/key"))
+            .unwrap_or_else(random_key),
+        secret: prev_str("/raft/secret").unwrap_or_else(|| format!("{}{}", random_key(), random_key())),
+    };
     if let Some(prev) = &previous {
-        let n = prev
-            .pointer("/raft/peers")
-            .and_then(|p| p.as_array())
-            .map(|a| a.len() as u64);
-        if n != Some(opts.replicas) {
-            bail!(
-                "{} holds a cluster of {:?} replicas; use the same --replicas or another --data-dir",
-                opts.data_dir.display(),
-                n
-            );
-        }
-        // Nodes are the executor's: a mock cluster's topology names simulated hosts, which
-        // real nodes do not answer for (and the other way round).
-        let (had, wants) = (executor_of(&prev["glusterfs"]), executor_of_opts(opts));
-        if had != wants {
-            bail!(
-                "{} holds a dev cluster with the {had} executor, whose topology is not the {wants} \
-                 executor's nodes; use another --data-dir (--testbed defaults to .hekate-dev-testbed) \
-                 or remove {} to start over",
-                opts.data_dir.display(),
-                opts.data_dir.display()
-            );
-        }
+        check_resumable(prev, opts)?;
     }
-    if opts.tls && u32::from(opts.base_port) + 100 + opts.replicas as u32 > 65535 {
+    let pki = generate_pki(opts)?;
+    for id in 1..=opts.replicas {
+        let dir = opts.data_dir.join(format!("replica-{id}"));
+        std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
+        let cfg = replica_config(opts, id, &keys, pki.as_ref())?;
+        let path = config_path(&opts.data_dir, id);
+        write_private(&path, serde_json::to_string_pretty(&cfg)?.as_bytes())
+            .with_context(|| format!("cannot write {}", path.display()))?;
+    }
+    Ok((keys.admin, keys.user))
+}
+
+/// The keys every replica's config carries: the JWT keys and the cluster secret.
+struct Keys {
+    admin: String,
+    user: String,
+    secret: String,
+}
+
+/// A data dir resumes only the cluster it holds: the same number of replicas, and the same
+/// executor (a mock cluster's topology names simulated hosts, which real nodes do not answer
+/// for, and the other way round).
+fn check_resumable(prev: &serde_json::Value, opts: &DevOptions) -> anyhow::Result<()> {
+    let n = prev
+        .pointer("/raft/peers")
+        .and_then(|p| p.as_array())
+        .map(|a| a.len() as u64);
+    if n != Some(opts.replicas) {
+        bail!(
+            "{} holds a cluster of {:?} replicas; use the same --replicas or another --data-dir",
+            opts.data_dir.display(),
+            n
+        );
+    }
+    let (had, wants) = (executor_of(&prev["glusterfs"]), executor_of_opts(opts));
+    if had != wants {
+        bail!(
+            "{} holds a dev cluster with the {had} executor, whose topology is not the {wants} \
+             executor's nodes; use another --data-dir (--testbed defaults to .hekate-dev-testbed) \
+             or remove {} to start over",
+            opts.data_dir.display(),
+            opts.data_dir.display()
+        );
+    }
+    Ok(())
+}
+
+/// With `--tls`: a CA and one certificate per replica in `D/tls` (peer ports at base + 100).
+fn generate_pki(opts: &DevOptions) -> anyhow::Result<Option<crate::tls::GeneratedPki>> {
+    if !opts.tls {
+        return Ok(None);
+    }
+    if u32::from(opts.base_port) + 100 + opts.replicas as u32 > 65535 {
         bail!(
             "--base-port {} leaves no room for peer ports (base + 100)",
             opts.base_port
         );
     }
-    let pki = if opts.tls {
-        let names: Vec<String> = (1..=opts.replicas).map(|i| format!("replica-{i}")).collect();
-        let names: Vec<&str> = names.iter().map(String::as_str).collect();
-        Some(crate::tls::generate(
-            &opts.data_dir.join("tls"),
-            &names,
-            &["127.0.0.1".into(), "localhost".into()],
-        )?)
-    } else {
-        None
-    };
+    let names: Vec<String> = (1..=opts.replicas).map(|i| format!("replica-{i}")).collect();
+    let names: Vec<&str> = names.iter().map(String::as_str).collect();
+    Ok(Some(crate::tls::generate(
+        &opts.data_dir.join("tls"),
+        &names,
+        &["127.0.0.1".into(), "localhost".into()],
+    )?))
+}
+
+/// Replica `id`'s `heketi.json` (its directory exists).
+fn replica_config(
+    opts: &DevOptions,
+    id: u64,
+    keys: &Keys,
+    pki: Option<&crate::tls::GeneratedPki>,
+) -> anyhow::Result<serde_json::Value> {
     let peers: Vec<_> = (1..=opts.replicas)
         .map(|i| {
             let mut p = json!({"id": i, "api": format!("127.0.0.1:{}", port(opts, i))});
@@ -150,48 +187,41 @@ pub fn prepare(opts: &DevOptions) -> anyhow::Result<(String, String)> {
             p
         })
         .collect();
-    for id in 1..=opts.replicas {
-        let dir = opts.data_dir.join(format!("replica-{id}"));
-        std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
-        let data = std::fs::canonicalize(&dir)?.join("data");
-        let cfg = json!({
-            "_comment": "written by `hekate dev`; restart this replica alone with `hekate serve --config <this file>`",
-            "port": port(opts, id).to_string(),
-            "jwt": {"admin": {"key": admin}, "user": {"key": user}},
-            "glusterfs": match &opts.glusterfs {
-                Some(g) => g.clone(),
-                None => json!({
-                    "executor": "mock", "loglevel": "info",
-                    "mockexec": {"nodes_url": MockNodes::url(&std::fs::canonicalize(&opts.data_dir)?)}
-                }),
-            },
-            "raft": {
-                "id": id,
-                "data_dir": data.display().to_string(),
-                "secret": secret,
-                "api_listen": format!("127.0.0.1:{}", port(opts, id)),
-                "peers": peers,
-            }
-        });
-        let mut cfg = cfg;
-        if let Some(pki) = &pki {
-            let abs =
-                |p: &Path| -> anyhow::Result<String> { Ok(std::fs::canonicalize(p)?.display().to_string()) };
-            let (cert, key) = pki
-                .cert(&format!("replica-{id}"))
-                .context("generated certificate missing")?;
-            cfg["enable_tls"] = json!(true);
-            cfg["cert_file"] = json!(abs(cert)?);
-            cfg["key_file"] = json!(abs(key)?);
-            cfg["raft"]["tls"] = json!({
-                "ca_file": abs(&pki.ca_file)?, "cert_file": abs(cert)?, "key_file": abs(key)?,
-            });
+    let dir = opts.data_dir.join(format!("replica-{id}"));
+    let data = std::fs::canonicalize(&dir)?.join("data");
+    let mut cfg = json!({
+        "_comment": "written by `hekate dev`; restart this replica alone with `hekate serve --config <this file>`",
+        "port": port(opts, id).to_string(),
+        "jwt": {"admin": {"key": keys.admin}, "user": {"key": keys.user}},
+        "glusterfs": match &opts.glusterfs {
+            Some(g) => g.clone(),
+            None => json!({
+                "executor": "mock", "loglevel": "info",
+                "mockexec": {"nodes_url": MockNodes::url(&std::fs::canonicalize(&opts.data_dir)?)}
+            }),
+        },
+        "raft": {
+            "id": id,
+            "data_dir": data.display().to_string(),
+            "secret": keys.secret,
+            "api_listen": format!("127.0.0.1:{}", port(opts, id)),
+            "peers": peers,
         }
-        let path = config_path(&opts.data_dir, id);
-        write_private(&path, serde_json::to_string_pretty(&cfg)?.as_bytes())
-            .with_context(|| format!("cannot write {}", path.display()))?;
+    });
+    if let Some(pki) = pki {
+        let abs =
+            |p: &Path| -> anyhow::Result<String> { Ok(std::fs::canonicalize(p)?.display().to_string()) };
+        let (cert, key) = pki
+            .cert(&format!("replica-{id}"))
+            .context("generated certificate missing")?;
+        cfg["enable_tls"] = json!(true);
+        cfg["cert_file"] = json!(abs(cert)?);
+        cfg["key_file"] = json!(abs(key)?);
+        cfg["raft"]["tls"] = json!({
+            "ca_file": abs(&pki.ca_file)?, "cert_file": abs(cert)?, "key_file": abs(key)?,
+        });
     }
-    Ok((admin, user))
+    Ok(cfg)
 }
 
 /// The executor a `glusterfs` section selects (an empty one is `ssh`, as in `config`).
@@ -222,23 +252,7 @@ pub async fn run(opts: DevOptions) -> anyhow::Result<()> {
         )?),
         Some(_) => None,
     };
-    let mut children: Vec<(u64, Child)> = Vec::new();
-    for id in 1..=opts.replicas {
-        let dir = opts.data_dir.join(format!("replica-{id}"));
-        let log = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(dir.join("hekate.log"))?;
-        let child = Command::new(&exe)
-            .arg("serve")
-            .arg("--config")
-            .arg(config_path(&opts.data_dir, id))
-            .stdout(Stdio::from(log.try_clone()?))
-            .stderr(Stdio::from(log))
-            .spawn()
-            .with_context(|| format!("cannot start replica {id}"))?;
-        children.push((id, child));
-    }
+    let mut children = start_replicas(&opts, &exe)?;
     let scheme = if opts.tls { "https" } else { "http" };
     let servers: Vec<String> = (1..=opts.replicas)
         .map(|i| format!("{scheme}://127.0.0.1:{}", port(&opts, i)))
@@ -250,31 +264,7 @@ pub async fn run(opts: DevOptions) -> anyhow::Result<()> {
         http = http.tls_certs_only(reqwest::Certificate::from_pem_bundle(&pem)?);
     }
     let ready = wait_ready(&http.build()?, &servers, Duration::from_secs(60)).await;
-    let executor = opts
-        .glusterfs
-        .as_ref()
-        .and_then(|g| g["executor"].as_str())
-        .unwrap_or("mock")
-        .to_string();
-    println!(
-        "Hekate dev cluster: {} replicas, {executor} executor, data in {}",
-        opts.replicas,
-        opts.data_dir.display()
-    );
-    for (id, c) in &children {
-        println!(
-            "  replica {id}: pid {} api {}  config {}",
-            c.id(),
-            servers[(*id - 1) as usize],
-            config_path(&opts.data_dir, *id).display()
-        );
-    }
-    if let Some(n) = &nodes {
-        println!("  mock nodes: pid {} {}", n.pid(), n.url);
-    }
-    if !ready {
-        println!("warning: no replica reported ready within 60 s; see the hekate.log files");
-    }
+    print_summary(&opts, &children, &servers, nodes.as_ref(), ready);
     println!(
         "\nexport HEKETI_CLI_SERVER={} HEKETI_CLI_USER=admin HEKETI_CLI_KEY={admin}",
         servers[0]
@@ -291,14 +281,81 @@ pub async fn run(opts: DevOptions) -> anyhow::Result<()> {
     println!("Ctrl-C stops all replicas.");
     crate::server::shutdown_signal().await;
     println!("stopping replicas...");
-    for (_, c) in &children {
+    stop_replicas(&mut children).await;
+    // Last: the replicas' final verbs reach the nodes, and the nodes are written.
+    if let Some(n) = &mut nodes {
+        n.stop();
+    }
+    Ok(())
+}
+
+/// Starts `hekate serve` for every replica, each logging to `replica-<id>/hekate.log`.
+fn start_replicas(opts: &DevOptions, exe: &Path) -> anyhow::Result<Vec<(u64, Child)>> {
+    let mut children = Vec::new();
+    for id in 1..=opts.replicas {
+        let dir = opts.data_dir.join(format!("replica-{id}"));
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(dir.join("hekate.log"))?;
+        let child = Command::new(exe)
+            .arg("serve")
+            .arg("--config")
+            .arg(config_path(&opts.data_dir, id))
+            .stdout(Stdio::from(log.try_clone()?))
+            .stderr(Stdio::from(log))
+            .spawn()
+            .with_context(|| format!("cannot start replica {id}"))?;
+        children.push((id, child));
+    }
+    Ok(children)
+}
+
+/// What runs where: replicas (pid, API, config), the mock nodes, readiness.
+fn print_summary(
+    opts: &DevOptions,
+    children: &[(u64, Child)],
+    servers: &[String],
+    nodes: Option<&MockNodes>,
+    ready: bool,
+) {
+    let executor = opts
+        .glusterfs
+        .as_ref()
+        .and_then(|g| g["executor"].as_str())
+        .unwrap_or("mock")
+        .to_string();
+    println!(
+        "Hekate dev cluster: {} replicas, {executor} executor, data in {}",
+        opts.replicas,
+        opts.data_dir.display()
+    );
+    for (id, c) in children {
+        println!(
+            "  replica {id}: pid {} api {}  config {}",
+            c.id(),
+            servers[(*id - 1) as usize],
+            config_path(&opts.data_dir, *id).display()
+        );
+    }
+    if let Some(n) = nodes {
+        println!("  mock nodes: pid {} {}", n.pid(), n.url);
+    }
+    if !ready {
+        println!("warning: no replica reported ready within 60 s; see the hekate.log files");
+    }
+}
+
+/// SIGTERM to every replica, then up to 10 s for them to exit (SIGKILL after).
+async fn stop_replicas(children: &mut [(u64, Child)]) {
+    for (_, c) in children.iter() {
         let _ = nix::sys::signal::kill(
             nix::unistd::Pid::from_raw(c.id() as i32),
             nix::sys::signal::Signal::SIGTERM,
         );
     }
     let deadline = Instant::now() + Duration::from_secs(10);
-    for (id, c) in &mut children {
+    for (id, c) in children.iter_mut() {
         loop {
             match c.try_wait() {
                 Ok(Some(_)) => break,
@@ -312,11 +369,6 @@ pub async fn run(opts: DevOptions) -> anyhow::Result<()> {
             }
         }
     }
-    // Last: the replicas' final verbs reach the nodes, and the nodes are written.
-    if let Some(n) = &mut nodes {
-        n.stop();
-    }
-    Ok(())
 }
 
 /// How often `hekate dev` has its mock nodes written when they changed (ms): each write is

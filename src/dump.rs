@@ -160,33 +160,9 @@ pub fn export(r: &impl StateReader) -> Result<Dump, StoreError> {
         let hosts = views::cluster_hosts(r, &cid)?;
         let volumes = state::cluster_volume_ids(r, &cid)?;
         for vid in &volumes {
-            let Some(v) = state::get_volume(r, vid)? else {
-                continue;
-            };
-            let info = views::volume_info(r, &v, &hosts)?;
-            let mut info = serde_json::to_value(&info).map_err(|e| StoreError::Invalid(e.to_string()))?;
-            if let Value::Object(m) = &mut info {
-                m.shift_remove("bricks");
-                m.shift_remove("glustervolumeoptions");
-                if !v.request_clusters.is_empty() {
-                    // Heketi keeps the request's `clusters` in the stored info, after `size`.
-                    m.shift_insert(1, "clusters".into(), serde_json::json!(v.request_clusters));
-                }
+            if let Some(v) = state::get_volume(r, vid)? {
+                export_volume(r, &v, &hosts, &mut d)?;
             }
-            for bid in &v.bricks {
-                if let Some(b) = state::get_brick(r, bid)? {
-                    d.brickentries.insert(b.id.clone(), brick_dump(&b));
-                }
-            }
-            d.volumeentries.insert(
-                v.id.clone(),
-                VolumeDump {
-                    info,
-                    bricks: v.bricks.iter().cloned().collect(),
-                    options: v.options.clone(),
-                    pending: Pending::default(),
-                },
-            );
         }
         for nid in &c.nodes {
             let Some(n) = state::get_node(r, nid)? else {
@@ -232,6 +208,40 @@ pub fn export(r: &impl StateReader) -> Result<Dump, StoreError> {
         );
     }
     Ok(d)
+}
+
+/// Volume `v` (and its bricks) into the dump, its info as Heketi stores it.
+fn export_volume(
+    r: &impl StateReader,
+    v: &VolumeEntry,
+    hosts: &[String],
+    d: &mut Dump,
+) -> Result<(), StoreError> {
+    let info = views::volume_info(r, v, hosts)?;
+    let mut info = serde_json::to_value(&info).map_err(|e| StoreError::Invalid(e.to_string()))?;
+    if let Value::Object(m) = &mut info {
+        m.shift_remove("bricks");
+        m.shift_remove("glustervolumeoptions");
+        if !v.request_clusters.is_empty() {
+            // Heketi keeps the request's `clusters` in the stored info, after `size`.
+            m.shift_insert(1, "clusters".into(), serde_json::json!(v.request_clusters));
+        }
+    }
+    for bid in &v.bricks {
+        if let Some(b) = state::get_brick(r, bid)? {
+            d.brickentries.insert(b.id.clone(), brick_dump(&b));
+        }
+    }
+    d.volumeentries.insert(
+        v.id.clone(),
+        VolumeDump {
+            info,
+            bricks: v.bricks.iter().cloned().collect(),
+            options: v.options.clone(),
+            pending: Pending::default(),
+        },
+    );
+    Ok(())
 }
 
 fn brick_dump(b: &BrickEntry) -> BrickDump {

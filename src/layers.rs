@@ -213,12 +213,61 @@ fn ident_at(code: &str, i: usize) -> &str {
     &code[i..end]
 }
 
+/// A blanked-out character: a newline stays (line numbers hold), anything else is a space.
+fn blank(out: &mut String, ch: char) {
+    out.push(if ch == '\n' { '\n' } else { ' ' });
+}
+
+/// A (nested) block comment starting at `i`, blanked; the index after it.
+fn skip_block_comment(c: &[char], mut i: usize, out: &mut String) -> usize {
+    let mut depth = 0;
+    while i < c.len() {
+        if c[i] == '/' && c.get(i + 1) == Some(&'*') {
+            depth += 1;
+            i += 2;
+        } else if c[i] == '*' && c.get(i + 1) == Some(&'/') {
+            depth -= 1;
+            i += 2;
+            if depth == 0 {
+                break;
+            }
+        } else {
+            blank(out, c[i]);
+            i += 1;
+        }
+    }
+    i
+}
+
+/// A raw string (`r"..."`, `r#"..."#`) starting at `i` (the `r`), its contents blanked; the
+/// index after it, or None when `r#` does not start one.
+fn skip_raw_string(c: &[char], i: usize, out: &mut String) -> Option<usize> {
+    let mut j = i + 1;
+    let mut hashes = 0;
+    while c.get(j) == Some(&'#') {
+        hashes += 1;
+        j += 1;
+    }
+    if c.get(j) != Some(&'"') {
+        return None;
+    }
+    j += 1;
+    while j < c.len() {
+        if c[j] == '"' && (1..=hashes).all(|h| c.get(j + h) == Some(&'#')) {
+            j += 1 + hashes;
+            break;
+        }
+        blank(out, c[j]);
+        j += 1;
+    }
+    Some(j)
+}
+
 /// The code of a Rust file with comments and string and character literals blanked out
 /// (newlines kept, so line numbers hold).
 fn strip(text: &str) -> String {
     let c: Vec<char> = text.chars().collect();
     let mut out = String::with_capacity(text.len());
-    let blank = |out: &mut String, ch: char| out.push(if ch == '\n' { '\n' } else { ' ' });
     let mut i = 0;
     while i < c.len() {
         let prev_ident = i > 0 && (c[i - 1].is_alphanumeric() || c[i - 1] == '_');
@@ -227,45 +276,15 @@ fn strip(text: &str) -> String {
                 i += 1;
             }
         } else if c[i] == '/' && c.get(i + 1) == Some(&'*') {
-            let mut depth = 0;
-            while i < c.len() {
-                if c[i] == '/' && c.get(i + 1) == Some(&'*') {
-                    depth += 1;
-                    i += 2;
-                } else if c[i] == '*' && c.get(i + 1) == Some(&'/') {
-                    depth -= 1;
-                    i += 2;
-                    if depth == 0 {
-                        break;
-                    }
-                } else {
-                    blank(&mut out, c[i]);
+            i = skip_block_comment(&c, i, &mut out);
+        } else if c[i] == 'r' && !prev_ident && matches!(c.get(i + 1), Some('"') | Some('#')) {
+            match skip_raw_string(&c, i, &mut out) {
+                Some(j) => i = j,
+                None => {
+                    out.push(c[i]);
                     i += 1;
                 }
             }
-        } else if c[i] == 'r' && !prev_ident && matches!(c.get(i + 1), Some('"') | Some('#')) {
-            // A raw string: r"..." or r#"..."#.
-            let mut j = i + 1;
-            let mut hashes = 0;
-            while c.get(j) == Some(&'#') {
-                hashes += 1;
-                j += 1;
-            }
-            if c.get(j) != Some(&'"') {
-                out.push(c[i]);
-                i += 1;
-                continue;
-            }
-            j += 1;
-            while j < c.len() {
-                if c[j] == '"' && (1..=hashes).all(|h| c.get(j + h) == Some(&'#')) {
-                    j += 1 + hashes;
-                    break;
-                }
-                blank(&mut out, c[j]);
-                j += 1;
-            }
-            i = j;
         } else if c[i] == '"' {
             i += 1;
             while i < c.len() && c[i] != '"' {

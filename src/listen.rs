@@ -88,35 +88,7 @@ pub async fn serve(
         let header_timeout = limits.header_read_timeout;
         tokio::spawn(async move {
             let _permit = permit;
-            let svc = hyper::service::service_fn(move |mut req: hyper::Request<hyper::body::Incoming>| {
-                req.extensions_mut().insert(ConnectInfo(remote));
-                app.clone().oneshot(req)
-            });
-            let mut http = hyper::server::conn::http1::Builder::new();
-            http.timer(TokioTimer::new())
-                .header_read_timeout(header_timeout)
-                .keep_alive(true);
-            match acceptor {
-                None => {
-                    let conn = http.serve_connection(TokioIo::new(stream), svc);
-                    let _ = watcher.watch(conn).await;
-                }
-                Some(acc) => {
-                    let tls = match tokio::time::timeout(header_timeout, acc.accept(stream)).await {
-                        Ok(Ok(s)) => s,
-                        Ok(Err(e)) => {
-                            tracing::debug!(%remote, "TLS handshake refused: {e}");
-                            return;
-                        }
-                        Err(_) => {
-                            tracing::debug!(%remote, "TLS handshake timed out");
-                            return;
-                        }
-                    };
-                    let conn = http.serve_connection(TokioIo::new(tls), svc);
-                    let _ = watcher.watch(conn).await;
-                }
-            }
+            serve_connection(stream, remote, app, acceptor, watcher, header_timeout).await;
         });
     }
     drop(listener);
@@ -125,6 +97,47 @@ pub async fn serve(
         .is_err()
     {
         tracing::warn!("connections still open after 10 s of shutdown; closing them");
+    }
+}
+
+/// One connection: HTTP/1.1 with keep-alive and the header timeout, after the TLS handshake
+/// (bounded by the same timeout) when there is an acceptor; followed by graceful shutdown.
+async fn serve_connection(
+    stream: tokio::net::TcpStream,
+    remote: std::net::SocketAddr,
+    app: Router,
+    acceptor: Option<tokio_rustls::TlsAcceptor>,
+    watcher: hyper_util::server::graceful::Watcher,
+    header_timeout: Duration,
+) {
+    let svc = hyper::service::service_fn(move |mut req: hyper::Request<hyper::body::Incoming>| {
+        req.extensions_mut().insert(ConnectInfo(remote));
+        app.clone().oneshot(req)
+    });
+    let mut http = hyper::server::conn::http1::Builder::new();
+    http.timer(TokioTimer::new())
+        .header_read_timeout(header_timeout)
+        .keep_alive(true);
+    match acceptor {
+        None => {
+            let conn = http.serve_connection(TokioIo::new(stream), svc);
+            let _ = watcher.watch(conn).await;
+        }
+        Some(acc) => {
+            let tls = match tokio::time::timeout(header_timeout, acc.accept(stream)).await {
+                Ok(Ok(s)) => s,
+                Ok(Err(e)) => {
+                    tracing::debug!(%remote, "TLS handshake refused: {e}");
+                    return;
+                }
+                Err(_) => {
+                    tracing::debug!(%remote, "TLS handshake timed out");
+                    return;
+                }
+            };
+            let conn = http.serve_connection(TokioIo::new(tls), svc);
+            let _ = watcher.watch(conn).await;
+        }
     }
 }
 

@@ -30,6 +30,113 @@ pub async fn run(
     opts: ServeOptions,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
+    let verifier = verifier(&settings, &opts)?;
+    let raft = &settings.file.raft;
+    let tls = Tls::load(&settings)?;
+    warn_on_fd_limit(&raft.limits);
+    let replica = start_replica(&settings, tls.peer_client).await?;
+
+    let api_listener = TcpListener::bind(&settings.api_listen).await.with_context(|| {
+        format!(
+            "cannot listen on {} (raft.api_listen / port)",
+            settings.api_listen
+        )
+    })?;
+    let Api {
+        app: api_app,
+        runner,
+        monitor,
+    } = build_api(&settings, &replica, verifier, opts.log.clone())?;
+    let conn_limits = crate::listen::ConnLimits::from(&raft.limits);
+    let peer_app = replica
+        .peer_router()
+        .merge(api::forward::peer_entry(api_app.clone(), &settings.secret));
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let mut app = api_app;
+    let peer_task = match &settings.peer_listen {
+        None => {
+            app = app.merge(peer_app);
+            None
+        }
+        Some(addr) => Some(
+            spawn_peer_listener(
+                addr,
+                peer_app,
+                tls.peer_server,
+                conn_limits.clone(),
+                stop_rx.clone(),
+            )
+            .await?,
+        ),
+    };
+    let boot = replica.clone();
+    tokio::spawn(async move { boot.bootstrap().await });
+    let runner_task = spawn_background(&replica, runner, monitor, &stop_rx);
+    announce(&settings.api_listen, tls.api.is_some());
+    // A graceful stop hands leadership over while this replica still serves (requests
+    // arriving meanwhile are forwarded to the successor), then closes the listeners.
+    let handing = replica.clone();
+    let handoff_bound = Duration::from_millis(raft.timeouts.election_timeout_max_ms * 4);
+    let shutdown = async move {
+        shutdown.await;
+        handoff(&handing, handoff_bound).await;
+    };
+    crate::listen::serve(api_listener, app, tls.api, conn_limits, shutdown).await;
+    println!("Shutting down...");
+    let _ = stop_tx.send(true);
+    let _ = runner_task.await;
+    if let Some(t) = peer_task {
+        let _ = t.await;
+    }
+    replica.shutdown().await;
+    Ok(())
+}
+
+/// Opens the store and starts Raft (not yet bootstrapped).
+async fn start_replica(
+    settings: &Settings,
+    peer_tls: Option<hekate_raft::network::PeerTls>,
+) -> anyhow::Result<crate::state::HekateReplica> {
+    let raft = &settings.file.raft;
+    tracing::info!(id = raft.id, dir = %settings.data_dir.display(), "opening store");
+    Replica::start(
+        ReplicaConfig {
+            id: raft.id,
+            data_dir: settings.data_dir.clone(),
+            settings: raft.timeouts.clone(),
+            initial_members: settings.members(),
+            join: raft.join,
+            secret: settings.secret.clone(),
+            tls: peer_tls,
+            store: hekate_raft::db::StoreOptions {
+                memory_budget_mib: raft.memory_budget_mib,
+            },
+        },
+        Arc::new(HekateApp),
+    )
+    .await
+    .with_context(|| format!("cannot start replica {}", raft.id))
+}
+
+/// The leader's background work (it idles on followers): the operation runner (its task is
+/// returned, to be awaited at shutdown), the node health monitor, the log-format agreement.
+fn spawn_background(
+    replica: &crate::state::HekateReplica,
+    runner: Arc<Runner>,
+    monitor: Option<crate::ops::health::Monitor>,
+    stop: &tokio::sync::watch::Receiver<bool>,
+) -> tokio::task::JoinHandle<()> {
+    let runner_task = tokio::spawn(runner.run(stop.clone()));
+    if let Some(m) = monitor {
+        tokio::spawn(m.run(stop.clone()));
+    }
+    tokio::spawn(crate::ops::format::agreement_loop(replica.clone(), stop.clone()));
+    runner_task
+}
+
+/// Who may call the API: Heketi's JWT rules with the configured keys, or nobody checked
+/// (`--disable-auth`; `use_auth: false` alone is ignored, as in Heketi).
+fn verifier(settings: &Settings, opts: &ServeOptions) -> anyhow::Result<Option<Verifier>> {
     let verifier = if opts.disable_auth {
         eprintln!("WARNING: Hekate started with --disable-auth");
         None
@@ -48,65 +155,80 @@ pub async fn run(
             "use_auth=false is ignored (as in Heketi); start with --disable-auth to turn auth off"
         );
     }
-    let raft = &settings.file.raft;
-    // TLS material is read before anything starts: a bad file is a startup error naming its key.
-    let api_tls = if settings.file.enable_tls {
-        Some(crate::tls::api_server_config(
-            &settings.file.cert_file,
-            &settings.file.key_file,
-        )?)
-    } else {
-        tracing::warn!(
-            "enable_tls is false: the API is served over plain HTTP (Heketi's default); JWTs and volume data travel in clear"
-        );
-        None
-    };
-    let (peer_tls_server, peer_tls_client) = match &raft.tls {
-        Some(t) => (
-            Some(crate::tls::peer_server_config(t)?),
-            Some(crate::tls::peer_client_material(t)?),
-        ),
-        None => {
+    Ok(verifier)
+}
+
+/// The TLS material of the API listener and of the peer network (server and client sides).
+struct Tls {
+    api: Option<Arc<rustls::ServerConfig>>,
+    peer_server: Option<Arc<rustls::ServerConfig>>,
+    peer_client: Option<hekate_raft::network::PeerTls>,
+}
+
+impl Tls {
+    /// Read before anything starts: a bad file is a startup error naming its key. Warns for
+    /// what runs in clear.
+    fn load(settings: &Settings) -> anyhow::Result<Tls> {
+        let api = if settings.file.enable_tls {
+            Some(crate::tls::api_server_config(
+                &settings.file.cert_file,
+                &settings.file.key_file,
+            )?)
+        } else {
             tracing::warn!(
-                "raft.tls is not configured: peers authenticate with the cluster secret only, sent in clear on the peer network (forwarded requests included); configure raft.tls (ca_file, cert_file, key_file) for mutual TLS"
+                "enable_tls is false: the API is served over plain HTTP (Heketi's default); JWTs and volume data travel in clear"
             );
-            (None, None)
-        }
-    };
+            None
+        };
+        let (peer_server, peer_client) = match &settings.file.raft.tls {
+            Some(t) => (
+                Some(crate::tls::peer_server_config(t)?),
+                Some(crate::tls::peer_client_material(t)?),
+            ),
+            None => {
+                tracing::warn!(
+                    "raft.tls is not configured: peers authenticate with the cluster secret only, sent in clear on the peer network (forwarded requests included); configure raft.tls (ca_file, cert_file, key_file) for mutual TLS"
+                );
+                (None, None)
+            }
+        };
+        Ok(Tls {
+            api,
+            peer_server,
+            peer_client,
+        })
+    }
+}
+
+/// Raises the open-file limit; warns when it is too low for `max_connections`.
+fn warn_on_fd_limit(limits: &crate::config::Limits) {
     let fds = crate::listen::raise_fd_limit();
-    let limits = &raft.limits;
     if fds > 0 && (limits.max_connections as u64) * 2 + 64 > fds {
         tracing::warn!(
             "raft.limits.max_connections = {} with an open-file limit of {fds}: connections may fail with EMFILE before the bound",
             limits.max_connections
         );
     }
-    tracing::info!(id = raft.id, dir = %settings.data_dir.display(), "opening store");
-    let replica = Replica::start(
-        ReplicaConfig {
-            id: raft.id,
-            data_dir: settings.data_dir.clone(),
-            settings: raft.timeouts.clone(),
-            initial_members: settings.members(),
-            join: raft.join,
-            secret: settings.secret.clone(),
-            tls: peer_tls_client,
-            store: hekate_raft::db::StoreOptions {
-                memory_budget_mib: raft.memory_budget_mib,
-            },
-        },
-        Arc::new(HekateApp),
-    )
-    .await
-    .with_context(|| format!("cannot start replica {}", raft.id))?;
+}
 
-    let api_listener = TcpListener::bind(&settings.api_listen).await.with_context(|| {
-        format!(
-            "cannot listen on {} (raft.api_listen / port)",
-            settings.api_listen
-        )
-    })?;
-    let exec = build_executor(&settings)?;
+/// The API router and the leader's background work, sharing the executor, the policy and the
+/// drill failpoints.
+struct Api {
+    /// The router with its request limits.
+    app: axum::Router,
+    runner: Arc<Runner>,
+    /// The node health monitor, unless turned off.
+    monitor: Option<crate::ops::health::Monitor>,
+}
+
+fn build_api(
+    settings: &Settings,
+    replica: &crate::state::HekateReplica,
+    verifier: Option<Verifier>,
+    log: Option<LogControl>,
+) -> anyhow::Result<Api> {
+    let raft = &settings.file.raft;
+    let exec = build_executor(settings)?;
     let policy = Policy::from_config(&settings.file.glusterfs);
     let failpoints = Arc::new(crate::ops::failpoint::Failpoints::new(raft.failpoints));
     if raft.failpoints {
@@ -127,84 +249,55 @@ pub async fn run(
             exec,
             policy,
             default_admin_state: settings.file.default_state.clone(),
-            log: opts.log.clone(),
+            log,
             failpoints,
         },
     );
-    let api_app = crate::listen::limit(api::router(state), crate::listen::RequestLimits::new(limits));
-    let conn_limits = crate::listen::ConnLimits::from(limits);
-    let peer_app = replica
-        .peer_router()
-        .merge(api::forward::peer_entry(api_app.clone(), &settings.secret));
-    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    let mut app = api_app;
-    let peer_task = match &settings.peer_listen {
-        None => {
-            app = app.merge(peer_app);
-            None
-        }
-        Some(addr) => {
-            let l = TcpListener::bind(addr)
-                .await
-                .with_context(|| format!("cannot listen on {addr} (raft.peer_listen)"))?;
-            let mode = if peer_tls_server.is_some() {
-                "mutual TLS"
-            } else {
-                "plain HTTP + cluster secret"
-            };
-            tracing::info!("peer RPCs on {addr} ({mode})");
-            let mut rx = stop_rx.clone();
-            Some(tokio::spawn(crate::listen::serve(
-                l,
-                peer_app,
-                peer_tls_server,
-                conn_limits.clone(),
-                async move {
-                    let _ = rx.changed().await;
-                },
-            )))
-        }
+    let app = crate::listen::limit(
+        api::router(state),
+        crate::listen::RequestLimits::new(&raft.limits),
+    );
+    Ok(Api { app, runner, monitor })
+}
+
+/// Serves the peer routes on their own listener (`raft.peer_listen`) until `stop` turns.
+async fn spawn_peer_listener(
+    addr: &str,
+    peer_app: axum::Router,
+    tls: Option<Arc<rustls::ServerConfig>>,
+    limits: crate::listen::ConnLimits,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) -> anyhow::Result<tokio::task::JoinHandle<()>> {
+    let l = TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("cannot listen on {addr} (raft.peer_listen)"))?;
+    let mode = if tls.is_some() {
+        "mutual TLS"
+    } else {
+        "plain HTTP + cluster secret"
     };
-    let boot = replica.clone();
-    tokio::spawn(async move { boot.bootstrap().await });
-    let runner_task = tokio::spawn(runner.run(stop_rx.clone()));
-    if let Some(m) = monitor {
-        tokio::spawn(m.run(stop_rx.clone()));
-    }
-    tokio::spawn(crate::ops::format::agreement_loop(
-        replica.clone(),
-        stop_rx.clone(),
-    ));
-    // Heketi's wording, so that log watchers keep working.
-    let port = settings
-        .api_listen
-        .rsplit_once(':')
-        .map(|p| p.1)
-        .unwrap_or_default();
-    let banner = if api_tls.is_some() {
+    tracing::info!("peer RPCs on {addr} ({mode})");
+    Ok(tokio::spawn(crate::listen::serve(
+        l,
+        peer_app,
+        tls,
+        limits,
+        async move {
+            let _ = stop.changed().await;
+        },
+    )))
+}
+
+/// Heketi's wording, so that log watchers keep working.
+fn announce(api_listen: &str, tls: bool) {
+    let port = api_listen.rsplit_once(':').map(|p| p.1).unwrap_or_default();
+    let banner = if tls {
         format!("Listening on port {port} with TLS enabled")
     } else {
         format!("Listening on port {port}")
     };
     println!("{banner}");
-    tracing::info!(addr = %settings.api_listen, "{banner}");
-    // A graceful stop hands leadership over while this replica still serves (requests
-    // arriving meanwhile are forwarded to the successor), then closes the listeners.
-    let handing = replica.clone();
-    let handoff_bound = Duration::from_millis(raft.timeouts.election_timeout_max_ms * 4);
-    let shutdown = async move {
-        shutdown.await;
-        handoff(&handing, handoff_bound).await;
-    };
-    crate::listen::serve(api_listener, app, api_tls, conn_limits, shutdown).await;
-    println!("Shutting down...");
-    let _ = stop_tx.send(true);
-    let _ = runner_task.await;
-    if let Some(t) = peer_task {
-        let _ = t.await;
-    }
-    replica.shutdown().await;
-    Ok(())
+    tracing::info!(addr = %api_listen, "{banner}");
 }
 
 /// Leadership handoff on a graceful stop (SIGTERM: systemd, Kubernetes, rolling upgrades):

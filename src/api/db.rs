@@ -85,8 +85,27 @@ struct Check {
     totalinconsistencies: usize,
 }
 
+/// Heketi's consistency check over this replica's state: each entry kind's references, the
+/// devices' accounting, the clusters' volume counts.
 fn check(r: &impl StateReader) -> Result<Check, StoreError> {
     let mut c = Check::default();
+    check_volumes(r, &mut c.volumes)?;
+    let used = check_bricks(r, &mut c.bricks)?;
+    check_devices(r, &used, &mut c.devices)?;
+    check_nodes(r, &mut c.nodes)?;
+    check_clusters(r, &mut c.clusters)?;
+    for _ in state::pending_op_ids(r)? {
+        c.pendingoperations.check(true, Vec::new());
+    }
+    c.totalinconsistencies = [&c.clusters, &c.volumes, &c.bricks, &c.nodes, &c.devices]
+        .iter()
+        .map(|b| b.inconsistencies.as_ref().map_or(0, Vec::len))
+        .sum();
+    Ok(c)
+}
+
+/// Each volume's cluster exists; its bricks exist and point back to it.
+fn check_volumes(r: &impl StateReader, bucket: &mut Bucket) -> Result<(), StoreError> {
     for v in state::all::<state::VolumeEntry>(r, keys::VOLUME_PREFIX)? {
         let mut p = Vec::new();
         if state::get_cluster(r, &v.cluster)?.is_none() {
@@ -102,8 +121,13 @@ fn check(r: &impl StateReader) -> Result<Check, StoreError> {
                 _ => {}
             }
         }
-        c.volumes.check(v.pending.is_some(), p);
+        bucket.check(v.pending.is_some(), p);
     }
+    Ok(())
+}
+
+/// Each brick's device and volume exist; returns what the bricks take from each device.
+fn check_bricks(r: &impl StateReader, bucket: &mut Bucket) -> Result<BTreeMap<String, u64>, StoreError> {
     let mut used: BTreeMap<String, u64> = BTreeMap::new();
     for b in state::all::<state::BrickEntry>(r, keys::BRICK_PREFIX)? {
         let mut p = Vec::new();
@@ -114,8 +138,17 @@ fn check(r: &impl StateReader) -> Result<Check, StoreError> {
             p.push(format!("Brick {} unknown volume {}", b.id, b.volume));
         }
         *used.entry(b.device.clone()).or_default() += b.allocation();
-        c.bricks.check(b.pending.is_some(), p);
+        bucket.check(b.pending.is_some(), p);
     }
+    Ok(used)
+}
+
+/// Each device's sizes add up and its used space is its bricks' (`used`); its node exists.
+fn check_devices(
+    r: &impl StateReader,
+    used: &BTreeMap<String, u64>,
+    bucket: &mut Bucket,
+) -> Result<(), StoreError> {
     for d in state::all::<state::DeviceEntry>(r, keys::DEVICE_PREFIX)? {
         let mut p = Vec::new();
         if d.total != d.free + d.used {
@@ -134,8 +167,13 @@ fn check(r: &impl StateReader) -> Result<Check, StoreError> {
         if state::get_node(r, &d.node)?.is_none() {
             p.push(format!("Device {} unknown node {}", d.id, d.node));
         }
-        c.devices.check(d.pending.is_some(), p);
+        bucket.check(d.pending.is_some(), p);
     }
+    Ok(())
+}
+
+/// Each node's devices exist.
+fn check_nodes(r: &impl StateReader, bucket: &mut Bucket) -> Result<(), StoreError> {
     for n in state::all::<state::NodeEntry>(r, keys::NODE_PREFIX)? {
         let mut p = Vec::new();
         for d in &n.devices {
@@ -143,8 +181,13 @@ fn check(r: &impl StateReader) -> Result<Check, StoreError> {
                 p.push(format!("Node {} unknown device {d}", n.id));
             }
         }
-        c.nodes.check(n.pending.is_some(), p);
+        bucket.check(n.pending.is_some(), p);
     }
+    Ok(())
+}
+
+/// Each cluster's nodes exist and its volume count matches its volume index.
+fn check_clusters(r: &impl StateReader, bucket: &mut Bucket) -> Result<(), StoreError> {
     for cl in state::all::<state::ClusterEntry>(r, keys::CLUSTER_PREFIX)? {
         let mut p = Vec::new();
         for n in &cl.nodes {
@@ -161,16 +204,9 @@ fn check(r: &impl StateReader) -> Result<Check, StoreError> {
                 vols.len()
             ));
         }
-        c.clusters.check(false, p);
+        bucket.check(false, p);
     }
-    for _ in state::pending_op_ids(r)? {
-        c.pendingoperations.check(true, Vec::new());
-    }
-    c.totalinconsistencies = [&c.clusters, &c.volumes, &c.bricks, &c.nodes, &c.devices]
-        .iter()
-        .map(|b| b.inconsistencies.as_ref().map_or(0, Vec::len))
-        .sum();
-    Ok(c)
+    Ok(())
 }
 
 pub async fn db_check(State(st): State<AppState>, mode: ReadMode) -> Result<Response, ApiError> {

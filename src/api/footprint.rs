@@ -81,6 +81,25 @@ fn rss_bytes() -> u64 {
 /// Registers the footprint gauges on `reg` from `f` (see [`current`]); runs on the blocking
 /// pool with the rest of the metrics page.
 pub fn register(reg: &Registry, st: &AppState, f: Footprint) -> Result<(), String> {
+    set_gauges(reg, &store_gauges(st, &f))?;
+    set_gauges(reg, &heap_gauges(&crate::heap::stats()?))
+}
+
+/// (name, help, value) of a label-less gauge.
+type Gauge = (&'static str, &'static str, u64);
+
+/// Registers each gauge on `reg` with its value.
+fn set_gauges(reg: &Registry, gauges: &[Gauge]) -> Result<(), String> {
+    for (name, help, v) in gauges {
+        let g = GaugeVec::new(Opts::new(*name, *help), &[]).map_err(|e| e.to_string())?;
+        reg.register(Box::new(g.clone())).map_err(|e| e.to_string())?;
+        g.with_label_values::<&str>(&[]).set(*v as f64);
+    }
+    Ok(())
+}
+
+/// The store, the Raft log, the operations kept and the process's resident memory.
+fn store_gauges(st: &AppState, f: &Footprint) -> Vec<Gauge> {
     let s = st.replica().status();
     let last = s.last_log_index.unwrap_or(0);
     let since_snapshot = last.saturating_sub(s.snapshot.unwrap_or(0));
@@ -91,7 +110,7 @@ pub fn register(reg: &Registry, st: &AppState, f: Footprint) -> Result<(), Strin
         .map(|p| p.len() as u64)
         .unwrap_or(0);
     let b = &f.store;
-    for (name, help, v) in [
+    vec![
         (
             "hekate_rocksdb_memtable_bytes",
             "RocksDB memtables of all column families (within raft.memory_budget_mib)",
@@ -149,13 +168,12 @@ pub fn register(reg: &Registry, st: &AppState, f: Footprint) -> Result<(), Strin
             "Resident memory of this replica's process (VmRSS)",
             rss_bytes(),
         ),
-    ] {
-        let g = GaugeVec::new(Opts::new(name, help), &[]).map_err(|e| e.to_string())?;
-        reg.register(Box::new(g.clone())).map_err(|e| e.to_string())?;
-        g.with_label_values::<&str>(&[]).set(v as f64);
-    }
-    let h = crate::heap::stats()?;
-    for (name, help, v) in [
+    ]
+}
+
+/// What the process allocator (jemalloc) holds.
+fn heap_gauges(h: &crate::heap::HeapStats) -> Vec<Gauge> {
+    vec![
         (
             "hekate_heap_allocated_bytes",
             "Live heap allocations (jemalloc stats.allocated; Rust and RocksDB)",
@@ -181,10 +199,5 @@ pub fn register(reg: &Registry, st: &AppState, f: Footprint) -> Result<(), Strin
             "Address space the allocator keeps for reuse, not resident (jemalloc stats.retained)",
             h.retained,
         ),
-    ] {
-        let g = GaugeVec::new(Opts::new(name, help), &[]).map_err(|e| e.to_string())?;
-        reg.register(Box::new(g.clone())).map_err(|e| e.to_string())?;
-        g.with_label_values::<&str>(&[]).set(v as f64);
-    }
-    Ok(())
+    ]
 }

@@ -57,43 +57,7 @@ fn topology_metrics(reg: &Registry, r: &impl StateReader) -> Result<(), Box<dyn 
         "Number of devices on node",
         &["cluster", "hostname", "storage_hostname"],
     )?;
-    let size = gauge(reg, "heketi_device_size", "Total size of the device", &DEV_LABELS)?;
-    let free = gauge(
-        reg,
-        "heketi_device_free",
-        "Amount of Free space available on the device",
-        &DEV_LABELS,
-    )?;
-    let used = gauge(
-        reg,
-        "heketi_device_used",
-        "Amount of space used on the device",
-        &DEV_LABELS,
-    )?;
-    let size_b = gauge(
-        reg,
-        "heketi_device_size_bytes",
-        "Total size of the device",
-        &DEV_LABELS,
-    )?;
-    let free_b = gauge(
-        reg,
-        "heketi_device_free_bytes",
-        "Amount of Free space available on the device",
-        &DEV_LABELS,
-    )?;
-    let used_b = gauge(
-        reg,
-        "heketi_device_used_bytes",
-        "Amount of space used on the device",
-        &DEV_LABELS,
-    )?;
-    let bricks = gauge(
-        reg,
-        "heketi_device_brick_count",
-        "Number of bricks on device",
-        &DEV_LABELS,
-    )?;
+    let per_device = DeviceGauges::register(reg)?;
     let ids = state::cluster_ids(r)?;
     clusters.with_label_values::<&str>(&[]).set(ids.len() as f64);
     for cid in ids {
@@ -127,16 +91,89 @@ fn topology_metrics(reg: &Registry, r: &impl StateReader) -> Result<(), Box<dyn 
                     d.name.as_str(),
                     d.pv_uuid.as_str(),
                 ];
-                size.with_label_values(&l).set(d.total as f64);
-                free.with_label_values(&l).set(d.free as f64);
-                used.with_label_values(&l).set(d.used as f64);
-                size_b.with_label_values(&l).set(d.total as f64 * 1024.0);
-                free_b.with_label_values(&l).set(d.free as f64 * 1024.0);
-                used_b.with_label_values(&l).set(d.used as f64 * 1024.0);
-                bricks.with_label_values(&l).set(d.brick_count as f64);
+                per_device.set(&l, &d);
             }
         }
     }
+    operation_metrics(reg, r)?;
+    up.with_label_values::<&str>(&[]).set(1.0);
+    Ok(())
+}
+
+/// The gauges of each device (labels [`DEV_LABELS`]): sizes in KiB and bytes, bricks.
+struct DeviceGauges {
+    size: GaugeVec,
+    free: GaugeVec,
+    used: GaugeVec,
+    size_b: GaugeVec,
+    free_b: GaugeVec,
+    used_b: GaugeVec,
+    bricks: GaugeVec,
+}
+
+impl DeviceGauges {
+    fn register(reg: &Registry) -> Result<DeviceGauges, prometheus::Error> {
+        let size = gauge(reg, "heketi_device_size", "Total size of the device", &DEV_LABELS)?;
+        let free = gauge(
+            reg,
+            "heketi_device_free",
+            "Amount of Free space available on the device",
+            &DEV_LABELS,
+        )?;
+        let used = gauge(
+            reg,
+            "heketi_device_used",
+            "Amount of space used on the device",
+            &DEV_LABELS,
+        )?;
+        let size_b = gauge(
+            reg,
+            "heketi_device_size_bytes",
+            "Total size of the device",
+            &DEV_LABELS,
+        )?;
+        let free_b = gauge(
+            reg,
+            "heketi_device_free_bytes",
+            "Amount of Free space available on the device",
+            &DEV_LABELS,
+        )?;
+        let used_b = gauge(
+            reg,
+            "heketi_device_used_bytes",
+            "Amount of space used on the device",
+            &DEV_LABELS,
+        )?;
+        let bricks = gauge(
+            reg,
+            "heketi_device_brick_count",
+            "Number of bricks on device",
+            &DEV_LABELS,
+        )?;
+        Ok(DeviceGauges {
+            size,
+            free,
+            used,
+            size_b,
+            free_b,
+            used_b,
+            bricks,
+        })
+    }
+
+    fn set(&self, l: &[&str], d: &crate::state::DeviceEntry) {
+        self.size.with_label_values(l).set(d.total as f64);
+        self.free.with_label_values(l).set(d.free as f64);
+        self.used.with_label_values(l).set(d.used as f64);
+        self.size_b.with_label_values(l).set(d.total as f64 * 1024.0);
+        self.free_b.with_label_values(l).set(d.free as f64 * 1024.0);
+        self.used_b.with_label_values(l).set(d.used as f64 * 1024.0);
+        self.bricks.with_label_values(l).set(d.brick_count as f64);
+    }
+}
+
+/// Heketi's operation gauges: every pending operation is in flight (and new).
+fn operation_metrics(reg: &Registry, r: &impl StateReader) -> Result<(), Box<dyn std::error::Error>> {
     let pending = state::pending_op_ids(r)?.len() as f64;
     for (name, v) in [
         ("heketi_operations_total_count", pending),
@@ -154,7 +191,6 @@ fn topology_metrics(reg: &Registry, r: &impl StateReader) -> Result<(), Box<dyn 
         .with_label_values::<&str>(&[])
         .set(v);
     }
-    up.with_label_values::<&str>(&[]).set(1.0);
     Ok(())
 }
 

@@ -225,18 +225,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<()> {
             _,
         ) => {
             hekate::logging::init_logging("warning");
-            let glusterfs = match (glusterfs, testbed) {
-                (Some(path), _) => {
-                    let text = std::fs::read_to_string(&path)
-                        .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", path.display()))?;
-                    let v: serde_json::Value = serde_json::from_str(&text)
-                        .map_err(|e| anyhow::anyhow!("{} is not JSON: {e}", path.display()))?;
-                    anyhow::ensure!(v.is_object(), "{}: expected a JSON object", path.display());
-                    Some(v)
-                }
-                (None, true) => Some(hekate::dev::TestbedEnv::read()?.glusterfs_config()),
-                (None, false) => None,
-            };
+            let glusterfs = dev_glusterfs(glusterfs, testbed)?;
             let data_dir = data_dir.unwrap_or_else(|| {
                 if testbed {
                     ".hekate-dev-testbed"
@@ -266,31 +255,57 @@ async fn dispatch(cli: Cli) -> anyhow::Result<()> {
                 persist_ms,
             }),
             _,
-        ) => {
-            hekate::logging::init_logging("info");
-            let token = match token_file {
-                Some(p) => Some(
-                    std::fs::read_to_string(&p)
-                        .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", p.display()))?
-                        .trim()
-                        .to_string(),
-                ),
-                None => None,
-            };
-            let opts = hekate::executor::mock::server::NodesOptions {
-                listen: listen.clone(),
-                state,
-                token,
-                command_log_max: command_log_max.max(1),
-                persist_every: std::time::Duration::from_millis(persist_ms.max(10)),
-            };
-            let bound = hekate::executor::mock::server::bind(opts).await?;
-            println!("Hekate mock nodes on {listen}");
-            bound.run(hekate::server::shutdown_signal()).await
-        }
+        ) => mock_nodes(listen, state, token_file, command_log_max, persist_ms).await,
         (Some(Cmd::Replica { conn, action }), _) => replica(conn, action).await,
         (Some(Cmd::Db { conn, action }), _) => db(conn, action).await,
     }
+}
+
+/// `hekate dev --glusterfs FILE` (a JSON object) or `--testbed` (the SSH executor on the
+/// testbed's nodes); None: the mock.
+fn dev_glusterfs(glusterfs: Option<PathBuf>, testbed: bool) -> anyhow::Result<Option<serde_json::Value>> {
+    Ok(match (glusterfs, testbed) {
+        (Some(path), _) => {
+            let text = std::fs::read_to_string(&path)
+                .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", path.display()))?;
+            let v: serde_json::Value = serde_json::from_str(&text)
+                .map_err(|e| anyhow::anyhow!("{} is not JSON: {e}", path.display()))?;
+            anyhow::ensure!(v.is_object(), "{}: expected a JSON object", path.display());
+            Some(v)
+        }
+        (None, true) => Some(hekate::dev::TestbedEnv::read()?.glusterfs_config()),
+        (None, false) => None,
+    })
+}
+
+/// `hekate mock-nodes`: serves a local cluster's simulated nodes until SIGINT/SIGTERM.
+async fn mock_nodes(
+    listen: String,
+    state: Option<PathBuf>,
+    token_file: Option<PathBuf>,
+    command_log_max: usize,
+    persist_ms: u64,
+) -> anyhow::Result<()> {
+    hekate::logging::init_logging("info");
+    let token = match token_file {
+        Some(p) => Some(
+            std::fs::read_to_string(&p)
+                .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", p.display()))?
+                .trim()
+                .to_string(),
+        ),
+        None => None,
+    };
+    let opts = hekate::executor::mock::server::NodesOptions {
+        listen: listen.clone(),
+        state,
+        token,
+        command_log_max: command_log_max.max(1),
+        persist_every: std::time::Duration::from_millis(persist_ms.max(10)),
+    };
+    let bound = hekate::executor::mock::server::bind(opts).await?;
+    println!("Hekate mock nodes on {listen}");
+    bound.run(hekate::server::shutdown_signal()).await
 }
 
 async fn serve(config: PathBuf, disable_auth: bool) -> anyhow::Result<()> {

@@ -198,97 +198,107 @@ pub fn topology(t: &Value) -> String {
             c["block"]
         );
         for v in arr(&c["volumes"]) {
-            let _ = write!(
-                o,
-                "\n\tName: {}\n\tSize: {}\n\tId: {}\n\tCluster Id: {}\n\tMount: {}\n\tMount Options: {}\n\tDurability Type: {}\n",
-                s(&v["name"]),
-                s(&v["size"]),
-                s(&v["id"]),
-                s(&v["cluster"]),
-                s(&v["mount"]["glusterfs"]["device"]),
-                mount_options(&v),
-                s(&v["durability"]["type"])
-            );
-            match v["durability"]["type"].as_str() {
-                Some("replicate") => {
-                    let _ = writeln!(o, "\tReplica: {}", s(&v["durability"]["replicate"]["replica"]));
-                }
-                Some("disperse") => {
-                    let _ = writeln!(o, "\tDisperse Data: {}", s(&v["durability"]["disperse"]["data"]));
-                    let _ = writeln!(
-                        o,
-                        "\tDisperse Redundancy: {}",
-                        s(&v["durability"]["disperse"]["redundancy"])
-                    );
-                }
-                _ => {}
-            }
-            if v["snapshot"]["enable"].as_bool().unwrap_or(false) {
-                let f = v["snapshot"]["factor"].as_f64().unwrap_or(1.0);
-                let _ = writeln!(o, "\tSnapshot: Enabled\n\tSnapshot Factor: {f:.2}");
-            } else {
-                let _ = writeln!(o, "\tSnapshot: Disabled");
-            }
-            let _ = writeln!(o, "\n\t\tBricks:");
-            for b in arr(&v["bricks"]) {
-                let _ = write!(
-                    o,
-                    "\t\t\tId: {}\n\t\t\tPath: {}\n\t\t\tSize (GiB): {}\n\t\t\tNode: {}\n\t\t\tDevice: {}\n\n",
-                    s(&b["id"]),
-                    s(&b["path"]),
-                    gib(&b["size"]),
-                    s(&b["node"]),
-                    s(&b["device"])
-                );
-            }
+            topology_volume(&mut o, &v);
         }
         let _ = write!(o, "\n\n    Nodes:\n");
         for n in arr(&c["nodes"]) {
-            let manage: Vec<String> = arr(&n["hostnames"]["manage"]).iter().map(s).collect();
-            let storage: Vec<String> = arr(&n["hostnames"]["storage"]).iter().map(s).collect();
-            let _ = write!(
-                o,
-                "\n\tNode Id: {}\n\tState: {}\n\tCluster Id: {}\n\tZone: {}\n\tManagement Hostnames: {}\n\tStorage Hostnames: {}\n",
-                s(&n["id"]),
-                s(&n["state"]),
-                s(&n["cluster"]),
-                s(&n["zone"]),
-                manage.join(", "),
-                storage.join(", ")
-            );
-            tags(&mut o, &n["tags"], "\t");
-            let _ = writeln!(o, "\tDevices:");
-            for d in arr(&n["devices"]) {
-                let _ = writeln!(
-                    o,
-                    "\t\tId:{:<35}State:{:<10}Size (GiB):{:<8}Used (GiB):{:<8}Free (GiB):{:<8}",
-                    s(&d["id"]),
-                    s(&d["state"]),
-                    gib(&d["storage"]["total"]),
-                    gib(&d["storage"]["used"]),
-                    gib(&d["storage"]["free"])
-                );
-                let paths: Vec<String> = arr(&d["paths"]).iter().map(s).collect();
-                let known = if paths.is_empty() {
-                    s(&d["name"])
-                } else {
-                    paths.join(" ")
-                };
-                let _ = writeln!(o, "\t\t\tKnown Paths: {known}");
-                tags(&mut o, &d["tags"], "\t\t\t");
-                let _ = writeln!(o, "\n\t\t\tBricks:");
-                for b in arr(&d["bricks"]) {
-                    let _ = writeln!(
-                        o,
-                        "\t\t\t\tId:{:<35}Size (GiB):{:<8}Path: {}",
-                        s(&b["id"]),
-                        gib(&b["size"]),
-                        s(&b["path"])
-                    );
-                }
-            }
+            topology_node(&mut o, &n);
         }
         o.push('\n');
     }
     o
+}
+
+/// One volume of `topology info`: its summary and bricks.
+fn topology_volume(o: &mut String, v: &Value) {
+    let _ = write!(
+        o,
+        "\n\tName: {}\n\tSize: {}\n\tId: {}\n\tCluster Id: {}\n\tMount: {}\n\tMount Options: {}\n\tDurability Type: {}\n",
+        s(&v["name"]),
+        s(&v["size"]),
+        s(&v["id"]),
+        s(&v["cluster"]),
+        s(&v["mount"]["glusterfs"]["device"]),
+        mount_options(v),
+        s(&v["durability"]["type"])
+    );
+    match v["durability"]["type"].as_str() {
+        Some("replicate") => {
+            let _ = writeln!(o, "\tReplica: {}", s(&v["durability"]["replicate"]["replica"]));
+        }
+        Some("disperse") => {
+            let _ = writeln!(o, "\tDisperse Data: {}", s(&v["durability"]["disperse"]["data"]));
+            let _ = writeln!(
+                o,
+                "\tDisperse Redundancy: {}",
+                s(&v["durability"]["disperse"]["redundancy"])
+            );
+        }
+        _ => {}
+    }
+    if v["snapshot"]["enable"].as_bool().unwrap_or(false) {
+        let f = v["snapshot"]["factor"].as_f64().unwrap_or(1.0);
+        let _ = writeln!(o, "\tSnapshot: Enabled\n\tSnapshot Factor: {f:.2}");
+    } else {
+        let _ = writeln!(o, "\tSnapshot: Disabled");
+    }
+    let _ = writeln!(o, "\n\t\tBricks:");
+    for b in arr(&v["bricks"]) {
+        let _ = write!(
+            o,
+            "\t\t\tId: {}\n\t\t\tPath: {}\n\t\t\tSize (GiB): {}\n\t\t\tNode: {}\n\t\t\tDevice: {}\n\n",
+            s(&b["id"]),
+            s(&b["path"]),
+            gib(&b["size"]),
+            s(&b["node"]),
+            s(&b["device"])
+        );
+    }
+}
+
+/// One node of `topology info`: its hostnames, tags, devices and their bricks.
+fn topology_node(o: &mut String, n: &Value) {
+    let manage: Vec<String> = arr(&n["hostnames"]["manage"]).iter().map(s).collect();
+    let storage: Vec<String> = arr(&n["hostnames"]["storage"]).iter().map(s).collect();
+    let _ = write!(
+        o,
+        "\n\tNode Id: {}\n\tState: {}\n\tCluster Id: {}\n\tZone: {}\n\tManagement Hostnames: {}\n\tStorage Hostnames: {}\n",
+        s(&n["id"]),
+        s(&n["state"]),
+        s(&n["cluster"]),
+        s(&n["zone"]),
+        manage.join(", "),
+        storage.join(", ")
+    );
+    tags(o, &n["tags"], "\t");
+    let _ = writeln!(o, "\tDevices:");
+    for d in arr(&n["devices"]) {
+        let _ = writeln!(
+            o,
+            "\t\tId:{:<35}State:{:<10}Size (GiB):{:<8}Used (GiB):{:<8}Free (GiB):{:<8}",
+            s(&d["id"]),
+            s(&d["state"]),
+            gib(&d["storage"]["total"]),
+            gib(&d["storage"]["used"]),
+            gib(&d["storage"]["free"])
+        );
+        let paths: Vec<String> = arr(&d["paths"]).iter().map(s).collect();
+        let known = if paths.is_empty() {
+            s(&d["name"])
+        } else {
+            paths.join(" ")
+        };
+        let _ = writeln!(o, "\t\t\tKnown Paths: {known}");
+        tags(o, &d["tags"], "\t\t\t");
+        let _ = writeln!(o, "\n\t\t\tBricks:");
+        for b in arr(&d["bricks"]) {
+            let _ = writeln!(
+                o,
+                "\t\t\t\tId:{:<35}Size (GiB):{:<8}Path: {}",
+                s(&b["id"]),
+                gib(&b["size"]),
+                s(&b["path"])
+            );
+        }
+    }
 }

@@ -795,37 +795,7 @@ async fn device(cmd: &DeviceCmd, c: &Client, j: bool) -> anyhow::Result<Out> {
                 .await?;
                 return Ok(text(format!("Device {id} updated\n")));
             }
-            let mut o = String::new();
-            let t = topology::info(c).await?;
-            for cl in t["clusters"]
-                .as_array()
-                .cloned()
-                .unwrap_or_default()
-                .iter()
-                .filter(|cl| cl["id"] == id.as_str())
-            {
-                for n in cl["nodes"].as_array().cloned().unwrap_or_default() {
-                    for d in n["devices"].as_array().cloned().unwrap_or_default() {
-                        let did = d["id"].as_str().unwrap_or_default();
-                        o.push_str(&format!("Now resyncing device {did}..\n"));
-                        if c.run_async(
-                            Method::GET,
-                            &format!("/devices/{did}/resync"),
-                            None,
-                            &progress("resync"),
-                        )
-                        .await
-                        .is_ok()
-                        {
-                            o.push_str(&format!(
-                                "Device {did} (node {}) in cluster {id} updated\n",
-                                n["id"].as_str().unwrap_or_default()
-                            ));
-                        }
-                    }
-                }
-            }
-            Ok(Out(o))
+            resync_cluster(c, id).await
         }
         DeviceCmd::Settags { id, tags, exact } => {
             tags_cmd(c, "devices", id, settags_body(tags, *exact)?, j).await
@@ -834,35 +804,46 @@ async fn device(cmd: &DeviceCmd, c: &Client, j: bool) -> anyhow::Result<Out> {
     }
 }
 
+/// `device resync --cluster`: every device of cluster `id`, one after the other; a device
+/// that fails is left out of the report.
+async fn resync_cluster(c: &Client, id: &str) -> anyhow::Result<Out> {
+    let mut o = String::new();
+    let t = topology::info(c).await?;
+    for cl in t["clusters"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+        .iter()
+        .filter(|cl| cl["id"] == id)
+    {
+        for n in cl["nodes"].as_array().cloned().unwrap_or_default() {
+            for d in n["devices"].as_array().cloned().unwrap_or_default() {
+                let did = d["id"].as_str().unwrap_or_default();
+                o.push_str(&format!("Now resyncing device {did}..\n"));
+                if c.run_async(
+                    Method::GET,
+                    &format!("/devices/{did}/resync"),
+                    None,
+                    &progress("resync"),
+                )
+                .await
+                .is_ok()
+                {
+                    o.push_str(&format!(
+                        "Device {did} (node {}) in cluster {id} updated\n",
+                        n["id"].as_str().unwrap_or_default()
+                    ));
+                }
+            }
+        }
+    }
+    Ok(Out(o))
+}
+
 async fn volume(cmd: &VolumeCmd, c: &Client, j: bool) -> anyhow::Result<Out> {
     match cmd {
         VolumeCmd::Create(a) => {
-            if a.size == -1 {
-                bail!("Missing volume size");
-            }
-            let mut body = json!({
-                "size": a.size,
-                "durability": {"type": a.durability, "replicate": {"replica": a.replica},
-                               "disperse": {"data": a.disperse_data, "redundancy": a.redundancy}},
-            });
-            if !a.name.is_empty() {
-                body["name"] = json!(a.name);
-            }
-            if a.gid != 0 {
-                body["gid"] = json!(a.gid);
-            }
-            if a.block {
-                body["block"] = json!(true);
-            }
-            if a.snapshot_factor > 1.0 {
-                body["snapshot"] = json!({"enable": true, "factor": a.snapshot_factor});
-            }
-            if !a.clusters.is_empty() {
-                body["clusters"] = json!(a.clusters.split(',').collect::<Vec<_>>());
-            }
-            if !a.options.is_empty() {
-                body["glustervolumeoptions"] = json!(a.options.split(',').collect::<Vec<_>>());
-            }
+            let body = volume_create_body(a)?;
             let v = c
                 .run_async(
                     Method::POST,
@@ -889,23 +870,12 @@ async fn volume(cmd: &VolumeCmd, c: &Client, j: bool) -> anyhow::Result<Out> {
             volume,
             expand_size,
         } => {
+            // heketi-cli takes the id as --volume or as the argument.
             let id = volume
                 .clone()
                 .or(id.clone())
                 .ok_or_else(|| anyhow!("Missing volume id"))?;
-            if *expand_size == -1 {
-                bail!("Missing volume amount to expand");
-            }
-            let body = json!({"expand_size": expand_size});
-            let v = c
-                .run_async(
-                    Method::POST,
-                    &format!("/volumes/{id}/expand"),
-                    Some(&body),
-                    &progress("expanding volume"),
-                )
-                .await?;
-            Ok(raw(j, &v.unwrap_or_default(), format::volume))
+            volume_expand(c, &id, *expand_size, j).await
         }
         VolumeCmd::Info { id } => {
             let v = c
@@ -914,28 +884,7 @@ async fn volume(cmd: &VolumeCmd, c: &Client, j: bool) -> anyhow::Result<Out> {
                 .json()?;
             Ok(raw(j, &v, format::volume))
         }
-        VolumeCmd::List => {
-            let v = c.expect_ok(Method::GET, "/volumes", None).await?.json()?;
-            if j {
-                return Ok(Out(v.to_string()));
-            }
-            let mut o = String::new();
-            for id in v["volumes"].as_array().cloned().unwrap_or_default() {
-                let id = id.as_str().unwrap_or_default();
-                let info = c
-                    .expect_ok(Method::GET, &format!("/volumes/{id}"), None)
-                    .await?
-                    .json()?;
-                let block = if info["block"] == true { " [block]" } else { "" };
-                o.push_str(&format!(
-                    "Id:{:<35} Cluster:{:<35} Name:{}{block}\n",
-                    id,
-                    info["cluster"].as_str().unwrap_or_default(),
-                    info["name"].as_str().unwrap_or_default()
-                ));
-            }
-            Ok(Out(o))
-        }
+        VolumeCmd::List => volume_list(c, j).await,
         VolumeCmd::Clone { id, name } => {
             let body = (!name.is_empty()).then(|| json!({"name": name}));
             let v = c
@@ -965,6 +914,77 @@ async fn volume(cmd: &VolumeCmd, c: &Client, j: bool) -> anyhow::Result<Out> {
             Ok(raw(j, &v.unwrap_or_default(), format::volume))
         }
     }
+}
+
+async fn volume_expand(c: &Client, id: &str, expand_size: i64, j: bool) -> anyhow::Result<Out> {
+    if expand_size == -1 {
+        bail!("Missing volume amount to expand");
+    }
+    let body = json!({"expand_size": expand_size});
+    let v = c
+        .run_async(
+            Method::POST,
+            &format!("/volumes/{id}/expand"),
+            Some(&body),
+            &progress("expanding volume"),
+        )
+        .await?;
+    Ok(raw(j, &v.unwrap_or_default(), format::volume))
+}
+
+/// heketi-cli's create body from its flags (only what was given, as heketi-cli sends it).
+fn volume_create_body(a: &VolumeCreate) -> anyhow::Result<serde_json::Value> {
+    if a.size == -1 {
+        bail!("Missing volume size");
+    }
+    let mut body = json!({
+        "size": a.size,
+        "durability": {"type": a.durability, "replicate": {"replica": a.replica},
+                       "disperse": {"data": a.disperse_data, "redundancy": a.redundancy}},
+    });
+    if !a.name.is_empty() {
+        body["name"] = json!(a.name);
+    }
+    if a.gid != 0 {
+        body["gid"] = json!(a.gid);
+    }
+    if a.block {
+        body["block"] = json!(true);
+    }
+    if a.snapshot_factor > 1.0 {
+        body["snapshot"] = json!({"enable": true, "factor": a.snapshot_factor});
+    }
+    if !a.clusters.is_empty() {
+        body["clusters"] = json!(a.clusters.split(',').collect::<Vec<_>>());
+    }
+    if !a.options.is_empty() {
+        body["glustervolumeoptions"] = json!(a.options.split(',').collect::<Vec<_>>());
+    }
+    Ok(body)
+}
+
+/// `volume list`: one line per volume (its info read for cluster and name), or the JSON list.
+async fn volume_list(c: &Client, j: bool) -> anyhow::Result<Out> {
+    let v = c.expect_ok(Method::GET, "/volumes", None).await?.json()?;
+    if j {
+        return Ok(Out(v.to_string()));
+    }
+    let mut o = String::new();
+    for id in v["volumes"].as_array().cloned().unwrap_or_default() {
+        let id = id.as_str().unwrap_or_default();
+        let info = c
+            .expect_ok(Method::GET, &format!("/volumes/{id}"), None)
+            .await?
+            .json()?;
+        let block = if info["block"] == true { " [block]" } else { "" };
+        o.push_str(&format!(
+            "Id:{:<35} Cluster:{:<35} Name:{}{block}\n",
+            id,
+            info["cluster"].as_str().unwrap_or_default(),
+            info["name"].as_str().unwrap_or_default()
+        ));
+    }
+    Ok(Out(o))
 }
 
 async fn operations(cmd: &OpsCmd, c: &Client, j: bool) -> anyhow::Result<Out> {

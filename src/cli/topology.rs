@@ -120,25 +120,7 @@ pub async fn load(c: &Client, file: &str) -> anyhow::Result<String> {
                 node_id = n["id"].as_str().unwrap_or_default().to_string();
             } else {
                 if cluster_id.is_none() {
-                    out.push_str("Creating cluster ... ");
-                    let file = cl["file"].as_bool().unwrap_or(true);
-                    let block = cl["block"].as_bool().unwrap_or(true);
-                    let r = c
-                        .expect_ok(
-                            Method::POST,
-                            "/clusters",
-                            Some(&json!({"file": file, "block": block})),
-                        )
-                        .await?
-                        .json()?;
-                    let id = r["id"].as_str().unwrap_or_default().to_string();
-                    let _ = writeln!(out, "ID: {id}");
-                    if file {
-                        out.push_str("\tAllowing file volumes on cluster.\n");
-                    }
-                    if block {
-                        out.push_str("\tAllowing block volumes on cluster.\n");
-                    }
+                    let id = create_cluster(c, &cl, &mut out).await?;
                     created.push(id.clone());
                     cluster_id = Some(id);
                 }
@@ -158,33 +140,68 @@ pub async fn load(c: &Client, file: &str) -> anyhow::Result<String> {
                 }
             }
             let known = existing_node(&manage);
-            for d in entry["devices"].as_array().cloned().unwrap_or_default() {
-                let (name, tags, destroy) = device_name(&d);
-                let found = known
-                    .as_ref()
-                    .and_then(|n| n["devices"].as_array().cloned())
-                    .unwrap_or_default()
-                    .iter()
-                    .any(|x| x["name"] == name.as_str());
-                if found {
-                    let _ = writeln!(out, "\t\tFound device {name}");
-                    continue;
-                }
-                let _ = write!(out, "\t\tAdding device {name} ... ");
-                let mut body = json!({"name": name, "node": node_id, "destroydata": destroy});
-                if tags.as_object().is_some_and(|m| !m.is_empty()) {
-                    body["tags"] = tags;
-                }
-                match c.run_async(Method::POST, "/devices", Some(&body), &|_| {}).await {
-                    Ok(_) => out.push_str("OK\n"),
-                    Err(e) => {
-                        let _ = writeln!(out, "Unable to add device: {e}");
-                    }
-                }
+            add_devices(c, &entry, &node_id, known.as_ref(), &mut out).await;
+        }
+    }
+    drop_empty_clusters(c, created).await?;
+    Ok(String::new())
+}
+
+/// Creates a cluster of the file (file and block volumes unless it says otherwise), printing
+/// heketi-cli's lines; returns its id.
+async fn create_cluster(c: &Client, cl: &Value, out: &mut Progress) -> anyhow::Result<String> {
+    out.push_str("Creating cluster ... ");
+    let file = cl["file"].as_bool().unwrap_or(true);
+    let block = cl["block"].as_bool().unwrap_or(true);
+    let r = c
+        .expect_ok(
+            Method::POST,
+            "/clusters",
+            Some(&json!({"file": file, "block": block})),
+        )
+        .await?
+        .json()?;
+    let id = r["id"].as_str().unwrap_or_default().to_string();
+    let _ = writeln!(out, "ID: {id}");
+    if file {
+        out.push_str("\tAllowing file volumes on cluster.\n");
+    }
+    if block {
+        out.push_str("\tAllowing block volumes on cluster.\n");
+    }
+    Ok(id)
+}
+
+/// Adds the entry's devices to node `node_id`, skipping those the node (`known`, as it was
+/// before the load) already has; a device that fails is reported and the load goes on.
+async fn add_devices(c: &Client, entry: &Value, node_id: &str, known: Option<&Value>, out: &mut Progress) {
+    for d in entry["devices"].as_array().cloned().unwrap_or_default() {
+        let (name, tags, destroy) = device_name(&d);
+        let found = known
+            .and_then(|n| n["devices"].as_array().cloned())
+            .unwrap_or_default()
+            .iter()
+            .any(|x| x["name"] == name.as_str());
+        if found {
+            let _ = writeln!(out, "\t\tFound device {name}");
+            continue;
+        }
+        let _ = write!(out, "\t\tAdding device {name} ... ");
+        let mut body = json!({"name": name, "node": node_id, "destroydata": destroy});
+        if tags.as_object().is_some_and(|m| !m.is_empty()) {
+            body["tags"] = tags;
+        }
+        match c.run_async(Method::POST, "/devices", Some(&body), &|_| {}).await {
+            Ok(_) => out.push_str("OK\n"),
+            Err(e) => {
+                let _ = writeln!(out, "Unable to add device: {e}");
             }
         }
     }
-    // Clusters this run created but left empty are removed again, as heketi-cli does.
+}
+
+/// Clusters this run created but left empty are removed again, as heketi-cli does.
+async fn drop_empty_clusters(c: &Client, created: Vec<String>) -> anyhow::Result<()> {
     for id in created {
         if let Ok(r) = c.expect_ok(Method::GET, &format!("/clusters/{id}"), None).await {
             let v = r.json()?;
@@ -195,5 +212,5 @@ pub async fn load(c: &Client, file: &str) -> anyhow::Result<String> {
             }
         }
     }
-    Ok(String::new())
+    Ok(())
 }

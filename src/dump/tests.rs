@@ -88,10 +88,22 @@ struct Ids {
 
 type Edit = fn(&mut Value, &Ids);
 
-/// Each bad dump: a name, and the edit that makes Heketi's dump bad.
+/// Each bad dump: a name, and the edit that makes Heketi's dump bad. Order matters only
+/// for the golden file's.
 fn bad_dumps() -> Vec<(&'static str, Edit)> {
+    [
+        whole(),
+        references(),
+        duplicates(),
+        pending_work(),
+        hostile_values(),
+    ]
+    .concat()
+}
+
+/// Refused as a whole.
+fn whole() -> Vec<(&'static str, Edit)> {
     vec![
-        // Refused as a whole.
         ("block volumes", |d, _| {
             d["blockvolumeentries"] = json!({STRANGER: {}, "x": {}})
         }),
@@ -102,7 +114,12 @@ fn bad_dumps() -> Vec<(&'static str, Edit)> {
             let e = d["clusterentries"][&i.c].clone();
             d["clusterentries"]["not-an-id"] = e;
         }),
-        // References that do not resolve.
+    ]
+}
+
+/// References that do not resolve.
+fn references() -> Vec<(&'static str, Edit)> {
+    vec![
         ("a cluster listing an unknown node", |d, i| {
             d["clusterentries"][&i.c]["Info"]["nodes"]
                 .as_array_mut()
@@ -151,7 +168,12 @@ fn bad_dumps() -> Vec<(&'static str, Edit)> {
                 .unwrap()
                 .push(json!(STRANGER))
         }),
-        // Duplicates of what the API keeps unique.
+    ]
+}
+
+/// Duplicates of what the API keeps unique.
+fn duplicates() -> Vec<(&'static str, Edit)> {
+    vec![
         ("two volumes of a cluster with one name", |d, i| {
             let name = d["volumeentries"][&i.v]["Info"]["name"].clone();
             let other = d["volumeentries"]
@@ -197,14 +219,24 @@ fn bad_dumps() -> Vec<(&'static str, Edit)> {
                 .unwrap();
             d["deviceentries"][&other]["Info"]["name"] = name;
         }),
-        // Pending work.
+    ]
+}
+
+/// Pending work.
+fn pending_work() -> Vec<(&'static str, Edit)> {
+    vec![
         ("a brick of a pending operation", |d, i| {
             d["brickentries"][&i.b]["Pending"]["Id"] = json!("op1")
         }),
         ("a volume of a pending operation", |d, i| {
             d["volumeentries"][&i.v]["Pending"]["Id"] = json!("op2")
         }),
-        // Values that would reach a node's command line, or overflow.
+    ]
+}
+
+/// Values that would reach a node's command line, or overflow.
+fn hostile_values() -> Vec<(&'static str, Edit)> {
+    vec![
         ("a hostname with a shell separator", |d, i| {
             d["nodeentries"][&i.n]["Info"]["hostnames"]["manage"] = json!(["n;reboot"])
         }),

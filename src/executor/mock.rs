@@ -771,6 +771,13 @@ mod tests {
 
     /// The same rules, in memory and through `hekate mock-nodes`.
     async fn node_rules(m: &MockExecutor) {
+        device_and_brick_rules(m).await;
+        let clone = volume_rules(m).await;
+        teardown_rules(m, &clone).await;
+    }
+
+    /// A device set up once (its PV not taken twice), a brick made once, space checked.
+    async fn device_and_brick_rules(m: &MockExecutor) {
         assert!(m.brick_create("h", &brick("b1")).await.is_err(), "no VG yet");
         let d = m.device_setup("h", "/dev/sdb", VG, false).await.unwrap();
         assert_eq!(d.total_kib, 2 << 20);
@@ -786,6 +793,10 @@ mod tests {
         m.brick_create("h", &brick("b1")).await.unwrap();
         let err = m.brick_create("h", &brick("b2")).await.unwrap_err();
         assert!(err.to_string().contains("Insufficient free space"), "{err}");
+    }
+
+    /// A volume on the brick, read back every way; cloned once. Returns the clone's bricks.
+    async fn volume_rules(m: &MockExecutor) -> Vec<(String, String)> {
         let vol = VolumeSpec {
             id: "v".into(),
             name: "vol".into(),
@@ -813,6 +824,12 @@ mod tests {
             clone,
             "idempotent"
         );
+        clone
+    }
+
+    /// Foreign and in-use objects refused, then everything removed (a pool shared with the
+    /// clone's LV last), leaving the host as it was.
+    async fn teardown_rules(m: &MockExecutor, clone: &[(String, String)]) {
         m.volume_destroy("h", "snap", "w").await.unwrap();
         let other = m.volume_destroy("h", "vol", "w").await.unwrap_err();
         assert!(matches!(other, ExecError::Foreign(_)), "{other}");

@@ -300,22 +300,57 @@ pub fn compare(e: &Expected, seen: &Observed) -> Vec<Finding> {
     out
 }
 
+/// One node: its VGs against the state's devices, LVs, pools, mounts and fstab lines
+/// against the state's bricks (orphans, foreign objects, missing pieces).
 fn compare_node(e: &Expected, n: &NodeEntry, inv: &NodeInventory, out: &mut Vec<Finding>) {
     let host = n.manage_host().to_string();
     let devices: Vec<&DeviceEntry> = e.devices.values().filter(|d| d.node == n.id).collect();
     let bricks: Vec<&BrickEntry> = e.bricks.values().filter(|b| b.node == n.id).collect();
-    // What each VG should hold: LV names and pool names.
-    let mut want_lvs: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
-    let mut want_mounts = BTreeSet::new();
-    for b in &bricks {
-        let vg = format!("vg_{}", b.device);
-        let lv = b.lvm_lv.clone().unwrap_or_else(|| format!("brick_{}", b.id));
-        let set = want_lvs.entry(vg).or_default();
-        set.insert(lv);
-        set.insert(b.thin_pool());
-        want_mounts.insert(b.path.strip_suffix("/brick").unwrap_or(&b.path).to_string());
+    let want = Wanted::of(&bricks);
+    compare_vgs(e, &host, &devices, inv, out);
+    let mut found = Unexplained::default();
+    scan_lvs(e, n, &devices, &want, inv, &mut found, out);
+    scan_mounts(e, &want, inv, &mut found);
+    found.report(&host, out);
+    missing_bricks(e, &host, &bricks, inv, out);
+}
+
+/// What a node's VGs and mount root should hold, from the state's bricks on it.
+struct Wanted {
+    /// Per VG: LV and thin pool names.
+    lvs: BTreeMap<String, BTreeSet<String>>,
+    /// Brick mount directories.
+    mounts: BTreeSet<String>,
+}
+
+impl Wanted {
+    fn of(bricks: &[&BrickEntry]) -> Wanted {
+        let mut w = Wanted {
+            lvs: BTreeMap::new(),
+            mounts: BTreeSet::new(),
+        };
+        for b in bricks {
+            let vg = format!("vg_{}", b.device);
+            let lv = b.lvm_lv.clone().unwrap_or_else(|| format!("brick_{}", b.id));
+            let set = w.lvs.entry(vg).or_default();
+            set.insert(lv);
+            set.insert(b.thin_pool());
+            w.mounts
+                .insert(b.path.strip_suffix("/brick").unwrap_or(&b.path).to_string());
+        }
+        w
     }
-    for d in &devices {
+}
+
+/// Each (idle) device's VG: missing, or its used space beyond the tolerance of the state's.
+fn compare_vgs(
+    e: &Expected,
+    host: &str,
+    devices: &[&DeviceEntry],
+    inv: &NodeInventory,
+    out: &mut Vec<Finding>,
+) {
+    for d in devices {
         let vg = d.vg();
         if e.busy.devices.contains(&d.id) {
             continue;
@@ -323,7 +358,7 @@ fn compare_node(e: &Expected, n: &NodeEntry, inv: &NodeInventory, out: &mut Vec<
         match inv.vgs.get(&vg) {
             None => out.push(Finding {
                 kind: Kind::MissingVg,
-                place: host.clone(),
+                place: host.to_string(),
                 object: d.id.clone(),
                 detail: format!("device {} ({}): volume group {vg} not found", d.id, d.name),
                 repair: None,
@@ -333,7 +368,7 @@ fn compare_node(e: &Expected, n: &NodeEntry, inv: &NodeInventory, out: &mut Vec<
                 if diff > free_space_tolerance(d) {
                     out.push(Finding {
                         kind: Kind::FreeSpace,
-                        place: host.clone(),
+                        place: host.to_string(),
                         object: d.id.clone(),
                         detail: format!(
                             "device {} ({}): state has {} KiB used, LVM {} KiB",
@@ -341,24 +376,82 @@ fn compare_node(e: &Expected, n: &NodeEntry, inv: &NodeInventory, out: &mut Vec<
                         ),
                         repair: Some(Repair::Resync {
                             device: d.id.clone(),
-                            host: host.clone(),
+                            host: host.to_string(),
                         }),
                     });
                 }
             }
         }
     }
-    // Orphans: grouped per brick id, so that one repair removes LV, pool, mount and fstab line.
-    #[derive(Default)]
-    struct Orphan {
-        vg: String,
-        lv: Option<String>,
-        pool: Option<String>,
-        mount: Option<String>,
-        what: Vec<String>,
+}
+
+/// One orphan brick's pieces, gathered so that one repair removes LV, pool, mount and fstab
+/// line.
+#[derive(Default)]
+struct Orphan {
+    vg: String,
+    lv: Option<String>,
+    pool: Option<String>,
+    mount: Option<String>,
+    what: Vec<String>,
+}
+
+/// What a node holds that the state does not explain: orphans of Hekate's naming, per brick
+/// id, and foreign objects (described) in its VGs or under its mount root.
+#[derive(Default)]
+struct Unexplained {
+    orphans: BTreeMap<String, Orphan>,
+    foreign: Vec<String>,
+}
+
+impl Unexplained {
+    /// Foreign objects (reported, never repaired), then orphan bricks (with their repair).
+    fn report(self, host: &str, out: &mut Vec<Finding>) {
+        for what in self.foreign {
+            out.push(Finding {
+                kind: Kind::ForeignBrick,
+                place: host.to_string(),
+                object: what.clone(),
+                detail: format!("{what} is not named as Hekate names bricks; left alone"),
+                repair: None,
+            });
+        }
+        for (id, o) in self.orphans {
+            let lv = o.lv.clone().unwrap_or_else(|| format!("brick_{id}"));
+            let pool = o.pool.clone().unwrap_or_else(|| format!("tp_{id}"));
+            let mount = o
+                .mount
+                .clone()
+                .unwrap_or_else(|| format!("{BRICK_ROOT}{}/{lv}", o.vg));
+            out.push(Finding {
+                kind: Kind::OrphanBrick,
+                place: host.to_string(),
+                object: id.clone(),
+                detail: o.what.join(", "),
+                repair: Some(Repair::DestroyBrick {
+                    host: host.to_string(),
+                    vg: o.vg,
+                    id,
+                    lv,
+                    pool,
+                    mount,
+                }),
+            });
+        }
     }
-    let mut orphans: BTreeMap<String, Orphan> = BTreeMap::new();
-    let mut foreign: Vec<String> = Vec::new();
+}
+
+/// The node's VGs named like Hekate's: one no device owns is an orphan VG; in a device's
+/// (idle) VG, LVs and pools the state does not want are orphans (Hekate's names) or foreign.
+fn scan_lvs(
+    e: &Expected,
+    n: &NodeEntry,
+    devices: &[&DeviceEntry],
+    want: &Wanted,
+    inv: &NodeInventory,
+    found: &mut Unexplained,
+    out: &mut Vec<Finding>,
+) {
     let known_vgs: BTreeSet<String> = devices.iter().map(|d| d.vg()).collect();
     for (vg, v) in &inv.vgs {
         let Some(dev) = vg.strip_prefix("vg_") else {
@@ -371,7 +464,7 @@ fn compare_node(e: &Expected, n: &NodeEntry, inv: &NodeInventory, out: &mut Vec<
             }
             out.push(Finding {
                 kind: Kind::OrphanVg,
-                place: host.clone(),
+                place: n.manage_host().to_string(),
                 object: vg.clone(),
                 detail: format!("volume group {vg} belongs to no device of node {}", n.id),
                 repair: None,
@@ -381,20 +474,20 @@ fn compare_node(e: &Expected, n: &NodeEntry, inv: &NodeInventory, out: &mut Vec<
         if e.busy.devices.contains(dev) {
             continue;
         }
-        let want = want_lvs.get(vg).cloned().unwrap_or_default();
+        let want = want.lvs.get(vg).cloned().unwrap_or_default();
         for (lv, pool) in &v.lvs {
             if want.contains(lv) {
                 continue;
             }
             let Some(id) = brick_id_of(lv).map(String::from) else {
                 let what = if pool.is_empty() { "thin pool" } else { "LV" };
-                foreign.push(format!("{what} {vg}/{lv}"));
+                found.foreign.push(format!("{what} {vg}/{lv}"));
                 continue;
             };
             if e.busy.bricks.contains(&id) {
                 continue;
             }
-            let o = orphans.entry(id).or_default();
+            let o = found.orphans.entry(id).or_default();
             o.vg = vg.clone();
             if pool.is_empty() {
                 o.pool = Some(lv.clone());
@@ -408,27 +501,32 @@ fn compare_node(e: &Expected, n: &NodeEntry, inv: &NodeInventory, out: &mut Vec<
             }
         }
     }
+}
+
+/// Mounts and fstab lines under the mount root that no brick of the state explains: an
+/// orphan brick's (Hekate's naming, in `vg_<device>/`) or foreign.
+fn scan_mounts(e: &Expected, want: &Wanted, inv: &NodeInventory, found: &mut Unexplained) {
     let ours = |m: &String| m.starts_with(BRICK_ROOT);
     for (set, what) in [(&inv.mounts, "mount"), (&inv.fstab, "fstab line")] {
-        for m in set.iter().filter(|m| ours(m) && !want_mounts.contains(*m)) {
+        for m in set.iter().filter(|m| ours(m) && !want.mounts.contains(*m)) {
             let rest = &m[BRICK_ROOT.len()..];
             let (vg, id) = match rest.split_once('/') {
                 Some((vg, dir)) if !dir.contains('/') => match brick_id_of(dir) {
                     Some(id) => (vg, id.to_string()),
                     None => {
-                        foreign.push(format!("{what} {m}"));
+                        found.foreign.push(format!("{what} {m}"));
                         continue;
                     }
                 },
                 _ => {
-                    foreign.push(format!("{what} {m}"));
+                    found.foreign.push(format!("{what} {m}"));
                     continue;
                 }
             };
             if e.busy.bricks.contains(&id) || e.busy.devices.contains(vg.trim_start_matches("vg_")) {
                 continue;
             }
-            let o = orphans.entry(id).or_default();
+            let o = found.orphans.entry(id).or_default();
             if o.vg.is_empty() {
                 o.vg = vg.to_string();
             }
@@ -436,39 +534,17 @@ fn compare_node(e: &Expected, n: &NodeEntry, inv: &NodeInventory, out: &mut Vec<
             o.what.push(format!("{what} {m}"));
         }
     }
-    for what in foreign {
-        out.push(Finding {
-            kind: Kind::ForeignBrick,
-            place: host.clone(),
-            object: what.clone(),
-            detail: format!("{what} is not named as Hekate names bricks; left alone"),
-            repair: None,
-        });
-    }
-    for (id, o) in orphans {
-        let lv = o.lv.clone().unwrap_or_else(|| format!("brick_{id}"));
-        let pool = o.pool.clone().unwrap_or_else(|| format!("tp_{id}"));
-        let mount = o
-            .mount
-            .clone()
-            .unwrap_or_else(|| format!("{BRICK_ROOT}{}/{lv}", o.vg));
-        out.push(Finding {
-            kind: Kind::OrphanBrick,
-            place: host.clone(),
-            object: id.clone(),
-            detail: o.what.join(", "),
-            repair: Some(Repair::DestroyBrick {
-                host: host.clone(),
-                vg: o.vg,
-                id,
-                lv,
-                pool,
-                mount,
-            }),
-        });
-    }
-    // Missing: bricks of the state without their LV, mount or fstab line.
-    for b in &bricks {
+}
+
+/// Bricks of the state (idle) without their LV, mount or fstab line.
+fn missing_bricks(
+    e: &Expected,
+    host: &str,
+    bricks: &[&BrickEntry],
+    inv: &NodeInventory,
+    out: &mut Vec<Finding>,
+) {
+    for b in bricks {
         if e.busy.bricks.contains(&b.id) || e.busy.devices.contains(&b.device) {
             continue;
         }
@@ -489,7 +565,7 @@ fn compare_node(e: &Expected, n: &NodeEntry, inv: &NodeInventory, out: &mut Vec<
         if !missing.is_empty() {
             out.push(Finding {
                 kind: Kind::MissingBrick,
-                place: host.clone(),
+                place: host.to_string(),
                 object: b.id.clone(),
                 detail: format!(
                     "brick {} of volume {}: no {}",
@@ -503,11 +579,14 @@ fn compare_node(e: &Expected, n: &NodeEntry, inv: &NodeInventory, out: &mut Vec<
     }
 }
 
+/// One cluster's Gluster volumes against the state's: orphans, foreign volumes, bricks that
+/// differ, and volumes Gluster does not have.
 fn compare_volumes(e: &Expected, c: &ClusterEntry, seen: &Observed, out: &mut Vec<Finding>) {
     let Some(Ok(gluster)) = seen.volumes.get(&c.id) else {
         return;
     };
     let hosts: BTreeSet<String> = c.nodes.iter().map(|n| e.storage_of(n)).collect();
+    // Where a repair runs: the first node of the cluster that could be read.
     let host = c
         .nodes
         .iter()
@@ -520,86 +599,20 @@ fn compare_volumes(e: &Expected, c: &ClusterEntry, seen: &Observed, out: &mut Ve
         .filter(|v| v.cluster == c.id)
         .map(|v| (v.name.as_str(), v))
         .collect();
-    let state_ids: BTreeSet<&str> = e.volumes.keys().map(String::as_str).collect();
     for (name, gv) in gluster {
-        let bricks = &gv.bricks;
         // Only volumes on this cluster's hosts (a shared mock world holds every cluster's).
-        let here = bricks
+        let here = gv
+            .bricks
             .iter()
             .any(|b| b.split_once(':').is_some_and(|(h, _)| hosts.contains(h)));
         if !here || e.busy.volumes.contains(name) {
             continue;
         }
-        let foreign = |why: String| Finding {
-            kind: Kind::ForeignVolume,
-            place: c.id.clone(),
-            object: name.clone(),
-            detail: format!("Gluster volume {name} {why}; left alone"),
-            repair: None,
+        let finding = match state_vols.get(name.as_str()) {
+            None => unknown_volume(e, c, name, gv, host.as_deref()),
+            Some(v) => known_volume(e, c, name, gv, v),
         };
-        let Some(v) = state_vols.get(name.as_str()) else {
-            // An orphan is a volume Hekate made (marked with an id of its own making, on
-            // bricks under its mount root) that the state no longer has: a volume marked with
-            // the id of another volume of the state is not one.
-            let on_our_bricks = bricks.iter().any(|b| b.contains(BRICK_ROOT));
-            match gv.mark.as_deref() {
-                Some(id) if crate::validate::is_uuid(id) && on_our_bricks && !state_ids.contains(id) => {
-                    out.push(Finding {
-                        kind: Kind::OrphanVolume,
-                        place: c.id.clone(),
-                        object: name.clone(),
-                        detail: format!(
-                            "Gluster volume {name} ({} bricks, {} {id}) is not in the state",
-                            bricks.len(),
-                            crate::executor::OWNER_OPTION
-                        ),
-                        repair: host.clone().map(|h| Repair::DestroyVolume {
-                            host: h,
-                            name: name.clone(),
-                            id: id.to_string(),
-                        }),
-                    });
-                }
-                Some(id) => out.push(foreign(format!(
-                    "carries {} {id} but is not a volume Hekate knows by that name",
-                    crate::executor::OWNER_OPTION
-                ))),
-                None => out.push(foreign(format!(
-                    "was not created by Hekate (no {})",
-                    crate::executor::OWNER_OPTION
-                ))),
-            }
-            continue;
-        };
-        if gv.mark.as_deref() != Some(v.id.as_str()) {
-            out.push(foreign(format!(
-                "has the name of volume {} but not its mark ({} {})",
-                v.id,
-                crate::executor::OWNER_OPTION,
-                gv.mark.as_deref().unwrap_or("unset")
-            )));
-            continue;
-        }
-        let want: BTreeSet<String> = v
-            .bricks
-            .iter()
-            .filter_map(|b| e.bricks.get(b))
-            .map(|b| e.brick_name(b))
-            .collect();
-        let have: BTreeSet<String> = bricks.iter().cloned().collect();
-        if want != have {
-            out.push(Finding {
-                kind: Kind::BricksDiffer,
-                place: c.id.clone(),
-                object: name.clone(),
-                detail: format!(
-                    "volume {name}: only in the state {:?}, only in Gluster {:?}",
-                    want.difference(&have).collect::<Vec<_>>(),
-                    have.difference(&want).collect::<Vec<_>>()
-                ),
-                repair: None,
-            });
-        }
+        out.extend(finding);
     }
     for (name, v) in state_vols {
         if e.busy.volumes.contains(name) || v.hidden || gluster.contains_key(name) {
@@ -613,6 +626,95 @@ fn compare_volumes(e: &Expected, c: &ClusterEntry, seen: &Observed, out: &mut Ve
             repair: None,
         });
     }
+}
+
+/// A foreign volume finding: `why` it is not Hekate's.
+fn foreign_volume(c: &ClusterEntry, name: &str, why: String) -> Finding {
+    Finding {
+        kind: Kind::ForeignVolume,
+        place: c.id.clone(),
+        object: name.to_string(),
+        detail: format!("Gluster volume {name} {why}; left alone"),
+        repair: None,
+    }
+}
+
+/// A Gluster volume whose name the state does not have in this cluster. An orphan is a
+/// volume Hekate made (marked with an id of its own making, on bricks under its mount root)
+/// that the state no longer has: a volume marked with the id of another volume of the state
+/// is not one. Anything else is foreign.
+fn unknown_volume(
+    e: &Expected,
+    c: &ClusterEntry,
+    name: &str,
+    gv: &GlusterVolume,
+    host: Option<&str>,
+) -> Option<Finding> {
+    let on_our_bricks = gv.bricks.iter().any(|b| b.contains(BRICK_ROOT));
+    let owner = crate::executor::OWNER_OPTION;
+    Some(match gv.mark.as_deref() {
+        Some(id) if crate::validate::is_uuid(id) && on_our_bricks && !e.volumes.contains_key(id) => Finding {
+            kind: Kind::OrphanVolume,
+            place: c.id.clone(),
+            object: name.to_string(),
+            detail: format!(
+                "Gluster volume {name} ({} bricks, {owner} {id}) is not in the state",
+                gv.bricks.len()
+            ),
+            repair: host.map(|h| Repair::DestroyVolume {
+                host: h.to_string(),
+                name: name.to_string(),
+                id: id.to_string(),
+            }),
+        },
+        Some(id) => foreign_volume(
+            c,
+            name,
+            format!("carries {owner} {id} but is not a volume Hekate knows by that name"),
+        ),
+        None => foreign_volume(c, name, format!("was not created by Hekate (no {owner})")),
+    })
+}
+
+/// A Gluster volume with the name of state volume `v`: foreign without `v`'s mark; else its
+/// bricks must be `v`'s.
+fn known_volume(
+    e: &Expected,
+    c: &ClusterEntry,
+    name: &str,
+    gv: &GlusterVolume,
+    v: &VolumeEntry,
+) -> Option<Finding> {
+    if gv.mark.as_deref() != Some(v.id.as_str()) {
+        return Some(foreign_volume(
+            c,
+            name,
+            format!(
+                "has the name of volume {} but not its mark ({} {})",
+                v.id,
+                crate::executor::OWNER_OPTION,
+                gv.mark.as_deref().unwrap_or("unset")
+            ),
+        ));
+    }
+    let want: BTreeSet<String> = v
+        .bricks
+        .iter()
+        .filter_map(|b| e.bricks.get(b))
+        .map(|b| e.brick_name(b))
+        .collect();
+    let have: BTreeSet<String> = gv.bricks.iter().cloned().collect();
+    (want != have).then(|| Finding {
+        kind: Kind::BricksDiffer,
+        place: c.id.clone(),
+        object: name.to_string(),
+        detail: format!(
+            "volume {name}: only in the state {:?}, only in Gluster {:?}",
+            want.difference(&have).collect::<Vec<_>>(),
+            have.difference(&want).collect::<Vec<_>>()
+        ),
+        repair: None,
+    })
 }
 
 fn compare_peers(e: &Expected, c: &ClusterEntry, seen: &Observed, out: &mut Vec<Finding>) {

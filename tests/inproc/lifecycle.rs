@@ -1,6 +1,7 @@
 //! The happy paths: cluster, nodes and devices added through the queue; a volume created
 //! (202, queue polled, 303, GET), expanded, deleted (204), with the mock nodes and the
-//! devices' accounting checked after each step; and the teardown back to nothing.
+//! devices' accounting checked after each step; the teardown back to nothing; and the
+//! metrics page counting what the state holds.
 
 use std::time::Instant;
 
@@ -72,6 +73,12 @@ async fn volume_create_expand_delete_through_the_queue() {
         after_expand.iter().zip(&after_create).all(|(a, c)| a > c),
         "{after_expand:?}"
     );
+
+    // Heketi's consistency check agrees with the state.
+    let check = h.call_ok(Method::GET, "/db/check", None).await.unwrap();
+    assert_eq!(check["totalinconsistencies"], 0, "{check}");
+    assert_eq!(check["bricks"]["total"], 6, "{check}");
+    assert_eq!(check["devices"]["ok"], 3, "{check}");
 
     // Delete: 204 at the end of the queue, the volume gone everywhere.
     let gone = h.run_async(Method::DELETE, &vol_path, None).await.unwrap();
@@ -153,5 +160,62 @@ async fn a_user_token_creates_and_reads_volumes_but_not_nodes() {
         401
     );
     assert_eq!(user(Method::GET, "/clusters", None).await.status, 401);
+    h.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_count_what_the_state_holds() {
+    let h = InProc::start().await.unwrap();
+    let (cid, _nodes, devices) = three_nodes(&h).await;
+    h.run_async(Method::POST, "/volumes", Some(&replica3(1)))
+        .await
+        .unwrap();
+    // Outside auth, as in Heketi.
+    let r = h
+        .call_as("nobody", "none", Method::GET, "/metrics", None)
+        .await
+        .unwrap();
+    assert_eq!(r.status, 200, "{}", r.body);
+    let line = |name: &str| {
+        r.body
+            .lines()
+            .find(|l| l.starts_with(name))
+            .unwrap_or_else(|| panic!("no {name} in\n{}", r.body))
+            .to_string()
+    };
+    assert_eq!(line("heketi_cluster_count "), "heketi_cluster_count 1");
+    assert_eq!(
+        line("heketi_nodes_count{"),
+        format!("heketi_nodes_count{{cluster=\"{cid}\"}} 3")
+    );
+    assert_eq!(
+        line("heketi_volumes_count{"),
+        format!("heketi_volumes_count{{cluster=\"{cid}\"}} 1")
+    );
+    assert_eq!(
+        line("heketi_operations_inFlight_count "),
+        "heketi_operations_inFlight_count 0"
+    );
+    for d in &devices {
+        let bricks = r
+            .body
+            .lines()
+            .find(|l| l.starts_with("heketi_device_brick_count{") && l.contains(d.as_str()))
+            .unwrap();
+        assert!(bricks.ends_with(" 1"), "{bricks}");
+        assert!(r
+            .body
+            .lines()
+            .any(|l| l.starts_with("heketi_device_size_bytes{") && l.contains(d.as_str())));
+    }
+    for name in [
+        "hekate_footprint_raft_log_entries ",
+        "hekate_footprint_pending_operations 0",
+        "hekate_rocksdb_memtable_bytes ",
+        "hekate_heap_allocated_bytes ",
+        "hekate_raft_term ",
+    ] {
+        line(name);
+    }
     h.shutdown().await;
 }

@@ -1,12 +1,15 @@
 //! The in-process tier: Heketi's API end to end with the operation runner running, in this
 //! process, in milliseconds. Each test starts its own [`InProc`] (a single-node Raft on
 //! RocksDB in a tempdir, the router driven through `tower::ServiceExt::oneshot`, the runner,
-//! the in-memory mock nodes) and runs in parallel with the others. What needs processes
-//! (kills, partitions, several replicas, TLS, the CLI) stays in `tests/cluster/`.
+//! the in-memory mock nodes) and runs in parallel with the others; `replicas.rs` starts three
+//! replicas on loopback ports (`hekate_testkit::InProcReplicas`) for forwarding and a new
+//! leader. What needs processes (SIGKILL and SIGSTOP, partitions, durability across
+//! restarts, TLS, the CLI, membership changes) stays in `tests/cluster/`.
 //! docs/testing.md ("In-process tier") has the tier's scope and timing.
 
 mod errors;
 mod lifecycle;
+mod replicas;
 mod rollback;
 
 use std::time::Duration;

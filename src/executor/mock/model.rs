@@ -543,19 +543,7 @@ fn apply(s: &mut MockState, users: &BrickUsers, host: &str, verb: &Verb) -> Exec
             reply(())
         }
         Verb::DeviceSetup { device, vg, size_kib } => reply(device_setup(s, host, device, vg, *size_kib)?),
-        Verb::DeviceTeardown { device, vg } => {
-            let h = host_mut(s, host);
-            if let Some(v) = h.vgs.get(vg) {
-                if !v.lvs.is_empty() || !v.pools.is_empty() {
-                    return Err(fail(format!(
-                        "Unable to delete device {device}: volume group {vg} still has logical volumes"
-                    )));
-                }
-            }
-            h.vgs.remove(vg);
-            h.pvs.remove(device);
-            reply(())
-        }
+        Verb::DeviceTeardown { device, vg } => reply(device_teardown(s, host, device, vg)?),
         Verb::DeviceInfo { vg } => reply(
             host_mut(s, host)
                 .vgs
@@ -569,27 +557,7 @@ fn apply(s: &mut MockState, users: &BrickUsers, host: &str, verb: &Verb) -> Exec
             tp,
             mount_dir,
             need,
-        } => {
-            let h = host_mut(s, host);
-            let v = h
-                .vgs
-                .get_mut(vg)
-                .ok_or_else(|| fail(format!("Volume group \"{vg}\" not found")))?;
-            if !v.lvs.contains_key(lv) {
-                if !v.pools.contains_key(tp) && v.free() < *need {
-                    return Err(fail(format!(
-                        "Insufficient free space: {} extents needed, but only {} available",
-                        need / v.extent.max(1),
-                        v.free() / v.extent.max(1)
-                    )));
-                }
-                v.pools.insert(tp.clone(), *need);
-                v.lvs.insert(lv.clone(), tp.clone());
-            }
-            h.mounts.insert(mount_dir.clone());
-            h.fstab.insert(mount_dir.clone());
-            reply(())
-        }
+        } => reply(brick_create(s, host, vg, lv, tp, mount_dir, *need)?),
         Verb::BrickDestroy {
             vg,
             lv,
@@ -600,80 +568,16 @@ fn apply(s: &mut MockState, users: &BrickUsers, host: &str, verb: &Verb) -> Exec
             if let Some(name) = users.user(path) {
                 return Err(fail(format!("brick {path} is in use by volume {name}")));
             }
-            let h = host_mut(s, host);
-            h.mounts.remove(mount_dir);
-            h.fstab.remove(mount_dir);
-            let mut pool_gone = true;
-            if let Some(v) = h.vgs.get_mut(vg) {
-                v.lvs.remove(lv);
-                // A thin pool shared with a clone's LV stays until its last LV goes.
-                if v.lvs.values().any(|p| p == tp) {
-                    pool_gone = false;
-                } else {
-                    v.pools.remove(tp);
-                }
-            }
-            reply(pool_gone)
+            reply(brick_destroy(s, host, vg, lv, tp, mount_dir))
         }
         Verb::VolumeCreate {
             name,
             id,
             bricks,
             options,
-        } => {
-            if let Some(existing) = s.volumes.get(name) {
-                existing.owner().check(name, id)?;
-                if existing.bricks == *bricks {
-                    return reply(()); // idempotent re-run
-                }
-                return Err(fail(format!(
-                    "volume create: {name}: failed: Volume {name} already exists"
-                )));
-            }
-            check_bricks_mounted(s, bricks)?;
-            s.volumes.insert(
-                name.clone(),
-                MockVolume {
-                    id: id.clone(),
-                    bricks: bricks.clone(),
-                    started: true,
-                    options: options
-                        .iter()
-                        .filter_map(|o| {
-                            let (k, val) = o.split_once(char::is_whitespace)?;
-                            Some((k.to_string(), val.trim().to_string()))
-                        })
-                        .collect(),
-                },
-            );
-            reply(())
-        }
-        Verb::VolumeExpand { name, id, new_bricks } => {
-            check_bricks_mounted(s, new_bricks)?;
-            let vol = s
-                .volumes
-                .get(name)
-                .ok_or_else(|| fail(format!("Volume {name} does not exist")))?;
-            vol.owner().check(name, id)?;
-            reply(
-                new_bricks
-                    .iter()
-                    .filter(|b| !vol.bricks.contains(b))
-                    .collect::<Vec<_>>(),
-            )
-        }
-        Verb::AddBrick { name, bricks } => {
-            let vol = s
-                .volumes
-                .get_mut(name)
-                .ok_or_else(|| fail(format!("Volume {name} does not exist")))?;
-            for b in bricks {
-                if !vol.bricks.contains(b) {
-                    vol.bricks.push(b.clone());
-                }
-            }
-            reply(())
-        }
+        } => reply(volume_create(s, name, id, bricks, options)?),
+        Verb::VolumeExpand { name, id, new_bricks } => reply(volume_expand(s, name, id, new_bricks)?),
+        Verb::AddBrick { name, bricks } => reply(add_brick(s, name, bricks)?),
         Verb::VolumeDestroy { name, id } => {
             if let Some(v) = s.volumes.get(name) {
                 v.owner().check(name, id)?;
@@ -684,23 +588,7 @@ fn apply(s: &mut MockState, users: &BrickUsers, host: &str, verb: &Verb) -> Exec
         Verb::VolumeOwner { name } => {
             reply(s.volumes.get(name).map_or(VolumeOwner::Absent, MockVolume::owner))
         }
-        Verb::ReplaceBrick { volume, old, new } => {
-            check_bricks_mounted(s, std::slice::from_ref(new))?;
-            let v = s
-                .volumes
-                .get_mut(volume)
-                .ok_or_else(|| fail(format!("Volume {volume} does not exist")))?;
-            if v.bricks.iter().any(|b| b == new) {
-                return reply(()); // already replaced
-            }
-            let slot = v.bricks.iter_mut().find(|b| *b == old).ok_or_else(|| {
-                fail(format!(
-                    "volume replace-brick: failed: brick: {old} does not exist in volume: {volume}"
-                ))
-            })?;
-            *slot = new.clone();
-            reply(())
-        }
+        Verb::ReplaceBrick { volume, old, new } => reply(replace_brick(s, volume, old, new)?),
         Verb::VolumeClone {
             volume,
             clone,
@@ -714,19 +602,173 @@ fn apply(s: &mut MockState, users: &BrickUsers, host: &str, verb: &Verb) -> Exec
         ),
         Verb::HealInfo { volume } => reply(heal_info(s, volume)?),
         Verb::Inventory => reply(inventory(s, host)?),
-        Verb::Volumes => reply(
-            s.volumes
-                .iter()
-                .map(|(n, v)| {
-                    let g = GlusterVolume {
-                        bricks: v.bricks.clone(),
-                        mark: v.options.get(OWNER_OPTION).cloned(),
-                    };
-                    (n.clone(), g)
-                })
-                .collect::<BTreeMap<_, _>>(),
-        ),
+        Verb::Volumes => reply(gluster_volumes(s)),
     }
+}
+
+fn device_teardown(s: &mut MockState, host: &str, device: &str, vg: &str) -> ExecResult<()> {
+    let h = host_mut(s, host);
+    if let Some(v) = h.vgs.get(vg) {
+        if !v.lvs.is_empty() || !v.pools.is_empty() {
+            return Err(fail(format!(
+                "Unable to delete device {device}: volume group {vg} still has logical volumes"
+            )));
+        }
+    }
+    h.vgs.remove(vg);
+    h.pvs.remove(device);
+    Ok(())
+}
+
+/// A thin pool of `need` KiB with its LV (unless the LV exists: a re-run), mounted and in
+/// fstab.
+fn brick_create(
+    s: &mut MockState,
+    host: &str,
+    vg: &str,
+    lv: &str,
+    tp: &str,
+    mount_dir: &str,
+    need: u64,
+) -> ExecResult<()> {
+    let h = host_mut(s, host);
+    let v = h
+        .vgs
+        .get_mut(vg)
+        .ok_or_else(|| fail(format!("Volume group \"{vg}\" not found")))?;
+    if !v.lvs.contains_key(lv) {
+        if !v.pools.contains_key(tp) && v.free() < need {
+            return Err(fail(format!(
+                "Insufficient free space: {} extents needed, but only {} available",
+                need / v.extent.max(1),
+                v.free() / v.extent.max(1)
+            )));
+        }
+        v.pools.insert(tp.to_string(), need);
+        v.lvs.insert(lv.to_string(), tp.to_string());
+    }
+    h.mounts.insert(mount_dir.to_string());
+    h.fstab.insert(mount_dir.to_string());
+    Ok(())
+}
+
+/// Unmounts the brick, drops its fstab line and LV, and its pool unless a clone's LV still
+/// uses it; whether the pool went.
+fn brick_destroy(s: &mut MockState, host: &str, vg: &str, lv: &str, tp: &str, mount_dir: &str) -> bool {
+    let h = host_mut(s, host);
+    h.mounts.remove(mount_dir);
+    h.fstab.remove(mount_dir);
+    let mut pool_gone = true;
+    if let Some(v) = h.vgs.get_mut(vg) {
+        v.lvs.remove(lv);
+        // A thin pool shared with a clone's LV stays until its last LV goes.
+        if v.lvs.values().any(|p| p == tp) {
+            pool_gone = false;
+        } else {
+            v.pools.remove(tp);
+        }
+    }
+    pool_gone
+}
+
+/// A started volume on mounted bricks, its options set; a re-run with the same bricks is
+/// done, another volume of the name refused (naming its owner when it is not Hekate's).
+fn volume_create(
+    s: &mut MockState,
+    name: &str,
+    id: &str,
+    bricks: &[String],
+    options: &[String],
+) -> ExecResult<()> {
+    if let Some(existing) = s.volumes.get(name) {
+        existing.owner().check(name, id)?;
+        if existing.bricks == *bricks {
+            return Ok(()); // idempotent re-run
+        }
+        return Err(fail(format!(
+            "volume create: {name}: failed: Volume {name} already exists"
+        )));
+    }
+    check_bricks_mounted(s, bricks)?;
+    s.volumes.insert(
+        name.to_string(),
+        MockVolume {
+            id: id.to_string(),
+            bricks: bricks.to_vec(),
+            started: true,
+            options: options
+                .iter()
+                .filter_map(|o| {
+                    let (k, val) = o.split_once(char::is_whitespace)?;
+                    Some((k.to_string(), val.trim().to_string()))
+                })
+                .collect(),
+        },
+    );
+    Ok(())
+}
+
+/// The read before an expand: the volume is Hekate's and the new bricks are mounted; the new
+/// bricks it does not have yet.
+fn volume_expand(s: &MockState, name: &str, id: &str, new_bricks: &[String]) -> ExecResult<Vec<String>> {
+    check_bricks_mounted(s, new_bricks)?;
+    let vol = s
+        .volumes
+        .get(name)
+        .ok_or_else(|| fail(format!("Volume {name} does not exist")))?;
+    vol.owner().check(name, id)?;
+    Ok(new_bricks
+        .iter()
+        .filter(|b| !vol.bricks.contains(b))
+        .cloned()
+        .collect())
+}
+
+/// Appends the bricks the volume does not have yet.
+fn add_brick(s: &mut MockState, name: &str, bricks: &[String]) -> ExecResult<()> {
+    let vol = s
+        .volumes
+        .get_mut(name)
+        .ok_or_else(|| fail(format!("Volume {name} does not exist")))?;
+    for b in bricks {
+        if !vol.bricks.contains(b) {
+            vol.bricks.push(b.clone());
+        }
+    }
+    Ok(())
+}
+
+/// Puts mounted brick `new` in `old`'s place (done already: nothing to do).
+fn replace_brick(s: &mut MockState, volume: &str, old: &str, new: &str) -> ExecResult<()> {
+    check_bricks_mounted(s, &[new.to_string()])?;
+    let v = s
+        .volumes
+        .get_mut(volume)
+        .ok_or_else(|| fail(format!("Volume {volume} does not exist")))?;
+    if v.bricks.iter().any(|b| b == new) {
+        return Ok(()); // already replaced
+    }
+    let slot = v.bricks.iter_mut().find(|b| *b == old).ok_or_else(|| {
+        fail(format!(
+            "volume replace-brick: failed: brick: {old} does not exist in volume: {volume}"
+        ))
+    })?;
+    *slot = new.to_string();
+    Ok(())
+}
+
+/// Every volume as `gluster volume info` reports it: bricks and mark.
+fn gluster_volumes(s: &MockState) -> BTreeMap<String, GlusterVolume> {
+    s.volumes
+        .iter()
+        .map(|(n, v)| {
+            let g = GlusterVolume {
+                bricks: v.bricks.clone(),
+                mark: v.options.get(OWNER_OPTION).cloned(),
+            };
+            (n.clone(), g)
+        })
+        .collect()
 }
 
 fn device_setup(s: &mut MockState, host: &str, device: &str, vg: &str, size: u64) -> ExecResult<DeviceInfo> {

@@ -236,12 +236,23 @@ fn run(name: &'static str, e: &Expected, seen: &Observed) -> Scenario {
 }
 
 fn scenarios() -> Vec<Scenario> {
+    let e = world();
+    let mut out = vec![run("clean", &e, &mirror(&e))];
+    out.extend(unreadable());
+    out.extend(gluster_volumes());
+    out.extend(bricks_and_vgs());
+    out.extend(clones());
+    out.extend(peers());
+    out.extend(busy_operations());
+    out.extend(busy_moves());
+    out.extend(busy_records());
+    out
+}
+
+/// Nodes or volume lists that could not be read.
+fn unreadable() -> Vec<Scenario> {
     let mut out = Vec::new();
     let e = world();
-
-    out.push(run("clean", &e, &mirror(&e)));
-
-    // Nodes that cannot be read.
     let mut seen = mirror(&e);
     seen.nodes
         .insert(node_id(2), Err("ssh: connect to node2.example: refused".into()));
@@ -251,8 +262,13 @@ fn scenarios() -> Vec<Scenario> {
     seen.nodes.remove(&node_id(3));
     inv(&mut seen, 1).peers.clear();
     out.push(run("node_not_read_is_not_judged", &e, &seen));
+    out
+}
 
-    // Gluster's volumes.
+/// Gluster's volumes against the state's.
+fn gluster_volumes() -> Vec<Scenario> {
+    let mut out = Vec::new();
+    let e = world();
     let mut seen = mirror(&e);
     gluster(&mut seen).remove("vol1");
     out.push(run("missing_volume", &e, &seen));
@@ -311,8 +327,13 @@ fn scenarios() -> Vec<Scenario> {
         },
     );
     out.push(run("volume_on_another_clusters_hosts_is_ignored", &e, &seen));
+    out
+}
 
-    // Bricks and VGs on a node.
+/// LVs, pools, mounts, fstab lines and VGs on a node.
+fn bricks_and_vgs() -> Vec<Scenario> {
+    let mut out = Vec::new();
+    let e = world();
     let mut seen = mirror(&e);
     plant_brick(&mut seen, 1, 7);
     out.push(run("orphan_brick", &e, &seen));
@@ -368,8 +389,12 @@ fn scenarios() -> Vec<Scenario> {
     // Outside the mount root: not Hekate's business at all.
     n.mounts.insert("/srv/data".into());
     out.push(run("foreign_bricks", &e, &seen));
+    out
+}
 
-    // Clone bricks: the LV named by Gluster, the mount under Gluster's snapshot root, no fstab.
+/// Clone bricks: the LV named by Gluster, the mount under Gluster's snapshot root, no fstab.
+fn clones() -> Vec<Scenario> {
+    let mut out = Vec::new();
     let mut ec = world();
     let mut cb = brick(4, 2, 1);
     cb.lvm_lv = Some(format!("{}_0", brick_id(4)));
@@ -384,8 +409,13 @@ fn scenarios() -> Vec<Scenario> {
         .mounts
         .remove(&format!("/run/gluster/snaps/{}/brick1", brick_id(4)));
     out.push(run("clone_brick_missing_its_mount", &ec, &seen));
+    out
+}
 
-    // Peers.
+/// The trusted pool.
+fn peers() -> Vec<Scenario> {
+    let mut out = Vec::new();
+    let e = world();
     let mut seen = mirror(&e);
     inv(&mut seen, 3).peers.clear();
     inv(&mut seen, 1).peers.remove(&storage(3));
@@ -400,8 +430,12 @@ fn scenarios() -> Vec<Scenario> {
     p.remove(&storage(2));
     p.insert("gluster-2.local".into());
     out.push(run("peer_known_by_another_name", &e, &seen));
+    out
+}
 
-    // Busy: what an operation in flight touches is never reported.
+/// Creates and deletes in flight: what they touch is never reported.
+fn busy_operations() -> Vec<Scenario> {
+    let mut out = Vec::new();
     let mut eb = world();
     let new_vol = volume(3, "vol3", &[5]);
     let new_brick = brick(5, 3, 1);
@@ -437,7 +471,12 @@ fn scenarios() -> Vec<Scenario> {
     gluster(&mut seen).remove("vol1");
     inv(&mut seen, 2).mounts.clear();
     out.push(run("busy_delete", &eb, &seen));
+    out
+}
 
+/// Evictions, clones and device operations in flight.
+fn busy_moves() -> Vec<Scenario> {
+    let mut out = Vec::new();
     let mut eb = world();
     let mut moved = brick(6, 1, 1);
     moved.pending = Some(id('f', 1));
@@ -507,7 +546,12 @@ fn scenarios() -> Vec<Scenario> {
         .insert(format!("vg_{}", device_id(9)), VgInventory::default());
     inv(&mut seen, 2).vgs.clear();
     out.push(run("busy_devices", &eb, &seen));
+    out
+}
 
+/// Records an operation holds (`pending` set) and hidden volumes are busy too.
+fn busy_records() -> Vec<Scenario> {
+    let mut out = Vec::new();
     let mut eb = world();
     eb.nodes.get_mut(&node_id(3)).expect("node").pending = Some(id('f', 2));
     eb.mark_pending_records();
@@ -530,7 +574,6 @@ fn scenarios() -> Vec<Scenario> {
     eb.mark_pending_records();
     let seen = mirror(&eb);
     out.push(run("hidden_volume_is_not_missing", &eb, &seen));
-
     out
 }
 

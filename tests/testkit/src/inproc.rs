@@ -29,7 +29,7 @@ use hekate_raft::{Member, Replica};
 
 pub const ADMIN_KEY: &str = "inproc-admin-key-0123456789";
 pub const USER_KEY: &str = "inproc-user-key-0123456789";
-const SECRET: &str = "inproc-cluster-secret-0123456789";
+pub(crate) const SECRET: &str = "inproc-cluster-secret-0123456789";
 
 /// How an in-process replica runs.
 pub struct InProcSpec {
@@ -37,8 +37,10 @@ pub struct InProcSpec {
     pub policy: Policy,
     /// The mock executor's settings (device size, latency, static injections).
     pub mock: MockConfig,
-    /// Start the operation runner (off: operations stay pending, as in the router fuzz, and
-    /// the harness sets the group's identity the runner would set).
+    /// Start the leader's background work as `hekate serve` does: the operation runner, the
+    /// node health monitor (unless the policy turns it off) and the log-format agreement. Off:
+    /// operations stay pending, as in the router fuzz, and the harness sets the group's
+    /// identity the runner would set.
     pub runner: bool,
 }
 
@@ -94,40 +96,17 @@ impl InProc {
         replica.bootstrap().await;
         let mock = Arc::new(MockExecutor::in_memory(spec.mock));
         let failpoints = Arc::new(hekate::ops::failpoint::Failpoints::new(false));
-        let runner = Runner::new(replica.clone(), mock.clone(), &spec.policy, failpoints.clone());
-        let st = AppState::new(
-            replica.clone(),
-            StateOptions {
-                verifier: Some(Verifier {
-                    admin_key: ADMIN_KEY.into(),
-                    user_key: USER_KEY.into(),
-                    iat_leeway_secs: 120,
-                }),
-                forward_timeout: Duration::from_millis(500),
-                exec: mock.clone(),
-                policy: spec.policy,
-                default_admin_state: String::new(),
-                log: None,
-                failpoints,
-            },
-        );
-        // As `hekate serve` mounts it on a shared listener.
-        let api_app = hekate::listen::limit(
-            api::router(st),
-            hekate::listen::RequestLimits::new(&Limits::default()),
-        );
-        let app = api_app.clone().merge(
-            replica
-                .peer_router()
-                .merge(api::forward::peer_entry(api_app, SECRET)),
-        );
+        let background = spec
+            .runner
+            .then(|| Background::new(&replica, mock.clone(), &spec.policy, failpoints.clone()));
+        let app = router(&replica, mock.clone(), spec.policy, failpoints);
         crate::wait_for(Duration::from_secs(30), "the replica to lead", || async {
             replica.ready().await.ok()
         })
         .await?;
         let (stop, stop_rx) = tokio::sync::watch::channel(false);
-        let runner = if spec.runner {
-            Some(tokio::spawn(runner.run(stop_rx)))
+        let runner = if let Some(b) = background {
+            Some(b.spawn(&replica, &stop_rx))
         } else {
             // The runner sets the group's identity in its first term (operations need it);
             // without one, the harness does.
@@ -165,27 +144,7 @@ impl InProc {
         path: &str,
         body: Option<&Value>,
     ) -> anyhow::Result<Reply> {
-        let token = sign(user, key, method.as_str(), path, now_unix(), 300);
-        let mut req = axum::http::Request::builder()
-            .method(method.as_str())
-            .uri(path)
-            .header("authorization", format!("Bearer {token}"));
-        let body = match body {
-            Some(b) => {
-                req = req.header("content-type", "application/json");
-                Body::from(serde_json::to_vec(b)?)
-            }
-            None => Body::empty(),
-        };
-        let resp = self.app.clone().oneshot(req.body(body)?).await?;
-        let status = resp.status().as_u16();
-        let headers = resp.headers().clone();
-        let bytes = resp.into_body().collect().await?.to_bytes();
-        Ok(Reply {
-            status,
-            headers,
-            body: String::from_utf8_lossy(&bytes).into_owned(),
-        })
+        send(&self.app, user, key, method, path, body).await
     }
 
     /// A request that must succeed (2xx); its JSON body (Null when empty).
@@ -249,6 +208,115 @@ impl InProc {
         }
         self.replica.shutdown().await;
     }
+}
+
+/// The leader's background work, as `hekate serve` starts it (src/server.rs): the operation
+/// runner, the node health monitor and the log-format agreement loop.
+pub(crate) struct Background {
+    runner: Arc<Runner>,
+    monitor: Option<hekate::ops::health::Monitor>,
+}
+
+impl Background {
+    pub(crate) fn new(
+        replica: &HekateReplica,
+        mock: Arc<MockExecutor>,
+        policy: &Policy,
+        failpoints: Arc<hekate::ops::failpoint::Failpoints>,
+    ) -> Background {
+        let runner = Runner::new(replica.clone(), mock.clone(), policy, failpoints);
+        let monitor = policy
+            .health_every_secs
+            .map(|every| hekate::ops::health::Monitor {
+                replica: replica.clone(),
+                exec: mock,
+                first: Duration::from_secs(policy.health_first_secs),
+                every: Duration::from_secs(every),
+            });
+        Background { runner, monitor }
+    }
+
+    /// Spawns all three until `stop` turns; the runner's task.
+    pub(crate) fn spawn(
+        self,
+        replica: &HekateReplica,
+        stop: &tokio::sync::watch::Receiver<bool>,
+    ) -> tokio::task::JoinHandle<()> {
+        let runner = tokio::spawn(self.runner.run(stop.clone()));
+        if let Some(m) = self.monitor {
+            tokio::spawn(m.run(stop.clone()));
+        }
+        tokio::spawn(hekate::ops::format::agreement_loop(replica.clone(), stop.clone()));
+        runner
+    }
+}
+
+/// The router of a replica as `hekate serve` mounts it on a shared listener: the API with
+/// its request limits, the peer routes and the forwarding entry.
+pub(crate) fn router(
+    replica: &HekateReplica,
+    mock: Arc<MockExecutor>,
+    policy: Policy,
+    failpoints: Arc<hekate::ops::failpoint::Failpoints>,
+) -> Router {
+    let st = AppState::new(
+        replica.clone(),
+        StateOptions {
+            verifier: Some(Verifier {
+                admin_key: ADMIN_KEY.into(),
+                user_key: USER_KEY.into(),
+                iat_leeway_secs: 120,
+            }),
+            forward_timeout: Duration::from_millis(500),
+            exec: mock,
+            policy,
+            default_admin_state: String::new(),
+            log: None,
+            failpoints,
+        },
+    );
+    let api_app = hekate::listen::limit(
+        api::router(st),
+        hekate::listen::RequestLimits::new(&Limits::default()),
+    );
+    api_app.clone().merge(
+        replica
+            .peer_router()
+            .merge(api::forward::peer_entry(api_app, SECRET)),
+    )
+}
+
+/// A request to `app` signed as `user` with `key` (hekate-cli's token: method, path, 300 s),
+/// through `oneshot`.
+pub(crate) async fn send(
+    app: &Router,
+    user: &str,
+    key: &str,
+    method: Method,
+    path: &str,
+    body: Option<&Value>,
+) -> anyhow::Result<Reply> {
+    let token = sign(user, key, method.as_str(), path, now_unix(), 300);
+    let mut req = axum::http::Request::builder()
+        .method(method.as_str())
+        .uri(path)
+        .header("authorization", format!("Bearer {token}"));
+    let body = match body {
+        Some(b) => {
+            req = req.header("content-type", "application/json");
+            Body::from(serde_json::to_vec(b)?)
+        }
+        None => Body::empty(),
+    };
+    let resp = app.clone().oneshot(req.body(body)?).await?;
+    let status = resp.status().as_u16();
+    let headers = resp.headers().clone();
+    let bytes = resp.into_body().collect().await?.to_bytes();
+    Ok(Reply {
+        status,
+        headers,
+        body: String::from_utf8_lossy(&bytes).into_owned(),
+    })
 }
 
 impl Drop for InProc {

@@ -10,7 +10,8 @@
 //!   clients, shared mock nodes; `config` writes each replica's `heketi.json`, `process`
 //!   starts, signals and reaps them, `probe` asks them how they are.
 //! - [`inproc`]: one replica inside the test process ([`InProc`]: single-node Raft in a
-//!   tempdir, the router through `oneshot`, the runner, the in-memory mock).
+//!   tempdir, the router through `oneshot`, the runner, the in-memory mock); [`replicas`]:
+//!   several of them on loopback ports ([`InProcReplicas`]), forwarding to their leader.
 //! - [`netns`]: network namespaces for partitions ([`Netns`], root only).
 //! - [`workflow`]: the Heketi API exchanges tests repeat (async requests through the queue,
 //!   topology load/unload).
@@ -26,6 +27,7 @@ pub mod node_logs;
 pub mod ports;
 mod probe;
 mod process;
+pub mod replicas;
 pub mod spec;
 pub mod wait;
 pub mod workflow;
@@ -36,6 +38,7 @@ pub use inproc::{InProc, InProcSpec};
 pub use netns::Netns;
 pub use node_logs::{term_order, GuardRecord, NodeLogs, TermOrder};
 pub use ports::free_ports;
+pub use replicas::InProcReplicas;
 pub use spec::ClusterSpec;
 pub use wait::wait_for;
 pub use workflow::{create_cluster, load_topology, run_async, set_state, unload_topology, wait_queue};
