@@ -12,9 +12,7 @@ use crate::executor::{BrickSpec, ExecError, Executor, VolumeOwner, VolumeSpec, O
 use crate::state::model::{BrickEntry, ExecReport, NodeEntry, OpPlan, Operation, VolumeEntry};
 use crate::state::{self};
 
-/// The error of a step that leaves the operation, uncommitted, to the current leader (which
-/// runs it again): leadership was lost, or what the nodes did cannot be known yet.
-pub const STOP: &str = "\u{0}stop";
+pub use super::step::{StepError, StepResult};
 
 /// The wait before the next round of a step that is retried until it is done (round 1, 2,
 /// 3, ...: 1 s, 2 s, 4 s, ... at most 32 s).
@@ -182,13 +180,13 @@ fn volume_spec(v: &VolumeEntry, bricks: &[BrickEntry], ctx: &Ctx) -> VolumeSpec 
 
 /// Runs the operation's remote steps. `Err` carries the message `/queue` reports; by then
 /// the steps already cleaned up after themselves where they could.
-pub async fn run(exec: &dyn Executor, ctx: &Ctx, op: &Operation) -> Result<ExecReport, String> {
+pub async fn run(exec: &dyn Executor, ctx: &Ctx, op: &Operation) -> StepResult<ExecReport> {
     match &op.plan {
         OpPlan::NodeAdd { node, probe_from } => {
             if let Some(peer) = probe_from {
                 exec.peer_probe(peer, node.storage_host())
                     .await
-                    .map_err(|e| e.to_string())?;
+                    .map_err(StepError::from)?;
             }
             Ok(ExecReport::default())
         }
@@ -214,7 +212,7 @@ pub async fn run(exec: &dyn Executor, ctx: &Ctx, op: &Operation) -> Result<ExecR
             let info = exec
                 .device_setup(host, &device.name, &vg, *destroydata)
                 .await
-                .map_err(|e| e.to_string())?;
+                .map_err(StepError::from)?;
             Ok(ExecReport {
                 device_total: Some(info.total_kib),
                 device_extent: Some(info.extent_kib),
@@ -227,7 +225,7 @@ pub async fn run(exec: &dyn Executor, ctx: &Ctx, op: &Operation) -> Result<ExecR
         OpPlan::DeviceDelete { device, host, forget } => {
             let name = ctx.device_name.clone().unwrap_or_default();
             match exec.device_teardown(host, &name, &format!("vg_{device}")).await {
-                Err(e) if !forget => Err(e.to_string()),
+                Err(e) if !forget => Err(e.into()),
                 _ => Ok(ExecReport::default()),
             }
         }
@@ -235,7 +233,7 @@ pub async fn run(exec: &dyn Executor, ctx: &Ctx, op: &Operation) -> Result<ExecR
             let info = exec
                 .device_info(host, &format!("vg_{device}"))
                 .await
-                .map_err(|e| e.to_string())?;
+                .map_err(StepError::from)?;
             Ok(ExecReport {
                 device_total: Some(info.total_kib),
                 device_used: Some(info.used_kib),
@@ -244,9 +242,9 @@ pub async fn run(exec: &dyn Executor, ctx: &Ctx, op: &Operation) -> Result<ExecR
             })
         }
         OpPlan::VolumeCreate { volume, bricks } => volume_create(exec, ctx, volume, bricks).await,
-        OpPlan::VolumeDelete { .. } | OpPlan::VolumeExpand { .. } | OpPlan::Evict { .. } => {
-            Err("internal error: this operation runs step by step (ops::runner)".into())
-        }
+        OpPlan::VolumeDelete { .. } | OpPlan::VolumeExpand { .. } | OpPlan::Evict { .. } => Err(
+            StepError::Failed("internal error: this operation runs step by step (ops::runner)".into()),
+        ),
         OpPlan::VolumeClone { clone, .. } => volume_clone(exec, ctx, clone).await,
         OpPlan::VolumeRestriction { .. } | OpPlan::Cleanup => Ok(ExecReport::default()),
     }
@@ -259,31 +257,33 @@ pub async fn run(exec: &dyn Executor, ctx: &Ctx, op: &Operation) -> Result<ExecR
 /// Once `replace-brick` took effect the step only rolls forward: the new brick serves the
 /// volume, so it is never undone; the old brick's destroy is retried until it is gone (or its
 /// node is dead). A `replace-brick` whose answer is lost is judged by reading the volume back.
-/// `leading`: whether this replica still leads (and its fence holds); `Err(STOP)` when not.
+/// `leading`: whether this replica still leads (and its fence holds); `Err(StepError::Stopped)` when not.
 pub async fn evict_one(
     exec: &dyn Executor,
     ctx: &Ctx,
     e: &crate::state::model::Eviction,
     healcheck: bool,
     leading: &(dyn Fn() -> bool + Send + Sync),
-) -> Result<(), String> {
+) -> StepResult<()> {
     let v = ctx
         .volumes
         .get(&e.volume)
         .ok_or_else(|| format!("volume {} vanished", e.volume))?;
     if healcheck && v.durability.kind == "none" {
-        return Err(format!(
+        return Err(StepError::Failed(format!(
             "Cannot replace brick {} as only 0 of 1 required peer bricks are online",
             e.old
-        ));
+        )));
     }
     let old = ctx.old_bricks.get(&e.old);
     let host = ctx.manage(&e.new.node);
     // `replace-brick` changes the volume: it must be Hekate's volume of that name.
     match exec.volume_owner(&host, &v.name).await {
-        Ok(VolumeOwner::Absent) => return Err(format!("Volume {} does not exist", v.name)),
-        Ok(o) => o.check(&v.name, &v.id).map_err(|err| err.to_string())?,
-        Err(err) => return Err(err.to_string()),
+        Ok(VolumeOwner::Absent) => {
+            return Err(StepError::Failed(format!("Volume {} does not exist", v.name)))
+        }
+        Ok(o) => o.check(&v.name, &v.id).map_err(StepError::from)?,
+        Err(err) => return Err(err.into()),
     }
     if let (true, Some(old)) = (healcheck, old) {
         let old_path = format!("{}:{}", ctx.storage(&old.node), old.path);
@@ -291,7 +291,7 @@ pub async fn evict_one(
     }
     exec.brick_create(&host, &spec(&e.new, v.gid))
         .await
-        .map_err(|err| err.to_string())?;
+        .map_err(StepError::from)?;
     let new_path = format!("{}:{}", ctx.storage(&e.new.node), e.new.path);
     if let Some(old) = old {
         let old_path = format!("{}:{}", ctx.storage(&old.node), old.path);
@@ -303,13 +303,13 @@ pub async fn evict_one(
                 }
                 Ok(_) => {
                     let _ = exec.brick_destroy(&host, &spec(&e.new, 0)).await;
-                    return Err(err.to_string());
+                    return Err(err.into());
                 }
                 Err(read) => {
                     // Unknown: neither undo nor commit; the step is run again (it converges).
                     tracing::warn!(brick = %e.old, "replace-brick answered \"{err}\" and the volume cannot be read back ({read}); trying again");
                     tokio::time::sleep(backoff(2)).await;
-                    return Err(STOP.into());
+                    return Err(StepError::Stopped);
                 }
             }
         }
@@ -321,8 +321,8 @@ pub async fn evict_one(
 
 /// The volume's bricks as Gluster lists them, asked of each node in turn until one answers;
 /// none when Gluster says the volume does not exist. `Err` only when no node could tell.
-pub async fn gluster_bricks(exec: &dyn Executor, ctx: &Ctx, volume: &str) -> Result<Vec<String>, String> {
-    let mut last = String::from("no node to ask");
+pub async fn gluster_bricks(exec: &dyn Executor, ctx: &Ctx, volume: &str) -> StepResult<Vec<String>> {
+    let mut last = StepError::Failed("no node to ask".into());
     for n in ctx.volume_hosts() {
         let host = n.manage_host();
         let listed = match exec.volume_owner(host, volume).await {
@@ -332,7 +332,7 @@ pub async fn gluster_bricks(exec: &dyn Executor, ctx: &Ctx, volume: &str) -> Res
         };
         match listed {
             Ok(b) => return Ok(b),
-            Err(e) => last = e.to_string(),
+            Err(e) => last = e.into(),
         }
     }
     Err(last)
@@ -340,7 +340,7 @@ pub async fn gluster_bricks(exec: &dyn Executor, ctx: &Ctx, volume: &str) -> Res
 
 /// Destroys `bricks` past a point of no return, where failing the operation back is no longer
 /// possible: a brick whose destroy fails is tried again, in rounds backing off, for as long as
-/// `leading()` holds (`Err(STOP)` once it does not: the next leader resumes). Heketi's rule
+/// `leading()` holds (`Err(StepError::Stopped)` once it does not: the next leader resumes). Heketi's rule
 /// for a dead node: a brick whose destroy still fails after `patience` rounds while its node
 /// does not answer `glusterd_check` either is left to the node's fate; so is a brick whose
 /// names are not Hekate's (nothing is done to it). Those are returned (and logged): the
@@ -352,7 +352,7 @@ pub async fn destroy_until_gone(
     bricks: &[BrickEntry],
     patience: u32,
     leading: &(dyn Fn() -> bool + Send + Sync),
-) -> Result<Vec<BrickEntry>, String> {
+) -> StepResult<Vec<BrickEntry>> {
     let mut left: Vec<&BrickEntry> = bricks.iter().collect();
     let mut given_up = Vec::new();
     let mut round = 0u32;
@@ -363,7 +363,7 @@ pub async fn destroy_until_gone(
         )
         .await;
         if !leading() {
-            return Err(STOP.into());
+            return Err(StepError::Stopped);
         }
         round += 1;
         let mut still = Vec::new();
@@ -372,7 +372,7 @@ pub async fn destroy_until_gone(
             let dead = matches!(err, ExecError::Foreign(_))
                 || (round >= patience && exec.glusterd_check(&ctx.manage(&b.node)).await.is_err());
             if !leading() {
-                return Err(STOP.into());
+                return Err(StepError::Stopped);
             }
             if dead {
                 tracing::warn!(
@@ -390,7 +390,7 @@ pub async fn destroy_until_gone(
         if !left.is_empty() {
             tokio::time::sleep(backoff(round)).await;
             if !leading() {
-                return Err(STOP.into());
+                return Err(StepError::Stopped);
             }
         }
     }
@@ -408,11 +408,8 @@ async fn heal_check(
     v: &VolumeEntry,
     old_path: &str,
     old_id: &str,
-) -> Result<(), String> {
-    let order = exec
-        .volume_bricks(host, &v.name)
-        .await
-        .map_err(|e| e.to_string())?;
+) -> StepResult<()> {
+    let order = exec.volume_bricks(host, &v.name).await.map_err(StepError::from)?;
     let Some(pos) = order.iter().position(|b| b == old_path) else {
         return Ok(());
     };
@@ -422,12 +419,12 @@ async fn heal_check(
         .iter()
         .filter(|b| *b != old_path)
         .collect();
-    let heal = exec.heal_info(host, &v.name).await.map_err(|e| e.to_string())?;
+    let heal = exec.heal_info(host, &v.name).await.map_err(StepError::from)?;
     if let Some(b) = heal.iter().find(|b| b.name == old_path) {
         if b.connected && b.entries != "-" && b.entries != "0" {
-            return Err(format!(
+            return Err(StepError::Failed(format!(
                 "Cannot replace brick {old_id} as it is source brick for data to be healed"
-            ));
+            )));
         }
     }
     let online = heal
@@ -436,19 +433,14 @@ async fn heal_check(
         .count();
     let quorum = v.durability.replace_quorum();
     if online < quorum {
-        return Err(format!(
+        return Err(StepError::Failed(format!(
             "Cannot replace brick {old_id} as only {online} of {quorum} required peer bricks are online"
-        ));
+        )));
     }
     Ok(())
 }
 
-async fn create_bricks(
-    exec: &dyn Executor,
-    ctx: &Ctx,
-    bricks: &[BrickEntry],
-    gid: i64,
-) -> Result<(), String> {
+async fn create_bricks(exec: &dyn Executor, ctx: &Ctx, bricks: &[BrickEntry], gid: i64) -> StepResult<()> {
     let results = join_all(
         bricks
             .iter()
@@ -459,10 +451,10 @@ async fn create_bricks(
         .into_iter()
         .collect::<Result<Vec<_>, _>>()
         .map(|_| ())
-        .map_err(|e| e.to_string())
+        .map_err(StepError::from)
 }
 
-pub async fn destroy_bricks(exec: &dyn Executor, ctx: &Ctx, bricks: &[BrickEntry]) -> Result<(), String> {
+pub async fn destroy_bricks(exec: &dyn Executor, ctx: &Ctx, bricks: &[BrickEntry]) -> StepResult<()> {
     let results = join_all(
         bricks
             .iter()
@@ -473,7 +465,7 @@ pub async fn destroy_bricks(exec: &dyn Executor, ctx: &Ctx, bricks: &[BrickEntry
         .into_iter()
         .collect::<Result<Vec<_>, _>>()
         .map(|_| ())
-        .map_err(|e| e.to_string())
+        .map_err(StepError::from)
 }
 
 /// The check before anything changes on a node: the name is free on the nodes, or already
@@ -487,14 +479,14 @@ async fn name_is_free(
     name: &str,
     id: &str,
     ours: Option<&[String]>,
-) -> Result<(), String> {
-    let owner = exec.volume_owner(host, name).await.map_err(|e| e.to_string())?;
+) -> StepResult<()> {
+    let owner = exec.volume_owner(host, name).await.map_err(StepError::from)?;
     if let (VolumeOwner::Unmarked, Some(bricks)) = (&owner, ours) {
         if exec.volume_bricks(host, name).await.ok().as_deref() == Some(bricks) {
             return Ok(());
         }
     }
-    owner.check(name, id).map_err(|e| e.to_string())
+    owner.check(name, id).map_err(StepError::from)
 }
 
 async fn volume_create(
@@ -502,7 +494,7 @@ async fn volume_create(
     ctx: &Ctx,
     volume: &VolumeEntry,
     bricks: &[BrickEntry],
-) -> Result<ExecReport, String> {
+) -> StepResult<ExecReport> {
     let host = bricks.first().map(|b| ctx.manage(&b.node)).unwrap_or_default();
     // Nothing has changed on any node yet: a foreign volume of this name fails the operation
     // here, with nothing to undo.
@@ -510,7 +502,7 @@ async fn volume_create(
     name_is_free(exec, &host, &volume.name, &volume.id, Some(&spec.bricks)).await?;
     let result = async {
         create_bricks(exec, ctx, bricks, volume.gid).await?;
-        exec.volume_create(&host, &spec).await.map_err(|e| e.to_string())
+        exec.volume_create(&host, &spec).await.map_err(StepError::from)
     }
     .await;
     if let Err(e) = result {
@@ -532,7 +524,7 @@ async fn volume_create(
 
 /// The first half of a volume delete: the Gluster volume goes (any node of the cluster may
 /// run it; "does not exist" counts as done). Until it succeeds the delete can fail back.
-pub async fn volume_delete_gluster(exec: &dyn Executor, ctx: &Ctx) -> Result<(), String> {
+pub async fn volume_delete_gluster(exec: &dyn Executor, ctx: &Ctx) -> StepResult<()> {
     let Some(v) = &ctx.volume else {
         return Ok(());
     };
@@ -541,8 +533,8 @@ pub async fn volume_delete_gluster(exec: &dyn Executor, ctx: &Ctx) -> Result<(),
         match exec.volume_destroy(n.manage_host(), &v.name, &v.id).await {
             Ok(()) => return Ok(()),
             // Not ours: no other node will say otherwise, and its bricks are not touched.
-            Err(e @ ExecError::Foreign(_)) => return Err(e.to_string()),
-            Err(e) => last = Some(e.to_string()),
+            Err(e @ ExecError::Foreign(_)) => return Err(e.into()),
+            Err(e) => last = Some(StepError::from(e)),
         }
     }
     match last {
@@ -553,29 +545,31 @@ pub async fn volume_delete_gluster(exec: &dyn Executor, ctx: &Ctx) -> Result<(),
 
 /// The first part of an expand, before anything changes in Gluster: the volume is Hekate's,
 /// the new bricks exist (created if absent).
-pub async fn expand_prepare(exec: &dyn Executor, ctx: &Ctx, bricks: &[BrickEntry]) -> Result<(), String> {
+pub async fn expand_prepare(exec: &dyn Executor, ctx: &Ctx, bricks: &[BrickEntry]) -> StepResult<()> {
     let Some(v) = &ctx.volume else {
-        return Err("volume vanished during expansion".into());
+        return Err(StepError::Failed("volume vanished during expansion".into()));
     };
     let host = bricks.first().map(|b| ctx.manage(&b.node)).unwrap_or_default();
     match exec.volume_owner(&host, &v.name).await {
-        Ok(VolumeOwner::Absent) => return Err(format!("Volume {} does not exist", v.name)),
-        Ok(o) => o.check(&v.name, &v.id).map_err(|e| e.to_string())?,
-        Err(e) => return Err(e.to_string()),
+        Ok(VolumeOwner::Absent) => {
+            return Err(StepError::Failed(format!("Volume {} does not exist", v.name)))
+        }
+        Ok(o) => o.check(&v.name, &v.id).map_err(StepError::from)?,
+        Err(e) => return Err(e.into()),
     }
     create_bricks(exec, ctx, bricks, v.gid).await
 }
 
 /// `add-brick` of the new bricks Gluster does not have yet (the point of no return).
-pub async fn expand_add(exec: &dyn Executor, ctx: &Ctx, bricks: &[BrickEntry]) -> Result<(), String> {
+pub async fn expand_add(exec: &dyn Executor, ctx: &Ctx, bricks: &[BrickEntry]) -> StepResult<()> {
     let Some(v) = &ctx.volume else {
-        return Err("volume vanished during expansion".into());
+        return Err(StepError::Failed("volume vanished during expansion".into()));
     };
     let host = bricks.first().map(|b| ctx.manage(&b.node)).unwrap_or_default();
     let spec = volume_spec(v, bricks, ctx);
     exec.volume_expand(&host, &spec, &spec.bricks)
         .await
-        .map_err(|e| e.to_string())
+        .map_err(StepError::from)
 }
 
 /// `storagehost:path` of a brick, as Gluster names it.
@@ -594,44 +588,52 @@ pub fn kept_bricks(planned: &[(String, String)], gluster: &[String]) -> Vec<Stri
 }
 
 /// Heketi's node state table (spec 1.3).
-fn node_transition(ctx: &Ctx, node: &str, to: &str) -> Result<(), String> {
+fn node_transition(ctx: &Ctx, node: &str, to: &str) -> StepResult<()> {
     let from = ctx.nodes.get(node).map(|n| n.state.as_str()).unwrap_or("online");
     match (from, to) {
         (a, b) if a == b => Ok(()),
         ("online", "offline") | ("offline", "online") => Ok(()),
-        ("online", "failed") => Err(format!(
+        ("online", "failed") => Err(StepError::Failed(format!(
             "Node must be offline before remove operation is performed, node:{node}"
-        )),
+        ))),
         // Removal with devices runs as an eviction operation; this path has none left.
         ("offline", "failed") => Ok(()),
-        ("failed", s) => Err(format!("Cannot move a failed/removed node to {s} state")),
-        _ => Err(format!("invalid state transition {from} -> {to}")),
+        ("failed", s) => Err(StepError::Failed(format!(
+            "Cannot move a failed/removed node to {s} state"
+        ))),
+        _ => Err(StepError::Failed(format!(
+            "invalid state transition {from} -> {to}"
+        ))),
     }
 }
 
 /// Heketi's device state table (spec 1.4).
-fn device_transition(ctx: &Ctx, device: &str, to: &str) -> Result<(), String> {
+fn device_transition(ctx: &Ctx, device: &str, to: &str) -> StepResult<()> {
     let from = ctx.device_state.as_deref().unwrap_or("online");
     match (from, to) {
         (a, b) if a == b => Ok(()),
         ("online", "offline") | ("offline", "online") | ("failed", "offline") => Ok(()),
-        ("online", "failed") => Err(format!(
+        ("online", "failed") => Err(StepError::Failed(format!(
             "Device must be offline before remove operation is performed, device:{device}"
-        )),
+        ))),
         ("offline", "failed") if ctx.device_bricks == 0 => Ok(()),
-        ("offline", "failed") => Err(format!(
+        ("offline", "failed") => Err(StepError::Failed(format!(
             "Unable to delete device [{device}]: it holds bricks; retry"
+        ))),
+        ("failed", "online") => Err(StepError::Failed(
+            "Cannot move a failed/removed device to online state".into(),
         )),
-        ("failed", "online") => Err("Cannot move a failed/removed device to online state".into()),
-        _ => Err(format!("invalid state transition {from} -> {to}")),
+        _ => Err(StepError::Failed(format!(
+            "invalid state transition {from} -> {to}"
+        ))),
     }
 }
 
 /// Clones through a Gluster snapshot, then maps the clone's bricks to their source bricks
 /// (Gluster lists both in the same order).
-async fn volume_clone(exec: &dyn Executor, ctx: &Ctx, clone: &VolumeEntry) -> Result<ExecReport, String> {
+async fn volume_clone(exec: &dyn Executor, ctx: &Ctx, clone: &VolumeEntry) -> StepResult<ExecReport> {
     let Some(src) = &ctx.volume else {
-        return Err("source volume vanished".into());
+        return Err(StepError::Failed("source volume vanished".into()));
     };
     let host = ctx
         .bricks
@@ -641,15 +643,17 @@ async fn volume_clone(exec: &dyn Executor, ctx: &Ctx, clone: &VolumeEntry) -> Re
     // The source must be Hekate's volume, and the clone's name free (or this clone's own,
     // on a resumed operation): both reads, before anything changes.
     match exec.volume_owner(&host, &src.name).await {
-        Ok(VolumeOwner::Absent) => return Err(format!("Volume {} does not exist", src.name)),
-        Ok(o) => o.check(&src.name, &src.id).map_err(|e| e.to_string())?,
-        Err(e) => return Err(e.to_string()),
+        Ok(VolumeOwner::Absent) => {
+            return Err(StepError::Failed(format!("Volume {} does not exist", src.name)))
+        }
+        Ok(o) => o.check(&src.name, &src.id).map_err(StepError::from)?,
+        Err(e) => return Err(e.into()),
     }
     name_is_free(exec, &host, &clone.name, &clone.id, None).await?;
     let order = exec
         .volume_bricks(&host, &src.name)
         .await
-        .map_err(|e| e.to_string())?;
+        .map_err(StepError::from)?;
     let by_path: BTreeMap<String, &BrickEntry> = ctx
         .bricks
         .iter()
@@ -658,13 +662,13 @@ async fn volume_clone(exec: &dyn Executor, ctx: &Ctx, clone: &VolumeEntry) -> Re
     let cloned = exec
         .volume_clone(&host, &src.name, &clone.name, &clone.id)
         .await
-        .map_err(|e| e.to_string())?;
+        .map_err(StepError::from)?;
     if cloned.len() != order.len() {
-        return Err(format!(
+        return Err(StepError::Failed(format!(
             "clone has {} bricks, source {}",
             cloned.len(),
             order.len()
-        ));
+        )));
     }
     let mut clones = Vec::new();
     for (src_path, (path, lv)) in order.iter().zip(cloned) {
@@ -877,7 +881,7 @@ mod tests {
         MockExecutor::as_operator(async {
             let (m, ctx, bricks) = two_bricks().await;
             let r = destroy_until_gone(&m, &ctx, &bricks, 1, &|| false).await;
-            assert_eq!(r, Err(STOP.to_string()));
+            assert_eq!(r, Err(StepError::Stopped));
         })
         .await;
     }

@@ -8,5 +8,6 @@ pub mod failpoint;
 pub mod fence;
 pub mod intent;
 pub mod runner;
+pub mod step;
 
 pub use intent::new_op;

@@ -21,9 +21,10 @@ use std::time::Duration;
 
 use crate::config::Policy;
 use crate::executor::Executor;
-use crate::ops::exec::{self, Ctx, STOP};
+use crate::ops::exec::{self, Ctx};
 use crate::ops::failpoint::Failpoints;
 use crate::ops::fence::Fenced;
+use crate::ops::step::{StepError, StepResult};
 use crate::state::model::{BrickEntry, Eviction, ExecReport, OpPlan, OpStatus, Operation};
 use crate::state::HekateReplica;
 use crate::state::{self, Command};
@@ -330,21 +331,29 @@ impl Runner {
 
     /// Bounded retries: the steps are idempotent, so an attempt that lost a node or its
     /// connection is run again from the start, backing off. A command that ran and failed is
-    /// reported at once. `Err(STOP)`: leave the operation pending (fenced, or leadership lost).
-    async fn with_retries<T, F, Fut>(&self, fenced: &Fenced, id: &str, mut attempt: F) -> Result<T, String>
+    /// reported at once. An error that leaves the operation pending (fenced, stopped) is
+    /// returned as it is.
+    async fn with_retries<T, F, Fut>(&self, fenced: &Fenced, id: &str, mut attempt: F) -> StepResult<T>
     where
         F: FnMut() -> Fut,
-        Fut: std::future::Future<Output = Result<T, String>>,
+        Fut: std::future::Future<Output = StepResult<T>>,
     {
         let mut n = 1;
         loop {
             fenced.take_remote_failure();
             let result = attempt().await;
             if fenced.tripped() {
-                return Err(STOP.into());
+                return Err(match result {
+                    Err(e @ StepError::Fenced(_)) => e,
+                    _ => StepError::Fenced("a verb of the operation was refused".into()),
+                });
             }
+            let result = match result {
+                Err(e) if !e.leaves_pending() => Err(e.classify(fenced.take_remote_failure())),
+                other => other,
+            };
             match result {
-                Err(e) if e != STOP && fenced.take_remote_failure() && n < self.attempts => {
+                Err(StepError::Unreachable(e)) if n < self.attempts => {
                     let wait = Duration::from_millis(500 << n.min(5));
                     tracing::warn!(
                         op = id,
@@ -353,11 +362,13 @@ impl Runner {
                     );
                     tokio::time::sleep(wait).await;
                     if !self.replica.is_leader() {
-                        return Err(STOP.into()); // the next leader resumes it
+                        return Err(StepError::Stopped); // the next leader resumes it
                     }
                     n += 1;
                 }
-                Err(e) if n > 1 && e != STOP => return Err(format!("{e} (gave up after {n} attempts)")),
+                Err(e) if n > 1 && !e.leaves_pending() => {
+                    return Err(StepError::Failed(format!("{e} (gave up after {n} attempts)")))
+                }
                 other => return other,
             }
         }
@@ -438,7 +449,7 @@ impl Runner {
                 exec::expand_prepare(fenced, ctx, bricks).await?;
                 if !marked.load(std::sync::atomic::Ordering::SeqCst) {
                     if !self.mark(fenced, op).await {
-                        return Err(STOP.to_string());
+                        return Err(StepError::Stopped);
                     }
                     marked.store(true, std::sync::atomic::Ordering::SeqCst);
                 }
@@ -447,7 +458,7 @@ impl Runner {
             .await;
         let error = match r {
             Ok(()) => return ended(&op.id, Ok(ExecReport::default())),
-            Err(e) if e == STOP => return None,
+            Err(e) if e.leaves_pending() => return None,
             Err(e) => e,
         };
         if !marked.load(std::sync::atomic::Ordering::SeqCst) {
@@ -489,7 +500,7 @@ impl Runner {
             tracing::warn!(op = %op.id, "cleanup after failed expand left bricks: {ce}");
         }
         let error = if kept.is_empty() {
-            error
+            error.to_string()
         } else {
             format!(
                 "{error} (Gluster kept {} of the {} new bricks; they stay in the volume)",
@@ -513,7 +524,7 @@ impl Runner {
         ctx: &Ctx,
         evictions: &[Eviction],
         healcheck: bool,
-    ) -> Result<ExecReport, String> {
+    ) -> StepResult<ExecReport> {
         for (i, e) in evictions.iter().enumerate().skip(op.progress) {
             exec::evict_one(exec, ctx, e, healcheck, &self.leading(exec)).await?;
             if let Err(err) = self
@@ -525,25 +536,25 @@ impl Runner {
                 .await
             {
                 tracing::warn!(op = %op.id, "eviction {i} done but not committed ({err}); the next leader resumes");
-                return Err(STOP.into());
+                return Err(StepError::Stopped);
             }
         }
         Ok(ExecReport::default())
     }
 }
 
-/// The command that ends an operation with `r`; None for `STOP` (left pending).
-fn ended(id: &str, r: Result<ExecReport, String>) -> Option<Command> {
+/// The command that ends an operation with `r`; None when it is left pending.
+fn ended(id: &str, r: StepResult<ExecReport>) -> Option<Command> {
     match r {
         Ok(report) => Some(Command::OpFinish {
             id: id.to_string(),
             report,
             now: now(),
         }),
-        Err(e) if e == STOP => None,
+        Err(e) if e.leaves_pending() => None,
         Err(error) => Some(Command::OpFail {
             id: id.to_string(),
-            error,
+            error: error.to_string(),
             now: now(),
         }),
     }
