@@ -9,7 +9,7 @@ use futures::future::join_all;
 use hekate_raft::{StateReader, StoreError};
 
 use crate::executor::{BrickSpec, ExecError, Executor, VolumeOwner, VolumeSpec, OWNER_OPTION};
-use crate::state::model::{BrickEntry, ExecReport, NodeEntry, OpPlan, Operation, VolumeEntry};
+use crate::state::model::{BrickEntry, NodeEntry, Operation, VolumeEntry};
 use crate::state::{self};
 
 pub use super::step::{StepError, StepResult};
@@ -36,79 +36,37 @@ pub struct Ctx {
 
 impl Ctx {
     pub fn load(r: &impl StateReader, op: &Operation) -> Result<Ctx, StoreError> {
-        let mut ctx = Ctx::default();
-        let add_node = |ctx: &mut Ctx, id: &str| -> Result<(), StoreError> {
-            if !ctx.nodes.contains_key(id) {
-                if let Some(n) = state::get_node(r, id)? {
-                    ctx.nodes.insert(id.to_string(), n);
-                }
+        super::kinds::load(r, op)
+    }
+
+    /// Adds a node (once).
+    pub fn add_node(&mut self, r: &impl StateReader, id: &str) -> Result<(), StoreError> {
+        if !self.nodes.contains_key(id) {
+            if let Some(n) = state::get_node(r, id)? {
+                self.nodes.insert(id.to_string(), n);
             }
-            Ok(())
-        };
-        match &op.plan {
-            OpPlan::VolumeCreate { bricks, .. } | OpPlan::VolumeExpand { bricks, .. } => {
-                for b in bricks {
-                    add_node(&mut ctx, &b.node)?;
-                }
-                ctx.bricks = bricks.clone();
-            }
-            _ => {}
         }
-        match &op.plan {
-            OpPlan::VolumeCreate { volume, .. } => ctx.volume = Some(volume.clone()),
-            OpPlan::VolumeDelete { volume } | OpPlan::VolumeExpand { volume, .. } => {
-                ctx.volume = state::get_volume(r, volume)?;
-                if let (Some(v), OpPlan::VolumeDelete { .. }) = (&ctx.volume, &op.plan) {
-                    for b in v.bricks.clone() {
-                        if let Some(b) = state::get_brick(r, &b)? {
-                            add_node(&mut ctx, &b.node)?;
-                            ctx.bricks.push(b);
-                        }
-                    }
-                }
-                if let Some(v) = &ctx.volume {
-                    // Any node of the cluster can run volume-level gluster commands.
-                    if let Some(c) = state::get_cluster(r, &v.cluster)? {
-                        for n in c.nodes {
-                            add_node(&mut ctx, &n)?;
-                        }
-                    }
-                }
+        Ok(())
+    }
+
+    /// Adds every node of a cluster: any of them can run volume-level gluster commands.
+    pub fn add_cluster_nodes(&mut self, r: &impl StateReader, cluster: &str) -> Result<(), StoreError> {
+        if let Some(c) = state::get_cluster(r, cluster)? {
+            for n in c.nodes {
+                self.add_node(r, &n)?;
             }
-            OpPlan::NodeState { node, .. } | OpPlan::NodeDelete { node, .. } => add_node(&mut ctx, node)?,
-            OpPlan::VolumeClone { source, .. } => {
-                ctx.volume = state::get_volume(r, source)?;
-                if let Some(v) = ctx.volume.clone() {
-                    for b in &v.bricks {
-                        if let Some(b) = state::get_brick(r, b)? {
-                            add_node(&mut ctx, &b.node)?;
-                            ctx.bricks.push(b);
-                        }
-                    }
-                }
-            }
-            OpPlan::Evict { evictions, .. } => {
-                for e in evictions {
-                    add_node(&mut ctx, &e.new.node)?;
-                    if let Some(b) = state::get_brick(r, &e.old)? {
-                        add_node(&mut ctx, &b.node)?;
-                        ctx.old_bricks.insert(b.id.clone(), b);
-                    }
-                    if let Some(v) = state::get_volume(r, &e.volume)? {
-                        ctx.volumes.insert(v.id.clone(), v);
-                    }
-                }
-            }
-            OpPlan::DeviceState { device, .. } | OpPlan::DeviceDelete { device, .. } => {
-                if let Some(d) = state::get_device(r, device)? {
-                    ctx.device_state = Some(d.state.clone());
-                    ctx.device_bricks = d.brick_count as usize;
-                    ctx.device_name = Some(d.name.clone());
-                }
-            }
-            _ => {}
         }
-        Ok(ctx)
+        Ok(())
+    }
+
+    /// A device's state, brick count and name (device state and delete).
+    pub fn add_device(&mut self, r: &impl StateReader, device: &str) -> Result<(), StoreError> {
+        if let Some(d) = state::get_device(r, device)? {
+            self.device_state = Some(d.state.clone());
+            self.device_bricks = d.brick_count as usize;
+            self.device_name = Some(d.name.clone());
+        }
+        Ok(())
     }
 
     /// The nodes to ask for a volume-level Gluster command, best first: online nodes that
@@ -122,13 +80,13 @@ impl Ctx {
         nodes
     }
 
-    fn manage(&self, node: &str) -> String {
+    pub fn manage(&self, node: &str) -> String {
         self.nodes
             .get(node)
             .map(|n| n.manage_host().to_string())
             .unwrap_or_default()
     }
-    fn storage(&self, node: &str) -> String {
+    pub fn storage(&self, node: &str) -> String {
         self.nodes
             .get(node)
             .map(|n| n.storage_host().to_string())
@@ -136,7 +94,7 @@ impl Ctx {
     }
 }
 
-fn spec(b: &BrickEntry, gid: i64) -> BrickSpec {
+pub fn spec(b: &BrickEntry, gid: i64) -> BrickSpec {
     BrickSpec {
         id: b.id.clone(),
         vg: format!("vg_{}", b.device),
@@ -154,7 +112,7 @@ fn spec(b: &BrickEntry, gid: i64) -> BrickSpec {
     }
 }
 
-fn volume_spec(v: &VolumeEntry, bricks: &[BrickEntry], ctx: &Ctx) -> VolumeSpec {
+pub fn volume_spec(v: &VolumeEntry, bricks: &[BrickEntry], ctx: &Ctx) -> VolumeSpec {
     let d = &v.durability;
     // The ownership mark is Hekate's alone: a requested `user.heketi.id` is dropped.
     let mut options: Vec<String> = v
@@ -176,147 +134,6 @@ fn volume_spec(v: &VolumeEntry, bricks: &[BrickEntry], ctx: &Ctx) -> VolumeSpec 
         disperse: (d.kind == "disperse").then(|| (d.data.unwrap_or(0), d.redundancy.unwrap_or(0))),
         options,
     }
-}
-
-/// Runs the operation's remote steps. `Err` carries the message `/queue` reports; by then
-/// the steps already cleaned up after themselves where they could.
-pub async fn run(exec: &dyn Executor, ctx: &Ctx, op: &Operation) -> StepResult<ExecReport> {
-    match &op.plan {
-        OpPlan::NodeAdd { node, probe_from } => {
-            if let Some(peer) = probe_from {
-                exec.peer_probe(peer, node.storage_host())
-                    .await
-                    .map_err(StepError::from)?;
-            }
-            Ok(ExecReport::default())
-        }
-        OpPlan::NodeDelete { node, detach_from } => {
-            if let (Some(peer), Some(n)) = (detach_from, ctx.nodes.get(node)) {
-                // Heketi only logs a failed detach; so do we.
-                if let Err(e) = exec.peer_detach(peer, n.storage_host()).await {
-                    tracing::warn!("peer detach of {} failed: {e}", n.storage_host());
-                }
-            }
-            Ok(ExecReport::default())
-        }
-        OpPlan::NodeState { node, state } => node_transition(ctx, node, state).map(|_| ExecReport::default()),
-        OpPlan::DeviceState { device, state } => {
-            device_transition(ctx, device, state).map(|_| ExecReport::default())
-        }
-        OpPlan::DeviceAdd {
-            device,
-            host,
-            destroydata,
-        } => {
-            let vg = device.vg();
-            let info = exec
-                .device_setup(host, &device.name, &vg, *destroydata)
-                .await
-                .map_err(StepError::from)?;
-            Ok(ExecReport {
-                device_total: Some(info.total_kib),
-                device_extent: Some(info.extent_kib),
-                device_used: Some(info.used_kib),
-                pv_uuid: Some(info.pv_uuid),
-                paths: info.paths,
-                ..Default::default()
-            })
-        }
-        OpPlan::DeviceDelete { device, host, forget } => {
-            let name = ctx.device_name.clone().unwrap_or_default();
-            match exec.device_teardown(host, &name, &format!("vg_{device}")).await {
-                Err(e) if !forget => Err(e.into()),
-                _ => Ok(ExecReport::default()),
-            }
-        }
-        OpPlan::DeviceResync { device, host } => {
-            let info = exec
-                .device_info(host, &format!("vg_{device}"))
-                .await
-                .map_err(StepError::from)?;
-            Ok(ExecReport {
-                device_total: Some(info.total_kib),
-                device_used: Some(info.used_kib),
-                device_extent: Some(info.extent_kib),
-                ..Default::default()
-            })
-        }
-        OpPlan::VolumeCreate { volume, bricks } => volume_create(exec, ctx, volume, bricks).await,
-        OpPlan::VolumeDelete { .. } | OpPlan::VolumeExpand { .. } | OpPlan::Evict { .. } => Err(
-            StepError::Failed("internal error: this operation runs step by step (ops::runner)".into()),
-        ),
-        OpPlan::VolumeClone { clone, .. } => volume_clone(exec, ctx, clone).await,
-        OpPlan::VolumeRestriction { .. } | OpPlan::Cleanup => Ok(ExecReport::default()),
-    }
-}
-
-/// Moves one brick: create the new one, `replace-brick` it into the volume, destroy the old
-/// one (a dead old node is tolerated: its brick is gone with it). Idempotent: re-running after
-/// a partial success converges.
-///
-/// Once `replace-brick` took effect the step only rolls forward: the new brick serves the
-/// volume, so it is never undone; the old brick's destroy is retried until it is gone (or its
-/// node is dead). A `replace-brick` whose answer is lost is judged by reading the volume back.
-/// `leading`: whether this replica still leads (and its fence holds); `Err(StepError::Stopped)` when not.
-pub async fn evict_one(
-    exec: &dyn Executor,
-    ctx: &Ctx,
-    e: &crate::state::model::Eviction,
-    healcheck: bool,
-    leading: &(dyn Fn() -> bool + Send + Sync),
-) -> StepResult<()> {
-    let v = ctx
-        .volumes
-        .get(&e.volume)
-        .ok_or_else(|| format!("volume {} vanished", e.volume))?;
-    if healcheck && v.durability.kind == "none" {
-        return Err(StepError::Failed(format!(
-            "Cannot replace brick {} as only 0 of 1 required peer bricks are online",
-            e.old
-        )));
-    }
-    let old = ctx.old_bricks.get(&e.old);
-    let host = ctx.manage(&e.new.node);
-    // `replace-brick` changes the volume: it must be Hekate's volume of that name.
-    match exec.volume_owner(&host, &v.name).await {
-        Ok(VolumeOwner::Absent) => {
-            return Err(StepError::Failed(format!("Volume {} does not exist", v.name)))
-        }
-        Ok(o) => o.check(&v.name, &v.id).map_err(StepError::from)?,
-        Err(err) => return Err(err.into()),
-    }
-    if let (true, Some(old)) = (healcheck, old) {
-        let old_path = format!("{}:{}", ctx.storage(&old.node), old.path);
-        heal_check(exec, &host, v, &old_path, &e.old).await?;
-    }
-    exec.brick_create(&host, &spec(&e.new, v.gid))
-        .await
-        .map_err(StepError::from)?;
-    let new_path = format!("{}:{}", ctx.storage(&e.new.node), e.new.path);
-    if let Some(old) = old {
-        let old_path = format!("{}:{}", ctx.storage(&old.node), old.path);
-        if let Err(err) = exec.replace_brick(&host, &v.name, &old_path, &new_path).await {
-            // The node may have done it and only its answer was lost: look before undoing.
-            match gluster_bricks(exec, ctx, &v.name).await {
-                Ok(now) if now.contains(&new_path) => {
-                    tracing::info!(brick = %e.old, "replace-brick answered \"{err}\" but Gluster has the new brick: rolling forward");
-                }
-                Ok(_) => {
-                    let _ = exec.brick_destroy(&host, &spec(&e.new, 0)).await;
-                    return Err(err.into());
-                }
-                Err(read) => {
-                    // Unknown: neither undo nor commit; the step is run again (it converges).
-                    tracing::warn!(brick = %e.old, "replace-brick answered \"{err}\" and the volume cannot be read back ({read}); trying again");
-                    tokio::time::sleep(backoff(2)).await;
-                    return Err(StepError::Stopped);
-                }
-            }
-        }
-        // Past the point of no return: the new brick serves the volume.
-        destroy_until_gone(exec, ctx, std::slice::from_ref(old), 1, leading).await?;
-    }
-    Ok(())
 }
 
 /// The volume's bricks as Gluster lists them, asked of each node in turn until one answers;
@@ -397,50 +214,12 @@ pub async fn destroy_until_gone(
     Ok(given_up)
 }
 
-/// The safety rule before `replace-brick` (Heketi's, spec 6.6), on Gluster's own heal state:
-/// the brick must not be the source of pending heals, and enough of the other bricks of its
-/// set must be up. A brick no longer in the volume was replaced already (a resumed eviction).
-/// Unlike Heketi, a brick counts as up only when Gluster says `Connected`: Gluster 10 names
-/// unreachable bricks too, which Heketi's rule took for up.
-async fn heal_check(
+pub async fn create_bricks(
     exec: &dyn Executor,
-    host: &str,
-    v: &VolumeEntry,
-    old_path: &str,
-    old_id: &str,
+    ctx: &Ctx,
+    bricks: &[BrickEntry],
+    gid: i64,
 ) -> StepResult<()> {
-    let order = exec.volume_bricks(host, &v.name).await.map_err(StepError::from)?;
-    let Some(pos) = order.iter().position(|b| b == old_path) else {
-        return Ok(());
-    };
-    let set = v.durability.set_size().max(1);
-    let start = pos / set * set;
-    let peers: Vec<&String> = order[start..(start + set).min(order.len())]
-        .iter()
-        .filter(|b| *b != old_path)
-        .collect();
-    let heal = exec.heal_info(host, &v.name).await.map_err(StepError::from)?;
-    if let Some(b) = heal.iter().find(|b| b.name == old_path) {
-        if b.connected && b.entries != "-" && b.entries != "0" {
-            return Err(StepError::Failed(format!(
-                "Cannot replace brick {old_id} as it is source brick for data to be healed"
-            )));
-        }
-    }
-    let online = heal
-        .iter()
-        .filter(|b| b.connected && peers.contains(&&b.name))
-        .count();
-    let quorum = v.durability.replace_quorum();
-    if online < quorum {
-        return Err(StepError::Failed(format!(
-            "Cannot replace brick {old_id} as only {online} of {quorum} required peer bricks are online"
-        )));
-    }
-    Ok(())
-}
-
-async fn create_bricks(exec: &dyn Executor, ctx: &Ctx, bricks: &[BrickEntry], gid: i64) -> StepResult<()> {
     let results = join_all(
         bricks
             .iter()
@@ -473,7 +252,7 @@ pub async fn destroy_bricks(exec: &dyn Executor, ctx: &Ctx, bricks: &[BrickEntry
 /// `ours`: the bricks this operation creates the volume on. A volume without the mark on
 /// exactly those bricks (paths named by this operation's brick ids) was made by an earlier
 /// attempt that stopped between `volume create` and setting the mark: it is this one.
-async fn name_is_free(
+pub async fn name_is_free(
     exec: &dyn Executor,
     host: &str,
     name: &str,
@@ -489,89 +268,6 @@ async fn name_is_free(
     owner.check(name, id).map_err(StepError::from)
 }
 
-async fn volume_create(
-    exec: &dyn Executor,
-    ctx: &Ctx,
-    volume: &VolumeEntry,
-    bricks: &[BrickEntry],
-) -> StepResult<ExecReport> {
-    let host = bricks.first().map(|b| ctx.manage(&b.node)).unwrap_or_default();
-    // Nothing has changed on any node yet: a foreign volume of this name fails the operation
-    // here, with nothing to undo.
-    let spec = volume_spec(volume, bricks, ctx);
-    name_is_free(exec, &host, &volume.name, &volume.id, Some(&spec.bricks)).await?;
-    let result = async {
-        create_bricks(exec, ctx, bricks, volume.gid).await?;
-        exec.volume_create(&host, &spec).await.map_err(StepError::from)
-    }
-    .await;
-    if let Err(e) = result {
-        // Undo on the nodes what this attempt made; what cannot be undone now is found by
-        // reconcile (orphans), never left silently.
-        // The destroy verb itself refuses a volume of this name that is not this one.
-        if let Err(de) = exec.volume_destroy(&host, &volume.name, &volume.id).await {
-            if matches!(de, ExecError::Foreign(_)) {
-                tracing::warn!(volume = %volume.id, "cleanup left a foreign volume alone: {de}");
-            }
-        }
-        if let Err(ce) = destroy_bricks(exec, ctx, bricks).await {
-            tracing::warn!(volume = %volume.id, "cleanup after failed create left bricks: {ce}");
-        }
-        return Err(e);
-    }
-    Ok(ExecReport::default())
-}
-
-/// The first half of a volume delete: the Gluster volume goes (any node of the cluster may
-/// run it; "does not exist" counts as done). Until it succeeds the delete can fail back.
-pub async fn volume_delete_gluster(exec: &dyn Executor, ctx: &Ctx) -> StepResult<()> {
-    let Some(v) = &ctx.volume else {
-        return Ok(());
-    };
-    let mut last = None;
-    for n in ctx.volume_hosts() {
-        match exec.volume_destroy(n.manage_host(), &v.name, &v.id).await {
-            Ok(()) => return Ok(()),
-            // Not ours: no other node will say otherwise, and its bricks are not touched.
-            Err(e @ ExecError::Foreign(_)) => return Err(e.into()),
-            Err(e) => last = Some(StepError::from(e)),
-        }
-    }
-    match last {
-        Some(e) => Err(e),
-        None => Ok(()),
-    }
-}
-
-/// The first part of an expand, before anything changes in Gluster: the volume is Hekate's,
-/// the new bricks exist (created if absent).
-pub async fn expand_prepare(exec: &dyn Executor, ctx: &Ctx, bricks: &[BrickEntry]) -> StepResult<()> {
-    let Some(v) = &ctx.volume else {
-        return Err(StepError::Failed("volume vanished during expansion".into()));
-    };
-    let host = bricks.first().map(|b| ctx.manage(&b.node)).unwrap_or_default();
-    match exec.volume_owner(&host, &v.name).await {
-        Ok(VolumeOwner::Absent) => {
-            return Err(StepError::Failed(format!("Volume {} does not exist", v.name)))
-        }
-        Ok(o) => o.check(&v.name, &v.id).map_err(StepError::from)?,
-        Err(e) => return Err(e.into()),
-    }
-    create_bricks(exec, ctx, bricks, v.gid).await
-}
-
-/// `add-brick` of the new bricks Gluster does not have yet (the point of no return).
-pub async fn expand_add(exec: &dyn Executor, ctx: &Ctx, bricks: &[BrickEntry]) -> StepResult<()> {
-    let Some(v) = &ctx.volume else {
-        return Err(StepError::Failed("volume vanished during expansion".into()));
-    };
-    let host = bricks.first().map(|b| ctx.manage(&b.node)).unwrap_or_default();
-    let spec = volume_spec(v, bricks, ctx);
-    exec.volume_expand(&host, &spec, &spec.bricks)
-        .await
-        .map_err(StepError::from)
-}
-
 /// `storagehost:path` of a brick, as Gluster names it.
 pub fn gluster_name(ctx: &Ctx, b: &BrickEntry) -> String {
     format!("{}:{}", ctx.storage(&b.node), b.path)
@@ -585,103 +281,6 @@ pub fn kept_bricks(planned: &[(String, String)], gluster: &[String]) -> Vec<Stri
         .filter(|(_, name)| gluster.contains(name))
         .map(|(id, _)| id.clone())
         .collect()
-}
-
-/// Heketi's node state table (spec 1.3).
-fn node_transition(ctx: &Ctx, node: &str, to: &str) -> StepResult<()> {
-    let from = ctx.nodes.get(node).map(|n| n.state.as_str()).unwrap_or("online");
-    match (from, to) {
-        (a, b) if a == b => Ok(()),
-        ("online", "offline") | ("offline", "online") => Ok(()),
-        ("online", "failed") => Err(StepError::Failed(format!(
-            "Node must be offline before remove operation is performed, node:{node}"
-        ))),
-        // Removal with devices runs as an eviction operation; this path has none left.
-        ("offline", "failed") => Ok(()),
-        ("failed", s) => Err(StepError::Failed(format!(
-            "Cannot move a failed/removed node to {s} state"
-        ))),
-        _ => Err(StepError::Failed(format!(
-            "invalid state transition {from} -> {to}"
-        ))),
-    }
-}
-
-/// Heketi's device state table (spec 1.4).
-fn device_transition(ctx: &Ctx, device: &str, to: &str) -> StepResult<()> {
-    let from = ctx.device_state.as_deref().unwrap_or("online");
-    match (from, to) {
-        (a, b) if a == b => Ok(()),
-        ("online", "offline") | ("offline", "online") | ("failed", "offline") => Ok(()),
-        ("online", "failed") => Err(StepError::Failed(format!(
-            "Device must be offline before remove operation is performed, device:{device}"
-        ))),
-        ("offline", "failed") if ctx.device_bricks == 0 => Ok(()),
-        ("offline", "failed") => Err(StepError::Failed(format!(
-            "Unable to delete device [{device}]: it holds bricks; retry"
-        ))),
-        ("failed", "online") => Err(StepError::Failed(
-            "Cannot move a failed/removed device to online state".into(),
-        )),
-        _ => Err(StepError::Failed(format!(
-            "invalid state transition {from} -> {to}"
-        ))),
-    }
-}
-
-/// Clones through a Gluster snapshot, then maps the clone's bricks to their source bricks
-/// (Gluster lists both in the same order).
-async fn volume_clone(exec: &dyn Executor, ctx: &Ctx, clone: &VolumeEntry) -> StepResult<ExecReport> {
-    let Some(src) = &ctx.volume else {
-        return Err(StepError::Failed("source volume vanished".into()));
-    };
-    let host = ctx
-        .bricks
-        .first()
-        .map(|b| ctx.manage(&b.node))
-        .unwrap_or_default();
-    // The source must be Hekate's volume, and the clone's name free (or this clone's own,
-    // on a resumed operation): both reads, before anything changes.
-    match exec.volume_owner(&host, &src.name).await {
-        Ok(VolumeOwner::Absent) => {
-            return Err(StepError::Failed(format!("Volume {} does not exist", src.name)))
-        }
-        Ok(o) => o.check(&src.name, &src.id).map_err(StepError::from)?,
-        Err(e) => return Err(e.into()),
-    }
-    name_is_free(exec, &host, &clone.name, &clone.id, None).await?;
-    let order = exec
-        .volume_bricks(&host, &src.name)
-        .await
-        .map_err(StepError::from)?;
-    let by_path: BTreeMap<String, &BrickEntry> = ctx
-        .bricks
-        .iter()
-        .map(|b| (format!("{}:{}", ctx.storage(&b.node), b.path), b))
-        .collect();
-    let cloned = exec
-        .volume_clone(&host, &src.name, &clone.name, &clone.id)
-        .await
-        .map_err(StepError::from)?;
-    if cloned.len() != order.len() {
-        return Err(StepError::Failed(format!(
-            "clone has {} bricks, source {}",
-            cloned.len(),
-            order.len()
-        )));
-    }
-    let mut clones = Vec::new();
-    for (src_path, (path, lv)) in order.iter().zip(cloned) {
-        let b = by_path
-            .get(src_path)
-            .ok_or_else(|| format!("Gluster brick {src_path} is unknown to Hekate"))?;
-        let path = path.split_once(':').map(|x| x.1.to_string()).unwrap_or(path);
-        clones.push((b.id.clone(), path, lv));
-    }
-    Ok(ExecReport {
-        clones,
-        ..Default::default()
-    })
 }
 
 #[cfg(test)]

@@ -7,6 +7,7 @@ pub mod exec;
 pub mod failpoint;
 pub mod fence;
 pub mod intent;
+pub mod kinds;
 pub mod runner;
 pub mod step;
 
