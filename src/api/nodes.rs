@@ -13,7 +13,7 @@ use super::validate::{self, failed};
 use super::{outcome, route_id, AppState, ReadMode};
 use crate::ids;
 use crate::ops::new_op;
-use crate::state::model::{NodeEntry, OpKind, OpPlan, Tags};
+use crate::state::model::{EntryState, NodeEntry, OpKind, OpPlan, Tags};
 use crate::state::{self, Command};
 use crate::views;
 
@@ -125,7 +125,7 @@ fn first_online_peer(
         .read(|v| {
             for id in nodes {
                 if let Some(n) = state::get_node(v, id)? {
-                    if n.state == "online" {
+                    if n.state.is_online() {
                         return Ok(Some(n.manage_host().to_string()));
                     }
                 }
@@ -210,7 +210,7 @@ pub async fn set_state(
     let req: StateRequest = parse_body(&body)?;
     validate_state(&req)?;
     let n = visible_node(&st, &id)?;
-    if req.state == "failed" && n.state == "offline" {
+    if req.state == "failed" && n.state == EntryState::Offline {
         let devices: Vec<String> = n.devices.iter().cloned().collect();
         let healcheck = req.healcheck != "disable";
         return super::evict::start_removal(&st, OpKind::NodeRemove, Some(id), devices, healcheck).await;

@@ -189,14 +189,14 @@ pub fn device_views(r: &impl StateReader, cluster: &str) -> Result<Vec<DeviceVie
         let Some(n) = state::get_node(r, nid)? else {
             continue;
         };
-        if n.state != "online" {
+        if !n.state.is_online() {
             continue;
         }
         for did in &n.devices {
             let Some(d) = state::get_device(r, did)? else {
                 continue;
             };
-            if d.state == "online" && d.pending.is_none() {
+            if d.state.is_online() && d.pending.is_none() {
                 out.push(DeviceView {
                     id: d.id.clone(),
                     node: n.id.clone(),

@@ -9,7 +9,7 @@ use futures::future::join_all;
 use hekate_raft::{StateReader, StoreError};
 
 use crate::executor::{BrickSpec, ExecError, Executor, VolumeOwner, VolumeSpec, OWNER_OPTION};
-use crate::state::model::{BrickEntry, NodeEntry, Operation, VolumeEntry};
+use crate::state::model::{BrickEntry, DurabilityKind, EntryState, NodeEntry, Operation, VolumeEntry};
 use crate::state::{self};
 
 pub use super::step::{StepError, StepResult};
@@ -26,7 +26,7 @@ pub struct Ctx {
     pub nodes: BTreeMap<String, NodeEntry>,
     pub volume: Option<VolumeEntry>,
     pub bricks: Vec<BrickEntry>,
-    pub device_state: Option<String>,
+    pub device_state: Option<EntryState>,
     pub device_bricks: usize,
     pub device_name: Option<String>,
     /// Evictions: the bricks being replaced and their volumes.
@@ -76,7 +76,7 @@ impl Ctx {
     pub fn volume_hosts(&self) -> Vec<&NodeEntry> {
         let holds = |n: &NodeEntry| self.bricks.iter().any(|b| b.node == n.id);
         let mut nodes: Vec<&NodeEntry> = self.nodes.values().collect();
-        nodes.sort_by_key(|n| (n.state != "online", !holds(n)));
+        nodes.sort_by_key(|n| (!n.state.is_online(), !holds(n)));
         nodes
     }
 
@@ -129,9 +129,10 @@ pub fn volume_spec(v: &VolumeEntry, bricks: &[BrickEntry], ctx: &Ctx) -> VolumeS
             .iter()
             .map(|b| format!("{}:{}", ctx.storage(&b.node), b.path))
             .collect(),
-        replica: (d.kind == "replicate").then(|| d.effective_replica()),
+        replica: (d.kind() == DurabilityKind::Replicate).then(|| d.effective_replica()),
         arbiter: v.arbiter,
-        disperse: (d.kind == "disperse").then(|| (d.data.unwrap_or(0), d.redundancy.unwrap_or(0))),
+        disperse: (d.kind() == DurabilityKind::Disperse)
+            .then(|| (d.data.unwrap_or(0), d.redundancy.unwrap_or(0))),
         options,
     }
 }
@@ -320,7 +321,7 @@ mod tests {
         ctx.nodes.insert(third.id.clone(), third);
         ctx.bricks = bricks;
         let first = ctx.bricks[0].node.clone();
-        ctx.nodes.get_mut(&first).unwrap().state = "offline".into();
+        ctx.nodes.get_mut(&first).unwrap().state = EntryState::Offline;
         let order: Vec<&str> = ctx.volume_hosts().iter().map(|n| n.manage_host()).collect();
         assert_eq!(order, ["h2", "h0", "h1"]);
     }

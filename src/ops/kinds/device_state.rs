@@ -3,22 +3,24 @@
 
 use crate::ops::exec::Ctx;
 use crate::ops::step::{StepError, StepResult};
-use crate::state::model::ExecReport;
+use crate::state::model::{EntryState, ExecReport};
 
 pub fn run(ctx: &Ctx, device: &str, to: &str) -> StepResult<ExecReport> {
-    let from = ctx.device_state.as_deref().unwrap_or("online");
+    use EntryState::{Failed, Offline, Online};
+    let from = ctx.device_state.clone().unwrap_or(Online);
+    let to = EntryState::parse(to);
     let refuse = |m: String| Err(StepError::Failed(m));
-    match (from, to) {
+    match (&from, &to) {
         (a, b) if a == b => Ok(()),
-        ("online", "offline") | ("offline", "online") | ("failed", "offline") => Ok(()),
-        ("online", "failed") => refuse(format!(
+        (Online, Offline) | (Offline, Online) | (Failed, Offline) => Ok(()),
+        (Online, Failed) => refuse(format!(
             "Device must be offline before remove operation is performed, device:{device}"
         )),
-        ("offline", "failed") if ctx.device_bricks == 0 => Ok(()),
-        ("offline", "failed") => refuse(format!(
+        (Offline, Failed) if ctx.device_bricks == 0 => Ok(()),
+        (Offline, Failed) => refuse(format!(
             "Unable to delete device [{device}]: it holds bricks; retry"
         )),
-        ("failed", "online") => refuse("Cannot move a failed/removed device to online state".into()),
+        (Failed, Online) => refuse("Cannot move a failed/removed device to online state".into()),
         _ => refuse(format!("invalid state transition {from} -> {to}")),
     }
     .map(|()| ExecReport::default())

@@ -3,24 +3,23 @@
 
 use crate::ops::exec::Ctx;
 use crate::ops::step::{StepError, StepResult};
-use crate::state::model::ExecReport;
+use crate::state::model::{EntryState, ExecReport};
 
 pub fn run(ctx: &Ctx, node: &str, to: &str) -> StepResult<ExecReport> {
-    let from = ctx.nodes.get(node).map(|n| n.state.as_str()).unwrap_or("online");
-    match (from, to) {
+    use EntryState::{Failed, Offline, Online};
+    let from = ctx.nodes.get(node).map_or(Online, |n| n.state.clone());
+    let to = EntryState::parse(to);
+    let refuse = |m: String| Err(StepError::Failed(m));
+    match (&from, &to) {
         (a, b) if a == b => Ok(()),
-        ("online", "offline") | ("offline", "online") => Ok(()),
-        ("online", "failed") => Err(StepError::Failed(format!(
+        (Online, Offline) | (Offline, Online) => Ok(()),
+        (Online, Failed) => refuse(format!(
             "Node must be offline before remove operation is performed, node:{node}"
-        ))),
+        )),
         // Removal with devices runs as an eviction operation; this path has none left.
-        ("offline", "failed") => Ok(()),
-        ("failed", s) => Err(StepError::Failed(format!(
-            "Cannot move a failed/removed node to {s} state"
-        ))),
-        _ => Err(StepError::Failed(format!(
-            "invalid state transition {from} -> {to}"
-        ))),
+        (Offline, Failed) => Ok(()),
+        (Failed, s) => refuse(format!("Cannot move a failed/removed node to {s} state")),
+        _ => refuse(format!("invalid state transition {from} -> {to}")),
     }
     .map(|()| ExecReport::default())
 }

@@ -4,6 +4,7 @@
 use hekate_raft::{StoreError, Txn};
 
 use super::super::command::Outcome;
+use super::super::model::EntryState;
 use super::super::{get_device, get_node, keys, put};
 use super::shared::IN_USE;
 use super::R;
@@ -12,7 +13,7 @@ pub fn begin(device: &str, op: &str, txn: &mut Txn<'_>) -> R {
     let Some(mut d) = get_device(txn, device)? else {
         return Ok(Outcome::NotFound);
     };
-    if d.state != "failed" {
+    if d.state != EntryState::Failed {
         return Ok(Outcome::Invalid(format!(
             "device: {device} is not in failed state"
         )));

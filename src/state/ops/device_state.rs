@@ -3,6 +3,7 @@
 
 use hekate_raft::{StoreError, Txn};
 
+use super::super::model::EntryState;
 use super::super::{get_device, keys, put};
 use super::shared::exists;
 use super::R;
@@ -13,7 +14,7 @@ pub fn begin(device: &str, txn: &mut Txn<'_>) -> R {
 
 pub fn finish(device: &str, state: &str, txn: &mut Txn<'_>) -> Result<Option<String>, StoreError> {
     if let Some(mut d) = get_device(txn, device)? {
-        d.state = state.to_string();
+        d.state = EntryState::parse(state);
         put(txn, keys::device(device), &d)?;
     }
     Ok(None)

@@ -7,7 +7,7 @@
 use hekate_raft::{StoreError, Txn};
 
 use super::super::command::Outcome;
-use super::super::model::Eviction;
+use super::super::model::{EntryState, Eviction};
 use super::super::{get_brick, get_device, get_node, get_volume, keys, put};
 use super::shared::{clear_brick_pending, release, reserve, IN_USE};
 use super::R;
@@ -81,13 +81,13 @@ pub fn finish(
     for d in devices {
         if let Some(mut dev) = get_device(txn, d)? {
             dev.pending = None;
-            dev.state = "failed".into();
+            dev.state = EntryState::Failed;
             put(txn, keys::device(d), &dev)?;
         }
     }
     if let Some(n) = node {
         if let Some(mut nd) = get_node(txn, n)? {
-            nd.state = "failed".into();
+            nd.state = EntryState::Failed;
             put(txn, keys::node(n), &nd)?;
         }
     }

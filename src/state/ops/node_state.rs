@@ -3,6 +3,7 @@
 
 use hekate_raft::{StoreError, Txn};
 
+use super::super::model::EntryState;
 use super::super::{get_node, keys, put};
 use super::shared::exists;
 use super::R;
@@ -13,7 +14,7 @@ pub fn begin(node: &str, txn: &mut Txn<'_>) -> R {
 
 pub fn finish(node: &str, state: &str, txn: &mut Txn<'_>) -> Result<Option<String>, StoreError> {
     if let Some(mut n) = get_node(txn, node)? {
-        n.state = state.to_string();
+        n.state = EntryState::parse(state);
         put(txn, keys::node(node), &n)?;
     }
     Ok(None)

@@ -25,9 +25,9 @@ pub(super) fn reserve(brick: &BrickEntry, txn: &mut Txn<'_>) -> Result<bool, Sto
     let Some(mut d) = get_device(txn, &brick.device)? else {
         return Ok(false);
     };
-    let node_online = get_node(txn, &d.node)?.is_some_and(|n| n.state == "online");
+    let node_online = get_node(txn, &d.node)?.is_some_and(|n| n.state.is_online());
     let need = brick.allocation();
-    if d.state != "online" || !node_online || d.pending.is_some() || d.free <= need {
+    if !d.state.is_online() || !node_online || d.pending.is_some() || d.free <= need {
         return Ok(false);
     }
     d.free -= need;
