@@ -1,6 +1,5 @@
 //! `/nodes`: Heketi's node resource (spec 1.3).
 
-use crate::executor::Executor;
 use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
@@ -81,20 +80,9 @@ pub async fn add(State(st): State<AppState>, body: Bytes) -> Result<Response, Ap
         .read(|v| state::get_cluster(v, &req.cluster))?
         .ok_or_else(|| ApiError::NotFound2("Cluster id does not exist".into()))?;
     let id = ids::new_id();
-    // The glusterd check (synchronous, as Heketi): a peer of the cluster, or the new node.
+    // The peer that probes the new node; the operation's first step checks that glusterd
+    // runs there (or on the new node, the first of its cluster): `ops::kinds::node_add`.
     let peer = first_online_peer(&st, &cluster.nodes)?;
-    let new_manage = req.hostnames.manage[0].clone();
-    let exec = st.fenced_executor().await?;
-    match &peer {
-        Some(host) => exec
-            .glusterd_check(host)
-            .await
-            .map_err(|_| ApiError::BadRequest("None of the nodes in cluster has glusterd running".into()))?,
-        None => exec
-            .glusterd_check(&new_manage)
-            .await
-            .map_err(|_| ApiError::BadRequest("New Node doesn't have glusterd running".into()))?,
-    }
     let node = NodeEntry {
         id,
         cluster: req.cluster,

@@ -54,9 +54,7 @@ pub fn load(r: &impl StateReader, op: &Operation) -> Result<Ctx, StoreError> {
 pub async fn drive(d: &Drive<'_>) -> Option<Command> {
     let (x, ctx) = (d.exec(), d.ctx);
     match &d.op.plan {
-        OpPlan::NodeAdd { node, probe_from } => {
-            d.once(|| node_add::run(x, node, probe_from.as_deref())).await
-        }
+        OpPlan::NodeAdd { node, probe_from } => node_add::drive(d, node, probe_from.as_deref()).await,
         OpPlan::NodeDelete { node, detach_from } => {
             d.once(|| node_delete::run(x, ctx, node, detach_from.as_deref()))
                 .await
