@@ -17,9 +17,7 @@ use super::{route_id, AppState};
 use crate::allocator::{self, DeviceView, Replacement, TagRule};
 use crate::ids;
 use crate::ops::new_op;
-use crate::state::model::{
-    BrickEntry, Eviction, OpKind, OpPlan, VolumeEntry, SUBTYPE_ARBITER, SUBTYPE_NORMAL,
-};
+use crate::state::model::{BrickEntry, Eviction, OpKind, OpPlan, VolumeEntry, SUBTYPE_ARBITER};
 use crate::state::{self};
 
 const NO_REPLACEMENT: &str = "No Replacement was found for resource requested to be removed";
@@ -120,26 +118,7 @@ async fn plan(
         let p = allocator::place_replacement(&devices, &r)
             .ok_or_else(|| ApiError::Internal(NO_REPLACEMENT.into()))?;
         *taken.entry(p.device.clone()).or_default() += p.tp_size + p.meta_size;
-        let id = ids::new_id();
-        let new = BrickEntry {
-            path: format!("/var/lib/heketi/mounts/vg_{}/brick_{id}/brick", p.device),
-            id,
-            device: p.device,
-            node: p.node,
-            volume: old.volume.clone(),
-            size: p.size,
-            tp_size: p.tp_size,
-            pool_metadata_size: p.meta_size,
-            subtype: if p.arbiter {
-                SUBTYPE_ARBITER
-            } else {
-                SUBTYPE_NORMAL
-            },
-            pending: Some(op.to_string()),
-            lvm_thin_pool: None,
-            lvm_lv: None,
-            pool_shared: false,
-        };
+        let new = crate::ops::planned_brick(p, &old.volume, op);
         out.push(Eviction {
             volume: old.volume.clone(),
             old: old.id.clone(),

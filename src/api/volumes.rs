@@ -16,11 +16,10 @@ use super::validate::{self, failed};
 use super::{route_id, AppState, ReadMode};
 use crate::allocator::{self, DeviceView, Planned, Request, TagRule};
 use crate::auth::Role;
+use crate::config::Policy;
 use crate::ids;
 use crate::ops::new_op;
-use crate::state::model::{
-    BrickEntry, Durability, OpKind, OpPlan, VolumeEntry, SUBTYPE_ARBITER, SUBTYPE_NORMAL,
-};
+use crate::state::model::{BrickEntry, Durability, OpKind, OpPlan, VolumeEntry};
 use crate::state::{self};
 use crate::views;
 
@@ -214,28 +213,7 @@ pub fn device_views(r: &impl StateReader, cluster: &str) -> Result<Vec<DeviceVie
 fn bricks_of(plan: Vec<Vec<Planned>>, volume: &str, op: &str) -> Vec<BrickEntry> {
     plan.into_iter()
         .flatten()
-        .map(|p| {
-            let id = ids::new_id();
-            BrickEntry {
-                path: format!("/var/lib/heketi/mounts/vg_{}/brick_{id}/brick", p.device),
-                id,
-                device: p.device,
-                node: p.node,
-                volume: volume.to_string(),
-                size: p.size,
-                tp_size: p.tp_size,
-                pool_metadata_size: p.meta_size,
-                subtype: if p.arbiter {
-                    SUBTYPE_ARBITER
-                } else {
-                    SUBTYPE_NORMAL
-                },
-                pending: Some(op.to_string()),
-                lvm_thin_pool: None,
-                lvm_lv: None,
-                pool_shared: false,
-            }
-        })
+        .map(|p| crate::ops::planned_brick(p, volume, op))
         .collect()
 }
 
@@ -297,22 +275,8 @@ fn ineligible(
     Ok(None)
 }
 
-pub async fn create(
-    State(st): State<AppState>,
-    role: Option<Extension<Role>>,
-    body: Bytes,
-) -> Result<Response, ApiError> {
-    let req: VolumeCreateRequest = parse_body(&body)?;
-    let durability = validate_create(&req)?;
-    let all_clusters = st.replica().read(|v| state::cluster_ids(v))?;
-    if all_clusters.is_empty() {
-        return Err(ApiError::BadRequest("No clusters configured".into()));
-    }
-    for c in &req.clusters {
-        if !all_clusters.contains(c) {
-            return Err(ApiError::BadRequest(format!("Cluster id {c} not found")));
-        }
-    }
+/// The size checks against the policy (the brick minimum per data brick, KiB overflow).
+fn check_size(st: &AppState, req: &VolumeCreateRequest, durability: &Durability) -> Result<(), ApiError> {
     let min_kib = st.policy().brick_min_kib * durability.data_bricks();
     // Checked: a size whose KiB overflow u64 is refused, never wrapped (or a debug panic).
     let Some(size_kib) = crate::validate::gib_to_kib(req.size as u64) else {
@@ -327,9 +291,11 @@ pub async fn create(
             req.size
         )));
     }
-    st.throttle()?;
-    let id = ids::new_id();
-    let p = st.policy();
+    Ok(())
+}
+
+/// The volume record a create request asks for (its cluster is chosen by placement).
+fn volume_entry(req: &VolumeCreateRequest, durability: Durability, p: &Policy, id: String) -> VolumeEntry {
     let options: Vec<String> = p
         .pre_options
         .iter()
@@ -337,13 +303,13 @@ pub async fn create(
         .chain(p.post_options.iter())
         .cloned()
         .collect();
-    let volume = VolumeEntry {
+    VolumeEntry {
         name: if req.name.is_empty() {
             format!("vol_{id}")
         } else {
             req.name.clone()
         },
-        id: id.clone(),
+        id,
         cluster: String::new(),
         size: req.size as u64,
         arbiter: interpret(&options).arbiter,
@@ -370,7 +336,29 @@ pub async fn create(
         block_restriction: String::new(),
         request_clusters: req.clusters.clone(),
         brick_sets: Vec::new(),
-    };
+    }
+}
+
+pub async fn create(
+    State(st): State<AppState>,
+    role: Option<Extension<Role>>,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let req: VolumeCreateRequest = parse_body(&body)?;
+    let durability = validate_create(&req)?;
+    let all_clusters = st.replica().read(|v| state::cluster_ids(v))?;
+    if all_clusters.is_empty() {
+        return Err(ApiError::BadRequest("No clusters configured".into()));
+    }
+    for c in &req.clusters {
+        if !all_clusters.contains(c) {
+            return Err(ApiError::BadRequest(format!("Cluster id {c} not found")));
+        }
+    }
+    check_size(&st, &req, &durability)?;
+    st.throttle()?;
+    let id = ids::new_id();
+    let volume = volume_entry(&req, durability, st.policy(), id);
     let candidates = if req.clusters.is_empty() {
         all_clusters
     } else {

@@ -11,4 +11,4 @@ pub mod kinds;
 pub mod runner;
 pub mod step;
 
-pub use intent::new_op;
+pub use intent::{new_op, planned_brick};
