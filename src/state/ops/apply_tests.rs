@@ -640,3 +640,26 @@ async fn steps_and_kept_bricks_are_refused_to_other_kinds() {
     };
     assert_eq!(sm.apply(unknown).await, Outcome::NotFound);
 }
+
+/// What a pending operation holds (reconcile leaves it alone) and Heketi's `changes`.
+#[tokio::test]
+async fn holds_and_changes_name_what_an_operation_works_on() {
+    let (_dir, mut sm) = fresh().await;
+    assert_eq!(sm.apply(begin(200, evict(6))).await, Outcome::Done);
+    let o = get_op(&view(&sm), &id(200)).unwrap().unwrap();
+    let h = super::holds(&view(&sm), &o).unwrap();
+    assert_eq!(h.volumes.into_iter().collect::<Vec<_>>(), vec!["vol".to_string()]);
+    assert_eq!(h.bricks.into_iter().collect::<Vec<_>>(), vec![id(5), id(6)]);
+    assert_eq!(h.devices.into_iter().collect::<Vec<_>>(), vec![id(3)]);
+    assert!(super::changes(&o).is_empty());
+    let create = OpPlan::VolumeCreate {
+        volume: volume(8, "v2", 1),
+        bricks: vec![brick(6, &id(8))],
+    };
+    assert_eq!(sm.apply(begin(201, create)).await, Outcome::Done);
+    let o = get_op(&view(&sm), &id(201)).unwrap().unwrap();
+    assert_eq!(
+        super::changes(&o),
+        vec![(id(8), "Add volume"), (id(6), "Add brick")]
+    );
+}

@@ -4,7 +4,7 @@
 //! the old one's place and the old one's space goes back. Done, the devices (and node) are
 //! failed; failed, the moves not yet committed are undone.
 
-use hekate_raft::{StoreError, Txn};
+use hekate_raft::{StateReader, StoreError, Txn};
 
 use super::super::command::Outcome;
 use super::super::model::{EntryState, Eviction};
@@ -71,6 +71,23 @@ pub fn step(evictions: &[Eviction], index: usize, txn: &mut Txn<'_>) -> R {
     clear_brick_pending(&e.new.id, txn)?;
     release(&e.old, txn)?;
     Ok(Outcome::Done)
+}
+
+/// The devices leaving, each move's volume (by name), both bricks and their devices.
+pub fn holds(
+    h: &mut super::Holds,
+    r: &impl StateReader,
+    devices: &[String],
+    evictions: &[Eviction],
+) -> Result<(), StoreError> {
+    h.devices.extend(devices.iter().cloned());
+    for e in evictions {
+        h.volume(r, &e.volume)?;
+        h.bricks.insert(e.old.clone());
+        h.brick(&e.new);
+        h.device_of(r, &e.old)?;
+    }
+    Ok(())
 }
 
 pub fn finish(

@@ -32,11 +32,13 @@ mod rollforward_tests;
 #[cfg(test)]
 pub(crate) mod testing;
 
-use hekate_raft::{StoreError, Txn};
+use std::collections::BTreeSet;
+
+use hekate_raft::{StateReader, StoreError, Txn};
 
 use super::command::Outcome;
-use super::model::{ExecReport, OpPlan, OpStatus, Operation, Tags};
-use super::{get_device, get_node, get_op, keys, put};
+use super::model::{BrickEntry, ExecReport, OpPlan, OpStatus, Operation, Tags};
+use super::{get_brick, get_device, get_node, get_op, get_volume, keys, put};
 use shared::{close, set_pending};
 
 pub use gc::{gc, gc_bounded};
@@ -191,6 +193,73 @@ pub fn fail_kept(id: &str, kept: &[String], error: &str, now: u64, txn: &mut Txn
         return Ok(out);
     }
     close(op, OpStatus::Failed, Some(error.to_string()), now, txn)
+}
+
+/// What an operation in flight holds: reconcile leaves these alone (volumes by name).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Holds {
+    pub volumes: BTreeSet<String>,
+    pub bricks: BTreeSet<String>,
+    pub devices: BTreeSet<String>,
+    pub nodes: BTreeSet<String>,
+}
+
+impl Holds {
+    fn node(&mut self, id: &str) {
+        self.nodes.insert(id.to_string());
+    }
+    fn device(&mut self, id: &str) {
+        self.devices.insert(id.to_string());
+    }
+    /// A brick and its device.
+    fn brick(&mut self, b: &BrickEntry) {
+        self.bricks.insert(b.id.clone());
+        self.devices.insert(b.device.clone());
+    }
+    /// The device of a brick known by id (if it still exists).
+    fn device_of(&mut self, r: &impl StateReader, brick: &str) -> Result<(), StoreError> {
+        self.devices.extend(get_brick(r, brick)?.map(|b| b.device));
+        Ok(())
+    }
+    /// The name of a volume known by id (if it still exists).
+    fn volume(&mut self, r: &impl StateReader, volume: &str) -> Result<(), StoreError> {
+        self.volumes.extend(get_volume(r, volume)?.map(|v| v.name));
+        Ok(())
+    }
+}
+
+/// What `op` holds, read from the state it runs against.
+pub fn holds(r: &impl StateReader, op: &Operation) -> Result<Holds, StoreError> {
+    let mut h = Holds::default();
+    match &op.plan {
+        OpPlan::NodeAdd { node, .. } => h.node(&node.id),
+        OpPlan::NodeDelete { node, .. } => h.node(node),
+        OpPlan::NodeState { node, .. } => h.node(node),
+        OpPlan::DeviceAdd { device, .. } => h.device(&device.id),
+        OpPlan::DeviceDelete { device, .. } => h.device(device),
+        OpPlan::DeviceState { device, .. } => h.device(device),
+        OpPlan::DeviceResync { device, .. } => h.device(device),
+        OpPlan::VolumeCreate { volume, bricks } => volume_create::holds(&mut h, volume, bricks),
+        OpPlan::VolumeDelete { volume } => volume_delete::holds(&mut h, r, volume)?,
+        OpPlan::VolumeExpand { volume, bricks, .. } => volume_expand::holds(&mut h, r, volume, bricks)?,
+        OpPlan::Evict {
+            devices, evictions, ..
+        } => evict::holds(&mut h, r, devices, evictions)?,
+        OpPlan::VolumeClone { source, clone } => volume_clone::holds(&mut h, r, source, clone)?,
+        OpPlan::VolumeRestriction { .. } | OpPlan::Cleanup => {}
+    }
+    Ok(h)
+}
+
+/// Heketi's `changes` of a pending operation (`GET /operations/pending/{id}`): (id, what).
+pub fn changes(op: &Operation) -> Vec<(String, &'static str)> {
+    match &op.plan {
+        OpPlan::VolumeCreate { volume, bricks } => volume_create::changes(volume, bricks),
+        OpPlan::VolumeDelete { volume } => vec![(volume.clone(), "Delete volume")],
+        OpPlan::VolumeExpand { volume, bricks, .. } => volume_expand::changes(volume, bricks),
+        // Heketi lists none for the other kinds.
+        _ => Vec::new(),
+    }
 }
 
 pub fn set_tags(node: Option<String>, device: Option<String>, tags: Tags, txn: &mut Txn<'_>) -> R {

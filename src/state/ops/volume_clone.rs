@@ -109,6 +109,23 @@ fn derived_id(volume: &str, i: usize) -> String {
     hex::encode(&Sha256::digest(format!("{volume}/brick/{i}").as_bytes())[..16])
 }
 
+/// The clone's name, the source (by name) and its bricks' devices (the snapshot uses them).
+pub fn holds(
+    h: &mut super::Holds,
+    r: &impl StateReader,
+    source: &str,
+    clone: &VolumeEntry,
+) -> Result<(), StoreError> {
+    h.volumes.insert(clone.name.clone());
+    if let Some(v) = get_volume(r, source)? {
+        h.volumes.insert(v.name.clone());
+        for b in &v.bricks {
+            h.device_of(r, b)?;
+        }
+    }
+    Ok(())
+}
+
 pub fn fail(source: &str, clone: &VolumeEntry, txn: &mut Txn<'_>) -> R {
     txn.delete(keys::volume_name(&clone.cluster, &clone.name));
     txn.delete(keys::volume(&clone.id));

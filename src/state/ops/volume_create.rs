@@ -68,6 +68,17 @@ pub fn finish(
     Ok(Some(format!("/volumes/{}", volume.id)))
 }
 
+pub fn holds(h: &mut super::Holds, volume: &VolumeEntry, bricks: &[BrickEntry]) {
+    h.volumes.insert(volume.name.clone());
+    bricks.iter().for_each(|b| h.brick(b));
+}
+
+pub fn changes(volume: &VolumeEntry, bricks: &[BrickEntry]) -> Vec<(String, &'static str)> {
+    std::iter::once((volume.id.clone(), "Add volume"))
+        .chain(bricks.iter().map(|b| (b.id.clone(), "Add brick")))
+        .collect()
+}
+
 pub fn fail(volume: &VolumeEntry, bricks: &[BrickEntry], txn: &mut Txn<'_>) -> R {
     for b in bricks {
         release(&b.id, txn)?;

@@ -2,7 +2,7 @@
 //! that is its point of no return (`OpStep 0`), after which it only rolls forward: the
 //! volume is forgotten and its bricks' space given back, even if the operation fails.
 
-use hekate_raft::{StoreError, Txn};
+use hekate_raft::{StateReader, StoreError, Txn};
 
 use super::super::command::Outcome;
 use super::super::model::Operation;
@@ -36,6 +36,18 @@ pub fn begin(volume: &str, op: &str, txn: &mut Txn<'_>) -> R {
 pub fn finish(volume: &str, txn: &mut Txn<'_>) -> Result<Option<String>, StoreError> {
     drop_volume(volume, txn)?;
     Ok(None)
+}
+
+/// The volume (by name), its bricks and their devices.
+pub fn holds(h: &mut super::Holds, r: &impl StateReader, volume: &str) -> Result<(), StoreError> {
+    if let Some(v) = get_volume(r, volume)? {
+        h.volumes.insert(v.name.clone());
+        for b in &v.bricks {
+            h.bricks.insert(b.clone());
+            h.device_of(r, b)?;
+        }
+    }
+    Ok(())
 }
 
 pub fn fail(volume: &str, op: &Operation, txn: &mut Txn<'_>) -> R {

@@ -3,7 +3,7 @@
 //! volume set by set; failed before the mark, they are released; failed after it, only the
 //! runner (having read Gluster back) can say which stay (`OpFailKept`).
 
-use hekate_raft::{StoreError, Txn};
+use hekate_raft::{StateReader, StoreError, Txn};
 
 use super::super::command::Outcome;
 use super::super::model::{BrickEntry, Operation};
@@ -65,6 +65,23 @@ pub fn finish(
         put(txn, keys::volume(volume), &v)?;
     }
     Ok(Some(format!("/volumes/{volume}")))
+}
+
+pub fn holds(
+    h: &mut super::Holds,
+    r: &impl StateReader,
+    volume: &str,
+    bricks: &[BrickEntry],
+) -> Result<(), StoreError> {
+    h.volume(r, volume)?;
+    bricks.iter().for_each(|b| h.brick(b));
+    Ok(())
+}
+
+pub fn changes(volume: &str, bricks: &[BrickEntry]) -> Vec<(String, &'static str)> {
+    std::iter::once((volume.to_string(), "Expand volume"))
+        .chain(bricks.iter().map(|b| (b.id.clone(), "Add brick")))
+        .collect()
 }
 
 pub fn fail(volume: &str, bricks: &[BrickEntry], op: &Operation, txn: &mut Txn<'_>) -> R {
