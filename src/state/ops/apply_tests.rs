@@ -6,77 +6,15 @@ use std::collections::BTreeMap;
 
 use hekate_raft::StateReader;
 
-use super::super::model::{
-    BrickEntry, DeviceEntry, Durability, Eviction, ExecReport, NodeEntry, OpKind, OpPlan, OpStatus,
-    VolumeEntry,
-};
+use super::super::model::{BrickEntry, Eviction, ExecReport, OpKind, OpPlan, OpStatus, VolumeEntry};
 use super::super::{get_cluster, get_device, get_node, get_op, get_volume, keys, Command, Outcome};
-use super::testing::{brick, finish, id, op, used, view, world, Sm, GIB};
+use super::testing::{brick, device, finish, id, node, op, used, view, volume, world, Sm, GIB};
 
 /// A fresh world: cluster 1, online node 2 (`n1`), 100 GiB device 3, volume 4 ("vol") on brick 5.
 async fn fresh() -> (tempfile::TempDir, Sm) {
     let dir = tempfile::tempdir().unwrap();
     let sm = world(dir.path()).await;
     (dir, sm)
-}
-
-fn node(n: u32, cluster: u32, host: &str) -> NodeEntry {
-    NodeEntry {
-        id: id(n),
-        cluster: id(cluster),
-        zone: 1,
-        manage: vec![host.into()],
-        storage: vec![format!("{host}.storage")],
-        tags: Default::default(),
-        state: "online".into(),
-        devices: Default::default(),
-        pending: None,
-    }
-}
-
-fn device(n: u32, node: u32, name: &str) -> DeviceEntry {
-    DeviceEntry {
-        id: id(n),
-        name: name.into(),
-        node: id(node),
-        tags: Default::default(),
-        state: "online".into(),
-        total: 0,
-        free: 0,
-        used: 0,
-        extent_size: 4096,
-        pv_uuid: String::new(),
-        paths: vec![],
-        brick_count: 0,
-        pending: None,
-    }
-}
-
-fn volume(n: u32, name: &str, cluster: u32) -> VolumeEntry {
-    VolumeEntry {
-        id: id(n),
-        name: name.into(),
-        cluster: id(cluster),
-        size: 1,
-        durability: Durability {
-            kind: "none".into(),
-            ..Default::default()
-        },
-        gid: 0,
-        options: vec![],
-        block: false,
-        snapshot_enable: false,
-        snapshot_factor: 1.0,
-        arbiter: false,
-        bricks: Default::default(),
-        pending: None,
-        hidden: false,
-        block_free: 0,
-        block_reserved: 0,
-        block_restriction: String::new(),
-        request_clusters: vec![],
-        brick_sets: vec![],
-    }
 }
 
 fn big_brick(n: u32, volume: &str) -> BrickEntry {
@@ -153,12 +91,10 @@ fn invalid(s: &str) -> Outcome {
     Outcome::Invalid(s.into())
 }
 
-/// Every kind's begin against the world, accepted or refused with Heketi's message. A
-/// refusal writes nothing: no record changes, no operation, nothing pending.
-#[tokio::test]
-async fn begin_accepts_or_refuses_each_kind_and_a_refusal_writes_nothing() {
+/// Each kind's begin: accepted, and refused for each of its checks (Heketi's messages).
+fn begin_cases() -> Vec<(&'static str, OpPlan, Outcome)> {
     let vdb = "Device /dev/vdb is already used by device";
-    let cases: Vec<(&str, OpPlan, Outcome)> = vec![
+    vec![
         ("node add", OpPlan::NodeAdd { node: node(6, 1, "n2"), probe_from: None }, Outcome::Done),
         ("node add, no cluster", OpPlan::NodeAdd { node: node(6, 9, "n2"), probe_from: None }, Outcome::NotFound),
         (
@@ -272,8 +208,14 @@ async fn begin_accepts_or_refuses_each_kind_and_a_refusal_writes_nothing() {
             failed("Failed to set block restriction: Block restrictions can only be set on block hosting volumes"),
         ),
         ("cleanup", OpPlan::Cleanup, Outcome::Done),
-    ];
-    for (name, plan, want) in cases {
+    ]
+}
+
+/// Every kind's begin against the world, accepted or refused with Heketi's message. A
+/// refusal writes nothing: no record changes, no operation, nothing pending.
+#[tokio::test]
+async fn begin_accepts_or_refuses_each_kind_and_a_refusal_writes_nothing() {
+    for (name, plan, want) in begin_cases() {
         let (_dir, mut sm) = fresh().await;
         let before = records(&sm);
         assert_eq!(sm.apply(begin(200, plan)).await, want, "{name}");
@@ -299,11 +241,9 @@ async fn an_operation_id_is_accepted_once() {
     );
 }
 
-/// Every kind that reserves something gives all of it back when it fails before any point
-/// of no return: the records are as before the operation began.
-#[tokio::test]
-async fn a_failed_operation_gives_back_all_it_reserved() {
-    let cases: Vec<(&str, OpPlan)> = vec![
+/// A begin of each kind that succeeds in the world.
+fn reserving_cases() -> Vec<(&'static str, OpPlan)> {
+    vec![
         (
             "node add",
             OpPlan::NodeAdd {
@@ -365,8 +305,14 @@ async fn a_failed_operation_gives_back_all_it_reserved() {
             },
         ),
         ("cleanup", OpPlan::Cleanup),
-    ];
-    for (name, plan) in cases {
+    ]
+}
+
+/// Every kind that reserves something gives all of it back when it fails before any point
+/// of no return: the records are as before the operation began.
+#[tokio::test]
+async fn a_failed_operation_gives_back_all_it_reserved() {
+    for (name, plan) in reserving_cases() {
         let (_dir, mut sm) = fresh().await;
         let before = records(&sm);
         assert_eq!(sm.apply(begin(200, plan)).await, Outcome::Done, "{name}");
@@ -394,26 +340,9 @@ async fn a_failed_operation_gives_back_all_it_reserved() {
     }
 }
 
-/// Finishing each kind makes its result visible, with the location `/queue` redirects to.
-#[tokio::test]
-async fn finish_makes_each_kind_s_result_visible() {
-    let (_dir, mut sm) = fresh().await;
-    let mut n = 200;
-    let mut run = |plan: OpPlan, report: ExecReport| {
-        n += 1;
-        let at = n;
-        (
-            begin(at, plan),
-            Command::OpFinish {
-                id: id(at),
-                report,
-                now: 9,
-            },
-            at,
-        )
-    };
-    let location = |sm: &Sm, at: u32| get_op(&view(sm), &id(at)).unwrap().unwrap().location;
-    let steps: Vec<(OpPlan, ExecReport, Option<String>)> = vec![
+/// A sequence of operations, each finished: (plan, what the steps report, location).
+fn finish_steps() -> Vec<(OpPlan, ExecReport, Option<String>)> {
+    vec![
         (
             OpPlan::NodeAdd {
                 node: node(6, 1, "n2"),
@@ -515,55 +444,81 @@ async fn finish_makes_each_kind_s_result_visible() {
             None,
         ),
         (OpPlan::Cleanup, ExecReport::default(), None),
-    ];
-    for (plan, report, want) in steps {
+    ]
+}
+
+/// What finishing kind `what` made visible in the world of `finish_makes_each_kind_s_result_visible`.
+fn check_finished(sm: &Sm, what: &str) {
+    let v = view(sm);
+    match what {
+        "NodeAdd" => {
+            assert!(get_cluster(&v, &id(1)).unwrap().unwrap().nodes.contains(&id(6)));
+            assert!(get_node(&v, &id(6)).unwrap().unwrap().pending.is_none());
+        }
+        "NodeState" => assert_eq!(get_node(&v, &id(6)).unwrap().unwrap().state, "offline"),
+        "DeviceAdd" => {
+            let d = get_device(&v, &id(7)).unwrap().unwrap();
+            assert_eq!(
+                (d.total, d.used, d.free, d.pv_uuid.as_str()),
+                (10 * GIB, GIB, 9 * GIB, "pv")
+            );
+            assert!(get_node(&v, &id(6)).unwrap().unwrap().devices.contains(&id(7)));
+        }
+        "DeviceResync" => assert_eq!(get_device(&v, &id(7)).unwrap().unwrap().free, 19 * GIB),
+        "DeviceState" => assert_eq!(get_device(&v, &id(7)).unwrap().unwrap().state, "failed"),
+        "VolumeCreate" => {
+            let vol = get_volume(&v, &id(8)).unwrap().unwrap();
+            assert!(!vol.hidden && vol.pending.is_none());
+            assert_eq!(get_cluster(&v, &id(1)).unwrap().unwrap().volume_count, 2);
+        }
+        "VolumeExpand" => {
+            let vol = get_volume(&v, &id(8)).unwrap().unwrap();
+            assert_eq!((vol.size, vol.bricks.len()), (2, 2));
+        }
+        "VolumeClone" => {
+            let c = get_volume(&v, &id(11)).unwrap().unwrap();
+            assert!(!c.hidden && c.bricks.len() == 1);
+            assert!(get_volume(&v, &id(4)).unwrap().unwrap().pending.is_none());
+        }
+        "DeviceDelete" => assert!(get_device(&v, &id(7)).unwrap().is_none()),
+        "NodeDelete" => {
+            assert!(get_node(&v, &id(6)).unwrap().is_none());
+            assert!(v.get(&keys::manage_host("n2")).unwrap().is_none());
+        }
+        "VolumeDelete" => {
+            assert!(get_volume(&v, &id(8)).unwrap().is_none());
+            assert!(v.get(&keys::volume_name(&id(1), "v2")).unwrap().is_none());
+        }
+        _ => {}
+    }
+}
+
+/// Finishing each kind makes its result visible, with the location `/queue` redirects to.
+#[tokio::test]
+async fn finish_makes_each_kind_s_result_visible() {
+    let (_dir, mut sm) = fresh().await;
+    let mut n = 200;
+    let mut run = |plan: OpPlan, report: ExecReport| {
+        n += 1;
+        let at = n;
+        (
+            begin(at, plan),
+            Command::OpFinish {
+                id: id(at),
+                report,
+                now: 9,
+            },
+            at,
+        )
+    };
+    let location = |sm: &Sm, at: u32| get_op(&view(sm), &id(at)).unwrap().unwrap().location;
+    for (plan, report, want) in finish_steps() {
         let what = format!("{:?}", kind_of(&plan));
         let (b, f, at) = run(plan, report);
         assert_eq!(sm.apply(b).await, Outcome::Done, "{what}");
         assert_eq!(sm.apply(f).await, Outcome::Done, "{what}");
         assert_eq!(location(&sm, at), want, "{what}");
-        let v = view(&sm);
-        match what.as_str() {
-            "NodeAdd" => {
-                assert!(get_cluster(&v, &id(1)).unwrap().unwrap().nodes.contains(&id(6)));
-                assert!(get_node(&v, &id(6)).unwrap().unwrap().pending.is_none());
-            }
-            "NodeState" => assert_eq!(get_node(&v, &id(6)).unwrap().unwrap().state, "offline"),
-            "DeviceAdd" => {
-                let d = get_device(&v, &id(7)).unwrap().unwrap();
-                assert_eq!(
-                    (d.total, d.used, d.free, d.pv_uuid.as_str()),
-                    (10 * GIB, GIB, 9 * GIB, "pv")
-                );
-                assert!(get_node(&v, &id(6)).unwrap().unwrap().devices.contains(&id(7)));
-            }
-            "DeviceResync" => assert_eq!(get_device(&v, &id(7)).unwrap().unwrap().free, 19 * GIB),
-            "DeviceState" => assert_eq!(get_device(&v, &id(7)).unwrap().unwrap().state, "failed"),
-            "VolumeCreate" => {
-                let vol = get_volume(&v, &id(8)).unwrap().unwrap();
-                assert!(!vol.hidden && vol.pending.is_none());
-                assert_eq!(get_cluster(&v, &id(1)).unwrap().unwrap().volume_count, 2);
-            }
-            "VolumeExpand" => {
-                let vol = get_volume(&v, &id(8)).unwrap().unwrap();
-                assert_eq!((vol.size, vol.bricks.len()), (2, 2));
-            }
-            "VolumeClone" => {
-                let c = get_volume(&v, &id(11)).unwrap().unwrap();
-                assert!(!c.hidden && c.bricks.len() == 1);
-                assert!(get_volume(&v, &id(4)).unwrap().unwrap().pending.is_none());
-            }
-            "DeviceDelete" => assert!(get_device(&v, &id(7)).unwrap().is_none()),
-            "NodeDelete" => {
-                assert!(get_node(&v, &id(6)).unwrap().is_none());
-                assert!(v.get(&keys::manage_host("n2")).unwrap().is_none());
-            }
-            "VolumeDelete" => {
-                assert!(get_volume(&v, &id(8)).unwrap().is_none());
-                assert!(v.get(&keys::volume_name(&id(1), "v2")).unwrap().is_none());
-            }
-            _ => {}
-        }
+        check_finished(&sm, &what);
     }
     assert!(pending(&sm).is_empty());
 }

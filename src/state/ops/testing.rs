@@ -96,40 +96,25 @@ pub(crate) fn brick(n: u32, volume: &str) -> BrickEntry {
     }
 }
 
-/// A cluster (1) with a node (2), a device (3) and a 1 GiB distribute volume (4) on brick 5.
-pub(crate) async fn world(dir: &std::path::Path) -> Sm {
-    let mut sm = Sm::new(dir);
-    sm.apply(Command::ClusterCreate {
-        id: id(1),
-        file: true,
-        block: false,
-    })
-    .await;
-    let node = NodeEntry {
-        id: id(2),
-        cluster: id(1),
+pub(crate) fn node(n: u32, cluster: u32, host: &str) -> NodeEntry {
+    NodeEntry {
+        id: id(n),
+        cluster: id(cluster),
         zone: 1,
-        manage: vec!["n1".into()],
-        storage: vec!["10.0.0.1".into()],
+        manage: vec![host.into()],
+        storage: vec![format!("{host}.storage")],
         tags: Default::default(),
         state: "online".into(),
         devices: Default::default(),
         pending: None,
-    };
-    sm.apply(op(
-        100,
-        OpKind::NodeAdd,
-        OpPlan::NodeAdd {
-            node,
-            probe_from: None,
-        },
-    ))
-    .await;
-    sm.apply(finish(100)).await;
-    let device = DeviceEntry {
-        id: id(3),
-        name: "/dev/vdb".into(),
-        node: id(2),
+    }
+}
+
+pub(crate) fn device(n: u32, node: u32, name: &str) -> DeviceEntry {
+    DeviceEntry {
+        id: id(n),
+        name: name.into(),
+        node: id(node),
         tags: Default::default(),
         state: "online".into(),
         total: 0,
@@ -140,22 +125,14 @@ pub(crate) async fn world(dir: &std::path::Path) -> Sm {
         paths: vec![],
         brick_count: 0,
         pending: None,
-    };
-    sm.apply(op(
-        101,
-        OpKind::DeviceAdd,
-        OpPlan::DeviceAdd {
-            device,
-            host: "n1".into(),
-            destroydata: false,
-        },
-    ))
-    .await;
-    sm.apply(finish(101)).await;
-    let volume = VolumeEntry {
-        id: id(4),
-        name: "vol".into(),
-        cluster: id(1),
+    }
+}
+
+pub(crate) fn volume(n: u32, name: &str, cluster: u32) -> VolumeEntry {
+    VolumeEntry {
+        id: id(n),
+        name: name.into(),
+        cluster: id(cluster),
         size: 1,
         durability: Durability {
             kind: "none".into(),
@@ -175,7 +152,42 @@ pub(crate) async fn world(dir: &std::path::Path) -> Sm {
         block_restriction: String::new(),
         request_clusters: vec![],
         brick_sets: vec![],
-    };
+    }
+}
+
+/// A cluster (1) with a node (2), a device (3) and a 1 GiB distribute volume (4) on brick 5.
+pub(crate) async fn world(dir: &std::path::Path) -> Sm {
+    let mut sm = Sm::new(dir);
+    sm.apply(Command::ClusterCreate {
+        id: id(1),
+        file: true,
+        block: false,
+    })
+    .await;
+    let node = node(2, 1, "n1");
+    sm.apply(op(
+        100,
+        OpKind::NodeAdd,
+        OpPlan::NodeAdd {
+            node,
+            probe_from: None,
+        },
+    ))
+    .await;
+    sm.apply(finish(100)).await;
+    let device = device(3, 2, "/dev/vdb");
+    sm.apply(op(
+        101,
+        OpKind::DeviceAdd,
+        OpPlan::DeviceAdd {
+            device,
+            host: "n1".into(),
+            destroydata: false,
+        },
+    ))
+    .await;
+    sm.apply(finish(101)).await;
+    let volume = volume(4, "vol", 1);
     sm.apply(op(
         102,
         OpKind::VolumeCreate,
