@@ -95,11 +95,8 @@ async fn plan(
                 d
             })
             .collect();
-        let tag_rule = v
-            .options
-            .iter()
-            .find_map(|o| o.strip_prefix("user.heketi.device-tag-match "))
-            .map(|r| TagRule::parse(r.trim()));
+        let opts = super::volumes::interpret(&v.options);
+        let tag_rule = opts.tag_rule.as_deref().map(TagRule::parse);
         let tag_rule = tag_rule.transpose().map_err(ApiError::Internal)?;
         let r = Replacement {
             old_device: old.device.clone(),
@@ -110,8 +107,8 @@ async fn plan(
             set_size: v.durability.set_size(),
             other_nodes: others.iter().map(|(n, _)| n.clone()).collect(),
             other_zones: others.iter().map(|(_, z)| *z).collect(),
-            zone_strict: st.policy().zone_strict
-                || v.options.iter().any(|o| o == "user.heketi.zone-checking strict"),
+            // Strict if either says so (a volume's `none` does not relax a strict policy here).
+            zone_strict: st.policy().zone_strict || opts.zone_strict == Some(true),
             tag_rule,
             seed: allocator::seed_of(&old.id),
         };

@@ -151,14 +151,14 @@ fn validate_create(r: &VolumeCreateRequest) -> Result<Durability, ApiError> {
 }
 
 /// The per-volume options Heketi interprets.
-struct VolumeOptions {
-    arbiter: bool,
-    zone_strict: Option<bool>,
-    tag_rule: Option<String>,
-    average_file_kib: Option<u64>,
+pub(super) struct VolumeOptions {
+    pub(super) arbiter: bool,
+    pub(super) zone_strict: Option<bool>,
+    pub(super) tag_rule: Option<String>,
+    pub(super) average_file_kib: Option<u64>,
 }
 
-fn interpret(options: &[String]) -> VolumeOptions {
+pub(super) fn interpret(options: &[String]) -> VolumeOptions {
     let mut v = VolumeOptions {
         arbiter: false,
         zone_strict: None,
