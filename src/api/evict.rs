@@ -61,13 +61,26 @@ async fn set_of(st: &AppState, v: &VolumeEntry, brick: &str) -> Result<Vec<Strin
         .ok_or(ApiError::NotFound)
 }
 
+/// Why no replacement plan was made: no device can take a brick (each caller words it), or
+/// the request fails as it is.
+enum PlanError {
+    NoReplacement,
+    Api(ApiError),
+}
+
+impl<E: Into<ApiError>> From<E> for PlanError {
+    fn from(e: E) -> PlanError {
+        PlanError::Api(e.into())
+    }
+}
+
 /// Plans a replacement for every brick, on devices other than `leaving`.
 async fn plan(
     st: &AppState,
     bricks: Vec<BrickEntry>,
     leaving: &BTreeSet<String>,
     op: &str,
-) -> Result<Vec<Eviction>, ApiError> {
+) -> Result<Vec<Eviction>, PlanError> {
     let mut out = Vec::new();
     let mut taken: BTreeMap<String, u64> = BTreeMap::new();
     for old in bricks {
@@ -112,8 +125,7 @@ async fn plan(
             tag_rule,
             seed: allocator::seed_of(&old.id),
         };
-        let p = allocator::place_replacement(&devices, &r)
-            .ok_or_else(|| ApiError::Internal(NO_REPLACEMENT.into()))?;
+        let p = allocator::place_replacement(&devices, &r).ok_or(PlanError::NoReplacement)?;
         *taken.entry(p.device.clone()).or_default() += p.tp_size + p.meta_size;
         let new = crate::ops::planned_brick(p, &old.volume, op);
         out.push(Eviction {
@@ -155,16 +167,16 @@ pub async fn start_removal(
     let evictions = plan(st, bricks_on(st, &devices)?, &leaving, &op_id)
         .await
         .map_err(|e| match e {
-            ApiError::Internal(m) if m == NO_REPLACEMENT => match (&node, devices.first()) {
+            PlanError::NoReplacement => match (&node, devices.first()) {
                 (Some(n), Some(d)) => ApiError::Internal(format!(
                     "Unable to remove node [{n}] as no device was found to replace device [{d}]"
                 )),
                 (_, Some(d)) => ApiError::Internal(format!(
                     "Unable to delete device [{d}] as no device was found to replace it: {NO_REPLACEMENT}"
                 )),
-                _ => ApiError::Internal(m),
+                _ => ApiError::Internal(NO_REPLACEMENT.into()),
             },
-            other => other,
+            PlanError::Api(e) => e,
         })?;
     let mut op = new_op(
         kind,
@@ -210,8 +222,9 @@ pub async fn evict_brick(
     let evictions = plan(&st, vec![brick], &BTreeSet::new(), &op_id)
         .await
         .map_err(|e| match e {
-            ApiError::Internal(m) => fail(m),
-            other => other,
+            PlanError::NoReplacement => fail(NO_REPLACEMENT.into()),
+            PlanError::Api(ApiError::Internal(m)) => fail(m),
+            PlanError::Api(other) => other,
         })?;
     let healcheck = opts.healcheck != "disable";
     let mut op = new_op(
