@@ -90,7 +90,7 @@ async fn plan(
             .ok_or(ApiError::NotFound)?;
         let set = set_of(st, &v, &old.id).await?;
         let (devices, others) = st.replica().read(|r| -> Result<PlanView, StoreError> {
-            let devices = super::volumes::device_views(r, &v.cluster)?;
+            let devices = crate::ops::plan::device_views(r, &v.cluster)?;
             let mut others = Vec::new();
             for b in set.iter().filter(|b| **b != old.id) {
                 if let Some(b) = state::get_brick(r, b)? {
@@ -108,7 +108,7 @@ async fn plan(
                 d
             })
             .collect();
-        let opts = super::volumes::interpret(&v.options);
+        let opts = crate::ops::plan::interpret(&v.options);
         let tag_rule = opts.tag_rule.as_deref().map(TagRule::parse);
         let tag_rule = tag_rule.transpose().map_err(ApiError::Internal)?;
         let r = Replacement {

@@ -8,6 +8,7 @@ pub mod failpoint;
 pub mod fence;
 pub mod intent;
 pub mod kinds;
+pub mod plan;
 pub mod runner;
 pub mod step;
 
