@@ -2,10 +2,16 @@
 //! effects: `state::ops::device_add`.
 
 use crate::executor::Executor;
+use crate::ops::runner::Drive;
 use crate::ops::step::StepResult;
 use crate::state::model::{DeviceEntry, ExecReport};
+use crate::state::Command;
 
-pub async fn run(
+pub async fn drive(d: &Drive<'_>, device: &DeviceEntry, host: &str, destroydata: bool) -> Option<Command> {
+    d.once(|| run(d.exec(), device, host, destroydata)).await
+}
+
+async fn run(
     exec: &dyn Executor,
     device: &DeviceEntry,
     host: &str,

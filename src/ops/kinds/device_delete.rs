@@ -3,10 +3,16 @@
 
 use crate::executor::Executor;
 use crate::ops::exec::Ctx;
+use crate::ops::runner::Drive;
 use crate::ops::step::StepResult;
 use crate::state::model::ExecReport;
+use crate::state::Command;
 
-pub async fn run(
+pub async fn drive(d: &Drive<'_>, device: &str, host: &str, forget: bool) -> Option<Command> {
+    d.once(|| run(d.exec(), d.ctx, device, host, forget)).await
+}
+
+async fn run(
     exec: &dyn Executor,
     ctx: &Ctx,
     device: &str,

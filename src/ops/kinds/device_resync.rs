@@ -2,10 +2,16 @@
 //! `state::ops::device_resync`.
 
 use crate::executor::Executor;
+use crate::ops::runner::Drive;
 use crate::ops::step::StepResult;
 use crate::state::model::ExecReport;
+use crate::state::Command;
 
-pub async fn run(exec: &dyn Executor, device: &str, host: &str) -> StepResult<ExecReport> {
+pub async fn drive(d: &Drive<'_>, device: &str, host: &str) -> Option<Command> {
+    d.once(|| run(d.exec(), device, host)).await
+}
+
+async fn run(exec: &dyn Executor, device: &str, host: &str) -> StepResult<ExecReport> {
     let info = exec.device_info(host, &format!("vg_{device}")).await?;
     Ok(ExecReport {
         device_total: Some(info.total_kib),

@@ -2,10 +2,16 @@
 //! device state table (spec 1.4). The state effects: `state::ops::device_state`.
 
 use crate::ops::exec::Ctx;
+use crate::ops::runner::Drive;
 use crate::ops::step::{StepError, StepResult};
 use crate::state::model::{EntryState, ExecReport};
+use crate::state::Command;
 
-pub fn run(ctx: &Ctx, device: &str, to: &str) -> StepResult<ExecReport> {
+pub async fn drive(d: &Drive<'_>, device: &str, to: &str) -> Option<Command> {
+    d.once(|| async { run(d.ctx, device, to) }).await
+}
+
+fn run(ctx: &Ctx, device: &str, to: &str) -> StepResult<ExecReport> {
     use EntryState::{Failed, Offline, Online};
     let from = ctx.device_state.clone().unwrap_or(Online);
     let to = EntryState::parse(to);

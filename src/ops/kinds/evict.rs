@@ -3,6 +3,7 @@
 //! succeeds (`OpStep i`), so a new leader resumes after the moves already done. The state
 //! effects: `state::ops::evict`.
 
+use crate::state::Command;
 use hekate_raft::{StateReader, StoreError};
 
 use crate::executor::{Executor, VolumeOwner};
@@ -11,6 +12,10 @@ use crate::ops::runner::Drive;
 use crate::ops::step::{StepError, StepResult};
 use crate::state;
 use crate::state::model::{Eviction, ExecReport, VolumeEntry};
+
+pub async fn drive(d: &Drive<'_>, evictions: &[Eviction], healcheck: bool) -> Option<Command> {
+    d.once(|| run(d, evictions, healcheck)).await
+}
 
 pub fn load(ctx: &mut Ctx, r: &impl StateReader, evictions: &[Eviction]) -> Result<(), StoreError> {
     for e in evictions {
@@ -27,7 +32,7 @@ pub fn load(ctx: &mut Ctx, r: &impl StateReader, evictions: &[Eviction]) -> Resu
 }
 
 /// Runs the evictions not yet committed, committing each as it succeeds.
-pub async fn run(d: &Drive<'_>, evictions: &[Eviction], healcheck: bool) -> StepResult<ExecReport> {
+async fn run(d: &Drive<'_>, evictions: &[Eviction], healcheck: bool) -> StepResult<ExecReport> {
     for (i, e) in evictions.iter().enumerate().skip(d.op.progress) {
         evict_one(d.exec(), d.ctx, e, healcheck, &d.leading()).await?;
         d.commit_step(i).await?;

@@ -1,7 +1,8 @@
 //! The steps of each operation kind on the nodes, one module per kind beside its state
 //! effects in `state::ops` (same names): what a kind loads from the state before its steps
-//! run (`load`) and the steps themselves (`run`, or `drive` for the kinds with a point of no
-//! return). The dispatches here are one line per kind; what several kinds share (the brick
+//! run (`load`), the steps themselves (`run`), and how the runner runs them (`drive`: with
+//! retries, or step by step for the kinds with a point of no return). The dispatches here
+//! are one line per kind; what several kinds share (the brick
 //! and volume specs, brick creation and destruction, reading Gluster back) is in
 //! [`super::exec`], and what they may ask of the runner (retries, committing a step) in
 //! [`super::runner::Drive`].
@@ -52,37 +53,26 @@ pub fn load(r: &impl StateReader, op: &Operation) -> Result<Ctx, StoreError> {
 /// Runs the operation's steps under the runner's fence and retries; the command that ends
 /// it, or None to leave it pending for the current leader.
 pub async fn drive(d: &Drive<'_>) -> Option<Command> {
-    let (x, ctx) = (d.exec(), d.ctx);
     match &d.op.plan {
         OpPlan::NodeAdd { node, probe_from } => node_add::drive(d, node, probe_from.as_deref()).await,
-        OpPlan::NodeDelete { node, detach_from } => {
-            d.once(|| node_delete::run(x, ctx, node, detach_from.as_deref()))
-                .await
-        }
-        OpPlan::NodeState { node, state } => d.once(|| async { node_state::run(ctx, node, state) }).await,
+        OpPlan::NodeDelete { node, detach_from } => node_delete::drive(d, node, detach_from.as_deref()).await,
+        OpPlan::NodeState { node, state } => node_state::drive(d, node, state).await,
         OpPlan::DeviceAdd {
             device,
             host,
             destroydata,
-        } => d.once(|| device_add::run(x, device, host, *destroydata)).await,
-        OpPlan::DeviceDelete { device, host, forget } => {
-            d.once(|| device_delete::run(x, ctx, device, host, *forget)).await
-        }
-        OpPlan::DeviceState { device, state } => {
-            d.once(|| async { device_state::run(ctx, device, state) }).await
-        }
-        OpPlan::DeviceResync { device, host } => d.once(|| device_resync::run(x, device, host)).await,
-        OpPlan::VolumeCreate { volume, bricks } => {
-            d.once(|| volume_create::run(x, ctx, volume, bricks)).await
-        }
+        } => device_add::drive(d, device, host, *destroydata).await,
+        OpPlan::DeviceDelete { device, host, forget } => device_delete::drive(d, device, host, *forget).await,
+        OpPlan::DeviceState { device, state } => device_state::drive(d, device, state).await,
+        OpPlan::DeviceResync { device, host } => device_resync::drive(d, device, host).await,
+        OpPlan::VolumeCreate { volume, bricks } => volume_create::drive(d, volume, bricks).await,
         OpPlan::VolumeDelete { .. } => volume_delete::drive(d).await,
         OpPlan::VolumeExpand { bricks, .. } => volume_expand::drive(d, bricks).await,
         OpPlan::Evict {
             evictions, healcheck, ..
-        } => d.once(|| evict::run(d, evictions, *healcheck)).await,
-        OpPlan::VolumeClone { clone, .. } => d.once(|| volume_clone::run(x, ctx, clone)).await,
-        OpPlan::VolumeRestriction { .. } | OpPlan::Cleanup => {
-            d.once(|| async { Ok(ExecReport::default()) }).await
-        }
+        } => evict::drive(d, evictions, *healcheck).await,
+        OpPlan::VolumeClone { clone, .. } => volume_clone::drive(d, clone).await,
+        // Nothing to do on the nodes.
+        OpPlan::VolumeRestriction { .. } | OpPlan::Cleanup => d.end(Ok(ExecReport::default())),
     }
 }

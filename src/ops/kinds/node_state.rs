@@ -2,10 +2,16 @@
 //! node state table (spec 1.3). The state effects: `state::ops::node_state`.
 
 use crate::ops::exec::Ctx;
+use crate::ops::runner::Drive;
 use crate::ops::step::{StepError, StepResult};
 use crate::state::model::{EntryState, ExecReport};
+use crate::state::Command;
 
-pub fn run(ctx: &Ctx, node: &str, to: &str) -> StepResult<ExecReport> {
+pub async fn drive(d: &Drive<'_>, node: &str, to: &str) -> Option<Command> {
+    d.once(|| async { run(d.ctx, node, to) }).await
+}
+
+fn run(ctx: &Ctx, node: &str, to: &str) -> StepResult<ExecReport> {
     use EntryState::{Failed, Offline, Online};
     let from = ctx.nodes.get(node).map_or(Online, |n| n.state.clone());
     let to = EntryState::parse(to);

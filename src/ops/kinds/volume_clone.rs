@@ -2,6 +2,8 @@
 //! Hekate's), the clone's bricks mapped to their source bricks. The state effects:
 //! `state::ops::volume_clone`.
 
+use crate::ops::runner::Drive;
+use crate::state::Command;
 use std::collections::BTreeMap;
 
 use hekate_raft::{StateReader, StoreError};
@@ -11,6 +13,10 @@ use crate::ops::exec::{name_is_free, Ctx};
 use crate::ops::step::{StepError, StepResult};
 use crate::state;
 use crate::state::model::{BrickEntry, ExecReport, VolumeEntry};
+
+pub async fn drive(d: &Drive<'_>, clone: &VolumeEntry) -> Option<Command> {
+    d.once(|| run(d.exec(), d.ctx, clone)).await
+}
 
 pub fn load(ctx: &mut Ctx, r: &impl StateReader, source: &str) -> Result<(), StoreError> {
     ctx.volume = state::get_volume(r, source)?;
@@ -27,7 +33,7 @@ pub fn load(ctx: &mut Ctx, r: &impl StateReader, source: &str) -> Result<(), Sto
 
 /// Clones through a Gluster snapshot, then maps the clone's bricks to their source bricks
 /// (Gluster lists both in the same order).
-pub async fn run(exec: &dyn Executor, ctx: &Ctx, clone: &VolumeEntry) -> StepResult<ExecReport> {
+async fn run(exec: &dyn Executor, ctx: &Ctx, clone: &VolumeEntry) -> StepResult<ExecReport> {
     let Some(src) = &ctx.volume else {
         return Err(StepError::Failed("source volume vanished".into()));
     };

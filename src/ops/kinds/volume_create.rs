@@ -3,12 +3,18 @@
 //! ownership mark; a failure undoes what the attempt made. The state effects:
 //! `state::ops::volume_create`.
 
+use crate::ops::runner::Drive;
+use crate::state::Command;
 use hekate_raft::{StateReader, StoreError};
 
 use crate::executor::{ExecError, Executor};
 use crate::ops::exec::{create_bricks, destroy_bricks, name_is_free, volume_spec, Ctx};
 use crate::ops::step::{StepError, StepResult};
 use crate::state::model::{BrickEntry, ExecReport, VolumeEntry};
+
+pub async fn drive(d: &Drive<'_>, volume: &VolumeEntry, bricks: &[BrickEntry]) -> Option<Command> {
+    d.once(|| run(d.exec(), d.ctx, volume, bricks)).await
+}
 
 pub fn load(
     ctx: &mut Ctx,
@@ -24,7 +30,7 @@ pub fn load(
     Ok(())
 }
 
-pub async fn run(
+async fn run(
     exec: &dyn Executor,
     ctx: &Ctx,
     volume: &VolumeEntry,
