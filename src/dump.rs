@@ -258,7 +258,7 @@ fn brick_dump(b: &BrickEntry) -> BrickDump {
 
 fn node_dump(n: &NodeEntry) -> NodeDump {
     NodeDump {
-        state: n.state.clone(),
+        state: n.state.to_string(),
         info: NodeInfoDump {
             zone: n.zone,
             hostnames: Hostnames {
@@ -275,7 +275,7 @@ fn node_dump(n: &NodeEntry) -> NodeDump {
 
 fn device_dump(d: &DeviceEntry, bricks: Vec<String>) -> DeviceDump {
     DeviceDump {
-        state: d.state.clone(),
+        state: d.state.to_string(),
         info: DeviceInfoDump {
             name: d.name.clone(),
             tags: d.tags.clone(),
@@ -550,7 +550,7 @@ fn plan_nodes(d: &Dump) -> Result<Vec<NodeEntry>, String> {
             manage: n.info.hostnames.manage.clone(),
             storage: n.info.hostnames.storage.clone(),
             tags: n.info.tags.clone(),
-            state: n.state.clone(),
+            state: n.state.as_str().into(),
             devices: n.devices.iter().cloned().collect(),
             pending: None,
         });
@@ -587,7 +587,7 @@ fn plan_devices(d: &Dump) -> Result<Vec<(DeviceEntry, Vec<String>)>, String> {
                 name: dv.info.name.clone(),
                 node: dv.node_id.clone(),
                 tags: dv.info.tags.clone(),
-                state: dv.state.clone(),
+                state: dv.state.as_str().into(),
                 total: s.total,
                 free: s.free,
                 used: s.used,

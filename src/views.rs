@@ -182,7 +182,7 @@ pub fn device_info(r: &impl StateReader, d: &DeviceEntry) -> Result<DeviceInfo, 
         id: d.id.clone(),
         paths: d.paths.clone(),
         pv_uuid: d.pv_uuid.clone(),
-        state: d.state.clone(),
+        state: d.state.to_string(),
         bricks,
     })
 }
@@ -203,7 +203,7 @@ pub fn node_info(r: &impl StateReader, n: &NodeEntry) -> Result<NodeInfo, StoreE
         cluster: n.cluster.clone(),
         tags: n.tags.clone(),
         id: n.id.clone(),
-        state: n.state.clone(),
+        state: n.state.to_string(),
         devices,
     })
 }

@@ -13,7 +13,7 @@ use super::validate::{self, failed};
 use super::{outcome, route_id, AppState, ReadMode};
 use crate::ids;
 use crate::ops::new_op;
-use crate::state::model::{DeviceEntry, OpKind, OpPlan, Tags};
+use crate::state::model::{DeviceEntry, EntryState, OpKind, OpPlan, Tags};
 use crate::state::{self, Command};
 use crate::views;
 
@@ -119,7 +119,7 @@ pub async fn delete(
     let id = route_id(&id)?.to_string();
     let opts: DeviceDeleteOptions = parse_optional_body(&body)?;
     let (d, host) = visible_device(&st, &id)?;
-    if d.state != "failed" {
+    if d.state != EntryState::Failed {
         return Err(ApiError::BadRequest(format!(
             "device: {id} is not in failed state"
         )));
@@ -150,7 +150,7 @@ pub async fn set_state(
     let req: StateRequest = parse_body(&body)?;
     validate_state(&req)?;
     let (d, _) = visible_device(&st, &id)?;
-    if req.state == "failed" && d.state == "offline" && d.brick_count > 0 {
+    if req.state == "failed" && d.state == EntryState::Offline && d.brick_count > 0 {
         let healcheck = req.healcheck != "disable";
         return super::evict::start_removal(&st, OpKind::DeviceRemove, None, vec![id], healcheck).await;
     }

@@ -63,6 +63,15 @@ impl From<StoreError> for ApiError {
     }
 }
 
+impl From<crate::ops::plan::PlanError> for ApiError {
+    fn from(e: crate::ops::plan::PlanError) -> Self {
+        match e {
+            crate::ops::plan::PlanError::Store(e) => e.into(),
+            crate::ops::plan::PlanError::Failed(m) => ApiError::Internal(m),
+        }
+    }
+}
+
 impl From<ReplicaError> for ApiError {
     fn from(e: ReplicaError) -> Self {
         match e {

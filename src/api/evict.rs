@@ -17,9 +17,7 @@ use super::{route_id, AppState};
 use crate::allocator::{self, DeviceView, Replacement, TagRule};
 use crate::ids;
 use crate::ops::new_op;
-use crate::state::model::{
-    BrickEntry, Eviction, OpKind, OpPlan, VolumeEntry, SUBTYPE_ARBITER, SUBTYPE_NORMAL,
-};
+use crate::state::model::{BrickEntry, Eviction, OpKind, OpPlan, VolumeEntry, SUBTYPE_ARBITER};
 use crate::state::{self};
 
 const NO_REPLACEMENT: &str = "No Replacement was found for resource requested to be removed";
@@ -63,13 +61,26 @@ async fn set_of(st: &AppState, v: &VolumeEntry, brick: &str) -> Result<Vec<Strin
         .ok_or(ApiError::NotFound)
 }
 
+/// Why no replacement plan was made: no device can take a brick (each caller words it), or
+/// the request fails as it is.
+enum PlanError {
+    NoReplacement,
+    Api(ApiError),
+}
+
+impl<E: Into<ApiError>> From<E> for PlanError {
+    fn from(e: E) -> PlanError {
+        PlanError::Api(e.into())
+    }
+}
+
 /// Plans a replacement for every brick, on devices other than `leaving`.
 async fn plan(
     st: &AppState,
     bricks: Vec<BrickEntry>,
     leaving: &BTreeSet<String>,
     op: &str,
-) -> Result<Vec<Eviction>, ApiError> {
+) -> Result<Vec<Eviction>, PlanError> {
     let mut out = Vec::new();
     let mut taken: BTreeMap<String, u64> = BTreeMap::new();
     for old in bricks {
@@ -79,7 +90,7 @@ async fn plan(
             .ok_or(ApiError::NotFound)?;
         let set = set_of(st, &v, &old.id).await?;
         let (devices, others) = st.replica().read(|r| -> Result<PlanView, StoreError> {
-            let devices = super::volumes::device_views(r, &v.cluster)?;
+            let devices = crate::ops::plan::device_views(r, &v.cluster, crate::clock::now_secs())?;
             let mut others = Vec::new();
             for b in set.iter().filter(|b| **b != old.id) {
                 if let Some(b) = state::get_brick(r, b)? {
@@ -97,11 +108,8 @@ async fn plan(
                 d
             })
             .collect();
-        let tag_rule = v
-            .options
-            .iter()
-            .find_map(|o| o.strip_prefix("user.heketi.device-tag-match "))
-            .map(|r| TagRule::parse(r.trim()));
+        let opts = crate::ops::plan::interpret(&v.options);
+        let tag_rule = opts.tag_rule.as_deref().map(TagRule::parse);
         let tag_rule = tag_rule.transpose().map_err(ApiError::Internal)?;
         let r = Replacement {
             old_device: old.device.clone(),
@@ -112,34 +120,14 @@ async fn plan(
             set_size: v.durability.set_size(),
             other_nodes: others.iter().map(|(n, _)| n.clone()).collect(),
             other_zones: others.iter().map(|(_, z)| *z).collect(),
-            zone_strict: st.policy().zone_strict
-                || v.options.iter().any(|o| o == "user.heketi.zone-checking strict"),
+            // Strict if either says so (a volume's `none` does not relax a strict policy here).
+            zone_strict: st.policy().zone_strict || opts.zone_strict == Some(true),
             tag_rule,
             seed: allocator::seed_of(&old.id),
         };
-        let p = allocator::place_replacement(&devices, &r)
-            .ok_or_else(|| ApiError::Internal(NO_REPLACEMENT.into()))?;
+        let p = allocator::place_replacement(&devices, &r).ok_or(PlanError::NoReplacement)?;
         *taken.entry(p.device.clone()).or_default() += p.tp_size + p.meta_size;
-        let id = ids::new_id();
-        let new = BrickEntry {
-            path: format!("/var/lib/heketi/mounts/vg_{}/brick_{id}/brick", p.device),
-            id,
-            device: p.device,
-            node: p.node,
-            volume: old.volume.clone(),
-            size: p.size,
-            tp_size: p.tp_size,
-            pool_metadata_size: p.meta_size,
-            subtype: if p.arbiter {
-                SUBTYPE_ARBITER
-            } else {
-                SUBTYPE_NORMAL
-            },
-            pending: Some(op.to_string()),
-            lvm_thin_pool: None,
-            lvm_lv: None,
-            pool_shared: false,
-        };
+        let new = crate::ops::planned_brick(p, &old.volume, op);
         out.push(Eviction {
             volume: old.volume.clone(),
             old: old.id.clone(),
@@ -179,16 +167,16 @@ pub async fn start_removal(
     let evictions = plan(st, bricks_on(st, &devices)?, &leaving, &op_id)
         .await
         .map_err(|e| match e {
-            ApiError::Internal(m) if m == NO_REPLACEMENT => match (&node, devices.first()) {
+            PlanError::NoReplacement => match (&node, devices.first()) {
                 (Some(n), Some(d)) => ApiError::Internal(format!(
                     "Unable to remove node [{n}] as no device was found to replace device [{d}]"
                 )),
                 (_, Some(d)) => ApiError::Internal(format!(
                     "Unable to delete device [{d}] as no device was found to replace it: {NO_REPLACEMENT}"
                 )),
-                _ => ApiError::Internal(m),
+                _ => ApiError::Internal(NO_REPLACEMENT.into()),
             },
-            other => other,
+            PlanError::Api(e) => e,
         })?;
     let mut op = new_op(
         kind,
@@ -234,8 +222,9 @@ pub async fn evict_brick(
     let evictions = plan(&st, vec![brick], &BTreeSet::new(), &op_id)
         .await
         .map_err(|e| match e {
-            ApiError::Internal(m) => fail(m),
-            other => other,
+            PlanError::NoReplacement => fail(NO_REPLACEMENT.into()),
+            PlanError::Api(ApiError::Internal(m)) => fail(m),
+            PlanError::Api(other) => other,
         })?;
     let healcheck = opts.healcheck != "disable";
     let mut op = new_op(

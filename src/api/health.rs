@@ -59,7 +59,7 @@ fn rows(r: &impl StateReader, now: u64) -> Result<Vec<NodeRow>, StoreError> {
             manage: n.manage_host().to_string(),
             id: n.id,
             cluster: n.cluster,
-            state: n.state,
+            state: n.state.to_string(),
         });
     }
     Ok(out)

@@ -1,6 +1,5 @@
 //! `/nodes`: Heketi's node resource (spec 1.3).
 
-use crate::executor::Executor;
 use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
@@ -13,7 +12,7 @@ use super::validate::{self, failed};
 use super::{outcome, route_id, AppState, ReadMode};
 use crate::ids;
 use crate::ops::new_op;
-use crate::state::model::{NodeEntry, OpKind, OpPlan, Tags};
+use crate::state::model::{EntryState, NodeEntry, OpKind, OpPlan, Tags};
 use crate::state::{self, Command};
 use crate::views;
 
@@ -81,20 +80,9 @@ pub async fn add(State(st): State<AppState>, body: Bytes) -> Result<Response, Ap
         .read(|v| state::get_cluster(v, &req.cluster))?
         .ok_or_else(|| ApiError::NotFound2("Cluster id does not exist".into()))?;
     let id = ids::new_id();
-    // The glusterd check (synchronous, as Heketi): a peer of the cluster, or the new node.
+    // The peer that probes the new node; the operation's first step checks that glusterd
+    // runs there (or on the new node, the first of its cluster): `ops::kinds::node_add`.
     let peer = first_online_peer(&st, &cluster.nodes)?;
-    let new_manage = req.hostnames.manage[0].clone();
-    let exec = st.fenced_executor().await?;
-    match &peer {
-        Some(host) => exec
-            .glusterd_check(host)
-            .await
-            .map_err(|_| ApiError::BadRequest("None of the nodes in cluster has glusterd running".into()))?,
-        None => exec
-            .glusterd_check(&new_manage)
-            .await
-            .map_err(|_| ApiError::BadRequest("New Node doesn't have glusterd running".into()))?,
-    }
     let node = NodeEntry {
         id,
         cluster: req.cluster,
@@ -125,7 +113,7 @@ fn first_online_peer(
         .read(|v| {
             for id in nodes {
                 if let Some(n) = state::get_node(v, id)? {
-                    if n.state == "online" {
+                    if n.state.is_online() {
                         return Ok(Some(n.manage_host().to_string()));
                     }
                 }
@@ -210,7 +198,7 @@ pub async fn set_state(
     let req: StateRequest = parse_body(&body)?;
     validate_state(&req)?;
     let n = visible_node(&st, &id)?;
-    if req.state == "failed" && n.state == "offline" {
+    if req.state == "failed" && n.state == EntryState::Offline {
         let devices: Vec<String> = n.devices.iter().cloned().collect();
         let healcheck = req.healcheck != "disable";
         return super::evict::start_removal(&st, OpKind::NodeRemove, Some(id), devices, healcheck).await;

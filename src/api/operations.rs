@@ -236,21 +236,10 @@ pub async fn pending_one(
 }
 
 fn changes_of(op: &Operation) -> Vec<Change> {
-    use crate::state::model::OpPlan;
-    let c = |id: &str, description| Change {
-        id: id.to_string(),
-        description,
-    };
-    match &op.plan {
-        OpPlan::VolumeCreate { volume, bricks } => std::iter::once(c(&volume.id, "Add volume"))
-            .chain(bricks.iter().map(|b| c(&b.id, "Add brick")))
-            .collect(),
-        OpPlan::VolumeDelete { volume } => vec![c(volume, "Delete volume")],
-        OpPlan::VolumeExpand { volume, bricks, .. } => std::iter::once(c(volume, "Expand volume"))
-            .chain(bricks.iter().map(|b| c(&b.id, "Add brick")))
-            .collect(),
-        _ => Vec::new(),
-    }
+    crate::state::ops::changes(op)
+        .into_iter()
+        .map(|(id, description)| Change { id, description })
+        .collect()
 }
 
 /// `GET /topology` (Hekate extension): what `heketi-cli topology info --json` assembles from

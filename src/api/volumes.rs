@@ -14,13 +14,12 @@ use super::error::ApiError;
 use super::respond::{self, json, parse_body};
 use super::validate::{self, failed};
 use super::{route_id, AppState, ReadMode};
-use crate::allocator::{self, DeviceView, Planned, Request, TagRule};
+use crate::allocator;
 use crate::auth::Role;
+use crate::config::Policy;
 use crate::ids;
-use crate::ops::new_op;
-use crate::state::model::{
-    BrickEntry, Durability, OpKind, OpPlan, VolumeEntry, SUBTYPE_ARBITER, SUBTYPE_NORMAL,
-};
+use crate::ops::{new_op, plan};
+use crate::state::model::{Durability, OpKind, OpPlan, VolumeEntry};
 use crate::state::{self};
 use crate::views;
 
@@ -151,170 +150,8 @@ fn validate_create(r: &VolumeCreateRequest) -> Result<Durability, ApiError> {
     })
 }
 
-/// The per-volume options Heketi interprets.
-struct VolumeOptions {
-    arbiter: bool,
-    zone_strict: Option<bool>,
-    tag_rule: Option<String>,
-    average_file_kib: Option<u64>,
-}
-
-fn interpret(options: &[String]) -> VolumeOptions {
-    let mut v = VolumeOptions {
-        arbiter: false,
-        zone_strict: None,
-        tag_rule: None,
-        average_file_kib: None,
-    };
-    for o in options {
-        let mut it = o.split_whitespace();
-        match (it.next(), it.next()) {
-            (Some("user.heketi.arbiter"), Some(x)) => v.arbiter = x == "true",
-            (Some("user.heketi.zone-checking"), Some(x)) => v.zone_strict = Some(x == "strict"),
-            (Some("user.heketi.device-tag-match"), Some(x)) => v.tag_rule = Some(x.to_string()),
-            (Some("user.heketi.average-file-size"), Some(x)) => v.average_file_kib = x.parse().ok(),
-            _ => {}
-        }
-    }
-    v
-}
-
-/// The cluster's placeable devices: online devices on online nodes the health monitor did
-/// not last see down (`ops::health`), with merged tags.
-pub fn device_views(r: &impl StateReader, cluster: &str) -> Result<Vec<DeviceView>, StoreError> {
-    let Some(c) = state::get_cluster(r, cluster)? else {
-        return Ok(Vec::new());
-    };
-    let now = crate::clock::now_secs();
-    let mut out = Vec::new();
-    for nid in &c.nodes {
-        let Some(n) = state::get_node(r, nid)? else {
-            continue;
-        };
-        if n.state != "online" || state::node_health(r, nid)?.is_some_and(|h| h.down_at(now)) {
-            continue;
-        }
-        for did in &n.devices {
-            let Some(d) = state::get_device(r, did)? else {
-                continue;
-            };
-            if d.state == "online" && d.pending.is_none() {
-                out.push(DeviceView {
-                    id: d.id.clone(),
-                    node: n.id.clone(),
-                    zone: n.zone,
-                    free: d.free,
-                    extent: d.extent_size.max(1),
-                    tags: views::merged_tags(&n.tags, &d.tags),
-                });
-            }
-        }
-    }
-    Ok(out)
-}
-
-fn bricks_of(plan: Vec<Vec<Planned>>, volume: &str, op: &str) -> Vec<BrickEntry> {
-    plan.into_iter()
-        .flatten()
-        .map(|p| {
-            let id = ids::new_id();
-            BrickEntry {
-                path: format!("/var/lib/heketi/mounts/vg_{}/brick_{id}/brick", p.device),
-                id,
-                device: p.device,
-                node: p.node,
-                volume: volume.to_string(),
-                size: p.size,
-                tp_size: p.tp_size,
-                pool_metadata_size: p.meta_size,
-                subtype: if p.arbiter {
-                    SUBTYPE_ARBITER
-                } else {
-                    SUBTYPE_NORMAL
-                },
-                pending: Some(op.to_string()),
-                lvm_thin_pool: None,
-                lvm_lv: None,
-                pool_shared: false,
-            }
-        })
-        .collect()
-}
-
-fn alloc_request(
-    st: &AppState,
-    v: &VolumeEntry,
-    size_gib: u64,
-    existing: usize,
-) -> Result<Request, ApiError> {
-    let p = st.policy();
-    let opts = interpret(&v.options);
-    let tag_rule = match &opts.tag_rule {
-        Some(r) => Some(TagRule::parse(r).map_err(ApiError::Internal)?),
-        None => None,
-    };
-    Ok(Request {
-        size_gib,
-        set_size: v.durability.set_size(),
-        data_bricks: v.durability.data_bricks(),
-        snapshot_factor: v.snapshot_factor as f64,
-        brick_min_kib: p.brick_min_kib,
-        brick_max_kib: p.brick_max_kib,
-        max_bricks: p.max_bricks,
-        existing_bricks: existing,
-        zone_strict: opts.zone_strict.unwrap_or(p.zone_strict),
-        tag_rule,
-        arbiter: opts.arbiter,
-        average_file_kib: opts.average_file_kib.unwrap_or(p.average_file_kib),
-        seed: allocator::seed_of(&v.id),
-    })
-}
-
-/// Why a cluster cannot take the volume (spec 5.7), or None.
-fn ineligible(
-    r: &impl StateReader,
-    st: &AppState,
-    cluster: &str,
-    v: &VolumeEntry,
-) -> Result<Option<String>, StoreError> {
-    let Some(c) = state::get_cluster(r, cluster)? else {
-        return Ok(Some("not found".into()));
-    };
-    if !c.file && !c.block {
-        return Ok(Some("Cluster has disabled all volume types".into()));
-    }
-    if (v.block && !c.block) || (!v.block && !c.file) {
-        return Ok(Some("Cluster does not support requested volume type".into()));
-    }
-    if r.get(&state::keys::volume_name(cluster, &v.name))?.is_some() {
-        return Ok(Some(format!("Volume name '{}' already in use", v.name)));
-    }
-    let limit = st.policy().max_volumes_per_cluster;
-    if limit >= 0 && c.volume_count as i64 >= limit {
-        return Ok(Some(format!(
-            "Cluster has {} volumes and limit is {limit}",
-            c.volume_count
-        )));
-    }
-    Ok(None)
-}
-
-pub async fn create(
-    State(st): State<AppState>,
-    role: Option<Extension<Role>>,
-    body: Bytes,
-) -> Result<Response, ApiError> {
-    let req: VolumeCreateRequest = parse_body(&body)?;
-    let durability = validate_create(&req)?;
-    let all_clusters = st.replica().read(|v| state::cluster_ids(v))?;
-    if all_clusters.is_empty() {
-        return Err(ApiError::BadRequest("No clusters configured".into()));
-    }
-    for c in &req.clusters {
-        if !all_clusters.contains(c) {
-            return Err(ApiError::BadRequest(format!("Cluster id {c} not found")));
-        }
-    }
+/// The size checks against the policy (the brick minimum per data brick, KiB overflow).
+fn check_size(st: &AppState, req: &VolumeCreateRequest, durability: &Durability) -> Result<(), ApiError> {
     let min_kib = st.policy().brick_min_kib * durability.data_bricks();
     // Checked: a size whose KiB overflow u64 is refused, never wrapped (or a debug panic).
     let Some(size_kib) = crate::validate::gib_to_kib(req.size as u64) else {
@@ -329,9 +166,11 @@ pub async fn create(
             req.size
         )));
     }
-    st.throttle()?;
-    let id = ids::new_id();
-    let p = st.policy();
+    Ok(())
+}
+
+/// The volume record a create request asks for (its cluster is chosen by placement).
+fn volume_entry(req: &VolumeCreateRequest, durability: Durability, p: &Policy, id: String) -> VolumeEntry {
     let options: Vec<String> = p
         .pre_options
         .iter()
@@ -339,16 +178,16 @@ pub async fn create(
         .chain(p.post_options.iter())
         .cloned()
         .collect();
-    let volume = VolumeEntry {
+    VolumeEntry {
         name: if req.name.is_empty() {
             format!("vol_{id}")
         } else {
             req.name.clone()
         },
-        id: id.clone(),
+        id,
         cluster: String::new(),
         size: req.size as u64,
-        arbiter: interpret(&options).arbiter,
+        arbiter: plan::interpret(&options).arbiter,
         durability,
         gid: req.gid,
         options,
@@ -372,7 +211,29 @@ pub async fn create(
         block_restriction: String::new(),
         request_clusters: req.clusters.clone(),
         brick_sets: Vec::new(),
-    };
+    }
+}
+
+pub async fn create(
+    State(st): State<AppState>,
+    role: Option<Extension<Role>>,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let req: VolumeCreateRequest = parse_body(&body)?;
+    let durability = validate_create(&req)?;
+    let all_clusters = st.replica().read(|v| state::cluster_ids(v))?;
+    if all_clusters.is_empty() {
+        return Err(ApiError::BadRequest("No clusters configured".into()));
+    }
+    for c in &req.clusters {
+        if !all_clusters.contains(c) {
+            return Err(ApiError::BadRequest(format!("Cluster id {c} not found")));
+        }
+    }
+    check_size(&st, &req, &durability)?;
+    st.throttle()?;
+    let id = ids::new_id();
+    let volume = volume_entry(&req, durability, st.policy(), id);
     let candidates = if req.clusters.is_empty() {
         all_clusters
     } else {
@@ -384,7 +245,17 @@ pub async fn create(
         }
     }
     let op_id = ids::new_id();
-    let (cluster, bricks) = place_in_clusters(&st, &volume, &candidates, &op_id)?;
+    let placed = st.replica().read(|r| {
+        plan::place_volume(
+            r,
+            st.policy(),
+            &volume,
+            &candidates,
+            &op_id,
+            crate::clock::now_secs(),
+        )
+    })?;
+    let (cluster, bricks) = placed;
     let mut volume = volume;
     volume.cluster = cluster;
     let by_user = matches!(role, Some(Extension(Role::User)));
@@ -456,63 +327,6 @@ fn retried_create(
             v.name, existing.id
         ))),
     }
-}
-
-/// Tries the eligible clusters in order; the first placement wins (spec 5.7 messages).
-fn place_in_clusters(
-    st: &AppState,
-    v: &VolumeEntry,
-    candidates: &[String],
-    op: &str,
-) -> Result<(String, Vec<BrickEntry>), ApiError> {
-    let fail = |m: String| ApiError::Internal(format!("Failed to allocate new volume: {m}"));
-    let (eligible, reasons) = st.replica().read(|r| -> Result<_, StoreError> {
-        let mut eligible = Vec::new();
-        let mut reasons = Vec::new();
-        for c in candidates {
-            match ineligible(r, st, c, v)? {
-                None => eligible.push((c.clone(), device_views(r, c)?)),
-                Some(why) => reasons.push((c.clone(), why)),
-            }
-        }
-        Ok((eligible, reasons))
-    })?;
-    if eligible.is_empty() {
-        return Err(fail(if reasons.len() == 1 {
-            reasons[0].1.clone()
-        } else {
-            let lines: String = reasons
-                .iter()
-                .map(|(c, r)| format!("\nCluster {c}: {r}"))
-                .collect();
-            format!("No eligible cluster for volume{lines}")
-        }));
-    }
-    let mut failures = Vec::new();
-    for (cluster, devices) in eligible {
-        let mut vc = v.clone();
-        vc.cluster = cluster.clone();
-        let req = alloc_request(st, &vc, v.size, 0)?;
-        match allocator::place(&devices, &req) {
-            Ok(plan) => return Ok((cluster, bricks_of(plan, &v.id, op))),
-            Err(allocator::AllocError::NoDevices) => {
-                failures.push((cluster, "No online storage devices in cluster".into()))
-            }
-            Err(allocator::AllocError::AverageFileSize(a, b)) => {
-                failures.push((cluster, allocator::AllocError::AverageFileSize(a, b).to_string()))
-            }
-            Err(_) => failures.push((cluster, "No space".to_string())),
-        }
-    }
-    Err(fail(if failures.len() == 1 {
-        failures[0].1.clone()
-    } else {
-        let lines: String = failures
-            .iter()
-            .map(|(c, r)| format!("\nCluster {c}: {r}"))
-            .collect();
-        format!("Unable to create volume on any cluster:{lines}")
-    }))
 }
 
 /// A volume that is not being created or deleted.
@@ -600,12 +414,14 @@ pub async fn expand(
     let v = visible_volume(&st, &id)?;
     too_big("expand_size", req.expand_size as u64, v.size)?;
     st.throttle()?;
-    let devices = st.replica().read(|r| device_views(r, &v.cluster))?;
-    let alloc = alloc_request(&st, &v, req.expand_size as u64, v.bricks.len())?;
-    let plan = allocator::place(&devices, &alloc)
+    let devices = st
+        .replica()
+        .read(|r| plan::device_views(r, &v.cluster, crate::clock::now_secs()))?;
+    let alloc = plan::alloc_request(st.policy(), &v, req.expand_size as u64, v.bricks.len())?;
+    let placed = allocator::place(&devices, &alloc)
         .map_err(|e| ApiError::Internal(format!("Failed to allocate volume expansion: {e}")))?;
     let op_id = ids::new_id();
-    let bricks = bricks_of(plan, &id, &op_id);
+    let bricks = plan::bricks_of(placed, &id, &op_id);
     let mut op = new_op(
         OpKind::VolumeExpand,
         OpPlan::VolumeExpand {

@@ -9,12 +9,10 @@ use futures::future::join_all;
 use hekate_raft::{StateReader, StoreError};
 
 use crate::executor::{BrickSpec, ExecError, Executor, VolumeOwner, VolumeSpec, OWNER_OPTION};
-use crate::state::model::{BrickEntry, ExecReport, NodeEntry, OpPlan, Operation, VolumeEntry};
+use crate::state::model::{BrickEntry, DurabilityKind, EntryState, NodeEntry, Operation, VolumeEntry};
 use crate::state::{self};
 
-/// The error of a step that leaves the operation, uncommitted, to the current leader (which
-/// runs it again): leadership was lost, or what the nodes did cannot be known yet.
-pub const STOP: &str = "\u{0}stop";
+pub use super::step::{StepError, StepResult};
 
 /// The wait before the next round of a step that is retried until it is done (round 1, 2,
 /// 3, ...: 1 s, 2 s, 4 s, ... at most 32 s).
@@ -28,7 +26,7 @@ pub struct Ctx {
     pub nodes: BTreeMap<String, NodeEntry>,
     pub volume: Option<VolumeEntry>,
     pub bricks: Vec<BrickEntry>,
-    pub device_state: Option<String>,
+    pub device_state: Option<EntryState>,
     pub device_bricks: usize,
     pub device_name: Option<String>,
     /// Evictions: the bricks being replaced and their volumes.
@@ -38,79 +36,37 @@ pub struct Ctx {
 
 impl Ctx {
     pub fn load(r: &impl StateReader, op: &Operation) -> Result<Ctx, StoreError> {
-        let mut ctx = Ctx::default();
-        let add_node = |ctx: &mut Ctx, id: &str| -> Result<(), StoreError> {
-            if !ctx.nodes.contains_key(id) {
-                if let Some(n) = state::get_node(r, id)? {
-                    ctx.nodes.insert(id.to_string(), n);
-                }
+        super::kinds::load(r, op)
+    }
+
+    /// Adds a node (once).
+    pub fn add_node(&mut self, r: &impl StateReader, id: &str) -> Result<(), StoreError> {
+        if !self.nodes.contains_key(id) {
+            if let Some(n) = state::get_node(r, id)? {
+                self.nodes.insert(id.to_string(), n);
             }
-            Ok(())
-        };
-        match &op.plan {
-            OpPlan::VolumeCreate { bricks, .. } | OpPlan::VolumeExpand { bricks, .. } => {
-                for b in bricks {
-                    add_node(&mut ctx, &b.node)?;
-                }
-                ctx.bricks = bricks.clone();
-            }
-            _ => {}
         }
-        match &op.plan {
-            OpPlan::VolumeCreate { volume, .. } => ctx.volume = Some(volume.clone()),
-            OpPlan::VolumeDelete { volume } | OpPlan::VolumeExpand { volume, .. } => {
-                ctx.volume = state::get_volume(r, volume)?;
-                if let (Some(v), OpPlan::VolumeDelete { .. }) = (&ctx.volume, &op.plan) {
-                    for b in v.bricks.clone() {
-                        if let Some(b) = state::get_brick(r, &b)? {
-                            add_node(&mut ctx, &b.node)?;
-                            ctx.bricks.push(b);
-                        }
-                    }
-                }
-                if let Some(v) = &ctx.volume {
-                    // Any node of the cluster can run volume-level gluster commands.
-                    if let Some(c) = state::get_cluster(r, &v.cluster)? {
-                        for n in c.nodes {
-                            add_node(&mut ctx, &n)?;
-                        }
-                    }
-                }
+        Ok(())
+    }
+
+    /// Adds every node of a cluster: any of them can run volume-level gluster commands.
+    pub fn add_cluster_nodes(&mut self, r: &impl StateReader, cluster: &str) -> Result<(), StoreError> {
+        if let Some(c) = state::get_cluster(r, cluster)? {
+            for n in c.nodes {
+                self.add_node(r, &n)?;
             }
-            OpPlan::NodeState { node, .. } | OpPlan::NodeDelete { node, .. } => add_node(&mut ctx, node)?,
-            OpPlan::VolumeClone { source, .. } => {
-                ctx.volume = state::get_volume(r, source)?;
-                if let Some(v) = ctx.volume.clone() {
-                    for b in &v.bricks {
-                        if let Some(b) = state::get_brick(r, b)? {
-                            add_node(&mut ctx, &b.node)?;
-                            ctx.bricks.push(b);
-                        }
-                    }
-                }
-            }
-            OpPlan::Evict { evictions, .. } => {
-                for e in evictions {
-                    add_node(&mut ctx, &e.new.node)?;
-                    if let Some(b) = state::get_brick(r, &e.old)? {
-                        add_node(&mut ctx, &b.node)?;
-                        ctx.old_bricks.insert(b.id.clone(), b);
-                    }
-                    if let Some(v) = state::get_volume(r, &e.volume)? {
-                        ctx.volumes.insert(v.id.clone(), v);
-                    }
-                }
-            }
-            OpPlan::DeviceState { device, .. } | OpPlan::DeviceDelete { device, .. } => {
-                if let Some(d) = state::get_device(r, device)? {
-                    ctx.device_state = Some(d.state.clone());
-                    ctx.device_bricks = d.brick_count as usize;
-                    ctx.device_name = Some(d.name.clone());
-                }
-            }
-            _ => {}
         }
-        Ok(ctx)
+        Ok(())
+    }
+
+    /// A device's state, brick count and name (device state and delete).
+    pub fn add_device(&mut self, r: &impl StateReader, device: &str) -> Result<(), StoreError> {
+        if let Some(d) = state::get_device(r, device)? {
+            self.device_state = Some(d.state.clone());
+            self.device_bricks = d.brick_count as usize;
+            self.device_name = Some(d.name.clone());
+        }
+        Ok(())
     }
 
     /// The nodes to ask for a volume-level Gluster command, best first: online nodes that
@@ -120,17 +76,17 @@ impl Ctx {
     pub fn volume_hosts(&self) -> Vec<&NodeEntry> {
         let holds = |n: &NodeEntry| self.bricks.iter().any(|b| b.node == n.id);
         let mut nodes: Vec<&NodeEntry> = self.nodes.values().collect();
-        nodes.sort_by_key(|n| (n.state != "online", !holds(n)));
+        nodes.sort_by_key(|n| (!n.state.is_online(), !holds(n)));
         nodes
     }
 
-    fn manage(&self, node: &str) -> String {
+    pub fn manage(&self, node: &str) -> String {
         self.nodes
             .get(node)
             .map(|n| n.manage_host().to_string())
             .unwrap_or_default()
     }
-    fn storage(&self, node: &str) -> String {
+    pub fn storage(&self, node: &str) -> String {
         self.nodes
             .get(node)
             .map(|n| n.storage_host().to_string())
@@ -138,7 +94,7 @@ impl Ctx {
     }
 }
 
-fn spec(b: &BrickEntry, gid: i64) -> BrickSpec {
+pub fn spec(b: &BrickEntry, gid: i64) -> BrickSpec {
     BrickSpec {
         id: b.id.clone(),
         vg: format!("vg_{}", b.device),
@@ -156,7 +112,7 @@ fn spec(b: &BrickEntry, gid: i64) -> BrickSpec {
     }
 }
 
-fn volume_spec(v: &VolumeEntry, bricks: &[BrickEntry], ctx: &Ctx) -> VolumeSpec {
+pub fn volume_spec(v: &VolumeEntry, bricks: &[BrickEntry], ctx: &Ctx) -> VolumeSpec {
     let d = &v.durability;
     // The ownership mark is Hekate's alone: a requested `user.heketi.id` is dropped.
     let mut options: Vec<String> = v
@@ -173,156 +129,18 @@ fn volume_spec(v: &VolumeEntry, bricks: &[BrickEntry], ctx: &Ctx) -> VolumeSpec 
             .iter()
             .map(|b| format!("{}:{}", ctx.storage(&b.node), b.path))
             .collect(),
-        replica: (d.kind == "replicate").then(|| d.effective_replica()),
+        replica: (d.kind() == DurabilityKind::Replicate).then(|| d.effective_replica()),
         arbiter: v.arbiter,
-        disperse: (d.kind == "disperse").then(|| (d.data.unwrap_or(0), d.redundancy.unwrap_or(0))),
+        disperse: (d.kind() == DurabilityKind::Disperse)
+            .then(|| (d.data.unwrap_or(0), d.redundancy.unwrap_or(0))),
         options,
     }
 }
 
-/// Runs the operation's remote steps. `Err` carries the message `/queue` reports; by then
-/// the steps already cleaned up after themselves where they could.
-pub async fn run(exec: &dyn Executor, ctx: &Ctx, op: &Operation) -> Result<ExecReport, String> {
-    match &op.plan {
-        OpPlan::NodeAdd { node, probe_from } => {
-            if let Some(peer) = probe_from {
-                exec.peer_probe(peer, node.storage_host())
-                    .await
-                    .map_err(|e| e.to_string())?;
-            }
-            Ok(ExecReport::default())
-        }
-        OpPlan::NodeDelete { node, detach_from } => {
-            if let (Some(peer), Some(n)) = (detach_from, ctx.nodes.get(node)) {
-                // Heketi only logs a failed detach; so do we.
-                if let Err(e) = exec.peer_detach(peer, n.storage_host()).await {
-                    tracing::warn!("peer detach of {} failed: {e}", n.storage_host());
-                }
-            }
-            Ok(ExecReport::default())
-        }
-        OpPlan::NodeState { node, state } => node_transition(ctx, node, state).map(|_| ExecReport::default()),
-        OpPlan::DeviceState { device, state } => {
-            device_transition(ctx, device, state).map(|_| ExecReport::default())
-        }
-        OpPlan::DeviceAdd {
-            device,
-            host,
-            destroydata,
-        } => {
-            let vg = device.vg();
-            let info = exec
-                .device_setup(host, &device.name, &vg, *destroydata)
-                .await
-                .map_err(|e| e.to_string())?;
-            Ok(ExecReport {
-                device_total: Some(info.total_kib),
-                device_extent: Some(info.extent_kib),
-                device_used: Some(info.used_kib),
-                pv_uuid: Some(info.pv_uuid),
-                paths: info.paths,
-                ..Default::default()
-            })
-        }
-        OpPlan::DeviceDelete { device, host, forget } => {
-            let name = ctx.device_name.clone().unwrap_or_default();
-            match exec.device_teardown(host, &name, &format!("vg_{device}")).await {
-                Err(e) if !forget => Err(e.to_string()),
-                _ => Ok(ExecReport::default()),
-            }
-        }
-        OpPlan::DeviceResync { device, host } => {
-            let info = exec
-                .device_info(host, &format!("vg_{device}"))
-                .await
-                .map_err(|e| e.to_string())?;
-            Ok(ExecReport {
-                device_total: Some(info.total_kib),
-                device_used: Some(info.used_kib),
-                device_extent: Some(info.extent_kib),
-                ..Default::default()
-            })
-        }
-        OpPlan::VolumeCreate { volume, bricks } => volume_create(exec, ctx, volume, bricks).await,
-        OpPlan::VolumeDelete { .. } | OpPlan::VolumeExpand { .. } | OpPlan::Evict { .. } => {
-            Err("internal error: this operation runs step by step (ops::runner)".into())
-        }
-        OpPlan::VolumeClone { clone, .. } => volume_clone(exec, ctx, clone).await,
-        OpPlan::VolumeRestriction { .. } | OpPlan::Cleanup => Ok(ExecReport::default()),
-    }
-}
-
-/// Moves one brick: create the new one, `replace-brick` it into the volume, destroy the old
-/// one (a dead old node is tolerated: its brick is gone with it). Idempotent: re-running after
-/// a partial success converges.
-///
-/// Once `replace-brick` took effect the step only rolls forward: the new brick serves the
-/// volume, so it is never undone; the old brick's destroy is retried until it is gone (or its
-/// node is dead). A `replace-brick` whose answer is lost is judged by reading the volume back.
-/// `leading`: whether this replica still leads (and its fence holds); `Err(STOP)` when not.
-pub async fn evict_one(
-    exec: &dyn Executor,
-    ctx: &Ctx,
-    e: &crate::state::model::Eviction,
-    healcheck: bool,
-    leading: &(dyn Fn() -> bool + Send + Sync),
-) -> Result<(), String> {
-    let v = ctx
-        .volumes
-        .get(&e.volume)
-        .ok_or_else(|| format!("volume {} vanished", e.volume))?;
-    if healcheck && v.durability.kind == "none" {
-        return Err(format!(
-            "Cannot replace brick {} as only 0 of 1 required peer bricks are online",
-            e.old
-        ));
-    }
-    let old = ctx.old_bricks.get(&e.old);
-    let host = ctx.manage(&e.new.node);
-    // `replace-brick` changes the volume: it must be Hekate's volume of that name.
-    match exec.volume_owner(&host, &v.name).await {
-        Ok(VolumeOwner::Absent) => return Err(format!("Volume {} does not exist", v.name)),
-        Ok(o) => o.check(&v.name, &v.id).map_err(|err| err.to_string())?,
-        Err(err) => return Err(err.to_string()),
-    }
-    if let (true, Some(old)) = (healcheck, old) {
-        let old_path = format!("{}:{}", ctx.storage(&old.node), old.path);
-        heal_check(exec, &host, v, &old_path, &e.old).await?;
-    }
-    exec.brick_create(&host, &spec(&e.new, v.gid))
-        .await
-        .map_err(|err| err.to_string())?;
-    let new_path = format!("{}:{}", ctx.storage(&e.new.node), e.new.path);
-    if let Some(old) = old {
-        let old_path = format!("{}:{}", ctx.storage(&old.node), old.path);
-        if let Err(err) = exec.replace_brick(&host, &v.name, &old_path, &new_path).await {
-            // The node may have done it and only its answer was lost: look before undoing.
-            match gluster_bricks(exec, ctx, &v.name).await {
-                Ok(now) if now.contains(&new_path) => {
-                    tracing::info!(brick = %e.old, "replace-brick answered \"{err}\" but Gluster has the new brick: rolling forward");
-                }
-                Ok(_) => {
-                    let _ = exec.brick_destroy(&host, &spec(&e.new, 0)).await;
-                    return Err(err.to_string());
-                }
-                Err(read) => {
-                    // Unknown: neither undo nor commit; the step is run again (it converges).
-                    tracing::warn!(brick = %e.old, "replace-brick answered \"{err}\" and the volume cannot be read back ({read}); trying again");
-                    tokio::time::sleep(backoff(2)).await;
-                    return Err(STOP.into());
-                }
-            }
-        }
-        // Past the point of no return: the new brick serves the volume.
-        destroy_until_gone(exec, ctx, std::slice::from_ref(old), 1, leading).await?;
-    }
-    Ok(())
-}
-
 /// The volume's bricks as Gluster lists them, asked of each node in turn until one answers;
 /// none when Gluster says the volume does not exist. `Err` only when no node could tell.
-pub async fn gluster_bricks(exec: &dyn Executor, ctx: &Ctx, volume: &str) -> Result<Vec<String>, String> {
-    let mut last = String::from("no node to ask");
+pub async fn gluster_bricks(exec: &dyn Executor, ctx: &Ctx, volume: &str) -> StepResult<Vec<String>> {
+    let mut last = StepError::Failed("no node to ask".into());
     for n in ctx.volume_hosts() {
         let host = n.manage_host();
         let listed = match exec.volume_owner(host, volume).await {
@@ -332,7 +150,7 @@ pub async fn gluster_bricks(exec: &dyn Executor, ctx: &Ctx, volume: &str) -> Res
         };
         match listed {
             Ok(b) => return Ok(b),
-            Err(e) => last = e.to_string(),
+            Err(e) => last = e.into(),
         }
     }
     Err(last)
@@ -340,7 +158,7 @@ pub async fn gluster_bricks(exec: &dyn Executor, ctx: &Ctx, volume: &str) -> Res
 
 /// Destroys `bricks` past a point of no return, where failing the operation back is no longer
 /// possible: a brick whose destroy fails is tried again, in rounds backing off, for as long as
-/// `leading()` holds (`Err(STOP)` once it does not: the next leader resumes). Heketi's rule
+/// `leading()` holds (`Err(StepError::Stopped)` once it does not: the next leader resumes). Heketi's rule
 /// for a dead node: a brick whose destroy still fails after `patience` rounds while its node
 /// does not answer `glusterd_check` either is left to the node's fate; so is a brick whose
 /// names are not Hekate's (nothing is done to it). Those are returned (and logged): the
@@ -352,7 +170,7 @@ pub async fn destroy_until_gone(
     bricks: &[BrickEntry],
     patience: u32,
     leading: &(dyn Fn() -> bool + Send + Sync),
-) -> Result<Vec<BrickEntry>, String> {
+) -> StepResult<Vec<BrickEntry>> {
     let mut left: Vec<&BrickEntry> = bricks.iter().collect();
     let mut given_up = Vec::new();
     let mut round = 0u32;
@@ -363,7 +181,7 @@ pub async fn destroy_until_gone(
         )
         .await;
         if !leading() {
-            return Err(STOP.into());
+            return Err(StepError::Stopped);
         }
         round += 1;
         let mut still = Vec::new();
@@ -372,7 +190,7 @@ pub async fn destroy_until_gone(
             let dead = matches!(err, ExecError::Foreign(_))
                 || (round >= patience && exec.glusterd_check(&ctx.manage(&b.node)).await.is_err());
             if !leading() {
-                return Err(STOP.into());
+                return Err(StepError::Stopped);
             }
             if dead {
                 tracing::warn!(
@@ -390,65 +208,19 @@ pub async fn destroy_until_gone(
         if !left.is_empty() {
             tokio::time::sleep(backoff(round)).await;
             if !leading() {
-                return Err(STOP.into());
+                return Err(StepError::Stopped);
             }
         }
     }
     Ok(given_up)
 }
 
-/// The safety rule before `replace-brick` (Heketi's, spec 6.6), on Gluster's own heal state:
-/// the brick must not be the source of pending heals, and enough of the other bricks of its
-/// set must be up. A brick no longer in the volume was replaced already (a resumed eviction).
-/// Unlike Heketi, a brick counts as up only when Gluster says `Connected`: Gluster 10 names
-/// unreachable bricks too, which Heketi's rule took for up.
-async fn heal_check(
-    exec: &dyn Executor,
-    host: &str,
-    v: &VolumeEntry,
-    old_path: &str,
-    old_id: &str,
-) -> Result<(), String> {
-    let order = exec
-        .volume_bricks(host, &v.name)
-        .await
-        .map_err(|e| e.to_string())?;
-    let Some(pos) = order.iter().position(|b| b == old_path) else {
-        return Ok(());
-    };
-    let set = v.durability.set_size().max(1);
-    let start = pos / set * set;
-    let peers: Vec<&String> = order[start..(start + set).min(order.len())]
-        .iter()
-        .filter(|b| *b != old_path)
-        .collect();
-    let heal = exec.heal_info(host, &v.name).await.map_err(|e| e.to_string())?;
-    if let Some(b) = heal.iter().find(|b| b.name == old_path) {
-        if b.connected && b.entries != "-" && b.entries != "0" {
-            return Err(format!(
-                "Cannot replace brick {old_id} as it is source brick for data to be healed"
-            ));
-        }
-    }
-    let online = heal
-        .iter()
-        .filter(|b| b.connected && peers.contains(&&b.name))
-        .count();
-    let quorum = v.durability.replace_quorum();
-    if online < quorum {
-        return Err(format!(
-            "Cannot replace brick {old_id} as only {online} of {quorum} required peer bricks are online"
-        ));
-    }
-    Ok(())
-}
-
-async fn create_bricks(
+pub async fn create_bricks(
     exec: &dyn Executor,
     ctx: &Ctx,
     bricks: &[BrickEntry],
     gid: i64,
-) -> Result<(), String> {
+) -> StepResult<()> {
     let results = join_all(
         bricks
             .iter()
@@ -459,10 +231,10 @@ async fn create_bricks(
         .into_iter()
         .collect::<Result<Vec<_>, _>>()
         .map(|_| ())
-        .map_err(|e| e.to_string())
+        .map_err(StepError::from)
 }
 
-pub async fn destroy_bricks(exec: &dyn Executor, ctx: &Ctx, bricks: &[BrickEntry]) -> Result<(), String> {
+pub async fn destroy_bricks(exec: &dyn Executor, ctx: &Ctx, bricks: &[BrickEntry]) -> StepResult<()> {
     let results = join_all(
         bricks
             .iter()
@@ -473,7 +245,7 @@ pub async fn destroy_bricks(exec: &dyn Executor, ctx: &Ctx, bricks: &[BrickEntry
         .into_iter()
         .collect::<Result<Vec<_>, _>>()
         .map(|_| ())
-        .map_err(|e| e.to_string())
+        .map_err(StepError::from)
 }
 
 /// The check before anything changes on a node: the name is free on the nodes, or already
@@ -481,101 +253,20 @@ pub async fn destroy_bricks(exec: &dyn Executor, ctx: &Ctx, bricks: &[BrickEntry
 /// `ours`: the bricks this operation creates the volume on. A volume without the mark on
 /// exactly those bricks (paths named by this operation's brick ids) was made by an earlier
 /// attempt that stopped between `volume create` and setting the mark: it is this one.
-async fn name_is_free(
+pub async fn name_is_free(
     exec: &dyn Executor,
     host: &str,
     name: &str,
     id: &str,
     ours: Option<&[String]>,
-) -> Result<(), String> {
-    let owner = exec.volume_owner(host, name).await.map_err(|e| e.to_string())?;
+) -> StepResult<()> {
+    let owner = exec.volume_owner(host, name).await.map_err(StepError::from)?;
     if let (VolumeOwner::Unmarked, Some(bricks)) = (&owner, ours) {
         if exec.volume_bricks(host, name).await.ok().as_deref() == Some(bricks) {
             return Ok(());
         }
     }
-    owner.check(name, id).map_err(|e| e.to_string())
-}
-
-async fn volume_create(
-    exec: &dyn Executor,
-    ctx: &Ctx,
-    volume: &VolumeEntry,
-    bricks: &[BrickEntry],
-) -> Result<ExecReport, String> {
-    let host = bricks.first().map(|b| ctx.manage(&b.node)).unwrap_or_default();
-    // Nothing has changed on any node yet: a foreign volume of this name fails the operation
-    // here, with nothing to undo.
-    let spec = volume_spec(volume, bricks, ctx);
-    name_is_free(exec, &host, &volume.name, &volume.id, Some(&spec.bricks)).await?;
-    let result = async {
-        create_bricks(exec, ctx, bricks, volume.gid).await?;
-        exec.volume_create(&host, &spec).await.map_err(|e| e.to_string())
-    }
-    .await;
-    if let Err(e) = result {
-        // Undo on the nodes what this attempt made; what cannot be undone now is found by
-        // reconcile (orphans), never left silently.
-        // The destroy verb itself refuses a volume of this name that is not this one.
-        if let Err(de) = exec.volume_destroy(&host, &volume.name, &volume.id).await {
-            if matches!(de, ExecError::Foreign(_)) {
-                tracing::warn!(volume = %volume.id, "cleanup left a foreign volume alone: {de}");
-            }
-        }
-        if let Err(ce) = destroy_bricks(exec, ctx, bricks).await {
-            tracing::warn!(volume = %volume.id, "cleanup after failed create left bricks: {ce}");
-        }
-        return Err(e);
-    }
-    Ok(ExecReport::default())
-}
-
-/// The first half of a volume delete: the Gluster volume goes (any node of the cluster may
-/// run it; "does not exist" counts as done). Until it succeeds the delete can fail back.
-pub async fn volume_delete_gluster(exec: &dyn Executor, ctx: &Ctx) -> Result<(), String> {
-    let Some(v) = &ctx.volume else {
-        return Ok(());
-    };
-    let mut last = None;
-    for n in ctx.volume_hosts() {
-        match exec.volume_destroy(n.manage_host(), &v.name, &v.id).await {
-            Ok(()) => return Ok(()),
-            // Not ours: no other node will say otherwise, and its bricks are not touched.
-            Err(e @ ExecError::Foreign(_)) => return Err(e.to_string()),
-            Err(e) => last = Some(e.to_string()),
-        }
-    }
-    match last {
-        Some(e) => Err(e),
-        None => Ok(()),
-    }
-}
-
-/// The first part of an expand, before anything changes in Gluster: the volume is Hekate's,
-/// the new bricks exist (created if absent).
-pub async fn expand_prepare(exec: &dyn Executor, ctx: &Ctx, bricks: &[BrickEntry]) -> Result<(), String> {
-    let Some(v) = &ctx.volume else {
-        return Err("volume vanished during expansion".into());
-    };
-    let host = bricks.first().map(|b| ctx.manage(&b.node)).unwrap_or_default();
-    match exec.volume_owner(&host, &v.name).await {
-        Ok(VolumeOwner::Absent) => return Err(format!("Volume {} does not exist", v.name)),
-        Ok(o) => o.check(&v.name, &v.id).map_err(|e| e.to_string())?,
-        Err(e) => return Err(e.to_string()),
-    }
-    create_bricks(exec, ctx, bricks, v.gid).await
-}
-
-/// `add-brick` of the new bricks Gluster does not have yet (the point of no return).
-pub async fn expand_add(exec: &dyn Executor, ctx: &Ctx, bricks: &[BrickEntry]) -> Result<(), String> {
-    let Some(v) = &ctx.volume else {
-        return Err("volume vanished during expansion".into());
-    };
-    let host = bricks.first().map(|b| ctx.manage(&b.node)).unwrap_or_default();
-    let spec = volume_spec(v, bricks, ctx);
-    exec.volume_expand(&host, &spec, &spec.bricks)
-        .await
-        .map_err(|e| e.to_string())
+    owner.check(name, id).map_err(StepError::from)
 }
 
 /// `storagehost:path` of a brick, as Gluster names it.
@@ -591,93 +282,6 @@ pub fn kept_bricks(planned: &[(String, String)], gluster: &[String]) -> Vec<Stri
         .filter(|(_, name)| gluster.contains(name))
         .map(|(id, _)| id.clone())
         .collect()
-}
-
-/// Heketi's node state table (spec 1.3).
-fn node_transition(ctx: &Ctx, node: &str, to: &str) -> Result<(), String> {
-    let from = ctx.nodes.get(node).map(|n| n.state.as_str()).unwrap_or("online");
-    match (from, to) {
-        (a, b) if a == b => Ok(()),
-        ("online", "offline") | ("offline", "online") => Ok(()),
-        ("online", "failed") => Err(format!(
-            "Node must be offline before remove operation is performed, node:{node}"
-        )),
-        // Removal with devices runs as an eviction operation; this path has none left.
-        ("offline", "failed") => Ok(()),
-        ("failed", s) => Err(format!("Cannot move a failed/removed node to {s} state")),
-        _ => Err(format!("invalid state transition {from} -> {to}")),
-    }
-}
-
-/// Heketi's device state table (spec 1.4).
-fn device_transition(ctx: &Ctx, device: &str, to: &str) -> Result<(), String> {
-    let from = ctx.device_state.as_deref().unwrap_or("online");
-    match (from, to) {
-        (a, b) if a == b => Ok(()),
-        ("online", "offline") | ("offline", "online") | ("failed", "offline") => Ok(()),
-        ("online", "failed") => Err(format!(
-            "Device must be offline before remove operation is performed, device:{device}"
-        )),
-        ("offline", "failed") if ctx.device_bricks == 0 => Ok(()),
-        ("offline", "failed") => Err(format!(
-            "Unable to delete device [{device}]: it holds bricks; retry"
-        )),
-        ("failed", "online") => Err("Cannot move a failed/removed device to online state".into()),
-        _ => Err(format!("invalid state transition {from} -> {to}")),
-    }
-}
-
-/// Clones through a Gluster snapshot, then maps the clone's bricks to their source bricks
-/// (Gluster lists both in the same order).
-async fn volume_clone(exec: &dyn Executor, ctx: &Ctx, clone: &VolumeEntry) -> Result<ExecReport, String> {
-    let Some(src) = &ctx.volume else {
-        return Err("source volume vanished".into());
-    };
-    let host = ctx
-        .bricks
-        .first()
-        .map(|b| ctx.manage(&b.node))
-        .unwrap_or_default();
-    // The source must be Hekate's volume, and the clone's name free (or this clone's own,
-    // on a resumed operation): both reads, before anything changes.
-    match exec.volume_owner(&host, &src.name).await {
-        Ok(VolumeOwner::Absent) => return Err(format!("Volume {} does not exist", src.name)),
-        Ok(o) => o.check(&src.name, &src.id).map_err(|e| e.to_string())?,
-        Err(e) => return Err(e.to_string()),
-    }
-    name_is_free(exec, &host, &clone.name, &clone.id, None).await?;
-    let order = exec
-        .volume_bricks(&host, &src.name)
-        .await
-        .map_err(|e| e.to_string())?;
-    let by_path: BTreeMap<String, &BrickEntry> = ctx
-        .bricks
-        .iter()
-        .map(|b| (format!("{}:{}", ctx.storage(&b.node), b.path), b))
-        .collect();
-    let cloned = exec
-        .volume_clone(&host, &src.name, &clone.name, &clone.id)
-        .await
-        .map_err(|e| e.to_string())?;
-    if cloned.len() != order.len() {
-        return Err(format!(
-            "clone has {} bricks, source {}",
-            cloned.len(),
-            order.len()
-        ));
-    }
-    let mut clones = Vec::new();
-    for (src_path, (path, lv)) in order.iter().zip(cloned) {
-        let b = by_path
-            .get(src_path)
-            .ok_or_else(|| format!("Gluster brick {src_path} is unknown to Hekate"))?;
-        let path = path.split_once(':').map(|x| x.1.to_string()).unwrap_or(path);
-        clones.push((b.id.clone(), path, lv));
-    }
-    Ok(ExecReport {
-        clones,
-        ..Default::default()
-    })
 }
 
 #[cfg(test)]
@@ -717,7 +321,7 @@ mod tests {
         ctx.nodes.insert(third.id.clone(), third);
         ctx.bricks = bricks;
         let first = ctx.bricks[0].node.clone();
-        ctx.nodes.get_mut(&first).unwrap().state = "offline".into();
+        ctx.nodes.get_mut(&first).unwrap().state = EntryState::Offline;
         let order: Vec<&str> = ctx.volume_hosts().iter().map(|n| n.manage_host()).collect();
         assert_eq!(order, ["h2", "h0", "h1"]);
     }
@@ -877,7 +481,7 @@ mod tests {
         MockExecutor::as_operator(async {
             let (m, ctx, bricks) = two_bricks().await;
             let r = destroy_until_gone(&m, &ctx, &bricks, 1, &|| false).await;
-            assert_eq!(r, Err(STOP.to_string()));
+            assert_eq!(r, Err(StepError::Stopped));
         })
         .await;
     }

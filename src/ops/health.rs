@@ -71,7 +71,7 @@ impl Monitor {
             .map_err(|e| e.to_string())?;
         let online: Vec<(String, String)> = nodes
             .into_iter()
-            .filter(|n| n.state == "online")
+            .filter(|n| n.state.is_online())
             .map(|n| (n.manage_host().to_string(), n.id))
             .collect();
         let fenced = &fenced;

@@ -9,6 +9,9 @@ pub mod fence;
 pub mod format;
 pub mod health;
 pub mod intent;
+pub mod kinds;
+pub mod plan;
 pub mod runner;
+pub mod step;
 
-pub use intent::new_op;
+pub use intent::{new_op, planned_brick};

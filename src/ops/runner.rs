@@ -21,10 +21,12 @@ use std::time::Duration;
 
 use crate::config::Policy;
 use crate::executor::Executor;
-use crate::ops::exec::{self, Ctx, STOP};
+use crate::ops::exec::Ctx;
 use crate::ops::failpoint::Failpoints;
 use crate::ops::fence::Fenced;
-use crate::state::model::{BrickEntry, Eviction, ExecReport, OpPlan, OpStatus, Operation};
+use crate::ops::kinds;
+use crate::ops::step::{StepError, StepResult};
+use crate::state::model::{ExecReport, OpStatus, Operation};
 use crate::state::HekateReplica;
 use crate::state::{self, Command};
 
@@ -281,26 +283,13 @@ impl Runner {
             }
         };
         tracing::info!(op = id, kind = ?op.kind, term = fenced.term(), "running operation");
-        let cmd = match &op.plan {
-            OpPlan::VolumeDelete { .. } => self.delete(&fenced, &op, &ctx).await,
-            OpPlan::VolumeExpand { bricks, .. } => self.expand(&fenced, &op, &ctx, bricks).await,
-            OpPlan::Evict {
-                evictions, healcheck, ..
-            } => {
-                let r = self
-                    .with_retries(&fenced, id, || {
-                        self.evict(&fenced, &op, &ctx, evictions, *healcheck)
-                    })
-                    .await;
-                ended(id, r)
-            }
-            _ => {
-                let r = self
-                    .with_retries(&fenced, id, || exec::run(&fenced, &ctx, &op))
-                    .await;
-                ended(id, r)
-            }
+        let drive = Drive {
+            runner: self,
+            fenced: &fenced,
+            op: &op,
+            ctx: &ctx,
         };
+        let cmd = kinds::drive(&drive).await;
         let Some(cmd) = cmd else {
             return; // left pending: the current leader runs it (again)
         };
@@ -330,21 +319,29 @@ impl Runner {
 
     /// Bounded retries: the steps are idempotent, so an attempt that lost a node or its
     /// connection is run again from the start, backing off. A command that ran and failed is
-    /// reported at once. `Err(STOP)`: leave the operation pending (fenced, or leadership lost).
-    async fn with_retries<T, F, Fut>(&self, fenced: &Fenced, id: &str, mut attempt: F) -> Result<T, String>
+    /// reported at once. An error that leaves the operation pending (fenced, stopped) is
+    /// returned as it is.
+    async fn with_retries<T, F, Fut>(&self, fenced: &Fenced, id: &str, mut attempt: F) -> StepResult<T>
     where
         F: FnMut() -> Fut,
-        Fut: std::future::Future<Output = Result<T, String>>,
+        Fut: std::future::Future<Output = StepResult<T>>,
     {
         let mut n = 1;
         loop {
             fenced.take_remote_failure();
             let result = attempt().await;
             if fenced.tripped() {
-                return Err(STOP.into());
+                return Err(match result {
+                    Err(e @ StepError::Fenced(_)) => e,
+                    _ => StepError::Fenced("a verb of the operation was refused".into()),
+                });
             }
+            let result = match result {
+                Err(e) if !e.leaves_pending() => Err(e.classify(fenced.take_remote_failure())),
+                other => other,
+            };
             match result {
-                Err(e) if e != STOP && fenced.take_remote_failure() && n < self.attempts => {
+                Err(StepError::Unreachable(e)) if n < self.attempts => {
                     let wait = Duration::from_millis(500 << n.min(5));
                     tracing::warn!(
                         op = id,
@@ -353,11 +350,13 @@ impl Runner {
                     );
                     tokio::time::sleep(wait).await;
                     if !self.replica.is_leader() {
-                        return Err(STOP.into()); // the next leader resumes it
+                        return Err(StepError::Stopped); // the next leader resumes it
                     }
                     n += 1;
                 }
-                Err(e) if n > 1 && e != STOP => return Err(format!("{e} (gave up after {n} attempts)")),
+                Err(e) if n > 1 && !e.leaves_pending() => {
+                    return Err(StepError::Failed(format!("{e} (gave up after {n} attempts)")))
+                }
                 other => return other,
             }
         }
@@ -367,183 +366,100 @@ impl Runner {
     fn leading<'a>(&'a self, fenced: &'a Fenced) -> impl Fn() -> bool + Send + Sync + 'a {
         move || !fenced.tripped() && self.replica.is_leader()
     }
+}
 
-    /// Volume delete. Until the Gluster volume is gone the delete may fail back (the volume
-    /// shows again, as before the request). Once it is gone, `OpStep 0` is committed (the
-    /// point of no return) and the delete only rolls forward: the bricks are destroyed however
-    /// many rounds it takes, by this leader or the next (which skips the volume step), and
-    /// the operation ends done. A brick on a dead node is left to the node's fate (see
-    /// `exec::destroy_until_gone`).
-    async fn delete(&self, fenced: &Fenced, op: &Operation, ctx: &Ctx) -> Option<Command> {
-        if op.progress == 0 {
-            let r = self
-                .with_retries(fenced, &op.id, || exec::volume_delete_gluster(fenced, ctx))
-                .await;
-            if let Err(e) = r {
-                return ended(&op.id, Err(e));
-            }
-            if !self.mark(fenced, op).await {
-                return None;
-            }
-        }
-        let gone = exec::destroy_until_gone(fenced, ctx, &ctx.bricks, self.attempts, &self.leading(fenced))
-            .await
-            .ok()?;
-        if !gone.is_empty() {
-            let ids: Vec<&str> = gone.iter().map(|b| b.id.as_str()).collect();
-            tracing::warn!(
-                op = %op.id,
-                "volume deleted; bricks {ids:?} stay on their unreachable nodes until reconcile repairs them"
-            );
-        }
-        ended(&op.id, Ok(ExecReport::default()))
+/// One operation as this leader runs it: what a kind's steps (`ops::kinds`) may ask of the
+/// runner. Every verb goes through `exec()`, the operation's fence.
+pub struct Drive<'a> {
+    runner: &'a Runner,
+    fenced: &'a Fenced,
+    pub op: &'a Operation,
+    pub ctx: &'a Ctx,
+}
+
+impl<'a> Drive<'a> {
+    /// The fenced executor: every verb of the operation goes through it.
+    pub fn exec(&self) -> &'a Fenced {
+        self.fenced
     }
 
-    /// Commits the point of no return of a delete or an expand. False: not committed (the
-    /// next leader resumes the operation from the mark it finds).
-    async fn mark(&self, fenced: &Fenced, op: &Operation) -> bool {
-        if fenced.tripped() {
+    /// Runs `attempt` with the runner's bounded retries (`Runner::with_retries`).
+    pub async fn retried<T, F, Fut>(&self, attempt: F) -> StepResult<T>
+    where
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = StepResult<T>>,
+    {
+        self.runner.with_retries(self.fenced, &self.op.id, attempt).await
+    }
+
+    /// Runs `attempt` with retries and ends the operation with its result.
+    pub async fn once<F, Fut>(&self, attempt: F) -> Option<Command>
+    where
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = StepResult<ExecReport>>,
+    {
+        self.end(self.retried(attempt).await)
+    }
+
+    /// The command that ends the operation with `r`; None when it is left pending.
+    pub fn end(&self, r: StepResult<ExecReport>) -> Option<Command> {
+        ended(&self.op.id, r)
+    }
+
+    /// Attempts in all for a step that could not reach its node.
+    pub fn attempts(&self) -> u32 {
+        self.runner.attempts
+    }
+
+    /// Whether this replica may go on acting for the operation.
+    pub fn leading(&self) -> impl Fn() -> bool + Send + Sync + 'a {
+        self.runner.leading(self.fenced)
+    }
+
+    /// Commits the point of no return of a delete or an expand (`OpStep 0`). False: not
+    /// committed (the next leader resumes the operation from the mark it finds).
+    pub async fn mark(&self) -> bool {
+        if self.fenced.tripped() {
             return false;
         }
-        let step = Command::OpStep {
-            id: op.id.clone(),
-            index: 0,
-        };
-        match self.replica.propose(&step).await {
-            Ok(_) => true,
+        match self.commit(0).await {
+            Ok(()) => true,
             Err(e) => {
-                tracing::warn!(op = %op.id, "point of no return not committed ({e}); the next leader resumes");
+                tracing::warn!(op = %self.op.id, "point of no return not committed ({e}); the next leader resumes");
                 false
             }
         }
     }
 
-    /// Volume expand. Bricks are created, then `OpStep 0` is committed before the first
-    /// `add-brick` (the point of no return: from there Gluster may hold some new bricks). A
-    /// failure before it rolls back as before. A failure after it reads the volume back: if
-    /// Gluster holds every new brick the expand is done; otherwise the bricks Gluster holds
-    /// stay (`OpFailKept`) and only the others are destroyed. If Gluster cannot be read, nothing
-    /// is undone or committed: the read is tried again, backing off, by this leader or the next.
-    async fn expand(
-        &self,
-        fenced: &Fenced,
-        op: &Operation,
-        ctx: &Ctx,
-        bricks: &[BrickEntry],
-    ) -> Option<Command> {
-        let flag = std::sync::atomic::AtomicBool::new(op.progress > 0);
-        let marked = &flag;
-        let r = self
-            .with_retries(fenced, &op.id, || async move {
-                exec::expand_prepare(fenced, ctx, bricks).await?;
-                if !marked.load(std::sync::atomic::Ordering::SeqCst) {
-                    if !self.mark(fenced, op).await {
-                        return Err(STOP.to_string());
-                    }
-                    marked.store(true, std::sync::atomic::Ordering::SeqCst);
-                }
-                exec::expand_add(fenced, ctx, bricks).await
-            })
-            .await;
-        let error = match r {
-            Ok(()) => return ended(&op.id, Ok(ExecReport::default())),
-            Err(e) if e == STOP => return None,
-            Err(e) => e,
-        };
-        if !marked.load(std::sync::atomic::Ordering::SeqCst) {
-            // Gluster never saw these bricks: undo on the nodes, then fail.
-            if let Err(ce) = exec::destroy_bricks(fenced, ctx, bricks).await {
-                tracing::warn!(op = %op.id, "cleanup after failed expand left bricks: {ce}");
-            }
-            return ended(&op.id, Err(error));
-        }
-        let name = ctx.volume.as_ref().map(|v| v.name.clone()).unwrap_or_default();
-        let mut round = 0;
-        let listed = loop {
-            match exec::gluster_bricks(fenced, ctx, &name).await {
-                Ok(l) => break l,
-                Err(read) => {
-                    round += 1;
-                    tracing::warn!(
-                        op = %op.id,
-                        "expand failed ({error}) and Gluster's bricks cannot be read ({read}); trying again"
-                    );
-                    tokio::time::sleep(exec::backoff(round)).await;
-                    if !self.leading(fenced)() {
-                        return None;
-                    }
-                }
-            }
-        };
-        let planned: Vec<(String, String)> = bricks
-            .iter()
-            .map(|b| (b.id.clone(), exec::gluster_name(ctx, b)))
-            .collect();
-        let kept = exec::kept_bricks(&planned, &listed);
-        if kept.len() == bricks.len() {
-            tracing::info!(op = %op.id, "expand answered \"{error}\" but Gluster has every new brick: done");
-            return ended(&op.id, Ok(ExecReport::default()));
-        }
-        let unused: Vec<BrickEntry> = bricks.iter().filter(|b| !kept.contains(&b.id)).cloned().collect();
-        if let Err(ce) = exec::destroy_bricks(fenced, ctx, &unused).await {
-            tracing::warn!(op = %op.id, "cleanup after failed expand left bricks: {ce}");
-        }
-        let error = if kept.is_empty() {
-            error
-        } else {
-            format!(
-                "{error} (Gluster kept {} of the {} new bricks; they stay in the volume)",
-                kept.len(),
-                bricks.len()
-            )
-        };
-        Some(Command::OpFailKept {
-            id: op.id.clone(),
-            kept,
-            error,
-            now: now(),
+    /// Commits step `index` (an eviction done), so that a new leader resumes after it.
+    pub async fn commit_step(&self, index: usize) -> StepResult<()> {
+        self.commit(index).await.map_err(|err| {
+            tracing::warn!(op = %self.op.id, "eviction {index} done but not committed ({err}); the next leader resumes");
+            StepError::Stopped
         })
     }
 
-    /// Runs the evictions not yet committed, committing each as it succeeds.
-    async fn evict(
-        &self,
-        exec: &Fenced,
-        op: &Operation,
-        ctx: &Ctx,
-        evictions: &[Eviction],
-        healcheck: bool,
-    ) -> Result<ExecReport, String> {
-        for (i, e) in evictions.iter().enumerate().skip(op.progress) {
-            exec::evict_one(exec, ctx, e, healcheck, &self.leading(exec)).await?;
-            if let Err(err) = self
-                .replica
-                .propose(&Command::OpStep {
-                    id: op.id.clone(),
-                    index: i,
-                })
-                .await
-            {
-                tracing::warn!(op = %op.id, "eviction {i} done but not committed ({err}); the next leader resumes");
-                return Err(STOP.into());
-            }
-        }
-        Ok(ExecReport::default())
+    async fn commit(&self, index: usize) -> Result<(), hekate_raft::ReplicaError> {
+        let step = Command::OpStep {
+            id: self.op.id.clone(),
+            index,
+        };
+        self.runner.replica.propose(&step).await.map(|_| ())
     }
 }
 
-/// The command that ends an operation with `r`; None for `STOP` (left pending).
-fn ended(id: &str, r: Result<ExecReport, String>) -> Option<Command> {
+/// The command that ends an operation with `r`; None when it is left pending.
+fn ended(id: &str, r: StepResult<ExecReport>) -> Option<Command> {
     match r {
         Ok(report) => Some(Command::OpFinish {
             id: id.to_string(),
             report,
             now: now(),
         }),
-        Err(e) if e == STOP => None,
+        Err(e) if e.leaves_pending() => None,
         Err(error) => Some(Command::OpFail {
             id: id.to_string(),
-            error,
+            error: error.to_string(),
             now: now(),
         }),
     }

@@ -9,7 +9,7 @@ use hekate_raft::{StateReader, StoreError};
 use serde::Serialize;
 
 use crate::executor::{GlusterVolume, NodeInventory};
-use crate::state::model::{BrickEntry, ClusterEntry, DeviceEntry, NodeEntry, OpPlan, Operation, VolumeEntry};
+use crate::state::model::{BrickEntry, ClusterEntry, DeviceEntry, NodeEntry, Operation, VolumeEntry};
 use crate::state::{self, keys};
 
 pub use crate::executor::BRICK_ROOT;
@@ -129,7 +129,7 @@ impl Expected {
         };
         for id in state::pending_op_ids(r)? {
             if let Some(op) = state::get_op(r, &id)? {
-                e.mark_busy(&op);
+                e.mark_busy(r, &op)?;
             }
         }
         e.mark_pending_records();
@@ -162,72 +162,15 @@ impl Expected {
         }
     }
 
-    fn mark_busy(&mut self, op: &Operation) {
+    fn mark_busy(&mut self, r: &impl StateReader, op: &Operation) -> Result<(), StoreError> {
+        let h = state::ops::holds(r, op)?;
         let b = &mut self.busy;
         b.pending_ops += 1;
-        let vol_name = |id: &str| self.volumes.get(id).map(|v| v.name.clone());
-        match &op.plan {
-            OpPlan::VolumeCreate { volume, bricks } => {
-                b.volumes.insert(volume.name.clone());
-                for br in bricks {
-                    b.bricks.insert(br.id.clone());
-                    b.devices.insert(br.device.clone());
-                }
-            }
-            OpPlan::VolumeExpand { volume, bricks, .. } => {
-                b.volumes.extend(vol_name(volume));
-                for br in bricks {
-                    b.bricks.insert(br.id.clone());
-                    b.devices.insert(br.device.clone());
-                }
-            }
-            OpPlan::VolumeDelete { volume } => {
-                b.volumes.extend(vol_name(volume));
-                if let Some(v) = self.volumes.get(volume) {
-                    b.bricks.extend(v.bricks.iter().cloned());
-                    for br in &v.bricks {
-                        b.devices.extend(self.bricks.get(br).map(|x| x.device.clone()));
-                    }
-                }
-            }
-            OpPlan::Evict {
-                evictions, devices, ..
-            } => {
-                b.devices.extend(devices.iter().cloned());
-                for ev in evictions {
-                    b.volumes.extend(vol_name(&ev.volume));
-                    b.bricks.insert(ev.old.clone());
-                    b.bricks.insert(ev.new.id.clone());
-                    b.devices.insert(ev.new.device.clone());
-                    b.devices
-                        .extend(self.bricks.get(&ev.old).map(|x| x.device.clone()));
-                }
-            }
-            OpPlan::VolumeClone { source, clone } => {
-                b.volumes.insert(clone.name.clone());
-                b.volumes.extend(vol_name(source));
-                if let Some(v) = self.volumes.get(source) {
-                    for br in &v.bricks {
-                        b.devices.extend(self.bricks.get(br).map(|x| x.device.clone()));
-                    }
-                }
-            }
-            OpPlan::DeviceAdd { device, .. } => {
-                b.devices.insert(device.id.clone());
-            }
-            OpPlan::DeviceDelete { device, .. }
-            | OpPlan::DeviceResync { device, .. }
-            | OpPlan::DeviceState { device, .. } => {
-                b.devices.insert(device.clone());
-            }
-            OpPlan::NodeAdd { node, .. } => {
-                b.nodes.insert(node.id.clone());
-            }
-            OpPlan::NodeDelete { node, .. } | OpPlan::NodeState { node, .. } => {
-                b.nodes.insert(node.clone());
-            }
-            OpPlan::VolumeRestriction { .. } | OpPlan::Cleanup => {}
-        }
+        b.volumes.extend(h.volumes);
+        b.bricks.extend(h.bricks);
+        b.devices.extend(h.devices);
+        b.nodes.extend(h.nodes);
+        Ok(())
     }
 
     fn storage_of(&self, node: &str) -> String {

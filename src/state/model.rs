@@ -41,6 +41,81 @@ impl ClusterEntry {
     }
 }
 
+/// A node's or a device's state (Heketi's `EntryState`). Stored, compared and shown as its
+/// string, exactly as the `String` field it replaced (bincode and JSON alike: serialized with
+/// `serialize_str`); a string Hekate does not know (an imported dump) is kept as it is.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum EntryState {
+    Online,
+    Offline,
+    Failed,
+    Unknown(String),
+}
+
+impl EntryState {
+    pub fn parse(s: &str) -> EntryState {
+        match s {
+            "online" => EntryState::Online,
+            "offline" => EntryState::Offline,
+            "failed" => EntryState::Failed,
+            other => EntryState::Unknown(other.to_string()),
+        }
+    }
+    pub fn as_str(&self) -> &str {
+        match self {
+            EntryState::Online => "online",
+            EntryState::Offline => "offline",
+            EntryState::Failed => "failed",
+            EntryState::Unknown(s) => s,
+        }
+    }
+    pub fn is_online(&self) -> bool {
+        *self == EntryState::Online
+    }
+}
+
+impl std::fmt::Display for EntryState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl From<&str> for EntryState {
+    fn from(s: &str) -> EntryState {
+        EntryState::parse(s)
+    }
+}
+
+impl From<String> for EntryState {
+    fn from(s: String) -> EntryState {
+        EntryState::parse(&s)
+    }
+}
+
+impl From<&EntryState> for String {
+    fn from(s: &EntryState) -> String {
+        s.as_str().to_string()
+    }
+}
+
+impl PartialEq<&str> for EntryState {
+    fn eq(&self, other: &&str) -> bool {
+        self.as_str() == *other
+    }
+}
+
+impl Serialize for EntryState {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
+    }
+}
+
+impl<'de> Deserialize<'de> for EntryState {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<EntryState, D::Error> {
+        String::deserialize(d).map(EntryState::from)
+    }
+}
+
 /// A Gluster node. `manage[0]` is the SSH target, `storage[0]` the peer/brick/mount host.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct NodeEntry {
@@ -50,8 +125,7 @@ pub struct NodeEntry {
     pub manage: Vec<String>,
     pub storage: Vec<String>,
     pub tags: Tags,
-    /// `online`, `offline` or `failed`.
-    pub state: String,
+    pub state: EntryState,
     pub devices: BTreeSet<String>,
     /// Set while the node-add or node-delete operation with this id runs.
     pub pending: Option<String>,
@@ -78,7 +152,7 @@ pub struct DeviceEntry {
     pub name: String,
     pub node: String,
     pub tags: Tags,
-    pub state: String,
+    pub state: EntryState,
     pub total: u64,
     pub free: u64,
     pub used: u64,
@@ -151,6 +225,15 @@ impl BrickEntry {
     }
 }
 
+/// What a durability means, from its `kind` as given.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DurabilityKind {
+    /// `none` (or anything not below): one brick per set.
+    Distribute,
+    Replicate,
+    Disperse,
+}
+
 /// The durability as the client asked for it, echoed as given (Heketi's quirk) plus what it means.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
 pub struct Durability {
@@ -162,16 +245,24 @@ pub struct Durability {
 }
 
 impl Durability {
+    pub fn kind(&self) -> DurabilityKind {
+        match self.kind.as_str() {
+            "replicate" => DurabilityKind::Replicate,
+            "disperse" => DurabilityKind::Disperse,
+            _ => DurabilityKind::Distribute,
+        }
+    }
+
     /// Bricks per set.
     pub fn set_size(&self) -> usize {
-        match self.kind.as_str() {
-            "replicate" => self.effective_replica() as usize,
-            "disperse" => self
+        match self.kind() {
+            DurabilityKind::Replicate => self.effective_replica() as usize,
+            DurabilityKind::Disperse => self
                 .data
                 .unwrap_or(0)
                 .saturating_add(self.redundancy.unwrap_or(0))
                 .max(0) as usize,
-            _ => 1,
+            DurabilityKind::Distribute => 1,
         }
     }
     /// Replica 0 or absent means 2 (Heketi).
@@ -184,15 +275,17 @@ impl Durability {
     /// Other bricks of a set that must be up before one of them is replaced (Heketi's rule:
     /// distribute 1, replica r < 3: 1, else r/2 + 1; disperse: `data`).
     pub fn replace_quorum(&self) -> usize {
-        match self.kind.as_str() {
-            "replicate" if self.effective_replica() >= 3 => (self.effective_replica() / 2 + 1) as usize,
-            "disperse" => self.data.unwrap_or(1).max(1) as usize,
+        match self.kind() {
+            DurabilityKind::Replicate if self.effective_replica() >= 3 => {
+                (self.effective_replica() / 2 + 1) as usize
+            }
+            DurabilityKind::Disperse => self.data.unwrap_or(1).max(1) as usize,
             _ => 1,
         }
     }
     /// Bricks of a set that hold data (disperse: `data`; else 1, each brick holds a full copy).
     pub fn data_bricks(&self) -> u64 {
-        if self.kind == "disperse" {
+        if self.kind() == DurabilityKind::Disperse {
             self.data.unwrap_or(1).max(1) as u64
         } else {
             1
@@ -423,4 +516,65 @@ pub struct PendingOps {
 impl Record for PendingOps {
     const KIND: &'static str = "pending operations";
     const VERSION: u16 = 1;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use hekate_raft::codec;
+
+    /// The `String` field `EntryState` replaced, as earlier builds wrote it.
+    #[derive(Serialize, Deserialize)]
+    struct NodeBefore {
+        id: String,
+        cluster: String,
+        zone: i64,
+        manage: Vec<String>,
+        storage: Vec<String>,
+        tags: Tags,
+        state: String,
+        devices: BTreeSet<String>,
+        pending: Option<String>,
+    }
+
+    #[test]
+    fn entry_state_encodes_exactly_as_the_string_it_replaced() {
+        for s in ["online", "offline", "failed", "", "something else"] {
+            let before = NodeBefore {
+                id: "n".into(),
+                cluster: "c".into(),
+                zone: 1,
+                manage: vec!["m".into()],
+                storage: vec!["s".into()],
+                tags: Default::default(),
+                state: s.into(),
+                devices: Default::default(),
+                pending: None,
+            };
+            let bytes = codec::encode(&before).unwrap();
+            let now: NodeEntry = codec::decode(&bytes).unwrap();
+            assert_eq!(now.state.as_str(), s);
+            assert_eq!(codec::encode(&now).unwrap(), bytes, "bincode of {s:?}");
+            assert_eq!(
+                serde_json::to_string(&now).unwrap(),
+                serde_json::to_string(&before).unwrap(),
+                "JSON of {s:?}"
+            );
+        }
+        assert_eq!(EntryState::parse("failed"), EntryState::Failed);
+        assert!(EntryState::Online == "online" && EntryState::Online.is_online());
+    }
+
+    #[test]
+    fn durability_kinds() {
+        let d = |k: &str| Durability {
+            kind: k.into(),
+            ..Default::default()
+        };
+        assert_eq!(d("replicate").kind(), DurabilityKind::Replicate);
+        assert_eq!(d("disperse").kind(), DurabilityKind::Disperse);
+        assert_eq!(d("none").kind(), DurabilityKind::Distribute);
+        assert_eq!(d("").kind(), DurabilityKind::Distribute);
+        assert_eq!(d("replicate").set_size(), 2);
+    }
 }

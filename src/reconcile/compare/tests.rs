@@ -9,6 +9,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use super::*;
 use crate::executor::VgInventory;
+use crate::state::model::OpPlan;
 use crate::state::model::{Durability, Eviction, OpKind, OpStatus};
 
 /// A 32-hex id: `prefix` (a hex digit naming the kind) then `n`.
@@ -439,13 +440,18 @@ fn busy_operations() -> Vec<Scenario> {
     let mut eb = world();
     let new_vol = volume(3, "vol3", &[5]);
     let new_brick = brick(5, 3, 1);
-    eb.mark_busy(&op(
-        OpKind::VolumeCreate,
-        OpPlan::VolumeCreate {
-            volume: new_vol.clone(),
-            bricks: vec![new_brick.clone()],
-        },
-    ));
+    let r = reader(&eb);
+    eb.mark_busy(
+        &r,
+        &op(
+            OpKind::VolumeCreate,
+            OpPlan::VolumeCreate {
+                volume: new_vol.clone(),
+                bricks: vec![new_brick.clone()],
+            },
+        ),
+    )
+    .unwrap();
     let mut seen = mirror(&eb);
     gluster(&mut seen).insert(
         "vol3".into(),
@@ -463,10 +469,15 @@ fn busy_operations() -> Vec<Scenario> {
     out.push(run("busy_create", &eb, &seen));
 
     let mut eb = world();
-    eb.mark_busy(&op(
-        OpKind::VolumeDelete,
-        OpPlan::VolumeDelete { volume: volume_id(1) },
-    ));
+    let r = reader(&eb);
+    eb.mark_busy(
+        &r,
+        &op(
+            OpKind::VolumeDelete,
+            OpPlan::VolumeDelete { volume: volume_id(1) },
+        ),
+    )
+    .unwrap();
     let mut seen = mirror(&eb);
     gluster(&mut seen).remove("vol1");
     inv(&mut seen, 2).mounts.clear();
@@ -480,19 +491,24 @@ fn busy_moves() -> Vec<Scenario> {
     let mut eb = world();
     let mut moved = brick(6, 1, 1);
     moved.pending = Some(id('f', 1));
-    eb.mark_busy(&op(
-        OpKind::BrickEvict,
-        OpPlan::Evict {
-            node: None,
-            devices: vec![device_id(2)],
-            evictions: vec![Eviction {
-                volume: volume_id(1),
-                old: brick_id(2),
-                new: moved.clone(),
-            }],
-            healcheck: true,
-        },
-    ));
+    let r = reader(&eb);
+    eb.mark_busy(
+        &r,
+        &op(
+            OpKind::BrickEvict,
+            OpPlan::Evict {
+                node: None,
+                devices: vec![device_id(2)],
+                evictions: vec![Eviction {
+                    volume: volume_id(1),
+                    old: brick_id(2),
+                    new: moved.clone(),
+                }],
+                healcheck: true,
+            },
+        ),
+    )
+    .unwrap();
     let mut seen = mirror(&eb);
     plant_brick(&mut seen, 1, 6);
     gluster(&mut seen).get_mut("vol1").expect("vol1").bricks[1] = eb.brick_name(&moved);
@@ -500,13 +516,18 @@ fn busy_moves() -> Vec<Scenario> {
     out.push(run("busy_evict", &eb, &seen));
 
     let mut eb = world();
-    eb.mark_busy(&op(
-        OpKind::VolumeClone,
-        OpPlan::VolumeClone {
-            source: volume_id(1),
-            clone: volume(4, "clone4", &[]),
-        },
-    ));
+    let r = reader(&eb);
+    eb.mark_busy(
+        &r,
+        &op(
+            OpKind::VolumeClone,
+            OpPlan::VolumeClone {
+                source: volume_id(1),
+                clone: volume(4, "clone4", &[]),
+            },
+        ),
+    )
+    .unwrap();
     let mut seen = mirror(&eb);
     gluster(&mut seen).insert(
         "clone4".into(),
@@ -525,21 +546,31 @@ fn busy_moves() -> Vec<Scenario> {
     let mut eb = world();
     let mut d9 = device(9, 0);
     d9.node = node_id(1);
-    eb.mark_busy(&op(
-        OpKind::DeviceAdd,
-        OpPlan::DeviceAdd {
-            device: d9,
-            host: "node1.example".into(),
-            destroydata: false,
-        },
-    ));
-    eb.mark_busy(&op(
-        OpKind::DeviceResync,
-        OpPlan::DeviceResync {
-            device: device_id(2),
-            host: "node2.example".into(),
-        },
-    ));
+    let r = reader(&eb);
+    eb.mark_busy(
+        &r,
+        &op(
+            OpKind::DeviceAdd,
+            OpPlan::DeviceAdd {
+                device: d9,
+                host: "node1.example".into(),
+                destroydata: false,
+            },
+        ),
+    )
+    .unwrap();
+    let r = reader(&eb);
+    eb.mark_busy(
+        &r,
+        &op(
+            OpKind::DeviceResync,
+            OpPlan::DeviceResync {
+                device: device_id(2),
+                host: "node2.example".into(),
+            },
+        ),
+    )
+    .unwrap();
     let mut seen = mirror(&eb);
     inv(&mut seen, 1)
         .vgs
@@ -713,4 +744,45 @@ fn stable_keeps_only_what_holds_before_and_after_the_read() {
         vec![(Kind::OrphanBrick, brick_id(7))]
     );
     assert_eq!(stable(&busy_before, &after, &seen), Vec::new());
+}
+
+/// The world's records as a state reader: what `state::ops::holds` reads of an operation's
+/// volume, bricks and devices.
+struct Mem(BTreeMap<Vec<u8>, Vec<u8>>);
+
+impl hekate_raft::StateReader for Mem {
+    fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
+        Ok(self.0.get(key).cloned())
+    }
+
+    fn scan_prefix(&self, prefix: &[u8]) -> Result<hekate_raft::app::Pairs, StoreError> {
+        Ok(self
+            .0
+            .range(prefix.to_vec()..)
+            .take_while(|(k, _)| k.starts_with(prefix))
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect())
+    }
+}
+
+fn reader(e: &Expected) -> Mem {
+    use crate::state::{keys, record};
+    let mut m = BTreeMap::new();
+    for v in e.volumes.values() {
+        m.insert(keys::volume(&v.id), record::encode(v).unwrap());
+    }
+    for b in e.bricks.values() {
+        m.insert(keys::brick(&b.id), record::encode(b).unwrap());
+        m.insert(keys::device_brick(&b.device, &b.id), Vec::new());
+    }
+    for d in e.devices.values() {
+        m.insert(keys::device(&d.id), record::encode(d).unwrap());
+    }
+    for n in e.nodes.values() {
+        m.insert(keys::node(&n.id), record::encode(n).unwrap());
+    }
+    for c in e.clusters.values() {
+        m.insert(keys::cluster(&c.id), record::encode(c).unwrap());
+    }
+    Mem(m)
 }

@@ -1,0 +1,206 @@
+//! Planning operations: from one consistent view of the state, the policy and a request,
+//! the operation's intent (where bricks go, which cluster takes a volume) or a refusal worded
+//! as Heketi words it. Pure (no clock, no node, no proposal): handlers read a view, plan, and
+//! start the operation; `state::ops` re-checks what may have changed when it is applied.
+
+use hekate_raft::{StateReader, StoreError};
+
+use crate::allocator::{self, DeviceView, Planned, Request, TagRule};
+use crate::config::Policy;
+use crate::state::model::{BrickEntry, VolumeEntry};
+use crate::state::{self};
+use crate::views;
+
+/// Why a plan was not made.
+#[derive(Debug, thiserror::Error)]
+pub enum PlanError {
+    #[error("store: {0}")]
+    Store(#[from] StoreError),
+    /// The request cannot be satisfied (a 500 in Heketi's terms), fully worded.
+    #[error("{0}")]
+    Failed(String),
+}
+
+/// The per-volume options Heketi interprets.
+pub struct VolumeOptions {
+    pub arbiter: bool,
+    pub zone_strict: Option<bool>,
+    pub tag_rule: Option<String>,
+    pub average_file_kib: Option<u64>,
+}
+
+pub fn interpret(options: &[String]) -> VolumeOptions {
+    let mut v = VolumeOptions {
+        arbiter: false,
+        zone_strict: None,
+        tag_rule: None,
+        average_file_kib: None,
+    };
+    for o in options {
+        let mut it = o.split_whitespace();
+        match (it.next(), it.next()) {
+            (Some("user.heketi.arbiter"), Some(x)) => v.arbiter = x == "true",
+            (Some("user.heketi.zone-checking"), Some(x)) => v.zone_strict = Some(x == "strict"),
+            (Some("user.heketi.device-tag-match"), Some(x)) => v.tag_rule = Some(x.to_string()),
+            (Some("user.heketi.average-file-size"), Some(x)) => v.average_file_kib = x.parse().ok(),
+            _ => {}
+        }
+    }
+    v
+}
+
+/// The cluster's placeable devices at `now` (Unix seconds): online devices on online nodes
+/// that the health monitor did not last see down (`ops::health`), with merged tags.
+pub fn device_views(r: &impl StateReader, cluster: &str, now: u64) -> Result<Vec<DeviceView>, StoreError> {
+    let Some(c) = state::get_cluster(r, cluster)? else {
+        return Ok(Vec::new());
+    };
+    let mut out = Vec::new();
+    for nid in &c.nodes {
+        let Some(n) = state::get_node(r, nid)? else {
+            continue;
+        };
+        if !n.state.is_online() || state::node_health(r, nid)?.is_some_and(|h| h.down_at(now)) {
+            continue;
+        }
+        for did in &n.devices {
+            let Some(d) = state::get_device(r, did)? else {
+                continue;
+            };
+            if d.state.is_online() && d.pending.is_none() {
+                out.push(DeviceView {
+                    id: d.id.clone(),
+                    node: n.id.clone(),
+                    zone: n.zone,
+                    free: d.free,
+                    extent: d.extent_size.max(1),
+                    tags: views::merged_tags(&n.tags, &d.tags),
+                });
+            }
+        }
+    }
+    Ok(out)
+}
+
+pub fn bricks_of(plan: Vec<Vec<Planned>>, volume: &str, op: &str) -> Vec<BrickEntry> {
+    plan.into_iter()
+        .flatten()
+        .map(|p| super::planned_brick(p, volume, op))
+        .collect()
+}
+
+pub fn alloc_request(
+    p: &Policy,
+    v: &VolumeEntry,
+    size_gib: u64,
+    existing: usize,
+) -> Result<Request, PlanError> {
+    let opts = interpret(&v.options);
+    let tag_rule = match &opts.tag_rule {
+        Some(r) => Some(TagRule::parse(r).map_err(PlanError::Failed)?),
+        None => None,
+    };
+    Ok(Request {
+        size_gib,
+        set_size: v.durability.set_size(),
+        data_bricks: v.durability.data_bricks(),
+        snapshot_factor: v.snapshot_factor as f64,
+        brick_min_kib: p.brick_min_kib,
+        brick_max_kib: p.brick_max_kib,
+        max_bricks: p.max_bricks,
+        existing_bricks: existing,
+        zone_strict: opts.zone_strict.unwrap_or(p.zone_strict),
+        tag_rule,
+        arbiter: opts.arbiter,
+        average_file_kib: opts.average_file_kib.unwrap_or(p.average_file_kib),
+        seed: allocator::seed_of(&v.id),
+    })
+}
+
+/// Why a cluster cannot take the volume (spec 5.7), or None.
+fn ineligible(
+    r: &impl StateReader,
+    p: &Policy,
+    cluster: &str,
+    v: &VolumeEntry,
+) -> Result<Option<String>, StoreError> {
+    let Some(c) = state::get_cluster(r, cluster)? else {
+        return Ok(Some("not found".into()));
+    };
+    if !c.file && !c.block {
+        return Ok(Some("Cluster has disabled all volume types".into()));
+    }
+    if (v.block && !c.block) || (!v.block && !c.file) {
+        return Ok(Some("Cluster does not support requested volume type".into()));
+    }
+    if r.get(&state::keys::volume_name(cluster, &v.name))?.is_some() {
+        return Ok(Some(format!("Volume name '{}' already in use", v.name)));
+    }
+    let limit = p.max_volumes_per_cluster;
+    if limit >= 0 && c.volume_count as i64 >= limit {
+        return Ok(Some(format!(
+            "Cluster has {} volumes and limit is {limit}",
+            c.volume_count
+        )));
+    }
+    Ok(None)
+}
+
+/// Tries the eligible clusters in order; the first placement wins (spec 5.7 messages). A
+/// cluster's devices are read only when it is tried (with Heketi's 1,000 volumes per cluster,
+/// a large deployment has many clusters and the first usually has room).
+pub fn place_volume(
+    r: &impl StateReader,
+    p: &Policy,
+    v: &VolumeEntry,
+    candidates: &[String],
+    op: &str,
+    now: u64,
+) -> Result<(String, Vec<BrickEntry>), PlanError> {
+    let fail = |m: String| PlanError::Failed(format!("Failed to allocate new volume: {m}"));
+    let mut eligible = Vec::new();
+    let mut reasons = Vec::new();
+    for c in candidates {
+        match ineligible(r, p, c, v)? {
+            None => eligible.push(c.clone()),
+            Some(why) => reasons.push((c.clone(), why)),
+        }
+    }
+    if eligible.is_empty() {
+        return Err(fail(if reasons.len() == 1 {
+            reasons[0].1.clone()
+        } else {
+            let lines: String = reasons
+                .iter()
+                .map(|(c, r)| format!("\nCluster {c}: {r}"))
+                .collect();
+            format!("No eligible cluster for volume{lines}")
+        }));
+    }
+    let mut failures = Vec::new();
+    for cluster in eligible {
+        let devices = device_views(r, &cluster, now)?;
+        let mut vc = v.clone();
+        vc.cluster = cluster.clone();
+        let req = alloc_request(p, &vc, v.size, 0)?;
+        match allocator::place(&devices, &req) {
+            Ok(plan) => return Ok((cluster, bricks_of(plan, &v.id, op))),
+            Err(allocator::AllocError::NoDevices) => {
+                failures.push((cluster, "No online storage devices in cluster".into()))
+            }
+            Err(allocator::AllocError::AverageFileSize(a, b)) => {
+                failures.push((cluster, allocator::AllocError::AverageFileSize(a, b).to_string()))
+            }
+            Err(_) => failures.push((cluster, "No space".to_string())),
+        }
+    }
+    Err(fail(if failures.len() == 1 {
+        failures[0].1.clone()
+    } else {
+        let lines: String = failures
+            .iter()
+            .map(|(c, r)| format!("\nCluster {c}: {r}"))
+            .collect();
+        format!("Unable to create volume on any cluster:{lines}")
+    }))
+}
