@@ -2,7 +2,7 @@
 //! (`ops::health`) last saw of each node, read from the replicated state (any replica
 //! answers). A Hekate addition: Heketi keeps this cache in memory and exposes none of it.
 
-use axum::extract::State;
+use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::Response;
 use hekate_raft::{StateReader, StoreError};
@@ -12,7 +12,9 @@ use serde::Serialize;
 use super::error::ApiError;
 use super::respond::json;
 use super::AppState;
-use crate::state::{self, model::NodeHealth, NodeEntry};
+use crate::ops::new_op;
+use crate::state::model::{NodeHealth, OpKind, OpPlan};
+use crate::state::{self, NodeEntry};
 
 #[derive(Debug, Serialize)]
 struct Monitor {
@@ -76,6 +78,16 @@ pub async fn nodes(State(st): State<AppState>) -> Result<Response, ApiError> {
         expires_seconds: NodeHealth::EXPIRES_SECS,
     };
     Ok(json(StatusCode::OK, &Report { monitor, nodes }))
+}
+
+/// `POST /health/nodes/{id}`: checks the node's glusterd now, as an operation run by the
+/// leader through the fence (202, then the queue: 204 when glusterd answered, 500 with the
+/// node's error when not); either way the health is recorded, as the monitor would.
+pub async fn check(State(st): State<AppState>, Path(id): Path<String>) -> Result<Response, ApiError> {
+    let id = super::route_id(&id)?;
+    super::nodes::visible_node(&st, id)?;
+    let plan = OpPlan::NodeHealth { node: id.to_string() };
+    st.start(new_op(OpKind::NodeHealth, plan, false)).await
 }
 
 /// `hekate_node_health{cluster,hostname,id}`: 1 up, 0 down; absent when unknown or expired.

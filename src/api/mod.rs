@@ -171,6 +171,7 @@ pub fn router(st: AppState) -> Router {
         )
         .route("/raft/leader", post(replicas::transfer_leader))
         .route("/health/nodes", get(health::nodes))
+        .route("/health/nodes/{id}", post(health::check))
         .route("/clusters", post(clusters::create).get(clusters::list))
         .route("/clusters/{id}", get(clusters::info).delete(clusters::delete))
         .route("/clusters/{id}/flags", post(clusters::set_flags))

@@ -10,8 +10,9 @@ use std::time::Duration;
 
 use crate::state::{self, Command, HekateReplica};
 
-/// How often a leader whose cluster has not agreed on this build's format asks again.
-const ASK_EVERY: Duration = Duration::from_secs(2);
+/// How often a leader whose cluster has not agreed on this build's format asks again (a few
+/// peer RPCs each time, and only until the format is agreed).
+const ASK_EVERY: Duration = Duration::from_millis(500);
 
 /// Runs until this build's format is agreed (then there is nothing left to raise) or `stop`.
 pub async fn agreement_loop(replica: HekateReplica, mut stop: tokio::sync::watch::Receiver<bool>) {

@@ -19,6 +19,7 @@ use hekate_raft::{StateReader, StoreError, Txn};
 
 use super::command::{Command, Outcome};
 use super::keys;
+use super::model::OpPlan;
 
 /// The newest format this build writes and reads.
 pub const CURRENT: u16 = 2;
@@ -33,7 +34,30 @@ pub fn needs(cmd: &Command) -> u16 {
     match cmd {
         Command::SetLogFormat { .. } => 1,
         Command::SetNodeHealth { .. } => 2,
+        Command::OpBegin { op } | Command::OpBeginLimited { op, .. } => plan_needs(&op.plan),
         _ => 0,
+    }
+}
+
+/// The format an operation plan first appears in (it travels inside `OpBegin`). No wildcard:
+/// a new plan variant does not compile until it is given its format here.
+fn plan_needs(plan: &OpPlan) -> u16 {
+    match plan {
+        OpPlan::NodeAdd { .. }
+        | OpPlan::NodeDelete { .. }
+        | OpPlan::NodeState { .. }
+        | OpPlan::DeviceAdd { .. }
+        | OpPlan::DeviceDelete { .. }
+        | OpPlan::DeviceState { .. }
+        | OpPlan::DeviceResync { .. }
+        | OpPlan::VolumeCreate { .. }
+        | OpPlan::VolumeDelete { .. }
+        | OpPlan::VolumeExpand { .. }
+        | OpPlan::Evict { .. }
+        | OpPlan::VolumeClone { .. }
+        | OpPlan::VolumeRestriction { .. }
+        | OpPlan::Cleanup => 0,
+        OpPlan::NodeHealth { .. } => 2,
     }
 }
 

@@ -348,6 +348,7 @@ pub enum OpKind {
     VolumeClone,
     VolumeRestriction,
     Cleanup,
+    NodeHealth,
 }
 
 impl OpKind {
@@ -460,6 +461,11 @@ pub enum OpPlan {
     },
     /// `POST /operations/pending/cleanup`: nothing is ever stale in Hekate.
     Cleanup,
+    /// Probe a node's glusterd once and record its health (`POST /health/nodes/{id}`); log
+    /// format 2.
+    NodeHealth {
+        node: String,
+    },
 }
 
 /// One brick moved: `old` is replaced in its volume by `new`.

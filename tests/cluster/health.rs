@@ -135,3 +135,83 @@ async fn a_node_seen_down_gets_no_brick_until_it_is_back_also_after_a_failover()
     let m = c.call(new, Method::GET, "/metrics", None).await.unwrap();
     assert!(m.body.contains("hekate_node_health{"), "{}", m.body);
 }
+
+/// The same check on demand (`POST /health/nodes/{id}`, an operation of its own) with the
+/// monitor off: a failed check records the node down (the queue answers 500 with the node's
+/// error) and placement skips it; a check once it is back records it up.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_health_check_on_demand_records_the_node_down_then_up() {
+    let _g = serial();
+    let dir = tempfile::tempdir().unwrap();
+    let mut spec = ClusterSpec::new(BIN, 3);
+    spec.glusterfs = json!({"disable_monitor_gluster_nodes": true});
+    let mut c = ProcCluster::create(dir.path(), spec).unwrap();
+    c.start_all().unwrap();
+    c.wait_ready(&c.ids(), T).await.unwrap();
+    let leader = c.wait_leader(&c.ids(), T).await.unwrap();
+    let via = c.ids().into_iter().find(|i| *i != leader).unwrap();
+    load_topology(&c.client(via), &topology()).await.unwrap();
+    // The check is a log-format-2 operation: proposed once the replicas agreed on it.
+    wait_for(T, "log format 2 agreed", || async {
+        let st = c.status(via).await?;
+        (st["log_format"]["agreed"] == 2).then_some(())
+    })
+    .await
+    .unwrap();
+    let topo = c.call_ok(via, Method::GET, "/topology", None).await.unwrap();
+    let h4 = topo["clusters"][0]["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|n| n["hostnames"]["manage"][0] == "h4")
+        .unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(
+        health(&c, via).await.iter().all(|(_, s)| s == "unknown"),
+        "the monitor is off"
+    );
+
+    c.mock_nodes()
+        .unwrap()
+        .set_glusterd_down("h4", true)
+        .await
+        .unwrap();
+    let err = run_async(&c.client(via), Method::POST, &format!("/health/nodes/{h4}"), None)
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("operation ended 500"), "{err}");
+    assert!(health(&c, via)
+        .await
+        .contains(&("h4".to_string(), "down".to_string())));
+    for _ in 0..3 {
+        assert!(
+            !create(&c, via).await.contains("h4"),
+            "a brick landed on the node checked down"
+        );
+    }
+    c.mock_nodes()
+        .unwrap()
+        .set_glusterd_down("h4", false)
+        .await
+        .unwrap();
+    let done = run_async(&c.client(via), Method::POST, &format!("/health/nodes/{h4}"), None)
+        .await
+        .unwrap();
+    assert_eq!(done, None, "a check that passed ends 204");
+    assert!(health(&c, via)
+        .await
+        .contains(&("h4".to_string(), "up".to_string())));
+    let r = c
+        .call(
+            via,
+            Method::POST,
+            "/health/nodes/0123456789abcdef0123456789abcdef",
+            None,
+        )
+        .await
+        .unwrap();
+    assert_eq!(r.status, 404, "{}", r.body);
+}

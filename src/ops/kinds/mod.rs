@@ -14,6 +14,7 @@ mod device_state;
 mod evict;
 mod node_add;
 mod node_delete;
+mod node_health;
 mod node_state;
 mod volume_clone;
 mod volume_create;
@@ -33,6 +34,7 @@ pub fn load(r: &impl StateReader, op: &Operation) -> Result<Ctx, StoreError> {
     let c = &mut ctx;
     match &op.plan {
         OpPlan::NodeDelete { node, .. } | OpPlan::NodeState { node, .. } => c.add_node(r, node)?,
+        OpPlan::NodeHealth { node } => c.add_node(r, node)?,
         OpPlan::DeviceDelete { device, .. } | OpPlan::DeviceState { device, .. } => {
             c.add_device(r, device)?
         }
@@ -72,6 +74,7 @@ pub async fn drive(d: &Drive<'_>) -> Option<Command> {
             evictions, healcheck, ..
         } => evict::drive(d, evictions, *healcheck).await,
         OpPlan::VolumeClone { clone, .. } => volume_clone::drive(d, clone).await,
+        OpPlan::NodeHealth { node } => node_health::drive(d, node).await,
         // Nothing to do on the nodes.
         OpPlan::VolumeRestriction { .. } | OpPlan::Cleanup => d.end(Ok(ExecReport::default())),
     }

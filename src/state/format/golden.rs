@@ -54,6 +54,7 @@ fn plan_name(plan: &OpPlan) -> &'static str {
         OpPlan::VolumeClone { .. } => "VolumeClone",
         OpPlan::VolumeRestriction { .. } => "VolumeRestriction",
         OpPlan::Cleanup => "Cleanup",
+        OpPlan::NodeHealth { .. } => "NodeHealth",
     }
 }
 
@@ -220,6 +221,7 @@ fn plans() -> Vec<OpPlan> {
             restriction: "locked".into(),
         },
         OpPlan::Cleanup,
+        OpPlan::NodeHealth { node: ID.into() },
     ]
 }
 

@@ -6,7 +6,9 @@ use std::collections::BTreeMap;
 
 use hekate_raft::StateReader;
 
-use super::super::model::{BrickEntry, Eviction, ExecReport, OpKind, OpPlan, OpStatus, VolumeEntry};
+use super::super::model::{
+    BrickEntry, Eviction, ExecReport, NodeHealth, OpKind, OpPlan, OpStatus, VolumeEntry,
+};
 use super::super::{get_cluster, get_device, get_node, get_op, get_volume, keys, Command, Outcome};
 use super::testing::{brick, device, finish, id, node, op, used, view, volume, world, Sm, GIB};
 
@@ -74,6 +76,7 @@ fn kind_of(plan: &OpPlan) -> OpKind {
         OpPlan::VolumeClone { .. } => OpKind::VolumeClone,
         OpPlan::VolumeRestriction { .. } => OpKind::VolumeRestriction,
         OpPlan::Cleanup => OpKind::Cleanup,
+        OpPlan::NodeHealth { .. } => OpKind::NodeHealth,
     }
 }
 
@@ -617,4 +620,31 @@ async fn holds_and_changes_name_what_an_operation_works_on() {
         super::changes(&o),
         vec![(id(8), "Add volume"), (id(6), "Add brick")]
     );
+}
+
+#[tokio::test]
+async fn a_node_health_check_records_the_node_up_or_down_and_leaves_its_state() {
+    let (_dir, mut sm) = fresh().await;
+    let check = |n| begin(n, OpPlan::NodeHealth { node: id(2) });
+    let health = |sm: &Sm| crate::state::node_health(&view(sm), &id(2)).unwrap();
+    assert_eq!(sm.apply(check(200)).await, Outcome::Done);
+    let fail = Command::OpFail {
+        id: id(200),
+        error: "glusterd is not running".into(),
+        now: 3,
+    };
+    assert_eq!(sm.apply(fail).await, Outcome::Done);
+    assert_eq!(
+        health(&sm),
+        Some(NodeHealth {
+            up: false,
+            checked: 3
+        })
+    );
+    assert_eq!(get_node(&view(&sm), &id(2)).unwrap().unwrap().state, "online");
+    assert_eq!(sm.apply(check(201)).await, Outcome::Done);
+    assert_eq!(sm.apply(finish(201)).await, Outcome::Done);
+    assert!(health(&sm).unwrap().up);
+    let unknown = begin(202, OpPlan::NodeHealth { node: id(9) });
+    assert_eq!(sm.apply(unknown).await, Outcome::NotFound);
 }

@@ -17,6 +17,7 @@ mod evict;
 mod gc;
 mod node_add;
 mod node_delete;
+mod node_health;
 mod node_state;
 mod shared;
 mod volume_clone;
@@ -75,6 +76,7 @@ pub fn begin(op: Operation, txn: &mut Txn<'_>) -> R {
             volume_restriction::begin(volume, restriction, txn)?
         }
         OpPlan::Cleanup => Outcome::Done,
+        OpPlan::NodeHealth { node } => node_health::begin(node, txn)?,
     };
     if out != Outcome::Done {
         txn.rollback(sp);
@@ -113,6 +115,7 @@ pub fn finish(id: &str, report: &ExecReport, now: u64, txn: &mut Txn<'_>) -> R {
             volume_restriction::finish(volume, restriction, txn)?
         }
         OpPlan::Cleanup => None,
+        OpPlan::NodeHealth { node } => node_health::finish(node, now, txn)?,
     };
     close(op, OpStatus::Done, None, now, txn)
 }
@@ -135,6 +138,7 @@ pub fn fail(id: &str, error: &str, now: u64, txn: &mut Txn<'_>) -> R {
             devices, evictions, ..
         } => evict::fail(devices, evictions, op.progress, txn)?,
         OpPlan::VolumeClone { source, clone } => volume_clone::fail(source, clone, txn)?,
+        OpPlan::NodeHealth { node } => node_health::fail(node, now, txn)?,
         // Nothing reserved: nothing to give back.
         OpPlan::NodeDelete { .. }
         | OpPlan::NodeState { .. }
@@ -239,6 +243,7 @@ pub fn holds(r: &impl StateReader, op: &Operation) -> Result<Holds, StoreError> 
         OpPlan::DeviceDelete { device, .. } => h.device(device),
         OpPlan::DeviceState { device, .. } => h.device(device),
         OpPlan::DeviceResync { device, .. } => h.device(device),
+        OpPlan::NodeHealth { node } => h.node(node),
         OpPlan::VolumeCreate { volume, bricks } => volume_create::holds(&mut h, volume, bricks),
         OpPlan::VolumeDelete { volume } => volume_delete::holds(&mut h, r, volume)?,
         OpPlan::VolumeExpand { volume, bricks, .. } => volume_expand::holds(&mut h, r, volume, bricks)?,

@@ -137,6 +137,9 @@ pub(super) fn remove_node(node: &str, txn: &mut Txn<'_>) -> Result<(), StoreErro
         put(txn, keys::cluster(&c.id), &c)?;
     }
     txn.delete(keys::node(node));
+    // The health monitor's observation goes with the node. (Builds before log format 2 do not
+    // delete it, and need not: the key exists only once every member reads format 2.)
+    txn.delete(keys::health(node));
     Ok(())
 }
 
