@@ -66,13 +66,7 @@ pub async fn layer(State(st): State<AppState>, req: Request, next: Next) -> Resp
     let here = queue_final_here(&st, &req);
     let local_read = req.method() == Method::GET && ReadMode::of(req.headers()) == ReadMode::Local;
     if is_local(req.uri().path()) || local_read || here.is_some() {
-        // Answered here, but bounded like everything else.
-        let (mut parts, body) = req.into_parts();
-        if let Some(op) = here {
-            parts.extensions.insert(op);
-        }
-        let body = Body::new(http_body_util::Limited::new(body, BODY_LIMIT));
-        return next.run(Request::from_parts(parts, body)).await;
+        return answer_here(req, next, here).await;
     }
     if let Some(resp) = refuse_media_type(&req) {
         return resp;
@@ -100,21 +94,7 @@ pub async fn layer(State(st): State<AppState>, req: Request, next: Next) -> Resp
         let leader = replica.leader();
         match leader {
             Some((id, _)) if id == replica.id() && replica.is_leader() => {
-                if parts.method != Method::GET {
-                    // The write is planned against everything committed so far, including
-                    // what a follower may already have reported finished.
-                    if let Err(e) = replica.applied_committed().await {
-                        return ApiError::from(e).into_response();
-                    }
-                }
-                let mut local = Request::builder()
-                    .method(parts.method.clone())
-                    .uri(parts.uri.clone())
-                    .body(Body::from(body.clone()))
-                    .unwrap_or_default();
-                *local.headers_mut() = parts.headers.clone();
-                *local.extensions_mut() = parts.extensions.clone();
-                let resp = next.clone().run(local).await;
+                let resp = run_on_leader(&st, &parts, &body, next.clone()).await;
                 let retry =
                     resp.extensions().get::<NotLeaderMarker>().is_some() && parts.method == Method::GET;
                 if !retry || Instant::now() >= deadline {
@@ -156,6 +136,41 @@ pub async fn layer(State(st): State<AppState>, req: Request, next: Next) -> Resp
         let nap = (deadline - now).min(Duration::from_millis(100));
         let _ = tokio::time::timeout(nap, watch.changed()).await;
     }
+}
+
+/// A request this replica answers itself (local paths, local reads, a final queue answer),
+/// bounded like everything else.
+async fn answer_here(req: Request, next: Next, here: Option<super::operations::AnsweredHere>) -> Response {
+    let (mut parts, body) = req.into_parts();
+    if let Some(op) = here {
+        parts.extensions.insert(op);
+    }
+    let body = Body::new(http_body_util::Limited::new(body, BODY_LIMIT));
+    next.run(Request::from_parts(parts, body)).await
+}
+
+/// This replica leads: the handler runs here. A write is planned against everything committed
+/// so far, including what a follower may already have reported finished
+/// (`Replica::applied_committed`).
+async fn run_on_leader(
+    st: &AppState,
+    parts: &axum::http::request::Parts,
+    body: &axum::body::Bytes,
+    next: Next,
+) -> Response {
+    if parts.method != Method::GET {
+        if let Err(e) = st.replica().applied_committed().await {
+            return ApiError::from(e).into_response();
+        }
+    }
+    let mut local = Request::builder()
+        .method(parts.method.clone())
+        .uri(parts.uri.clone())
+        .body(Body::from(body.clone()))
+        .unwrap_or_default();
+    *local.headers_mut() = parts.headers.clone();
+    *local.extensions_mut() = parts.extensions.clone();
+    next.run(local).await
 }
 
 /// A request that never reached a leader: for a write, "not accepted" (safe to retry).
