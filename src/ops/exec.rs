@@ -32,6 +32,8 @@ pub struct Ctx {
     /// Evictions: the bricks being replaced and their volumes.
     pub old_bricks: BTreeMap<String, BrickEntry>,
     pub volumes: BTreeMap<String, VolumeEntry>,
+    /// Nodes the health monitor last saw down (`ops::health`), when the context was loaded.
+    pub seen_down: std::collections::BTreeSet<String>,
 }
 
 impl Ctx {
@@ -44,6 +46,10 @@ impl Ctx {
         if !self.nodes.contains_key(id) {
             if let Some(n) = state::get_node(r, id)? {
                 self.nodes.insert(id.to_string(), n);
+            }
+            let now = crate::clock::now_secs();
+            if state::node_health(r, id)?.is_some_and(|h| h.down_at(now)) {
+                self.seen_down.insert(id.to_string());
             }
         }
         Ok(())
@@ -70,13 +76,14 @@ impl Ctx {
     }
 
     /// The nodes to ask for a volume-level Gluster command, best first: online nodes that
-    /// hold the operation's bricks, then other online nodes, then the rest (offline or failed:
-    /// an administrator's sign that they may not answer, and a dead node costs its whole
-    /// connect budget before the next is tried).
+    /// hold the operation's bricks, then other online nodes, online nodes the health monitor
+    /// last saw down after both, then the rest (offline or failed: an administrator's sign that
+    /// they may not answer, and a dead node costs its whole connect budget before the next is
+    /// tried). Nodes seen down are kept last rather than dropped: the monitor may be stale.
     pub fn volume_hosts(&self) -> Vec<&NodeEntry> {
         let holds = |n: &NodeEntry| self.bricks.iter().any(|b| b.node == n.id);
         let mut nodes: Vec<&NodeEntry> = self.nodes.values().collect();
-        nodes.sort_by_key(|n| (!n.state.is_online(), !holds(n)));
+        nodes.sort_by_key(|n| (!n.state.is_online(), self.seen_down.contains(&n.id), !holds(n)));
         nodes
     }
 
@@ -324,6 +331,11 @@ mod tests {
         ctx.nodes.get_mut(&first).unwrap().state = EntryState::Offline;
         let order: Vec<&str> = ctx.volume_hosts().iter().map(|n| n.manage_host()).collect();
         assert_eq!(order, ["h2", "h0", "h1"]);
+        // The brick node the health monitor saw down goes after the node without bricks.
+        let second = ctx.bricks[1].node.clone();
+        ctx.seen_down.insert(second);
+        let order: Vec<&str> = ctx.volume_hosts().iter().map(|n| n.manage_host()).collect();
+        assert_eq!(order, ["h0", "h2", "h1"]);
     }
 
     async fn two_bricks() -> (MockExecutor, Ctx, Vec<BrickEntry>) {
