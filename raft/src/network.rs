@@ -29,9 +29,6 @@ pub enum PeerCallError {
     /// Sent, but no valid answer (timeout, refused secret, bad body).
     #[error("peer {0}: {1}")]
     Failed(String, String),
-    /// The peer answered 404: its build does not have this RPC.
-    #[error("peer {0} does not know RPC {1}")]
-    Unknown(String, String),
 }
 
 /// Mutual TLS material for the peer network (PEM): the cluster CA, this replica's
@@ -131,9 +128,6 @@ impl PeerHttp {
             .bytes()
             .await
             .map_err(|e| PeerCallError::Failed(addr.into(), e.to_string()))?;
-        if status == reqwest::StatusCode::NOT_FOUND {
-            return Err(PeerCallError::Unknown(addr.into(), name.into()));
-        }
         if !status.is_success() {
             let text = String::from_utf8_lossy(&bytes).trim().to_string();
             return Err(PeerCallError::Failed(addr.into(), format!("{status}: {text}")));
@@ -184,9 +178,7 @@ impl PeerClient {
             .await
             .map_err(|e| match e {
                 PeerCallError::Unreachable(..) => RPCError::Unreachable(Unreachable::new(&e)),
-                PeerCallError::Failed(..) | PeerCallError::Unknown(..) => {
-                    RPCError::Network(NetworkError::new(&e))
-                }
+                PeerCallError::Failed(..) => RPCError::Network(NetworkError::new(&e)),
             })?;
         res.map_err(|e| RPCError::RemoteError(RemoteError::new_with_node(self.target, self.node.clone(), e)))
     }

@@ -6,7 +6,7 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::Response;
 use hekate_raft::{StateReader, StoreError};
-use prometheus::{GaugeVec, Opts, Registry};
+use prometheus::Registry;
 use serde::Serialize;
 
 use super::error::ApiError;
@@ -92,14 +92,12 @@ pub async fn check(State(st): State<AppState>, Path(id): Path<String>) -> Result
 
 /// `hekate_node_health{cluster,hostname,id}`: 1 up, 0 down; absent when unknown or expired.
 pub fn metrics(reg: &Registry, r: &impl StateReader) -> Result<(), Box<dyn std::error::Error>> {
-    let g = GaugeVec::new(
-        Opts::new(
-            "hekate_node_health",
-            "glusterd as the health monitor last saw it: 1 up, 0 down (placement skips the node)",
-        ),
+    let g = super::metrics::gauge(
+        reg,
+        "hekate_node_health",
+        "glusterd as the health monitor last saw it: 1 up, 0 down (placement skips the node)",
         &["cluster", "hostname", "id"],
     )?;
-    reg.register(Box::new(g.clone()))?;
     for row in rows(r, crate::clock::now_secs())? {
         let v = match row.health {
             "up" => 1.0,

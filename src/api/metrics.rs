@@ -15,7 +15,12 @@ use prometheus::{Encoder, GaugeVec, Opts, Registry, TextEncoder};
 use super::AppState;
 use crate::state::{self};
 
-fn gauge(reg: &Registry, name: &str, help: &str, labels: &[&str]) -> Result<GaugeVec, prometheus::Error> {
+pub(super) fn gauge(
+    reg: &Registry,
+    name: &str,
+    help: &str,
+    labels: &[&str],
+) -> Result<GaugeVec, prometheus::Error> {
     let g = GaugeVec::new(Opts::new(name, help), labels)?;
     reg.register(Box::new(g.clone()))?;
     Ok(g)

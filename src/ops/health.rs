@@ -28,9 +28,6 @@ const CONCURRENT_CHECKS: usize = 32;
 /// (2 hours) while the monitor keeps seeing the same.
 pub const RECOMMIT_SECS: u64 = 3600;
 
-/// The log format that carries [`Command::SetNodeHealth`].
-const NEEDS_FORMAT: u16 = 2;
-
 pub struct Monitor {
     pub replica: HekateReplica,
     pub exec: Arc<dyn Executor>,
@@ -112,12 +109,13 @@ impl Monitor {
             if !up {
                 tracing::warn!(node = %node, "node health: glusterd is down; placement skips the node");
             }
-            if agreed < NEEDS_FORMAT {
+            let cmd = Command::SetNodeHealth { node, up, now };
+            let needs = state::format::needs(&cmd);
+            if agreed < needs {
                 return Err(format!(
-                    "node health not recorded: the replicas agreed on log format {agreed}, it needs {NEEDS_FORMAT} (a rolling upgrade in progress?)"
+                    "node health not recorded: the replicas agreed on log format {agreed}, it needs {needs} (a rolling upgrade in progress?)"
                 ));
             }
-            let cmd = Command::SetNodeHealth { node, up, now };
             self.replica.propose(&cmd).await.map_err(|e| e.to_string())?;
             changed += 1;
         }
