@@ -22,8 +22,8 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
 use super::{
-    BrickSpec, DeviceInfo, ExecResult, Executor, GlusterVolume, HealBrick, NodeInventory, VolumeOwner,
-    VolumeSpec,
+    BlockSpec, BlockTarget, BrickSpec, DeviceInfo, ExecError, ExecResult, Executor, GlusterVolume, HealBrick,
+    NodeInventory, VolumeOwner, VolumeSpec,
 };
 use model::{fail, Nodes, Request, Verb};
 pub use model::{CmdRecord, Fault, MockHost, MockState, MockVg, MockVolume};
@@ -385,6 +385,37 @@ impl Executor for MockExecutor {
 
     async fn volumes(&self, host: &str) -> ExecResult<BTreeMap<String, GlusterVolume>> {
         self.verb(host, Verb::Volumes).await
+    }
+
+    async fn block_create(&self, host: &str, spec: &BlockSpec) -> ExecResult<BlockTarget> {
+        let spec = spec.clone();
+        self.verb(host, Verb::BlockCreate { spec }).await
+    }
+
+    async fn block_info(&self, host: &str, bhv: &str, name: &str) -> ExecResult<Option<BlockTarget>> {
+        let (bhv, name) = (bhv.to_string(), name.to_string());
+        self.verb(host, Verb::BlockInfo { bhv, name }).await
+    }
+
+    async fn block_modify(&self, host: &str, bhv: &str, name: &str, size_gib: u64) -> ExecResult<()> {
+        let (bhv, name) = (bhv.to_string(), name.to_string());
+        self.verb(host, Verb::BlockModify { bhv, name, size_gib }).await
+    }
+
+    async fn block_delete(&self, host: &str, bhv: &str, name: &str) -> ExecResult<()> {
+        let (bhv, name) = (bhv.to_string(), name.to_string());
+        match self.verb(host, Verb::BlockDelete { bhv, name }).await {
+            // gluster-block's "does not exist" (block volume or BHV): already deleted.
+            Err(ExecError::Failed(m)) if m.contains("doesn't exist") || m.contains("does not exist") => {
+                Ok(())
+            }
+            other => other,
+        }
+    }
+
+    async fn block_list(&self, host: &str, bhv: &str) -> ExecResult<Vec<String>> {
+        let bhv = bhv.to_string();
+        self.verb(host, Verb::BlockList { bhv }).await
     }
 }
 

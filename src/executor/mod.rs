@@ -249,6 +249,40 @@ pub struct VolumeSpec {
     pub options: Vec<String>,
 }
 
+/// A block volume to create inside a block-hosting volume (`gluster-block create`, spec
+/// 6.8). Names (both `validate::is_volume_name`) are checked before
+/// they reach a command line.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BlockSpec {
+    /// The block-hosting volume's Gluster name.
+    pub bhv: String,
+    pub name: String,
+    /// How many of `hosts` export the target (`ha <n>`).
+    pub ha: usize,
+    pub auth: bool,
+    /// `prealloc full` (true) or `prealloc no`.
+    pub prealloc: bool,
+    /// Storage hostnames that export the target, in order.
+    pub hosts: Vec<String>,
+    pub size_gib: u64,
+}
+
+/// A block volume as gluster-block reports it (`create` or `info`, spec 6.8).
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct BlockTarget {
+    /// `iqn.2016-12.org.gluster-block:<gbid>`.
+    pub iqn: String,
+    /// Empty unless auth is on (then the GBID).
+    pub username: String,
+    pub password: String,
+    /// The hosts exporting it (`PORTAL(S)` hosts on create, `EXPORTED ON` on info).
+    pub hosts: Vec<String>,
+    /// GiB; on `info`, the size Gluster reports.
+    pub size_gib: u64,
+    /// GiB a client can use: the size, or the smallest size on a host where a resize failed.
+    pub usable_gib: u64,
+}
+
 #[async_trait]
 pub trait Executor: Send + Sync + 'static {
     /// Records the fence's term on the node's guard: from then on the node refuses every
@@ -299,4 +333,16 @@ pub trait Executor: Send + Sync + 'static {
     async fn inventory(&self, host: &str) -> ExecResult<NodeInventory>;
     /// Every Gluster volume of the trusted pool `host` belongs to, by name.
     async fn volumes(&self, host: &str) -> ExecResult<BTreeMap<String, GlusterVolume>>;
+    /// `gluster-block create`: the block volume and its iSCSI target, exported on
+    /// `spec.hosts`. A block volume of that name already in the BHV is a failure (the caller
+    /// asks [`Executor::block_info`] first on a resumed attempt).
+    async fn block_create(&self, host: &str, spec: &BlockSpec) -> ExecResult<BlockTarget>;
+    /// `gluster-block info`: the block volume `name` in `bhv`, or None when there is none.
+    async fn block_info(&self, host: &str, bhv: &str, name: &str) -> ExecResult<Option<BlockTarget>>;
+    /// `gluster-block modify ... size`: grows the block volume to `size_gib`.
+    async fn block_modify(&self, host: &str, bhv: &str, name: &str, size_gib: u64) -> ExecResult<()>;
+    /// `gluster-block delete`; a block volume (or BHV) that does not exist counts as deleted.
+    async fn block_delete(&self, host: &str, bhv: &str, name: &str) -> ExecResult<()>;
+    /// `gluster-block list`: the names of the block volumes in `bhv` (reconcile).
+    async fn block_list(&self, host: &str, bhv: &str) -> ExecResult<Vec<String>>;
 }

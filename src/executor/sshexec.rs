@@ -13,8 +13,8 @@ use super::commands::{Argv, CmdConfig};
 use super::parse;
 use super::ssh::{Output, SshTransport};
 use super::{
-    BrickSpec, DeviceInfo, ExecError, ExecResult, Executor, GlusterVolume, HealBrick, NodeInventory,
-    VgInventory, VolumeOwner, VolumeSpec, OWNER_OPTION,
+    BlockSpec, BlockTarget, BrickSpec, DeviceInfo, ExecError, ExecResult, Executor, GlusterVolume, HealBrick,
+    NodeInventory, VgInventory, VolumeOwner, VolumeSpec, OWNER_OPTION,
 };
 
 /// Heketi's batch timeouts (spec 6.1).
@@ -538,5 +538,31 @@ impl Executor for SshExecutor {
             .must(host, &self.c.heal_info_xml(volume), self.gluster_timeout())
             .await?;
         parse::heal_info(&o.stdout)
+    }
+    // Wired to gluster-block's command lines by the next commit (spec 6.8).
+    async fn block_create(&self, host: &str, _spec: &BlockSpec) -> ExecResult<BlockTarget> {
+        Err(ExecError::Failed(format!(
+            "gluster-block is not wired on {host} yet"
+        )))
+    }
+    async fn block_info(&self, host: &str, _bhv: &str, _name: &str) -> ExecResult<Option<BlockTarget>> {
+        Err(ExecError::Failed(format!(
+            "gluster-block is not wired on {host} yet"
+        )))
+    }
+    async fn block_modify(&self, host: &str, _bhv: &str, _name: &str, _size: u64) -> ExecResult<()> {
+        Err(ExecError::Failed(format!(
+            "gluster-block is not wired on {host} yet"
+        )))
+    }
+    async fn block_delete(&self, host: &str, _bhv: &str, _name: &str) -> ExecResult<()> {
+        Err(ExecError::Failed(format!(
+            "gluster-block is not wired on {host} yet"
+        )))
+    }
+    async fn block_list(&self, host: &str, _bhv: &str) -> ExecResult<Vec<String>> {
+        Err(ExecError::Failed(format!(
+            "gluster-block is not wired on {host} yet"
+        )))
     }
 }

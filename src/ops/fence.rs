@@ -29,8 +29,8 @@ use crate::state::HekateReplica;
 use std::collections::BTreeMap;
 
 use crate::executor::{
-    BrickSpec, DeviceInfo, ExecError, ExecResult, Executor, FenceToken, GlusterVolume, HealBrick,
-    NodeInventory, VolumeOwner, VolumeSpec, FENCE,
+    BlockSpec, BlockTarget, BrickSpec, DeviceInfo, ExecError, ExecResult, Executor, FenceToken,
+    GlusterVolume, HealBrick, NodeInventory, VolumeOwner, VolumeSpec, FENCE,
 };
 use crate::ops::failpoint::Failpoints;
 
@@ -230,6 +230,25 @@ impl Executor for Fenced {
     }
     async fn volumes(&self, host: &str) -> ExecResult<BTreeMap<String, GlusterVolume>> {
         self.guard("volumes", self.inner.volumes(host)).await
+    }
+    async fn block_create(&self, host: &str, spec: &BlockSpec) -> ExecResult<BlockTarget> {
+        self.guard("block_create", self.inner.block_create(host, spec))
+            .await
+    }
+    async fn block_info(&self, host: &str, bhv: &str, name: &str) -> ExecResult<Option<BlockTarget>> {
+        self.guard("block_info", self.inner.block_info(host, bhv, name))
+            .await
+    }
+    async fn block_modify(&self, host: &str, bhv: &str, name: &str, size_gib: u64) -> ExecResult<()> {
+        self.guard("block_modify", self.inner.block_modify(host, bhv, name, size_gib))
+            .await
+    }
+    async fn block_delete(&self, host: &str, bhv: &str, name: &str) -> ExecResult<()> {
+        self.guard("block_delete", self.inner.block_delete(host, bhv, name))
+            .await
+    }
+    async fn block_list(&self, host: &str, bhv: &str) -> ExecResult<Vec<String>> {
+        self.guard("block_list", self.inner.block_list(host, bhv)).await
     }
 }
 

@@ -13,8 +13,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::super::{
-    DeviceInfo, ExecError, ExecResult, FenceToken, GlusterVolume, HealBrick, NodeInventory, VgInventory,
-    VolumeOwner, GUARD_REFUSED_PREFIX, OWNER_OPTION,
+    BlockSpec, BlockTarget, DeviceInfo, ExecError, ExecResult, FenceToken, GlusterVolume, HealBrick,
+    NodeInventory, VgInventory, VolumeOwner, GUARD_REFUSED_PREFIX, OWNER_OPTION,
 };
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
@@ -57,6 +57,36 @@ pub struct MockVolume {
     /// planted without it models one made outside Hekate.
     #[serde(default)]
     pub options: BTreeMap<String, String>,
+    /// gluster-block's block volumes in this (block-hosting) volume, by name: files inside
+    /// the volume, so they go with it.
+    #[serde(default)]
+    pub blocks: BTreeMap<String, MockBlock>,
+}
+
+/// One gluster-block block volume.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct MockBlock {
+    pub gbid: String,
+    pub size_gib: u64,
+    pub hosts: Vec<String>,
+    pub password: String,
+}
+
+impl MockBlock {
+    fn target(&self) -> BlockTarget {
+        BlockTarget {
+            iqn: format!("iqn.2016-12.org.gluster-block:{}", self.gbid),
+            username: if self.password.is_empty() {
+                String::new()
+            } else {
+                self.gbid.clone()
+            },
+            password: self.password.clone(),
+            hosts: self.hosts.clone(),
+            size_gib: self.size_gib,
+            usable_gib: self.size_gib,
+        }
+    }
 }
 
 impl MockVolume {
@@ -235,6 +265,25 @@ pub enum Verb {
     },
     Inventory,
     Volumes,
+    BlockCreate {
+        spec: BlockSpec,
+    },
+    BlockInfo {
+        bhv: String,
+        name: String,
+    },
+    BlockModify {
+        bhv: String,
+        name: String,
+        size_gib: u64,
+    },
+    BlockDelete {
+        bhv: String,
+        name: String,
+    },
+    BlockList {
+        bhv: String,
+    },
 }
 
 impl Verb {
@@ -259,6 +308,10 @@ impl Verb {
             Verb::VolumeClone { .. } => "volume_clone",
             Verb::HealInfo { .. } => "heal_info",
             Verb::Inventory => "inventory",
+            Verb::BlockCreate { .. } => "block_create",
+            Verb::BlockInfo { .. } | Verb::BlockList { .. } => "block_info",
+            Verb::BlockModify { .. } => "block_modify",
+            Verb::BlockDelete { .. } => "block_delete",
         }
     }
 
@@ -273,6 +326,11 @@ impl Verb {
             | Verb::VolumeOwner { name } => name.clone(),
             Verb::ReplaceBrick { volume, .. } => volume.clone(),
             Verb::VolumeClone { clone, .. } => clone.clone(),
+            Verb::BlockCreate { spec } => format!("{}/{}", spec.bhv, spec.name),
+            Verb::BlockInfo { bhv, name }
+            | Verb::BlockModify { bhv, name, .. }
+            | Verb::BlockDelete { bhv, name } => format!("{bhv}/{name}"),
+            Verb::BlockList { bhv } => bhv.clone(),
             _ => String::new(),
         }
     }
@@ -603,7 +661,75 @@ fn apply(s: &mut MockState, users: &BrickUsers, host: &str, verb: &Verb) -> Exec
         Verb::HealInfo { volume } => reply(heal_info(s, volume)?),
         Verb::Inventory => reply(inventory(s, host)?),
         Verb::Volumes => reply(gluster_volumes(s)),
+        Verb::BlockCreate { spec } => reply(block_create(s, spec)?),
+        Verb::BlockInfo { bhv, name } => {
+            reply(started_volume(s, bhv)?.blocks.get(name).map(MockBlock::target))
+        }
+        Verb::BlockModify { bhv, name, size_gib } => {
+            let b = started_volume(s, bhv)?
+                .blocks
+                .get_mut(name)
+                .ok_or_else(|| fail(format!("block {name} doesn't exist")))?;
+            if *size_gib < b.size_gib {
+                return Err(fail(format!(
+                    "new size {size_gib}GiB is smaller than {}GiB",
+                    b.size_gib
+                )));
+            }
+            b.size_gib = *size_gib;
+            reply(())
+        }
+        Verb::BlockDelete { bhv, name } => {
+            // gluster-block's answers for a missing BHV or block volume; the executor counts
+            // both as deleted.
+            let v = s
+                .volumes
+                .get_mut(bhv)
+                .ok_or_else(|| fail(format!("volume {bhv} does not exist")))?;
+            v.blocks
+                .remove(name)
+                .ok_or_else(|| fail(format!("block {name} doesn't exist")))?;
+            reply(())
+        }
+        Verb::BlockList { bhv } => reply(started_volume(s, bhv)?.blocks.keys().cloned().collect::<Vec<_>>()),
     }
+}
+
+/// The block-hosting volume a gluster-block command names: it must exist and be started.
+fn started_volume<'a>(s: &'a mut MockState, bhv: &str) -> ExecResult<&'a mut MockVolume> {
+    match s.volumes.get_mut(bhv) {
+        Some(v) if v.started => Ok(v),
+        Some(_) => Err(fail(format!("volume {bhv} is not started"))),
+        None => Err(fail(format!("volume {bhv} does not exist"))),
+    }
+}
+
+fn block_create(s: &mut MockState, spec: &BlockSpec) -> ExecResult<BlockTarget> {
+    let v = started_volume(s, &spec.bhv)?;
+    if v.blocks.contains_key(&spec.name) {
+        return Err(fail(format!("BLOCK with name: '{}' already EXIST", spec.name)));
+    }
+    let gbid = crate::ids::new_id();
+    let b = MockBlock {
+        gbid: format!(
+            "{}-{}-{}-{}-{}",
+            &gbid[..8],
+            &gbid[8..12],
+            &gbid[12..16],
+            &gbid[16..20],
+            &gbid[20..]
+        ),
+        size_gib: spec.size_gib,
+        hosts: spec.hosts.iter().take(spec.ha.max(1)).cloned().collect(),
+        password: if spec.auth {
+            crate::ids::new_id()
+        } else {
+            String::new()
+        },
+    };
+    let target = b.target();
+    v.blocks.insert(spec.name.clone(), b);
+    Ok(target)
 }
 
 fn device_teardown(s: &mut MockState, host: &str, device: &str, vg: &str) -> ExecResult<()> {
@@ -703,6 +829,7 @@ fn volume_create(
                     Some((k.to_string(), val.trim().to_string()))
                 })
                 .collect(),
+            blocks: BTreeMap::new(),
         },
     );
     Ok(())
@@ -851,6 +978,7 @@ fn volume_clone(
             bricks: bricks.iter().map(|b| b.0.clone()).collect(),
             started: true,
             options,
+            blocks: BTreeMap::new(),
         },
     );
     Ok(bricks)
