@@ -392,6 +392,26 @@ fn apply_env(cfg: &mut Config, env: &dyn Fn(&str) -> Option<String>) {
     if env("HEKETI_DISABLE_HEALTH_MONITOR").as_deref() == Some("true") {
         cfg.glusterfs.disable_monitor_gluster_nodes = true;
     }
+    // Go's ParseBool, as Heketi reads it.
+    match env("HEKETI_AUTO_CREATE_BLOCK_HOSTING_VOLUME").as_deref() {
+        Some("1" | "t" | "T" | "TRUE" | "true" | "True") => {
+            cfg.glusterfs.auto_create_block_hosting_volume = true
+        }
+        Some("0" | "f" | "F" | "FALSE" | "false" | "False") => {
+            cfg.glusterfs.auto_create_block_hosting_volume = false
+        }
+        _ => {}
+    }
+    if let Some(n) = env("HEKETI_BLOCK_HOSTING_VOLUME_SIZE").and_then(|v| v.parse().ok()) {
+        cfg.glusterfs.block_hosting_volume_size = n;
+    }
+    set(
+        &mut cfg.glusterfs.block_hosting_volume_options,
+        "HEKETI_BLOCK_HOSTING_VOLUME_OPTIONS",
+    );
+    if let Some(ssh) = cfg.glusterfs.sshexec.as_mut() {
+        set(&mut ssh.block_prealloc, "HEKETI_BLOCK_VOLUME_DEFAULT_PREALLOC");
+    }
 }
 
 fn validate(cfg: Config, env: &dyn Fn(&str) -> Option<String>) -> Result<Settings, ConfigError> {

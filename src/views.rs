@@ -114,6 +114,9 @@ pub struct BlockInfo {
     pub freesize: u64,
     #[serde(skip_serializing_if = "is_zero_u")]
     pub reservedsize: u64,
+    /// Its block volumes (not those being created or deleted).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub blockvolume: Vec<String>,
     #[serde(skip_serializing_if = "String::is_empty")]
     pub restriction: String,
 }
@@ -271,6 +274,11 @@ pub fn volume_info(
         blockinfo: BlockInfo {
             freesize: v.block_free,
             reservedsize: v.block_reserved,
+            blockvolume: if v.block {
+                state::visible_bhv_blocks(r, &v.id)?
+            } else {
+                Vec::new()
+            },
             restriction: v.block_restriction.clone(),
         },
         bricks,

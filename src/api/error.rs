@@ -68,6 +68,7 @@ impl From<crate::ops::plan::PlanError> for ApiError {
         match e {
             crate::ops::plan::PlanError::Store(e) => e.into(),
             crate::ops::plan::PlanError::Failed(m) => ApiError::Internal(m),
+            crate::ops::plan::PlanError::Busy => ApiError::Busy,
         }
     }
 }

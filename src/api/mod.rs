@@ -6,6 +6,7 @@
 
 pub mod admin;
 pub mod auth_layer;
+pub mod blockvolumes;
 pub mod clusters;
 pub mod db;
 pub mod devices;
@@ -192,6 +193,15 @@ pub fn router(st: AppState) -> Router {
             "/volumes/{id}/block-restriction",
             post(volumes::block_restriction),
         )
+        .route(
+            "/blockvolumes",
+            post(blockvolumes::create).get(blockvolumes::list),
+        )
+        .route(
+            "/blockvolumes/{id}",
+            get(blockvolumes::info).delete(blockvolumes::delete),
+        )
+        .route("/blockvolumes/{id}/expand", post(blockvolumes::expand))
         .route("/operations/pending/cleanup", post(operations::cleanup))
         .route("/queue/{id}", get(operations::queue))
         .route("/bricks/to-evict/{id}", post(evict::evict_brick))

@@ -32,6 +32,14 @@ pub struct Policy {
     /// Heketi's `*_monitor_gluster_nodes` keys; None when disabled.
     pub health_first_secs: u64,
     pub health_every_secs: Option<u64>,
+    /// Block volumes (spec 1.7): create a block-hosting volume when none fits
+    /// (`auto_create_block_hosting_volume`), of `block_hosting_volume_size` GiB (1024) with
+    /// `block_hosting_volume_options` (`group gluster-block`) before the request options.
+    pub auto_create_bhv: bool,
+    pub bhv_size_gib: u64,
+    pub bhv_options: Vec<String>,
+    /// gluster-block `prealloc full`, or `no` when the SSH executor's `block_prealloc` is `no`.
+    pub block_prealloc: bool,
 }
 
 impl Default for Policy {
@@ -86,6 +94,18 @@ impl Policy {
             health_first_secs: or(g.start_time_monitor_gluster_nodes, 10),
             health_every_secs: (!g.disable_monitor_gluster_nodes)
                 .then(|| or(g.refresh_time_monitor_gluster_nodes, 120)),
+            auto_create_bhv: g.auto_create_block_hosting_volume,
+            bhv_size_gib: or(g.block_hosting_volume_size, 1024),
+            bhv_options: if g.block_hosting_volume_options.trim().is_empty() {
+                "group gluster-block"
+            } else {
+                g.block_hosting_volume_options.as_str()
+            }
+            .split(',')
+            .map(|s| s.trim().to_string())
+            .filter(|s| !s.is_empty())
+            .collect(),
+            block_prealloc: g.sshexec.as_ref().is_none_or(|s| s.block_prealloc != "no"),
         }
     }
 }

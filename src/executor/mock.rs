@@ -660,6 +660,7 @@ mod tests {
                     bricks: vec![format!("s:{}", brick("b1").path())],
                     started: true,
                     options: Default::default(),
+                    blocks: Default::default(),
                 },
             );
         })
@@ -929,6 +930,7 @@ mod tests {
                         bricks: vec!["h:/srv/db/brick".into()],
                         started: true,
                         options: Default::default(),
+                        blocks: Default::default(),
                     },
                 );
             })

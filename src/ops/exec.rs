@@ -34,6 +34,8 @@ pub struct Ctx {
     pub volumes: BTreeMap<String, VolumeEntry>,
     /// Nodes the health monitor last saw down (`ops::health`), when the context was loaded.
     pub seen_down: std::collections::BTreeSet<String>,
+    /// Block volume delete and expand: the block volume.
+    pub block: Option<crate::state::model::BlockVolumeEntry>,
 }
 
 impl Ctx {

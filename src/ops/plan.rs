@@ -19,7 +19,13 @@ pub enum PlanError {
     /// The request cannot be satisfied (a 500 in Heketi's terms), fully worded.
     #[error("{0}")]
     Failed(String),
+    /// Not now: another operation must end first (Heketi's 429).
+    #[error("too many operations in flight")]
+    Busy,
 }
+
+mod block;
+pub use block::{place_block, BlockPlace};
 
 /// The per-volume options Heketi interprets.
 pub struct VolumeOptions {

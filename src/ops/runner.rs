@@ -26,6 +26,7 @@ use crate::ops::failpoint::Failpoints;
 use crate::ops::fence::Fenced;
 use crate::ops::kinds;
 use crate::ops::step::{StepError, StepResult};
+use crate::state::model::BlockExport;
 use crate::state::model::{ExecReport, OpStatus, Operation};
 use crate::state::HekateReplica;
 use crate::state::{self, Command};
@@ -404,6 +405,19 @@ impl<'a> Drive<'a> {
     /// The command that ends the operation with `r`; None when it is left pending.
     pub fn end(&self, r: StepResult<ExecReport>) -> Option<Command> {
         ended(&self.op.id, r)
+    }
+
+    /// The command that ends a block volume create with `r` (what gluster-block made of it);
+    /// None when it is left pending.
+    pub fn end_block(&self, r: StepResult<BlockExport>) -> Option<Command> {
+        match r {
+            Ok(export) => Some(Command::OpFinishBlock {
+                id: self.op.id.clone(),
+                export,
+                now: now(),
+            }),
+            Err(e) => ended(&self.op.id, Err(e)),
+        }
     }
 
     /// Attempts in all for a step that could not reach its node.

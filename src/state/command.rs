@@ -9,7 +9,8 @@ use hekate_raft::{StateReader, StoreError, Txn};
 use serde::{Deserialize, Serialize};
 
 use super::model::{
-    BrickEntry, ClusterEntry, DeviceEntry, ExecReport, NodeEntry, Operation, Tags, VolumeEntry,
+    BlockExport, BlockVolumeEntry, BrickEntry, ClusterEntry, DeviceEntry, ExecReport, NodeEntry, Operation,
+    Tags, VolumeEntry,
 };
 use super::{keys, ops, record};
 
@@ -85,6 +86,19 @@ pub enum Command {
     /// Proposed by the leader's monitor when it changes (or to refresh an old observation).
     /// Log format 2.
     SetNodeHealth { node: String, up: bool, now: u64 },
+    /// A block volume create's remote steps succeeded: the block volume shows with what
+    /// gluster-block made of it (hosts, IQN, credentials). Log format 3.
+    OpFinishBlock {
+        id: String,
+        export: BlockExport,
+        now: u64,
+    },
+    /// Load a converted Heketi dump that holds block volumes into an empty state: the
+    /// records of [`Command::Import`] and the block volumes. Log format 3.
+    ImportWithBlock {
+        set: Box<ImportSet>,
+        blockvolumes: Vec<BlockVolumeEntry>,
+    },
 }
 
 /// What applying a command did. Refusals are values: every replica refuses identically.
@@ -145,6 +159,14 @@ pub fn apply(cmd: Command, txn: &mut Txn<'_>) -> Result<Outcome, StoreError> {
         Command::OpGcBounded { before, keep } => ops::gc_bounded(before, keep, txn),
         Command::SetTags { node, device, tags } => ops::set_tags(node, device, tags, txn),
         Command::Import { set } => import(*set, txn),
+        Command::ImportWithBlock { set, blockvolumes } => {
+            let out = import(*set, txn)?;
+            if out != Outcome::Done {
+                return Ok(out);
+            }
+            import_blockvolumes(&blockvolumes, txn)
+        }
+        Command::OpFinishBlock { id, export, now } => ops::finish_block(&id, &export, now, txn),
         Command::OpStep { id, index } => ops::step(&id, index, txn),
         Command::OpFailKept { id, kept, error, now } => ops::fail_kept(&id, &kept, &error, now, txn),
         Command::SetAdminState { state } => {
@@ -209,6 +231,21 @@ fn import(set: ImportSet, txn: &mut Txn<'_>) -> Result<Outcome, StoreError> {
     for v in &set.volumes {
         txn.put(keys::volume(&v.id), record::encode(v)?);
         txn.put(keys::volume_name(&v.cluster, &v.name), v.id.as_bytes().to_vec());
+    }
+    Ok(Outcome::Done)
+}
+
+/// The block volumes of an import (after its volumes): each with its name and its place in
+/// its block-hosting volume, listed in its cluster.
+fn import_blockvolumes(blocks: &[BlockVolumeEntry], txn: &mut Txn<'_>) -> Result<Outcome, StoreError> {
+    for b in blocks {
+        txn.put(keys::blockvolume(&b.id), record::encode(b)?);
+        txn.put(keys::blockvolume_name(&b.bhv, &b.name), b.id.as_bytes().to_vec());
+        txn.put(keys::bhv_block(&b.bhv, &b.id), Vec::new());
+        if let Some(mut c) = super::get_cluster(txn, &b.cluster)? {
+            c.blockvolumes.insert(b.id.clone());
+            txn.put(keys::cluster(&c.id), record::encode(&c)?);
+        }
     }
     Ok(Outcome::Done)
 }

@@ -4,8 +4,9 @@
 //!
 //! - Format 0 is what builds before the envelope wrote: the bare bincode of the command.
 //! - Format 1 and later: the envelope, `[MARKER, version (u16, big-endian)]` then the bincode
-//!   of the command (format 2 adds `SetNodeHealth`). A format-0 entry starts with the variant
-//!   index of the command (a small varint), never with [`MARKER`], so they cannot be confused.
+//!   of the command (format 2 adds `SetNodeHealth`, format 3 block volumes). A format-0 entry
+//!   starts with the variant index of the command (a small varint), never with [`MARKER`],
+//!   so they cannot be confused.
 //!
 //! The types inside a command (records, plans) are frozen per format by the golden fixtures
 //! under `src/state/testdata/` (`log-v0.txt`, `log-v1.txt`, ...): every later build decodes
@@ -22,7 +23,7 @@ use super::keys;
 use super::model::OpPlan;
 
 /// The newest format this build writes and reads.
-pub const CURRENT: u16 = 2;
+pub const CURRENT: u16 = 3;
 
 /// First byte of an enveloped entry (format 1 and later). bincode's varint never starts a
 /// variant index with it.
@@ -34,6 +35,7 @@ pub fn needs(cmd: &Command) -> u16 {
     match cmd {
         Command::SetLogFormat { .. } => 1,
         Command::SetNodeHealth { .. } => 2,
+        Command::OpFinishBlock { .. } | Command::ImportWithBlock { .. } => 3,
         Command::OpBegin { op } | Command::OpBeginLimited { op, .. } => plan_needs(&op.plan),
         _ => 0,
     }
@@ -58,6 +60,9 @@ fn plan_needs(plan: &OpPlan) -> u16 {
         | OpPlan::VolumeRestriction { .. }
         | OpPlan::Cleanup => 0,
         OpPlan::NodeHealth { .. } => 2,
+        OpPlan::BlockVolumeCreate { .. }
+        | OpPlan::BlockVolumeDelete { .. }
+        | OpPlan::BlockVolumeExpand { .. } => 3,
     }
 }
 
@@ -92,9 +97,10 @@ pub fn encode_as(cmd: &Command, format: u16) -> Result<Vec<u8>, CodecError> {
     Ok(out)
 }
 
-/// Decodes an entry of any format this build knows. Formats 0, 1 and 2 carry the same types
+/// Decodes an entry of any format this build knows. Formats 0 to 3 carry the same types
 /// (format 1 added the envelope and [`Command::SetLogFormat`], format 2
-/// [`Command::SetNodeHealth`]), so all decode directly; a later format that changes a type
+/// [`Command::SetNodeHealth`], format 3 block volumes: new variants only), so all decode
+/// directly; a later format that changes a type
 /// adds its migration here.
 pub fn decode(bytes: &[u8]) -> Result<Command, CodecError> {
     let Some((&MARKER, rest)) = bytes.split_first() else {
@@ -104,7 +110,7 @@ pub fn decode(bytes: &[u8]) -> Result<Command, CodecError> {
         return Err(CodecError("log entry envelope is truncated".into()));
     };
     match u16::from_be_bytes(*version) {
-        1 | 2 => codec::decode(body),
+        1..=3 => codec::decode(body),
         v => Err(CodecError(format!(
             "log entry format {v} is newer than this build reads ({CURRENT}): upgrade this replica"
         ))),

@@ -17,6 +17,9 @@
 //! | `cv/<cluster>/<volume>` | empty | the cluster's visible volumes |
 //! | `db/<device>/<brick>` | empty | the device's bricks |
 //! | `od/<finished, 16 hex>/<id>` | empty | finished operations, oldest first: the queue GC deletes from the front by age and by count without reading the records |
+//! | `bv/<id>` | `BlockVolumeEntry` | |
+//! | `bvn/<bhv>/<name>` | block volume id | block volume names unique per block-hosting volume |
+//! | `vb/<bhv>/<block volume>` | empty | the block-hosting volume's block volumes (pending ones too: a BHV holding any cannot be deleted) |
 //! | `meta/identity` | text | the Raft group's identity, set once by its first leader: the fencing token's cluster part (node-side guard) |
 //! | `meta/op_index` | empty | present once `od/` covers every finished operation (older stores are indexed by the first bounded GC) |
 
@@ -98,6 +101,20 @@ pub fn device_brick(device: &str, brick: &str) -> Vec<u8> {
 
 pub fn device_brick_prefix(device: &str) -> Vec<u8> {
     [b"db/", device.as_bytes(), b"/"].concat()
+}
+
+pub const BLOCKVOLUME_PREFIX: &[u8] = b"bv/";
+pub fn blockvolume(id: &str) -> Vec<u8> {
+    key(BLOCKVOLUME_PREFIX, id)
+}
+pub fn blockvolume_name(bhv: &str, name: &str) -> Vec<u8> {
+    [b"bvn/", bhv.as_bytes(), b"/", name.as_bytes()].concat()
+}
+pub fn bhv_block(bhv: &str, block: &str) -> Vec<u8> {
+    [b"vb/", bhv.as_bytes(), b"/", block.as_bytes()].concat()
+}
+pub fn bhv_block_prefix(bhv: &str) -> Vec<u8> {
+    [b"vb/", bhv.as_bytes(), b"/"].concat()
 }
 
 /// The id part of a `<prefix><id>` key.

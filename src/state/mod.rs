@@ -17,7 +17,7 @@ use hekate_raft::codec::CodecError;
 use hekate_raft::{Application, Replica, StateReader, StoreError, Txn};
 
 pub use command::{Command, ImportSet, Outcome};
-pub use model::{BrickEntry, ClusterEntry, DeviceEntry, NodeEntry, Operation, VolumeEntry};
+pub use model::{BlockVolumeEntry, BrickEntry, ClusterEntry, DeviceEntry, NodeEntry, Operation, VolumeEntry};
 use record::Record;
 
 /// The application plugged into the replicated core.
@@ -99,6 +99,26 @@ pub fn get_volume(r: &impl StateReader, id: &str) -> Result<Option<VolumeEntry>,
 }
 pub fn get_op(r: &impl StateReader, id: &str) -> Result<Option<Operation>, StoreError> {
     get(r, &keys::op(id))
+}
+pub fn get_blockvolume(r: &impl StateReader, id: &str) -> Result<Option<BlockVolumeEntry>, StoreError> {
+    get(r, &keys::blockvolume(id))
+}
+
+/// The ids of the block volumes a block-hosting volume holds (pending ones too), sorted.
+pub fn bhv_block_ids(r: &impl StateReader, bhv: &str) -> Result<Vec<String>, StoreError> {
+    ids(r, &keys::bhv_block_prefix(bhv))
+}
+
+/// The block volumes of a block-hosting volume that lists show (not being created or
+/// deleted), sorted.
+pub fn visible_bhv_blocks(r: &impl StateReader, bhv: &str) -> Result<Vec<String>, StoreError> {
+    let mut out = Vec::new();
+    for id in bhv_block_ids(r, bhv)? {
+        if get_blockvolume(r, &id)?.is_some_and(|b| !b.hidden) {
+            out.push(id);
+        }
+    }
+    Ok(out)
 }
 
 /// A cluster's visible volume ids, sorted.

@@ -349,6 +349,9 @@ pub enum OpKind {
     VolumeRestriction,
     Cleanup,
     NodeHealth,
+    BlockVolumeCreate,
+    BlockVolumeDelete,
+    BlockVolumeExpand,
 }
 
 impl OpKind {
@@ -361,6 +364,9 @@ impl OpKind {
             OpKind::BrickEvict => "evict-brick",
             OpKind::DeviceRemove | OpKind::NodeRemove => "remove-device",
             OpKind::VolumeClone => "clone-volume",
+            OpKind::BlockVolumeCreate => "create-block-volume",
+            OpKind::BlockVolumeDelete => "delete-block-volume",
+            OpKind::BlockVolumeExpand => "expand-block-volume",
             _ => "unknown",
         }
     }
@@ -466,6 +472,67 @@ pub enum OpPlan {
     NodeHealth {
         node: String,
     },
+    /// `POST /blockvolumes`: a block volume in the block-hosting volume `block.bhv`, which is
+    /// `new_bhv` (with its `bricks`) when one is created for it; log format 3.
+    BlockVolumeCreate {
+        block: Box<BlockVolumeEntry>,
+        new_bhv: Option<Box<VolumeEntry>>,
+        bricks: Vec<BrickEntry>,
+        /// `prealloc full` (true) or `no` (`block_prealloc`).
+        prealloc: bool,
+    },
+    /// `DELETE /blockvolumes/{id}`; log format 3.
+    BlockVolumeDelete {
+        block: String,
+    },
+    /// `POST /blockvolumes/{id}/expand` to `new_size` GiB; log format 3.
+    BlockVolumeExpand {
+        block: String,
+        new_size: u64,
+    },
+}
+
+/// A block volume (gluster-block): a file in a block-hosting volume (BHV), exported as an
+/// iSCSI target by `hosts`. Sizes in GiB.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BlockVolumeEntry {
+    pub id: String,
+    /// Unique within its BHV.
+    pub name: String,
+    pub cluster: String,
+    /// The block-hosting volume's id.
+    pub bhv: String,
+    pub size: u64,
+    /// What a client can use (less than `size` after a resize that failed on some host).
+    pub usable_size: u64,
+    /// As requested until created; then the number of hosts exporting it.
+    pub hacount: i64,
+    pub auth: bool,
+    /// Storage hostnames exporting the target (from gluster-block).
+    pub hosts: Vec<String>,
+    pub iqn: String,
+    pub username: String,
+    pub password: String,
+    /// The operation working on it (create, delete, expand).
+    pub pending: Option<String>,
+    /// Hidden from lists and info while it is being created or deleted (Heketi's rule).
+    pub hidden: bool,
+}
+
+impl Record for BlockVolumeEntry {
+    const KIND: &'static str = "block volume";
+    const VERSION: u16 = 1;
+}
+
+/// What gluster-block made of a created block volume: the hosts exporting it and its iSCSI
+/// identity ([`super::command::Command::OpFinishBlock`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub struct BlockExport {
+    pub hosts: Vec<String>,
+    pub iqn: String,
+    pub username: String,
+    pub password: String,
+    pub usable_size: u64,
 }
 
 /// One brick moved: `old` is replaced in its volume by `new`.

@@ -75,6 +75,7 @@ async fn foreign_volume_and_lv_survive_creates_clone_and_repair() {
                 bricks: vec![format!("10.9.0.1:{mount}/brick")],
                 started: true,
                 options: [("nfs.disable".to_string(), "on".to_string())].into(),
+                blocks: Default::default(),
             },
         );
     })

@@ -7,6 +7,9 @@
 //! [`super::exec`], and what they may ask of the runner (retries, committing a step) in
 //! [`super::runner::Drive`].
 
+mod block_create;
+mod block_delete;
+mod block_expand;
 mod device_add;
 mod device_delete;
 mod device_resync;
@@ -43,6 +46,14 @@ pub fn load(r: &impl StateReader, op: &Operation) -> Result<Ctx, StoreError> {
         OpPlan::VolumeExpand { volume, bricks, .. } => volume_expand::load(c, r, volume, bricks)?,
         OpPlan::Evict { evictions, .. } => evict::load(c, r, evictions)?,
         OpPlan::VolumeClone { source, .. } => volume_clone::load(c, r, source)?,
+        OpPlan::BlockVolumeCreate {
+            block,
+            new_bhv,
+            bricks,
+            ..
+        } => block_create::load(c, r, block, new_bhv.as_deref(), bricks)?,
+        OpPlan::BlockVolumeDelete { block } => block_delete::load(c, r, block)?,
+        OpPlan::BlockVolumeExpand { block, .. } => block_expand::load(c, r, block)?,
         OpPlan::NodeAdd { .. }
         | OpPlan::DeviceAdd { .. }
         | OpPlan::DeviceResync { .. }
@@ -75,6 +86,14 @@ pub async fn drive(d: &Drive<'_>) -> Option<Command> {
         } => evict::drive(d, evictions, *healcheck).await,
         OpPlan::VolumeClone { clone, .. } => volume_clone::drive(d, clone).await,
         OpPlan::NodeHealth { node } => node_health::drive(d, node).await,
+        OpPlan::BlockVolumeCreate {
+            block,
+            new_bhv,
+            prealloc,
+            ..
+        } => block_create::drive(d, block, new_bhv.as_deref(), *prealloc).await,
+        OpPlan::BlockVolumeDelete { .. } => block_delete::drive(d).await,
+        OpPlan::BlockVolumeExpand { new_size, .. } => block_expand::drive(d, *new_size).await,
         // Nothing to do on the nodes.
         OpPlan::VolumeRestriction { .. } | OpPlan::Cleanup => d.end(Ok(ExecReport::default())),
     }

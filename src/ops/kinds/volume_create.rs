@@ -30,7 +30,7 @@ pub fn load(
     Ok(())
 }
 
-async fn run(
+pub(super) async fn run(
     exec: &dyn Executor,
     ctx: &Ctx,
     volume: &VolumeEntry,

@@ -34,6 +34,8 @@ fn variant(cmd: &Command) -> String {
         Command::OpFailKept { .. } => "OpFailKept",
         Command::SetLogFormat { .. } => "SetLogFormat",
         Command::SetNodeHealth { .. } => "SetNodeHealth",
+        Command::OpFinishBlock { .. } => "OpFinishBlock",
+        Command::ImportWithBlock { .. } => "ImportWithBlock",
     };
     plain.to_string()
 }
@@ -55,6 +57,9 @@ fn plan_name(plan: &OpPlan) -> &'static str {
         OpPlan::VolumeRestriction { .. } => "VolumeRestriction",
         OpPlan::Cleanup => "Cleanup",
         OpPlan::NodeHealth { .. } => "NodeHealth",
+        OpPlan::BlockVolumeCreate { .. } => "BlockVolumeCreate",
+        OpPlan::BlockVolumeDelete { .. } => "BlockVolumeDelete",
+        OpPlan::BlockVolumeExpand { .. } => "BlockVolumeExpand",
     }
 }
 
@@ -143,6 +148,25 @@ fn volume() -> VolumeEntry {
     }
 }
 
+fn blockvolume() -> BlockVolumeEntry {
+    BlockVolumeEntry {
+        id: "bv1".into(),
+        name: "blockvol_bv1".into(),
+        cluster: "c1".into(),
+        bhv: "v1".into(),
+        size: 3,
+        usable_size: 2,
+        hacount: 2,
+        auth: true,
+        hosts: vec!["10.0.0.1".into(), "10.0.0.2".into()],
+        iqn: "iqn.2016-12.org.gluster-block:gbid".into(),
+        username: "gbid".into(),
+        password: "secret".into(),
+        pending: Some("op1".into()),
+        hidden: true,
+    }
+}
+
 fn op(plan: OpPlan) -> Command {
     Command::OpBegin {
         op: Box::new(Operation {
@@ -222,6 +246,17 @@ fn plans() -> Vec<OpPlan> {
         },
         OpPlan::Cleanup,
         OpPlan::NodeHealth { node: ID.into() },
+        OpPlan::BlockVolumeCreate {
+            block: Box::new(blockvolume()),
+            new_bhv: Some(Box::new(volume())),
+            bricks: vec![brick(1), brick(2)],
+            prealloc: true,
+        },
+        OpPlan::BlockVolumeDelete { block: "bv1".into() },
+        OpPlan::BlockVolumeExpand {
+            block: "bv1".into(),
+            new_size: 9,
+        },
     ]
 }
 
@@ -300,6 +335,27 @@ fn samples() -> Vec<Command> {
             up: false,
             now: 1_700_000_003,
         },
+        Command::OpFinishBlock {
+            id: "op1".into(),
+            export: BlockExport {
+                hosts: vec!["10.0.0.1".into()],
+                iqn: "iqn.2016-12.org.gluster-block:gbid".into(),
+                username: "gbid".into(),
+                password: "secret".into(),
+                usable_size: 3,
+            },
+            now: 1_700_000_004,
+        },
+        Command::ImportWithBlock {
+            set: Box::new(ImportSet {
+                clusters: vec![(ClusterEntry::new("c1".into(), false, true), vec!["v1".into()])],
+                nodes: vec![node()],
+                devices: vec![(device(), vec!["b1".into()])],
+                bricks: vec![brick(1)],
+                volumes: vec![volume()],
+            }),
+            blockvolumes: vec![blockvolume()],
+        },
     ]);
     out
 }
@@ -326,6 +382,7 @@ fn records() -> Vec<(&'static str, u16, Vec<u8>)> {
         ("record/Volume", 0, record::encode(&volume()).unwrap()),
         ("record/Operation", 0, record::encode(&o).unwrap()),
         ("record/PendingOps", 0, record::encode(&pending).unwrap()),
+        ("record/BlockVolume", 3, record::encode(&blockvolume()).unwrap()),
         (
             "record/NodeHealth",
             2,
@@ -352,6 +409,7 @@ fn decode_record(name: &str, bytes: &[u8]) -> Vec<u8> {
         "record/Operation" => again::<Operation>(bytes),
         "record/PendingOps" => again::<PendingOps>(bytes),
         "record/NodeHealth" => again::<NodeHealth>(bytes),
+        "record/BlockVolume" => again::<BlockVolumeEntry>(bytes),
         other => panic!("unknown record fixture {other}"),
     }
 }

@@ -77,6 +77,9 @@ fn kind_of(plan: &OpPlan) -> OpKind {
         OpPlan::VolumeRestriction { .. } => OpKind::VolumeRestriction,
         OpPlan::Cleanup => OpKind::Cleanup,
         OpPlan::NodeHealth { .. } => OpKind::NodeHealth,
+        OpPlan::BlockVolumeCreate { .. } => OpKind::BlockVolumeCreate,
+        OpPlan::BlockVolumeDelete { .. } => OpKind::BlockVolumeDelete,
+        OpPlan::BlockVolumeExpand { .. } => OpKind::BlockVolumeExpand,
     }
 }
 

@@ -9,6 +9,9 @@
 //! Adding a kind: a module here with its effects, and one line in each dispatch below
 //! (and in `ops::kinds` for its steps on the nodes).
 
+mod block_create;
+mod block_delete;
+mod block_expand;
 mod device_add;
 mod device_delete;
 mod device_resync;
@@ -38,7 +41,7 @@ use std::collections::BTreeSet;
 use hekate_raft::{StateReader, StoreError, Txn};
 
 use super::command::Outcome;
-use super::model::{BrickEntry, ExecReport, OpPlan, OpStatus, Operation, Tags};
+use super::model::{BlockExport, BrickEntry, ExecReport, OpPlan, OpStatus, Operation, Tags};
 use super::{get_brick, get_device, get_node, get_op, get_volume, keys, put};
 use shared::{close, set_pending};
 
@@ -77,6 +80,14 @@ pub fn begin(op: Operation, txn: &mut Txn<'_>) -> R {
         }
         OpPlan::Cleanup => Outcome::Done,
         OpPlan::NodeHealth { node } => node_health::begin(node, txn)?,
+        OpPlan::BlockVolumeCreate {
+            block,
+            new_bhv,
+            bricks,
+            ..
+        } => block_create::begin(block, new_bhv.as_deref(), bricks, id, txn)?,
+        OpPlan::BlockVolumeDelete { block } => block_delete::begin(block, id, txn)?,
+        OpPlan::BlockVolumeExpand { block, new_size } => block_expand::begin(block, *new_size, id, txn)?,
     };
     if out != Outcome::Done {
         txn.rollback(sp);
@@ -116,6 +127,38 @@ pub fn finish(id: &str, report: &ExecReport, now: u64, txn: &mut Txn<'_>) -> R {
         }
         OpPlan::Cleanup => None,
         OpPlan::NodeHealth { node } => node_health::finish(node, now, txn)?,
+        OpPlan::BlockVolumeCreate { .. } => {
+            return Ok(Outcome::Invalid(format!(
+                "operation {id} creates a block volume: it ends with what gluster-block made (OpFinishBlock)"
+            )))
+        }
+        OpPlan::BlockVolumeDelete { block } => block_delete::finish(block, txn)?,
+        OpPlan::BlockVolumeExpand { block, new_size } => block_expand::finish(block, *new_size, txn)?,
+    };
+    close(op, OpStatus::Done, None, now, txn)
+}
+
+/// A block volume create whose remote steps succeeded: the block volume shows with what
+/// gluster-block made of it; refused for any other kind.
+pub fn finish_block(id: &str, export: &BlockExport, now: u64, txn: &mut Txn<'_>) -> R {
+    let Some(mut op) = get_op(txn, id)? else {
+        return Ok(Outcome::NotFound);
+    };
+    if op.status != OpStatus::Pending {
+        return Ok(Outcome::Done);
+    }
+    op.location = match &op.plan {
+        OpPlan::BlockVolumeCreate {
+            block,
+            new_bhv,
+            bricks,
+            ..
+        } => block_create::finish(block, new_bhv.as_deref(), bricks, export, txn)?,
+        _ => {
+            return Ok(Outcome::Invalid(format!(
+                "operation {id} does not create a block volume"
+            )))
+        }
     };
     close(op, OpStatus::Done, None, now, txn)
 }
@@ -139,6 +182,14 @@ pub fn fail(id: &str, error: &str, now: u64, txn: &mut Txn<'_>) -> R {
         } => evict::fail(devices, evictions, op.progress, txn)?,
         OpPlan::VolumeClone { source, clone } => volume_clone::fail(source, clone, txn)?,
         OpPlan::NodeHealth { node } => node_health::fail(node, now, txn)?,
+        OpPlan::BlockVolumeCreate {
+            block,
+            new_bhv,
+            bricks,
+            ..
+        } => block_create::fail(block, new_bhv.as_deref(), bricks, txn)?,
+        OpPlan::BlockVolumeDelete { block } => block_delete::fail(block, txn)?,
+        OpPlan::BlockVolumeExpand { block, new_size } => block_expand::fail(block, *new_size, txn)?,
         // Nothing reserved: nothing to give back.
         OpPlan::NodeDelete { .. }
         | OpPlan::NodeState { .. }
@@ -251,7 +302,13 @@ pub fn holds(r: &impl StateReader, op: &Operation) -> Result<Holds, StoreError> 
             devices, evictions, ..
         } => evict::holds(&mut h, r, devices, evictions)?,
         OpPlan::VolumeClone { source, clone } => volume_clone::holds(&mut h, r, source, clone)?,
-        OpPlan::VolumeRestriction { .. } | OpPlan::Cleanup => {}
+        OpPlan::BlockVolumeCreate { new_bhv, bricks, .. } => {
+            block_create::holds(&mut h, new_bhv.as_deref(), bricks)
+        }
+        OpPlan::VolumeRestriction { .. }
+        | OpPlan::Cleanup
+        | OpPlan::BlockVolumeDelete { .. }
+        | OpPlan::BlockVolumeExpand { .. } => {}
     }
     Ok(h)
 }
@@ -262,6 +319,14 @@ pub fn changes(op: &Operation) -> Vec<(String, &'static str)> {
         OpPlan::VolumeCreate { volume, bricks } => volume_create::changes(volume, bricks),
         OpPlan::VolumeDelete { volume } => vec![(volume.clone(), "Delete volume")],
         OpPlan::VolumeExpand { volume, bricks, .. } => volume_expand::changes(volume, bricks),
+        OpPlan::BlockVolumeCreate {
+            block,
+            new_bhv,
+            bricks,
+            ..
+        } => block_create::changes(block, new_bhv.as_deref(), bricks),
+        OpPlan::BlockVolumeDelete { block } => vec![(block.clone(), "Delete block volume")],
+        OpPlan::BlockVolumeExpand { block, .. } => vec![(block.clone(), "Expand block volume")],
         // Heketi lists none for the other kinds.
         _ => Vec::new(),
     }

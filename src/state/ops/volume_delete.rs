@@ -17,15 +17,20 @@ pub fn begin(volume: &str, op: &str, txn: &mut Txn<'_>) -> R {
     if v.hidden {
         return Ok(Outcome::NotFound);
     }
-    if v.pending.is_some() {
-        return Ok(Outcome::Failed(format!(
-            "Failed to set up volume delete: {IN_USE}"
-        )));
-    }
     if v.name == "heketidbstorage" {
         return Ok(Outcome::Conflict(
             "Cannot delete volume containing the Heketi database".into(),
         ));
+    }
+    if v.block && !super::super::bhv_block_ids(txn, volume)?.is_empty() {
+        return Ok(Outcome::Conflict(
+            "Cannot delete a block hosting volume containing block volumes".into(),
+        ));
+    }
+    if v.pending.is_some() {
+        return Ok(Outcome::Failed(format!(
+            "Failed to set up volume delete: {IN_USE}"
+        )));
     }
     v.pending = Some(op.to_string());
     v.hidden = true;

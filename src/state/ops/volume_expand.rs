@@ -49,6 +49,12 @@ pub fn finish(
 ) -> Result<Option<String>, StoreError> {
     if let Some(mut v) = get_volume(txn, volume)? {
         v.size = v.size.saturating_add(delta);
+        if v.block {
+            // A block-hosting volume's new space: 98 % for block volumes, 2 % reserved.
+            let free = delta * 98 / 100;
+            v.block_free = v.block_free.saturating_add(free);
+            v.block_reserved = v.block_reserved.saturating_add(delta - free);
+        }
         v.pending = None;
         for b in bricks {
             clear_brick_pending(&b.id, txn)?;
