@@ -126,12 +126,30 @@ impl AppState {
             .await
     }
 
+    /// A command newer than the agreed log format (a new cluster's first seconds, before the
+    /// leader's agreement round found every member): one agreement round now, so the request
+    /// need not wait for the next. Still short after it, the proposal is refused with the
+    /// reason (503, retry).
+    async fn format_for(&self, cmd: &crate::state::Command) {
+        let need = crate::state::format::needs(cmd);
+        let agreed = self
+            .replica()
+            .read(|r| crate::state::format::agreed(r))
+            .unwrap_or(0);
+        if need > agreed {
+            if let Err(e) = crate::ops::format::agree(self.replica()).await {
+                tracing::info!("log format {need} needed, not agreed yet: {e}");
+            }
+        }
+    }
+
     /// Proposes an operation's begin command and answers 202 `Location: /queue/{id}`.
     async fn begin(
         &self,
         cmd: &crate::state::Command,
         id: &str,
     ) -> Result<axum::response::Response, error::ApiError> {
+        self.format_for(cmd).await;
         outcome(self.replica().propose(cmd).await?)?;
         Ok(respond::accepted(&format!("/queue/{id}")))
     }

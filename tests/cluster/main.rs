@@ -7,6 +7,7 @@
 #![allow(clippy::await_holding_lock)]
 
 mod bad_input;
+mod block;
 mod cli;
 mod clone;
 mod contract;
