@@ -219,6 +219,8 @@ async fn heketi_recorded_exchanges_match() {
         204
     );
 
+    block_volumes(&client, &mut ids).await;
+
     for name in [
         "err-400-volume-size-zero.json",
         "err-400-volume-replica-4.json",
@@ -486,4 +488,92 @@ async fn admin_modes_logging_metrics_and_hello() {
         .filter(|l| l.starts_with("heketi_device_size{"))
         .count();
     assert_eq!(devices, 18);
+}
+
+/// Heketi's block-volume exchanges, in the order they were recorded: no block-hosting volume
+/// (auto-create off), a BHV made by hand, a block volume in it, the BHV's info and its
+/// refusal to be deleted, its restriction, and the block volume's delete.
+async fn block_volumes(client: &hekate::client::Client, ids: &mut Ids) {
+    replay(client, ids, "err-500-blockvolume-create-no-bhv.json").await;
+    let bhv = created(client, ids, "volume-create-block-hosting", "/volumes/").await;
+    let info = replay(client, ids, "volume-create-block-hosting.json")
+        .await
+        .json()
+        .unwrap();
+    assert_eq!(info["blockinfo"], json!({"freesize": 9, "reservedsize": 1}));
+    let block = created(client, ids, "blockvolume-create", "/blockvolumes/").await;
+    for name in [
+        "blockvolume-create.json",
+        "blockvolume-info.json",
+        "blockvolume-list.json",
+    ] {
+        let r = replay(client, ids, name).await.json().unwrap();
+        let want = &fixture(name)["response"]["body"];
+        for field in ["size", "blockhostingvolume", "usablesize", "cluster"] {
+            if !want[field].is_null() {
+                assert_eq!(
+                    r[field].to_string(),
+                    ids.map(&want[field].to_string()),
+                    "{name}: {field}"
+                );
+            }
+        }
+    }
+    for name in [
+        "volume-info-block-hosting.json",
+        "err-409-delete-bhv-with-blockvolumes.json",
+    ] {
+        replay(client, ids, name).await;
+    }
+    let info: Value = client
+        .call(Method::GET, &bhv, None)
+        .await
+        .unwrap()
+        .json()
+        .unwrap();
+    assert_eq!(
+        info["blockinfo"],
+        json!({"freesize": 8, "reservedsize": 1, "blockvolume": [block.trim_start_matches("/blockvolumes/")]})
+    );
+    for name in [
+        "err-400-block-restriction-invalid.json",
+        "err-500-block-restriction-on-file-volume.json",
+    ] {
+        replay(client, ids, name).await;
+    }
+    for base in [
+        "volume-block-restriction-locked",
+        "volume-block-restriction-unrestricted",
+    ] {
+        let r = replay(client, ids, &format!("{base}.1-accepted.json")).await;
+        let done = wait_queue(client, header(&r, "location"), T).await.unwrap();
+        assert_eq!(
+            (done.status, header(&done, "location")),
+            (303, bhv.as_str()),
+            "{base}"
+        );
+        replay(client, ids, &format!("{base}.json")).await;
+    }
+    let r = replay(client, ids, "blockvolume-delete.1-accepted.json").await;
+    let done = wait_queue(client, header(&r, "location"), T).await.unwrap();
+    assert_eq!((done.status, done.body.as_str()), (204, ""));
+    assert_eq!(client.call(Method::GET, &block, None).await.unwrap().status, 404);
+}
+
+/// Replays `<base>.1-accepted.json`, waits for its 303 and maps the recorded object id (the
+/// one in `<base>.json`) to the one made here; returns its location.
+async fn created(client: &hekate::client::Client, ids: &mut Ids, base: &str, prefix: &str) -> String {
+    let accepted = replay(client, ids, &format!("{base}.1-accepted.json")).await;
+    let done = wait_queue(client, header(&accepted, "location"), T)
+        .await
+        .unwrap();
+    assert_eq!(done.status, 303, "{base}: {}", done.body);
+    let loc = header(&done, "location").to_string();
+    assert!(loc.starts_with(prefix), "{base}: {loc}");
+    let theirs = fixture(&format!("{base}.json"))["response"]["body"]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    ids.0.insert(theirs, loc.trim_start_matches(prefix).to_string());
+    loc
 }
