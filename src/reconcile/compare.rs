@@ -9,7 +9,9 @@ use hekate_raft::{StateReader, StoreError};
 use serde::Serialize;
 
 use crate::executor::{GlusterVolume, NodeInventory};
-use crate::state::model::{BrickEntry, ClusterEntry, DeviceEntry, NodeEntry, Operation, VolumeEntry};
+use crate::state::model::{
+    BlockVolumeEntry, BrickEntry, ClusterEntry, DeviceEntry, NodeEntry, Operation, VolumeEntry,
+};
 use crate::state::{self, keys};
 
 pub use crate::executor::BRICK_ROOT;
@@ -45,6 +47,11 @@ pub enum Kind {
     /// An LV, thin pool, mount or fstab line in Hekate's VGs or under its mount root that is
     /// not named as Hekate names bricks. Reported, never repaired.
     ForeignBrick,
+    /// A gluster-block block volume in one of Hekate's block-hosting volumes that the state
+    /// does not know (a create whose undo could not run).
+    OrphanBlockVolume,
+    /// A block volume of the state that gluster-block does not list.
+    MissingBlockVolume,
 }
 
 /// What a repair does, decided with the finding.
@@ -65,6 +72,8 @@ pub enum Repair {
     },
     /// Read the device's sizes from LVM and commit them (a device resync operation).
     Resync { device: String, host: String },
+    /// `gluster-block delete <bhv>/<name>` on `host`.
+    DestroyBlockVolume { host: String, bhv: String, name: String },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize)]
@@ -94,6 +103,7 @@ pub struct Expected {
     pub devices: BTreeMap<String, DeviceEntry>,
     pub bricks: BTreeMap<String, BrickEntry>,
     pub volumes: BTreeMap<String, VolumeEntry>,
+    pub blockvolumes: BTreeMap<String, BlockVolumeEntry>,
     pub busy: Busy,
 }
 
@@ -125,6 +135,10 @@ impl Expected {
             devices: by_id(state::all::<DeviceEntry>(r, keys::DEVICE_PREFIX)?, |d| &d.id),
             bricks: by_id(state::all::<BrickEntry>(r, keys::BRICK_PREFIX)?, |b| &b.id),
             volumes: by_id(state::all::<VolumeEntry>(r, keys::VOLUME_PREFIX)?, |v| &v.id),
+            blockvolumes: by_id(
+                state::all::<BlockVolumeEntry>(r, keys::BLOCKVOLUME_PREFIX)?,
+                |b| &b.id,
+            ),
             busy: Busy::default(),
         };
         for id in state::pending_op_ids(r)? {
@@ -196,6 +210,9 @@ fn by_id<T>(items: Vec<T>, id: impl Fn(&T) -> &String) -> BTreeMap<String, T> {
 pub struct Observed {
     pub nodes: BTreeMap<String, Result<NodeInventory, String>>,
     pub volumes: BTreeMap<String, Result<BTreeMap<String, GlusterVolume>, String>>,
+    /// Per block-hosting volume id: (the host asked, the block volume names gluster-block
+    /// lists) or why it could not be read.
+    pub blocks: BTreeMap<String, Result<(String, Vec<String>), String>>,
 }
 
 /// How far a device's used space may stray from LVM's before it is reported: LVM's own
@@ -238,6 +255,7 @@ pub fn compare(e: &Expected, seen: &Observed) -> Vec<Finding> {
         compare_volumes(e, c, seen, &mut out);
         compare_peers(e, c, seen, &mut out);
     }
+    block::compare_blocks(e, seen, &mut out);
     out.sort();
     out.dedup_by(|a, b| a.key() == b.key());
     out
@@ -736,5 +754,7 @@ pub fn stable(before: &Expected, after: &Expected, seen: &Observed) -> Vec<Findi
     out
 }
 
+mod block;
+pub use block::bhvs as block_bhvs;
 #[cfg(test)]
 mod tests;

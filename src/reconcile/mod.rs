@@ -128,20 +128,45 @@ async fn observe(exec: &Fenced, e: &Expected) -> Observed {
             seen.volumes.insert(c.id.clone(), v);
         }
     }
+    observe_blocks(exec, e, &mut seen).await;
     seen
+}
+
+/// `gluster-block list` of every block-hosting volume, on a reachable node of its cluster.
+async fn observe_blocks(exec: &Fenced, e: &Expected, seen: &mut Observed) {
+    for bhv in compare::block_bhvs(e) {
+        let host = e
+            .clusters
+            .get(&bhv.cluster)
+            .into_iter()
+            .flat_map(|c| c.nodes.iter())
+            .filter(|n| matches!(seen.nodes.get(*n), Some(Ok(_))))
+            .find_map(|n| e.nodes.get(n))
+            .map(|n| n.manage_host().to_string());
+        if let Some(h) = host {
+            let listed = exec.block_list(&h, &bhv.name).await.map_err(|x| x.to_string());
+            seen.blocks.insert(bhv.id.clone(), listed.map(|l| (h, l)));
+        }
+    }
 }
 
 async fn repair_all(replica: &HekateReplica, exec: &Fenced, findings: &[Finding]) -> Vec<RepairResult> {
     let mut repairs: Vec<Repair> = findings.iter().filter_map(|f| f.repair.clone()).collect();
     // Volumes before bricks (a brick in use by a volume cannot go), sizes last.
     repairs.sort_by_key(|r| match r {
-        Repair::DestroyVolume { .. } => 0,
-        Repair::DestroyBrick { .. } => 1,
-        Repair::Resync { .. } => 2,
+        Repair::DestroyBlockVolume { .. } => 0,
+        Repair::DestroyVolume { .. } => 1,
+        Repair::DestroyBrick { .. } => 2,
+        Repair::Resync { .. } => 3,
     });
     let mut out = Vec::new();
     for r in repairs {
         let res: Result<String, String> = match &r {
+            Repair::DestroyBlockVolume { host, bhv, name } => exec
+                .block_delete(host, bhv, name)
+                .await
+                .map(|_| "done".into())
+                .map_err(|e| e.to_string()),
             Repair::DestroyVolume { host, name, id } => exec
                 .volume_destroy(host, name, id)
                 .await

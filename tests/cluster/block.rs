@@ -179,6 +179,37 @@ async fn block_volumes_on_an_automatic_bhv_expand_delete_and_guard_their_bhv() {
     let sizes: Vec<u64> = on_nodes(&mock, &bhv_name).await.iter().map(|b| b.1).collect();
     assert!(sizes.contains(&4) && sizes.contains(&3), "{sizes:?}");
 
+    // Reconcile: clean; then a block volume planted in the BHV (a create whose undo could
+    // not run) is an orphan, removed by the repair, and the state's own are left alone.
+    let report = c.call_ok(1, Method::GET, "/reconcile", None).await.unwrap();
+    assert_eq!(report["findings"], json!([]), "{report}");
+    let planted = bhv_name.clone();
+    mock.plant(move |s| {
+        let v = s.volumes.get_mut(&planted).unwrap();
+        let mut lost = v.blocks.values().next().unwrap().clone();
+        lost.gbid = "lost".into();
+        v.blocks.insert("lost-lun".into(), lost);
+    })
+    .await
+    .unwrap();
+    let report = c.call_ok(1, Method::GET, "/reconcile", None).await.unwrap();
+    let kinds: Vec<(&str, &str)> = report["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| (f["kind"].as_str().unwrap(), f["object"].as_str().unwrap()))
+        .collect();
+    assert_eq!(
+        kinds,
+        vec![("orphan_block_volume", format!("{bhv_name}/lost-lun").as_str())]
+    );
+    let repaired = c
+        .call_ok(1, Method::POST, "/reconcile", Some(&json!({"repair": true})))
+        .await
+        .unwrap();
+    assert_eq!(repaired["repairs"][0]["ok"], true, "{repaired}");
+    assert_eq!(on_nodes(&mock, &bhv_name).await.len(), 2);
+
     // The BHV refuses deletion while it holds block volumes.
     let r = c
         .call(1, Method::DELETE, &format!("/volumes/{bhv_id}"), None)

@@ -247,6 +247,70 @@ fn scenarios() -> Vec<Scenario> {
     out.extend(busy_operations());
     out.extend(busy_moves());
     out.extend(busy_records());
+    out.extend(block_volumes());
+    out
+}
+
+fn blockvolume(n: u32, name: &str, pending: bool) -> BlockVolumeEntry {
+    BlockVolumeEntry {
+        id: id('7', n),
+        name: name.into(),
+        cluster: cluster_id(),
+        bhv: volume_id(1),
+        size: 1,
+        usable_size: 1,
+        hacount: 3,
+        auth: false,
+        hosts: Vec::new(),
+        iqn: String::new(),
+        username: String::new(),
+        password: String::new(),
+        pending: pending.then(|| id('f', 9)),
+        hidden: pending,
+    }
+}
+
+/// vol1 as a block-hosting volume holding `blocks`, and gluster-block listing them (as read
+/// on node 1).
+fn block_world(blocks: &[(u32, &str, bool)]) -> (Expected, Observed) {
+    let mut e = world();
+    e.volumes.get_mut(&volume_id(1)).expect("vol1").block = true;
+    for (n, name, pending) in blocks {
+        let b = blockvolume(*n, name, *pending);
+        e.blockvolumes.insert(b.id.clone(), b);
+    }
+    let mut seen = mirror(&e);
+    let listed = blocks.iter().map(|(_, name, _)| name.to_string()).collect();
+    seen.blocks
+        .insert(volume_id(1), Ok(("node1.example".into(), listed)));
+    (e, seen)
+}
+
+/// Block volumes in a block-hosting volume: orphans (repaired with `gluster-block delete`),
+/// missing ones (reported), one being created or deleted (skipped), an unreadable list.
+fn block_volumes() -> Vec<Scenario> {
+    let mut out = Vec::new();
+    let (e, seen) = block_world(&[(1, "lun1", false), (2, "lun2", false)]);
+    out.push(run("block_volumes_listed_is_clean", &e, &seen));
+    let (e, mut seen) = block_world(&[(1, "lun1", false)]);
+    if let Some(Ok((_, l))) = seen.blocks.get_mut(&volume_id(1)) {
+        l.push("lost-lun".into());
+    }
+    out.push(run("orphan_block_volume", &e, &seen));
+    let (e, mut seen) = block_world(&[(1, "lun1", false), (2, "lun2", false)]);
+    if let Some(Ok((_, l))) = seen.blocks.get_mut(&volume_id(1)) {
+        l.retain(|n| n != "lun2");
+    }
+    out.push(run("missing_block_volume", &e, &seen));
+    let (e, mut seen) = block_world(&[(1, "lun1", false), (2, "lun2", true)]);
+    if let Some(Ok((_, l))) = seen.blocks.get_mut(&volume_id(1)) {
+        l.retain(|n| n != "lun2");
+    }
+    out.push(run("block_volume_being_created_is_not_missing", &e, &seen));
+    let (e, mut seen) = block_world(&[(1, "lun1", false)]);
+    seen.blocks
+        .insert(volume_id(1), Err("gluster-block: connection refused".into()));
+    out.push(run("block_list_unreadable_is_not_judged", &e, &seen));
     out
 }
 
@@ -640,6 +704,8 @@ fn every_kind() -> Vec<Kind> {
         Kind::PeerUnknown,
         Kind::ForeignVolume,
         Kind::ForeignBrick,
+        Kind::OrphanBlockVolume,
+        Kind::MissingBlockVolume,
     ];
     for k in all {
         match k {
@@ -655,7 +721,9 @@ fn every_kind() -> Vec<Kind> {
             | Kind::PeerMissing
             | Kind::PeerUnknown
             | Kind::ForeignVolume
-            | Kind::ForeignBrick => {}
+            | Kind::ForeignBrick
+            | Kind::OrphanBlockVolume
+            | Kind::MissingBlockVolume => {}
         }
     }
     all.to_vec()
