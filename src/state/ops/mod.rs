@@ -32,6 +32,8 @@ mod volume_restriction;
 #[cfg(test)]
 mod apply_tests;
 #[cfg(test)]
+mod block_tests;
+#[cfg(test)]
 mod rollforward_tests;
 #[cfg(test)]
 pub(crate) mod testing;
