@@ -195,8 +195,12 @@ fn replica_config(
         "jwt": {"admin": {"key": keys.admin}, "user": {"key": keys.user}},
         "glusterfs": match &opts.glusterfs {
             Some(g) => g.clone(),
+            // Block volumes work out of the box on the simulated nodes: a 100 GiB
+            // block-hosting volume is made for the first one (Heketi's default is off and
+            // 1024 GiB, more than the simulated devices hold).
             None => json!({
                 "executor": "mock", "loglevel": "info",
+                "auto_create_block_hosting_volume": true, "block_hosting_volume_size": 100,
                 "mockexec": {"nodes_url": MockNodes::url(&std::fs::canonicalize(&opts.data_dir)?)}
             }),
         },

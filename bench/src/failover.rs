@@ -45,6 +45,10 @@ pub struct FailoverArgs {
     /// `raft.timeouts` for every replica, as JSON (default: the build's defaults).
     #[arg(long)]
     pub timeouts: Option<String>,
+    /// With `--signal term`: stop the first leader right after it was elected, instead of
+    /// once it has led for a vote lease (a rolling restart's case).
+    #[arg(long)]
+    pub fresh_leader: bool,
 }
 
 #[derive(Debug, Serialize)]
@@ -86,6 +90,18 @@ pub async fn run(args: FailoverArgs) -> anyhow::Result<FailoverResults> {
     c.start_all()?;
     c.wait_ready(&[1, 2, 3], Duration::from_secs(60)).await?;
     c.wait_leader(&[1, 2, 3], Duration::from_secs(30)).await?;
+    if matches!(args.signal, Stop::Term) {
+        // A rolling restart does not stop a leader elected moments ago. One that is waits
+        // out the rest of openraft's vote lease (`election_timeout_max` from its election)
+        // before it can hand off (`Replica::transfer_leader`). Later rounds start after a
+        // restart and catch-up,
+        // longer than a lease. `--fresh-leader` measures the fresh case.
+        let max = timeouts["election_timeout_max_ms"].as_u64().unwrap_or(400);
+        let heartbeat = timeouts["heartbeat_ms"].as_u64().unwrap_or(50);
+        if !args.fresh_leader {
+            tokio::time::sleep(Duration::from_millis(max + heartbeat)).await;
+        }
+    }
     let first_term = term(&c).await;
     let load = Arc::new(Load {
         stop: AtomicBool::new(false),
