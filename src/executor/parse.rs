@@ -379,8 +379,21 @@ pub fn block_create(o: &Output, hosts: &[String], size_gib: u64) -> ExecResult<B
     })
 }
 
+/// Whether `msg` names `name` as a whole name (not inside a longer one: `blk` is not named
+/// by `vol/blk9 doesn't exist`). Heketi looks for the bare substring; a block volume taken
+/// for gone when it is not would be forgotten while it holds data.
+fn names(msg: &str, name: &str) -> bool {
+    let part = |c: char| c.is_ascii_alphanumeric() || c == '_' || c == '-';
+    !name.is_empty()
+        && msg.match_indices(name).any(|(i, _)| {
+            !msg[..i].chars().next_back().is_some_and(part)
+                && !msg[i + name.len()..].chars().next().is_some_and(part)
+        })
+}
+
 /// `gluster-block delete ... --json` (stderr read first, as Heketi does): done, or already
-/// gone (`doesn't exist` naming the block volume, `does not exist` naming the BHV).
+/// gone (`doesn't exist` naming the block volume, `does not exist` naming the BHV, each as a
+/// whole name).
 pub fn block_delete(o: &Output, bhv: &str, name: &str) -> ExecResult<()> {
     let text = block_text(o, true);
     if text.is_empty() {
@@ -399,8 +412,10 @@ pub fn block_delete(o: &Output, bhv: &str, name: &str) -> ExecResult<()> {
         )));
     };
     if j.failed() {
-        let has = |s: &str| j.err_msg.contains(s);
-        if (has("doesn't exist") && has(name)) || (has("does not exist") && has(bhv)) {
+        let msg = &j.err_msg;
+        if (msg.contains("doesn't exist") && names(msg, name))
+            || (msg.contains("does not exist") && names(msg, bhv))
+        {
             return Ok(());
         }
         let why = if j.msg().is_empty() { text } else { j.msg() };
@@ -479,7 +494,7 @@ pub fn block_info(o: &Output, bhv: &str, name: &str) -> ExecResult<Option<BlockT
     };
     let j = block_json(text).ok_or_else(unparsable)?;
     if j.failed() {
-        if j.err_msg.contains("doesn't exist") && j.err_msg.contains(name) {
+        if j.err_msg.contains("doesn't exist") && names(&j.err_msg, name) {
             return Ok(None);
         }
         return Err(ExecError::Failed(format!(
@@ -741,9 +756,13 @@ mod tests {
             block_delete(&gb("delete-no-volume.json"), "vol_gone", "blk9"),
             Ok(())
         );
-        // "doesn't exist" about another block volume is not this one's absence.
+        // "doesn't exist" about another block volume (or BHV) is not this one's absence, not
+        // even when its name is part of the other's.
         assert!(block_delete(&gb("delete-no-block.json"), "vol_x", "blk1").is_err());
+        assert!(block_delete(&gb("delete-no-block.json"), "vol_x", "blk").is_err());
         assert!(block_delete(&gb("delete-no-volume.json"), "vol_x", "blk9").is_err());
+        assert!(block_delete(&gb("delete-no-volume.json"), "vol_go", "blk9").is_err());
+        assert!(names("block v/b-1 doesn't exist", "b-1") && !names("block v/b-10 doesn't", "b-1"));
         let mut partial = gb("delete-fail-partial.json");
         partial.status = Some(255);
         let e = block_delete(&partial, "vol_x", "blk1").unwrap_err().to_string();
@@ -817,6 +836,7 @@ mod tests {
             .unwrap();
         assert_eq!((t.size_gib, t.usable_gib), (4, 2));
         assert_eq!(block_info(&gb("info-no-block.json"), "vol_x", "blk9"), Ok(None));
+        assert!(block_info(&gb("info-no-block.json"), "vol_x", "blk").is_err());
         let e = block_info(&gb("info-fail-stopped.json"), "vol_x", "blk1").unwrap_err();
         assert_eq!(
             e.to_string(),
