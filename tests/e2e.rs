@@ -296,7 +296,8 @@ async fn replica3_volume_lifecycle_on_real_nodes() {
 /// state in the block-hosting volume through FUSE; tests/testbed/gluster-block): the first
 /// create makes a small block-hosting volume (auto-create on, 4 GiB), a block volume with
 /// auth and one without, gluster-block on a node reports what the API says (GBID, size
-/// after an expand), the deletes leave the BHV empty, and the BHV goes like any volume.
+/// after an expand), reconcile (gluster-block list) finds nothing amiss, the deletes leave
+/// the BHV empty, and the BHV goes like any volume.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn block_volume_lifecycle_on_real_nodes() {
     let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
@@ -370,6 +371,8 @@ async fn block_volume_lifecycle_on_real_nodes() {
     assert!(gb.contains("\"SIZE\": \"2.0 GiB\""), "{gb}");
     let list = tb.must(0, &format!("gluster-block list {bhv_name} --json"));
     assert!(list.contains(&b1_name) && list.contains(&b2_name), "{list}");
+    // Reconcile lists every BHV's block volumes with gluster-block: nothing to report.
+    assert_reconciled(&c, "with two block volumes").await;
 
     for id in [b1["id"].as_str().unwrap(), &b2_id] {
         run_async(&api, Method::DELETE, &format!("/blockvolumes/{id}"), None)
