@@ -16,6 +16,8 @@ if [[ $(id -u) == 0 ]]; then
     bash tests/testbed/testbed.sh up 3 2     # installs its packages on first use
     bash tests/testbed/shim-selftest.sh >/tmp/hekate-shim-selftest.log 2>&1 ||
         { cat /tmp/hekate-shim-selftest.log; exit 1; }
+    bash tests/testbed/gluster-block-selftest.sh >/tmp/hekate-gluster-block-selftest.log 2>&1 ||
+        { cat /tmp/hekate-gluster-block-selftest.log; exit 1; }
     export HEKATE_REQUIRE_TESTBED=1
 else
     echo "== testbed: skipped (not root); tests/e2e.rs will not check anything" >&2

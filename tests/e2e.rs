@@ -292,6 +292,102 @@ async fn replica3_volume_lifecycle_on_real_nodes() {
     teardown(&tb, &c, &cid, &nodes, &devs).await;
 }
 
+/// Block volumes through the API on real nodes (gluster-block is the testbed's shim, its
+/// state in the block-hosting volume through FUSE; tests/testbed/gluster-block): the first
+/// create makes a small block-hosting volume (auto-create on, 4 GiB), a block volume with
+/// auth and one without, gluster-block on a node reports what the API says (GBID, size
+/// after an expand), reconcile (gluster-block list) finds nothing amiss, the deletes leave
+/// the BHV empty, and the BHV goes like any volume.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn block_volume_lifecycle_on_real_nodes() {
+    let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let Some(tb) = Testbed::find() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let mut spec = ClusterSpec::new(BIN, 3);
+    spec.shared_mock = false;
+    let mut g = tb.glusterfs.clone();
+    g["auto_create_block_hosting_volume"] = json!(true);
+    g["block_hosting_volume_size"] = json!(4);
+    spec.glusterfs = g;
+    let mut c = ProcCluster::create(dir.path(), spec).unwrap();
+    c.start_all().unwrap();
+    c.wait_ready(&c.ids(), Duration::from_secs(30))
+        .await
+        .unwrap_or_else(|e| panic!("{e}\n{}", c.log_tail(1)));
+    let (cid, nodes, devs) = topology(&tb, &c).await;
+    let api = c.client(2);
+
+    let body = json!({"size": 1, "hacount": 3, "auth": true});
+    let loc = run_async(&api, Method::POST, "/blockvolumes", Some(&body))
+        .await
+        .unwrap_or_else(|e| panic!("block volume create: {e}\n{}", c.log_tail(1)))
+        .unwrap();
+    let b1 = c.call_ok(1, Method::GET, &loc, None).await.unwrap();
+    let exp = &b1["blockvolume"];
+    let iqn = exp["iqn"].as_str().unwrap();
+    let gbid1 = iqn
+        .strip_prefix("iqn.2016-12.org.gluster-block:")
+        .unwrap_or_else(|| panic!("{b1}"));
+    assert_eq!(exp["username"], gbid1, "{b1}");
+    assert_eq!(exp["password"].as_str().unwrap().len(), 36, "{b1}");
+    assert_eq!(exp["hosts"].as_array().unwrap().len(), 3, "{b1}");
+    let bhv_id = b1["blockhostingvolume"].as_str().unwrap().to_string();
+    let bhv = c
+        .call_ok(1, Method::GET, &format!("/volumes/{bhv_id}"), None)
+        .await
+        .unwrap();
+    let bhv_name = bhv["name"].as_str().unwrap().to_string();
+    assert_eq!(bhv["block"], true, "{bhv}");
+    let info = tb.must(0, &format!("gluster --mode=script volume info {bhv_name}"));
+    assert!(info.contains("features.shard: on"), "group gluster-block: {info}");
+    let b1_name = b1["name"].as_str().unwrap().to_string();
+    let gb = tb.must(2, &format!("gluster-block info {bhv_name}/{b1_name} --json"));
+    assert!(
+        gb.contains(&format!("\"GBID\": \"{gbid1}\"")) && gb.contains("\"SIZE\": \"1.0 GiB\""),
+        "{gb}"
+    );
+
+    // A second one in the same BHV, without auth; then grown to 2 GiB.
+    let loc = run_async(&api, Method::POST, "/blockvolumes", Some(&json!({"size": 1})))
+        .await
+        .unwrap_or_else(|e| panic!("block volume create: {e}\n{}", c.log_tail(1)))
+        .unwrap();
+    let b2 = c.call_ok(1, Method::GET, &loc, None).await.unwrap();
+    assert_eq!(b2["blockhostingvolume"], bhv_id.as_str(), "{b2}");
+    assert!(b2["blockvolume"].get("password").is_none_or(|p| p == ""), "{b2}");
+    let b2_id = b2["id"].as_str().unwrap().to_string();
+    let b2_name = b2["name"].as_str().unwrap().to_string();
+    run_async(
+        &api,
+        Method::POST,
+        &format!("/blockvolumes/{b2_id}/expand"),
+        Some(&json!({"new_size": 2})),
+    )
+    .await
+    .unwrap_or_else(|e| panic!("block volume expand: {e}\n{}", c.log_tail(1)));
+    let b2 = c.call_ok(3, Method::GET, &loc, None).await.unwrap();
+    assert_eq!(b2["size"], 2, "{b2}");
+    let gb = tb.must(1, &format!("gluster-block info {bhv_name}/{b2_name} --json"));
+    assert!(gb.contains("\"SIZE\": \"2.0 GiB\""), "{gb}");
+    let list = tb.must(0, &format!("gluster-block list {bhv_name} --json"));
+    assert!(list.contains(&b1_name) && list.contains(&b2_name), "{list}");
+    // Reconcile lists every BHV's block volumes with gluster-block: nothing to report.
+    assert_reconciled(&c, "with two block volumes").await;
+
+    for id in [b1["id"].as_str().unwrap(), &b2_id] {
+        run_async(&api, Method::DELETE, &format!("/blockvolumes/{id}"), None)
+            .await
+            .unwrap_or_else(|e| panic!("block volume delete: {e}\n{}", c.log_tail(1)));
+    }
+    let list = tb.must(0, &format!("gluster-block list {bhv_name} --json"));
+    assert!(list.contains("\"blocks\": [ ]"), "{list}");
+    run_async(&api, Method::DELETE, &format!("/volumes/{bhv_id}"), None)
+        .await
+        .unwrap_or_else(|e| panic!("BHV delete: {e}\n{}", c.log_tail(1)));
+    tb.assert_clean();
+    teardown(&tb, &c, &cid, &nodes, &devs).await;
+}
+
 /// Bad input that only the node can judge (a device that is not there) is refused with
 /// the node's own message and changes nothing, on the nodes or in the API.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -375,6 +375,107 @@ impl CmdConfig {
     }
 }
 
+/// Refuses a block-hosting volume or block volume name gluster-block would not take (and
+/// that could not be Hekate's): checked before any gluster-block command line is built.
+fn block_name(what: &str, n: &str) -> super::ExecResult<()> {
+    if crate::validate::is_volume_name(n) {
+        Ok(())
+    } else {
+        Err(super::ExecError::Failed(format!(
+            "gluster-block: invalid {what} name {n:?}: not sent"
+        )))
+    }
+}
+
+/// `<bhv>/<name>`, both checked.
+fn block_path(bhv: &str, name: &str) -> super::ExecResult<String> {
+    block_name("block-hosting volume", bhv)?;
+    block_name("block volume", name)?;
+    Ok(format!("{bhv}/{name}"))
+}
+
+/// gluster-block's command lines (spec 6.8), every one with `--json`. Names and hosts are
+/// checked first: a refused one builds nothing.
+impl CmdConfig {
+    /// `gluster-block create <bhv>/<name> ha <n> auth <enable|disable> prealloc <full|no>
+    /// <host1,host2,...> <size>GiB --json`.
+    pub fn block_create(&self, b: &super::BlockSpec) -> super::ExecResult<Argv> {
+        let path = block_path(&b.bhv, &b.name)?;
+        if let Some(h) = b.hosts.iter().find(|h| !crate::validate::is_host(h)) {
+            return Err(super::ExecError::Failed(format!(
+                "gluster-block: invalid host {h:?} for block volume {path}: not sent"
+            )));
+        }
+        if b.hosts.is_empty() || b.ha == 0 || b.ha > b.hosts.len() || b.size_gib == 0 {
+            return Err(super::ExecError::Failed(format!(
+                "gluster-block: block volume {path} needs 1 <= ha ({}) <= hosts ({}) and a size (got {} GiB): not sent",
+                b.ha,
+                b.hosts.len(),
+                b.size_gib
+            )));
+        }
+        let ha = b.ha.to_string();
+        let hosts = b.hosts.join(",");
+        let size = format!("{}GiB", b.size_gib);
+        let auth = if b.auth { "enable" } else { "disable" };
+        let prealloc = if b.prealloc { "full" } else { "no" };
+        Ok(argv([
+            "gluster-block",
+            "create",
+            &path,
+            "ha",
+            &ha,
+            "auth",
+            auth,
+            "prealloc",
+            prealloc,
+            &hosts,
+            &size,
+            "--json",
+        ]))
+    }
+
+    /// `gluster-block delete <bhv>/<name> --json`.
+    pub fn block_delete(&self, bhv: &str, name: &str) -> super::ExecResult<Argv> {
+        Ok(argv([
+            "gluster-block",
+            "delete",
+            &block_path(bhv, name)?,
+            "--json",
+        ]))
+    }
+
+    /// `gluster-block modify <bhv>/<name>  size <n>GiB --json` (Heketi's line has two spaces
+    /// before `size`; as arguments they are one separator).
+    pub fn block_modify(&self, bhv: &str, name: &str, size_gib: u64) -> super::ExecResult<Argv> {
+        let path = block_path(bhv, name)?;
+        if size_gib == 0 {
+            return Err(super::ExecError::Failed(format!(
+                "gluster-block: block volume {path} cannot be resized to 0 GiB: not sent"
+            )));
+        }
+        Ok(argv([
+            "gluster-block",
+            "modify",
+            &path,
+            "size",
+            &format!("{size_gib}GiB"),
+            "--json",
+        ]))
+    }
+
+    /// `gluster-block info <bhv>/<name> --json`.
+    pub fn block_info(&self, bhv: &str, name: &str) -> super::ExecResult<Argv> {
+        Ok(argv(["gluster-block", "info", &block_path(bhv, name)?, "--json"]))
+    }
+
+    /// `gluster-block list <bhv> --json`.
+    pub fn block_list(&self, bhv: &str) -> super::ExecResult<Argv> {
+        block_name("block-hosting volume", bhv)?;
+        Ok(argv(["gluster-block", "list", bhv, "--json"]))
+    }
+}
+
 /// How `bricks` are split into `add-brick` commands (Heketi's: 5 sets a command for
 /// replicate, 1 for disperse, 15 for distribute). A sequence that stops half-way leaves the
 /// first chunks in the volume; the mock executor models that with the same split.
@@ -400,7 +501,7 @@ fn set_size(v: &super::VolumeSpec) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::executor::VolumeSpec;
+    use crate::executor::{ExecError, VolumeSpec};
 
     fn line(a: &Argv) -> String {
         shell_line(a, false)
@@ -540,6 +641,121 @@ mod tests {
         let mut create = c.brick_create("vg_a", "tp_b", "brick_b", "/m/b", 1, 1, 1, 0, false);
         assert!(run(&create.remove(3)));
         assert!(run(&c.fstab_has("/dev/mapper/vg_a-brick_b")));
+    }
+
+    fn block(auth: bool, prealloc: bool) -> crate::executor::BlockSpec {
+        crate::executor::BlockSpec {
+            bhv: "vol_0123abcd".into(),
+            name: "blockvol_42".into(),
+            ha: 2,
+            auth,
+            prealloc,
+            hosts: vec!["10.0.0.1".into(), "node-2.example.com".into(), "10.0.0.3".into()],
+            size_gib: 5,
+        }
+    }
+
+    /// Spec 6.8's lines, as argv and as the rendered line the node's shell gets.
+    #[test]
+    fn gluster_block_lines_are_heketis() {
+        let c = CmdConfig::default();
+        let create = c.block_create(&block(true, false)).unwrap();
+        assert_eq!(
+            create,
+            [
+                "gluster-block",
+                "create",
+                "vol_0123abcd/blockvol_42",
+                "ha",
+                "2",
+                "auth",
+                "enable",
+                "prealloc",
+                "no",
+                "10.0.0.1,node-2.example.com,10.0.0.3",
+                "5GiB",
+                "--json"
+            ]
+        );
+        assert_eq!(
+            line(&create),
+            "gluster-block create vol_0123abcd/blockvol_42 ha 2 auth enable prealloc no 10.0.0.1,node-2.example.com,10.0.0.3 5GiB --json"
+        );
+        assert_eq!(
+            line(&c.block_create(&block(false, true)).unwrap()),
+            "gluster-block create vol_0123abcd/blockvol_42 ha 2 auth disable prealloc full 10.0.0.1,node-2.example.com,10.0.0.3 5GiB --json"
+        );
+        assert_eq!(
+            line(&c.block_delete("vol_a", "b-1").unwrap()),
+            "gluster-block delete vol_a/b-1 --json"
+        );
+        // Heketi's `modify <bhv>/<name>  size <n>GiB`: the double space is only a separator.
+        let modify = c.block_modify("vol_a", "b_1", 7).unwrap();
+        assert_eq!(
+            modify,
+            ["gluster-block", "modify", "vol_a/b_1", "size", "7GiB", "--json"]
+        );
+        assert_eq!(line(&modify), "gluster-block modify vol_a/b_1 size 7GiB --json");
+        assert_eq!(
+            line(&c.block_info("vol_a", "b_1").unwrap()),
+            "gluster-block info vol_a/b_1 --json"
+        );
+        assert_eq!(
+            line(&c.block_list("vol_a").unwrap()),
+            "gluster-block list vol_a --json"
+        );
+        // sudo, as for every command.
+        assert_eq!(
+            shell_line(&c.block_list("vol_a").unwrap(), true),
+            "sudo gluster-block list vol_a --json"
+        );
+    }
+
+    /// Names and hosts gluster-block would refuse (or a shell would read) build nothing.
+    #[test]
+    fn gluster_block_refuses_bad_names_and_hosts_before_building() {
+        let c = CmdConfig::default();
+        for (bhv, name) in [
+            ("vol a", "b"),
+            ("vol/a", "b"),
+            ("", "b"),
+            ("v", ""),
+            ("v", "b;reboot"),
+            ("v", "$(id)"),
+            ("v", "b/c"),
+            ("v", "b.c"),
+        ] {
+            for r in [
+                c.block_delete(bhv, name),
+                c.block_info(bhv, name),
+                c.block_modify(bhv, name, 2),
+            ] {
+                let e = r.unwrap_err();
+                assert!(
+                    matches!(&e, ExecError::Failed(m) if m.contains("not sent")),
+                    "{bhv}/{name}: {e}"
+                );
+            }
+            let mut b = block(false, false);
+            b.bhv = bhv.into();
+            b.name = name.into();
+            assert!(c.block_create(&b).is_err(), "{bhv}/{name}");
+        }
+        assert!(c.block_list("a b").is_err() && c.block_list("").is_err());
+        for host in ["10.0.0.1,10.0.0.2", "a b", "-x", "h;id", ""] {
+            let mut b = block(false, false);
+            b.hosts[1] = host.into();
+            assert!(c.block_create(&b).is_err(), "{host}");
+        }
+        let mut b = block(false, false);
+        b.ha = 4; // more than the three hosts
+        assert!(c.block_create(&b).is_err());
+        b.ha = 0;
+        assert!(c.block_create(&b).is_err());
+        let mut b = block(false, false);
+        b.size_gib = 0;
+        assert!(c.block_create(&b).is_err());
+        assert!(c.block_modify("v", "b", 0).is_err());
     }
 
     #[test]

@@ -1,10 +1,12 @@
-//! Parsers of what nodes print: `vgdisplay -c`, LVM's JSON reports, `lvs` thin counts and
-//! `gluster ... --xml`. Each returns a typed value or an error quoting the input.
+//! Parsers of what nodes print: `vgdisplay -c`, LVM's JSON reports, `lvs` thin counts,
+//! `gluster ... --xml` and gluster-block's `--json` answers (read as Heketi reads them, spec
+//! 6.8). Each returns a typed value or an error quoting the input.
 
 use quick_xml::events::Event;
 use quick_xml::Reader;
 
-use super::{DeviceInfo, ExecError, ExecResult};
+use super::ssh::Output;
+use super::{BlockTarget, DeviceInfo, ExecError, ExecResult};
 
 fn bad(what: &str, input: &str) -> ExecError {
     ExecError::Failed(format!(
@@ -221,6 +223,349 @@ pub fn heal_info(xml: &str) -> ExecResult<Vec<super::HealBrick>> {
     Ok(out)
 }
 
+/// The prefix gluster-block's IQNs carry; `info` gives only the GBID after it.
+pub const BLOCK_IQN_PREFIX: &str = "iqn.2016-12.org.gluster-block:";
+
+/// Which stream holds gluster-block's JSON: stdout, or stderr when stdout is empty (the CLI
+/// prints failures on stderr); `stderr_first` (delete, as Heketi reads it) the other way round.
+fn block_text(o: &Output, stderr_first: bool) -> &str {
+    let (first, second) = if stderr_first {
+        (&o.stderr, &o.stdout)
+    } else {
+        (&o.stdout, &o.stderr)
+    };
+    if first.trim().is_empty() {
+        second.trim()
+    } else {
+        first.trim()
+    }
+}
+
+/// `text` with the value of every `"PASSWORD"` key replaced, for error messages that quote
+/// an answer which may carry credentials (an auth-enabled create or info).
+pub fn redact_password(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(i) = rest.find("\"PASSWORD\"") {
+        let (head, tail) = rest.split_at(i + "\"PASSWORD\"".len());
+        out.push_str(head);
+        // `: "value"`: keep the separator, drop the value up to its closing quote.
+        let Some(open) = tail.find('"') else {
+            rest = tail;
+            break;
+        };
+        out.push_str(&tail[..=open]);
+        let value = &tail[open + 1..];
+        let mut end = None;
+        let mut escaped = false;
+        for (j, c) in value.char_indices() {
+            match c {
+                _ if escaped => escaped = false,
+                '\\' => escaped = true,
+                '"' => {
+                    end = Some(j);
+                    break;
+                }
+                _ => {}
+            }
+        }
+        out.push_str("<redacted>");
+        match end {
+            Some(j) => rest = &value[j..],
+            None => {
+                rest = "";
+            }
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
+/// The keys of gluster-block's answers Hekate reads, all optional (a failure carries only
+/// `RESULT`, `errCode`, `errMsg`; `info`'s success has no `RESULT`).
+#[derive(Debug, Default, serde::Deserialize)]
+struct BlockJson {
+    #[serde(rename = "RESULT", default)]
+    result: String,
+    #[serde(rename = "errMsg", default)]
+    err_msg: String,
+    #[serde(rename = "IQN", default)]
+    iqn: String,
+    #[serde(rename = "USERNAME", default)]
+    username: String,
+    #[serde(rename = "PASSWORD", default)]
+    password: String,
+    #[serde(rename = "PORTAL(S)", default)]
+    portals: Vec<String>,
+    #[serde(rename = "GBID", default)]
+    gbid: String,
+    #[serde(rename = "SIZE", default)]
+    size: String,
+    #[serde(rename = "EXPORTED ON", default)]
+    exported_on: Vec<String>,
+    #[serde(rename = "RESIZE FAILED ON", default)]
+    resize_failed_on: std::collections::BTreeMap<String, String>,
+    #[serde(default)]
+    blocks: Vec<String>,
+}
+
+impl BlockJson {
+    fn failed(&self) -> bool {
+        self.result == "FAIL"
+    }
+    fn msg(&self) -> &str {
+        self.err_msg.trim_end()
+    }
+}
+
+fn block_json(text: &str) -> Option<BlockJson> {
+    serde_json::from_str(text).ok()
+}
+
+/// A portal (`host:3260`, `[v6]:3260`) as the host it names.
+fn portal_host(p: &str) -> String {
+    let host = match p.rsplit_once(':') {
+        Some((h, port)) if !port.is_empty() && port.chars().all(|c| c.is_ascii_digit()) => h,
+        _ => p,
+    };
+    host.trim_start_matches('[').trim_end_matches(']').to_string()
+}
+
+/// `gluster-block create ... --json` (Heketi's reading): `RESULT` FAIL is `Failed to create
+/// block volume: <errMsg>` (the whole answer when it has no errMsg, as after a rollback), an
+/// answer that is not JSON is `Unparsable error during block volume create: <output>`, and a
+/// non-zero exit without FAIL fails with the command's error text. The target's hosts are the
+/// portals' hosts (the requested `hosts` when it names none); its size is the requested one.
+pub fn block_create(o: &Output, hosts: &[String], size_gib: u64) -> ExecResult<BlockTarget> {
+    let text = block_text(o, false);
+    let Some(j) = block_json(text) else {
+        return Err(ExecError::Failed(format!(
+            "Unparsable error during block volume create: {}",
+            redact_password(text)
+        )));
+    };
+    if j.failed() {
+        let why = if j.msg().is_empty() {
+            redact_password(text)
+        } else {
+            j.msg().to_string()
+        };
+        return Err(ExecError::Failed(format!("Failed to create block volume: {why}")));
+    }
+    if !o.ok() {
+        return Err(ExecError::Failed(format!(
+            "Failed to create block volume: {}",
+            redact_password(&o.error_text())
+        )));
+    }
+    if !j.iqn.starts_with(BLOCK_IQN_PREFIX) {
+        return Err(ExecError::Failed(format!(
+            "Unparsable error during block volume create: {}",
+            redact_password(text)
+        )));
+    }
+    let portals: Vec<String> = j.portals.iter().map(|p| portal_host(p)).collect();
+    Ok(BlockTarget {
+        iqn: j.iqn,
+        username: j.username,
+        password: j.password,
+        hosts: if portals.is_empty() {
+            hosts.to_vec()
+        } else {
+            portals
+        },
+        size_gib,
+        usable_gib: size_gib,
+    })
+}
+
+/// Whether `msg` names `name` as a whole name (not inside a longer one: `blk` is not named
+/// by `vol/blk9 doesn't exist`). Heketi looks for the bare substring; a block volume taken
+/// for gone when it is not would be forgotten while it holds data.
+fn names(msg: &str, name: &str) -> bool {
+    let part = |c: char| c.is_ascii_alphanumeric() || c == '_' || c == '-';
+    !name.is_empty()
+        && msg.match_indices(name).any(|(i, _)| {
+            !msg[..i].chars().next_back().is_some_and(part)
+                && !msg[i + name.len()..].chars().next().is_some_and(part)
+        })
+}
+
+/// `gluster-block delete ... --json` (stderr read first, as Heketi does): done, or already
+/// gone (`doesn't exist` naming the block volume, `does not exist` naming the BHV, each as a
+/// whole name).
+pub fn block_delete(o: &Output, bhv: &str, name: &str) -> ExecResult<()> {
+    let text = block_text(o, true);
+    if text.is_empty() {
+        return if o.ok() {
+            Ok(())
+        } else {
+            Err(ExecError::Failed(format!(
+                "Unable to delete block volume {bhv}/{name}: exit status {:?} and no output",
+                o.status
+            )))
+        };
+    }
+    let Some(j) = block_json(text) else {
+        return Err(ExecError::Failed(format!(
+            "Unable to parse output from block volume delete: {text}"
+        )));
+    };
+    if j.failed() {
+        let msg = &j.err_msg;
+        if (msg.contains("doesn't exist") && names(msg, name))
+            || (msg.contains("does not exist") && names(msg, bhv))
+        {
+            return Ok(());
+        }
+        let why = if j.msg().is_empty() { text } else { j.msg() };
+        return Err(ExecError::Failed(why.to_string()));
+    }
+    if !o.ok() {
+        return Err(ExecError::Failed(o.error_text()));
+    }
+    Ok(())
+}
+
+/// `gluster-block modify ... size ... --json` (Heketi's messages). A request for the size the
+/// block volume already has everywhere (`is same as current size`: gluster-block refuses it
+/// only when no host's resize failed) is a re-run of a resize that completed: done.
+pub fn block_modify(o: &Output) -> ExecResult<()> {
+    let text = block_text(o, false);
+    let Some(j) = block_json(text) else {
+        return Err(ExecError::Failed(format!(
+            "Unparsable error during block volume expand: {text}"
+        )));
+    };
+    if j.failed() {
+        if j.err_msg.contains("is same as current size") {
+            return Ok(());
+        }
+        return Err(ExecError::Failed(if j.msg().is_empty() {
+            "Failed to expand block volume (see logs for details, and retry the operation)".into()
+        } else {
+            format!(
+                "Failed to expand block volume: {} (see logs for details, and retry the operation)",
+                j.msg()
+            )
+        }));
+    }
+    if !o.ok() {
+        return Err(ExecError::Failed(format!(
+            "Failed to expand block volume: {}",
+            o.error_text()
+        )));
+    }
+    Ok(())
+}
+
+/// A gluster-block size (`2.0 GiB`, `1 T`, ...) in GiB, as Heketi's `toGigaBytes`: spaces
+/// dropped, G/GB/GIB, T.., P.., E.. (powers of 1024), fractions of a GiB cut off.
+pub fn block_size_gib(s: &str) -> Option<u64> {
+    let s: String = s.chars().filter(|c| *c != ' ').collect::<String>().to_uppercase();
+    let i = s.find(|c: char| c.is_alphabetic())?;
+    let (num, unit) = s.split_at(i);
+    let n: f64 = num.parse().ok()?;
+    if n.is_nan() || n < 0.0 {
+        return None;
+    }
+    let mult = match unit {
+        "G" | "GB" | "GIB" => 1.0,
+        "T" | "TB" | "TIB" => 1024.0,
+        "P" | "PB" | "PIB" => 1024.0 * 1024.0,
+        "E" | "EB" | "EIB" => 1024.0 * 1024.0 * 1024.0,
+        _ => return None,
+    };
+    Some((n * mult) as u64)
+}
+
+/// `gluster-block info <bhv>/<name> --json`: the target (IQN rebuilt from the GBID, the GBID
+/// as user name when a password is set, the exporting hosts, the size and the usable size:
+/// the smallest size a host whose resize failed still has), or None when gluster-block says
+/// the block volume does not exist. The answer may carry the password: error messages never
+/// quote it.
+pub fn block_info(o: &Output, bhv: &str, name: &str) -> ExecResult<Option<BlockTarget>> {
+    let text = block_text(o, false);
+    let unparsable = || {
+        ExecError::Failed(format!(
+            "Unparsable error during block volume info: {}",
+            redact_password(text)
+        ))
+    };
+    let j = block_json(text).ok_or_else(unparsable)?;
+    if j.failed() {
+        if j.err_msg.contains("doesn't exist") && names(&j.err_msg, name) {
+            return Ok(None);
+        }
+        return Err(ExecError::Failed(format!(
+            "unable to get info of blockvolume {name} on block hosting volume {bhv} : {}",
+            j.msg()
+        )));
+    }
+    if !o.ok() {
+        return Err(ExecError::Failed(format!(
+            "unable to get info of blockvolume {name} on block hosting volume {bhv} : {}",
+            redact_password(&o.error_text())
+        )));
+    }
+    if j.gbid.is_empty() {
+        return Err(unparsable());
+    }
+    let size_gib = block_size_gib(&j.size).ok_or_else(|| {
+        ExecError::Failed(format!(
+            "Not a valid Size: {:?} (block volume {bhv}/{name})",
+            j.size
+        ))
+    })?;
+    let mut usable_gib = size_gib;
+    if !j.resize_failed_on.is_empty() {
+        let mut min = u64::MAX;
+        for v in j.resize_failed_on.values() {
+            let g = block_size_gib(v).ok_or_else(|| {
+                ExecError::Failed(format!(
+                    "Error calculating usable size: Not a valid Size: {v:?} (block volume {bhv}/{name})"
+                ))
+            })?;
+            min = min.min(g);
+        }
+        usable_gib = min;
+    }
+    Ok(Some(BlockTarget {
+        iqn: format!("{BLOCK_IQN_PREFIX}{}", j.gbid),
+        username: if j.password.is_empty() {
+            String::new()
+        } else {
+            j.gbid.clone()
+        },
+        password: j.password,
+        hosts: j.exported_on,
+        size_gib,
+        usable_gib,
+    }))
+}
+
+/// `gluster-block list <bhv> --json`: the block volumes' names (`blocks`, absent or empty
+/// when there are none).
+pub fn block_list(o: &Output, bhv: &str) -> ExecResult<Vec<String>> {
+    let text = block_text(o, false);
+    let j = block_json(text).ok_or_else(|| {
+        ExecError::Failed(format!(
+            "Unable to get the block volume list for block hosting volume {bhv} : {text}"
+        ))
+    })?;
+    if j.failed() || !o.ok() {
+        let why = if j.msg().is_empty() {
+            o.error_text()
+        } else {
+            j.msg().to_string()
+        };
+        return Err(ExecError::Failed(format!(
+            "unable to list blockvolumes on block hosting volume {bhv} : {why}"
+        )));
+    }
+    Ok(j.blocks)
+}
+
 /// Calls `f(path, text)` for every text node; returns `opRet`.
 fn walk_xml(xml: &str, mut f: impl FnMut(&[&str], &str)) -> ExecResult<i64> {
     let mut r = Reader::from_str(xml);
@@ -302,6 +647,266 @@ mod tests {
         assert!(volumes_all(none).unwrap().is_empty());
         assert!(volumes_all("<cliOutput><opRet>-1</opRet></cliOutput>").is_err());
         assert!(lvs_all("nonsense").is_err());
+    }
+
+    /// gluster-block's answer `file` (testdata/gluster-block) as the CLI gives it: a success on
+    /// stdout with exit 0, a failure (`"RESULT": "FAIL"`) on stderr with exit status errCode.
+    fn gb(file: &str) -> Output {
+        let text = std::fs::read_to_string(format!(
+            "{}/src/executor/testdata/gluster-block/{file}",
+            env!("CARGO_MANIFEST_DIR")
+        ))
+        .unwrap();
+        let v: serde_json::Value = serde_json::from_str(&text).unwrap();
+        if v["RESULT"] == "FAIL" {
+            Output {
+                stdout: String::new(),
+                stderr: text,
+                status: Some(v["errCode"].as_u64().unwrap_or(255) as u32),
+            }
+        } else {
+            Output {
+                stdout: text,
+                stderr: String::new(),
+                status: Some(0),
+            }
+        }
+    }
+
+    const GBID: &str = "6b1a5f2e-2c4d-4e61-9a3b-0f7d8c9e1a2b";
+    const PASSWORD: &str = "d2f0c6a4-91b7-4c3e-8e5f-7a6b5c4d3e2f";
+
+    fn hosts(n: usize) -> Vec<String> {
+        (1..=n).map(|i| format!("10.78.0.1{i}")).collect()
+    }
+
+    #[test]
+    fn gluster_block_create_answers() {
+        let t = block_create(&gb("create.json"), &hosts(3), 5).unwrap();
+        assert_eq!(
+            t,
+            BlockTarget {
+                iqn: format!("iqn.2016-12.org.gluster-block:{GBID}"),
+                username: String::new(),
+                password: String::new(),
+                hosts: hosts(3),
+                size_gib: 5,
+                usable_gib: 5,
+            }
+        );
+        let t = block_create(&gb("create-auth.json"), &hosts(3), 1).unwrap();
+        assert_eq!((t.username.as_str(), t.password.as_str()), (GBID, PASSWORD));
+        assert_eq!(t.hosts, hosts(2), "the portals' hosts, not the requested ones");
+        let err = |f: &str| block_create(&gb(f), &hosts(3), 1).unwrap_err().to_string();
+        assert_eq!(
+            err("create-fail-exists.json"),
+            "Failed to create block volume: BLOCK with name: 'blk1' already EXIST"
+        );
+        assert_eq!(
+            err("create-fail-no-volume.json"),
+            "Failed to create block volume: Volume vol_gone does not exist"
+        );
+        assert_eq!(
+            err("create-fail-ha.json"),
+            "Failed to create block volume: multipath req: 4 > block-hosts: 10.78.0.11,10.78.0.12,10.78.0.13"
+        );
+        // FAIL without errMsg (targets rolled back): the answer itself says what happened.
+        let e = err("create-fail-rollback.json");
+        assert!(
+            e.starts_with("Failed to create block volume: { \"IQN\"") && e.contains("ROLLBACK SUCCESS ON"),
+            "{e}"
+        );
+        // Not JSON: Heketi's message, quoting the output, never a password.
+        let garbage = Output {
+            stdout: format!("{{ \"IQN\": \"x\", \"PASSWORD\": \"{PASSWORD}\", oops"),
+            stderr: String::new(),
+            status: Some(0),
+        };
+        let e = block_create(&garbage, &hosts(1), 1).unwrap_err().to_string();
+        assert!(
+            e.starts_with("Unparsable error during block volume create: "),
+            "{e}"
+        );
+        assert!(!e.contains(PASSWORD) && e.contains("<redacted>"), "{e}");
+        let daemon_down = Output {
+            stdout: String::new(),
+            stderr: "Did not receive any response from gluster-block daemon. Please check log files to find the reason\n".into(),
+            status: Some(255),
+        };
+        assert!(block_create(&daemon_down, &hosts(1), 1)
+            .unwrap_err()
+            .to_string()
+            .starts_with("Unparsable error during block volume create: Did not receive"));
+        // Exit status non-zero without FAIL in the answer.
+        let mut odd = gb("create.json");
+        odd.status = Some(1);
+        odd.stderr = "something broke".into();
+        assert_eq!(
+            block_create(&odd, &hosts(1), 1).unwrap_err().to_string(),
+            "Failed to create block volume: something broke"
+        );
+    }
+
+    #[test]
+    fn gluster_block_delete_answers() {
+        assert_eq!(block_delete(&gb("delete.json"), "vol_x", "blk1"), Ok(()));
+        // Already gone: the block volume, or its block-hosting volume.
+        assert_eq!(block_delete(&gb("delete-no-block.json"), "vol_x", "blk9"), Ok(()));
+        assert_eq!(
+            block_delete(&gb("delete-no-volume.json"), "vol_gone", "blk9"),
+            Ok(())
+        );
+        // "doesn't exist" about another block volume (or BHV) is not this one's absence, not
+        // even when its name is part of the other's.
+        assert!(block_delete(&gb("delete-no-block.json"), "vol_x", "blk1").is_err());
+        assert!(block_delete(&gb("delete-no-block.json"), "vol_x", "blk").is_err());
+        assert!(block_delete(&gb("delete-no-volume.json"), "vol_x", "blk9").is_err());
+        assert!(block_delete(&gb("delete-no-volume.json"), "vol_go", "blk9").is_err());
+        assert!(names("block v/b-1 doesn't exist", "b-1") && !names("block v/b-10 doesn't", "b-1"));
+        let mut partial = gb("delete-fail-partial.json");
+        partial.status = Some(255);
+        let e = block_delete(&partial, "vol_x", "blk1").unwrap_err().to_string();
+        assert!(e.contains("FAILED ON"), "{e}");
+        let e = block_delete(
+            &Output {
+                stdout: String::new(),
+                stderr: "not json".into(),
+                status: Some(1),
+            },
+            "v",
+            "b",
+        )
+        .unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "Unable to parse output from block volume delete: not json"
+        );
+    }
+
+    #[test]
+    fn gluster_block_modify_answers() {
+        assert_eq!(block_modify(&gb("modify.json")), Ok(()));
+        assert_eq!(block_modify(&gb("modify-same-size.json")), Ok(()));
+        assert_eq!(
+            block_modify(&gb("modify-fail-partial.json")).unwrap_err().to_string(),
+            "Failed to expand block volume: block volume resize failed: 10.78.0.13:[1.0 GiB] (see logs for details, and retry the operation)"
+        );
+        let no_msg = Output {
+            stdout: String::new(),
+            stderr: r#"{ "IQN": "x", "FAILED ON": [ "h3" ], "RESULT": "FAIL" }"#.into(),
+            status: Some(255),
+        };
+        assert_eq!(
+            block_modify(&no_msg).unwrap_err().to_string(),
+            "Failed to expand block volume (see logs for details, and retry the operation)"
+        );
+        let e = block_modify(&Output {
+            stdout: "garbage".into(),
+            ..Default::default()
+        })
+        .unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "Unparsable error during block volume expand: garbage"
+        );
+    }
+
+    #[test]
+    fn gluster_block_info_answers() {
+        let t = block_info(&gb("info.json"), "vol_x", "blk1").unwrap().unwrap();
+        assert_eq!(
+            t,
+            BlockTarget {
+                iqn: format!("iqn.2016-12.org.gluster-block:{GBID}"),
+                username: String::new(),
+                password: String::new(),
+                hosts: hosts(3),
+                size_gib: 1,
+                usable_gib: 1,
+            }
+        );
+        let t = block_info(&gb("info-auth.json"), "vol_x", "blk2")
+            .unwrap()
+            .unwrap();
+        assert_eq!((t.username.as_str(), t.password.as_str()), (GBID, PASSWORD));
+        assert_eq!((t.size_gib, t.usable_gib, t.hosts.len()), (5, 5, 2));
+        // A resize that failed on two hosts: usable is the smallest size they still have.
+        let t = block_info(&gb("info-resize-failed.json"), "vol_x", "blk1")
+            .unwrap()
+            .unwrap();
+        assert_eq!((t.size_gib, t.usable_gib), (4, 2));
+        assert_eq!(block_info(&gb("info-no-block.json"), "vol_x", "blk9"), Ok(None));
+        assert!(block_info(&gb("info-no-block.json"), "vol_x", "blk").is_err());
+        let e = block_info(&gb("info-fail-stopped.json"), "vol_x", "blk1").unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "unable to get info of blockvolume blk1 on block hosting volume vol_x : Check if volume vol_x is operational"
+        );
+        // An unparsable answer is quoted without its password.
+        let bad = Output {
+            stdout: format!(r#"{{ "NAME": "b", "PASSWORD": "{PASSWORD}", "SIZE": 3 }}"#),
+            stderr: String::new(),
+            status: Some(0),
+        };
+        let e = block_info(&bad, "v", "b").unwrap_err().to_string();
+        assert!(
+            e.starts_with("Unparsable error during block volume info: ") && !e.contains(PASSWORD),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn gluster_block_sizes_as_heketi_reads_them() {
+        for (s, g) in [
+            ("2.0 GiB", Some(2)),
+            ("1.5 GiB", Some(1)),
+            ("1 G", Some(1)),
+            ("10GB", Some(10)),
+            ("1.0 TiB", Some(1024)),
+            ("2 t", Some(2048)),
+            ("1.0 PiB", Some(1 << 20)),
+            ("1 EiB", Some(1 << 30)),
+            ("512.0 MiB", None),
+            ("1024", None),
+            ("-1 GiB", None),
+            ("", None),
+        ] {
+            assert_eq!(block_size_gib(s), g, "{s}");
+        }
+    }
+
+    #[test]
+    fn gluster_block_list_answers() {
+        assert_eq!(
+            block_list(&gb("list.json"), "vol_x").unwrap(),
+            vec!["blk1", "blk2"]
+        );
+        assert!(block_list(&gb("list-empty.json"), "vol_x").unwrap().is_empty());
+        let bare = Output {
+            stdout: r#"{"RESULT":"SUCCESS"}"#.into(),
+            stderr: String::new(),
+            status: Some(0),
+        };
+        assert!(block_list(&bare, "vol_x").unwrap().is_empty());
+        assert_eq!(
+            block_list(&gb("list-fail.json"), "vol_gone")
+                .unwrap_err()
+                .to_string(),
+            "unable to list blockvolumes on block hosting volume vol_gone : Volume vol_gone does not exist"
+        );
+    }
+
+    #[test]
+    fn passwords_are_redacted() {
+        assert_eq!(
+            redact_password(r#"{ "USERNAME": "u", "PASSWORD": "s\"ecret", "X": 1 }"#),
+            r#"{ "USERNAME": "u", "PASSWORD": "<redacted>", "X": 1 }"#
+        );
+        assert_eq!(
+            redact_password(r#""PASSWORD": "cut"#),
+            r#""PASSWORD": "<redacted>"#
+        );
+        assert_eq!(redact_password("no secrets"), "no secrets");
     }
 
     #[test]

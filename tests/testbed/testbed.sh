@@ -3,13 +3,16 @@
 #
 # Why: the SSH executor must be tested against what it will meet in production:
 # a real sshd, real glusterd, real lvm2 metadata, real XFS and mounts. This kernel
-# has no device-mapper, so thin LVs are emulated by tests/testbed/lvm-shim; all else
-# is the real software.
+# has no device-mapper, so thin LVs are emulated by tests/testbed/lvm-shim, and
+# gluster-block (not packaged for Debian 12, its kernel target cannot run here) by
+# tests/testbed/gluster-block, which keeps its state in the block-hosting volume through a
+# real FUSE mount; all else is the real software.
 #
 # A node is a network namespace (veth into bridge $HT_BRIDGE) plus persistent mount
 # and UTS namespaces, and a PID namespace whose PID 1 (node-boot) starts sshd and
 # glusterd. Killing PID 1 powers the node off. Each node has its own /etc (overlay),
-# /var/lib/glusterd, /var/lib/heketi, /root, /dev/mapper, LVM shim state and loop disks.
+# /var/lib/glusterd, /var/lib/heketi, /root, /dev/mapper, LVM shim state and loop disks;
+# /usr/local/sbin (empty on the host) is $HT_OPT/sbin, holding the gluster-block shim.
 #
 #   testbed.sh up [N] [DISKS]   create N nodes (default 3) with DISKS 20G disks each (2)
 #   testbed.sh down             remove everything (idempotent; safe after a half-up)
@@ -145,8 +148,8 @@ EOF
     ip -n "$n" link set lo up
     touch "$HT_NSDIR/$n.mnt" "$HT_NSDIR/$n.uts"
     # The node's private view: its own /etc (overlay: sed -i on fstab renames files),
-    # glusterd state, brick mount points, LV device nodes, shim state, shims for lvm
-    # and systemctl.
+    # glusterd state, brick mount points, LV device nodes, shim state, shims for lvm,
+    # systemctl and gluster-block.
     nsenter --net=/run/netns/"$n" unshare --mount="$HT_NSDIR/$n.mnt" --uts="$HT_NSDIR/$n.uts" \
         --propagation private -- bash -euc "
             umount -l '$HT_NSDIR' 2>/dev/null || true
@@ -160,6 +163,7 @@ EOF
             mount -t tmpfs -o mode=0755 tmpfs /dev/mapper
             mount --bind '$HT_OPT/lvm-shim' /usr/sbin/lvm
             mount --bind '$HT_OPT/systemctl' /usr/bin/systemctl
+            mount --bind '$HT_OPT/sbin' /usr/local/sbin   # gluster-block (shim), on root's PATH
             hostname '$n'"
     boot "$n"
 }
@@ -195,6 +199,8 @@ up() {
     cmp -s /usr/sbin/lvm "$HT_OPT/lvm.real" || cp /usr/sbin/lvm "$HT_OPT/lvm.real"
     install -m 755 "$HERE/lvm-shim" "$HT_OPT/lvm-shim"
     install -m 755 "$HERE/systemctl" "$HT_OPT/systemctl"
+    install -d "$HT_OPT/sbin"
+    install -m 755 "$HERE/gluster-block" "$HT_OPT/sbin/gluster-block"
     install -m 755 "$HERE/node-boot" "$HT_OPT/node-boot"
     install -m 755 "$HERE/../../deploy/node/hekate-guard" "$HT_OPT/hekate-guard"
     ssh-keygen -q -t ed25519 -N '' -C hekate-testbed -f "$HT_STATE/id_ed25519"
@@ -236,6 +242,9 @@ down() {
         # brick mounts and LV loops live in the node's mount namespace
         if [[ -e $HT_NSDIR/$n.mnt ]]; then
             nsenter --mount="$HT_NSDIR/$n.mnt" -- bash -c '
+                # FUSE mounts the gluster-block shim left (it unmounts after each command)
+                grep " fuse.glusterfs " /proc/mounts | awk "{print \$2}" |
+                    while read -r m; do umount -l "$m"; done
                 grep -E " /var/lib/heketi/" /proc/mounts | awk "{print \$2}" | sort -r |
                     while read -r m; do umount -l "$m"; done
                 for f in /var/lib/hekate-testbed/lvm/*/*.img; do
