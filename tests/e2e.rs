@@ -341,6 +341,18 @@ async fn block_volume_lifecycle_on_real_nodes() {
     let info = tb.must(0, &format!("gluster --mode=script volume info {bhv_name}"));
     assert!(info.contains("features.shard: on"), "group gluster-block: {info}");
     let b1_name = b1["name"].as_str().unwrap().to_string();
+    // The BHV refuses deletion while it holds a block volume.
+    let r = api
+        .call(Method::DELETE, &format!("/volumes/{bhv_id}"), None)
+        .await
+        .unwrap();
+    assert_eq!(
+        (r.status, r.body.as_str()),
+        (
+            409,
+            "Cannot delete a block hosting volume containing block volumes\n"
+        )
+    );
     let gb = tb.must(2, &format!("gluster-block info {bhv_name}/{b1_name} --json"));
     assert!(
         gb.contains(&format!("\"GBID\": \"{gbid1}\"")) && gb.contains("\"SIZE\": \"1.0 GiB\""),
@@ -371,6 +383,27 @@ async fn block_volume_lifecycle_on_real_nodes() {
     assert!(gb.contains("\"SIZE\": \"2.0 GiB\""), "{gb}");
     let list = tb.must(0, &format!("gluster-block list {bhv_name} --json"));
     assert!(list.contains(&b1_name) && list.contains(&b2_name), "{list}");
+    // The backing files, as a client of the BHV sees them through a FUSE mount: 1 GiB
+    // (preallocated) and 2 GiB.
+    let gbid2 = b2["blockvolume"]["iqn"]
+        .as_str()
+        .unwrap()
+        .rsplit(':')
+        .next()
+        .unwrap()
+        .to_string();
+    let sizes = tb.must(
+        1,
+        &format!(
+            "d=$(mktemp -d) && mount -t glusterfs localhost:/{bhv_name} $d && \
+             stat -c '%n %s' $d/block-store/{gbid1} $d/block-store/{gbid2}; s=$?; umount $d; rmdir $d; exit $s"
+        ),
+    );
+    let gib = 1u64 << 30;
+    assert!(
+        sizes.contains(&format!("{gbid1} {gib}")) && sizes.contains(&format!("{gbid2} {}", 2 * gib)),
+        "{sizes}"
+    );
     // Reconcile lists every BHV's block volumes with gluster-block: nothing to report.
     assert_reconciled(&c, "with two block volumes").await;
 
@@ -384,6 +417,161 @@ async fn block_volume_lifecycle_on_real_nodes() {
     run_async(&api, Method::DELETE, &format!("/volumes/{bhv_id}"), None)
         .await
         .unwrap_or_else(|e| panic!("BHV delete: {e}\n{}", c.log_tail(1)));
+    tb.assert_clean();
+    teardown(&tb, &c, &cid, &nodes, &devs).await;
+}
+
+/// A leader killed in the middle of a block volume create, on real nodes: once while the
+/// block-hosting volume made for it is being built, once while `gluster-block create` runs.
+/// Each ends in exactly one block volume (on the nodes and in the API) or none, and nothing
+/// is left on the nodes after the deletes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn leader_killed_mid_block_volume_create_ends_in_one_or_none() {
+    let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let Some(tb) = Testbed::find() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let mut spec = ClusterSpec::new(BIN, 3);
+    spec.shared_mock = false;
+    let mut g = tb.glusterfs.clone();
+    g["auto_create_block_hosting_volume"] = json!(true);
+    g["block_hosting_volume_size"] = json!(4);
+    spec.glusterfs = g;
+    let mut c = ProcCluster::create(dir.path(), spec).unwrap();
+    c.start_all().unwrap();
+    c.wait_ready(&c.ids(), Duration::from_secs(30))
+        .await
+        .unwrap_or_else(|e| panic!("{e}\n{}", c.log_tail(1)));
+    let (cid, nodes, devs) = topology(&tb, &c).await;
+    let mut outcomes = Vec::new();
+    for (round, moment) in ["a brick of the new BHV", "gluster-block create"]
+        .into_iter()
+        .enumerate()
+    {
+        let name = format!("killed{round}");
+        let leader = c.wait_leader(&c.ids(), Duration::from_secs(30)).await.unwrap();
+        let other = c.ids().into_iter().find(|i| *i != leader).unwrap();
+        let api = c.client(other);
+        let since = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos();
+        let r = api
+            .call(
+                Method::POST,
+                "/blockvolumes",
+                Some(&json!({"size": 1, "name": name})),
+            )
+            .await
+            .unwrap();
+        assert_eq!(r.status, 202, "{}", r.body);
+        let loc = r.headers["location"].to_str().unwrap().to_string();
+        wait_for(Duration::from_secs(90), moment, || async {
+            let seen = if round == 0 {
+                (0..3).any(|i| tb.leftovers(i).contains("brick_"))
+            } else {
+                tb.nodes.iter().any(|n| {
+                    tb.env
+                        .command_log(&n.0)
+                        .iter()
+                        .any(|r| r.0 >= since && r.2.contains("gluster-block create") && r.2.contains(&name))
+                })
+            };
+            seen.then_some(())
+        })
+        .await
+        .unwrap();
+        c.kill(leader).unwrap();
+        let done = hekate_testkit::wait_queue(&api, &loc, Duration::from_secs(180))
+            .await
+            .unwrap_or_else(|e| panic!("{e}\n{}", c.log_tail(other)));
+        outcomes.push(format!("{moment}: {}", done.status));
+        let listed = c
+            .call_ok(other, Method::GET, "/blockvolumes", None)
+            .await
+            .unwrap();
+        let mut on_nodes = 0;
+        for v in c.call_ok(other, Method::GET, "/volumes", None).await.unwrap()["volumes"]
+            .as_array()
+            .unwrap()
+        {
+            let vol = c
+                .call_ok(
+                    other,
+                    Method::GET,
+                    &format!("/volumes/{}", v.as_str().unwrap()),
+                    None,
+                )
+                .await
+                .unwrap();
+            let list = tb.must(
+                0,
+                &format!("gluster-block list {} --json", vol["name"].as_str().unwrap()),
+            );
+            on_nodes += list.matches(&format!("\"{name}\"")).count();
+        }
+        if done.status == 303 {
+            assert_eq!(on_nodes, 1, "{moment}: one block volume on the nodes");
+            let b = c
+                .call_ok(other, Method::GET, &done.location(), None)
+                .await
+                .unwrap();
+            assert_eq!(b["name"], name.as_str());
+            assert!(
+                listed["blockvolumes"].as_array().unwrap().contains(&b["id"]),
+                "{listed}"
+            );
+        } else {
+            assert_eq!(
+                on_nodes, 0,
+                "{moment}: rolled back ({}) but on the nodes",
+                done.body
+            );
+            for id in listed["blockvolumes"].as_array().unwrap() {
+                let b = c
+                    .call_ok(
+                        other,
+                        Method::GET,
+                        &format!("/blockvolumes/{}", id.as_str().unwrap()),
+                        None,
+                    )
+                    .await
+                    .unwrap();
+                assert_ne!(b["name"], name.as_str(), "rolled back but listed");
+            }
+        }
+        c.start(leader).unwrap();
+        c.wait_ready(&[leader], Duration::from_secs(30)).await.unwrap();
+    }
+    eprintln!("block volume creates with a leader kill: {outcomes:?}");
+    assert_reconciled(&c, "after the kills").await;
+    // Deletes: every block volume, then every block-hosting volume; nothing left.
+    let api = c.client(1);
+    for id in c.call_ok(1, Method::GET, "/blockvolumes", None).await.unwrap()["blockvolumes"]
+        .as_array()
+        .unwrap()
+    {
+        run_async(
+            &api,
+            Method::DELETE,
+            &format!("/blockvolumes/{}", id.as_str().unwrap()),
+            None,
+        )
+        .await
+        .unwrap();
+    }
+    for id in c.call_ok(1, Method::GET, "/volumes", None).await.unwrap()["volumes"]
+        .as_array()
+        .unwrap()
+    {
+        run_async(
+            &api,
+            Method::DELETE,
+            &format!("/volumes/{}", id.as_str().unwrap()),
+            None,
+        )
+        .await
+        .unwrap();
+    }
     tb.assert_clean();
     teardown(&tb, &c, &cid, &nodes, &devs).await;
 }
