@@ -84,11 +84,9 @@ pub enum Cmd {
         #[arg(long)]
         repair: bool,
     },
-    /// Block volumes (not available in Hekate yet)
-    Blockvolume {
-        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
-        args: Vec<String>,
-    },
+    /// Heketi block volume management (gluster-block volumes on block-hosting volumes)
+    #[command(subcommand)]
+    Blockvolume(BlockvolumeCmd),
     /// Print a shell completion script (bash, zsh, fish, powershell, elvish)
     Completion { shell: clap_complete::Shell },
 }
@@ -261,6 +259,38 @@ pub enum VolumeCmd {
     SetBlockHostingRestriction {
         restriction: String,
         id: String,
+    },
+}
+
+/// heketi-cli's `blockvolume` flags: `--size` and `--ha` default to 0 (0 ha: the server picks
+/// every node of the block-hosting volume), a negative `--ha` is refused before any request.
+#[derive(Subcommand)]
+pub enum BlockvolumeCmd {
+    Create {
+        #[arg(long, default_value_t = 0, allow_negative_numbers = true)]
+        size: i64,
+        #[arg(long, default_value_t = 0, allow_negative_numbers = true)]
+        ha: i64,
+        #[arg(long, num_args = 0..=1, default_missing_value = "true", default_value = "false")]
+        auth: bool,
+        #[arg(long, default_value = "")]
+        name: String,
+        #[arg(long, default_value = "")]
+        clusters: String,
+    },
+    Delete {
+        id: Option<String>,
+    },
+    Info {
+        id: Option<String>,
+    },
+    List,
+    Expand {
+        id: Option<String>,
+        #[arg(long)]
+        blockvolume: Option<String>,
+        #[arg(long = "new-size", default_value_t = 0, allow_negative_numbers = true)]
+        new_size: i64,
     },
 }
 
@@ -443,7 +473,7 @@ async fn run(cli: &Cli, c: &Client) -> anyhow::Result<Out> {
             clap_complete::generate(*shell, &mut Cli::command(), "hekate-cli", &mut out);
             Ok(text(String::from_utf8_lossy(&out)))
         }
-        Cmd::Blockvolume { .. } => bail!("block volumes are not supported by Hekate yet"),
+        Cmd::Blockvolume(cmd) => blockvolume(cmd, c, j).await,
         Cmd::Cluster(cmd) => cluster(cmd, c, j).await,
         Cmd::Node(cmd) => node(cmd, c, j).await,
         Cmd::Device(cmd) => device(cmd, c, j).await,
@@ -914,6 +944,115 @@ async fn volume(cmd: &VolumeCmd, c: &Client, j: bool) -> anyhow::Result<Out> {
             Ok(raw(j, &v.unwrap_or_default(), format::volume))
         }
     }
+}
+
+async fn blockvolume(cmd: &BlockvolumeCmd, c: &Client, j: bool) -> anyhow::Result<Out> {
+    match cmd {
+        BlockvolumeCmd::Create { .. } => {
+            let body = blockvolume_create_body(cmd)?;
+            let v = c
+                .run_async(
+                    Method::POST,
+                    "/blockvolumes",
+                    Some(&body),
+                    &progress("creating block volume"),
+                )
+                .await?
+                .unwrap_or_default();
+            Ok(raw(j, &v, format::blockvolume))
+        }
+        BlockvolumeCmd::Delete { id } => {
+            let id = id.as_deref().ok_or_else(|| anyhow!("Volume id missing"))?;
+            c.run_async(
+                Method::DELETE,
+                &format!("/blockvolumes/{id}"),
+                None,
+                &progress("deleting block volume"),
+            )
+            .await?;
+            Ok(text(format!("Volume {id} deleted\n")))
+        }
+        BlockvolumeCmd::Info { id } => {
+            let id = id.as_deref().ok_or_else(|| anyhow!("Volume id missing"))?;
+            let v = c
+                .expect_ok(Method::GET, &format!("/blockvolumes/{id}"), None)
+                .await?
+                .json()?;
+            Ok(raw(j, &v, format::blockvolume))
+        }
+        BlockvolumeCmd::List => {
+            let v = c.expect_ok(Method::GET, "/blockvolumes", None).await?.json()?;
+            if j {
+                return Ok(Out(v.to_string()));
+            }
+            let mut infos = Vec::new();
+            for id in v["blockvolumes"].as_array().cloned().unwrap_or_default() {
+                let id = id.as_str().unwrap_or_default();
+                infos.push(
+                    c.expect_ok(Method::GET, &format!("/blockvolumes/{id}"), None)
+                        .await?
+                        .json()?,
+                );
+            }
+            Ok(Out(format::blockvolume_list(&infos)))
+        }
+        BlockvolumeCmd::Expand {
+            id,
+            blockvolume,
+            new_size,
+        } => {
+            // heketi-cli takes the id as --blockvolume or as the argument.
+            let id = blockvolume
+                .clone()
+                .or(id.clone())
+                .ok_or_else(|| anyhow!("Volume id missing"))?;
+            if *new_size == 0 {
+                bail!("Missing new size");
+            }
+            let v = c
+                .run_async(
+                    Method::POST,
+                    &format!("/blockvolumes/{id}/expand"),
+                    Some(&json!({"new_size": new_size})),
+                    &progress("expanding block volume"),
+                )
+                .await?
+                .unwrap_or_default();
+            Ok(raw(j, &v, format::blockvolume))
+        }
+    }
+}
+
+/// heketi-cli's block volume create body: `size`, `auth` always; `clusters`, `name` when
+/// given; `hacount` when not negative (negative is refused here, as heketi-cli does).
+fn blockvolume_create_body(cmd: &BlockvolumeCmd) -> anyhow::Result<Value> {
+    let BlockvolumeCmd::Create {
+        size,
+        ha,
+        auth,
+        name,
+        clusters,
+    } = cmd
+    else {
+        bail!("not a create");
+    };
+    if *size == 0 {
+        bail!("Missing volume size");
+    }
+    if *ha < 0 {
+        bail!("Invalid HA count");
+    }
+    let mut body = json!({"size": size, "auth": auth});
+    if !clusters.is_empty() {
+        body["clusters"] = json!(clusters.split(',').collect::<Vec<_>>());
+    }
+    if !name.is_empty() {
+        body["name"] = json!(name);
+    }
+    if *ha > 0 {
+        body["hacount"] = json!(ha);
+    }
+    Ok(body)
 }
 
 async fn volume_expand(c: &Client, id: &str, expand_size: i64, j: bool) -> anyhow::Result<Out> {

@@ -265,3 +265,153 @@ async fn the_readme_example_topology_loads_and_takes_a_volume() {
         "{out}"
     );
 }
+
+/// Starts `n` replicas with extra `glusterfs` keys and waits until all are ready.
+async fn cluster_with(n: u64, glusterfs: Value) -> (tempfile::TempDir, hekate_testkit::ProcCluster) {
+    let dir = tempfile::tempdir().unwrap();
+    let mut spec = hekate_testkit::ClusterSpec::new(crate::BIN, n);
+    spec.glusterfs = glusterfs;
+    let mut c = hekate_testkit::ProcCluster::create(dir.path(), spec).unwrap();
+    c.start_all().unwrap();
+    let ids = c.ids();
+    c.wait_ready(&ids, T)
+        .await
+        .unwrap_or_else(|e| panic!("{e}\n{}", c.log_tail(1)));
+    (dir, c)
+}
+
+/// Heketi's mock answers `fakeIQN` and fixed credentials; the simulated nodes answer
+/// gluster-block's real shapes: those three values are compared by presence only.
+fn norm_block(s: &str) -> String {
+    let target = Regex::new(r"(?m)^(IQN|Username|Password): \S+$").unwrap();
+    norm(&target.replace_all(s, "$1: <set>"), false)
+}
+
+/// `hekate-cli blockvolume` against heketi-cli's block transcripts, in their recorded order,
+/// on the recorded topology, with the block-hosting volume created on demand
+/// (`auto_create_block_hosting_volume`, 100 GiB as the recording's).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn blockvolume_commands_replay_heketi_cli_transcripts() {
+    let _g = serial();
+    let (_d, c) = cluster_with(
+        3,
+        serde_json::json!({"auto_create_block_hosting_volume": true, "block_hosting_volume_size": 100}),
+    )
+    .await;
+    let servers = c.url(1);
+    let (args, _, _) = transcript("topology-load");
+    let (out, err, code) = run(&c, &servers, &args);
+    assert_eq!(code, 0, "topology load: {out}{err}");
+
+    // create --name=cliblock --ha=3 --auth: the text template, ids and IPs normalized.
+    let (args, want, code) = transcript("blockvolume-create");
+    let (out, err, got) = run(&c, &servers, &args);
+    assert_eq!((got, code), (0, 0), "create: {err}");
+    assert_eq!(norm_block(&out), norm_block(&want), "create");
+    let field = |s: &str, k: &str| -> String {
+        s.lines()
+            .find_map(|l| l.strip_prefix(k))
+            .unwrap_or_else(|| panic!("{k} in {s}"))
+            .to_string()
+    };
+    let named = field(&out, "Volume Id: ");
+    let bhv = field(&out, "Block Hosting Volume: ");
+    assert!(!field(&out, "Password: ").is_empty(), "--auth gives credentials");
+
+    // create --json: the server's JSON, no newline, Heketi's keys in Heketi's order.
+    let (args, want, _) = transcript("blockvolume-create-json");
+    let (out, err, code) = run(&c, &servers, &args);
+    assert_eq!(code, 0, "create --json: {err}");
+    assert!(!out.ends_with('\n'));
+    let (ours, theirs): (Value, Value) = (
+        serde_json::from_str(&out).unwrap(),
+        serde_json::from_str(want.trim_end()).unwrap(),
+    );
+    let keys = |v: &Value| v.as_object().unwrap().keys().cloned().collect::<Vec<_>>();
+    assert_eq!(keys(&ours), keys(&theirs));
+    assert_eq!(keys(&ours["blockvolume"]), keys(&theirs["blockvolume"]));
+    assert_eq!(ours["blockhostingvolume"], bhv, "the second one shares the BHV");
+    assert_eq!(ours["size"], 1);
+    let unnamed = ours["id"].as_str().unwrap().to_string();
+    assert_eq!(ours["name"], format!("blockvol_{unnamed}"));
+
+    // list: one line per block volume (order follows the random ids).
+    let (args, want, code) = transcript("blockvolume-list");
+    let (out, err, got) = run(&c, &servers, &args);
+    assert_eq!(got, code, "list: {err}");
+    assert_eq!(
+        sorted_lines(&norm(&out, false)),
+        sorted_lines(&norm(&want, false))
+    );
+    assert!(out.contains(&format!("Id:{named}    Cluster:")), "{out}");
+    let (args, _, _) = transcript("blockvolume-list-json");
+    let (out, _, code) = run(&c, &servers, &args);
+    assert_eq!(code, 0);
+    let mut ids = vec![named.clone(), unnamed.clone()];
+    ids.sort();
+    assert_eq!(out, serde_json::json!({ "blockvolumes": ids }).to_string());
+
+    // info (text and JSON), expand and delete of the named one, then not found.
+    let with_id = |args: Vec<String>| -> Vec<String> {
+        let id = Regex::new("[0-9a-f]{32}").unwrap();
+        args.iter()
+            .map(|a| id.replace_all(a, named.as_str()).into_owned())
+            .collect()
+    };
+    for name in ["blockvolume-info", "blockvolume-expand", "blockvolume-delete"] {
+        let (args, want, code) = transcript(name);
+        let (out, err, got) = run(&c, &servers, &with_id(args));
+        assert_eq!(got, code, "{name}: {err}");
+        assert_eq!(norm_block(&out), norm_block(&want), "{name}");
+        if name == "blockvolume-info" {
+            let (args, want, _) = transcript("blockvolume-info-json");
+            let (out, _, _) = run(&c, &servers, &with_id(args));
+            let (ours, theirs): (Value, Value) = (
+                serde_json::from_str(&out).unwrap(),
+                serde_json::from_str(want.trim_end()).unwrap(),
+            );
+            assert_eq!(keys(&ours), keys(&theirs));
+            assert_eq!(
+                (&ours["size"], &ours["hacount"]),
+                (&theirs["size"], &theirs["hacount"])
+            );
+        }
+    }
+    let args = with_id(transcript("blockvolume-info").0);
+    let (_, err, code) = run(&c, &servers, &args);
+    assert_eq!((code, err.as_str()), (255, "Error: Id not found\n"));
+    let (args, want, code) = transcript("blockvolume-info-notfound");
+    let (_, err, got) = run(&c, &servers, &args);
+    assert_eq!((got, err), (code, want));
+
+    // The BHV lists what is left; `--blockvolume=<id>` names the volume to expand.
+    let info = run(&c, &servers, &["volume".into(), "info".into(), bhv.clone()]).0;
+    assert!(info.contains(&format!("Block Volumes: [{unnamed}]\n")), "{info}");
+    let args = [
+        "blockvolume",
+        "expand",
+        &format!("--blockvolume={unnamed}"),
+        "--new-size=2",
+    ]
+    .map(String::from);
+    let (out, err, code) = run(&c, &servers, &args);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("\nSize: 2\nUsableSize: 2\n"), "{out}");
+    let args = ["blockvolume", "create", "--size=1", "--ha=-1"].map(String::from);
+    let (_, err, code) = run(&c, &servers, &args);
+    assert_eq!((code, err.as_str()), (255, "Error: Invalid HA count\n"));
+}
+
+/// Without a block-hosting volume and with automatic creation off (Heketi's default),
+/// `blockvolume create` fails as heketi-cli's transcript shows.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn blockvolume_create_without_block_hosting_volume_fails_as_heketi_cli() {
+    let _g = serial();
+    let (_d, c) = cluster(3, serde_json::json!({})).await;
+    let servers = c.url(1);
+    let (args, _, _) = transcript("topology-load");
+    assert_eq!(run(&c, &servers, &args).2, 0);
+    let (args, want, code) = transcript("blockvolume-create-nobhv");
+    let (out, err, got) = run(&c, &servers, &args);
+    assert_eq!((got, out.as_str(), err), (code, "", want));
+}
