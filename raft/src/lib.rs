@@ -24,6 +24,7 @@
 #![allow(clippy::result_large_err)]
 
 pub mod app;
+pub mod assist;
 pub mod codec;
 pub mod db;
 pub mod error;

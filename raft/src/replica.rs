@@ -96,6 +96,8 @@ pub struct Replica<A: Application> {
     /// so that a replica reading only an older format cannot join between the check that
     /// every member reads the new one and its commit.
     format_change: Arc<tokio::sync::Mutex<()>>,
+    /// When an append from a leader last arrived (the assisted election, `crate::assist`).
+    contact: Arc<crate::assist::LeaderContact>,
 }
 
 impl<A: Application> Clone for Replica<A> {
@@ -112,6 +114,7 @@ impl<A: Application> Clone for Replica<A> {
             inflight: self.inflight.clone(),
             app: self.app.clone(),
             format_change: self.format_change.clone(),
+            contact: self.contact.clone(),
         }
     }
 }
@@ -151,8 +154,10 @@ impl<A: Application> Replica<A> {
             inflight: Arc::new(AtomicU64::new(0)),
             app,
             format_change: Arc::new(tokio::sync::Mutex::new(())),
+            contact: Arc::new(crate::assist::LeaderContact::default()),
         };
         tokio::spawn(replica.clone().check_quorum_loop());
+        tokio::spawn(replica.clone().assist_loop());
         Ok(replica)
     }
 
@@ -177,6 +182,77 @@ impl<A: Application> Replica<A> {
                 self.step_down(&m, silent).await;
             }
         }
+    }
+
+    /// The assisted election (`crate::assist`): every heartbeat, a voter that has heard no
+    /// leader for the vote lease plus a heartbeat asks the other voters, and campaigns at once
+    /// if a majority agrees nobody hears a leader and its log is the longest. Once per term.
+    async fn assist_loop(self) {
+        let rx = self.raft.metrics();
+        let hb = self.cfg.settings.heartbeat_ms.max(10);
+        let lease = self.cfg.settings.election_timeout_max_ms;
+        let mut tick = tokio::time::interval(Duration::from_millis(hb));
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut tried_term = 0;
+        loop {
+            tick.tick().await;
+            let m = rx.borrow().clone();
+            if m.state == ServerState::Shutdown || rx.has_changed().is_err() {
+                return;
+            }
+            let me = service::local_probe(&self.raft, self.id, &self.contact);
+            let voters: Vec<NodeId> = m.membership_config.membership().voter_ids().collect();
+            if me.is_leader
+                || me.since_leader_ms <= lease + hb
+                || m.current_term <= tried_term
+                || !voters.contains(&self.id)
+                || voters.len() < 2
+            {
+                continue;
+            }
+            let answers = self
+                .probe_voters(&m, &voters, Duration::from_millis(hb * 2))
+                .await;
+            let me = service::local_probe(&self.raft, self.id, &self.contact);
+            if crate::assist::should_campaign(&me, &answers, voters.len(), lease) {
+                // The term it campaigns in: one attempt per term, then openraft's timers.
+                tried_term = m.current_term + 1;
+                tracing::info!(
+                    since_leader_ms = me.since_leader_ms,
+                    last_log_index = me.last_log_index,
+                    "no leader heard by a majority and this log is the longest: campaigning now"
+                );
+                if let Err(e) = self.raft.trigger().elect().await {
+                    tracing::warn!("assisted election: {e}");
+                }
+            }
+        }
+    }
+
+    /// The other voters' answers to the assistant's probe; the unreachable ones and answers
+    /// from another replica (an older build forwarding the unknown RPC) are left out.
+    async fn probe_voters(
+        &self,
+        m: &openraft::RaftMetrics<NodeId, Member>,
+        voters: &[NodeId],
+        bound: Duration,
+    ) -> Vec<crate::assist::Probe> {
+        let membership = m.membership_config.membership();
+        let calls = voters.iter().filter(|v| **v != self.id).filter_map(|v| {
+            let node = membership.get_node(v)?.clone();
+            let http = self.http.clone();
+            let id = *v;
+            Some(async move {
+                let r: Result<crate::assist::Probe, PeerCallError> =
+                    http.call(&node.peer_addr, "probe", &(), bound).await;
+                r.ok().filter(|p| p.id == id)
+            })
+        });
+        futures::future::join_all(calls)
+            .await
+            .into_iter()
+            .flatten()
+            .collect()
     }
 
     /// Steps this leader down: openraft is handed the vote request of another voter for the
@@ -275,6 +351,7 @@ impl<A: Application> Replica<A> {
             secret: self.secret.clone(),
             id: self.id,
             log_format: A::LOG_FORMAT,
+            contact: self.contact.clone(),
         }))
     }
 

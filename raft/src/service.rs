@@ -33,6 +33,8 @@ pub(crate) struct PeerService {
     pub id: NodeId,
     /// The newest log format this build reads (`Application::LOG_FORMAT`).
     pub log_format: u16,
+    /// When an append from a leader last arrived (`crate::assist`).
+    pub contact: Arc<crate::assist::LeaderContact>,
 }
 
 /// The `/raft/rpc/*` routes, with their own body limit (snapshot chunks are up to a few MiB).
@@ -44,6 +46,7 @@ pub(crate) fn router(svc: Arc<PeerService>) -> Router {
         .route(&format!("{RPC_PREFIX}/status"), post(status))
         .route(&format!("{RPC_PREFIX}/elect"), post(elect))
         .route(&format!("{RPC_PREFIX}/format"), post(format))
+        .route(&format!("{RPC_PREFIX}/probe"), post(probe))
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
         .with_state(svc)
 }
@@ -102,7 +105,23 @@ macro_rules! rpc_handler {
     };
 }
 
-rpc_handler!(append, "append", append_entries);
+/// An append (entries or heartbeat) from a leader: also the assistant's "heard a leader".
+async fn append(State(svc): State<Arc<PeerService>>, req: Request) -> Response {
+    if let Err(r) = check_secret(&svc, &req, "append") {
+        return r;
+    }
+    let req: openraft::raft::AppendEntriesRequest<crate::types::TypeConfig> = match decode(req).await {
+        Ok(r) => r,
+        Err(r) => return r,
+    };
+    let res = svc.raft.append_entries(req).await;
+    // Any answer but "your vote is stale" means the sender leads this replica's term.
+    if matches!(&res, Ok(r) if !matches!(r, openraft::raft::AppendEntriesResponse::HigherVote(_))) {
+        svc.contact.heard();
+    }
+    encode(&res)
+}
+
 rpc_handler!(vote, "vote", vote);
 rpc_handler!(snapshot, "snapshot", install_snapshot);
 
@@ -133,6 +152,29 @@ async fn elect(State(svc): State<Arc<PeerService>>, req: Request) -> Response {
     }
     let res: Result<(), String> = svc.raft.trigger().elect().await.map_err(|e| e.to_string());
     encode(&res)
+}
+
+/// What the assistant of another voter asks (`crate::assist`): how long since this replica
+/// heard a leader, and how long its log is.
+async fn probe(State(svc): State<Arc<PeerService>>, req: Request) -> Response {
+    if let Err(r) = check_secret(&svc, &req, "probe") {
+        return r;
+    }
+    encode(&local_probe(&svc.raft, svc.id, &svc.contact))
+}
+
+pub(crate) fn local_probe(
+    raft: &Raft,
+    id: NodeId,
+    contact: &crate::assist::LeaderContact,
+) -> crate::assist::Probe {
+    let m = raft.metrics().borrow().clone();
+    crate::assist::Probe {
+        id,
+        is_leader: m.current_leader == Some(id),
+        since_leader_ms: contact.since_ms(),
+        last_log_index: m.last_log_index,
+    }
 }
 
 /// This replica's id and the newest log format its build reads: the leader raises the format
