@@ -13,7 +13,7 @@ use serde::Serialize;
 use super::error::ApiError;
 use super::{outcome, AppState, ReadMode};
 use crate::dump::{self, Dump};
-use crate::state::{self, keys, Command};
+use crate::state::{self, keys};
 
 fn go_pretty(body: String) -> Response {
     let mut r = Response::new(axum::body::Body::from(body));
@@ -35,16 +35,14 @@ pub async fn dump(State(st): State<AppState>, mode: ReadMode) -> Result<Response
 
 pub async fn import(State(st): State<AppState>, body: Bytes) -> Result<Response, ApiError> {
     let d: Dump = serde_json::from_slice(&body).map_err(|e| ApiError::Unparsable(e.to_string()))?;
-    let set = dump::plan_import(&d).map_err(|e| ApiError::BadRequest(format!("import refused: {e}")))?;
+    let plan = dump::plan_import(&d).map_err(|e| ApiError::BadRequest(format!("import refused: {e}")))?;
+    let set = &plan.set;
     let counts = serde_json::json!({
         "clusters": set.clusters.len(), "nodes": set.nodes.len(), "devices": set.devices.len(),
         "bricks": set.bricks.len(), "volumes": set.volumes.len(),
+        "blockvolumes": plan.blockvolumes.len(),
     });
-    outcome(
-        st.replica()
-            .propose(&Command::Import { set: Box::new(set) })
-            .await?,
-    )?;
+    outcome(st.replica().propose(&plan.command()).await?)?;
     Ok(super::respond::json(StatusCode::OK, &counts))
 }
 
@@ -94,20 +92,55 @@ fn check(r: &impl StateReader) -> Result<Check, StoreError> {
     check_devices(r, &used, &mut c.devices)?;
     check_nodes(r, &mut c.nodes)?;
     check_clusters(r, &mut c.clusters)?;
+    check_blockvolumes(r, &mut c.blockvolumes)?;
     for _ in state::pending_op_ids(r)? {
         c.pendingoperations.check(true, Vec::new());
     }
-    c.totalinconsistencies = [&c.clusters, &c.volumes, &c.bricks, &c.nodes, &c.devices]
-        .iter()
-        .map(|b| b.inconsistencies.as_ref().map_or(0, Vec::len))
-        .sum();
+    c.totalinconsistencies = [
+        &c.clusters,
+        &c.volumes,
+        &c.bricks,
+        &c.nodes,
+        &c.devices,
+        &c.blockvolumes,
+    ]
+    .iter()
+    .map(|b| b.inconsistencies.as_ref().map_or(0, Vec::len))
+    .sum();
     Ok(c)
 }
 
-/// Each volume's cluster exists; its bricks exist and point back to it.
+/// Each volume's cluster exists; its bricks exist and point back to it. A block-hosting
+/// volume's block volumes exist and its sizes add up (`size == Σ block sizes + free +
+/// reserved`, Heketi's invariant; not checked while it or one of its block volumes has an
+/// operation in flight, which moves sizes in two steps); another volume hosts none.
 fn check_volumes(r: &impl StateReader, bucket: &mut Bucket) -> Result<(), StoreError> {
     for v in state::all::<state::VolumeEntry>(r, keys::VOLUME_PREFIX)? {
         let mut p = Vec::new();
+        let mut blocks = Vec::new();
+        for b in state::bhv_block_ids(r, &v.id)? {
+            match state::get_blockvolume(r, &b)? {
+                None => p.push(format!("Volume {} unknown block volume {b}", v.id)),
+                Some(b) => blocks.push(b),
+            }
+        }
+        if !v.block && !blocks.is_empty() {
+            p.push(format!(
+                "Volume {} is not a block-hosting volume but hosts {} block volumes",
+                v.id,
+                blocks.len()
+            ));
+        }
+        let moving = v.pending.is_some() || blocks.iter().any(|b| b.pending.is_some());
+        if v.block && !moving {
+            let used: u64 = blocks.iter().map(|b| b.size).sum();
+            if v.size != used + v.block_free + v.block_reserved {
+                p.push(format!(
+                    "Volume {} size {} differs from its block volumes' {used} + free {} + reserved {}",
+                    v.id, v.size, v.block_free, v.block_reserved
+                ));
+            }
+        }
         if state::get_cluster(r, &v.cluster)?.is_none() {
             p.push(format!("Volume {} unknown cluster {}", v.id, v.cluster));
         }
@@ -205,6 +238,58 @@ fn check_clusters(r: &impl StateReader, bucket: &mut Bucket) -> Result<(), Store
             ));
         }
         bucket.check(false, p);
+    }
+    Ok(())
+}
+
+/// Each block volume's cluster exists and lists it (once created); its block-hosting volume exists, is one,
+/// is in the same cluster and lists it; its name is the one its name index holds.
+fn check_blockvolumes(r: &impl StateReader, bucket: &mut Bucket) -> Result<(), StoreError> {
+    for b in state::all::<state::BlockVolumeEntry>(r, keys::BLOCKVOLUME_PREFIX)? {
+        let mut p = Vec::new();
+        match state::get_cluster(r, &b.cluster)? {
+            None => p.push(format!("BlockVolume {} unknown cluster {}", b.id, b.cluster)),
+            // Listed once created (hidden ones are being created or deleted).
+            Some(c) if !b.hidden && !c.blockvolumes.contains(&b.id) => p.push(format!(
+                "BlockVolume {} not listed by its cluster {}",
+                b.id, b.cluster
+            )),
+            _ => {}
+        }
+        match state::get_volume(r, &b.bhv)? {
+            None => p.push(format!(
+                "BlockVolume {} unknown block-hosting volume {}",
+                b.id, b.bhv
+            )),
+            Some(v) => {
+                if !v.block {
+                    p.push(format!(
+                        "BlockVolume {} hosted by volume {} which is not a block-hosting volume",
+                        b.id, v.id
+                    ));
+                }
+                if v.cluster != b.cluster {
+                    p.push(format!(
+                        "BlockVolume {} in cluster {} but its block-hosting volume {} is in cluster {}",
+                        b.id, b.cluster, v.id, v.cluster
+                    ));
+                }
+                if !state::bhv_block_ids(r, &v.id)?.contains(&b.id) {
+                    p.push(format!(
+                        "BlockVolume {} not listed by its block-hosting volume {}",
+                        b.id, v.id
+                    ));
+                }
+            }
+        }
+        let named = r.get(&keys::blockvolume_name(&b.bhv, &b.name))?;
+        if named.as_deref() != Some(b.id.as_bytes()) {
+            p.push(format!(
+                "BlockVolume {} name {:?} is not indexed to it",
+                b.id, b.name
+            ));
+        }
+        bucket.check(b.pending.is_some(), p);
     }
     Ok(())
 }
