@@ -1013,4 +1013,4 @@ fn check_volume(id: &str, entry: &VolumeEntry) -> Result<(), String> {
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

@@ -312,3 +312,86 @@ pub async fn backup() -> ApiError {
             .into(),
     )
 }
+
+#[cfg(test)]
+mod tests {
+    use super::check;
+    use crate::dump::tests::{block_dump, plan_all, BHV, BV1};
+    use crate::state::ops::testing::{view, Sm};
+    use crate::state::Outcome;
+
+    /// Applies the import of the block dump (`dump::tests::block_dump`) after `edit`
+    /// (bypassing the import's own checks, as a bug would) and returns the number of block
+    /// volumes the check counted and the inconsistencies it found.
+    async fn problems(edit: fn(&mut crate::dump::ImportPlan)) -> (usize, Vec<String>) {
+        let dir = tempfile::tempdir().unwrap();
+        let mut sm = Sm::new(dir.path());
+        let mut plan = plan_all(&block_dump()).unwrap();
+        edit(&mut plan);
+        assert!(!plan.blockvolumes.is_empty());
+        assert_eq!(sm.apply(plan.command()).await, Outcome::Done);
+        let c = check(&view(&sm)).unwrap();
+        let all = [&c.clusters, &c.volumes, &c.blockvolumes]
+            .iter()
+            .flat_map(|b| b.inconsistencies.clone().unwrap_or_default())
+            .collect();
+        (c.blockvolumes.total, all)
+    }
+
+    #[tokio::test]
+    async fn imported_block_volumes_are_consistent() {
+        assert_eq!(problems(|_| {}).await, (2, vec![]));
+    }
+
+    #[tokio::test]
+    async fn a_block_hosting_volume_whose_sizes_do_not_add_up_is_reported() {
+        let (_, p) = problems(|plan| {
+            let v = plan.set.volumes.iter_mut().find(|v| v.id == BHV).unwrap();
+            v.block_free += 1;
+        })
+        .await;
+        assert_eq!(
+            p,
+            vec![format!(
+                "Volume {BHV} size 10 differs from its block volumes' 3 + free 7 + reserved 1"
+            )]
+        );
+    }
+
+    #[tokio::test]
+    async fn a_block_volume_on_a_file_volume_is_reported() {
+        let (_, p) = problems(|plan| {
+            let file = plan.set.volumes.iter().find(|v| !v.block).unwrap().id.clone();
+            let b = plan.blockvolumes.iter_mut().find(|b| b.id == BV1).unwrap();
+            b.bhv = file;
+        })
+        .await;
+        assert_eq!(p.len(), 3, "{p:?}");
+        assert!(
+            p[0].contains("is not a block-hosting volume but hosts 1 block volumes"),
+            "{p:?}"
+        );
+        assert!(
+            p[1].contains("differs from its block volumes' 1 + free 6 + reserved 1"),
+            "{p:?}"
+        );
+        assert!(
+            p[2].contains(&format!("BlockVolume {BV1} hosted by volume")),
+            "{p:?}"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_block_volume_of_an_unknown_cluster_is_reported() {
+        let (_, p) = problems(|plan| {
+            let b = plan.blockvolumes.iter_mut().find(|b| b.id == BV1).unwrap();
+            b.cluster = "0123456789abcdef0123456789abcdef".into();
+        })
+        .await;
+        assert!(
+            p.iter()
+                .any(|m| m == &format!("BlockVolume {BV1} unknown cluster 0123456789abcdef0123456789abcdef")),
+            "{p:?}"
+        );
+    }
+}

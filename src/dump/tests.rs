@@ -31,7 +31,7 @@ fn plan(v: &Value) -> Result<ImportSet, String> {
     })
 }
 
-fn plan_all(v: &Value) -> Result<ImportPlan, String> {
+pub(crate) fn plan_all(v: &Value) -> Result<ImportPlan, String> {
     let d: Dump = serde_json::from_value(v.clone()).expect("a dump Hekate parses");
     plan_import(&d)
 }
@@ -332,14 +332,14 @@ fn bad_dumps_are_refused_with_the_golden_messages() {
 }
 
 /// Heketi's block-hosting volume in the recorded dump (10 GiB: 9 free, 1 reserved).
-const BHV: &str = "d9aa4c544f119e2903270784854eca13";
+pub(crate) const BHV: &str = "d9aa4c544f119e2903270784854eca13";
 /// Two block volumes added to it, as Heketi stores them.
-const BV1: &str = "b1b1b1b1b1b1b1b1b1b1b1b1b1b1b1b1";
+pub(crate) const BV1: &str = "b1b1b1b1b1b1b1b1b1b1b1b1b1b1b1b1";
 const BV2: &str = "b2b2b2b2b2b2b2b2b2b2b2b2b2b2b2b2";
 
 /// Heketi's dump with two block volumes (2 and 1 GiB, the second with `auth`) on its
 /// block-hosting volume: the volume's free size and list and the cluster's list follow.
-fn block_dump() -> Value {
+pub(crate) fn block_dump() -> Value {
     let mut d = heketi_dump();
     let cluster = first(&d, "clusterentries");
     assert_eq!(d["volumeentries"][BHV]["Info"]["block"], true);
