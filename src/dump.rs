@@ -8,7 +8,8 @@
 //! Block volumes travel as Heketi's `blockvolumeentries` (`{"Info": BlockVolumeInfo with
 //! `auth` when set, "Pending": {"Id": ""}}`); a dump holding any is imported with
 //! [`Command::ImportWithBlock`] (log format 3), one without any with [`Command::Import`], so
-//! that replicas of older builds still apply what they can.
+//! that it still imports while the members' agreed log format is below 3. A block volume's
+//! requested `clusters` is read but not kept (Hekate does not store it), so an export omits it.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -63,7 +64,7 @@ pub struct ClusterInfoDump {
     pub block: bool,
     #[serde(default)]
     pub file: bool,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "nullable")]
     pub blockvolumes: Vec<String>,
 }
 
