@@ -42,7 +42,10 @@ pub async fn import(State(st): State<AppState>, body: Bytes) -> Result<Response,
         "bricks": set.bricks.len(), "volumes": set.volumes.len(),
         "blockvolumes": plan.blockvolumes.len(),
     });
-    outcome(st.replica().propose(&plan.command()).await?)?;
+    let cmd = plan.command();
+    // ImportWithBlock is log format 3: on a new cluster the agreement may not have run yet.
+    st.format_for(&cmd).await;
+    outcome(st.replica().propose(&cmd).await?)?;
     Ok(super::respond::json(StatusCode::OK, &counts))
 }
 
