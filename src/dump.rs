@@ -4,6 +4,12 @@
 //!
 //! Entry objects use Heketi's Go field names around the API shapes. Maps are emitted with
 //! sorted keys and 4-space indentation, as Go's encoder does.
+//!
+//! Block volumes travel as Heketi's `blockvolumeentries` (`{"Info": BlockVolumeInfo with
+//! `auth` when set, "Pending": {"Id": ""}}`); a dump holding any is imported with
+//! [`Command::ImportWithBlock`] (log format 3), one without any with [`Command::Import`], so
+//! that it still imports while the members' agreed log format is below 3. A block volume's
+//! requested `clusters` is read but not kept (Hekate does not store it), so an export omits it.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -12,9 +18,10 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::state::model::{
-    BrickEntry, ClusterEntry, DeviceEntry, Durability, NodeEntry, Tags, VolumeEntry, SUBTYPE_ARBITER,
+    BlockVolumeEntry, BrickEntry, ClusterEntry, DeviceEntry, Durability, NodeEntry, Tags, VolumeEntry,
+    SUBTYPE_ARBITER,
 };
-use crate::state::{self, ImportSet};
+use crate::state::{self, Command, ImportSet};
 use crate::validate;
 use crate::views::{self, Hostnames, Storage};
 
@@ -31,7 +38,7 @@ pub struct Dump {
     #[serde(default)]
     pub deviceentries: BTreeMap<String, DeviceDump>,
     #[serde(default)]
-    pub blockvolumeentries: BTreeMap<String, Value>,
+    pub blockvolumeentries: BTreeMap<String, BlockVolumeDump>,
     #[serde(default)]
     pub dbattributeentries: BTreeMap<String, Attribute>,
     #[serde(default)]
@@ -57,7 +64,7 @@ pub struct ClusterInfoDump {
     pub block: bool,
     #[serde(default)]
     pub file: bool,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "nullable")]
     pub blockvolumes: Vec<String>,
 }
 
@@ -150,9 +157,105 @@ pub struct VolumeDump {
     pub pending: Pending,
 }
 
-/// The whole replicated state as Heketi's dump.
+/// Heketi's `BlockVolumeInfo` as its DB stores it: the create request's fields (`clusters`,
+/// `hacount`, `auth` omitted when empty) then the result's, in Go's field order.
+#[derive(Debug, Serialize, Deserialize, Default)]
+pub struct BlockVolumeInfoDump {
+    #[serde(default)]
+    pub size: u64,
+    #[serde(default, skip_serializing_if = "Vec::is_empty", deserialize_with = "nullable")]
+    pub clusters: Vec<String>,
+    #[serde(default)]
+    pub name: String,
+    #[serde(default, skip_serializing_if = "is_zero_i")]
+    pub hacount: i64,
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub auth: bool,
+    #[serde(default)]
+    pub id: String,
+    #[serde(default)]
+    pub blockvolume: BlockTargetDump,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub cluster: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub blockhostingvolume: String,
+    #[serde(default, skip_serializing_if = "is_zero_u")]
+    pub usablesize: u64,
+}
+
+/// The iSCSI target of a block volume (`lun` is always 0 in Heketi).
+#[derive(Debug, Serialize, Deserialize, Default)]
+pub struct BlockTargetDump {
+    #[serde(default, deserialize_with = "nullable")]
+    pub hosts: Vec<String>,
+    #[serde(default)]
+    pub iqn: String,
+    #[serde(default)]
+    pub lun: i64,
+    #[serde(default)]
+    pub username: String,
+    #[serde(default)]
+    pub password: String,
+}
+
+#[derive(Debug, Serialize, Deserialize, Default)]
+pub struct BlockVolumeDump {
+    #[serde(rename = "Info")]
+    pub info: BlockVolumeInfoDump,
+    #[serde(rename = "Pending", default)]
+    pub pending: Pending,
+}
+
+fn is_zero_i(v: &i64) -> bool {
+    *v == 0
+}
+
+fn is_zero_u(v: &u64) -> bool {
+    *v == 0
+}
+
+fn is_false(v: &bool) -> bool {
+    !*v
+}
+
+/// Go writes a nil slice as `null`.
+fn nullable<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
+    Ok(Option::<Vec<String>>::deserialize(d)?.unwrap_or_default())
+}
+
+fn block_dump(b: &BlockVolumeEntry) -> BlockVolumeDump {
+    BlockVolumeDump {
+        info: BlockVolumeInfoDump {
+            size: b.size,
+            clusters: Vec::new(),
+            name: b.name.clone(),
+            hacount: b.hacount,
+            auth: b.auth,
+            id: b.id.clone(),
+            blockvolume: BlockTargetDump {
+                hosts: b.hosts.clone(),
+                iqn: b.iqn.clone(),
+                lun: 0,
+                username: b.username.clone(),
+                password: b.password.clone(),
+            },
+            cluster: b.cluster.clone(),
+            blockhostingvolume: b.bhv.clone(),
+            usablesize: if b.usable_size == 0 { b.size } else { b.usable_size },
+        },
+        pending: Pending::default(),
+    }
+}
+
+/// The whole replicated state as Heketi's dump. Block volumes being created or deleted
+/// (hidden from the API) are left out, as pending volumes are: the dump is what the API shows.
 pub fn export(r: &impl StateReader) -> Result<Dump, StoreError> {
     let mut d = Dump::default();
+    for b in state::all::<BlockVolumeEntry>(r, state::keys::BLOCKVOLUME_PREFIX)? {
+        if !b.hidden {
+            d.blockvolumeentries.insert(b.id.clone(), block_dump(&b));
+        }
+    }
     for cid in state::cluster_ids(r)? {
         let Some(c) = state::get_cluster(r, &cid)? else {
             continue;
@@ -188,7 +291,12 @@ pub fn export(r: &impl StateReader) -> Result<Dump, StoreError> {
                     volumes,
                     block: c.block,
                     file: c.file,
-                    blockvolumes: c.blockvolumes.iter().cloned().collect(),
+                    blockvolumes: c
+                        .blockvolumes
+                        .iter()
+                        .filter(|b| d.blockvolumeentries.contains_key(*b))
+                        .cloned()
+                        .collect(),
                 },
             },
         );
@@ -382,11 +490,36 @@ fn check_brick(id: &str, b: &BrickDump) -> Result<(), String> {
     Ok(())
 }
 
-/// Converts and checks a dump: every reference resolves, nothing is pending, no block volumes,
-/// every name, path, LV, host and size passes the rules API input passes
-/// ([`crate::validate`]), and what the API keeps unique (volume names in a cluster,
-/// hostnames, device names on a node) is, before anything is committed.
-pub fn plan_import(d: &Dump) -> Result<ImportSet, String> {
+/// What an import commits: the records of [`Command::Import`], and the block volumes that
+/// make it a [`Command::ImportWithBlock`].
+#[derive(Debug, Serialize)]
+pub struct ImportPlan {
+    pub set: ImportSet,
+    pub blockvolumes: Vec<BlockVolumeEntry>,
+}
+
+impl ImportPlan {
+    /// `Import` when there are no block volumes (any replica applies it), else `ImportWithBlock`.
+    pub fn command(self) -> Command {
+        if self.blockvolumes.is_empty() {
+            Command::Import {
+                set: Box::new(self.set),
+            }
+        } else {
+            Command::ImportWithBlock {
+                set: Box::new(self.set),
+                blockvolumes: self.blockvolumes,
+            }
+        }
+    }
+}
+
+/// Converts and checks a dump: every reference resolves, nothing is pending, every name,
+/// path, LV, host and size passes the rules API input passes ([`crate::validate`]), what the
+/// API keeps unique (volume names in a cluster, block volume names in a block-hosting volume,
+/// hostnames, device names on a node) is, and each block-hosting volume's sizes add up,
+/// before anything is committed.
+pub fn plan_import(d: &Dump) -> Result<ImportPlan, String> {
     refuse_whole(d)?;
     let clusters = plan_clusters(d)?;
     let nodes = plan_nodes(d)?;
@@ -395,6 +528,9 @@ pub fn plan_import(d: &Dump) -> Result<ImportSet, String> {
     mark_shared_pools(&mut bricks);
     let volumes = plan_volumes(d)?;
     check_lists(d)?;
+    let blockvolumes = plan_blockvolumes(d, &volumes)?;
+    check_block_lists(d)?;
+    check_block_sizes(&volumes, &blockvolumes)?;
     let set = ImportSet {
         clusters,
         nodes,
@@ -403,7 +539,171 @@ pub fn plan_import(d: &Dump) -> Result<ImportSet, String> {
         volumes,
     };
     check_unique(&set)?;
-    Ok(set)
+    check_unique_blocks(&blockvolumes)?;
+    Ok(ImportPlan { set, blockvolumes })
+}
+
+/// Block volumes: not pending, in a known cluster, on a known block-hosting volume of that
+/// cluster, with a valid name, size, hosts and HA count.
+fn plan_blockvolumes(d: &Dump, volumes: &[VolumeEntry]) -> Result<Vec<BlockVolumeEntry>, String> {
+    let mut out = Vec::new();
+    for (id, b) in &d.blockvolumeentries {
+        if !b.pending.id.is_empty() {
+            return Err(format!(
+                "block volume {id} belongs to pending operation {}",
+                b.pending.id
+            ));
+        }
+        let i = &b.info;
+        d.clusterentries
+            .get(&i.cluster)
+            .ok_or_else(|| format!("block volume {id}: unknown cluster {:?}", i.cluster))?;
+        let bhv = volumes
+            .iter()
+            .find(|v| v.id == i.blockhostingvolume)
+            .ok_or_else(|| {
+                format!(
+                    "block volume {id}: unknown block-hosting volume {:?}",
+                    i.blockhostingvolume
+                )
+            })?;
+        if !bhv.block {
+            return Err(format!(
+                "block volume {id}: volume {} is not a block-hosting volume",
+                bhv.id
+            ));
+        }
+        if bhv.cluster != i.cluster {
+            return Err(format!(
+                "block volume {id}: in cluster {} but its block-hosting volume {} is in cluster {}",
+                i.cluster, bhv.id, bhv.cluster
+            ));
+        }
+        if !validate::is_volume_name(&i.name) {
+            return Err(format!(
+                "block volume {id}: name {:?} is not a valid volume name (letters, digits, _ and -)",
+                i.name
+            ));
+        }
+        if i.size == 0 || i.size > validate::MAX_VOLUME_GIB {
+            return Err(format!(
+                "block volume {id}: size {} GiB is not between 1 and {} GiB",
+                i.size,
+                validate::MAX_VOLUME_GIB
+            ));
+        }
+        if i.usablesize > i.size {
+            return Err(format!(
+                "block volume {id}: usable size {} GiB is beyond its size {} GiB",
+                i.usablesize, i.size
+            ));
+        }
+        if !(0..=64).contains(&i.hacount) {
+            return Err(format!("block volume {id}: hacount {} is not valid", i.hacount));
+        }
+        if let Some(h) = i.blockvolume.hosts.iter().find(|h| !validate::is_host(h)) {
+            return Err(format!("block volume {id}: {h:?} is not a valid hostname"));
+        }
+        out.push(BlockVolumeEntry {
+            id: id.clone(),
+            name: i.name.clone(),
+            cluster: i.cluster.clone(),
+            bhv: i.blockhostingvolume.clone(),
+            size: i.size,
+            usable_size: if i.usablesize == 0 { i.size } else { i.usablesize },
+            hacount: i.hacount,
+            auth: i.auth,
+            hosts: i.blockvolume.hosts.clone(),
+            iqn: i.blockvolume.iqn.clone(),
+            username: i.blockvolume.username.clone(),
+            password: i.blockvolume.password.clone(),
+            pending: None,
+            hidden: false,
+        });
+    }
+    Ok(out)
+}
+
+/// The block volume lists (a cluster's `blockvolumes`, a block-hosting volume's
+/// `blockinfo.blockvolume`) are exactly the block volumes pointing back: Hekate keeps them as
+/// indexes written from the block volumes, so a list that says otherwise would be lost.
+fn check_block_lists(d: &Dump) -> Result<(), String> {
+    let lists = d
+        .clusterentries
+        .iter()
+        .map(|(id, c)| ("cluster", id, c.info.blockvolumes.clone(), false))
+        .chain(d.volumeentries.iter().map(|(id, v)| {
+            let list = v.info["blockinfo"]["blockvolume"]
+                .as_array()
+                .map(|a| a.iter().filter_map(|x| x.as_str().map(String::from)).collect())
+                .unwrap_or_default();
+            ("volume", id, list, true)
+        }));
+    for (kind, id, list, by_bhv) in lists {
+        let pointing: BTreeSet<&String> = d
+            .blockvolumeentries
+            .iter()
+            .filter(|(_, b)| {
+                let owner = if by_bhv {
+                    &b.info.blockhostingvolume
+                } else {
+                    &b.info.cluster
+                };
+                owner == id
+            })
+            .map(|(bid, _)| bid)
+            .collect();
+        for b in &list {
+            if !d.blockvolumeentries.contains_key(b) {
+                return Err(format!("{kind} {id} lists unknown block volume {b}"));
+            }
+            if !pointing.contains(b) {
+                return Err(format!("{kind} {id} lists block volume {b} of another {kind}"));
+            }
+        }
+        let listed: BTreeSet<&String> = list.iter().collect();
+        if let Some(b) = pointing.iter().find(|b| !listed.contains(**b)) {
+            return Err(format!("{kind} {id} does not list its block volume {b}"));
+        }
+    }
+    Ok(())
+}
+
+/// Heketi's invariant (its db check; its next start would lock the volume otherwise):
+/// a block-hosting volume's size is its block volumes' sizes plus its free and reserved
+/// sizes. Refused rather than repaired: where the difference went is not known, and a
+/// start of Heketi on that database repairs it (free size recomputed, volume locked) before
+/// a new export.
+fn check_block_sizes(volumes: &[VolumeEntry], blocks: &[BlockVolumeEntry]) -> Result<(), String> {
+    for v in volumes.iter().filter(|v| v.block) {
+        let used: u64 = blocks
+            .iter()
+            .filter(|b| b.bhv == v.id)
+            .map(|b| b.size)
+            .fold(0, u64::saturating_add);
+        let sum = used.saturating_add(v.block_free).saturating_add(v.block_reserved);
+        if sum != v.size {
+            return Err(format!(
+                "block-hosting volume {}: size {} GiB is not its block volumes' {used} + free {} + reserved {} (start Heketi once on this database, it repairs the sizes, then export again)",
+                v.id, v.size, v.block_free, v.block_reserved
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Block volume names are unique within their block-hosting volume (the `bvn/` index).
+fn check_unique_blocks(blocks: &[BlockVolumeEntry]) -> Result<(), String> {
+    let mut names: BTreeMap<(&str, &str), &str> = BTreeMap::new();
+    for b in blocks {
+        if let Some(other) = names.insert((&b.bhv, &b.name), &b.id) {
+            return Err(format!(
+                "block volumes {other} and {} are both named {:?} in block-hosting volume {}",
+                b.id, b.name, b.bhv
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// The id lists of nodes (devices), devices and volumes (bricks) name existing entries: the
@@ -470,14 +770,8 @@ fn check_unique(set: &ImportSet) -> Result<(), String> {
     Ok(())
 }
 
-/// What refuses a dump as a whole: block volumes, pending operations, ids not Heketi's.
+/// What refuses a dump as a whole: pending operations, ids not Heketi's.
 fn refuse_whole(d: &Dump) -> Result<(), String> {
-    if !d.blockvolumeentries.is_empty() {
-        return Err(format!(
-            "{} block volumes: block volumes are not supported by this Hekate yet",
-            d.blockvolumeentries.len()
-        ));
-    }
     if !d.pendingoperations.is_empty() {
         return Err(format!(
             "{} pending operations: clean them up in Heketi first (heketi offline cleanup-operations)",
@@ -491,6 +785,7 @@ fn refuse_whole(d: &Dump) -> Result<(), String> {
         .chain(d.deviceentries.keys())
         .chain(d.brickentries.keys())
         .chain(d.volumeentries.keys())
+        .chain(d.blockvolumeentries.keys())
         .collect();
     for id in &ids {
         if !validate::is_uuid(id) {
@@ -719,4 +1014,4 @@ fn check_volume(id: &str, entry: &VolumeEntry) -> Result<(), String> {
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

@@ -130,7 +130,7 @@ impl AppState {
     /// leader's agreement round found every member): one agreement round now, so the request
     /// need not wait for the next. Still short after it, the proposal is refused with the
     /// reason (503, retry).
-    async fn format_for(&self, cmd: &crate::state::Command) {
+    pub(crate) async fn format_for(&self, cmd: &crate::state::Command) {
         let need = crate::state::format::needs(cmd);
         let agreed = self
             .replica()

@@ -1,9 +1,13 @@
 //! Golden tests of [`super::plan_import`]: Heketi's real dump (`tests/fixtures/heketi-samples/
 //! db-dump.json`, recorded from Heketi 10) becomes the import set in
 //! `src/dump/testdata/db-dump.import.json`; a clone's brick shares its origin's pool; and each
-//! way a dump can be wrong (block volumes, pending operations, ids, references that do not
+//! way a dump can be wrong (pending operations, ids, references that do not
 //! resolve, duplicate names or hostnames, values that would reach a node's command line) is refused with
-//! the exact message in `src/dump/testdata/refused.txt`. `HEKATE_BLESS=1` rewrites both.
+//! the exact message in `src/dump/testdata/refused.txt`. Block volumes: Heketi's dump with two
+//! block volumes added to its block-hosting volume (`block_dump`) becomes
+//! `db-dump-block.import.json` and goes through `ImportWithBlock` and back out of `export`
+//! unchanged; its bad variants are refused with the messages in `refused-block.txt`.
+//! `HEKATE_BLESS=1` rewrites the goldens.
 
 use serde_json::{json, Value};
 
@@ -21,6 +25,13 @@ fn heketi_dump() -> Value {
 }
 
 fn plan(v: &Value) -> Result<ImportSet, String> {
+    plan_all(v).map(|p| {
+        assert!(p.blockvolumes.is_empty(), "no block volumes in this dump");
+        p.set
+    })
+}
+
+pub(crate) fn plan_all(v: &Value) -> Result<ImportPlan, String> {
     let d: Dump = serde_json::from_value(v.clone()).expect("a dump Hekate parses");
     plan_import(&d)
 }
@@ -104,9 +115,6 @@ fn bad_dumps() -> Vec<(&'static str, Edit)> {
 /// Refused as a whole.
 fn whole() -> Vec<(&'static str, Edit)> {
     vec![
-        ("block volumes", |d, _| {
-            d["blockvolumeentries"] = json!({STRANGER: {}, "x": {}})
-        }),
         ("pending operations", |d, _| {
             d["pendingoperations"] = json!({STRANGER: {"Id": "x"}})
         }),
@@ -321,4 +329,163 @@ fn bad_dumps_are_refused_with_the_golden_messages() {
         }
     }
     crate::golden::check("src/dump/testdata/refused.txt", &text);
+}
+
+/// Heketi's block-hosting volume in the recorded dump (10 GiB: 9 free, 1 reserved).
+pub(crate) const BHV: &str = "d9aa4c544f119e2903270784854eca13";
+/// Two block volumes added to it, as Heketi stores them.
+pub(crate) const BV1: &str = "b1b1b1b1b1b1b1b1b1b1b1b1b1b1b1b1";
+const BV2: &str = "b2b2b2b2b2b2b2b2b2b2b2b2b2b2b2b2";
+
+/// Heketi's dump with two block volumes (2 and 1 GiB, the second with `auth`) on its
+/// block-hosting volume: the volume's free size and list and the cluster's list follow.
+pub(crate) fn block_dump() -> Value {
+    let mut d = heketi_dump();
+    let cluster = first(&d, "clusterentries");
+    assert_eq!(d["volumeentries"][BHV]["Info"]["block"], true);
+    assert_eq!(
+        d["volumeentries"][BHV]["Info"]["blockinfo"],
+        json!({"freesize": 9, "reservedsize": 1})
+    );
+    let hosts = json!(["127.0.1.1", "127.0.1.3", "127.0.1.5"]);
+    d["blockvolumeentries"] = json!({
+        BV1: {"Info": {"size": 2, "name": format!("blockvol_{BV1}"), "hacount": 3, "id": BV1,
+                       "blockvolume": {"hosts": hosts, "iqn": format!("iqn.2016-12.org.gluster-block:{BV1}"),
+                                       "lun": 0, "username": "", "password": ""},
+                       "cluster": cluster, "blockhostingvolume": BHV, "usablesize": 2},
+              "Pending": {"Id": ""}},
+        BV2: {"Info": {"size": 1, "name": "pgdata", "hacount": 3, "auth": true, "id": BV2,
+                       "blockvolume": {"hosts": hosts, "iqn": format!("iqn.2016-12.org.gluster-block:{BV2}"),
+                                       "lun": 0, "username": BV2, "password": "f00d"},
+                       "cluster": cluster, "blockhostingvolume": BHV, "usablesize": 1},
+              "Pending": {"Id": ""}},
+    });
+    d["volumeentries"][BHV]["Info"]["blockinfo"] =
+        json!({"freesize": 6, "reservedsize": 1, "blockvolume": [BV1, BV2]});
+    d["clusterentries"][&cluster]["Info"]["blockvolumes"] = json!([BV1, BV2]);
+    d
+}
+
+#[test]
+fn a_dump_with_block_volumes_becomes_the_golden_import_with_block() {
+    let p = plan_all(&block_dump()).expect("a dump with block volumes imports");
+    assert_eq!(p.blockvolumes.len(), 2);
+    let bhv = p.set.volumes.iter().find(|v| v.id == BHV).unwrap();
+    assert_eq!((bhv.block_free, bhv.block_reserved), (6, 1));
+    crate::golden::check(
+        "src/dump/testdata/db-dump-block.import.json",
+        &crate::golden::json(&p.blockvolumes),
+    );
+    assert!(matches!(p.command(), Command::ImportWithBlock { .. }));
+    // Without block volumes the command stays `Import`, which replicas of older builds apply.
+    let plain = plan_all(&heketi_dump()).unwrap();
+    assert!(matches!(plain.command(), Command::Import { .. }));
+}
+
+/// Imported through `apply`, then exported: the block volumes, the block-hosting volume's
+/// sizes and list and the cluster's list come back as they went in.
+#[tokio::test]
+async fn block_volumes_go_through_import_and_export_unchanged() {
+    use crate::state::ops::testing::{view, Sm};
+    let dir = tempfile::tempdir().unwrap();
+    let mut sm = Sm::new(dir.path());
+    let input = block_dump();
+    let cmd = plan_all(&input).unwrap().command();
+    assert_eq!(sm.apply(cmd).await, crate::state::Outcome::Done);
+    let out = serde_json::to_value(export(&view(&sm)).unwrap()).unwrap();
+    assert_eq!(out["blockvolumeentries"], input["blockvolumeentries"]);
+    assert_eq!(
+        out["volumeentries"][BHV]["Info"]["blockinfo"],
+        input["volumeentries"][BHV]["Info"]["blockinfo"]
+    );
+    let cluster = first(&input, "clusterentries");
+    assert_eq!(
+        out["clusterentries"][&cluster]["Info"]["blockvolumes"],
+        json!([BV1, BV2])
+    );
+    // And the export imports again.
+    let again = plan_all(&out).expect("an export imports");
+    assert_eq!(again.blockvolumes.len(), 2);
+}
+
+type BlockEdit = fn(&mut Value);
+
+/// Each way a dump's block volumes can be wrong, on [`block_dump`].
+fn bad_block_dumps() -> Vec<(&'static str, BlockEdit)> {
+    vec![
+        ("a block volume of a pending operation", |d| {
+            d["blockvolumeentries"][BV1]["Pending"]["Id"] = json!("op3")
+        }),
+        ("a block volume id that is not 32 hex digits", |d| {
+            let e = d["blockvolumeentries"][BV1].clone();
+            d["blockvolumeentries"]["bv-1"] = e;
+        }),
+        ("a block volume of an unknown cluster", |d| {
+            d["blockvolumeentries"][BV1]["Info"]["cluster"] = json!(STRANGER)
+        }),
+        ("a block volume on an unknown block-hosting volume", |d| {
+            d["blockvolumeentries"][BV1]["Info"]["blockhostingvolume"] = json!(STRANGER)
+        }),
+        ("a block volume on a volume that is not block-hosting", |d| {
+            let file = d["volumeentries"]
+                .as_object()
+                .unwrap()
+                .iter()
+                .find(|(_, v)| v["Info"]["block"] != true)
+                .map(|(k, _)| k.clone())
+                .unwrap();
+            d["blockvolumeentries"][BV1]["Info"]["blockhostingvolume"] = json!(file)
+        }),
+        ("a block volume name with a command", |d| {
+            d["blockvolumeentries"][BV1]["Info"]["name"] = json!("b;reboot")
+        }),
+        ("a block volume of size 0", |d| {
+            d["blockvolumeentries"][BV1]["Info"]["size"] = json!(0)
+        }),
+        ("a block volume usable size beyond its size", |d| {
+            d["blockvolumeentries"][BV1]["Info"]["usablesize"] = json!(3)
+        }),
+        ("a block volume host with a shell separator", |d| {
+            d["blockvolumeentries"][BV1]["Info"]["blockvolume"]["hosts"] = json!(["h;reboot"])
+        }),
+        ("a negative hacount", |d| {
+            d["blockvolumeentries"][BV1]["Info"]["hacount"] = json!(-1)
+        }),
+        ("a block-hosting volume listing an unknown block volume", |d| {
+            d["volumeentries"][BHV]["Info"]["blockinfo"]["blockvolume"] = json!([BV1, BV2, STRANGER])
+        }),
+        (
+            "a block-hosting volume not listing one of its block volumes",
+            |d| d["volumeentries"][BHV]["Info"]["blockinfo"]["blockvolume"] = json!([BV1]),
+        ),
+        ("a cluster listing an unknown block volume", |d| {
+            let c = first(d, "clusterentries");
+            d["clusterentries"][&c]["Info"]["blockvolumes"] = json!([BV1, BV2, STRANGER])
+        }),
+        ("a cluster not listing one of its block volumes", |d| {
+            let c = first(d, "clusterentries");
+            d["clusterentries"][&c]["Info"]["blockvolumes"] = json!([BV2])
+        }),
+        ("a block-hosting volume whose sizes do not add up", |d| {
+            d["volumeentries"][BHV]["Info"]["blockinfo"]["freesize"] = json!(7)
+        }),
+        ("two block volumes of a block-hosting volume with one name", |d| {
+            d["blockvolumeentries"][BV2]["Info"]["name"] = json!(format!("blockvol_{BV1}"))
+        }),
+    ]
+}
+
+#[test]
+fn bad_block_dumps_are_refused_with_the_golden_messages() {
+    let base = block_dump();
+    let mut text = String::new();
+    for (name, edit) in bad_block_dumps() {
+        let mut d = base.clone();
+        edit(&mut d);
+        match plan_all(&d) {
+            Ok(_) => panic!("{name}: imported"),
+            Err(e) => text.push_str(&format!("{name}\n    {e}\n")),
+        }
+    }
+    crate::golden::check("src/dump/testdata/refused-block.txt", &text);
 }

@@ -226,3 +226,91 @@ async fn hostile_dumps_are_refused_and_change_nothing() {
     let r = c.call(1, Method::POST, "/db/import", Some(&base)).await.unwrap();
     assert!(r.status < 300, "{}", r.body);
 }
+
+/// Heketi's dump with two block volumes on its block-hosting volume (as in
+/// `src/dump/tests.rs`): imported with `ImportWithBlock`, served by `/blockvolumes`, counted
+/// and found consistent by `/db/check`, and exported again unchanged.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dump_with_block_volumes_imports_checks_and_exports_unchanged() {
+    let _g = serial();
+    let (_d, c) = cluster(3, json!({})).await;
+    let leader = c.wait_leader(&[1, 2, 3], T).await.unwrap();
+    let via = c.ids().into_iter().find(|i| *i != leader).unwrap();
+    let (bhv, bv1, bv2) = (
+        "d9aa4c544f119e2903270784854eca13",
+        "b1b1b1b1b1b1b1b1b1b1b1b1b1b1b1b1",
+        "b2b2b2b2b2b2b2b2b2b2b2b2b2b2b2b2",
+    );
+    let mut dump = fixture("db-dump.json")["response"]["body"].clone();
+    let cluster_id = "3fd4d01e9e67a66335011ff5cb1cbdaa";
+    let hosts = json!(["127.0.1.1", "127.0.1.3", "127.0.1.5"]);
+    let entry = |id: &str, size: u64, name: &str, auth: bool| {
+        let mut info = json!({"size": size, "name": name, "hacount": 3, "id": id,
+            "blockvolume": {"hosts": hosts, "iqn": format!("iqn.2016-12.org.gluster-block:{id}"),
+                            "lun": 0, "username": if auth { id } else { "" },
+                            "password": if auth { "f00d" } else { "" }},
+            "cluster": cluster_id, "blockhostingvolume": bhv, "usablesize": size});
+        if auth {
+            // Heketi's stored info keeps the request's `auth`, after `hacount`.
+            let m = info.as_object_mut().unwrap();
+            let rest: Vec<(String, Value)> = m.clone().into_iter().skip(3).collect();
+            for (k, _) in &rest {
+                m.shift_remove(k);
+            }
+            m.insert("auth".into(), json!(true));
+            m.extend(rest);
+        }
+        json!({"Info": info, "Pending": {"Id": ""}})
+    };
+    dump["blockvolumeentries"] = json!({
+        bv1: entry(bv1, 2, &format!("blockvol_{bv1}"), false),
+        bv2: entry(bv2, 1, "pgdata", true),
+    });
+    dump["volumeentries"][bhv]["Info"]["blockinfo"] =
+        json!({"freesize": 6, "reservedsize": 1, "blockvolume": [bv1, bv2]});
+    dump["clusterentries"][cluster_id]["Info"]["blockvolumes"] = json!([bv1, bv2]);
+
+    // Right after the election: the handler runs the log-format agreement ImportWithBlock needs.
+    let r = c
+        .call(via, Method::POST, "/db/import", Some(&dump))
+        .await
+        .unwrap();
+    assert_eq!(r.status, 200, "{}", r.body);
+    let counts: Value = serde_json::from_str(&r.body).unwrap();
+    assert_eq!(counts["blockvolumes"], 2, "{counts}");
+
+    let list = c.call_ok(via, Method::GET, "/blockvolumes", None).await.unwrap();
+    assert_eq!(list, json!({"blockvolumes": [bv1, bv2]}));
+    let info = c
+        .call_ok(via, Method::GET, &format!("/blockvolumes/{bv2}"), None)
+        .await
+        .unwrap();
+    assert_eq!(
+        info,
+        json!({"size": 1, "name": "pgdata", "hacount": 3, "id": bv2,
+               "blockvolume": {"hosts": hosts, "iqn": format!("iqn.2016-12.org.gluster-block:{bv2}"),
+                               "lun": 0, "username": bv2, "password": "f00d"},
+               "cluster": cluster_id, "blockhostingvolume": bhv, "usablesize": 1})
+    );
+    let v = c
+        .call_ok(via, Method::GET, &format!("/volumes/{bhv}"), None)
+        .await
+        .unwrap();
+    assert_eq!(
+        v["blockinfo"],
+        json!({"freesize": 6, "reservedsize": 1, "blockvolume": [bv1, bv2]})
+    );
+    let check = c.call_ok(via, Method::GET, "/db/check", None).await.unwrap();
+    assert_eq!(check["totalinconsistencies"], 0, "{check}");
+    assert_eq!(check["blockvolumes"]["total"], 2, "{check}");
+    assert_eq!(check["blockvolumes"]["ok"], 2, "{check}");
+
+    let ours = c.call_ok(via, Method::GET, "/db/dump", None).await.unwrap();
+    for key in ["blockvolumeentries", "volumeentries", "clusterentries"] {
+        assert_eq!(
+            ours[key].to_string(),
+            dump[key].to_string(),
+            "{key} differs after import + export"
+        );
+    }
+}
