@@ -208,9 +208,10 @@ pub fn run(results: &Path, docs: &Path) -> anyhow::Result<()> {
     );
     let _ = writeln!(
         o,
-        "Why 200-400 ms election timeouts: openraft 0.9 draws one timeout per process and a follower refuses\n\
-         votes for `election_timeout_max` after it last heard the leader, so failover takes about two\n\
-         timeouts. With 400-800 ms the same run measured p50 1,491 ms, p99 1,642 ms (docs/design/raft-state.md).\n"
+        "This run used the 200-400 ms election timeouts that were the defaults then, before the assisted\n\
+         election; with 400-800 ms it measured p50 1,491 ms, p99 1,642 ms. The defaults are now 150-300 ms\n\
+         and a crash costs about the vote lease: see \"Failover and handoff under load\" below and\n\
+         docs/design/raft-state.md, \"Timing\".\n"
     );
 
     let _ = writeln!(o, "## Volume operations\n\n```sh\n$CARGO_TARGET_DIR/release/hekate-bench --out bench/results/volumes.json volumes --creates 200 --points 1000,10000\n```\n");
@@ -613,15 +614,31 @@ fn dev_creates_section(o: &mut String, results: &Path) {
 fn failover_sections(o: &mut String, results: &Path) {
     let runs = [
         (
+            "failover-kill-before-assist.json",
+            "leader SIGKILL, before the assisted election, 200-400 ms (then the defaults)",
+        ),
+        (
+            "failover-kill-tuned-before-assist.json",
+            "leader SIGKILL, before the assisted election, tuned timeouts",
+        ),
+        (
+            "failover-kill-200-400.json",
+            "leader SIGKILL, assisted election, 200-400 ms",
+        ),
+        (
             "failover-kill.json",
-            "leader SIGKILL under load, default timeouts",
+            "leader SIGKILL under load, default timeouts (150-300 ms, assisted election)",
         ),
         (
             "failover-kill-tuned.json",
-            "leader SIGKILL under load, tuned timeouts",
+            "leader SIGKILL under load, assisted election, tuned timeouts",
         ),
         ("failover-term.json", "leader SIGTERM (handoff) under load"),
-        ("failover-quiet.json", "no fault, load only"),
+        (
+            "failover-term-fresh.json",
+            "leader SIGTERM, the first leader stopped right after its election (--fresh-leader)",
+        ),
+        ("failover-quiet.json", "no fault, load only (default timeouts)"),
     ];
     let found: Vec<(&str, Value)> = runs
         .iter()

@@ -1,11 +1,11 @@
 //! Raft timing and log-retention settings, with the defaults Hekate ships and why.
 //!
 //! Defaults (see docs/design/raft-state.md, "Timing"): heartbeat 50 ms, election timeout
-//! 200-400 ms. openraft 0.9 draws each replica's election timeout once per process and makes
+//! 150-300 ms. openraft 0.9 draws each replica's election timeout once per process and makes
 //! a follower refuse votes for `election_timeout_max` after it last heard the leader (the
-//! leader lease), so a first campaign before the lease lapses always fails and failover takes
-//! about two election timeouts: 400-800 ms here. A follower must miss at least four heartbeats
-//! before it may campaign, which keeps elections rare under load on 2 cores.
+//! leader lease); a follower campaigns by itself only after the lease plus its own timeout
+//! (450-600 ms without a heartbeat), which keeps elections rare under load on 2 cores. The
+//! assisted election (`crate::assist`) makes a crash cost about the lease (300 ms).
 //!
 //! Two bounds are Hekate's own, not openraft's: `check_quorum_ms`, after which a leader that
 //! has heard from no quorum stops calling itself ready, refuses proposals and steps down
@@ -41,8 +41,8 @@ impl Default for RaftSettings {
     fn default() -> Self {
         RaftSettings {
             heartbeat_ms: 50,
-            election_timeout_min_ms: 200,
-            election_timeout_max_ms: 400,
+            election_timeout_min_ms: 150,
+            election_timeout_max_ms: 300,
             snapshot_logs_since_last: 5000,
             logs_to_keep: 5000,
             snapshot_chunk_bytes: 3 * 1024 * 1024,
