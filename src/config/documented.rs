@@ -193,8 +193,8 @@ fn a_stale_table_is_caught() {
     let wrong = mismatches(doc);
     for expected in [
         "docs/configuration.md:4: `raft.timeouts.heartbeat_ms` documented as \"100\", the code's default is 50",
-        "docs/configuration.md:5: `raft.timeouts.election_timeout_min_ms` documented as \"400\", the code's default is 200",
-        "docs/configuration.md:5: `raft.timeouts.election_timeout_max_ms` documented as \"800\", the code's default is 400",
+        "docs/configuration.md:5: `raft.timeouts.election_timeout_min_ms` documented as \"400\", the code's default is 150",
+        "docs/configuration.md:5: `raft.timeouts.election_timeout_max_ms` documented as \"800\", the code's default is 300",
         "docs/configuration.md: `raft.forward_timeout_ms` (default 5000) is not in the table",
     ] {
         assert!(wrong.iter().any(|w| w == expected), "{expected} not in {wrong:#?}");
