@@ -85,7 +85,13 @@ async fn replay(c: &hekate::client::Client, ids: &Ids, name: &str) -> hekate::cl
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn heketi_recorded_exchanges_match() {
     let _g = serial();
-    let (_d, c) = cluster(3, json!({})).await;
+    // The mock takes 300 ms for the verbs whose operations' "pending" answers are replayed.
+    let d = tempfile::tempdir().unwrap();
+    let mut spec = hekate_testkit::ClusterSpec::new(crate::BIN, 3);
+    spec.mockexec = json!({"latency_ms": {"volume_create": 300, "block_create": 300, "block_delete": 300}});
+    let mut c = hekate_testkit::ProcCluster::create(d.path(), spec).unwrap();
+    c.start_all().unwrap();
+    c.wait_ready(&[1, 2, 3], T).await.unwrap();
     let leader = c.wait_leader(&[1, 2, 3], T).await.unwrap();
     let via = c.ids().into_iter().find(|i| *i != leader).unwrap();
     let client = c.client(via);
@@ -555,15 +561,41 @@ async fn block_volumes(client: &hekate::client::Client, ids: &mut Ids) {
         replay(client, ids, &format!("{base}.json")).await;
     }
     let r = replay(client, ids, "blockvolume-delete.1-accepted.json").await;
+    pending(client, ids, "blockvolume-delete", &r).await;
     let done = wait_queue(client, header(&r, "location"), T).await.unwrap();
     assert_eq!((done.status, done.body.as_str()), (204, ""));
     assert_eq!(client.call(Method::GET, &block, None).await.unwrap().status, 404);
+}
+
+/// Maps the recorded queue id of `<base>.1-accepted.json` to this run's and, when the mock's
+/// latency keeps the operation running, replays `<base>.2-queue-pending.json` (200,
+/// `X-Pending: true`, empty body).
+async fn pending(
+    client: &hekate::client::Client,
+    ids: &mut Ids,
+    base: &str,
+    accepted: &hekate::client::Reply,
+) {
+    let recorded = fixture(&format!("{base}.1-accepted.json"));
+    let theirs = recorded["response"]["headers"]["location"]
+        .as_str()
+        .unwrap()
+        .trim_start_matches("/queue/")
+        .to_string();
+    let ours = header(accepted, "location")
+        .trim_start_matches("/queue/")
+        .to_string();
+    ids.0.insert(theirs, ours);
+    let r = replay(client, ids, &format!("{base}.2-queue-pending.json")).await;
+    assert_eq!(header(&r, "x-pending"), "true", "{base}: pending");
+    assert!(r.body.is_empty(), "{base}: {}", r.body);
 }
 
 /// Replays `<base>.1-accepted.json`, waits for its 303 and maps the recorded object id (the
 /// one in `<base>.json`) to the one made here; returns its location.
 async fn created(client: &hekate::client::Client, ids: &mut Ids, base: &str, prefix: &str) -> String {
     let accepted = replay(client, ids, &format!("{base}.1-accepted.json")).await;
+    pending(client, ids, base, &accepted).await;
     let done = wait_queue(client, header(&accepted, "location"), T)
         .await
         .unwrap();
