@@ -174,7 +174,7 @@ pub struct BlockVolumeInfoDump {
     #[serde(default)]
     pub id: String,
     #[serde(default)]
-    pub blockvolume: BlockTargetDump,
+    pub blockvolume: views::BlockTarget,
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub cluster: String,
     #[serde(default, skip_serializing_if = "String::is_empty")]
@@ -184,19 +184,6 @@ pub struct BlockVolumeInfoDump {
 }
 
 /// The iSCSI target of a block volume (`lun` is always 0 in Heketi).
-#[derive(Debug, Serialize, Deserialize, Default)]
-pub struct BlockTargetDump {
-    #[serde(default, deserialize_with = "nullable")]
-    pub hosts: Vec<String>,
-    #[serde(default)]
-    pub iqn: String,
-    #[serde(default)]
-    pub lun: i64,
-    #[serde(default)]
-    pub username: String,
-    #[serde(default)]
-    pub password: String,
-}
 
 #[derive(Debug, Serialize, Deserialize, Default)]
 pub struct BlockVolumeDump {
@@ -232,16 +219,10 @@ fn block_dump(b: &BlockVolumeEntry) -> BlockVolumeDump {
             hacount: b.hacount,
             auth: b.auth,
             id: b.id.clone(),
-            blockvolume: BlockTargetDump {
-                hosts: b.hosts.clone(),
-                iqn: b.iqn.clone(),
-                lun: 0,
-                username: b.username.clone(),
-                password: b.password.clone(),
-            },
+            blockvolume: views::BlockTarget::of(b),
             cluster: b.cluster.clone(),
             blockhostingvolume: b.bhv.clone(),
-            usablesize: if b.usable_size == 0 { b.size } else { b.usable_size },
+            usablesize: b.usable(),
         },
         pending: Pending::default(),
     }

@@ -338,3 +338,67 @@ pub fn merged_tags(node: &Tags, device: &Tags) -> Tags {
     t.extend(device.iter().map(|(k, v)| (k.clone(), v.clone())));
     t
 }
+
+/// A block volume's iSCSI target as Heketi shows it (API info and the dump alike).
+#[derive(Debug, Clone, Serialize, serde::Deserialize, Default, PartialEq)]
+pub struct BlockTarget {
+    #[serde(default, deserialize_with = "go_nullable")]
+    pub hosts: Vec<String>,
+    #[serde(default)]
+    pub iqn: String,
+    #[serde(default)]
+    pub lun: i64,
+    #[serde(default)]
+    pub username: String,
+    #[serde(default)]
+    pub password: String,
+}
+
+impl BlockTarget {
+    pub fn of(b: &crate::state::model::BlockVolumeEntry) -> BlockTarget {
+        BlockTarget {
+            hosts: b.hosts.clone(),
+            iqn: b.iqn.clone(),
+            lun: 0,
+            username: b.username.clone(),
+            password: b.password.clone(),
+        }
+    }
+}
+
+/// Go writes a nil slice as `null`.
+fn go_nullable<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
+    use serde::Deserialize;
+    Ok(Option::<Vec<String>>::deserialize(d)?.unwrap_or_default())
+}
+
+/// Heketi's BlockVolumeInfo (`GET /blockvolumes/{id}`), fields in its order; `auth` and
+/// `clusters` are never returned.
+#[derive(Debug, Serialize)]
+pub struct BlockVolumeInfo {
+    pub size: u64,
+    pub name: String,
+    #[serde(skip_serializing_if = "is_zero")]
+    pub hacount: i64,
+    pub id: String,
+    pub blockvolume: BlockTarget,
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub cluster: String,
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub blockhostingvolume: String,
+    #[serde(skip_serializing_if = "is_zero_u")]
+    pub usablesize: u64,
+}
+
+pub fn block_volume_info(b: &crate::state::model::BlockVolumeEntry) -> BlockVolumeInfo {
+    BlockVolumeInfo {
+        size: b.size,
+        name: b.name.clone(),
+        hacount: b.hacount,
+        id: b.id.clone(),
+        blockvolume: BlockTarget::of(b),
+        cluster: b.cluster.clone(),
+        blockhostingvolume: b.bhv.clone(),
+        usablesize: b.usable(),
+    }
+}

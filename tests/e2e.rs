@@ -70,9 +70,17 @@ impl Testbed {
 
     /// Starts three Hekate replicas whose executor logs in to the nodes as root.
     async fn hekate(&self, dir: &std::path::Path) -> ProcCluster {
+        self.hekate_with(dir, json!({})).await
+    }
+
+    /// [`Testbed::hekate`] with `extra` keys in the `glusterfs` section.
+    async fn hekate_with(&self, dir: &std::path::Path, extra: serde_json::Value) -> ProcCluster {
         let mut spec = ClusterSpec::new(BIN, 3);
         spec.shared_mock = false;
         spec.glusterfs = self.glusterfs.clone();
+        for (k, v) in extra.as_object().into_iter().flatten() {
+            spec.glusterfs[k] = v.clone();
+        }
         let mut c = ProcCluster::create(dir, spec).unwrap();
         c.start_all().unwrap();
         c.wait_ready(&c.ids(), Duration::from_secs(30))
@@ -303,17 +311,8 @@ async fn block_volume_lifecycle_on_real_nodes() {
     let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let Some(tb) = Testbed::find() else { return };
     let dir = tempfile::tempdir().unwrap();
-    let mut spec = ClusterSpec::new(BIN, 3);
-    spec.shared_mock = false;
-    let mut g = tb.glusterfs.clone();
-    g["auto_create_block_hosting_volume"] = json!(true);
-    g["block_hosting_volume_size"] = json!(4);
-    spec.glusterfs = g;
-    let mut c = ProcCluster::create(dir.path(), spec).unwrap();
-    c.start_all().unwrap();
-    c.wait_ready(&c.ids(), Duration::from_secs(30))
-        .await
-        .unwrap_or_else(|e| panic!("{e}\n{}", c.log_tail(1)));
+    let auto_bhv = json!({"auto_create_block_hosting_volume": true, "block_hosting_volume_size": 4});
+    let c = tb.hekate_with(dir.path(), auto_bhv).await;
     let (cid, nodes, devs) = topology(&tb, &c).await;
     let api = c.client(2);
 
@@ -430,17 +429,8 @@ async fn leader_killed_mid_block_volume_create_ends_in_one_or_none() {
     let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let Some(tb) = Testbed::find() else { return };
     let dir = tempfile::tempdir().unwrap();
-    let mut spec = ClusterSpec::new(BIN, 3);
-    spec.shared_mock = false;
-    let mut g = tb.glusterfs.clone();
-    g["auto_create_block_hosting_volume"] = json!(true);
-    g["block_hosting_volume_size"] = json!(4);
-    spec.glusterfs = g;
-    let mut c = ProcCluster::create(dir.path(), spec).unwrap();
-    c.start_all().unwrap();
-    c.wait_ready(&c.ids(), Duration::from_secs(30))
-        .await
-        .unwrap_or_else(|e| panic!("{e}\n{}", c.log_tail(1)));
+    let auto_bhv = json!({"auto_create_block_hosting_volume": true, "block_hosting_volume_size": 4});
+    let mut c = tb.hekate_with(dir.path(), auto_bhv).await;
     let (cid, nodes, devs) = topology(&tb, &c).await;
     let mut outcomes = Vec::new();
     for (round, moment) in ["a brick of the new BHV", "gluster-block create"]

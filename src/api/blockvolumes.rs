@@ -18,6 +18,7 @@ use crate::ids;
 use crate::ops::{new_op, plan};
 use crate::state::model::{BlockVolumeEntry, OpKind, OpPlan};
 use crate::state::{self};
+use crate::views;
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -121,58 +122,6 @@ pub async fn create(
     st.start_limited(op).await
 }
 
-/// Heketi's BlockVolumeInfo, fields in its order; `auth` and `clusters` never returned.
-#[derive(Debug, Serialize)]
-pub struct BlockVolumeInfo {
-    pub size: u64,
-    pub name: String,
-    #[serde(skip_serializing_if = "is_zero")]
-    pub hacount: i64,
-    pub id: String,
-    pub blockvolume: BlockTargetInfo,
-    #[serde(skip_serializing_if = "String::is_empty")]
-    pub cluster: String,
-    #[serde(skip_serializing_if = "String::is_empty")]
-    pub blockhostingvolume: String,
-    #[serde(skip_serializing_if = "is_zero_u")]
-    pub usablesize: u64,
-}
-
-#[derive(Debug, Serialize)]
-pub struct BlockTargetInfo {
-    pub hosts: Vec<String>,
-    pub iqn: String,
-    pub lun: i64,
-    pub username: String,
-    pub password: String,
-}
-
-fn is_zero(v: &i64) -> bool {
-    *v == 0
-}
-fn is_zero_u(v: &u64) -> bool {
-    *v == 0
-}
-
-pub fn block_info(b: &BlockVolumeEntry) -> BlockVolumeInfo {
-    BlockVolumeInfo {
-        size: b.size,
-        name: b.name.clone(),
-        hacount: b.hacount,
-        id: b.id.clone(),
-        blockvolume: BlockTargetInfo {
-            hosts: b.hosts.clone(),
-            iqn: b.iqn.clone(),
-            lun: 0,
-            username: b.username.clone(),
-            password: b.password.clone(),
-        },
-        cluster: b.cluster.clone(),
-        blockhostingvolume: b.bhv.clone(),
-        usablesize: if b.usable_size == 0 { b.size } else { b.usable_size },
-    }
-}
-
 fn visible_block(st: &AppState, id: &str) -> Result<BlockVolumeEntry, ApiError> {
     match st.replica().read(|r| state::get_blockvolume(r, id))? {
         Some(b) if !b.hidden => Ok(b),
@@ -188,7 +137,7 @@ pub async fn info(
     let id = route_id(&id)?;
     st.read_barrier(mode).await?;
     let b = visible_block(&st, id)?;
-    Ok(json(StatusCode::OK, &block_info(&b)))
+    Ok(json(StatusCode::OK, &views::block_volume_info(&b)))
 }
 
 #[derive(Serialize)]

@@ -519,6 +519,17 @@ pub struct BlockVolumeEntry {
     pub hidden: bool,
 }
 
+impl BlockVolumeEntry {
+    /// What a client can use: the recorded usable size, or the size when none is recorded.
+    pub fn usable(&self) -> u64 {
+        if self.usable_size == 0 {
+            self.size
+        } else {
+            self.usable_size
+        }
+    }
+}
+
 impl Record for BlockVolumeEntry {
     const KIND: &'static str = "block volume";
     const VERSION: u16 = 1;
