@@ -69,6 +69,48 @@ pub struct DevCreatesResults {
     pub volumes_at_end: usize,
     pub clusters: usize,
     pub mock_persist_ms: Option<u64>,
+    /// Once `prefill` volumes exist: each replica's resident memory and `GET /topology`.
+    pub at_prefill: Option<ScaleCheck>,
+}
+
+/// What a large cluster costs (issue 13: RSS per replica <= 500 MB, `/topology` <= 1 s).
+#[derive(Debug, Serialize)]
+pub struct ScaleCheck {
+    /// `hekate_footprint_resident_bytes` of each replica, MiB.
+    pub rss_mib: Vec<f64>,
+    /// `GET /topology` through replica 1, 5 times.
+    pub topology: Summary,
+    pub topology_bytes: usize,
+}
+
+/// Each replica's RSS (from its `/metrics`) and `/topology` timed through the first.
+async fn scale_check(dev: &Dev, key: &str) -> anyhow::Result<ScaleCheck> {
+    let mut rss_mib = Vec::new();
+    for s in &dev.servers {
+        let c = Client::new(vec![s.clone()], "admin", key);
+        let m = c.call(reqwest::Method::GET, "/metrics", None).await?.body;
+        let rss = m
+            .lines()
+            .find_map(|l| l.strip_prefix("hekate_footprint_resident_bytes "))
+            .and_then(|v| v.trim().parse::<f64>().ok())
+            .context("no hekate_footprint_resident_bytes in /metrics")?;
+        rss_mib.push(rss / (1 << 20) as f64);
+    }
+    let c = Client::new(vec![dev.servers[0].clone()], "admin", key);
+    let mut ms = Vec::new();
+    let mut bytes = 0;
+    for _ in 0..5 {
+        let t = Instant::now();
+        let r = c.call(reqwest::Method::GET, "/topology", None).await?;
+        anyhow::ensure!(r.status == 200, "GET /topology: {}", r.status);
+        ms.push(t.elapsed().as_secs_f64() * 1e3);
+        bytes = r.body.len();
+    }
+    Ok(ScaleCheck {
+        rss_mib,
+        topology: summarize(&ms),
+        topology_bytes: bytes,
+    })
 }
 
 /// At most this many volumes per cluster (Heketi's default `max_volumes_per_cluster` is
@@ -160,6 +202,7 @@ async fn drive(args: &DevCreatesArgs, dev: &Dev, key: &str) -> anyhow::Result<De
         by_clients.push(point);
     }
     let (mut prefill_rate, mut after, mut ratio) = (None, None, None);
+    let mut at_prefill = None;
     if args.prefill > count {
         eprintln!("filling to {} volumes", args.prefill);
         let fillers: Vec<Client> = (0..16)
@@ -176,6 +219,12 @@ async fn drive(args: &DevCreatesArgs, dev: &Dev, key: &str) -> anyhow::Result<De
         eprintln!("at {}: create p50 {:.2} ms", args.prefill, s.p50_ms);
         ratio = Some(s.p50_ms / sequential_empty.p50_ms);
         after = Some(s);
+        let check = scale_check(dev, key).await?;
+        eprintln!(
+            "at {}: RSS {:?} MiB, GET /topology p50 {:.0} ms ({} bytes)",
+            args.prefill, check.rss_mib, check.topology.p50_ms, check.topology_bytes
+        );
+        at_prefill = Some(check);
     }
     Ok(DevCreatesResults {
         hekate: String::new(),
@@ -188,5 +237,6 @@ async fn drive(args: &DevCreatesArgs, dev: &Dev, key: &str) -> anyhow::Result<De
         volumes_at_end: count,
         clusters,
         mock_persist_ms: args.mock_persist_ms,
+        at_prefill,
     })
 }
