@@ -26,11 +26,16 @@ fn go_pretty(body: String) -> Response {
 
 pub async fn dump(State(st): State<AppState>, mode: ReadMode) -> Result<Response, ApiError> {
     st.read_barrier(mode).await?;
-    let d = st
-        .replica()
-        .read(|r| dump::export(r))
-        .map_err(|e| ApiError::Internal(format!("Could not construct dump from DB: {e}")))?;
-    Ok(go_pretty(dump::to_go_json(&d)))
+    // The whole state as one document: built off the async workers (see `topology`).
+    tokio::task::spawn_blocking(move || -> Result<Response, ApiError> {
+        let d = st
+            .replica()
+            .read(|r| dump::export(r))
+            .map_err(|e| ApiError::Internal(format!("Could not construct dump from DB: {e}")))?;
+        Ok(go_pretty(dump::to_go_json(&d)))
+    })
+    .await
+    .map_err(|e| ApiError::Internal(format!("db dump: {e}")))?
 }
 
 pub async fn import(State(st): State<AppState>, body: Bytes) -> Result<Response, ApiError> {

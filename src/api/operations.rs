@@ -246,8 +246,14 @@ fn changes_of(op: &Operation) -> Vec<Change> {
 /// 1 + clusters + volumes + nodes requests, in one request and one consistent read.
 pub async fn topology(State(st): State<AppState>, mode: ReadMode) -> Result<Response, ApiError> {
     st.read_barrier(mode).await?;
-    let t = st.replica().read(|v| views::topology(v))?;
-    Ok(json(StatusCode::OK, &t))
+    // Seconds at 100,000 volumes (docs/benchmarks.md): built off the async workers, which
+    // also carry Raft's heartbeats and every other request.
+    tokio::task::spawn_blocking(move || -> Result<Response, ApiError> {
+        let t = st.replica().read(|v| views::topology(v))?;
+        Ok(json(StatusCode::OK, &t))
+    })
+    .await
+    .map_err(|e| ApiError::Internal(format!("topology: {e}")))?
 }
 
 #[derive(Debug, Default, serde::Deserialize)]
