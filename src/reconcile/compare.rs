@@ -72,8 +72,14 @@ pub enum Repair {
     },
     /// Read the device's sizes from LVM and commit them (a device resync operation).
     Resync { device: String, host: String },
-    /// `gluster-block delete <bhv>/<name>` on `host`.
-    DestroyBlockVolume { host: String, bhv: String, name: String },
+    /// `gluster-block delete <bhv>/<name>` on `host`, if the Gluster volume `bhv` still
+    /// carries `user.heketi.id <bhv_id>` when the repair runs.
+    DestroyBlockVolume {
+        host: String,
+        bhv: String,
+        bhv_id: String,
+        name: String,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize)]

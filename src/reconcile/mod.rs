@@ -150,6 +150,30 @@ async fn observe_blocks(exec: &Fenced, e: &Expected, seen: &mut Observed) {
     }
 }
 
+/// An orphan block volume goes only while its BHV is still Hekate's (marked with its id).
+async fn destroy_block(
+    exec: &Fenced,
+    host: &str,
+    bhv: &str,
+    bhv_id: &str,
+    name: &str,
+) -> Result<String, String> {
+    let check = async {
+        match exec.volume_owner(host, bhv).await? {
+            crate::executor::VolumeOwner::Absent => Ok(false),
+            owner => owner.check(bhv, bhv_id).map(|()| true),
+        }
+    };
+    match check.await.map_err(|e| e.to_string())? {
+        false => Ok("block-hosting volume gone; nothing to delete".into()),
+        true => exec
+            .block_delete(host, bhv, name)
+            .await
+            .map(|_| "done".into())
+            .map_err(|e| e.to_string()),
+    }
+}
+
 async fn repair_all(replica: &HekateReplica, exec: &Fenced, findings: &[Finding]) -> Vec<RepairResult> {
     let mut repairs: Vec<Repair> = findings.iter().filter_map(|f| f.repair.clone()).collect();
     // Volumes before bricks (a brick in use by a volume cannot go), sizes last.
@@ -162,11 +186,12 @@ async fn repair_all(replica: &HekateReplica, exec: &Fenced, findings: &[Finding]
     let mut out = Vec::new();
     for r in repairs {
         let res: Result<String, String> = match &r {
-            Repair::DestroyBlockVolume { host, bhv, name } => exec
-                .block_delete(host, bhv, name)
-                .await
-                .map(|_| "done".into())
-                .map_err(|e| e.to_string()),
+            Repair::DestroyBlockVolume {
+                host,
+                bhv,
+                bhv_id,
+                name,
+            } => destroy_block(exec, host, bhv, bhv_id, name).await,
             Repair::DestroyVolume { host, name, id } => exec
                 .volume_destroy(host, name, id)
                 .await

@@ -9,7 +9,7 @@
 use hekate_raft::{StateReader, StoreError};
 use rand::seq::SliceRandom;
 
-use crate::executor::{BlockSpec, BlockTarget, Executor};
+use crate::executor::{BlockSpec, BlockTarget, Executor, VolumeOwner};
 use crate::ops::exec::{destroy_bricks, Ctx};
 use crate::ops::runner::Drive;
 use crate::ops::step::{StepError, StepResult};
@@ -110,6 +110,14 @@ async fn create(
         return Err(StepError::Failed("Block hosting volume not found".into()));
     };
     let host = command_host(exec, ctx).await?;
+    // The Gluster volume of the BHV's name must be Hekate's BHV (a volume of that name made
+    // outside Hekate is left alone).
+    match exec.volume_owner(&host, &bhv.name).await? {
+        VolumeOwner::Absent => {
+            return Err(format!("Block hosting volume {} does not exist on the nodes", bhv.name).into())
+        }
+        owner => owner.check(&bhv.name, &bhv.id)?,
+    }
     if let Some(t) = exec.block_info(&host, &bhv.name, &block.name).await? {
         // Made by an earlier attempt of this operation (the name is this operation's in its
         // BHV): adopted, not made twice.

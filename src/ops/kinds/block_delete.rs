@@ -28,7 +28,7 @@ pub async fn drive(d: &Drive<'_>) -> Option<Command> {
         return d.end(Ok(ExecReport::default()));
     };
     d.once(|| async move {
-        on_one_host(ctx, |host, bhv| async move {
+        on_one_host(exec, ctx, |host, bhv| async move {
             exec.block_delete(&host, &bhv, &b.name).await
         })
         .await
@@ -38,9 +38,11 @@ pub async fn drive(d: &Drive<'_>) -> Option<Command> {
 }
 
 /// Runs a gluster-block command (given the host and the BHV's name) on the first cluster
-/// node that can be reached, best first. A node that answered with a failure ends it: the
-/// failure is the block volume's, not the node's.
-pub(super) async fn on_one_host<F, Fut>(ctx: &Ctx, f: F) -> StepResult<()>
+/// node that can be reached, best first, once that node says the Gluster volume of the
+/// BHV's name is Hekate's BHV (its `user.heketi.id`; a volume of that name made outside
+/// Hekate is left alone). A node that answered with a failure ends it: the failure is the
+/// block volume's, not the node's.
+pub(super) async fn on_one_host<F, Fut>(exec: &dyn Executor, ctx: &Ctx, f: F) -> StepResult<()>
 where
     F: Fn(String, String) -> Fut,
     Fut: std::future::Future<Output = ExecResult<()>>,
@@ -50,7 +52,14 @@ where
     };
     let mut last = StepError::Failed("No nodes in the block volume's cluster".into());
     for n in ctx.volume_hosts() {
-        match f(n.manage_host().to_string(), bhv.name.clone()).await {
+        let host = n.manage_host().to_string();
+        let owned = async {
+            exec.volume_owner(&host, &bhv.name)
+                .await?
+                .check(&bhv.name, &bhv.id)?;
+            f(host.clone(), bhv.name.clone()).await
+        };
+        match owned.await {
             Ok(()) => return Ok(()),
             Err(e) => last = StepError::from(e),
         }

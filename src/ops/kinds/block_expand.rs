@@ -15,7 +15,7 @@ pub async fn drive(d: &Drive<'_>, new_size: u64) -> Option<Command> {
         return d.end(Err("Id not found".into()));
     };
     d.once(|| async move {
-        super::block_delete::on_one_host(ctx, |host, bhv| async move {
+        super::block_delete::on_one_host(exec, ctx, |host, bhv| async move {
             exec.block_modify(&host, &bhv, &b.name, new_size).await
         })
         .await

@@ -3,7 +3,8 @@
 //! that the state does not know is an orphan (a create whose undo could not run; the BHV is
 //! Hekate's, marked, so what it holds is Hekate's to remove); a block volume of the state that
 //! gluster-block does not list is missing (reported, never "repaired" by forgetting it). BHVs
-//! and block volumes an operation is working on are skipped.
+//! and block volumes an operation is working on are skipped, and so is a Gluster volume of a
+//! BHV's name that does not carry its mark (the volume comparison reports it as foreign).
 
 use std::collections::BTreeSet;
 
@@ -21,6 +22,13 @@ pub(super) fn compare_blocks(e: &Expected, seen: &Observed, out: &mut Vec<Findin
         let Some(Ok((host, listed))) = seen.blocks.get(&bhv.id) else {
             continue;
         };
+        // Only a Gluster volume that carries this BHV's mark is judged (and repaired): one of
+        // that name without it is reported by the volume comparison and left alone.
+        let marked = matches!(seen.volumes.get(&bhv.cluster), Some(Ok(g))
+            if g.get(&bhv.name).is_some_and(|v| v.mark.as_deref() == Some(bhv.id.as_str())));
+        if !marked {
+            continue;
+        }
         let mine: Vec<_> = e.blockvolumes.values().filter(|b| b.bhv == bhv.id).collect();
         // A block volume an operation is working on (pending) is neither orphan nor missing.
         if mine.iter().any(|b| b.pending.is_some()) {
@@ -40,6 +48,7 @@ pub(super) fn compare_blocks(e: &Expected, seen: &Observed, out: &mut Vec<Findin
                 repair: Some(Repair::DestroyBlockVolume {
                     host: host.clone(),
                     bhv: bhv.name.clone(),
+                    bhv_id: bhv.id.clone(),
                     name: name.to_string(),
                 }),
             });

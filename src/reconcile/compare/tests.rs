@@ -311,6 +311,20 @@ fn block_volumes() -> Vec<Scenario> {
     seen.blocks
         .insert(volume_id(1), Err("gluster-block: connection refused".into()));
     out.push(run("block_list_unreadable_is_not_judged", &e, &seen));
+    // The Gluster volume of the BHV's name lost its mark (made anew outside Hekate): what it
+    // holds is not judged, so nothing in it is ever repaired away.
+    let (e, mut seen) = block_world(&[(1, "lun1", false)]);
+    if let Some(Ok((_, l))) = seen.blocks.get_mut(&volume_id(1)) {
+        l.push("someone-elses".into());
+    }
+    if let Some(v) = gluster(&mut seen).get_mut("vol1") {
+        v.mark = None;
+    }
+    out.push(run(
+        "block_volumes_of_an_unmarked_bhv_are_not_judged_as_blocks",
+        &e,
+        &seen,
+    ));
     out
 }
 
