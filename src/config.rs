@@ -121,6 +121,10 @@ pub struct GlusterfsConfig {
     /// Hekate: at most this many finished operations are kept, the oldest forgotten first
     /// (default 10,000), so that retention is bounded by count as well as by time.
     pub queue_retention_max_operations: u64,
+    /// Hekate: how long a poll of a pending operation at `/queue/{id}` waits for it to end
+    /// before answering "pending" (default 500 ms; 0 answers at once, as Heketi does).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub queue_poll_hold_ms: Option<u64>,
 }
 
 /// Heketi's `sshexec` object (spec section 3.3) plus `known_hosts`.

@@ -16,7 +16,7 @@ use serde_json::{json, Value};
 
 use crate::soak::Dev;
 use crate::stats::{summarize, Summary};
-use crate::volume_bench::{concurrent_creates, timed_creates};
+use crate::volume_bench::{concurrent_creates, timed_creates, POLL_5MS};
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct DevCreatesArgs {
@@ -81,6 +81,13 @@ pub struct ScaleCheck {
     /// `GET /topology` through replica 1, 5 times.
     pub topology: Summary,
     pub topology_bytes: usize,
+    /// A follower stopped (SIGTERM) and started again: from its start to `/readyz` 200
+    /// (caught up with the leader's applied index).
+    pub restart_to_ready_ms: Option<f64>,
+    /// The same follower stopped, its data directory removed, started again: to `/readyz`
+    /// 200, having received the leader's snapshot (`snapshot` in its `/raft/status`).
+    pub wiped_to_ready_ms: Option<f64>,
+    pub wiped_snapshot_index: Option<u64>,
 }
 
 /// Each replica's RSS (from its `/metrics`) and `/topology` timed through the first.
@@ -106,10 +113,46 @@ async fn scale_check(dev: &Dev, key: &str) -> anyhow::Result<ScaleCheck> {
         ms.push(t.elapsed().as_secs_f64() * 1e3);
         bytes = r.body.len();
     }
+    // Restart and catch-up of a follower.
+    let status = c.call(reqwest::Method::GET, "/raft/status", None).await?.json()?;
+    let leader = status["leader"].as_u64().context("no leader in /raft/status")? as usize;
+    let follower = if leader == 1 { 2 } else { 1 };
+    let mut timed = Vec::new();
+    for wipe in [false, true] {
+        dev.restart_from(follower, wipe).await?;
+        let t = Instant::now();
+        let me = Client::new(vec![dev.servers[follower - 1].clone()], "admin", key);
+        let deadline = t + std::time::Duration::from_secs(300);
+        loop {
+            if let Ok(r) = me.call(reqwest::Method::GET, "/readyz", None).await {
+                if r.status == 200 {
+                    break;
+                }
+            }
+            anyhow::ensure!(
+                Instant::now() < deadline,
+                "replica {follower} not ready within 300 s"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+        let ms = t.elapsed().as_secs_f64() * 1e3;
+        let snap = me
+            .call(reqwest::Method::GET, "/raft/status", None)
+            .await?
+            .json()?["snapshot"]
+            .as_u64();
+        eprintln!(
+            "replica {follower} restarted (data removed: {wipe}): ready in {ms:.0} ms, snapshot {snap:?}"
+        );
+        timed.push((ms, snap));
+    }
     Ok(ScaleCheck {
         rss_mib,
         topology: summarize(&ms),
         topology_bytes: bytes,
+        restart_to_ready_ms: Some(timed[0].0),
+        wiped_to_ready_ms: Some(timed[1].0),
+        wiped_snapshot_index: timed[1].1,
     })
 }
 
@@ -174,7 +217,7 @@ async fn drive(args: &DevCreatesArgs, dev: &Dev, key: &str) -> anyhow::Result<De
         args.sequential
     );
     let mut count = 0;
-    let empty = timed_creates(&admin, args.sequential)
+    let empty = timed_creates(&admin, args.sequential, POLL_5MS)
         .await
         .context("sequential creates")?;
     count += empty.len();
@@ -185,7 +228,7 @@ async fn drive(args: &DevCreatesArgs, dev: &Dev, key: &str) -> anyhow::Result<De
         let clients: Vec<Client> = (0..n)
             .map(|i| Client::new(vec![dev.servers[i % dev.servers.len()].clone()], "admin", key))
             .collect();
-        let (secs, lat) = concurrent_creates(&clients, args.creates)
+        let (secs, lat) = concurrent_creates(&clients, args.creates, POLL_5MS)
             .await
             .with_context(|| format!("{n} clients"))?;
         let point = ClientsPoint {
@@ -208,12 +251,12 @@ async fn drive(args: &DevCreatesArgs, dev: &Dev, key: &str) -> anyhow::Result<De
         let fillers: Vec<Client> = (0..16)
             .map(|i| Client::new(vec![dev.servers[i % dev.servers.len()].clone()], "admin", key))
             .collect();
-        let (secs, _) = concurrent_creates(&fillers, args.prefill - count)
+        let (secs, _) = concurrent_creates(&fillers, args.prefill - count, POLL_5MS)
             .await
             .context("prefill")?;
         prefill_rate = Some((args.prefill - count) as f64 / secs);
         count = args.prefill;
-        let lat = timed_creates(&admin, args.sequential).await?;
+        let lat = timed_creates(&admin, args.sequential, POLL_5MS).await?;
         count += lat.len();
         let s = summarize(&lat);
         eprintln!("at {}: create p50 {:.2} ms", args.prefill, s.p50_ms);

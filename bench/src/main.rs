@@ -54,8 +54,14 @@ enum Cmd {
     /// new build (followers first, then a leadership transfer); checks the drill's invariants,
     /// the log format gating and that no replica failed to decode an entry (issue 12).
     Upgrade(upgrade::UpgradeArgs),
-    /// In-process: brick placement time and state-machine apply throughput.
-    Micro,
+    /// In-process: brick placement time and state-machine apply throughput; with
+    /// `--topology-volumes N`, `GET /topology`'s document at N volumes instead.
+    Micro {
+        #[arg(long)]
+        topology_volumes: Option<usize>,
+        #[arg(long, default_value_t = 5)]
+        rounds: usize,
+    },
     /// Write docs/benchmarks.md and its plots from bench/results/*.json.
     Report {
         #[arg(long, default_value = "bench/results")]
@@ -109,7 +115,11 @@ async fn main() -> anyhow::Result<()> {
         }
         Cmd::Failover(a) => serde_json::to_value(failover::run(a).await?)?,
         Cmd::Upgrade(a) => serde_json::to_value(upgrade::run(a).await?)?,
-        Cmd::Micro => serde_json::to_value(micro::run().await?)?,
+        Cmd::Micro {
+            topology_volumes: Some(n),
+            rounds,
+        } => serde_json::to_value(micro::topology(n, rounds).await?)?,
+        Cmd::Micro { .. } => serde_json::to_value(micro::run().await?)?,
         Cmd::Report { results, docs } => {
             report::run(&results, &docs)?;
             println!("wrote {}/benchmarks.md", docs.display());

@@ -325,3 +325,203 @@ pub async fn run() -> anyhow::Result<MicroResults> {
     let apply = apply_points().await?;
     Ok(MicroResults { placement, apply })
 }
+
+/// `GET /topology` at scale, in process (issue 13: <= 1 s at 100,000 volumes): a store filled
+/// through `apply` with `volumes` replica-3 volumes over clusters of 3 nodes with 4 devices
+/// (900 volumes each, as `dev-creates`), then the document built and written as the handler
+/// does, timed.
+#[derive(Debug, Serialize)]
+pub struct TopologyPoint {
+    pub volumes: usize,
+    pub clusters: usize,
+    pub fill_s: f64,
+    pub bytes: usize,
+    pub build_ms: Summary,
+}
+
+/// The setup commands of cluster `k` (3 nodes, 4 devices of 100 TiB each) and its devices.
+fn cluster_setup(k: u64) -> (String, Vec<Command>, Vec<(String, String)>) {
+    let cluster = hex(k, 0xc1);
+    let mut cmds = vec![Command::ClusterCreate {
+        id: cluster.clone(),
+        file: true,
+        block: true,
+    }];
+    let mut devs = Vec::new();
+    for n in 0..3u64 {
+        let nid = hex(k * 3 + n, 0xa0);
+        let node = NodeEntry {
+            id: nid.clone(),
+            cluster: cluster.clone(),
+            zone: n as i64 + 1,
+            manage: vec![format!("c{k}node{n}")],
+            storage: vec![format!("10.{k}.0.{n}")],
+            tags: Default::default(),
+            state: "online".into(),
+            devices: Default::default(),
+            pending: None,
+        };
+        let oid = hex(k * 3 + n, 0x01);
+        let plan = OpPlan::NodeAdd {
+            node,
+            probe_from: None,
+        };
+        cmds.push(Command::OpBegin {
+            op: Box::new(op(oid.clone(), OpKind::NodeAdd, plan)),
+        });
+        cmds.push(Command::OpFinish {
+            id: oid,
+            report: ExecReport::default(),
+            now: 0,
+        });
+        for d in 0..4u64 {
+            let i = (k * 3 + n) * 4 + d;
+            let did = hex(i, 0xd0);
+            let device = DeviceEntry {
+                id: did.clone(),
+                name: format!("/dev/vd{}", (b'b' + d as u8) as char),
+                node: nid.clone(),
+                tags: Default::default(),
+                state: "online".into(),
+                total: 0,
+                free: 0,
+                used: 0,
+                extent_size: 4096,
+                pv_uuid: String::new(),
+                paths: Vec::new(),
+                brick_count: 0,
+                pending: None,
+            };
+            let oid = hex(i, 0x02);
+            let plan = OpPlan::DeviceAdd {
+                device,
+                host: format!("c{k}node{n}"),
+                destroydata: false,
+            };
+            cmds.push(Command::OpBegin {
+                op: Box::new(op(oid.clone(), OpKind::DeviceAdd, plan)),
+            });
+            let report = ExecReport {
+                device_total: Some(100 * 1024 * GIB_KIB),
+                device_extent: Some(4096),
+                device_used: Some(0),
+                ..Default::default()
+            };
+            cmds.push(Command::OpFinish {
+                id: oid,
+                report,
+                now: 0,
+            });
+            devs.push((did, nid.clone()));
+        }
+    }
+    (cluster, cmds, devs)
+}
+
+/// A replica-3 volume create of volume `i` in `cluster`: its OpBegin and OpFinish.
+fn volume_create(i: u64, cluster: &str, devs: &[(String, String)]) -> (Command, Command) {
+    let vid = hex(i, 0x70);
+    let opid = hex(i, 0x0f);
+    let bricks: Vec<BrickEntry> = (0..3u64)
+        .map(|k| {
+            // One device of each node, rotating over its four.
+            let (did, nid) = devs[(k as usize) * 4 + (i as usize % 4)].clone();
+            let bid = hex(i * 3 + k, 0xb0);
+            BrickEntry {
+                path: format!("/var/lib/heketi/mounts/vg_{did}/brick_{bid}/brick"),
+                id: bid,
+                device: did,
+                node: nid,
+                volume: vid.clone(),
+                size: GIB_KIB,
+                tp_size: GIB_KIB,
+                pool_metadata_size: 8192,
+                subtype: 1,
+                pending: Some(opid.clone()),
+                lvm_thin_pool: None,
+                lvm_lv: None,
+                pool_shared: false,
+            }
+        })
+        .collect();
+    let volume = VolumeEntry {
+        id: vid.clone(),
+        name: format!("vol_{vid}"),
+        cluster: cluster.to_string(),
+        size: 1,
+        durability: Durability {
+            kind: "replicate".into(),
+            replica: Some(3),
+            data: None,
+            redundancy: None,
+        },
+        gid: 0,
+        options: vec![String::new(), String::new()],
+        block: false,
+        snapshot_enable: false,
+        snapshot_factor: 1.0,
+        arbiter: false,
+        bricks: Default::default(),
+        pending: None,
+        hidden: false,
+        block_free: 0,
+        block_reserved: 0,
+        block_restriction: String::new(),
+        request_clusters: Vec::new(),
+        brick_sets: Vec::new(),
+    };
+    let begin = Command::OpBegin {
+        op: Box::new(op(
+            opid.clone(),
+            OpKind::VolumeCreate,
+            OpPlan::VolumeCreate { volume, bricks },
+        )),
+    };
+    let finish = Command::OpFinish {
+        id: opid,
+        report: ExecReport::default(),
+        now: 0,
+    };
+    (begin, finish)
+}
+
+pub async fn topology(volumes: usize, rounds: usize) -> anyhow::Result<TopologyPoint> {
+    const PER_CLUSTER: usize = 900;
+    let dir = tempfile::tempdir()?;
+    let store = Store::open(dir.path())?;
+    let mut sm = StateMachine::new(store.clone(), Arc::new(HekateApp));
+    let mut next = 0u64;
+    let clusters = volumes.div_ceil(PER_CLUSTER).max(1);
+    let t = Instant::now();
+    let mut made = 0usize;
+    for k in 0..clusters as u64 {
+        let (cluster, setup, devs) = cluster_setup(k);
+        apply_rate(&mut sm, &mut next, setup, 64).await;
+        let n = PER_CLUSTER.min(volumes - made);
+        let (begins, finishes): (Vec<_>, Vec<_>) = (0..n as u64)
+            .map(|j| volume_create(made as u64 + j, &cluster, &devs))
+            .unzip();
+        apply_rate(&mut sm, &mut next, begins, 64).await;
+        apply_rate(&mut sm, &mut next, finishes, 64).await;
+        made += n;
+    }
+    let fill_s = t.elapsed().as_secs_f64();
+    eprintln!("{made} volumes in {clusters} clusters applied in {fill_s:.1} s");
+    let mut ms = Vec::new();
+    let mut bytes = 0;
+    for _ in 0..rounds {
+        let t = Instant::now();
+        let view = hekate_raft::app::View::new(&store);
+        bytes = hekate::api::operations::topology_document(&view)?.len();
+        ms.push(t.elapsed().as_secs_f64() * 1e3);
+    }
+    let build_ms = summarize(&ms);
+    eprintln!("topology: {bytes} bytes, p50 {:.0} ms", build_ms.p50_ms);
+    Ok(TopologyPoint {
+        volumes: made,
+        clusters,
+        fill_s,
+        bytes,
+        build_ms,
+    })
+}

@@ -255,6 +255,12 @@ impl Dev {
 
     /// SIGTERM replica `id`, wait for it to exit, start it again from its config.
     async fn restart(&self, id: usize) -> anyhow::Result<()> {
+        self.restart_from(id, false).await
+    }
+
+    /// [`Dev::restart`]; with `wipe`, its data directory is removed before it starts again,
+    /// so that it catches up from nothing (from the leader's snapshot once the log is purged).
+    pub(crate) async fn restart_from(&self, id: usize, wipe: bool) -> anyhow::Result<()> {
         let pid = self.pids()[id - 1];
         nix::sys::signal::kill(
             nix::unistd::Pid::from_raw(pid as i32),
@@ -266,6 +272,9 @@ impl Dev {
                 bail!("replica {id} (pid {pid}) did not stop");
             }
             tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        if wipe {
+            std::fs::remove_dir_all(self.data_dir(id))?;
         }
         let dir = self.dir.join(format!("replica-{id}"));
         let log = std::fs::OpenOptions::new()

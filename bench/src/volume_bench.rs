@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use hekate::client::Client;
-use hekate_testkit::{load_topology, run_async, ClusterSpec, ProcCluster};
+use hekate_testkit::{load_topology, run_async, run_async_every, ClusterSpec, ProcCluster};
 use reqwest::Method;
 use serde::Serialize;
 use serde_json::{json, Value};
@@ -60,24 +60,36 @@ pub struct VolumeResults {
     pub restart_to_ready_ms: f64,
 }
 
-/// POST /volumes and follow the queue until 303; the new volume's path.
-pub async fn create_volume(c: &Client) -> anyhow::Result<String> {
+/// The queue polled every 5 ms, as issue 13's client (and the Heketi runs it compares with).
+pub const POLL_5MS: Option<std::time::Duration> = Some(std::time::Duration::from_millis(5));
+
+/// POST /volumes and follow the queue until 303, polling every `every` (None: the
+/// testkit's quick polls); the new volume's path.
+pub async fn create_volume(c: &Client, every: Option<std::time::Duration>) -> anyhow::Result<String> {
     let body = json!({"size": 1, "durability": {"type": "replicate", "replicate": {"replica": 3}}});
-    Ok(run_async(c, Method::POST, "/volumes", Some(&body))
+    Ok(run_async_every(c, Method::POST, "/volumes", Some(&body), every)
         .await?
         .unwrap_or_default())
 }
 
-pub(crate) async fn timed_creates(c: &Client, n: usize) -> anyhow::Result<Vec<f64>> {
-    Ok(timed_creates_ids(c, n).await?.0)
+pub(crate) async fn timed_creates(
+    c: &Client,
+    n: usize,
+    poll: Option<std::time::Duration>,
+) -> anyhow::Result<Vec<f64>> {
+    Ok(timed_creates_ids(c, n, poll).await?.0)
 }
 
-async fn timed_creates_ids(c: &Client, n: usize) -> anyhow::Result<(Vec<f64>, Vec<String>)> {
+async fn timed_creates_ids(
+    c: &Client,
+    n: usize,
+    poll: Option<std::time::Duration>,
+) -> anyhow::Result<(Vec<f64>, Vec<String>)> {
     let mut out = Vec::with_capacity(n);
     let mut ids = Vec::with_capacity(n);
     for _ in 0..n {
         let t = Instant::now();
-        ids.push(create_volume(c).await?);
+        ids.push(create_volume(c, poll).await?);
         out.push(t.elapsed().as_secs_f64() * 1e3);
     }
     Ok((out, ids))
@@ -89,7 +101,11 @@ pub async fn delete_volume(c: &Client, path: &str) -> anyhow::Result<()> {
 }
 
 /// `n` creates spread over `clients` concurrent clients; returns (elapsed, latencies).
-pub(crate) async fn concurrent_creates(cs: &[Client], n: usize) -> anyhow::Result<(f64, Vec<f64>)> {
+pub(crate) async fn concurrent_creates(
+    cs: &[Client],
+    n: usize,
+    poll: Option<std::time::Duration>,
+) -> anyhow::Result<(f64, Vec<f64>)> {
     let left = Arc::new(AtomicUsize::new(n));
     let t0 = Instant::now();
     let mut tasks = Vec::new();
@@ -102,7 +118,7 @@ pub(crate) async fn concurrent_creates(cs: &[Client], n: usize) -> anyhow::Resul
                 .is_ok()
             {
                 let t = Instant::now();
-                create_volume(&c).await?;
+                create_volume(&c, poll).await?;
                 lat.push(t.elapsed().as_secs_f64() * 1e3);
             }
             Ok::<_, anyhow::Error>(lat)
@@ -184,7 +200,7 @@ pub async fn run(args: VolumeArgs) -> anyhow::Result<VolumeResults> {
     let topo = json!({"clusters": [{"nodes": nodes}]});
     load_topology(&client, &topo).await.context("topology load")?;
     eprintln!("topology loaded; {} sequential creates", args.creates);
-    let (sequential, created) = timed_creates_ids(&client, args.creates).await?;
+    let (sequential, created) = timed_creates_ids(&client, args.creates, None).await?;
     let follower = c.client(
         c.ids()
             .into_iter()
@@ -224,7 +240,7 @@ pub async fn run(args: VolumeArgs) -> anyhow::Result<VolumeResults> {
     }
     let concurrent_deletes_per_s = rest.len() as f64 / t.elapsed().as_secs_f64();
     let clients: Vec<Client> = (0..args.clients).map(|i| c.client(1 + (i as u64 % 3))).collect();
-    let (secs, conc) = concurrent_creates(&clients, args.creates).await?;
+    let (secs, conc) = concurrent_creates(&clients, args.creates, None).await?;
     let mut count = args.creates;
     eprintln!(
         "{} creates with {} clients in {secs:.2} s",
@@ -239,10 +255,10 @@ pub async fn run(args: VolumeArgs) -> anyhow::Result<VolumeResults> {
     for &target in &args.points {
         if target > count {
             eprintln!("filling to {target} volumes");
-            concurrent_creates(&fillers, target - count).await?;
+            concurrent_creates(&fillers, target - count, None).await?;
             count = target;
         }
-        let lat = timed_creates(&client, 100.min(args.creates)).await?;
+        let lat = timed_creates(&client, 100.min(args.creates), None).await?;
         count += lat.len();
         points.push(Point {
             existing_volumes: target,

@@ -53,11 +53,23 @@ pub trait Application: Send + Sync + 'static {
 /// Key/value pairs in key order.
 pub type Pairs = Vec<(Vec<u8>, Vec<u8>)>;
 
+/// What [`StateReader::visit_prefix`] calls with each key and value.
+pub type Visit<'f> = &'f mut dyn FnMut(&[u8], &[u8]) -> Result<(), StoreError>;
+
 /// Reads of the application keyspace: from a transaction being applied or a consistent view.
 pub trait StateReader {
     fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError>;
     /// All pairs whose key starts with `prefix`, in key order.
     fn scan_prefix(&self, prefix: &[u8]) -> Result<Pairs, StoreError>;
+
+    /// Each pair whose key starts with `prefix`, in key order, without collecting them
+    /// first (a whole keyspace at scale: `GET /topology`).
+    fn visit_prefix(&self, prefix: &[u8], f: Visit<'_>) -> Result<(), StoreError> {
+        for (k, v) in self.scan_prefix(prefix)? {
+            f(&k, &v)?;
+        }
+        Ok(())
+    }
 }
 
 /// The writes of one applied batch. Reads see the batch's earlier writes (`pending`) over
@@ -167,5 +179,19 @@ impl StateReader for View<'_> {
         Ok(scan(&self.store.db, self.store, Some(&self.snap), prefix)?
             .into_iter()
             .collect())
+    }
+
+    fn visit_prefix(&self, prefix: &[u8], f: Visit<'_>) -> Result<(), StoreError> {
+        let mut ro = ReadOptions::default();
+        ro.set_snapshot(&self.snap);
+        let mode = IteratorMode::From(prefix, Direction::Forward);
+        for kv in self.store.db.iterator_cf_opt(self.store.cf(CF_SM_DATA), ro, mode) {
+            let (k, v) = kv?;
+            if !k.starts_with(prefix) {
+                break;
+            }
+            f(&k, &v)?;
+        }
+        Ok(())
     }
 }

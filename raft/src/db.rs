@@ -1,5 +1,6 @@
 //! Opening the replica's RocksDB: one database, one WAL, four column families shared by the
-//! log store and the state machine. Every acknowledged write is a synced WriteBatch.
+//! log store and the state machine. Every acknowledged log write is a synced WriteBatch; an
+//! applied batch is not synced (the log it came from is, see `state_machine::apply`).
 //!
 //! | column family | keys | values |
 //! |---|---|---|
@@ -172,6 +173,14 @@ impl Store {
         let mut wo = WriteOptions::default();
         wo.set_sync(true);
         self.db.write_opt(batch, &wo)?;
+        Ok(())
+    }
+
+    /// Writes the batch without waiting for the disk: what it holds can be rebuilt from
+    /// synced writes (an applied batch from the log, which stays until a later synced purge).
+    /// The WAL is one ordered stream, so the next synced write makes this one durable too.
+    pub fn write_unsynced(&self, batch: WriteBatch) -> Result<(), StoreError> {
+        self.db.write(batch)?;
         Ok(())
     }
 

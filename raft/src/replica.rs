@@ -98,6 +98,8 @@ pub struct Replica<A: Application> {
     format_change: Arc<tokio::sync::Mutex<()>>,
     /// When an append from a leader last arrived (the assisted election, `crate::assist`).
     contact: Arc<crate::assist::LeaderContact>,
+    /// Changes after each batch the state machine applied (`applied_watch`).
+    applied: Arc<tokio::sync::watch::Sender<u64>>,
 }
 
 impl<A: Application> Clone for Replica<A> {
@@ -115,6 +117,7 @@ impl<A: Application> Clone for Replica<A> {
             app: self.app.clone(),
             format_change: self.format_change.clone(),
             contact: self.contact.clone(),
+            applied: self.applied.clone(),
         }
     }
 }
@@ -138,6 +141,7 @@ impl<A: Application> Replica<A> {
         let http = PeerHttp::new(&cfg.secret, cfg.tls.as_ref()).map_err(StoreError::Invalid)?;
         let log = LogStore::new(store.clone());
         let sm = StateMachine::new(store.clone(), app.clone());
+        let applied = sm.applied();
         let net = NetworkFactory { http: http.clone() };
         let raft = Raft::new(cfg.id, Arc::new(raft_cfg), net, log, sm)
             .await
@@ -155,6 +159,7 @@ impl<A: Application> Replica<A> {
             app,
             format_change: Arc::new(tokio::sync::Mutex::new(())),
             contact: Arc::new(crate::assist::LeaderContact::default()),
+            applied,
         };
         tokio::spawn(replica.clone().check_quorum_loop());
         tokio::spawn(replica.clone().assist_loop());
@@ -507,7 +512,8 @@ impl<A: Application> Replica<A> {
 
     /// The current term if this replica is its leader and has committed an entry in it.
     fn leader_term(&self) -> Result<u64, ReplicaError> {
-        let m = self.raft.metrics().borrow().clone();
+        let rx = self.raft.metrics();
+        let m = rx.borrow();
         let own_entry = m.last_applied.map(|l| l.leader_id.term) == Some(m.current_term);
         if m.state == ServerState::Leader && m.current_leader == Some(self.id) && own_entry {
             Ok(m.current_term)
@@ -584,6 +590,21 @@ impl<A: Application> Replica<A> {
     /// Resolves when anything about this replica's Raft state changes (leader, term, applied).
     pub fn watch(&self) -> tokio::sync::watch::Receiver<openraft::RaftMetrics<NodeId, Member>> {
         self.raft.metrics()
+    }
+
+    /// Changes (its value is a counter) each time the applied state changed: after every
+    /// applied batch and installed snapshot. Cheaper to wait on than [`Replica::watch`],
+    /// which also changes with every replication report.
+    pub fn applied_watch(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.applied.subscribe()
+    }
+
+    /// The current term if this replica leads in it and heard from a quorum within half the
+    /// check-quorum bound (the per-verb check, [`Replica::fence_local`]), without a round
+    /// trip; None when only [`Replica::fence`] can tell.
+    pub fn fence_lease(&self) -> Option<u64> {
+        let term = self.leader_term().ok()?;
+        self.quorum_doubtful().ok().map(|_| term)
     }
 
     /// Waits up to `timeout` until some replica is known as leader.

@@ -47,10 +47,13 @@ fn is_local(path: &str) -> bool {
     is_open_path(path) || path == "/internal/logging" || path == "/internal/failpoints"
 }
 
-/// `/queue/{id}` of an operation whose end this follower applied: final, so answered here
-/// rather than by the leader, and handed to the handler so it is not read twice (see
-/// `operations::queue_answer_here`). A leader answers every request itself anyway.
-fn queue_final_here(st: &AppState, req: &Request) -> Option<super::operations::AnsweredHere> {
+/// `/queue/{id}` on a follower. An operation whose end this follower applied is final, so
+/// answered here rather than by the leader, and handed to the handler so it is not read
+/// twice (see `operations::queue_answer_here`). One still pending here is held here first
+/// (`operations::hold`); if it ended meanwhile it is answered here too, else the request goes
+/// to the leader marked as held. A leader answers every request itself anyway.
+async fn queue_here(st: &AppState, req: &mut Request) -> Option<super::operations::AnsweredHere> {
+    use super::operations::{hold, AnsweredHere, HELD_HEADER};
     if req.method() != Method::GET || st.replica().is_leader() {
         return None;
     }
@@ -58,12 +61,24 @@ fn queue_final_here(st: &AppState, req: &Request) -> Option<super::operations::A
     if !crate::ids::is_route_id(id) {
         return None;
     }
-    let op = super::operations::queue_answer_here(st, id).ok()??;
-    Some(super::operations::AnsweredHere(op))
+    let op = st.replica().read(|v| crate::state::get_op(v, id)).ok()??;
+    if op.status != crate::state::model::OpStatus::Pending {
+        return Some(AnsweredHere(op));
+    }
+    if req.headers().contains_key(HELD_HEADER) {
+        return None;
+    }
+    let op = hold(st, op).await;
+    if op.status != crate::state::model::OpStatus::Pending {
+        return Some(AnsweredHere(op));
+    }
+    req.headers_mut()
+        .insert(HELD_HEADER, HeaderValue::from_static("1"));
+    None
 }
 
-pub async fn layer(State(st): State<AppState>, req: Request, next: Next) -> Response {
-    let here = queue_final_here(&st, &req);
+pub async fn layer(State(st): State<AppState>, mut req: Request, next: Next) -> Response {
+    let here = queue_here(&st, &mut req).await;
     let local_read = req.method() == Method::GET && ReadMode::of(req.headers()) == ReadMode::Local;
     if is_local(req.uri().path()) || local_read || here.is_some() {
         return answer_here(req, next, here).await;
@@ -239,8 +254,23 @@ async fn send(
             out_headers.append(k.clone(), v.clone());
         }
     }
-    let bytes = resp.bytes().await.map_err(|e| Sent::Maybe(e.to_string()))?;
-    let mut out = Response::new(Body::from(bytes));
+    // A body of unknown length (streamed by the leader: `GET /topology`) is passed on as it
+    // comes rather than held whole; a sized one is read first, so that a GET that fails
+    // midway is retried (`Sent::Maybe`).
+    let body = if resp.content_length().is_none() {
+        let chunks = futures::stream::unfold(Some(resp), |resp| async move {
+            let mut resp = resp?;
+            match resp.chunk().await {
+                Ok(Some(b)) => Some((Ok(b), Some(resp))),
+                Ok(None) => None,
+                Err(e) => Some((Err(std::io::Error::other(e.to_string())), None)),
+            }
+        });
+        Body::from_stream(chunks)
+    } else {
+        Body::from(resp.bytes().await.map_err(|e| Sent::Maybe(e.to_string()))?)
+    };
+    let mut out = Response::new(body);
     *out.status_mut() = status;
     *out.headers_mut() = out_headers;
     Ok(out)

@@ -22,6 +22,7 @@ pub async fn queue(
     mode: ReadMode,
     role: Option<Extension<Role>>,
     here: Option<Extension<AnsweredHere>>,
+    held: Held,
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
     let id = route_id(&id)?;
@@ -30,12 +31,21 @@ pub async fn queue(
         None => queue_answer_here(&st, id)?,
     };
     let op = match here {
+        Some(op) if op.status == OpStatus::Pending && !held.0 => {
+            // Answered here and still running: wait a little for its end (`hold`), then
+            // answer from what this replica applied, as before the wait.
+            match hold(&st, op).await {
+                op if op.status != OpStatus::Pending || st.replica().leads_with_quorum() => op,
+                _ => barrier_read(&st, mode, id).await?,
+            }
+        }
         Some(op) => op,
         None => {
-            st.read_barrier(mode).await?;
-            st.replica()
-                .read(|v| state::get_op(v, id))?
-                .ok_or(ApiError::NotFound)?
+            let op = barrier_read(&st, mode, id).await?;
+            match held.0 {
+                true => op,
+                false => hold(&st, op).await,
+            }
         }
     };
     if matches!(role, Some(Extension(Role::User))) && !op.by_user {
@@ -72,6 +82,64 @@ pub async fn queue(
 /// An operation the forwarding layer already read and found answerable here.
 #[derive(Clone)]
 pub struct AnsweredHere(pub Operation);
+
+/// The read barrier, then the operation as applied here (404 if unknown).
+async fn barrier_read(st: &AppState, mode: ReadMode, id: &str) -> Result<Operation, ApiError> {
+    st.read_barrier(mode).await?;
+    st.replica()
+        .read(|v| state::get_op(v, id))?
+        .ok_or(ApiError::NotFound)
+}
+
+/// Set by a follower on a queue poll it forwards after holding it (`hold`): the leader
+/// answers at once rather than holding it again.
+pub const HELD_HEADER: &str = "x-hekate-held";
+
+/// Whether this poll was already held by the follower that forwarded it.
+pub struct Held(pub bool);
+
+impl<S: Send + Sync> axum::extract::FromRequestParts<S> for Held {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        _: &S,
+    ) -> Result<Self, Self::Rejection> {
+        Ok(Held(parts.headers.contains_key(HELD_HEADER)))
+    }
+}
+
+/// A poll of a pending operation waits, at most `queue_poll_hold_ms` (500 ms), for the
+/// operation to end in this replica's applied state, and returns it as last read. Clients
+/// poll every few milliseconds (heketi-cli every 400 ms): held, a poll is answered the moment
+/// the operation ends, and a create costs one or two polls instead of one per interval. The
+/// answer itself is the same as without the wait (the status codes are Heketi's), and the
+/// wait is bounded, so a client is never kept longer than the hold. Woken by each applied
+/// batch (`Replica::applied_watch`), which reads the operation again.
+pub async fn hold(st: &AppState, mut op: Operation) -> Operation {
+    let bound = st.policy().queue_hold;
+    if op.status != OpStatus::Pending || bound.is_zero() {
+        return op;
+    }
+    let deadline = tokio::time::Instant::now() + bound;
+    let mut applied = st.replica().applied_watch();
+    applied.borrow_and_update();
+    loop {
+        // Read after subscribing: an end applied in between is not missed.
+        match st.replica().read(|v| state::get_op(v, &op.id)) {
+            Ok(Some(now)) => op = now,
+            // Forgotten (GC) or unreadable: answer from what was read before.
+            _ => return op,
+        }
+        if op.status != OpStatus::Pending {
+            return op;
+        }
+        match tokio::time::timeout_at(deadline, applied.changed()).await {
+            Ok(Ok(())) => {}
+            _ => return op,
+        }
+    }
+}
 
 /// A queue poll answered from this replica's applied state, without a quorum round (issue
 /// 13: clients poll every few milliseconds): an operation that ended is final on every
@@ -244,16 +312,66 @@ fn changes_of(op: &Operation) -> Vec<Change> {
 
 /// `GET /topology` (Hekate extension): what `heketi-cli topology info --json` assembles from
 /// 1 + clusters + volumes + nodes requests, in one request and one consistent read.
+/// One cluster of `GET /topology` as `respond::json` writes JSON (Go's escaping).
+fn topology_cluster_json(c: &views::TopologyCluster) -> Vec<u8> {
+    super::respond::go_json(c).into_bytes()
+}
+
+/// `GET /topology`'s whole body (the document and a newline), as the handler streams it.
+pub fn topology_document(r: &impl hekate_raft::StateReader) -> Result<Vec<u8>, hekate_raft::StoreError> {
+    let mut out = Vec::new();
+    views::topology_chunks(r, &topology_cluster_json, &mut |chunk| {
+        out.extend(chunk);
+        true
+    })?;
+    out.push(b'\n');
+    Ok(out)
+}
+
+/// Streamed one cluster at a time (`views::topology_chunks`), built on a blocking thread from
+/// one consistent view: at 100,000 volumes the document is 230 MB, and building it whole
+/// held it several times over in memory before the first byte left. A store error before
+/// the first chunk is the usual 500; one after it ends the body early (the client sees a
+/// truncated document, not a complete wrong one).
 pub async fn topology(State(st): State<AppState>, mode: ReadMode) -> Result<Response, ApiError> {
     st.read_barrier(mode).await?;
-    // Seconds at 100,000 volumes (docs/benchmarks.md): built off the async workers, which
-    // also carry Raft's heartbeats and every other request.
-    tokio::task::spawn_blocking(move || -> Result<Response, ApiError> {
-        let t = st.replica().read(|v| views::topology(v))?;
-        Ok(json(StatusCode::OK, &t))
-    })
-    .await
-    .map_err(|e| ApiError::Internal(format!("topology: {e}")))?
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<Result<Vec<u8>, std::io::Error>>(4);
+    let (first_tx, first_rx) = tokio::sync::oneshot::channel::<Result<(), ApiError>>();
+    tokio::task::spawn_blocking(move || {
+        let mut first = Some(first_tx);
+        let result = st.replica().read(|v| {
+            views::topology_chunks(v, &topology_cluster_json, &mut |chunk| {
+                if let Some(f) = first.take() {
+                    let _ = f.send(Ok(()));
+                }
+                tx.blocking_send(Ok(chunk)).is_ok()
+            })
+        });
+        match result {
+            Ok(()) => {
+                let _ = tx.blocking_send(Ok(b"\n".to_vec()));
+            }
+            Err(e) => match first.take() {
+                Some(f) => {
+                    let _ = f.send(Err(ApiError::from(e)));
+                }
+                None => {
+                    tracing::error!("GET /topology ended early: {e}");
+                    let _ = tx.blocking_send(Err(std::io::Error::other(e.to_string())));
+                }
+            },
+        }
+    });
+    first_rx
+        .await
+        .map_err(|_| ApiError::Internal("topology: the builder stopped".into()))??;
+    let stream = futures::stream::poll_fn(move |cx| rx.poll_recv(cx));
+    let mut r = Response::new(axum::body::Body::from_stream(stream));
+    r.headers_mut().insert(
+        axum::http::header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json; charset=UTF-8"),
+    );
+    Ok(r)
 }
 
 #[derive(Debug, Default, serde::Deserialize)]

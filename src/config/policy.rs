@@ -20,6 +20,8 @@ pub struct Policy {
     pub queue_retention_secs: u64,
     /// At most this many finished operations are retained (`queue_retention_max_operations`).
     pub queue_retention_max: u64,
+    /// How long a poll of a pending operation waits for its end (`queue_poll_hold_ms`).
+    pub queue_hold: std::time::Duration,
     /// How many times the runner attempts an operation whose remote steps fail (the steps
     /// are idempotent), backing off between attempts. `operation_retry_limits.volume_create`
     /// when set, else 3.
@@ -82,6 +84,7 @@ impl Policy {
             max_inflight: or(g.max_inflight_operations, 64) as usize,
             queue_retention_secs: or(g.queue_retention_seconds, 3600),
             queue_retention_max: or(g.queue_retention_max_operations, 10_000),
+            queue_hold: std::time::Duration::from_millis(g.queue_poll_hold_ms.unwrap_or(500).min(10_000)),
             op_attempts: g
                 .operation_retry_limits
                 .as_ref()

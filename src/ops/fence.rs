@@ -1,9 +1,10 @@
 //! Fencing: the guarantee that a deposed leader never acts on the nodes. It has two parts.
 //!
-//! On the leader, an operation starts under [`Fenced::acquire`], which asks the replica to
-//! confirm, with a quorum round trip, that it leads ([`hekate_raft::Replica::fence`]): a
-//! replica that lost the majority, was superseded, or restarted believing an old vote gets no
-//! acknowledgement and runs nothing. Every verb then checks locally, without a round trip,
+//! On the leader, an operation starts under [`Fenced::acquire`]: the replica leads, has
+//! committed an entry of its term and heard from a quorum within half the check-quorum bound
+//! ([`hekate_raft::Replica::fence_lease`]), or else confirms it with a quorum round trip
+//! ([`hekate_raft::Replica::fence`]): a replica that lost the majority, was superseded, or
+//! restarted believing an old vote gets no acknowledgement and runs nothing. Every verb then checks locally, without a round trip,
 //! that it still leads in that term and has heard from a quorum within half the check-quorum
 //! bound ([`hekate_raft::Replica::fence_local`]): a leader that knows it is cut off stops.
 //!
@@ -51,7 +52,13 @@ impl Fenced {
         inner: Arc<dyn Executor>,
         replica: HekateReplica,
     ) -> Result<Fenced, hekate_raft::ReplicaError> {
-        let term = replica.fence(None).await?;
+        // Within the lease (a quorum heard within half the check-quorum bound, as every verb
+        // checks) no round trip is needed: the nodes' guard is what keeps a deposed leader
+        // off them (docs/design/operations.md, "Fencing"). Outside it, confirm with one.
+        let term = match replica.fence_lease() {
+            Some(term) => term,
+            None => replica.fence(None).await?,
+        };
         let cluster = replica
             .read(|v| crate::state::identity(v))
             .map_err(|e| hekate_raft::ReplicaError::Unavailable(e.to_string()))?

@@ -91,7 +91,9 @@ impl Runner {
 
     /// Runs until `stop` turns true.
     pub async fn run(self: Arc<Self>, mut stop: tokio::sync::watch::Receiver<bool>) {
-        let mut watch = self.replica.watch();
+        // Woken by each applied batch (a new operation, a new term's first entry), not by
+        // every replication report; the tick covers the rest (GC, reconcile, a lost term).
+        let mut watch = self.replica.applied_watch();
         let mut last_gc = std::time::Instant::now();
         let mut next_reconcile = std::time::Instant::now() + self.reconcile_first;
         loop {

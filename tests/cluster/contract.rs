@@ -85,10 +85,12 @@ async fn replay(c: &hekate::client::Client, ids: &Ids, name: &str) -> hekate::cl
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn heketi_recorded_exchanges_match() {
     let _g = serial();
-    // The mock takes 300 ms for the verbs whose operations' "pending" answers are replayed.
+    // The mock takes 300 ms for the verbs whose operations' "pending" answers are replayed,
+    // longer than a poll is held (`queue_poll_hold_ms`), so the held poll answers "pending".
     let d = tempfile::tempdir().unwrap();
     let mut spec = hekate_testkit::ClusterSpec::new(crate::BIN, 3);
     spec.mockexec = json!({"latency_ms": {"volume_create": 300, "block_create": 300, "block_delete": 300}});
+    spec.glusterfs = json!({"queue_poll_hold_ms": 50});
     let mut c = hekate_testkit::ProcCluster::create(d.path(), spec).unwrap();
     c.start_all().unwrap();
     c.wait_ready(&[1, 2, 3], T).await.unwrap();

@@ -356,3 +356,58 @@ async fn a_finished_operation_is_answered_by_a_replica_without_quorum() {
         .unwrap();
     assert_eq!(unknown.status, 503, "{}", unknown.body);
 }
+
+/// A poll of a pending operation is held until the operation ends (within
+/// `queue_poll_hold_ms`), on a follower as on the leader: the first poll after the 202 is the
+/// final answer. With a hold shorter than the operation, it answers Heketi's "pending".
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_queue_poll_is_held_until_its_operation_ends_within_the_hold() {
+    let _g = serial();
+    let (_d, c) = start(
+        json!({"latency_ms": {"volume_create": 300}}),
+        json!({"queue_poll_hold_ms": 10_000}),
+    )
+    .await;
+    let leader = c.wait_leader(&[1, 2, 3], T).await.unwrap();
+    load_topology(&c.client(leader), &topology(3, 1)).await.unwrap();
+    for id in c.ids() {
+        let client = c.client(id);
+        let r = client
+            .call(Method::POST, "/volumes", Some(&json!({"size": 1})))
+            .await
+            .unwrap();
+        assert_eq!(r.status, 202);
+        let first = client.call(Method::GET, &r.location(), None).await.unwrap();
+        assert_eq!(
+            first.status, 303,
+            "replica {id} (leader {leader}): {:?}",
+            first.headers
+        );
+        assert!(first.location().starts_with("/volumes/"), "{}", first.location());
+    }
+    drop(c);
+
+    let (_d, c) = start(
+        json!({"latency_ms": {"volume_create": 3000}}),
+        json!({"queue_poll_hold_ms": 100}),
+    )
+    .await;
+    let leader = c.wait_leader(&[1, 2, 3], T).await.unwrap();
+    load_topology(&c.client(leader), &topology(3, 1)).await.unwrap();
+    let via = c.ids().into_iter().find(|i| *i != leader).unwrap();
+    for id in [leader, via] {
+        let client = c.client(id);
+        let r = client
+            .call(Method::POST, "/volumes", Some(&json!({"size": 1})))
+            .await
+            .unwrap();
+        let first = client.call(Method::GET, &r.location(), None).await.unwrap();
+        assert_eq!(first.status, 200, "replica {id}");
+        assert_eq!(first.headers.get("x-pending").unwrap(), "true");
+        assert_eq!(first.body, "");
+        let done = hekate_testkit::wait_queue(&client, &r.location(), T)
+            .await
+            .unwrap();
+        assert_eq!(done.status, 303);
+    }
+}

@@ -41,4 +41,7 @@ pub use ports::free_ports;
 pub use replicas::InProcReplicas;
 pub use spec::ClusterSpec;
 pub use wait::wait_for;
-pub use workflow::{create_cluster, load_topology, run_async, set_state, unload_topology, wait_queue};
+pub use workflow::{
+    create_cluster, load_topology, run_async, run_async_every, set_state, unload_topology, wait_queue,
+    wait_queue_every,
+};

@@ -29,9 +29,19 @@ pub async fn create_cluster(c: &Client) -> anyhow::Result<String> {
 /// the final reply (303, 204 or 500). A 404 while polling is an error: the queue lost it;
 /// transport errors are polled through until `within`.
 pub async fn wait_queue(c: &Client, location: &str, within: Duration) -> anyhow::Result<Reply> {
+    wait_queue_every(c, location, within, None).await
+}
+
+/// `wait_queue`, polling every `every` (None: quick first polls, then every 20 ms).
+pub async fn wait_queue_every(
+    c: &Client,
+    location: &str,
+    within: Duration,
+    every: Option<Duration>,
+) -> anyhow::Result<Reply> {
     let deadline = Instant::now() + within;
     // Quick first polls (benchmarks time operations through this), then every 20 ms.
-    let mut nap = Duration::from_millis(1);
+    let mut nap = every.unwrap_or(Duration::from_millis(1));
     loop {
         // A GET is safe to repeat: a connection cut by the balancer is polled again.
         let r = match c.call(Method::GET, location, None).await {
@@ -52,7 +62,9 @@ pub async fn wait_queue(c: &Client, location: &str, within: Duration) -> anyhow:
             bail!("{location}: still pending after {within:?}");
         }
         tokio::time::sleep(nap).await;
-        nap = (nap * 2).min(Duration::from_millis(20));
+        if every.is_none() {
+            nap = (nap * 2).min(Duration::from_millis(20));
+        }
     }
 }
 
@@ -70,12 +82,23 @@ pub async fn run_async(
     path: &str,
     body: Option<&Value>,
 ) -> anyhow::Result<Option<String>> {
+    run_async_every(c, method, path, body, None).await
+}
+
+/// `run_async`, polling the queue every `every` (see `wait_queue_every`).
+pub async fn run_async_every(
+    c: &Client,
+    method: Method,
+    path: &str,
+    body: Option<&Value>,
+    every: Option<Duration>,
+) -> anyhow::Result<Option<String>> {
     let r = c.call(method.clone(), path, body).await?;
     if r.status != 202 {
         bail!("{method} {path}: {} {}", r.status, r.body.trim());
     }
     let loc = r.location();
-    let done = wait_queue(c, &loc, Duration::from_secs(60)).await?;
+    let done = wait_queue_every(c, &loc, Duration::from_secs(60), every).await?;
     match done.status {
         303 => Ok(done
             .headers
