@@ -71,6 +71,9 @@ pub struct DevCreatesResults {
     pub mock_persist_ms: Option<u64>,
     /// Once `prefill` volumes exist: each replica's resident memory and `GET /topology`.
     pub at_prefill: Option<ScaleCheck>,
+    /// Creates answered 503 (nothing written: no leader, or a leader doubting its quorum
+    /// under the load) and sent again.
+    pub refused_and_retried: usize,
 }
 
 /// What a large cluster costs (issue 13: RSS per replica <= 500 MB, `/topology` <= 1 s).
@@ -84,10 +87,34 @@ pub struct ScaleCheck {
     /// A follower stopped (SIGTERM) and started again: from its start to `/readyz` 200
     /// (caught up with the leader's applied index).
     pub restart_to_ready_ms: Option<f64>,
-    /// The same follower stopped, its data directory removed, started again: to `/readyz`
-    /// 200, having received the leader's snapshot (`snapshot` in its `/raft/status`).
-    pub wiped_to_ready_ms: Option<f64>,
-    pub wiped_snapshot_index: Option<u64>,
+    /// A new, empty replica started and added (`POST /raft/members`, which returns once it
+    /// caught up and became a voter): from its start to its `/readyz` 200, having received the
+    /// leader's snapshot (`snapshot` in its `/raft/status`). Removed again afterwards.
+    pub new_replica_ready_ms: Option<f64>,
+    pub new_replica_snapshot_index: Option<u64>,
+}
+
+/// Polls `/readyz` until 200 (300 s at most).
+async fn wait_ready(c: &Client) -> anyhow::Result<()> {
+    let deadline = Instant::now() + std::time::Duration::from_secs(300);
+    loop {
+        if let Ok(r) = c.call(reqwest::Method::GET, "/readyz", None).await {
+            if r.status == 200 {
+                return Ok(());
+            }
+        }
+        anyhow::ensure!(Instant::now() < deadline, "not ready within 300 s");
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+}
+
+/// The first replica's API port.
+fn dev_port(dev: &Dev) -> anyhow::Result<u16> {
+    dev.servers[0]
+        .rsplit(':')
+        .next()
+        .and_then(|p| p.trim_end_matches('/').parse().ok())
+        .context("no port in the first server's address")
 }
 
 /// Each replica's RSS (from its `/metrics`) and `/topology` timed through the first.
@@ -113,46 +140,52 @@ async fn scale_check(dev: &Dev, key: &str) -> anyhow::Result<ScaleCheck> {
         ms.push(t.elapsed().as_secs_f64() * 1e3);
         bytes = r.body.len();
     }
-    // Restart and catch-up of a follower.
+    // A follower restarted; then a new, empty replica added (caught up by snapshot).
     let status = c.call(reqwest::Method::GET, "/raft/status", None).await?.json()?;
     let leader = status["leader"].as_u64().context("no leader in /raft/status")? as usize;
     let follower = if leader == 1 { 2 } else { 1 };
-    let mut timed = Vec::new();
-    for wipe in [false, true] {
-        dev.restart_from(follower, wipe).await?;
-        let t = Instant::now();
-        let me = Client::new(vec![dev.servers[follower - 1].clone()], "admin", key);
-        let deadline = t + std::time::Duration::from_secs(300);
-        loop {
-            if let Ok(r) = me.call(reqwest::Method::GET, "/readyz", None).await {
-                if r.status == 200 {
-                    break;
-                }
-            }
-            anyhow::ensure!(
-                Instant::now() < deadline,
-                "replica {follower} not ready within 300 s"
-            );
-            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-        }
-        let ms = t.elapsed().as_secs_f64() * 1e3;
-        let snap = me
-            .call(reqwest::Method::GET, "/raft/status", None)
-            .await?
-            .json()?["snapshot"]
-            .as_u64();
-        eprintln!(
-            "replica {follower} restarted (data removed: {wipe}): ready in {ms:.0} ms, snapshot {snap:?}"
-        );
-        timed.push((ms, snap));
-    }
+    dev.restart(follower).await?;
+    let t = Instant::now();
+    let me = Client::new(vec![dev.servers[follower - 1].clone()], "admin", key);
+    wait_ready(&me).await?;
+    let restart_ms = t.elapsed().as_secs_f64() * 1e3;
+    eprintln!("replica {follower} restarted: ready in {restart_ms:.0} ms");
+    let port = dev_port(dev)? + 3;
+    let t = Instant::now();
+    let addr = dev.start_new(4, port)?;
+    let added = c
+        .call(
+            reqwest::Method::POST,
+            "/raft/members",
+            Some(&serde_json::json!({"id": 4, "api": addr})),
+        )
+        .await?;
+    anyhow::ensure!(
+        added.status == 200,
+        "adding replica 4: {} {}",
+        added.status,
+        added.body
+    );
+    let new = Client::new(vec![format!("http://{addr}")], "admin", key);
+    wait_ready(&new).await?;
+    let joined_ms = t.elapsed().as_secs_f64() * 1e3;
+    let snap = new
+        .call(reqwest::Method::GET, "/raft/status", None)
+        .await?
+        .json()?["snapshot"]
+        .as_u64();
+    eprintln!("replica 4 added empty: a voter and ready in {joined_ms:.0} ms (snapshot {snap:?})");
+    let removed = c.call(reqwest::Method::DELETE, "/raft/members/4", None).await?;
+    anyhow::ensure!(removed.status == 200, "removing replica 4: {}", removed.status);
+    let (restart_to_ready_ms, new_replica_ready_ms, new_replica_snapshot_index) =
+        (Some(restart_ms), Some(joined_ms), snap);
     Ok(ScaleCheck {
         rss_mib,
         topology: summarize(&ms),
         topology_bytes: bytes,
-        restart_to_ready_ms: Some(timed[0].0),
-        wiped_to_ready_ms: Some(timed[1].0),
-        wiped_snapshot_index: timed[1].1,
+        restart_to_ready_ms,
+        new_replica_ready_ms,
+        new_replica_snapshot_index,
     })
 }
 
@@ -281,5 +314,6 @@ async fn drive(args: &DevCreatesArgs, dev: &Dev, key: &str) -> anyhow::Result<De
         clusters,
         mock_persist_ms: args.mock_persist_ms,
         at_prefill,
+        refused_and_retried: crate::volume_bench::REFUSED.load(std::sync::atomic::Ordering::Relaxed),
     })
 }

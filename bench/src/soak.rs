@@ -253,14 +253,41 @@ impl Dev {
         self.pids.lock().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
-    /// SIGTERM replica `id`, wait for it to exit, start it again from its config.
-    async fn restart(&self, id: usize) -> anyhow::Result<()> {
-        self.restart_from(id, false).await
+    /// Starts a new replica `id` (config `replica-<id>/heketi.json`, made from replica 3's
+    /// with its own port, data directory and `join`), empty, as our child; the caller adds it
+    /// to the group (`POST /raft/members`). Its API address.
+    pub(crate) fn start_new(&self, id: usize, port: u16) -> anyhow::Result<String> {
+        let text = std::fs::read_to_string(self.dir.join("replica-3").join("heketi.json"))?;
+        let mut cfg: serde_json::Value = serde_json::from_str(&text)?;
+        let dir = self.dir.join(format!("replica-{id}"));
+        std::fs::create_dir_all(&dir)?;
+        let addr = format!("127.0.0.1:{port}");
+        cfg["port"] = serde_json::json!(port.to_string());
+        cfg["raft"]["id"] = serde_json::json!(id);
+        cfg["raft"]["data_dir"] = serde_json::json!(dir.join("data"));
+        cfg["raft"]["api_listen"] = serde_json::json!(addr);
+        cfg["raft"]["join"] = serde_json::json!(true);
+        if let Some(peers) = cfg["raft"]["peers"].as_array_mut() {
+            peers.push(serde_json::json!({"id": id, "api": addr}));
+        }
+        std::fs::write(dir.join("heketi.json"), serde_json::to_vec_pretty(&cfg)?)?;
+        let log = std::fs::File::create(dir.join("hekate.log"))?;
+        let child = Command::new(&self.hekate)
+            .arg("serve")
+            .arg("--config")
+            .arg(dir.join("heketi.json"))
+            .stdout(Stdio::from(log.try_clone()?))
+            .stderr(Stdio::from(log))
+            .spawn()?;
+        self.restarted
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(child);
+        Ok(addr)
     }
 
-    /// [`Dev::restart`]; with `wipe`, its data directory is removed before it starts again,
-    /// so that it catches up from nothing (from the leader's snapshot once the log is purged).
-    pub(crate) async fn restart_from(&self, id: usize, wipe: bool) -> anyhow::Result<()> {
+    /// SIGTERM replica `id`, wait for it to exit, start it again from its config.
+    pub(crate) async fn restart(&self, id: usize) -> anyhow::Result<()> {
         let pid = self.pids()[id - 1];
         nix::sys::signal::kill(
             nix::unistd::Pid::from_raw(pid as i32),
@@ -272,9 +299,6 @@ impl Dev {
                 bail!("replica {id} (pid {pid}) did not stop");
             }
             tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-        if wipe {
-            std::fs::remove_dir_all(self.data_dir(id))?;
         }
         let dir = self.dir.join(format!("replica-{id}"));
         let log = std::fs::OpenOptions::new()

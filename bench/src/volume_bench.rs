@@ -67,10 +67,24 @@ pub const POLL_5MS: Option<std::time::Duration> = Some(std::time::Duration::from
 /// testkit's quick polls); the new volume's path.
 pub async fn create_volume(c: &Client, every: Option<std::time::Duration>) -> anyhow::Result<String> {
     let body = json!({"size": 1, "durability": {"type": "replicate", "replicate": {"replica": 3}}});
-    Ok(run_async_every(c, Method::POST, "/volumes", Some(&body), every)
-        .await?
-        .unwrap_or_default())
+    let mut refused = 0;
+    loop {
+        match run_async_every(c, Method::POST, "/volumes", Some(&body), every).await {
+            Ok(loc) => return Ok(loc.unwrap_or_default()),
+            // 503 "nothing was written, retry" (no leader, or one that doubts its quorum):
+            // what a client does with it, a bounded number of times. Counted.
+            Err(e) if e.to_string().contains(": 503 ") && refused < 20 => {
+                refused += 1;
+                REFUSED.fetch_add(1, Ordering::Relaxed);
+                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+            }
+            Err(e) => return Err(e),
+        }
+    }
 }
+
+/// Creates answered 503 (nothing written) and sent again, over the whole run.
+pub static REFUSED: AtomicUsize = AtomicUsize::new(0);
 
 pub(crate) async fn timed_creates(
     c: &Client,
