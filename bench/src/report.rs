@@ -619,9 +619,9 @@ fn dev_creates_section(o: &mut String, results: &Path) {
          one poll instead of five to seven, answered by the replica the client asked; an operation\n\
          starts within the leader's lease instead of after a heartbeat round (docs/design/operations.md,\n\
          \"Fencing\"); applied batches are written without fsync (docs/decisions.md). Measured before\n\
-         and after on the same build tree, `dev-creates --clients 8,16 --creates 1000`: 229-307 ->\n\
-         308-374 creates/s at 8 clients and 286-291 -> 387-403 at 16, sequential p50 8-12 -> 6.4-7.0 ms,\n\
-         CPU per create over all processes 5.4 -> 4.6 ms. The goal at 8 clients (550/s) would need\n\
+         and after on the same build tree, `dev-creates --clients 8,16 --creates 1000` and longer runs:\n\
+         223-307 -> 324-374 creates/s at 8 clients (235-308 in runs with a profiler attached), 286 ->\n\
+         387-403 at 16, sequential p50 8.1 -> 6.4-7.0 ms, CPU per create over all processes 5.4 -> 4.6 ms. The goal at 8 clients (550/s) would need\n\
          3.6 ms of CPU per create on these 2 cores; what is left is spread thin (RocksDB memtable\n\
          inserts and reads about 20 %, allocation 10 %, HTTP 9 %, the kernel's network and scheduling\n\
          the rest), with no single cost to remove.\n"
