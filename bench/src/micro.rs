@@ -145,83 +145,8 @@ async fn apply_points() -> anyhow::Result<Vec<ApplyPoint>> {
     let mut sm = StateMachine::new(store, Arc::new(HekateApp));
     let mut next = 0u64;
     let mut out = Vec::new();
-    let cluster = hex(1, 0xc1);
     // Topology: one cluster, 3 nodes with 4 devices of 100 TiB each.
-    let mut setup = vec![Command::ClusterCreate {
-        id: cluster.clone(),
-        file: true,
-        block: true,
-    }];
-    let mut devs = Vec::new();
-    for n in 0..3u64 {
-        let nid = hex(n, 0xa0);
-        let node = NodeEntry {
-            id: nid.clone(),
-            cluster: cluster.clone(),
-            zone: n as i64 + 1,
-            manage: vec![format!("node{n}")],
-            storage: vec![format!("10.0.0.{n}")],
-            tags: Default::default(),
-            state: "online".into(),
-            devices: Default::default(),
-            pending: None,
-        };
-        let oid = hex(n, 0x01);
-        setup.push(Command::OpBegin {
-            op: Box::new(op(
-                oid.clone(),
-                OpKind::NodeAdd,
-                OpPlan::NodeAdd {
-                    node,
-                    probe_from: None,
-                },
-            )),
-        });
-        setup.push(Command::OpFinish {
-            id: oid,
-            report: ExecReport::default(),
-            now: 0,
-        });
-        for d in 0..4u64 {
-            let did = hex(n * 4 + d, 0xd0);
-            let device = DeviceEntry {
-                id: did.clone(),
-                name: format!("/dev/vd{}", (b'b' + d as u8) as char),
-                node: nid.clone(),
-                tags: Default::default(),
-                state: "online".into(),
-                total: 0,
-                free: 0,
-                used: 0,
-                extent_size: 4096,
-                pv_uuid: String::new(),
-                paths: Vec::new(),
-                brick_count: 0,
-                pending: None,
-            };
-            let oid = hex(n * 4 + d, 0x02);
-            let plan = OpPlan::DeviceAdd {
-                device,
-                host: format!("node{n}"),
-                destroydata: false,
-            };
-            setup.push(Command::OpBegin {
-                op: Box::new(op(oid.clone(), OpKind::DeviceAdd, plan)),
-            });
-            let report = ExecReport {
-                device_total: Some(100 * 1024 * GIB_KIB),
-                device_extent: Some(4096),
-                device_used: Some(0),
-                ..Default::default()
-            };
-            setup.push(Command::OpFinish {
-                id: oid,
-                report,
-                now: 0,
-            });
-            devs.push((did, nid.clone()));
-        }
-    }
+    let (cluster, setup, devs) = cluster_setup(1);
     apply_rate(&mut sm, &mut next, setup, 64).await;
 
     for &batch in &[1usize, 64] {
@@ -239,71 +164,9 @@ async fn apply_points() -> anyhow::Result<Vec<ApplyPoint>> {
         });
 
         // A replica-3 volume create: OpBegin (with 3 bricks) then OpFinish.
-        let mut begins = Vec::new();
-        let mut finishes = Vec::new();
-        for i in 0..1000u64 {
-            let vid = hex(i + batch as u64 * 100_000, 0x70);
-            let opid = hex(i + batch as u64 * 100_000, 0x0f);
-            let bricks: Vec<BrickEntry> = (0..3u64)
-                .map(|k| {
-                    let (did, nid) = devs[((i * 3 + k) as usize + k as usize * 4) % devs.len()].clone();
-                    let bid = hex(i * 3 + k + batch as u64 * 1_000_000, 0xb0);
-                    BrickEntry {
-                        path: format!("/var/lib/heketi/mounts/vg_{did}/brick_{bid}/brick"),
-                        id: bid,
-                        device: did,
-                        node: nid,
-                        volume: vid.clone(),
-                        size: GIB_KIB,
-                        tp_size: GIB_KIB,
-                        pool_metadata_size: 8192,
-                        subtype: 1,
-                        pending: Some(opid.clone()),
-                        lvm_thin_pool: None,
-                        lvm_lv: None,
-                        pool_shared: false,
-                    }
-                })
-                .collect();
-            let volume = VolumeEntry {
-                id: vid.clone(),
-                name: format!("vol_{vid}"),
-                cluster: cluster.clone(),
-                size: 1,
-                durability: Durability {
-                    kind: "replicate".into(),
-                    replica: Some(3),
-                    data: None,
-                    redundancy: None,
-                },
-                gid: 0,
-                options: vec![String::new(), String::new()],
-                block: false,
-                snapshot_enable: false,
-                snapshot_factor: 1.0,
-                arbiter: false,
-                bricks: Default::default(),
-                pending: None,
-                hidden: false,
-                block_free: 0,
-                block_reserved: 0,
-                block_restriction: String::new(),
-                request_clusters: Vec::new(),
-                brick_sets: Vec::new(),
-            };
-            begins.push(Command::OpBegin {
-                op: Box::new(op(
-                    opid.clone(),
-                    OpKind::VolumeCreate,
-                    OpPlan::VolumeCreate { volume, bricks },
-                )),
-            });
-            finishes.push(Command::OpFinish {
-                id: opid,
-                report: ExecReport::default(),
-                now: 0,
-            });
-        }
+        let (begins, finishes): (Vec<_>, Vec<_>) = (0..1000u64)
+            .map(|i| volume_create(i + batch as u64 * 100_000, &cluster, &devs))
+            .unzip();
         out.push(ApplyPoint {
             command: "OpBegin(VolumeCreate)".into(),
             batch,

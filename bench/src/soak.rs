@@ -271,7 +271,17 @@ impl Dev {
             peers.push(serde_json::json!({"id": id, "api": addr}));
         }
         std::fs::write(dir.join("heketi.json"), serde_json::to_vec_pretty(&cfg)?)?;
-        let log = std::fs::File::create(dir.join("hekate.log"))?;
+        self.serve(&dir)?;
+        Ok(addr)
+    }
+
+    /// Starts `hekate serve` on `dir/heketi.json` as our child, logging to `dir/hekate.log`
+    /// (appended); its pid.
+    fn serve(&self, dir: &Path) -> anyhow::Result<u32> {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(dir.join("hekate.log"))?;
         let child = Command::new(&self.hekate)
             .arg("serve")
             .arg("--config")
@@ -279,11 +289,12 @@ impl Dev {
             .stdout(Stdio::from(log.try_clone()?))
             .stderr(Stdio::from(log))
             .spawn()?;
+        let pid = child.id();
         self.restarted
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .push(child);
-        Ok(addr)
+        Ok(pid)
     }
 
     /// SIGTERM replica `id`, wait for it to exit, start it again from its config.
@@ -301,22 +312,8 @@ impl Dev {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
         let dir = self.dir.join(format!("replica-{id}"));
-        let log = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(dir.join("hekate.log"))?;
-        let child = Command::new(&self.hekate)
-            .arg("serve")
-            .arg("--config")
-            .arg(dir.join("heketi.json"))
-            .stdout(Stdio::from(log.try_clone()?))
-            .stderr(Stdio::from(log))
-            .spawn()?;
-        self.pids.lock().unwrap_or_else(|e| e.into_inner())[id - 1] = child.id();
-        self.restarted
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .push(child);
+        let pid = self.serve(&dir)?;
+        self.pids.lock().unwrap_or_else(|e| e.into_inner())[id - 1] = pid;
         Ok(())
     }
 
