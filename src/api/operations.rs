@@ -312,6 +312,9 @@ fn changes_of(op: &Operation) -> Vec<Change> {
 
 /// `GET /topology` (Hekate extension): what `heketi-cli topology info --json` assembles from
 /// 1 + clusters + volumes + nodes requests, in one request and one consistent read.
+/// How long `GET /topology` waits for its client to take the next cluster's chunk.
+const TOPOLOGY_SEND_BOUND: std::time::Duration = std::time::Duration::from_secs(60);
+
 /// One cluster of `GET /topology` as `respond::json` writes JSON (Go's escaping).
 fn topology_cluster_json(c: &views::TopologyCluster) -> Vec<u8> {
     super::respond::go_json(c).into_bytes()
@@ -337,6 +340,7 @@ pub async fn topology(State(st): State<AppState>, mode: ReadMode) -> Result<Resp
     st.read_barrier(mode).await?;
     let (tx, mut rx) = tokio::sync::mpsc::channel::<Result<Vec<u8>, std::io::Error>>(4);
     let (first_tx, first_rx) = tokio::sync::oneshot::channel::<Result<(), ApiError>>();
+    let rt = tokio::runtime::Handle::current();
     tokio::task::spawn_blocking(move || {
         let mut first = Some(first_tx);
         let result = st.replica().read(|v| {
@@ -344,12 +348,18 @@ pub async fn topology(State(st): State<AppState>, mode: ReadMode) -> Result<Resp
                 if let Some(f) = first.take() {
                     let _ = f.send(Ok(()));
                 }
-                tx.blocking_send(Ok(chunk)).is_ok()
+                // A client that stops reading does not hold this thread and its store
+                // snapshot: a chunk not taken within the bound ends the walk.
+                let sent = rt.block_on(tokio::time::timeout(TOPOLOGY_SEND_BOUND, tx.send(Ok(chunk))));
+                matches!(sent, Ok(Ok(())))
             })
         });
         match result {
             Ok(()) => {
-                let _ = tx.blocking_send(Ok(b"\n".to_vec()));
+                let _ = rt.block_on(tokio::time::timeout(
+                    TOPOLOGY_SEND_BOUND,
+                    tx.send(Ok(b"\n".to_vec())),
+                ));
             }
             Err(e) => match first.take() {
                 Some(f) => {
@@ -357,7 +367,7 @@ pub async fn topology(State(st): State<AppState>, mode: ReadMode) -> Result<Resp
                 }
                 None => {
                     tracing::error!("GET /topology ended early: {e}");
-                    let _ = tx.blocking_send(Err(std::io::Error::other(e.to_string())));
+                    let _ = tx.try_send(Err(std::io::Error::other(e.to_string())));
                 }
             },
         }
