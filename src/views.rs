@@ -445,13 +445,69 @@ pub fn topology(r: &impl StateReader) -> Result<Topology, StoreError> {
 /// volumes and 600,000 brick lookups cost tens of seconds once the store outgrows its block
 /// cache); what is held meanwhile is the bricks' and volumes' views, not the document.
 /// `emit` returning false (the client left) stops the walk.
-pub fn topology_chunks(
-    r: &impl StateReader,
-    write: &dyn Fn(&TopologyCluster) -> Vec<u8>,
+///
+/// Two threads share the work, all from the one view `r`: the volumes are read beside the
+/// other tables, then a helper builds every other cluster while this thread builds the rest
+/// and emits them all in order (a bounded channel keeps the helper at most two clusters
+/// ahead). 100,000 volumes make a 230 MB document; one core took 3-4 s over it.
+pub fn topology_chunks<R: StateReader + Sync>(
+    r: &R,
+    write: &(dyn Fn(&TopologyCluster) -> Vec<u8> + Sync),
     emit: &mut dyn FnMut(Vec<u8>) -> bool,
 ) -> Result<(), StoreError> {
-    let tables = Tables::read(r)?;
-    // Visible volumes by cluster, in id order (what `cluster_volume_ids` lists).
+    let (tables, volumes) = std::thread::scope(|s| {
+        let volumes = s.spawn(|| visible_volumes_by_cluster(r));
+        let tables = Tables::read(r);
+        let volumes = volumes.join().unwrap_or_else(|p| std::panic::resume_unwind(p));
+        (tables, volumes)
+    });
+    let (tables, mut volumes) = (tables?, volumes?);
+    let src = Bricks::Table(&tables);
+    let (mut mine, mut theirs) = (Vec::new(), Vec::new());
+    for (n, id) in state::cluster_ids(r)?.into_iter().enumerate() {
+        let vols = volumes.remove(&id).unwrap_or_default();
+        if n % 2 == 0 { &mut mine } else { &mut theirs }.push((id, vols));
+    }
+    let total = mine.len() + theirs.len();
+    if !emit(b"{\"clusters\":[".to_vec()) {
+        return Ok(());
+    }
+    std::thread::scope(|s| {
+        let (tx, rx) = std::sync::mpsc::sync_channel(2);
+        s.spawn(move || {
+            for (id, vols) in theirs {
+                // A closed channel: the walk ended (client gone or an error); stop too.
+                if tx.send(cluster_json(r, src, &id, vols, write)).is_err() {
+                    return;
+                }
+            }
+        });
+        let mut mine = mine.into_iter();
+        let mut first = true;
+        for n in 0..total {
+            let built = if n % 2 == 0 {
+                let (id, vols) = mine.next().expect("an even cluster for each even index");
+                cluster_json(r, src, &id, vols, write)
+            } else {
+                rx.recv().expect("the helper sends one result per odd cluster")
+            };
+            let Some(json) = built? else {
+                continue;
+            };
+            let mut chunk = if first { Vec::new() } else { b",".to_vec() };
+            first = false;
+            chunk.extend(json);
+            if !emit(chunk) {
+                return Ok(());
+            }
+        }
+        emit(b"]}".to_vec());
+        Ok(())
+    })
+}
+
+/// Visible volumes by cluster, each list in id order (the key order of `v/`).
+fn visible_volumes_by_cluster(r: &impl StateReader) -> Result<HashMap<String, Vec<VolumeEntry>>, StoreError> {
     let mut volumes: HashMap<String, Vec<VolumeEntry>> = HashMap::new();
     r.visit_prefix(keys::VOLUME_PREFIX, &mut |_, v| {
         let v: VolumeEntry = crate::state::record::decode(v)?;
@@ -460,49 +516,48 @@ pub fn topology_chunks(
         }
         Ok(())
     })?;
-    let src = Bricks::Table(&tables);
-    if !emit(b"{\"clusters\":[".to_vec()) {
-        return Ok(());
-    }
-    for (n, id) in state::cluster_ids(r)?.into_iter().enumerate() {
-        let Some(c) = state::get_cluster(r, &id)? else {
-            continue;
-        };
-        let mut hosts = Vec::new();
-        for n in &c.nodes {
-            if let Some(n) = src.node(r, n)? {
-                hosts.push(n.storage_host().to_string());
-            }
-        }
-        let listed: std::collections::BTreeSet<String> =
-            state::cluster_volume_ids(r, &id)?.into_iter().collect();
-        let mut infos = Vec::new();
-        for v in volumes.remove(&id).unwrap_or_default() {
-            if listed.contains(&v.id) {
-                infos.push(volume_info_from(r, &v, &hosts, src)?);
-            }
-        }
-        let mut nodes = Vec::new();
-        for n in &c.nodes {
-            if let Some(n) = src.node(r, n)? {
-                nodes.push(node_info_from(r, &n, src)?);
-            }
-        }
-        let cluster = TopologyCluster {
-            id: c.id.clone(),
-            volumes: infos,
-            nodes,
-            block: c.block,
-            file: c.file,
-        };
-        let mut chunk = if n == 0 { Vec::new() } else { b",".to_vec() };
-        chunk.extend(write(&cluster));
-        if !emit(chunk) {
-            return Ok(());
+    Ok(volumes)
+}
+
+/// One cluster of the topology as `write` puts it (None: no such cluster). `vols` are its
+/// visible volumes; those it does not list (a volume whose create is pending) are left out,
+/// as `cluster_volume_ids` does.
+fn cluster_json(
+    r: &impl StateReader,
+    src: Bricks<'_>,
+    id: &str,
+    vols: Vec<VolumeEntry>,
+    write: &(dyn Fn(&TopologyCluster) -> Vec<u8> + Sync),
+) -> Result<Option<Vec<u8>>, StoreError> {
+    let Some(c) = state::get_cluster(r, id)? else {
+        return Ok(None);
+    };
+    let mut hosts = Vec::new();
+    for n in &c.nodes {
+        if let Some(n) = src.node(r, n)? {
+            hosts.push(n.storage_host().to_string());
         }
     }
-    emit(b"]}".to_vec());
-    Ok(())
+    let listed: std::collections::BTreeSet<String> = state::cluster_volume_ids(r, id)?.into_iter().collect();
+    let mut infos = Vec::new();
+    for v in vols {
+        if listed.contains(&v.id) {
+            infos.push(volume_info_from(r, &v, &hosts, src)?);
+        }
+    }
+    let mut nodes = Vec::new();
+    for n in &c.nodes {
+        if let Some(n) = src.node(r, n)? {
+            nodes.push(node_info_from(r, &n, src)?);
+        }
+    }
+    Ok(Some(write(&TopologyCluster {
+        id: c.id.clone(),
+        volumes: infos,
+        nodes,
+        block: c.block,
+        file: c.file,
+    })))
 }
 
 /// Tags of a node overlaid with its device's (device wins), for placement.

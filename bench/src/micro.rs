@@ -5,6 +5,7 @@
 use std::sync::Arc;
 use std::time::Instant;
 
+use anyhow::Context;
 use hekate::allocator::{self, DeviceView, Request, GIB_KIB};
 use hekate::state::model::{
     BrickEntry, DeviceEntry, Durability, ExecReport, NodeEntry, OpKind, OpPlan, OpStatus, Operation,
@@ -14,7 +15,7 @@ use hekate::state::{Command, HekateApp};
 use hekate_raft::db::Store;
 use hekate_raft::state_machine::StateMachine;
 use hekate_raft::types::{AppRequest, Entry, LogId};
-use openraft::storage::RaftStateMachine;
+use openraft::storage::{RaftSnapshotBuilder, RaftStateMachine};
 use openraft::{CommittedLeaderId, EntryPayload};
 use serde::Serialize;
 
@@ -192,7 +193,9 @@ pub async fn run() -> anyhow::Result<MicroResults> {
 /// `GET /topology` at scale, in process (issue 13: <= 1 s at 100,000 volumes): a store filled
 /// through `apply` with `volumes` replica-3 volumes over clusters of 3 nodes with 4 devices
 /// (900 volumes each, as `dev-creates`), then the document built and written as the handler
-/// does, timed.
+/// does, timed. The same store's snapshot is then built, opened as a leader does to send it,
+/// and installed into an empty replica's store, each phase timed once (issue 13: a new
+/// replica caught up by snapshot in <= 10 s).
 #[derive(Debug, Serialize)]
 pub struct TopologyPoint {
     pub volumes: usize,
@@ -200,6 +203,10 @@ pub struct TopologyPoint {
     pub fill_s: f64,
     pub bytes: usize,
     pub build_ms: Summary,
+    pub snapshot_bytes: usize,
+    pub snapshot_build_ms: f64,
+    pub snapshot_open_ms: f64,
+    pub snapshot_install_ms: f64,
 }
 
 /// The setup commands of cluster `k` (3 nodes, 4 devices of 100 TiB each) and its devices.
@@ -380,11 +387,36 @@ pub async fn topology(volumes: usize, rounds: usize) -> anyhow::Result<TopologyP
     }
     let build_ms = summarize(&ms);
     eprintln!("topology: {bytes} bytes, p50 {:.0} ms", build_ms.p50_ms);
+    let ms_since = |t: Instant| t.elapsed().as_secs_f64() * 1e3;
+    let t = Instant::now();
+    let built = sm.get_snapshot_builder().await.build_snapshot().await?;
+    let snapshot_build_ms = ms_since(t);
+    let snapshot_bytes = built.snapshot.get_ref().len();
+    drop(built);
+    let t = Instant::now();
+    let current = sm
+        .get_current_snapshot()
+        .await?
+        .context("no snapshot after a build")?;
+    let snapshot_open_ms = ms_since(t);
+    let empty = tempfile::tempdir()?;
+    let mut new = StateMachine::new(Store::open(empty.path())?, Arc::new(HekateApp));
+    let t = Instant::now();
+    new.install_snapshot(&current.meta, current.snapshot).await?;
+    let snapshot_install_ms = ms_since(t);
+    eprintln!(
+        "snapshot: {snapshot_bytes} bytes, built in {snapshot_build_ms:.0} ms, opened in \
+         {snapshot_open_ms:.0} ms, installed in {snapshot_install_ms:.0} ms"
+    );
     Ok(TopologyPoint {
         volumes: made,
         clusters,
         fill_s,
         bytes,
         build_ms,
+        snapshot_bytes,
+        snapshot_build_ms,
+        snapshot_open_ms,
+        snapshot_install_ms,
     })
 }

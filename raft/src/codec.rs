@@ -27,6 +27,24 @@ pub fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, CodecError> {
     Ok(value)
 }
 
+/// Decodes a value that borrows from `bytes` (byte strings as slices of it), whole.
+pub fn decode_borrowed<'a, T: serde::Deserialize<'a>>(bytes: &'a [u8]) -> Result<T, CodecError> {
+    let (value, read) = bincode::serde::borrow_decode_from_slice::<T, _>(bytes, config())
+        .map_err(|e| CodecError(e.to_string()))?;
+    if read != bytes.len() {
+        return Err(CodecError(format!("{} trailing bytes", bytes.len() - read)));
+    }
+    Ok(value)
+}
+
+/// Decodes the leading fields of a longer value: `T` is a prefix of what was encoded (a
+/// struct's first fields), and the bytes after it are not read.
+pub fn decode_head<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, CodecError> {
+    let (value, _) =
+        bincode::serde::decode_from_slice::<T, _>(bytes, config()).map_err(|e| CodecError(e.to_string()))?;
+    Ok(value)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

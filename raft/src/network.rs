@@ -201,7 +201,8 @@ impl RaftNetwork<TypeConfig> for PeerClient {
         InstallSnapshotResponse<NodeId>,
         RPCError<NodeId, Member, RaftError<NodeId, InstallSnapshotError>>,
     > {
-        self.rpc("snapshot", &rpc, &option).await
+        self.rpc("snapshot", &crate::snapshot::ChunkOut::of(&rpc), &option)
+            .await
     }
 
     async fn vote(

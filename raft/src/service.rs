@@ -123,7 +123,17 @@ async fn append(State(svc): State<Arc<PeerService>>, req: Request) -> Response {
 }
 
 rpc_handler!(vote, "vote", vote);
-rpc_handler!(snapshot, "snapshot", install_snapshot);
+/// A snapshot chunk, decoded as bytes ([`crate::snapshot::ChunkIn`]).
+async fn snapshot(State(svc): State<Arc<PeerService>>, req: Request) -> Response {
+    if let Err(r) = check_secret(&svc, &req, "snapshot") {
+        return r;
+    }
+    let chunk: crate::snapshot::ChunkIn = match decode(req).await {
+        Ok(r) => r,
+        Err(r) => return r,
+    };
+    encode(&svc.raft.install_snapshot(chunk.into()).await)
+}
 
 async fn status(State(svc): State<Arc<PeerService>>, req: Request) -> Response {
     if let Err(r) = check_secret(&svc, &req, "status") {

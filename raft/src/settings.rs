@@ -27,6 +27,10 @@ pub struct RaftSettings {
     pub logs_to_keep: u64,
     /// Snapshot chunk size for the chunked install RPC.
     pub snapshot_chunk_bytes: u64,
+    /// How long one snapshot chunk RPC may take. The last chunk's answer waits for the
+    /// receiver to install the whole snapshot (about 2 s for 140 MB, 100,000 volumes), and a
+    /// timed-out stream starts over from the first chunk, so this bounds more than a transfer.
+    pub snapshot_rpc_timeout_ms: u64,
     /// A leader that has heard from no quorum for this long refuses proposals ("not
     /// accepted") and steps down; at half of it, it is no longer ready.
     /// 0 = `election_timeout_max_ms`.
@@ -46,6 +50,7 @@ impl Default for RaftSettings {
             snapshot_logs_since_last: 5000,
             logs_to_keep: 5000,
             snapshot_chunk_bytes: 3 * 1024 * 1024,
+            snapshot_rpc_timeout_ms: 30_000,
             check_quorum_ms: 0,
             write_timeout_ms: 3_000,
         }
@@ -93,12 +98,15 @@ impl RaftSettings {
         if self.snapshot_chunk_bytes < 1024 {
             return Err("raft.timeouts.snapshot_chunk_bytes: must be >= 1024".into());
         }
+        if self.snapshot_rpc_timeout_ms < 1000 {
+            return Err("raft.timeouts.snapshot_rpc_timeout_ms: must be >= 1000".into());
+        }
         let cfg = openraft::Config {
             cluster_name: cluster_name.to_string(),
             heartbeat_interval: self.heartbeat_ms,
             election_timeout_min: self.election_timeout_min_ms,
             election_timeout_max: self.election_timeout_max_ms,
-            install_snapshot_timeout: 5_000,
+            install_snapshot_timeout: self.snapshot_rpc_timeout_ms,
             snapshot_policy: openraft::SnapshotPolicy::LogsSinceLast(self.snapshot_logs_since_last),
             max_in_snapshot_log_to_keep: self.logs_to_keep,
             snapshot_max_chunk_size: self.snapshot_chunk_bytes,

@@ -2,43 +2,127 @@
 //! metadata (last applied log id, membership) read from one RocksDB snapshot, so data and
 //! metadata always agree, and building it never blocks `apply`.
 //!
-//! File layout: bincode of [`SnapshotFile`] (versioned by `format`). The current snapshot is
+//! File layout: bincode of [`SnapshotFile`] (versioned by `format`); read back as a
+//! [`SnapshotView`] borrowing its pairs, or only its head ([`decode_meta`]). The current snapshot is
 //! `<data>/snapshots/current.snap`, replaced atomically (write temp, fsync, rename, fsync dir).
 
 use std::io::Write;
 use std::path::Path;
 
+use openraft::raft::InstallSnapshotRequest;
 use serde::{Deserialize, Serialize};
+use serde_bytes::{ByteBuf, Bytes};
 
 use crate::codec;
 use crate::error::StoreError;
-use crate::types::SnapshotMeta;
+use crate::types::{SnapshotMeta, TypeConfig, Vote};
 
 pub const SNAPSHOT_FORMAT: u32 = 1;
 const CURRENT: &str = "current.snap";
 
-#[derive(Debug, Serialize, Deserialize)]
-pub struct SnapshotFile {
+/// A snapshot as built: the pairs are read from RocksDB into one buffer each and written as
+/// bytes (bincode: a varint length, then the bytes), the layout format 1 has always had.
+#[derive(Debug, Serialize)]
+pub struct SnapshotFile<'a> {
     pub format: u32,
-    pub meta: SnapshotMeta,
+    pub meta: &'a SnapshotMeta,
     /// Application key/value pairs in key order.
-    pub data: Vec<(Vec<u8>, Vec<u8>)>,
+    pub data: Vec<(&'a Bytes, &'a Bytes)>,
 }
 
-impl SnapshotFile {
+impl SnapshotFile<'_> {
     pub fn encode(&self) -> Result<Vec<u8>, StoreError> {
         Ok(codec::encode(self)?)
     }
+}
 
-    pub fn decode(bytes: &[u8]) -> Result<SnapshotFile, StoreError> {
-        let f: SnapshotFile = codec::decode(bytes)?;
-        if f.format != SNAPSHOT_FORMAT {
-            return Err(StoreError::Invalid(format!(
-                "snapshot format {} is not supported",
-                f.format
-            )));
-        }
+/// A snapshot as read: the same layout, its pairs borrowed from the file's bytes, so that
+/// installing 100,000 volumes' worth (about 1.5 million pairs) allocates nothing per pair.
+#[derive(Debug, Deserialize)]
+pub struct SnapshotView<'a> {
+    pub format: u32,
+    pub meta: SnapshotMeta,
+    #[serde(borrow)]
+    pub data: Vec<(&'a Bytes, &'a Bytes)>,
+}
+
+impl<'a> SnapshotView<'a> {
+    pub fn decode(bytes: &'a [u8]) -> Result<SnapshotView<'a>, StoreError> {
+        let f: SnapshotView<'a> = codec::decode_borrowed(bytes)?;
+        check_format(f.format)?;
         Ok(f)
+    }
+}
+
+/// The head of a snapshot file (its first two fields): what a leader needs to offer the
+/// snapshot, read without decoding the pairs.
+#[derive(Debug, Deserialize)]
+struct SnapshotHead {
+    format: u32,
+    meta: SnapshotMeta,
+}
+
+/// The metadata of the snapshot in `bytes`, from its head only.
+pub fn decode_meta(bytes: &[u8]) -> Result<SnapshotMeta, StoreError> {
+    let head: SnapshotHead = codec::decode_head(bytes)?;
+    check_format(head.format)?;
+    Ok(head.meta)
+}
+
+fn check_format(format: u32) -> Result<(), StoreError> {
+    if format != SNAPSHOT_FORMAT {
+        return Err(StoreError::Invalid(format!(
+            "snapshot format {format} is not supported"
+        )));
+    }
+    Ok(())
+}
+
+/// One chunk of a snapshot on the peer network: openraft's `InstallSnapshotRequest`, field
+/// for field, with its data written as bytes. The bytes on the wire are the same as
+/// bincode gives the request itself (a `Vec<u8>` and a byte string share a layout), so both
+/// ends interoperate with builds that send the request as is; only the copying differs (one
+/// copy instead of a call per byte, about 13 ms per 3 MiB chunk before).
+#[derive(Serialize)]
+pub struct ChunkOut<'a> {
+    pub vote: &'a Vote,
+    pub meta: &'a SnapshotMeta,
+    pub offset: u64,
+    pub data: &'a Bytes,
+    pub done: bool,
+}
+
+impl<'a> ChunkOut<'a> {
+    pub fn of(r: &'a InstallSnapshotRequest<TypeConfig>) -> ChunkOut<'a> {
+        ChunkOut {
+            vote: &r.vote,
+            meta: &r.meta,
+            offset: r.offset,
+            data: Bytes::new(&r.data),
+            done: r.done,
+        }
+    }
+}
+
+/// [`ChunkOut`] as received.
+#[derive(Deserialize)]
+pub struct ChunkIn {
+    vote: Vote,
+    meta: SnapshotMeta,
+    offset: u64,
+    data: ByteBuf,
+    done: bool,
+}
+
+impl From<ChunkIn> for InstallSnapshotRequest<TypeConfig> {
+    fn from(c: ChunkIn) -> Self {
+        InstallSnapshotRequest {
+            vote: c.vote,
+            meta: c.meta,
+            offset: c.offset,
+            data: c.data.into_vec(),
+            done: c.done,
+        }
     }
 }
 
@@ -61,5 +145,96 @@ pub fn load_current(dir: &Path) -> Result<Option<Vec<u8>>, StoreError> {
         Ok(b) => Ok(Some(b)),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
         Err(e) => Err(e.into()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::types::{LogId, StoredMembership};
+
+    fn meta() -> SnapshotMeta {
+        SnapshotMeta {
+            last_log_id: Some(LogId::new(openraft::CommittedLeaderId::new(3, 1), 42)),
+            last_membership: StoredMembership::default(),
+            snapshot_id: "3-1-42-7".into(),
+        }
+    }
+
+    /// What earlier builds wrote and read: owned pairs, each `Vec<u8>` a sequence of bytes.
+    #[derive(Serialize, Deserialize, PartialEq, Debug)]
+    struct OwnedFile {
+        format: u32,
+        meta: SnapshotMeta,
+        data: Vec<(Vec<u8>, Vec<u8>)>,
+    }
+
+    fn pairs() -> Vec<(Vec<u8>, Vec<u8>)> {
+        (0..300u32)
+            .map(|i| {
+                (
+                    format!("v/{i:04}").into_bytes(),
+                    vec![i as u8; (i % 200) as usize],
+                )
+            })
+            .collect()
+    }
+
+    #[test]
+    fn the_file_layout_is_the_one_earlier_builds_wrote_and_read() {
+        let (meta, pairs) = (meta(), pairs());
+        let owned = OwnedFile {
+            format: SNAPSHOT_FORMAT,
+            meta: meta.clone(),
+            data: pairs.clone(),
+        };
+        let file = SnapshotFile {
+            format: SNAPSHOT_FORMAT,
+            meta: &meta,
+            data: pairs
+                .iter()
+                .map(|(k, v)| (Bytes::new(k), Bytes::new(v)))
+                .collect(),
+        };
+        let bytes = file.encode().unwrap();
+        assert_eq!(bytes, codec::encode(&owned).unwrap());
+        assert_eq!(codec::decode::<OwnedFile>(&bytes).unwrap(), owned);
+        let view = SnapshotView::decode(&bytes).unwrap();
+        assert_eq!(view.meta, meta);
+        let read: Vec<(Vec<u8>, Vec<u8>)> = view.data.iter().map(|(k, v)| (k.to_vec(), v.to_vec())).collect();
+        assert_eq!(read, pairs);
+        assert_eq!(decode_meta(&bytes).unwrap(), meta);
+    }
+
+    #[test]
+    fn another_format_or_a_cut_file_is_refused() {
+        let meta = meta();
+        let mut owned = OwnedFile {
+            format: SNAPSHOT_FORMAT + 1,
+            meta: meta.clone(),
+            data: pairs(),
+        };
+        let bytes = codec::encode(&owned).unwrap();
+        assert!(SnapshotView::decode(&bytes).is_err());
+        assert!(decode_meta(&bytes).is_err());
+        owned.format = SNAPSHOT_FORMAT;
+        let bytes = codec::encode(&owned).unwrap();
+        assert!(SnapshotView::decode(&bytes[..bytes.len() - 1]).is_err());
+        assert!(decode_meta(&bytes[..10]).is_err());
+    }
+
+    #[test]
+    fn a_chunk_on_the_wire_is_openraft_s_request_byte_for_byte() {
+        let req = InstallSnapshotRequest::<TypeConfig> {
+            vote: Vote::new_committed(3, 1),
+            meta: meta(),
+            offset: 3 << 20,
+            data: (0..5000u32).map(|i| (i * 7) as u8).collect(),
+            done: true,
+        };
+        let ours = codec::encode(&ChunkOut::of(&req)).unwrap();
+        assert_eq!(ours, codec::encode(&req).unwrap());
+        let back: InstallSnapshotRequest<TypeConfig> = codec::decode::<ChunkIn>(&ours).unwrap().into();
+        assert_eq!(back, req);
     }
 }

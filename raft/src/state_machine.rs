@@ -10,12 +10,13 @@ use std::sync::Arc;
 use openraft::storage::{RaftSnapshotBuilder, RaftStateMachine};
 use openraft::{EntryPayload, OptionalSend, StorageIOError};
 use rocksdb::{IteratorMode, ReadOptions, WriteBatch};
+use serde_bytes::Bytes;
 
 use crate::app::{Application, Txn};
 use crate::codec;
 use crate::db::{Store, CF_SM_DATA, CF_SM_META};
 use crate::error::StoreError;
-use crate::snapshot::{self, SnapshotFile, SNAPSHOT_FORMAT};
+use crate::snapshot::{self, SnapshotFile, SnapshotView, SNAPSHOT_FORMAT};
 use crate::types::{
     AppResponse, Entry, LogId, Snapshot, SnapshotMeta, StorageError, StoredMembership, TypeConfig,
 };
@@ -162,6 +163,7 @@ impl<A: Application> RaftStateMachine<TypeConfig> for StateMachine<A> {
     }
 
     async fn begin_receiving_snapshot(&mut self) -> Result<Box<Cursor<Vec<u8>>>, StorageError> {
+        tracing::info!("receiving a snapshot from the leader");
         Ok(Box::new(Cursor::new(Vec::new())))
     }
 
@@ -185,9 +187,9 @@ impl<A: Application> RaftStateMachine<TypeConfig> for StateMachine<A> {
         let Some(bytes) = snapshot::load_current(&self.store.snapshot_dir()).map_err(sm_read_err)? else {
             return Ok(None);
         };
-        let file = SnapshotFile::decode(&bytes).map_err(sm_read_err)?;
+        let meta = snapshot::decode_meta(&bytes).map_err(sm_read_err)?;
         Ok(Some(Snapshot {
-            meta: file.meta,
+            meta,
             snapshot: Box::new(Cursor::new(bytes)),
         }))
     }
@@ -196,7 +198,8 @@ impl<A: Application> RaftStateMachine<TypeConfig> for StateMachine<A> {
 /// Replaces the whole application keyspace and metadata with the snapshot's, in one synced
 /// WriteBatch, then keeps the snapshot as the current one.
 fn install(store: &Store, meta: &SnapshotMeta, bytes: Vec<u8>) -> Result<(), StoreError> {
-    let file = SnapshotFile::decode(&bytes)?;
+    let t = std::time::Instant::now();
+    let file = SnapshotView::decode(&bytes)?;
     if file.meta.last_log_id != meta.last_log_id {
         return Err(StoreError::Invalid(format!(
             "snapshot data is at {:?} but its metadata says {:?}",
@@ -212,11 +215,25 @@ fn install(store: &Store, meta: &SnapshotMeta, bytes: Vec<u8>) -> Result<(), Sto
     for (k, v) in &file.data {
         batch.put_cf(data, k, v);
     }
+    let pairs = file.data.len();
+    drop(file);
     let sm_meta = store.cf(CF_SM_META);
     batch.put_cf(sm_meta, KEY_LAST_APPLIED, codec::encode(&meta.last_log_id)?);
     batch.put_cf(sm_meta, KEY_MEMBERSHIP, codec::encode(&meta.last_membership)?);
+    let batched = t.elapsed();
     store.write_synced(batch)?;
-    snapshot::save_current(&store.snapshot_dir(), &bytes)
+    let written = t.elapsed();
+    snapshot::save_current(&store.snapshot_dir(), &bytes)?;
+    tracing::info!(
+        snapshot = %meta.snapshot_id,
+        bytes = bytes.len(),
+        pairs,
+        batched_ms = batched.as_millis() as u64,
+        written_ms = written.as_millis() as u64,
+        kept_ms = t.elapsed().as_millis() as u64,
+        "snapshot installed"
+    );
+    Ok(())
 }
 
 /// Builds a snapshot from a RocksDB snapshot, on a blocking thread, while apply goes on.
@@ -239,13 +256,12 @@ fn build(store: &Store) -> Result<Snapshot, StoreError> {
     let (last_applied, membership) = read_sm_meta(store, Some(&snap))?;
     let mut ro = ReadOptions::default();
     ro.set_snapshot(&snap);
-    let mut data = Vec::new();
+    let mut pairs = Vec::new();
     for kv in store
         .db
         .iterator_cf_opt(store.cf(CF_SM_DATA), ro, IteratorMode::Start)
     {
-        let (k, v) = kv?;
-        data.push((k.to_vec(), v.to_vec()));
+        pairs.push(kv?);
     }
     let nanos = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -262,10 +278,15 @@ fn build(store: &Store) -> Result<Snapshot, StoreError> {
     };
     let file = SnapshotFile {
         format: SNAPSHOT_FORMAT,
-        meta: meta.clone(),
-        data,
+        meta: &meta,
+        data: pairs
+            .iter()
+            .map(|(k, v)| (Bytes::new(k), Bytes::new(v)))
+            .collect(),
     };
     let bytes = file.encode()?;
+    drop(file);
+    drop(pairs);
     snapshot::save_current(&store.snapshot_dir(), &bytes)?;
     tracing::info!(snapshot = %meta.snapshot_id, bytes = bytes.len(), "snapshot built");
     Ok(Snapshot {

@@ -321,7 +321,9 @@ fn topology_cluster_json(c: &views::TopologyCluster) -> Vec<u8> {
 }
 
 /// `GET /topology`'s whole body (the document and a newline), as the handler streams it.
-pub fn topology_document(r: &impl hekate_raft::StateReader) -> Result<Vec<u8>, hekate_raft::StoreError> {
+pub fn topology_document(
+    r: &(impl hekate_raft::StateReader + Sync),
+) -> Result<Vec<u8>, hekate_raft::StoreError> {
     let mut out = Vec::new();
     views::topology_chunks(r, &topology_cluster_json, &mut |chunk| {
         out.extend(chunk);

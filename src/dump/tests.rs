@@ -500,13 +500,16 @@ async fn streamed_topology_is_the_whole_document() {
     let mut sm = Sm::new(dir.path());
     let cmd = plan_all(&block_dump()).unwrap().command();
     assert_eq!(sm.apply(cmd).await, crate::state::Outcome::Done);
-    // A second (empty) cluster: the chunks are joined as the whole document's list is.
-    let second = crate::state::Command::ClusterCreate {
-        id: "f".repeat(32),
-        file: true,
-        block: false,
-    };
-    assert_eq!(sm.apply(second).await, crate::state::Outcome::Done);
+    // Four more (empty) clusters, five in all: the chunks are built on two threads and
+    // joined in the whole document's order.
+    for c in ["c", "d", "e", "f"] {
+        let more = crate::state::Command::ClusterCreate {
+            id: c.repeat(32),
+            file: true,
+            block: false,
+        };
+        assert_eq!(sm.apply(more).await, crate::state::Outcome::Done);
+    }
     let whole = serde_json::to_string(&crate::views::topology(&view(&sm)).unwrap()).unwrap();
     let mut streamed = Vec::new();
     let write = |c: &crate::views::TopologyCluster| serde_json::to_vec(c).unwrap();
@@ -516,10 +519,18 @@ async fn streamed_topology_is_the_whole_document() {
     })
     .unwrap();
     let doc: Value = serde_json::from_str(&whole).unwrap();
-    assert_eq!(doc["clusters"].as_array().unwrap().len(), 2, "{doc}");
+    assert_eq!(doc["clusters"].as_array().unwrap().len(), 5, "{doc}");
     assert!(
         whole.contains("\"blockvolume\":[\""),
         "a BHV lists its block volumes"
     );
     assert_eq!(String::from_utf8(streamed).unwrap(), whole);
+    // A client that leaves after the second cluster stops the walk there (both threads).
+    let mut taken = 0;
+    crate::views::topology_chunks(&view(&sm), &write, &mut |_| {
+        taken += 1;
+        taken < 3
+    })
+    .unwrap();
+    assert_eq!(taken, 3, "the opening and two clusters, then nothing");
 }
