@@ -186,13 +186,20 @@ struct Tables {
 }
 
 impl Tables {
-    fn read(r: &impl StateReader) -> Result<Tables, StoreError> {
-        let mut t = Tables::default();
+    /// Every brick as shown: the largest pass (three per volume).
+    fn bricks(r: &impl StateReader) -> Result<HashMap<String, BrickInfo>, StoreError> {
+        let mut bricks = HashMap::new();
         r.visit_prefix(keys::BRICK_PREFIX, &mut |_, v| {
             let b: BrickEntry = crate::state::record::decode(v)?;
-            t.bricks.insert(b.id.clone(), brick_info(&b));
+            bricks.insert(b.id.clone(), brick_info(&b));
             Ok(())
         })?;
+        Ok(bricks)
+    }
+
+    /// The device indexes, devices and nodes (no bricks).
+    fn others(r: &impl StateReader) -> Result<Tables, StoreError> {
+        let mut t = Tables::default();
         // `db/<device>/<brick>`, in key order: each device's list in brick id order.
         r.visit_prefix(b"db/", &mut |k, _| {
             let rest = String::from_utf8_lossy(&k[3..]);
@@ -446,8 +453,8 @@ pub fn topology(r: &impl StateReader) -> Result<Topology, StoreError> {
 /// cache); what is held meanwhile is the bricks' and volumes' views, not the document.
 /// `emit` returning false (the client left) stops the walk.
 ///
-/// Two threads share the work, all from the one view `r`: the volumes are read beside the
-/// other tables, then a helper builds every other cluster while this thread builds the rest
+/// Two threads share the work, all from the one view `r`: the bricks are read beside the
+/// volumes and the other tables, then a helper builds every other cluster while this thread builds the rest
 /// and emits them all in order (a bounded channel keeps the helper at most two clusters
 /// ahead). 100,000 volumes make a 230 MB document; one core took 3-4 s over it.
 pub fn topology_chunks<R: StateReader + Sync>(
@@ -455,13 +462,17 @@ pub fn topology_chunks<R: StateReader + Sync>(
     write: &(dyn Fn(&TopologyCluster) -> Vec<u8> + Sync),
     emit: &mut dyn FnMut(Vec<u8>) -> bool,
 ) -> Result<(), StoreError> {
-    let (tables, volumes) = std::thread::scope(|s| {
-        let volumes = s.spawn(|| visible_volumes_by_cluster(r));
-        let tables = Tables::read(r);
-        let volumes = volumes.join().unwrap_or_else(|p| std::panic::resume_unwind(p));
-        (tables, volumes)
+    let (bricks, others, volumes) = std::thread::scope(|s| {
+        let bricks = s.spawn(|| Tables::bricks(r));
+        let (others, volumes) = (Tables::others(r), visible_volumes_by_cluster(r));
+        let bricks = bricks.join().unwrap_or_else(|p| std::panic::resume_unwind(p));
+        (bricks, others, volumes)
     });
-    let (tables, mut volumes) = (tables?, volumes?);
+    let tables = Tables {
+        bricks: bricks?,
+        ..others?
+    };
+    let mut volumes = volumes?;
     let src = Bricks::Table(&tables);
     let (mut mine, mut theirs) = (Vec::new(), Vec::new());
     for (n, id) in state::cluster_ids(r)?.into_iter().enumerate() {

@@ -656,22 +656,36 @@ fn scale_section(o: &mut String, results: &Path) {
          | a new, empty replica started and added (`POST /raft/members`) to `/readyz` 200, caught up by the leader's snapshot | {} | <= 10 s |\n\n\
          RSS is each replica's own report once the fill is over. `/topology` is one JSON document of\n\
          every volume with its bricks and mount hosts, and every device with its bricks (about 2.3 kB\n\
-         per volume). It is now streamed one cluster at a time, from one sequential pass over the\n\
-         bricks, volumes, device indexes, devices and nodes (`views::topology_chunks`); before, it was\n\
-         built whole from 700,000 point reads, which once the store outgrew its 32 MiB block cache cost\n\
-         tens of seconds (17.0 s here in the previous run, 180 s in process), and held several copies of\n\
-         the document before the first byte left. In process (`hekate-bench micro --topology-volumes\n\
-         100000`) the document now takes 3.1 s to build; the rest is the JSON itself (230 MB) and the\n\
-         bricks listed twice, under their volume and their device, as Heketi's document has them.\n\n\
-         During the fill every replica builds a 125-140 MB snapshot every 5,000 entries (about every 17 s,\n\
-         all three at once). In another fill of the same build the leader's per-verb fence tripped 6\n\
-         times (\"heard from no quorum for 205-228 ms\"), right as snapshots were built, and in a third\n\
-         the leader lost its quorum long enough to refuse a create with 503 (the bench now sends such a\n\
-         create again and counts it). A snapshot interval scaled with the\n\
-         state (one entry per 8 KiB of snapshot, about 17,000 entries here) was tried\n\
-         (`dev-creates-100k-snapshot-scaled.json`): 2 fence trips, the same fill rate (179 creates/s),\n\
-         but the new replica took 30.9 s instead of 11.1 s, replaying the longer log tail after the\n\
-         snapshot. Not kept; the snapshot's cost and the replay's speed are the next things to measure.\n",
+         per volume). It is streamed one cluster at a time, from one sequential pass over the bricks,\n\
+         volumes, device indexes, devices and nodes (`views::topology_chunks`), and since this round\n\
+         built on both cores: the bricks are read beside the rest, then a helper thread builds every\n\
+         other cluster. Before the streaming it was built whole from 700,000 point reads (17.0 s through\n\
+         the API, 180 s in process); streamed on one core it took 4.5 s through the API and 3.1-4.2 s\n\
+         in process; on two, in process, 2.4 s (`micro-topology-100k.json`: `hekate-bench micro\n\
+         --topology-volumes 100000 --rounds 5`, about 1.0 s reading the tables, 1.3 s building the\n\
+         clusters). Through the API the client reading 230 MB shares the same two cores. Under 1 s\n\
+         needs a smaller document or one kept built between reads; the bricks appear twice, under their\n\
+         volume and their device, as Heketi's document has them.\n\n\
+         The new replica's catch-up was 11.1 s in the previous round. What changed: a snapshot's pairs and\n\
+         each chunk's data are written and read as byte strings (the same bytes; bincode had made a call\n\
+         per byte, about 13 ms per 3 MiB chunk each way), the receiver installs pairs borrowed from the\n\
+         received file instead of allocating 900,000 of them, a leader reads only the head of its\n\
+         snapshot file to offer it (the whole decode took 1.3 s at 280 MB), and a chunk RPC may take\n\
+         `snapshot_rpc_timeout_ms` (30 s) instead of openraft's 5 s, within which the last chunk's answer\n\
+         (sent after the install) had to fit, or the stream started again from its first chunk. The\n\
+         previous run kept no replica logs, so which of these mattered most is not known.\n\
+         In this run the new replica received the 175 MB snapshot in 3.0 s and installed it in 2.3 s\n\
+         of that (0.6 s to batch, 1.6 s to write, 0.2 s to keep the file), per its log.\n\
+         In process, the 283 MB snapshot of `micro-topology-100k.json` opens in 0.2 s (was 1.3 s) and\n\
+         installs in 3.7 s (was 4.8-8.4 s).\n\n\
+         During the fill every replica builds a full snapshot every 5,000 entries (about every 17 s,\n\
+         all three at once). In an earlier fill the leader's per-verb fence tripped 6 times (\"heard from\n\
+         no quorum for 205-228 ms\"), right as snapshots were built, and in another the leader lost its\n\
+         quorum long enough to refuse a create with 503 (the bench sends such a create again and counts\n\
+         it). A snapshot interval scaled with the state (one entry per 8 KiB of snapshot, about 17,000\n\
+         entries here) was tried (`dev-creates-100k-snapshot-scaled.json`): 2 fence trips, the same fill\n\
+         rate (179 creates/s), but the new replica took 30.9 s instead of 11.1 s, replaying the longer\n\
+         log tail after the snapshot. Not kept.\n",
         r["clusters"],
         f(&r["prefill_creates_per_s"]),
         r["refused_and_retried"].as_u64().unwrap_or(0),
