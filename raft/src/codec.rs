@@ -27,6 +27,11 @@ pub fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, CodecError> {
     Ok(value)
 }
 
+/// Encodes `value` into `w` as [`encode`] would; the number of bytes written.
+pub fn encode_into<T: Serialize, W: std::io::Write>(value: &T, w: &mut W) -> Result<usize, CodecError> {
+    bincode::serde::encode_into_std_write(value, w, config()).map_err(|e| CodecError(e.to_string()))
+}
+
 /// Decodes a value that borrows from `bytes` (byte strings as slices of it), whole.
 pub fn decode_borrowed<'a, T: serde::Deserialize<'a>>(bytes: &'a [u8]) -> Result<T, CodecError> {
     let (value, read) = bincode::serde::borrow_decode_from_slice::<T, _>(bytes, config())

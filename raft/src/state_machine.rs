@@ -10,13 +10,12 @@ use std::sync::Arc;
 use openraft::storage::{RaftSnapshotBuilder, RaftStateMachine};
 use openraft::{EntryPayload, OptionalSend, StorageIOError};
 use rocksdb::{IteratorMode, ReadOptions, WriteBatch};
-use serde_bytes::Bytes;
 
 use crate::app::{Application, Txn};
 use crate::codec;
 use crate::db::{Store, CF_SM_DATA, CF_SM_META};
 use crate::error::StoreError;
-use crate::snapshot::{self, SnapshotFile, SnapshotView, SNAPSHOT_FORMAT};
+use crate::snapshot::{self, SnapshotView};
 use crate::types::{
     AppResponse, Entry, LogId, Snapshot, SnapshotMeta, StorageError, StoredMembership, TypeConfig,
 };
@@ -272,15 +271,11 @@ impl RaftSnapshotBuilder<TypeConfig> for SnapshotBuilder {
 fn build(store: &Store) -> Result<Snapshot, StoreError> {
     let snap = store.db.snapshot();
     let (last_applied, membership) = read_sm_meta(store, Some(&snap))?;
-    let mut ro = ReadOptions::default();
-    ro.set_snapshot(&snap);
-    let mut pairs = Vec::new();
-    for kv in store
-        .db
-        .iterator_cf_opt(store.cf(CF_SM_DATA), ro, IteratorMode::Start)
-    {
-        pairs.push(kv?);
-    }
+    let view = || {
+        let mut ro = ReadOptions::default();
+        ro.set_snapshot(&snap);
+        ro
+    };
     let nanos = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_nanos())
@@ -294,19 +289,26 @@ fn build(store: &Store) -> Result<Snapshot, StoreError> {
         last_membership: membership,
         snapshot_id,
     };
-    let file = SnapshotFile {
-        format: SNAPSHOT_FORMAT,
-        meta: &meta,
-        data: pairs
-            .iter()
-            .map(|(k, v)| (Bytes::new(k), Bytes::new(v)))
-            .collect(),
-    };
-    let bytes = file.encode()?;
-    drop(file);
-    drop(pairs);
-    snapshot::save_current(&store.snapshot_dir(), &bytes)?;
-    tracing::info!(snapshot = %meta.snapshot_id, bytes = bytes.len(), "snapshot built");
+    // Two passes over the same view: the count comes first in the file.
+    let data = store.cf(CF_SM_DATA);
+    let mut count = 0u64;
+    let mut keys = store.db.raw_iterator_cf_opt(data, view());
+    keys.seek_to_first();
+    while keys.valid() {
+        count += 1;
+        keys.next();
+    }
+    keys.status()?;
+    let pairs = store
+        .db
+        .iterator_cf_opt(data, view(), IteratorMode::Start)
+        .map(|kv| kv.map_err(StoreError::from));
+    let size = snapshot::write_current(&store.snapshot_dir(), &meta, count, pairs)?;
+    tracing::info!(snapshot = %meta.snapshot_id, bytes = size, pairs = count, "snapshot built");
+    // openraft keeps only the metadata of a snapshot it had built; the bytes are read once
+    // more here because the trait hands them back, and dropped as soon as it returns.
+    let bytes = snapshot::load_current(&store.snapshot_dir())?
+        .ok_or_else(|| StoreError::Invalid("snapshot file missing right after it was written".into()))?;
     Ok(Snapshot {
         meta,
         snapshot: Box::new(Cursor::new(bytes)),
