@@ -187,6 +187,9 @@ impl<A: Application> RaftStateMachine<TypeConfig> for StateMachine<A> {
             return Ok(None);
         };
         let meta = snapshot::decode_meta(&bytes).map_err(sm_read_err)?;
+        // openraft asks at start and before it sends the snapshot to a follower; each ask
+        // holds the whole file in memory until the caller drops it.
+        tracing::info!(snapshot = %meta.snapshot_id, bytes = bytes.len(), "current snapshot read");
         Ok(Some(Snapshot {
             meta,
             snapshot: Box::new(Cursor::new(bytes)),
