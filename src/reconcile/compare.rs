@@ -193,6 +193,11 @@ impl Expected {
         Ok(())
     }
 
+    /// The storage hostnames of cluster `c`'s nodes: where its volumes' bricks are.
+    pub fn cluster_hosts(&self, c: &ClusterEntry) -> BTreeSet<String> {
+        c.nodes.iter().map(|n| self.storage_of(n)).collect()
+    }
+
     fn storage_of(&self, node: &str) -> String {
         self.nodes
             .get(node)
@@ -546,13 +551,21 @@ fn missing_bricks(
     }
 }
 
+/// Whether a Gluster volume has a brick on one of `hosts` (storage names). Only such volumes
+/// are a cluster's: the simulated nodes hold every cluster's volumes in one list.
+pub fn on_hosts(v: &GlusterVolume, hosts: &BTreeSet<String>) -> bool {
+    v.bricks
+        .iter()
+        .any(|b| b.split_once(':').is_some_and(|(h, _)| hosts.contains(h)))
+}
+
 /// One cluster's Gluster volumes against the state's: orphans, foreign volumes, bricks that
 /// differ, and volumes Gluster does not have.
 fn compare_volumes(e: &Expected, c: &ClusterEntry, seen: &Observed, out: &mut Vec<Finding>) {
     let Some(Ok(gluster)) = seen.volumes.get(&c.id) else {
         return;
     };
-    let hosts: BTreeSet<String> = c.nodes.iter().map(|n| e.storage_of(n)).collect();
+    let hosts = e.cluster_hosts(c);
     // Where a repair runs: the first node of the cluster that could be read.
     let host = c
         .nodes
@@ -567,12 +580,7 @@ fn compare_volumes(e: &Expected, c: &ClusterEntry, seen: &Observed, out: &mut Ve
         .map(|v| (v.name.as_str(), v))
         .collect();
     for (name, gv) in gluster {
-        // Only volumes on this cluster's hosts (a shared mock world holds every cluster's).
-        let here = gv
-            .bricks
-            .iter()
-            .any(|b| b.split_once(':').is_some_and(|(h, _)| hosts.contains(h)));
-        if !here || e.busy.volumes.contains(name) {
+        if !on_hosts(gv, &hosts) || e.busy.volumes.contains(name) {
             continue;
         }
         let finding = match state_vols.get(name.as_str()) {

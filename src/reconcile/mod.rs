@@ -124,7 +124,19 @@ async fn observe(exec: &Fenced, e: &Expected) -> Observed {
             .find_map(|n| e.nodes.get(n))
             .map(|n| n.manage_host().to_string());
         if let Some(h) = host {
-            let v = exec.volumes(&h).await.map_err(|x| x.to_string());
+            // Kept: this cluster's volumes only, as each answer arrives. The simulated nodes
+            // answer with every cluster's, and holding all those answers at once took a
+            // leader from 130 MB to 1.2 GB at 10,000 volumes in 112 clusters.
+            let hosts = e.cluster_hosts(c);
+            let v = exec
+                .volumes(&h)
+                .await
+                .map(|all| {
+                    all.into_iter()
+                        .filter(|(_, v)| compare::on_hosts(v, &hosts))
+                        .collect()
+                })
+                .map_err(|x| x.to_string());
             seen.volumes.insert(c.id.clone(), v);
         }
     }
