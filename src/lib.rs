@@ -32,6 +32,7 @@ pub mod config;
 pub mod dev;
 pub mod dump;
 pub mod executor;
+pub mod gojson;
 #[cfg(test)]
 mod golden;
 pub mod heap;

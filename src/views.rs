@@ -3,10 +3,12 @@
 //! because two doors speak them: the handlers and the dump (`crate::dump`), whose entries
 //! wrap these shapes.
 
+use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap};
 
 use hekate_raft::{StateReader, StoreError};
 use serde::Serialize;
+use serde_json::value::RawValue;
 
 use crate::state::model::{BrickEntry, DeviceEntry, NodeEntry, Tags, VolumeEntry};
 use crate::state::{self, keys};
@@ -24,18 +26,22 @@ pub struct Storage {
     pub used: u64,
 }
 
+/// A brick as Heketi shows it. `S` is `String`, or `&str` where a brick is written
+/// straight from its record (`GET /topology`'s brick table).
 #[derive(Debug, Clone, Serialize, serde::Deserialize)]
-pub struct BrickInfo {
-    pub id: String,
-    pub path: String,
-    pub device: String,
-    pub node: String,
-    pub volume: String,
+pub struct BrickInfo<S = String> {
+    pub id: S,
+    pub path: S,
+    pub device: S,
+    pub node: S,
+    pub volume: S,
     pub size: u64,
 }
 
+/// A device with its bricks; `B` is how a brick is held ([`BrickInfo`], or its JSON written
+/// beforehand for `GET /topology`): the same for the node, volume and cluster shapes below.
 #[derive(Debug, Serialize)]
-pub struct DeviceInfo {
+pub struct DeviceInfo<B = BrickInfo> {
     pub name: String,
     #[serde(skip_serializing_if = "Tags::is_empty")]
     pub tags: Tags,
@@ -46,11 +52,11 @@ pub struct DeviceInfo {
     #[serde(skip_serializing_if = "String::is_empty")]
     pub pv_uuid: String,
     pub state: String,
-    pub bricks: Vec<BrickInfo>,
+    pub bricks: Vec<B>,
 }
 
 #[derive(Debug, Serialize)]
-pub struct NodeInfo {
+pub struct NodeInfo<B = BrickInfo> {
     pub zone: i64,
     pub hostnames: Hostnames,
     pub cluster: String,
@@ -58,7 +64,7 @@ pub struct NodeInfo {
     pub tags: Tags,
     pub id: String,
     pub state: String,
-    pub devices: Vec<DeviceInfo>,
+    pub devices: Vec<DeviceInfo<B>>,
 }
 
 #[derive(Debug, Serialize)]
@@ -126,7 +132,7 @@ fn is_zero_u(v: &u64) -> bool {
 }
 
 #[derive(Debug, Serialize)]
-pub struct VolumeInfo {
+pub struct VolumeInfo<B = BrickInfo> {
     pub size: u64,
     pub name: String,
     pub durability: DurabilityInfo,
@@ -140,7 +146,7 @@ pub struct VolumeInfo {
     pub cluster: String,
     pub mount: Mount,
     pub blockinfo: BlockInfo,
-    pub bricks: Vec<BrickInfo>,
+    pub bricks: Vec<B>,
 }
 
 fn is_zero(v: &i64) -> bool {
@@ -167,31 +173,179 @@ pub fn brick_info(b: &BrickEntry) -> BrickInfo {
     }
 }
 
-/// Where a view finds its records: read from the state, or from tables of every record
-/// read beforehand in one pass per kind (`topology_chunks`: point reads of 300,000 bricks
-/// cost seconds once the store outgrows its block cache).
-#[derive(Clone, Copy)]
-enum Bricks<'a> {
-    Store,
-    Table(&'a Tables),
+/// The JSON of one brick as Go writes it, held to be written twice (under its volume and
+/// under its device) by `GET /topology`. serde_json alone writes what Go does unless a field
+/// holds one of Go's extra escapes (`<>&`, never in ids and generated paths).
+fn brick_json(b: &BrickEntry) -> Result<Box<RawValue>, StoreError> {
+    let info = BrickInfo {
+        id: b.id.as_str(),
+        path: &b.path,
+        device: &b.device,
+        node: &b.node,
+        volume: &b.volume,
+        size: b.size,
+    };
+    let raw = if [info.id, info.path, info.device, info.node, info.volume]
+        .into_iter()
+        .all(crate::gojson::plain)
+    {
+        serde_json::value::to_raw_value(&info)
+    } else {
+        RawValue::from_string(crate::gojson::to_string(&info))
+    };
+    raw.map_err(|e| StoreError::Invalid(format!("brick {}: {e}", b.id)))
 }
 
-/// Every brick (as shown), device's brick list, device and node, each read in one pass.
+/// Where a view finds its records: [`Store`] (point reads), or [`Tables`] of every record
+/// read beforehand in one pass per kind (`topology_chunks`: point reads of 300,000 bricks
+/// cost seconds once the store outgrows its block cache).
+trait Source {
+    /// A brick as this source hands it out.
+    type Brick: Serialize;
+    fn brick(&self, r: &impl StateReader, id: &str) -> Result<Option<Self::Brick>, StoreError>;
+    /// A device's bricks, in id order.
+    fn device_bricks(&self, r: &impl StateReader, device: &str) -> Result<Vec<Self::Brick>, StoreError>;
+    fn device(&self, r: &impl StateReader, id: &str) -> Result<Option<Cow<'_, DeviceEntry>>, StoreError>;
+    fn node(&self, r: &impl StateReader, id: &str) -> Result<Option<Cow<'_, NodeEntry>>, StoreError>;
+}
+
+/// Point reads of the state.
+struct Store;
+
+impl Source for Store {
+    type Brick = BrickInfo;
+    fn brick(&self, r: &impl StateReader, id: &str) -> Result<Option<BrickInfo>, StoreError> {
+        Ok(state::get_brick(r, id)?.map(|b| brick_info(&b)))
+    }
+    fn device_bricks(&self, r: &impl StateReader, device: &str) -> Result<Vec<BrickInfo>, StoreError> {
+        let mut bricks = Vec::new();
+        for id in state::device_brick_ids(r, device)? {
+            bricks.extend(self.brick(r, &id)?);
+        }
+        Ok(bricks)
+    }
+    fn device(&self, r: &impl StateReader, id: &str) -> Result<Option<Cow<'_, DeviceEntry>>, StoreError> {
+        Ok(state::get_device(r, id)?.map(Cow::Owned))
+    }
+    fn node(&self, r: &impl StateReader, id: &str) -> Result<Option<Cow<'_, NodeEntry>>, StoreError> {
+        Ok(state::get_node(r, id)?.map(Cow::Owned))
+    }
+}
+
+/// Every brick (its JSON), device's brick list, device and node, each read in one pass.
 #[derive(Default)]
 struct Tables {
-    bricks: HashMap<String, BrickInfo>,
-    device_bricks: HashMap<String, Vec<String>>,
+    /// One map per share of the bricks' keyspace ([`BRICK_SHARES`]).
+    bricks: Vec<HashMap<BrickKey, Box<RawValue>>>,
+    device_bricks: HashMap<String, Vec<BrickKey>>,
     devices: HashMap<String, DeviceEntry>,
     nodes: HashMap<String, NodeEntry>,
 }
 
+/// A brick id as a table key: the 128 bits of 32 lowercase hex digits (every id Hekate and
+/// Heketi make), held and compared in place; any other id as it is. 600,000 lookups by
+/// the id's text cost `GET /topology` half a second, most of it reaching each key's text.
+#[derive(Debug, PartialEq, Eq, Hash)]
+enum BrickKey {
+    Hex(u128),
+    Other(Box<str>),
+}
+
+impl BrickKey {
+    fn of(id: &str) -> BrickKey {
+        let hex = id.len() == 32 && id.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'));
+        match u128::from_str_radix(id, 16) {
+            Ok(bits) if hex => BrickKey::Hex(bits),
+            _ => BrickKey::Other(id.into()),
+        }
+    }
+
+    /// The share of the bricks' keyspace ([`BRICK_SHARES`]) this id is in.
+    fn share(&self) -> usize {
+        let first = match self {
+            BrickKey::Hex(bits) => b"0123456789abcdef"[(bits >> 124) as usize],
+            BrickKey::Other(id) => id.as_bytes().first().copied().unwrap_or(0),
+        };
+        BRICK_SHARES[1..].iter().take_while(|&&cut| cut <= first).count()
+    }
+}
+
+/// Where the bricks' keyspace is cut so that two threads share its reading: share `k` holds
+/// the ids whose first byte is from `BRICK_SHARES[k]` (the first share: any byte) to the
+/// next cut. Ids are hex; another id is still in exactly one share.
+const BRICK_SHARES: [u8; 8] = *b"02468ace";
+
+/// The first key of share `k` of the bricks' keyspace (the first: the prefix itself), or
+/// with `k` past the last share, the first key past the prefix (`b/` ends before `b0`).
+fn share_start(k: usize) -> Vec<u8> {
+    match k {
+        0 => keys::BRICK_PREFIX.to_vec(),
+        k if k < BRICK_SHARES.len() => [keys::BRICK_PREFIX, &[BRICK_SHARES[k]]].concat(),
+        _ => {
+            let mut past = keys::BRICK_PREFIX.to_vec();
+            *past.last_mut().expect("a prefix") += 1;
+            past
+        }
+    }
+}
+
+/// One pass of `GET /topology`'s reading, done by whichever thread is free.
+enum Part {
+    Volumes(HashMap<String, Vec<VolumeEntry>>),
+    Others(Tables),
+    Bricks(usize, HashMap<BrickKey, Box<RawValue>>),
+}
+
 impl Tables {
-    /// Every brick as shown: the largest pass (three per volume).
-    fn bricks(r: &impl StateReader) -> Result<HashMap<String, BrickInfo>, StoreError> {
+    /// Every pass, on this thread and a helper, each taking the next pass when free (the
+    /// volumes and the small tables first, then the shares of the bricks, the largest
+    /// table: three per volume, each brick's JSON written once here).
+    fn read_all<R: StateReader + Sync>(
+        r: &R,
+    ) -> Result<(Tables, HashMap<String, Vec<VolumeEntry>>), StoreError> {
+        let next = std::sync::atomic::AtomicUsize::new(0);
+        let jobs = 2 + BRICK_SHARES.len();
+        let work = || -> Result<Vec<Part>, StoreError> {
+            let mut parts = Vec::new();
+            loop {
+                let job = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                parts.push(match job {
+                    0 => Part::Volumes(visible_volumes_by_cluster(r)?),
+                    1 => Part::Others(Tables::others(r)?),
+                    j if j < jobs => Part::Bricks(j - 2, Tables::bricks(r, j - 2)?),
+                    _ => return Ok(parts),
+                });
+            }
+        };
+        let (mine, theirs) = std::thread::scope(|s| {
+            let helper = s.spawn(work);
+            let mine = work();
+            (
+                mine,
+                helper.join().unwrap_or_else(|p| std::panic::resume_unwind(p)),
+            )
+        });
+        let mut tables = Tables::default();
+        let mut volumes = HashMap::new();
+        let mut bricks: Vec<_> = BRICK_SHARES.iter().map(|_| HashMap::new()).collect();
+        for part in mine?.into_iter().chain(theirs?) {
+            match part {
+                Part::Volumes(v) => volumes = v,
+                Part::Others(t) => tables = t,
+                Part::Bricks(k, b) => bricks[k] = b,
+            }
+        }
+        tables.bricks = bricks;
+        Ok((tables, volumes))
+    }
+
+    /// The JSON of every brick in share `k` of the keyspace.
+    fn bricks(r: &impl StateReader, k: usize) -> Result<HashMap<BrickKey, Box<RawValue>>, StoreError> {
+        let (from, to) = (share_start(k), share_start(k + 1));
         let mut bricks = HashMap::new();
-        r.visit_prefix(keys::BRICK_PREFIX, &mut |_, v| {
+        r.visit_range(&from, &to, &mut |_, v| {
             let b: BrickEntry = crate::state::record::decode(v)?;
-            bricks.insert(b.id.clone(), brick_info(&b));
+            bricks.insert(BrickKey::of(&b.id), brick_json(&b)?);
             Ok(())
         })?;
         Ok(bricks)
@@ -200,17 +354,21 @@ impl Tables {
     /// The device indexes, devices and nodes (no bricks).
     fn others(r: &impl StateReader) -> Result<Tables, StoreError> {
         let mut t = Tables::default();
-        // `db/<device>/<brick>`, in key order: each device's list in brick id order.
+        // `db/<device>/<brick>`, in key order: each device's list in brick id order, the
+        // devices one after the other.
+        let mut lists: Vec<(String, Vec<BrickKey>)> = Vec::new();
         r.visit_prefix(b"db/", &mut |k, _| {
             let rest = String::from_utf8_lossy(&k[3..]);
             if let Some((device, brick)) = rest.split_once('/') {
-                t.device_bricks
-                    .entry(device.to_string())
-                    .or_default()
-                    .push(brick.to_string());
+                let brick = BrickKey::of(brick);
+                match lists.last_mut() {
+                    Some((d, list)) if d == device => list.push(brick),
+                    _ => lists.push((device.to_string(), vec![brick])),
+                }
             }
             Ok(())
         })?;
+        t.device_bricks = lists.into_iter().collect();
         r.visit_prefix(keys::DEVICE_PREFIX, &mut |_, v| {
             let d: DeviceEntry = crate::state::record::decode(v)?;
             t.devices.insert(d.id.clone(), d);
@@ -225,51 +383,41 @@ impl Tables {
     }
 }
 
-impl Bricks<'_> {
-    fn get(&self, r: &impl StateReader, id: &str) -> Result<Option<BrickInfo>, StoreError> {
-        Ok(match self {
-            Bricks::Store => state::get_brick(r, id)?.map(|b| brick_info(&b)),
-            Bricks::Table(t) => t.bricks.get(id).cloned(),
-        })
+impl Tables {
+    fn brick_of(&self, share: usize, key: &BrickKey) -> Option<&RawValue> {
+        self.bricks[share].get(key).map(|b| &**b)
     }
+}
 
-    fn device_bricks(&self, r: &impl StateReader, device: &str) -> Result<Vec<String>, StoreError> {
-        match self {
-            Bricks::Store => state::device_brick_ids(r, device),
-            Bricks::Table(t) => Ok(t.device_bricks.get(device).cloned().unwrap_or_default()),
-        }
+impl<'a> Source for &'a Tables {
+    type Brick = &'a RawValue;
+    fn brick(&self, _: &impl StateReader, id: &str) -> Result<Option<&'a RawValue>, StoreError> {
+        let key = BrickKey::of(id);
+        Ok(self.brick_of(key.share(), &key))
     }
-
-    fn device(&self, r: &impl StateReader, id: &str) -> Result<Option<DeviceEntry>, StoreError> {
-        match self {
-            Bricks::Store => state::get_device(r, id),
-            Bricks::Table(t) => Ok(t.devices.get(id).cloned()),
-        }
+    fn device_bricks(&self, _: &impl StateReader, device: &str) -> Result<Vec<&'a RawValue>, StoreError> {
+        let t: &'a Tables = self;
+        let keys = t.device_bricks.get(device).map(Vec::as_slice).unwrap_or_default();
+        Ok(keys.iter().filter_map(|k| t.brick_of(k.share(), k)).collect())
     }
-
-    fn node(&self, r: &impl StateReader, id: &str) -> Result<Option<NodeEntry>, StoreError> {
-        match self {
-            Bricks::Store => state::get_node(r, id),
-            Bricks::Table(t) => Ok(t.nodes.get(id).cloned()),
-        }
+    fn device(&self, _: &impl StateReader, id: &str) -> Result<Option<Cow<'_, DeviceEntry>>, StoreError> {
+        Ok(self.devices.get(id).map(Cow::Borrowed))
+    }
+    fn node(&self, _: &impl StateReader, id: &str) -> Result<Option<Cow<'_, NodeEntry>>, StoreError> {
+        Ok(self.nodes.get(id).map(Cow::Borrowed))
     }
 }
 
 pub fn device_info(r: &impl StateReader, d: &DeviceEntry) -> Result<DeviceInfo, StoreError> {
-    device_info_from(r, d, Bricks::Store)
+    device_info_from(r, d, &Store)
 }
 
-fn device_info_from(
+fn device_info_from<S: Source>(
     r: &impl StateReader,
     d: &DeviceEntry,
-    src: Bricks<'_>,
-) -> Result<DeviceInfo, StoreError> {
-    let mut bricks = Vec::new();
-    for id in &src.device_bricks(r, &d.id)? {
-        if let Some(b) = src.get(r, id)? {
-            bricks.push(b);
-        }
-    }
+    src: &S,
+) -> Result<DeviceInfo<S::Brick>, StoreError> {
+    let bricks = src.device_bricks(r, &d.id)?;
     Ok(DeviceInfo {
         name: d.name.clone(),
         tags: d.tags.clone(),
@@ -287,10 +435,14 @@ fn device_info_from(
 }
 
 pub fn node_info(r: &impl StateReader, n: &NodeEntry) -> Result<NodeInfo, StoreError> {
-    node_info_from(r, n, Bricks::Store)
+    node_info_from(r, n, &Store)
 }
 
-fn node_info_from(r: &impl StateReader, n: &NodeEntry, src: Bricks<'_>) -> Result<NodeInfo, StoreError> {
+fn node_info_from<S: Source>(
+    r: &impl StateReader,
+    n: &NodeEntry,
+    src: &S,
+) -> Result<NodeInfo<S::Brick>, StoreError> {
     let mut devices = Vec::new();
     for id in &n.devices {
         if let Some(d) = src.device(r, id)? {
@@ -331,18 +483,18 @@ pub fn volume_info(
     v: &VolumeEntry,
     hosts: &[String],
 ) -> Result<VolumeInfo, StoreError> {
-    volume_info_from(r, v, hosts, Bricks::Store)
+    volume_info_from(r, v, hosts, &Store)
 }
 
-fn volume_info_from(
+fn volume_info_from<S: Source>(
     r: &impl StateReader,
     v: &VolumeEntry,
     hosts: &[String],
-    src: Bricks<'_>,
-) -> Result<VolumeInfo, StoreError> {
+    src: &S,
+) -> Result<VolumeInfo<S::Brick>, StoreError> {
     let mut bricks = Vec::new();
     for id in &v.bricks {
-        if let Some(b) = src.get(r, id)? {
+        if let Some(b) = src.brick(r, id)? {
             bricks.push(b);
         }
     }
@@ -396,10 +548,10 @@ fn volume_info_from(
 
 /// Heketi-cli's `topology info` JSON, assembled in one consistent read.
 #[derive(Debug, Serialize)]
-pub struct TopologyCluster {
+pub struct TopologyCluster<B = BrickInfo> {
     pub id: String,
-    pub volumes: Vec<VolumeInfo>,
-    pub nodes: Vec<NodeInfo>,
+    pub volumes: Vec<VolumeInfo<B>>,
+    pub nodes: Vec<NodeInfo<B>>,
     pub block: bool,
     pub file: bool,
 }
@@ -446,34 +598,26 @@ pub fn topology(r: &impl StateReader) -> Result<Topology, StoreError> {
 }
 
 /// `GET /topology` at scale, one cluster at a time: the same document as [`topology`]
-/// written whole, `{"clusters":[` then each cluster's JSON (`write` turns a
-/// [`TopologyCluster`] into bytes) handed to `emit` as soon as it is built, then `]}`. Every
-/// brick and every volume is read in one sequential pass each (point reads of 100,000
-/// volumes and 600,000 brick lookups cost tens of seconds once the store outgrows its block
-/// cache); what is held meanwhile is the bricks' and volumes' views, not the document.
-/// `emit` returning false (the client left) stops the walk.
+/// written whole as Go writes JSON (`crate::gojson`), `{"clusters":[` then each cluster's
+/// JSON handed to `emit` as soon as it is written, then `]}`. Every brick and every volume
+/// is read in one sequential pass each (point reads of 100,000 volumes and 600,000 brick
+/// lookups cost tens of seconds once the store outgrows its block cache); what is held
+/// meanwhile is the tables (each brick's JSON, written once and copied under its volume and
+/// its device) and the volumes, not the document. `emit` returning false (the client left)
+/// stops the walk.
 ///
-/// Two threads share the work, all from the one view `r`: the bricks are read beside the
-/// volumes and the other tables, then a helper builds every other cluster while this thread builds the rest
-/// and emits them all in order (a bounded channel keeps the helper at most two clusters
-/// ahead). 100,000 volumes make a 230 MB document; one core took 3-4 s over it.
+/// Two threads share the work, all from the one view `r`: they read the tables and the
+/// volumes pass by pass ([`Tables::read_all`]), then a helper writes every other cluster while this thread
+/// writes the rest and emits them all in order (a bounded channel keeps the helper at most
+/// two clusters ahead). 100,000 volumes make a 230 MB document.
 pub fn topology_chunks<R: StateReader + Sync>(
     r: &R,
-    write: &(dyn Fn(&TopologyCluster) -> Vec<u8> + Sync),
     emit: &mut dyn FnMut(Vec<u8>) -> bool,
 ) -> Result<(), StoreError> {
-    let (bricks, others, volumes) = std::thread::scope(|s| {
-        let bricks = s.spawn(|| Tables::bricks(r));
-        let (others, volumes) = (Tables::others(r), visible_volumes_by_cluster(r));
-        let bricks = bricks.join().unwrap_or_else(|p| std::panic::resume_unwind(p));
-        (bricks, others, volumes)
-    });
-    let tables = Tables {
-        bricks: bricks?,
-        ..others?
-    };
-    let mut volumes = volumes?;
-    let src = Bricks::Table(&tables);
+    let started = std::time::Instant::now();
+    let (tables, mut volumes) = Tables::read_all(r)?;
+    let read = started.elapsed();
+    let src = &tables;
     let (mut mine, mut theirs) = (Vec::new(), Vec::new());
     for (n, id) in state::cluster_ids(r)?.into_iter().enumerate() {
         let vols = volumes.remove(&id).unwrap_or_default();
@@ -488,7 +632,7 @@ pub fn topology_chunks<R: StateReader + Sync>(
         s.spawn(move || {
             for (id, vols) in theirs {
                 // A closed channel: the walk ended (client gone or an error); stop too.
-                if tx.send(cluster_json(r, src, &id, vols, write)).is_err() {
+                if tx.send(cluster_json(r, src, &id, vols)).is_err() {
                     return;
                 }
             }
@@ -498,21 +642,28 @@ pub fn topology_chunks<R: StateReader + Sync>(
         for n in 0..total {
             let built = if n % 2 == 0 {
                 let (id, vols) = mine.next().expect("an even cluster for each even index");
-                cluster_json(r, src, &id, vols, write)
+                cluster_json(r, src, &id, vols)
             } else {
                 rx.recv().expect("the helper sends one result per odd cluster")
             };
             let Some(json) = built? else {
                 continue;
             };
-            let mut chunk = if first { Vec::new() } else { b",".to_vec() };
+            if !first && !emit(b",".to_vec()) {
+                return Ok(());
+            }
             first = false;
-            chunk.extend(json);
-            if !emit(chunk) {
+            if !emit(json) {
                 return Ok(());
             }
         }
         emit(b"]}".to_vec());
+        tracing::debug!(
+            clusters = total,
+            read_ms = read.as_millis() as u64,
+            total_ms = started.elapsed().as_millis() as u64,
+            "topology written"
+        );
         Ok(())
     })
 }
@@ -530,15 +681,14 @@ fn visible_volumes_by_cluster(r: &impl StateReader) -> Result<HashMap<String, Ve
     Ok(volumes)
 }
 
-/// One cluster of the topology as `write` puts it (None: no such cluster). `vols` are its
+/// One cluster of the topology as Go writes it (None: no such cluster). `vols` are its
 /// visible volumes; those it does not list (a volume whose create is pending) are left out,
 /// as `cluster_volume_ids` does.
 fn cluster_json(
     r: &impl StateReader,
-    src: Bricks<'_>,
+    src: &Tables,
     id: &str,
     vols: Vec<VolumeEntry>,
-    write: &(dyn Fn(&TopologyCluster) -> Vec<u8> + Sync),
 ) -> Result<Option<Vec<u8>>, StoreError> {
     let Some(c) = state::get_cluster(r, id)? else {
         return Ok(None);
@@ -551,24 +701,30 @@ fn cluster_json(
     }
     let listed: std::collections::BTreeSet<String> = state::cluster_volume_ids(r, id)?.into_iter().collect();
     let mut infos = Vec::new();
-    for v in vols {
+    for v in &vols {
         if listed.contains(&v.id) {
-            infos.push(volume_info_from(r, &v, &hosts, src)?);
+            infos.push(volume_info_from(r, v, &hosts, &src)?);
         }
     }
     let mut nodes = Vec::new();
     for n in &c.nodes {
         if let Some(n) = src.node(r, n)? {
-            nodes.push(node_info_from(r, &n, src)?);
+            nodes.push(node_info_from(r, &n, &src)?);
         }
     }
-    Ok(Some(write(&TopologyCluster {
-        id: c.id.clone(),
-        volumes: infos,
-        nodes,
-        block: c.block,
-        file: c.file,
-    })))
+    // About 2.3 KB a volume (its bricks twice): one allocation for most clusters.
+    let mut out = Vec::with_capacity(4096 + infos.len() * 2560);
+    crate::gojson::write_into(
+        &mut out,
+        &TopologyCluster {
+            id: c.id.clone(),
+            volumes: infos,
+            nodes,
+            block: c.block,
+            file: c.file,
+        },
+    );
+    Ok(Some(out))
 }
 
 /// Tags of a node overlaid with its device's (device wins), for placement.
@@ -639,5 +795,87 @@ pub fn block_volume_info(b: &crate::state::model::BlockVolumeEntry) -> BlockVolu
         cluster: b.cluster.clone(),
         blockhostingvolume: b.bhv.clone(),
         usablesize: b.usable(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn brick(path: &str) -> BrickEntry {
+        BrickEntry {
+            id: "b".repeat(32),
+            path: path.into(),
+            device: "d".repeat(32),
+            node: "n".repeat(32),
+            volume: "v".repeat(32),
+            size: 1048576,
+            tp_size: 1048576,
+            pool_metadata_size: 8192,
+            subtype: 0,
+            pending: None,
+            lvm_thin_pool: None,
+            lvm_lv: None,
+            pool_shared: false,
+        }
+    }
+
+    /// A brick's JSON written once for `GET /topology` is what the API writes for it, with
+    /// Go's escapes where a field needs them (an imported path may hold `&`).
+    #[test]
+    fn a_brick_s_json_is_the_api_s() {
+        for path in ["/var/lib/heketi/mounts/vg_1/brick_2/brick", "/mnt/a&b/<c>"] {
+            let b = brick(path);
+            let raw = brick_json(&b).unwrap();
+            assert_eq!(raw.get(), crate::gojson::to_string(&brick_info(&b)), "{path}");
+        }
+        assert!(brick_json(&brick("/mnt/a&b"))
+            .unwrap()
+            .get()
+            .contains(r"a\u0026b"));
+    }
+
+    /// Every id is in the one share whose keys hold its key, hex or not.
+    #[test]
+    fn each_brick_key_is_in_its_share() {
+        let hex = [
+            "0123456789abcdef0123456789abcdef",
+            "f0000000000000000000000000000000",
+            "a".repeat(32).leak(),
+        ];
+        for id in [
+            "", "0", "1f", "2", "7", "9z", "a", "bb", "c", "e0", "f", "g", "zz", "~", "\u{e9}t", " ",
+        ]
+        .into_iter()
+        .chain(hex)
+        {
+            let key = keys::brick(id);
+            let k = BrickKey::of(id).share();
+            assert!(
+                key >= share_start(k) && key < share_start(k + 1),
+                "{id:?} in share {k}"
+            );
+        }
+        assert_eq!(share_start(BRICK_SHARES.len()), b"b0");
+    }
+
+    /// Only 32 lowercase hex digits become bits: no two ids share a key.
+    #[test]
+    fn brick_keys_are_one_to_one() {
+        let ids = [
+            "0123456789abcdef0123456789abcdef",
+            "0123456789ABCDEF0123456789ABCDEF",
+            "+123456789abcdef0123456789abcdef",
+            "0123456789abcdef0123456789abcde",
+            "00123456789abcdef0123456789abcdef",
+            "g123456789abcdef0123456789abcdef",
+        ];
+        assert!(matches!(BrickKey::of(ids[0]), BrickKey::Hex(_)));
+        for (i, a) in ids.iter().enumerate() {
+            assert!(matches!(BrickKey::of(a), BrickKey::Other(_)) == (i > 0), "{a}");
+            for b in &ids[i + 1..] {
+                assert_ne!(BrickKey::of(a), BrickKey::of(b), "{a} {b}");
+            }
+        }
     }
 }

@@ -114,8 +114,17 @@ fn op(id: String, kind: OpKind, plan: OpPlan) -> Operation {
     }
 }
 
+/// A 32-hex-digit id, unique per (`i`, `tag`), spread over the keyspace as the random ids
+/// of a real cluster are (a splitmix64 of both leads; `GET /topology` reads the bricks'
+/// keyspace in shares cut by the first hex digit).
 fn hex(i: u64, tag: u8) -> String {
-    format!("{tag:02x}{i:030x}")
+    let mut z = i
+        .wrapping_add(u64::from(tag) << 56)
+        .wrapping_add(0x9e37_79b9_7f4a_7c15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^= z >> 31;
+    format!("{z:016x}{i:014x}{tag:02x}")
 }
 
 /// Applies `cmds` in batches of `batch`, returns commands per second.
@@ -382,7 +391,12 @@ pub async fn topology(volumes: usize, rounds: usize) -> anyhow::Result<TopologyP
     for _ in 0..rounds {
         let t = Instant::now();
         let view = hekate_raft::app::View::new(&store);
-        bytes = hekate::api::operations::topology_document(&view)?.len();
+        // The chunks are dropped as a socket would take them; + 1: the handler's newline.
+        bytes = 1;
+        hekate::views::topology_chunks(&view, &mut |chunk| {
+            bytes += chunk.len();
+            true
+        })?;
         ms.push(t.elapsed().as_secs_f64() * 1e3);
     }
     let build_ms = summarize(&ms);

@@ -315,24 +315,6 @@ fn changes_of(op: &Operation) -> Vec<Change> {
 /// How long `GET /topology` waits for its client to take the next cluster's chunk.
 const TOPOLOGY_SEND_BOUND: std::time::Duration = std::time::Duration::from_secs(60);
 
-/// One cluster of `GET /topology` as `respond::json` writes JSON (Go's escaping).
-fn topology_cluster_json(c: &views::TopologyCluster) -> Vec<u8> {
-    super::respond::go_json(c).into_bytes()
-}
-
-/// `GET /topology`'s whole body (the document and a newline), as the handler streams it.
-pub fn topology_document(
-    r: &(impl hekate_raft::StateReader + Sync),
-) -> Result<Vec<u8>, hekate_raft::StoreError> {
-    let mut out = Vec::new();
-    views::topology_chunks(r, &topology_cluster_json, &mut |chunk| {
-        out.extend(chunk);
-        true
-    })?;
-    out.push(b'\n');
-    Ok(out)
-}
-
 /// Streamed one cluster at a time (`views::topology_chunks`), built on a blocking thread from
 /// one consistent view: at 100,000 volumes the document is 230 MB, and building it whole
 /// held it several times over in memory before the first byte left. A store error before
@@ -346,7 +328,7 @@ pub async fn topology(State(st): State<AppState>, mode: ReadMode) -> Result<Resp
     tokio::task::spawn_blocking(move || {
         let mut first = Some(first_tx);
         let result = st.replica().read(|v| {
-            views::topology_chunks(v, &topology_cluster_json, &mut |chunk| {
+            views::topology_chunks(v, &mut |chunk| {
                 if let Some(f) = first.take() {
                     let _ = f.send(Ok(()));
                 }

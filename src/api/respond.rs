@@ -18,16 +18,9 @@ pub fn text(status: StatusCode, msg: &str) -> Response {
     r
 }
 
-/// Go's encoder escapes `<`, `>` and `&` inside strings; outside strings JSON has none.
+/// Go's encoder escapes `<`, `>` and `&` inside strings (`crate::gojson`).
 pub fn go_json<T: Serialize>(v: &T) -> String {
-    let s = serde_json::to_string(v).unwrap_or_else(|_| "null".into());
-    // One scan; the copies only when there is something to escape.
-    if !s.bytes().any(|b| matches!(b, b'<' | b'>' | b'&')) {
-        return s;
-    }
-    s.replace('<', "\\u003c")
-        .replace('>', "\\u003e")
-        .replace('&', "\\u0026")
+    crate::gojson::to_string(v)
 }
 
 pub fn json<T: Serialize>(status: StatusCode, v: &T) -> Response {
