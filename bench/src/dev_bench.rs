@@ -131,15 +131,7 @@ async fn scale_check(dev: &Dev, key: &str) -> anyhow::Result<ScaleCheck> {
         rss_mib.push(rss / (1 << 20) as f64);
     }
     let c = Client::new(vec![dev.servers[0].clone()], "admin", key);
-    let mut ms = Vec::new();
-    let mut bytes = 0;
-    for _ in 0..5 {
-        let t = Instant::now();
-        let r = c.call(reqwest::Method::GET, "/topology", None).await?;
-        anyhow::ensure!(r.status == 200, "GET /topology: {}", r.status);
-        ms.push(t.elapsed().as_secs_f64() * 1e3);
-        bytes = r.body.len();
-    }
+    let (topology, bytes) = timed_topology(&dev.servers[0], key, 5).await?;
     // A follower restarted; then a new, empty replica added (caught up by snapshot).
     let status = c.call(reqwest::Method::GET, "/raft/status", None).await?.json()?;
     let leader = status["leader"].as_u64().context("no leader in /raft/status")? as usize;
@@ -181,7 +173,7 @@ async fn scale_check(dev: &Dev, key: &str) -> anyhow::Result<ScaleCheck> {
         (Some(restart_ms), Some(joined_ms), snap);
     Ok(ScaleCheck {
         rss_mib,
-        topology: summarize(&ms),
+        topology,
         topology_bytes: bytes,
         restart_to_ready_ms,
         new_replica_ready_ms,
@@ -316,4 +308,29 @@ async fn drive(args: &DevCreatesArgs, dev: &Dev, key: &str) -> anyhow::Result<De
         at_prefill,
         refused_and_retried: crate::volume_bench::REFUSED.load(std::sync::atomic::Ordering::Relaxed),
     })
+}
+
+/// `GET /topology` through `server` as admin, `rounds` times: from the request to the last
+/// byte, each byte counted and dropped as `curl -o /dev/null` does (a client building one
+/// 230 MB string would time itself). The times and the body's size.
+pub async fn timed_topology(server: &str, key: &str, rounds: usize) -> anyhow::Result<(Summary, usize)> {
+    let http = reqwest::Client::new();
+    let mut ms = Vec::new();
+    let mut bytes = 0;
+    for _ in 0..rounds {
+        let token = hekate::auth::sign("admin", key, "GET", "/topology", hekate::auth::now_unix(), 300);
+        let t = Instant::now();
+        let mut r = http
+            .get(format!("{server}/topology"))
+            .bearer_auth(token)
+            .send()
+            .await?;
+        anyhow::ensure!(r.status() == 200, "GET /topology: {}", r.status());
+        bytes = 0;
+        while let Some(chunk) = r.chunk().await? {
+            bytes += chunk.len();
+        }
+        ms.push(t.elapsed().as_secs_f64() * 1e3);
+    }
+    Ok((summarize(&ms), bytes))
 }

@@ -62,6 +62,16 @@ enum Cmd {
         #[arg(long, default_value_t = 5)]
         rounds: usize,
     },
+    /// `GET /topology` against a running cluster (`hekate dev` prints the server and key),
+    /// timed to the last byte, `--rounds` times.
+    Topology {
+        #[arg(long, env = "HEKETI_CLI_SERVER")]
+        server: String,
+        #[arg(long, env = "HEKETI_CLI_KEY")]
+        key: String,
+        #[arg(long, default_value_t = 5)]
+        rounds: usize,
+    },
     /// Write docs/benchmarks.md and its plots from bench/results/*.json.
     Report {
         #[arg(long, default_value = "bench/results")]
@@ -120,6 +130,11 @@ async fn main() -> anyhow::Result<()> {
             rounds,
         } => serde_json::to_value(micro::topology(n, rounds).await?)?,
         Cmd::Micro { .. } => serde_json::to_value(micro::run().await?)?,
+        Cmd::Topology { server, key, rounds } => {
+            let (times, bytes) = dev_bench::timed_topology(&server, &key, rounds).await?;
+            eprintln!("GET /topology: {bytes} bytes, p50 {:.0} ms", times.p50_ms);
+            serde_json::json!({ "server": server, "bytes": bytes, "topology": times })
+        }
         Cmd::Report { results, docs } => {
             report::run(&results, &docs)?;
             println!("wrote {}/benchmarks.md", docs.display());

@@ -3,7 +3,7 @@
 //! ([`NodeInventory`], gluster's volume lists). Anything an operation in flight is changing
 //! is skipped ("busy"): reconcile never races the runner.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use hekate_raft::{StateReader, StoreError};
 use serde::Serialize;
@@ -246,8 +246,40 @@ fn brick_id_of(name: &str) -> Option<&str> {
     crate::validate::is_uuid(id).then_some(id)
 }
 
+/// The state's devices and bricks by node and volumes by cluster, each list in id order,
+/// grouped once per comparison: filtering the whole state for each node and each cluster
+/// cost O(nodes x bricks), a leader's core for minutes at 100,000 volumes on 336 nodes.
+#[derive(Default)]
+struct ByPlace<'e> {
+    devices: HashMap<&'e str, Vec<&'e DeviceEntry>>,
+    bricks: HashMap<&'e str, Vec<&'e BrickEntry>>,
+    volumes: HashMap<&'e str, Vec<&'e VolumeEntry>>,
+}
+
+impl<'e> ByPlace<'e> {
+    fn of(e: &'e Expected) -> ByPlace<'e> {
+        let mut by = ByPlace::default();
+        for d in e.devices.values() {
+            by.devices.entry(d.node.as_str()).or_default().push(d);
+        }
+        for b in e.bricks.values() {
+            by.bricks.entry(b.node.as_str()).or_default().push(b);
+        }
+        for v in e.volumes.values() {
+            by.volumes.entry(v.cluster.as_str()).or_default().push(v);
+        }
+        by
+    }
+}
+
+/// The list under `key`, or none.
+fn under<'m, T>(map: &'m HashMap<&str, Vec<T>>, key: &str) -> &'m [T] {
+    map.get(key).map(Vec::as_slice).unwrap_or_default()
+}
+
 pub fn compare(e: &Expected, seen: &Observed) -> Vec<Finding> {
     let mut out = Vec::new();
+    let by = ByPlace::of(e);
     for n in e.nodes.values() {
         let host = n.manage_host().to_string();
         match seen.nodes.get(&n.id) {
@@ -259,11 +291,11 @@ pub fn compare(e: &Expected, seen: &Observed) -> Vec<Finding> {
                 detail: msg.clone(),
                 repair: None,
             }),
-            Some(Ok(inv)) => compare_node(e, n, inv, &mut out),
+            Some(Ok(inv)) => compare_node(e, n, &by, inv, &mut out),
         }
     }
     for c in e.clusters.values() {
-        compare_volumes(e, c, seen, &mut out);
+        compare_volumes(e, c, under(&by.volumes, &c.id), seen, &mut out);
         compare_peers(e, c, seen, &mut out);
     }
     block::compare_blocks(e, seen, &mut out);
@@ -274,17 +306,17 @@ pub fn compare(e: &Expected, seen: &Observed) -> Vec<Finding> {
 
 /// One node: its VGs against the state's devices, LVs, pools, mounts and fstab lines
 /// against the state's bricks (orphans, foreign objects, missing pieces).
-fn compare_node(e: &Expected, n: &NodeEntry, inv: &NodeInventory, out: &mut Vec<Finding>) {
+fn compare_node(e: &Expected, n: &NodeEntry, by: &ByPlace<'_>, inv: &NodeInventory, out: &mut Vec<Finding>) {
     let host = n.manage_host().to_string();
-    let devices: Vec<&DeviceEntry> = e.devices.values().filter(|d| d.node == n.id).collect();
-    let bricks: Vec<&BrickEntry> = e.bricks.values().filter(|b| b.node == n.id).collect();
-    let want = Wanted::of(&bricks);
-    compare_vgs(e, &host, &devices, inv, out);
+    let devices = under(&by.devices, &n.id);
+    let bricks = under(&by.bricks, &n.id);
+    let want = Wanted::of(bricks);
+    compare_vgs(e, &host, devices, inv, out);
     let mut found = Unexplained::default();
-    scan_lvs(e, n, &devices, &want, inv, &mut found, out);
+    scan_lvs(e, n, devices, &want, inv, &mut found, out);
     scan_mounts(e, &want, inv, &mut found);
     found.report(&host, out);
-    missing_bricks(e, &host, &bricks, inv, out);
+    missing_bricks(e, &host, bricks, inv, out);
 }
 
 /// What a node's VGs and mount root should hold, from the state's bricks on it.
@@ -561,7 +593,13 @@ pub fn on_hosts(v: &GlusterVolume, hosts: &BTreeSet<String>) -> bool {
 
 /// One cluster's Gluster volumes against the state's: orphans, foreign volumes, bricks that
 /// differ, and volumes Gluster does not have.
-fn compare_volumes(e: &Expected, c: &ClusterEntry, seen: &Observed, out: &mut Vec<Finding>) {
+fn compare_volumes(
+    e: &Expected,
+    c: &ClusterEntry,
+    vols: &[&VolumeEntry],
+    seen: &Observed,
+    out: &mut Vec<Finding>,
+) {
     let Some(Ok(gluster)) = seen.volumes.get(&c.id) else {
         return;
     };
@@ -573,12 +611,7 @@ fn compare_volumes(e: &Expected, c: &ClusterEntry, seen: &Observed, out: &mut Ve
         .filter_map(|n| e.nodes.get(n))
         .find(|n| matches!(seen.nodes.get(&n.id), Some(Ok(_))))
         .map(|n| n.manage_host().to_string());
-    let state_vols: BTreeMap<&str, &VolumeEntry> = e
-        .volumes
-        .values()
-        .filter(|v| v.cluster == c.id)
-        .map(|v| (v.name.as_str(), v))
-        .collect();
+    let state_vols: BTreeMap<&str, &VolumeEntry> = vols.iter().map(|v| (v.name.as_str(), *v)).collect();
     for (name, gv) in gluster {
         if !on_hosts(gv, &hosts) || e.busy.volumes.contains(name) {
             continue;
