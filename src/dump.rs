@@ -385,17 +385,10 @@ fn device_dump(d: &DeviceEntry, bricks: Vec<String>) -> DeviceDump {
 
 /// Go's `json.MarshalIndent(v, "", "    ")` plus newline.
 pub fn to_go_json(d: &Dump) -> String {
-    let mut out = Vec::new();
-    let fmt = serde_json::ser::PrettyFormatter::with_indent(b"    ");
-    let mut ser = serde_json::Serializer::with_formatter(&mut out, fmt);
-    if d.serialize(&mut ser).is_err() {
-        return "{}\n".into();
+    match crate::gojson::to_string_pretty(d) {
+        Some(s) => format!("{s}\n"),
+        None => "{}\n".into(),
     }
-    let s = String::from_utf8_lossy(&out)
-        .replace('<', "\\u003c")
-        .replace('>', "\\u003e")
-        .replace('&', "\\u0026");
-    format!("{s}\n")
 }
 
 fn volume_from(id: &str, v: &VolumeDump) -> Result<VolumeEntry, String> {

@@ -14,21 +14,26 @@ struct GoFormatter;
 
 impl Formatter for GoFormatter {
     fn write_string_fragment<W: ?Sized + io::Write>(&mut self, w: &mut W, fragment: &str) -> io::Result<()> {
-        let bytes = fragment.as_bytes();
-        let mut start = 0;
-        for (i, b) in bytes.iter().enumerate() {
-            let escape: &[u8] = match b {
-                b'<' => b"\\u003c",
-                b'>' => b"\\u003e",
-                b'&' => b"\\u0026",
-                _ => continue,
-            };
-            w.write_all(&bytes[start..i])?;
-            w.write_all(escape)?;
-            start = i + 1;
-        }
-        w.write_all(&bytes[start..])
+        write_escaped(w, fragment)
     }
+}
+
+/// Writes `text` with Go's three extra escapes.
+fn write_escaped<W: ?Sized + io::Write>(w: &mut W, text: &str) -> io::Result<()> {
+    let bytes = text.as_bytes();
+    let mut start = 0;
+    for (i, b) in bytes.iter().enumerate() {
+        let escape: &[u8] = match b {
+            b'<' => b"\\u003c",
+            b'>' => b"\\u003e",
+            b'&' => b"\\u0026",
+            _ => continue,
+        };
+        w.write_all(&bytes[start..i])?;
+        w.write_all(escape)?;
+        start = i + 1;
+    }
+    w.write_all(&bytes[start..])
 }
 
 /// Appends `v` to `out`. Our shapes have string keys only, so serialization cannot fail;
@@ -48,6 +53,23 @@ pub fn to_string<T: Serialize + ?Sized>(v: &T) -> String {
     write_into(&mut out, v);
     // serde_json writes UTF-8 and the escapes are ASCII.
     String::from_utf8(out).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())
+}
+
+/// `v` as Go's `json.MarshalIndent(v, "", "    ")` writes it. serde_json's pretty output,
+/// then Go's escapes over the whole text: outside strings JSON has no `<>&`. None if `v`
+/// cannot be serialized (a map with keys that are not strings).
+pub fn to_string_pretty<T: Serialize + ?Sized>(v: &T) -> Option<String> {
+    let mut out = Vec::new();
+    let fmt = serde_json::ser::PrettyFormatter::with_indent(b"    ");
+    v.serialize(&mut serde_json::Serializer::with_formatter(&mut out, fmt))
+        .ok()?;
+    let text = String::from_utf8(out).ok()?;
+    if plain(&text) {
+        return Some(text);
+    }
+    let mut escaped = Vec::with_capacity(text.len() + 64);
+    write_escaped(&mut escaped, &text).ok()?;
+    String::from_utf8(escaped).ok()
 }
 
 /// Whether serde_json alone writes `s` as Go does (nothing for Go's extra escapes).
@@ -73,6 +95,15 @@ mod tests {
         let v = serde_json::json!({"id": "0123abcd", "path": "/var/lib/heketi/mounts/vg_1/brick_2/brick", "size": 7});
         assert_eq!(to_string(&v), serde_json::to_string(&v).unwrap());
         assert!(plain("/var/lib/heketi/mounts") && !plain("a&b") && !plain(">"));
+    }
+
+    #[test]
+    fn pretty_output_is_indented_by_four_and_escaped() {
+        let v = serde_json::json!({"a": ["<b>"]});
+        assert_eq!(
+            to_string_pretty(&v).unwrap(),
+            "{\n    \"a\": [\n        \"\\u003cb\\u003e\"\n    ]\n}"
+        );
     }
 
     #[test]

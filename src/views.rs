@@ -254,8 +254,8 @@ enum BrickKey {
 impl BrickKey {
     fn of(id: &str) -> BrickKey {
         let hex = id.len() == 32 && id.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'));
-        match u128::from_str_radix(id, 16) {
-            Ok(bits) if hex => BrickKey::Hex(bits),
+        match hex.then(|| u128::from_str_radix(id, 16)) {
+            Some(Ok(bits)) => BrickKey::Hex(bits),
             _ => BrickKey::Other(id.into()),
         }
     }
@@ -281,11 +281,7 @@ fn share_start(k: usize) -> Vec<u8> {
     match k {
         0 => keys::BRICK_PREFIX.to_vec(),
         k if k < BRICK_SHARES.len() => [keys::BRICK_PREFIX, &[BRICK_SHARES[k]]].concat(),
-        _ => {
-            let mut past = keys::BRICK_PREFIX.to_vec();
-            *past.last_mut().expect("a prefix") += 1;
-            past
-        }
+        _ => hekate_raft::app::prefix_end(keys::BRICK_PREFIX).expect("the prefix ends"),
     }
 }
 
@@ -381,9 +377,7 @@ impl Tables {
         })?;
         Ok(t)
     }
-}
 
-impl Tables {
     fn brick_of(&self, share: usize, key: &BrickKey) -> Option<&RawValue> {
         self.bricks[share].get(key).map(|b| &**b)
     }

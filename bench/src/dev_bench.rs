@@ -314,7 +314,10 @@ async fn drive(args: &DevCreatesArgs, dev: &Dev, key: &str) -> anyhow::Result<De
 /// byte, each byte counted and dropped as `curl -o /dev/null` does (a client building one
 /// 230 MB string would time itself). The times and the body's size.
 pub async fn timed_topology(server: &str, key: &str, rounds: usize) -> anyhow::Result<(Summary, usize)> {
-    let http = reqwest::Client::new();
+    // A 230 MB body takes seconds; a server that stops sending does not hold the bench.
+    let http = reqwest::Client::builder()
+        .timeout(std::time::Duration::from_secs(120))
+        .build()?;
     let mut ms = Vec::new();
     let mut bytes = 0;
     for _ in 0..rounds {

@@ -86,7 +86,7 @@ pub trait StateReader {
 
 /// The first key after every key that starts with `prefix` (None: no such key, the
 /// prefix is empty or all 0xff).
-fn prefix_end(prefix: &[u8]) -> Option<Vec<u8>> {
+pub fn prefix_end(prefix: &[u8]) -> Option<Vec<u8>> {
     let last = prefix.iter().rposition(|&b| b != 0xff)?;
     let mut end = prefix[..=last].to_vec();
     end[last] += 1;
