@@ -2,7 +2,8 @@
 //! compact output except that `<`, `>` and `&` inside strings become `\u003c`, `\u003e` and
 //! `\u0026`. Escaped while writing, so a document is written once into its buffer: the API's
 //! responses (`api::respond`) and `GET /topology`'s chunks (`views`), 230 MB at 100,000
-//! volumes, where writing then scanning and copying cost a tenth of the build.
+//! volumes, where writing then scanning and copying cost a tenth of the build. The dump's
+//! indented form (`to_string_pretty`) uses the same escapes.
 
 use std::io;
 
