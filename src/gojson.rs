@@ -19,16 +19,16 @@ impl Formatter for GoFormatter {
     }
 }
 
-/// Writes `text` with Go's three extra escapes.
+/// Writes `text` with Go's three extra escapes (found with `memchr`: every string of a
+/// 230 MB `GET /topology` passes here).
 fn write_escaped<W: ?Sized + io::Write>(w: &mut W, text: &str) -> io::Result<()> {
     let bytes = text.as_bytes();
     let mut start = 0;
-    for (i, b) in bytes.iter().enumerate() {
-        let escape: &[u8] = match b {
+    for i in memchr::memchr3_iter(b'<', b'>', b'&', bytes) {
+        let escape: &[u8] = match bytes[i] {
             b'<' => b"\\u003c",
             b'>' => b"\\u003e",
-            b'&' => b"\\u0026",
-            _ => continue,
+            _ => b"\\u0026",
         };
         w.write_all(&bytes[start..i])?;
         w.write_all(escape)?;
@@ -75,7 +75,7 @@ pub fn to_string_pretty<T: Serialize + ?Sized>(v: &T) -> Option<String> {
 
 /// Whether serde_json alone writes `s` as Go does (nothing for Go's extra escapes).
 pub fn plain(s: &str) -> bool {
-    !s.bytes().any(|b| matches!(b, b'<' | b'>' | b'&'))
+    memchr::memchr3(b'<', b'>', b'&', s.as_bytes()).is_none()
 }
 
 #[cfg(test)]

@@ -3,12 +3,11 @@
 //! because two doors speak them: the handlers and the dump (`crate::dump`), whose entries
 //! wrap these shapes.
 
-use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap};
 
 use hekate_raft::{StateReader, StoreError};
+use rustc_hash::FxHashMap;
 use serde::Serialize;
-use serde_json::value::RawValue;
 
 use crate::state::model::{BrickEntry, DeviceEntry, NodeEntry, Tags, VolumeEntry};
 use crate::state::{self, keys};
@@ -173,246 +172,17 @@ pub fn brick_info(b: &BrickEntry) -> BrickInfo {
     }
 }
 
-/// The JSON of one brick as Go writes it, held to be written twice (under its volume and
-/// under its device) by `GET /topology`. serde_json alone writes what Go does unless a field
-/// holds one of Go's extra escapes (`<>&`, never in ids and generated paths).
-fn brick_json(b: &BrickEntry) -> Result<Box<RawValue>, StoreError> {
-    let info = BrickInfo {
-        id: b.id.as_str(),
-        path: &b.path,
-        device: &b.device,
-        node: &b.node,
-        volume: &b.volume,
-        size: b.size,
-    };
-    let raw = if [info.id, info.path, info.device, info.node, info.volume]
-        .into_iter()
-        .all(crate::gojson::plain)
-    {
-        serde_json::value::to_raw_value(&info)
-    } else {
-        RawValue::from_string(crate::gojson::to_string(&info))
-    };
-    raw.map_err(|e| StoreError::Invalid(format!("brick {}: {e}", b.id)))
-}
-
-/// Where a view finds its records: [`Store`] (point reads), or [`Tables`] of every record
-/// read beforehand in one pass per kind (`topology_chunks`: point reads of 300,000 bricks
-/// cost seconds once the store outgrows its block cache).
-trait Source {
-    /// A brick as this source hands it out.
-    type Brick: Serialize;
-    fn brick(&self, r: &impl StateReader, id: &str) -> Result<Option<Self::Brick>, StoreError>;
-    /// A device's bricks, in id order.
-    fn device_bricks(&self, r: &impl StateReader, device: &str) -> Result<Vec<Self::Brick>, StoreError>;
-    fn device(&self, r: &impl StateReader, id: &str) -> Result<Option<Cow<'_, DeviceEntry>>, StoreError>;
-    fn node(&self, r: &impl StateReader, id: &str) -> Result<Option<Cow<'_, NodeEntry>>, StoreError>;
-}
-
-/// Point reads of the state.
-struct Store;
-
-impl Source for Store {
-    type Brick = BrickInfo;
-    fn brick(&self, r: &impl StateReader, id: &str) -> Result<Option<BrickInfo>, StoreError> {
-        Ok(state::get_brick(r, id)?.map(|b| brick_info(&b)))
-    }
-    fn device_bricks(&self, r: &impl StateReader, device: &str) -> Result<Vec<BrickInfo>, StoreError> {
-        let mut bricks = Vec::new();
-        for id in state::device_brick_ids(r, device)? {
-            bricks.extend(self.brick(r, &id)?);
-        }
-        Ok(bricks)
-    }
-    fn device(&self, r: &impl StateReader, id: &str) -> Result<Option<Cow<'_, DeviceEntry>>, StoreError> {
-        Ok(state::get_device(r, id)?.map(Cow::Owned))
-    }
-    fn node(&self, r: &impl StateReader, id: &str) -> Result<Option<Cow<'_, NodeEntry>>, StoreError> {
-        Ok(state::get_node(r, id)?.map(Cow::Owned))
-    }
-}
-
-/// Every brick (its JSON), device's brick list, device and node, each read in one pass.
-#[derive(Default)]
-struct Tables {
-    /// One map per share of the bricks' keyspace ([`BRICK_SHARES`]).
-    bricks: Vec<HashMap<BrickKey, Box<RawValue>>>,
-    device_bricks: HashMap<String, Vec<BrickKey>>,
-    devices: HashMap<String, DeviceEntry>,
-    nodes: HashMap<String, NodeEntry>,
-}
-
-/// A brick id as a table key: the 128 bits of 32 lowercase hex digits (every id Hekate and
-/// Heketi make), held and compared in place; any other id as it is. 600,000 lookups by
-/// the id's text cost `GET /topology` half a second, most of it reaching each key's text.
-#[derive(Debug, PartialEq, Eq, Hash)]
-enum BrickKey {
-    Hex(u128),
-    Other(Box<str>),
-}
-
-impl BrickKey {
-    fn of(id: &str) -> BrickKey {
-        let hex = id.len() == 32 && id.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'));
-        match hex.then(|| u128::from_str_radix(id, 16)) {
-            Some(Ok(bits)) => BrickKey::Hex(bits),
-            _ => BrickKey::Other(id.into()),
-        }
-    }
-
-    /// The share of the bricks' keyspace ([`BRICK_SHARES`]) this id is in.
-    fn share(&self) -> usize {
-        let first = match self {
-            BrickKey::Hex(bits) => b"0123456789abcdef"[(bits >> 124) as usize],
-            BrickKey::Other(id) => id.as_bytes().first().copied().unwrap_or(0),
-        };
-        BRICK_SHARES[1..].iter().take_while(|&&cut| cut <= first).count()
-    }
-}
-
-/// Where the bricks' keyspace is cut so that two threads share its reading: share `k` holds
-/// the ids whose first byte is from `BRICK_SHARES[k]` (the first share: any byte) to the
-/// next cut. Ids are hex; another id is still in exactly one share.
-const BRICK_SHARES: [u8; 8] = *b"02468ace";
-
-/// The first key of share `k` of the bricks' keyspace (the first: the prefix itself), or
-/// with `k` past the last share, the first key past the prefix (`b/` ends before `b0`).
-fn share_start(k: usize) -> Vec<u8> {
-    match k {
-        0 => keys::BRICK_PREFIX.to_vec(),
-        k if k < BRICK_SHARES.len() => [keys::BRICK_PREFIX, &[BRICK_SHARES[k]]].concat(),
-        _ => hekate_raft::app::prefix_end(keys::BRICK_PREFIX).expect("the prefix ends"),
-    }
-}
-
-/// One pass of `GET /topology`'s reading, done by whichever thread is free.
-enum Part {
-    Volumes(HashMap<String, Vec<VolumeEntry>>),
-    Others(Tables),
-    Bricks(usize, HashMap<BrickKey, Box<RawValue>>),
-}
-
-impl Tables {
-    /// Every pass, on this thread and a helper, each taking the next pass when free (the
-    /// volumes and the small tables first, then the shares of the bricks, the largest
-    /// table: three per volume, each brick's JSON written once here).
-    fn read_all<R: StateReader + Sync>(
-        r: &R,
-    ) -> Result<(Tables, HashMap<String, Vec<VolumeEntry>>), StoreError> {
-        let next = std::sync::atomic::AtomicUsize::new(0);
-        let jobs = 2 + BRICK_SHARES.len();
-        let work = || -> Result<Vec<Part>, StoreError> {
-            let mut parts = Vec::new();
-            loop {
-                let job = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                parts.push(match job {
-                    0 => Part::Volumes(visible_volumes_by_cluster(r)?),
-                    1 => Part::Others(Tables::others(r)?),
-                    j if j < jobs => Part::Bricks(j - 2, Tables::bricks(r, j - 2)?),
-                    _ => return Ok(parts),
-                });
-            }
-        };
-        let (mine, theirs) = std::thread::scope(|s| {
-            let helper = s.spawn(work);
-            let mine = work();
-            (
-                mine,
-                helper.join().unwrap_or_else(|p| std::panic::resume_unwind(p)),
-            )
-        });
-        let mut tables = Tables::default();
-        let mut volumes = HashMap::new();
-        let mut bricks: Vec<_> = BRICK_SHARES.iter().map(|_| HashMap::new()).collect();
-        for part in mine?.into_iter().chain(theirs?) {
-            match part {
-                Part::Volumes(v) => volumes = v,
-                Part::Others(t) => tables = t,
-                Part::Bricks(k, b) => bricks[k] = b,
-            }
-        }
-        tables.bricks = bricks;
-        Ok((tables, volumes))
-    }
-
-    /// The JSON of every brick in share `k` of the keyspace.
-    fn bricks(r: &impl StateReader, k: usize) -> Result<HashMap<BrickKey, Box<RawValue>>, StoreError> {
-        let (from, to) = (share_start(k), share_start(k + 1));
-        let mut bricks = HashMap::new();
-        r.visit_range(&from, &to, &mut |_, v| {
-            let b: BrickEntry = crate::state::record::decode(v)?;
-            bricks.insert(BrickKey::of(&b.id), brick_json(&b)?);
-            Ok(())
-        })?;
-        Ok(bricks)
-    }
-
-    /// The device indexes, devices and nodes (no bricks).
-    fn others(r: &impl StateReader) -> Result<Tables, StoreError> {
-        let mut t = Tables::default();
-        // `db/<device>/<brick>`, in key order: each device's list in brick id order, the
-        // devices one after the other.
-        let mut lists: Vec<(String, Vec<BrickKey>)> = Vec::new();
-        r.visit_prefix(b"db/", &mut |k, _| {
-            let rest = String::from_utf8_lossy(&k[3..]);
-            if let Some((device, brick)) = rest.split_once('/') {
-                let brick = BrickKey::of(brick);
-                match lists.last_mut() {
-                    Some((d, list)) if d == device => list.push(brick),
-                    _ => lists.push((device.to_string(), vec![brick])),
-                }
-            }
-            Ok(())
-        })?;
-        t.device_bricks = lists.into_iter().collect();
-        r.visit_prefix(keys::DEVICE_PREFIX, &mut |_, v| {
-            let d: DeviceEntry = crate::state::record::decode(v)?;
-            t.devices.insert(d.id.clone(), d);
-            Ok(())
-        })?;
-        r.visit_prefix(keys::NODE_PREFIX, &mut |_, v| {
-            let n: NodeEntry = crate::state::record::decode(v)?;
-            t.nodes.insert(n.id.clone(), n);
-            Ok(())
-        })?;
-        Ok(t)
-    }
-
-    fn brick_of(&self, share: usize, key: &BrickKey) -> Option<&RawValue> {
-        self.bricks[share].get(key).map(|b| &**b)
-    }
-}
-
-impl<'a> Source for &'a Tables {
-    type Brick = &'a RawValue;
-    fn brick(&self, _: &impl StateReader, id: &str) -> Result<Option<&'a RawValue>, StoreError> {
-        let key = BrickKey::of(id);
-        Ok(self.brick_of(key.share(), &key))
-    }
-    fn device_bricks(&self, _: &impl StateReader, device: &str) -> Result<Vec<&'a RawValue>, StoreError> {
-        let t: &'a Tables = self;
-        let keys = t.device_bricks.get(device).map(Vec::as_slice).unwrap_or_default();
-        Ok(keys.iter().filter_map(|k| t.brick_of(k.share(), k)).collect())
-    }
-    fn device(&self, _: &impl StateReader, id: &str) -> Result<Option<Cow<'_, DeviceEntry>>, StoreError> {
-        Ok(self.devices.get(id).map(Cow::Borrowed))
-    }
-    fn node(&self, _: &impl StateReader, id: &str) -> Result<Option<Cow<'_, NodeEntry>>, StoreError> {
-        Ok(self.nodes.get(id).map(Cow::Borrowed))
-    }
-}
-
 pub fn device_info(r: &impl StateReader, d: &DeviceEntry) -> Result<DeviceInfo, StoreError> {
-    device_info_from(r, d, &Store)
+    let mut bricks = Vec::new();
+    for id in state::device_brick_ids(r, &d.id)? {
+        bricks.extend(state::get_brick(r, &id)?.map(|b| brick_info(&b)));
+    }
+    Ok(device_shape(d, bricks))
 }
 
-fn device_info_from<S: Source>(
-    r: &impl StateReader,
-    d: &DeviceEntry,
-    src: &S,
-) -> Result<DeviceInfo<S::Brick>, StoreError> {
-    let bricks = src.device_bricks(r, &d.id)?;
-    Ok(DeviceInfo {
+/// A device's shape around `bricks`.
+fn device_shape<B>(d: &DeviceEntry, bricks: Vec<B>) -> DeviceInfo<B> {
+    DeviceInfo {
         name: d.name.clone(),
         tags: d.tags.clone(),
         storage: Storage {
@@ -425,25 +195,22 @@ fn device_info_from<S: Source>(
         pv_uuid: d.pv_uuid.clone(),
         state: d.state.to_string(),
         bricks,
-    })
+    }
 }
 
 pub fn node_info(r: &impl StateReader, n: &NodeEntry) -> Result<NodeInfo, StoreError> {
-    node_info_from(r, n, &Store)
-}
-
-fn node_info_from<S: Source>(
-    r: &impl StateReader,
-    n: &NodeEntry,
-    src: &S,
-) -> Result<NodeInfo<S::Brick>, StoreError> {
     let mut devices = Vec::new();
     for id in &n.devices {
-        if let Some(d) = src.device(r, id)? {
-            devices.push(device_info_from(r, &d, src)?);
+        if let Some(d) = state::get_device(r, id)? {
+            devices.push(device_info(r, &d)?);
         }
     }
-    Ok(NodeInfo {
+    Ok(node_shape(n, devices))
+}
+
+/// A node's shape around `devices`.
+fn node_shape<B>(n: &NodeEntry, devices: Vec<DeviceInfo<B>>) -> NodeInfo<B> {
+    NodeInfo {
         zone: n.zone,
         hostnames: Hostnames {
             manage: n.manage.clone(),
@@ -454,7 +221,7 @@ fn node_info_from<S: Source>(
         id: n.id.clone(),
         state: n.state.to_string(),
         devices,
-    })
+    }
 }
 
 /// Storage hostnames of every node of a cluster, in node id order (the mount hosts).
@@ -477,21 +244,20 @@ pub fn volume_info(
     v: &VolumeEntry,
     hosts: &[String],
 ) -> Result<VolumeInfo, StoreError> {
-    volume_info_from(r, v, hosts, &Store)
+    let mut bricks = Vec::new();
+    for id in &v.bricks {
+        bricks.extend(state::get_brick(r, id)?.map(|b| brick_info(&b)));
+    }
+    volume_shape(r, v, hosts, bricks)
 }
 
-fn volume_info_from<S: Source>(
+/// A volume's shape around `bricks` (a block-hosting volume's block volumes are read).
+fn volume_shape<B>(
     r: &impl StateReader,
     v: &VolumeEntry,
     hosts: &[String],
-    src: &S,
-) -> Result<VolumeInfo<S::Brick>, StoreError> {
-    let mut bricks = Vec::new();
-    for id in &v.bricks {
-        if let Some(b) = src.brick(r, id)? {
-            bricks.push(b);
-        }
-    }
+    bricks: Vec<B>,
+) -> Result<VolumeInfo<B>, StoreError> {
     let d = &v.durability;
     Ok(VolumeInfo {
         size: v.size,
@@ -540,7 +306,9 @@ fn volume_info_from<S: Source>(
     })
 }
 
-/// Heketi-cli's `topology info` JSON, assembled in one consistent read.
+/// Heketi-cli's `topology info` JSON, assembled in one consistent read. `GET /topology`
+/// writes the same fields in this order by hand (`cluster_json`); the byte-for-byte test
+/// against [`topology`] holds the two together.
 #[derive(Debug, Serialize)]
 pub struct TopologyCluster<B = BrickInfo> {
     pub id: String,
@@ -592,30 +360,28 @@ pub fn topology(r: &impl StateReader) -> Result<Topology, StoreError> {
 }
 
 /// `GET /topology` at scale, one cluster at a time: the same document as [`topology`]
-/// written whole as Go writes JSON (`crate::gojson`), `{"clusters":[` then each cluster's
-/// JSON handed to `emit` as soon as it is written, then `]}`. Every brick and every volume
-/// is read in one sequential pass each (point reads of 100,000 volumes and 600,000 brick
-/// lookups cost tens of seconds once the store outgrows its block cache); what is held
-/// meanwhile is the tables (each brick's JSON, written once and copied under its volume and
-/// its device) and the volumes, not the document. `emit` returning false (the client left)
-/// stops the walk.
+/// written as Go writes JSON (`crate::gojson`), `{"clusters":[` then each cluster's JSON
+/// handed to `emit` as soon as it is written, then `]}`. `emit` returning false (the client
+/// left) stops the walk. 100,000 volumes make a 230 MB document.
 ///
-/// Two threads share the work, all from the one view `r`: they read the tables and the
-/// volumes pass by pass ([`Tables::read_all`]), then a helper writes every other cluster while this thread
-/// writes the rest and emits them all in order (a bounded channel keeps the helper at most
-/// two clusters ahead). 100,000 volumes make a 230 MB document.
+/// Point reads of 100,000 volumes and 600,000 brick lookups cost tens of seconds once the
+/// store outgrows its block cache, so every record is read in one sequential pass per kind
+/// instead ([`Tables::read_all`]), on two threads. What is held meanwhile is JSON, not
+/// records: each brick's written once, each volume's up to its bricks, both copied into the
+/// document as bytes ([`write_open`]). Then a helper writes every other cluster while this
+/// thread writes the rest and emits them all in order (a bounded channel keeps the helper at
+/// most two clusters ahead).
 pub fn topology_chunks<R: StateReader + Sync>(
     r: &R,
     emit: &mut dyn FnMut(Vec<u8>) -> bool,
 ) -> Result<(), StoreError> {
     let started = std::time::Instant::now();
-    let (tables, mut volumes) = Tables::read_all(r)?;
+    let (tables, volumes) = Tables::read_all(r)?;
     let read = started.elapsed();
-    let src = &tables;
+    let (src, vols) = (&tables, volumes.as_slice());
     let (mut mine, mut theirs) = (Vec::new(), Vec::new());
     for (n, id) in state::cluster_ids(r)?.into_iter().enumerate() {
-        let vols = volumes.remove(&id).unwrap_or_default();
-        if n % 2 == 0 { &mut mine } else { &mut theirs }.push((id, vols));
+        if n % 2 == 0 { &mut mine } else { &mut theirs }.push(id);
     }
     let total = mine.len() + theirs.len();
     if !emit(b"{\"clusters\":[".to_vec()) {
@@ -624,9 +390,9 @@ pub fn topology_chunks<R: StateReader + Sync>(
     std::thread::scope(|s| {
         let (tx, rx) = std::sync::mpsc::sync_channel(2);
         s.spawn(move || {
-            for (id, vols) in theirs {
+            for id in theirs {
                 // A closed channel: the walk ended (client gone or an error); stop too.
-                if tx.send(cluster_json(r, src, &id, vols)).is_err() {
+                if tx.send(cluster_json(r, src, vols, &id)).is_err() {
                     return;
                 }
             }
@@ -635,8 +401,8 @@ pub fn topology_chunks<R: StateReader + Sync>(
         let mut first = true;
         for n in 0..total {
             let built = if n % 2 == 0 {
-                let (id, vols) = mine.next().expect("an even cluster for each even index");
-                cluster_json(r, src, &id, vols)
+                let id = mine.next().expect("an even cluster for each even index");
+                cluster_json(r, src, vols, &id)
             } else {
                 rx.recv().expect("the helper sends one result per odd cluster")
             };
@@ -662,62 +428,395 @@ pub fn topology_chunks<R: StateReader + Sync>(
     })
 }
 
-/// Visible volumes by cluster, each list in id order (the key order of `v/`).
-fn visible_volumes_by_cluster(r: &impl StateReader) -> Result<HashMap<String, Vec<VolumeEntry>>, StoreError> {
-    let mut volumes: HashMap<String, Vec<VolumeEntry>> = HashMap::new();
-    r.visit_prefix(keys::VOLUME_PREFIX, &mut |_, v| {
-        let v: VolumeEntry = crate::state::record::decode(v)?;
-        if !v.hidden {
-            volumes.entry(v.cluster.clone()).or_default().push(v);
-        }
-        Ok(())
-    })?;
-    Ok(volumes)
+/// Where the keyspaces of bricks and volumes are cut so that two threads share their
+/// reading: share `k` holds the ids whose first byte is from `SHARES[k]` (the first share:
+/// any byte) to the next cut. Ids are hex; another id is still in exactly one share.
+const SHARES: [u8; 8] = *b"02468ace";
+
+/// The first key of share `k` of the keyspace under `prefix` (the first: the prefix
+/// itself), or with `k` past the last share, the first key past the prefix.
+fn share_start(prefix: &[u8], k: usize) -> Vec<u8> {
+    match k {
+        0 => prefix.to_vec(),
+        k if k < SHARES.len() => [prefix, &[SHARES[k]]].concat(),
+        _ => hekate_raft::app::prefix_end(prefix).expect("the prefix ends"),
+    }
 }
 
-/// One cluster of the topology as Go writes it (None: no such cluster). `vols` are its
-/// visible volumes; those it does not list (a volume whose create is pending) are left out,
-/// as `cluster_volume_ids` does.
+/// An id as a table key: the 128 bits of 32 lowercase hex digits (every id Hekate and
+/// Heketi make), held and compared in place; any other id as it is. 600,000 lookups by
+/// the id's text cost `GET /topology` half a second, most of it reaching each key's text.
+#[derive(Debug, PartialEq, Eq, Hash)]
+enum IdKey {
+    Hex(u128),
+    Other(Box<str>),
+}
+
+impl IdKey {
+    fn of(id: &str) -> IdKey {
+        let hex = id.len() == 32 && id.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'));
+        match hex.then(|| u128::from_str_radix(id, 16)) {
+            Some(Ok(bits)) => IdKey::Hex(bits),
+            _ => IdKey::Other(id.into()),
+        }
+    }
+
+    /// The share of its keyspace ([`SHARES`]) this id is in.
+    fn share(&self) -> usize {
+        let first = match self {
+            IdKey::Hex(bits) => b"0123456789abcdef"[(bits >> 124) as usize],
+            IdKey::Other(id) => id.as_bytes().first().copied().unwrap_or(0),
+        };
+        SHARES[1..].iter().take_while(|&&cut| cut <= first).count()
+    }
+}
+
+/// JSON appended in blocks of 1 MiB that never move once written (a growing buffer would
+/// copy itself as it doubles: a tenth of the reading at 100,000 volumes), each piece found
+/// by its [`Span`].
+#[derive(Default)]
+struct Arena {
+    blocks: Vec<Vec<u8>>,
+}
+
+/// Where a piece of an [`Arena`] is.
+#[derive(Clone, Copy)]
+struct Span {
+    block: u32,
+    from: u32,
+    to: u32,
+}
+
+impl Arena {
+    const BLOCK: usize = 1 << 20;
+
+    /// Appends what `write` writes (in one block: a block with less than 16 KiB left is
+    /// left for a new one; a piece larger than what is left grows its block).
+    fn write(
+        &mut self,
+        write: impl FnOnce(&mut Vec<u8>) -> Result<(), StoreError>,
+    ) -> Result<Span, StoreError> {
+        if self
+            .blocks
+            .last()
+            .is_none_or(|b| b.capacity() - b.len() < 16 << 10)
+        {
+            self.blocks.push(Vec::with_capacity(Self::BLOCK));
+        }
+        let block = self.blocks.len() - 1;
+        let out = &mut self.blocks[block];
+        let from = out.len();
+        write(out)?;
+        let offset = |n: usize| {
+            u32::try_from(n)
+                .map_err(|_| StoreError::Invalid("GET /topology: a piece of JSON over 4 GiB".into()))
+        };
+        Ok(Span {
+            block: offset(block)?,
+            from: offset(from)?,
+            to: offset(out.len())?,
+        })
+    }
+
+    fn get(&self, s: Span) -> &[u8] {
+        &self.blocks[s.block as usize][s.from as usize..s.to as usize]
+    }
+}
+
+/// The JSON of every brick in one share of the bricks' keyspace, and where each one's is
+/// (no allocation per brick).
+#[derive(Default)]
+struct BrickShare {
+    json: Arena,
+    at: FxHashMap<IdKey, Span>,
+}
+
+impl BrickShare {
+    fn read(r: &impl StateReader, k: usize) -> Result<BrickShare, StoreError> {
+        let (from, to) = (
+            share_start(keys::BRICK_PREFIX, k),
+            share_start(keys::BRICK_PREFIX, k + 1),
+        );
+        let mut s = BrickShare::default();
+        r.visit_range(&from, &to, &mut |_, v| {
+            let b: BrickEntry = crate::state::record::decode(v)?;
+            let info = BrickInfo {
+                id: b.id.as_str(),
+                path: &b.path,
+                device: &b.device,
+                node: &b.node,
+                volume: &b.volume,
+                size: b.size,
+            };
+            let span = s.json.write(|out| {
+                crate::gojson::write_into(out, &info);
+                Ok(())
+            })?;
+            s.at.insert(IdKey::of(&b.id), span);
+            Ok(())
+        })?;
+        Ok(s)
+    }
+}
+
+/// The visible volumes of one share of the volumes' keyspace: each one's JSON up to its
+/// bricks (`…,"bricks":[`, [`write_open`]), and by cluster, in id order, their ids, JSON
+/// and bricks' keys.
+#[derive(Default)]
+struct VolumeShare {
+    json: Arena,
+    clusters: HashMap<String, ClusterVolumes>,
+}
+
+/// One cluster's volumes in a [`VolumeShare`], in id order.
+#[derive(Default)]
+struct ClusterVolumes {
+    /// Each volume's id, its JSON, and where its bricks' keys end in `bricks`.
+    volumes: Vec<(Box<str>, Span, usize)>,
+    bricks: Vec<IdKey>,
+}
+
+/// Every visible volume of one share of the volumes' keyspace.
+fn volume_share(r: &impl StateReader, k: usize) -> Result<VolumeShare, StoreError> {
+    let (from, to) = (
+        share_start(keys::VOLUME_PREFIX, k),
+        share_start(keys::VOLUME_PREFIX, k + 1),
+    );
+    let mut hosts: HashMap<String, Vec<String>> = HashMap::new();
+    let mut share = VolumeShare::default();
+    r.visit_range(&from, &to, &mut |_, v| {
+        let v: VolumeEntry = crate::state::record::decode(v)?;
+        if v.hidden {
+            return Ok(());
+        }
+        if !hosts.contains_key(&v.cluster) {
+            hosts.insert(v.cluster.clone(), cluster_hosts(r, &v.cluster)?);
+        }
+        let shape = volume_shape::<Spliced>(r, &v, &hosts[&v.cluster], Vec::new())?;
+        let span = share
+            .json
+            .write(|out| write_open(out, &shape, b"\"bricks\":[]}"))?;
+        let cv = share.clusters.entry(v.cluster.clone()).or_default();
+        cv.bricks.extend(v.bricks.iter().map(|b| IdKey::of(b)));
+        cv.volumes.push((v.id.into(), span, cv.bricks.len()));
+        Ok(())
+    })?;
+    Ok(share)
+}
+
+/// No item: the element type of an array a shape is written with empty, to be filled by
+/// [`write_open`]'s caller.
+#[derive(Serialize)]
+enum Spliced {}
+
+/// Writes `shape`, whose last field is the empty array `tail` names (`"bricks":[]}`),
+/// without its closing `]}`: the caller writes the array's items, then `]}`.
+fn write_open(out: &mut Vec<u8>, shape: &impl Serialize, tail: &[u8]) -> Result<(), StoreError> {
+    let start = out.len();
+    crate::gojson::write_into(out, shape);
+    if !out[start..].ends_with(tail) {
+        out.truncate(start);
+        return Err(StoreError::Invalid(format!(
+            "GET /topology: a shape does not end with {}",
+            String::from_utf8_lossy(tail)
+        )));
+    }
+    out.truncate(out.len() - 2);
+    Ok(())
+}
+
+/// One pass of `GET /topology`'s reading, done by whichever thread is free.
+enum Part {
+    Others(Tables),
+    Volumes(usize, VolumeShare),
+    Bricks(usize, BrickShare),
+}
+
+/// Every brick (its JSON), device's brick list, device and node, each read in one pass.
+#[derive(Default)]
+struct Tables {
+    /// One per share of the bricks' keyspace ([`SHARES`]).
+    bricks: Vec<BrickShare>,
+    device_bricks: HashMap<String, Vec<IdKey>>,
+    devices: HashMap<String, DeviceEntry>,
+    nodes: HashMap<String, NodeEntry>,
+}
+
+impl Tables {
+    /// Every pass, on this thread and a helper, each taking the next pass when free: the
+    /// device indexes with the devices and nodes, then the shares of the volumes (each
+    /// visible one's JSON up to its bricks), then the shares of the bricks, the largest
+    /// table (three per volume). Returns the tables and the shares of the volumes in
+    /// keyspace order (so in id order).
+    fn read_all<R: StateReader + Sync>(r: &R) -> Result<(Tables, Vec<VolumeShare>), StoreError> {
+        let next = std::sync::atomic::AtomicUsize::new(0);
+        let n = SHARES.len();
+        let work = || -> Result<Vec<Part>, StoreError> {
+            let mut parts = Vec::new();
+            loop {
+                let job = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                let started = std::time::Instant::now();
+                parts.push(match job {
+                    0 => Part::Others(Tables::others(r)?),
+                    j if j <= n => Part::Volumes(j - 1, volume_share(r, j - 1)?),
+                    j if j <= 2 * n => Part::Bricks(j - 1 - n, BrickShare::read(r, j - 1 - n)?),
+                    _ => return Ok(parts),
+                });
+                tracing::trace!(
+                    pass = job,
+                    ms = started.elapsed().as_millis() as u64,
+                    "topology pass read"
+                );
+            }
+        };
+        let (mine, theirs) = std::thread::scope(|s| {
+            let helper = s.spawn(work);
+            let mine = work();
+            (
+                mine,
+                helper.join().unwrap_or_else(|p| std::panic::resume_unwind(p)),
+            )
+        });
+        let mut tables = Tables::default();
+        let mut volumes: Vec<VolumeShare> = (0..n).map(|_| VolumeShare::default()).collect();
+        let mut bricks: Vec<BrickShare> = (0..n).map(|_| BrickShare::default()).collect();
+        for part in mine?.into_iter().chain(theirs?) {
+            match part {
+                Part::Others(t) => tables = t,
+                Part::Volumes(k, v) => volumes[k] = v,
+                Part::Bricks(k, b) => bricks[k] = b,
+            }
+        }
+        tables.bricks = bricks;
+        Ok((tables, volumes))
+    }
+
+    /// The device indexes, devices and nodes (no bricks).
+    fn others(r: &impl StateReader) -> Result<Tables, StoreError> {
+        let mut t = Tables::default();
+        // `db/<device>/<brick>`, in key order: each device's list in brick id order, the
+        // devices one after the other.
+        let mut lists: Vec<(String, Vec<IdKey>)> = Vec::new();
+        r.visit_prefix(b"db/", &mut |k, _| {
+            let rest = String::from_utf8_lossy(&k[3..]);
+            if let Some((device, brick)) = rest.split_once('/') {
+                let brick = IdKey::of(brick);
+                match lists.last_mut() {
+                    Some((d, list)) if d == device => list.push(brick),
+                    _ => lists.push((device.to_string(), vec![brick])),
+                }
+            }
+            Ok(())
+        })?;
+        t.device_bricks = lists.into_iter().collect();
+        r.visit_prefix(keys::DEVICE_PREFIX, &mut |_, v| {
+            let d: DeviceEntry = crate::state::record::decode(v)?;
+            t.devices.insert(d.id.clone(), d);
+            Ok(())
+        })?;
+        r.visit_prefix(keys::NODE_PREFIX, &mut |_, v| {
+            let n: NodeEntry = crate::state::record::decode(v)?;
+            t.nodes.insert(n.id.clone(), n);
+            Ok(())
+        })?;
+        Ok(t)
+    }
+
+    /// Appends the JSON of the bricks `keys` names that exist, comma separated.
+    fn write_bricks(&self, out: &mut Vec<u8>, keys: &[IdKey]) {
+        let mut first = true;
+        for key in keys {
+            let share = &self.bricks[key.share()];
+            if let Some(&span) = share.at.get(key) {
+                if !first {
+                    out.push(b',');
+                }
+                first = false;
+                out.extend_from_slice(share.json.get(span));
+            }
+        }
+    }
+}
+
+/// One cluster of the topology as Go writes it (None: no such cluster), in
+/// [`TopologyCluster`]'s field order. Its visible volumes are in `vols`, the shares of the
+/// volumes in id order; those the cluster does not list (a volume whose create is pending)
+/// are left out, as `cluster_volume_ids` does.
 fn cluster_json(
     r: &impl StateReader,
-    src: &Tables,
+    t: &Tables,
+    vols: &[VolumeShare],
     id: &str,
-    vols: Vec<VolumeEntry>,
 ) -> Result<Option<Vec<u8>>, StoreError> {
     let Some(c) = state::get_cluster(r, id)? else {
         return Ok(None);
     };
-    let mut hosts = Vec::new();
-    for n in &c.nodes {
-        if let Some(n) = src.node(r, n)? {
-            hosts.push(n.storage_host().to_string());
-        }
-    }
-    let listed: std::collections::BTreeSet<String> = state::cluster_volume_ids(r, id)?.into_iter().collect();
-    let mut infos = Vec::new();
-    for v in &vols {
-        if listed.contains(&v.id) {
-            infos.push(volume_info_from(r, v, &hosts, &src)?);
-        }
-    }
-    let mut nodes = Vec::new();
-    for n in &c.nodes {
-        if let Some(n) = src.node(r, n)? {
-            nodes.push(node_info_from(r, &n, &src)?);
-        }
-    }
+    let listed = state::cluster_volume_ids(r, id)?;
+    let mut listed = listed.iter().map(String::as_str).peekable();
+    let parts: Vec<(&Arena, &ClusterVolumes)> = vols
+        .iter()
+        .filter_map(|share| share.clusters.get(id).map(|cv| (&share.json, cv)))
+        .collect();
     // About 2.3 KB a volume (its bricks twice): one allocation for most clusters.
-    let mut out = Vec::with_capacity(4096 + infos.len() * 2560);
-    crate::gojson::write_into(
-        &mut out,
-        &TopologyCluster {
-            id: c.id.clone(),
-            volumes: infos,
-            nodes,
-            block: c.block,
-            file: c.file,
-        },
-    );
+    let volumes: usize = parts.iter().map(|(_, cv)| cv.volumes.len()).sum();
+    let mut out = Vec::with_capacity(4096 + volumes * 2560);
+    out.extend_from_slice(b"{\"id\":");
+    crate::gojson::write_into(&mut out, &c.id);
+    out.extend_from_slice(b",\"volumes\":[");
+    let mut first = true;
+    for (json, cv) in parts {
+        let mut bricks = 0;
+        for (vid, span, bricks_end) in &cv.volumes {
+            // Both in id order.
+            while listed.next_if(|l| *l < &**vid).is_some() {}
+            if listed.next_if(|l| *l == &**vid).is_some() {
+                if !first {
+                    out.push(b',');
+                }
+                first = false;
+                out.extend_from_slice(json.get(*span));
+                t.write_bricks(&mut out, &cv.bricks[bricks..*bricks_end]);
+                out.extend_from_slice(b"]}");
+            }
+            bricks = *bricks_end;
+        }
+    }
+    out.extend_from_slice(b"],\"nodes\":[");
+    let mut first = true;
+    for n in c.nodes.iter().filter_map(|n| t.nodes.get(n)) {
+        if !first {
+            out.push(b',');
+        }
+        first = false;
+        write_open(
+            &mut out,
+            &node_shape::<Spliced>(n, Vec::new()),
+            b"\"devices\":[]}",
+        )?;
+        let mut first = true;
+        for d in n.devices.iter().filter_map(|d| t.devices.get(d)) {
+            if !first {
+                out.push(b',');
+            }
+            first = false;
+            write_open(
+                &mut out,
+                &device_shape::<Spliced>(d, Vec::new()),
+                b"\"bricks\":[]}",
+            )?;
+            t.write_bricks(
+                &mut out,
+                t.device_bricks.get(&d.id).map(Vec::as_slice).unwrap_or_default(),
+            );
+            out.extend_from_slice(b"]}");
+        }
+        out.extend_from_slice(b"]}");
+    }
+    out.extend_from_slice(b"],\"block\":");
+    out.extend_from_slice(if c.block { b"true" } else { b"false" });
+    out.extend_from_slice(b",\"file\":");
+    out.extend_from_slice(if c.file { b"true" } else { b"false" });
+    out.push(b'}');
     Ok(Some(out))
 }
 
@@ -814,19 +913,53 @@ mod tests {
         }
     }
 
-    /// A brick's JSON written once for `GET /topology` is what the API writes for it, with
-    /// Go's escapes where a field needs them (an imported path may hold `&`).
+    /// A shape written open and filled with its items' JSON is what serde writes for the
+    /// whole shape, Go's escapes included (an imported path may hold `&`).
     #[test]
-    fn a_brick_s_json_is_the_api_s() {
-        for path in ["/var/lib/heketi/mounts/vg_1/brick_2/brick", "/mnt/a&b/<c>"] {
-            let b = brick(path);
-            let raw = brick_json(&b).unwrap();
-            assert_eq!(raw.get(), crate::gojson::to_string(&brick_info(&b)), "{path}");
+    fn a_shape_written_open_and_filled_is_the_whole_shape() {
+        let bricks: Vec<BrickInfo> = ["/var/lib/heketi/mounts/vg_1/brick_2/brick", "/mnt/a&b/<c>"]
+            .into_iter()
+            .map(|p| brick_info(&brick(p)))
+            .collect();
+        let d = DeviceEntry {
+            id: "d".repeat(32),
+            name: "/dev/<x>".into(),
+            node: "n".repeat(32),
+            tags: Default::default(),
+            state: "online".into(),
+            total: 7,
+            free: 5,
+            used: 2,
+            extent_size: 4096,
+            pv_uuid: String::new(),
+            paths: Vec::new(),
+            brick_count: 2,
+            pending: None,
+        };
+        for n in 0..=bricks.len() {
+            let whole = crate::gojson::to_string(&device_shape(&d, bricks[..n].to_vec()));
+            let mut out = Vec::new();
+            write_open(
+                &mut out,
+                &device_shape::<Spliced>(&d, Vec::new()),
+                b"\"bricks\":[]}",
+            )
+            .unwrap();
+            let items: Vec<String> = bricks[..n].iter().map(crate::gojson::to_string).collect();
+            out.extend_from_slice(items.join(",").as_bytes());
+            out.extend_from_slice(b"]}");
+            assert_eq!(String::from_utf8(out).unwrap(), whole);
         }
-        assert!(brick_json(&brick("/mnt/a&b"))
-            .unwrap()
-            .get()
-            .contains(r"a\u0026b"));
+        assert!(crate::gojson::to_string(&bricks[1]).contains(r"a\u0026b"));
+        // A shape that does not end with the array named is refused, nothing written.
+        let mut out = b"x".to_vec();
+        assert!(write_open(
+            &mut out,
+            &device_shape::<Spliced>(&d, Vec::new()),
+            b"\"devices\":[]}"
+        )
+        .is_err());
+        assert_eq!(out, b"x");
     }
 
     /// Every id is in the one share whose keys hold its key, hex or not.
@@ -843,19 +976,23 @@ mod tests {
         .into_iter()
         .chain(hex)
         {
-            let key = keys::brick(id);
-            let k = BrickKey::of(id).share();
-            assert!(
-                key >= share_start(k) && key < share_start(k + 1),
-                "{id:?} in share {k}"
-            );
+            let k = IdKey::of(id).share();
+            for (prefix, key) in [
+                (keys::BRICK_PREFIX, keys::brick(id)),
+                (keys::VOLUME_PREFIX, keys::volume(id)),
+            ] {
+                assert!(
+                    key >= share_start(prefix, k) && key < share_start(prefix, k + 1),
+                    "{id:?} in share {k}"
+                );
+            }
         }
-        assert_eq!(share_start(BRICK_SHARES.len()), b"b0");
+        assert_eq!(share_start(keys::BRICK_PREFIX, SHARES.len()), b"b0");
     }
 
     /// Only 32 lowercase hex digits become bits: no two ids share a key.
     #[test]
-    fn brick_keys_are_one_to_one() {
+    fn id_keys_are_one_to_one() {
         let ids = [
             "0123456789abcdef0123456789abcdef",
             "0123456789ABCDEF0123456789ABCDEF",
@@ -864,11 +1001,11 @@ mod tests {
             "00123456789abcdef0123456789abcdef",
             "g123456789abcdef0123456789abcdef",
         ];
-        assert!(matches!(BrickKey::of(ids[0]), BrickKey::Hex(_)));
+        assert!(matches!(IdKey::of(ids[0]), IdKey::Hex(_)));
         for (i, a) in ids.iter().enumerate() {
-            assert!(matches!(BrickKey::of(a), BrickKey::Other(_)) == (i > 0), "{a}");
+            assert!(matches!(IdKey::of(a), IdKey::Other(_)) == (i > 0), "{a}");
             for b in &ids[i + 1..] {
-                assert_ne!(BrickKey::of(a), BrickKey::of(b), "{a} {b}");
+                assert_ne!(IdKey::of(a), IdKey::of(b), "{a} {b}");
             }
         }
     }

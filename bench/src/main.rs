@@ -61,6 +61,10 @@ enum Cmd {
         topology_volumes: Option<usize>,
         #[arg(long, default_value_t = 5)]
         rounds: usize,
+        /// With `--topology-volumes`: fill this directory's store once and reuse it in
+        /// later runs (a profile without the minute of filling each time).
+        #[arg(long)]
+        store: Option<PathBuf>,
     },
     /// `GET /topology` against a running cluster (`hekate dev` prints the server and key),
     /// timed to the last byte, `--rounds` times.
@@ -92,6 +96,12 @@ fn hekate_binary(arg: &Option<PathBuf>) -> anyhow::Result<PathBuf> {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
+    // The library's own log lines (for example `GET /topology`'s phases in `micro`), off
+    // unless RUST_LOG asks for them.
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+        .with_writer(std::io::stderr)
+        .init();
     let json = match cli.cmd {
         Cmd::Raft(a) => serde_json::to_value(raft_bench::run(a).await?)?,
         Cmd::Volumes(a) => serde_json::to_value(volume_bench::run(a).await?)?,
@@ -128,7 +138,8 @@ async fn main() -> anyhow::Result<()> {
         Cmd::Micro {
             topology_volumes: Some(n),
             rounds,
-        } => serde_json::to_value(micro::topology(n, rounds).await?)?,
+            store,
+        } => serde_json::to_value(micro::topology(n, rounds, store).await?)?,
         Cmd::Micro { .. } => serde_json::to_value(micro::run().await?)?,
         Cmd::Topology { server, key, rounds } => {
             let (times, bytes) = dev_bench::timed_topology(&server, &key, rounds).await?;

@@ -364,16 +364,32 @@ fn volume_create(i: u64, cluster: &str, devs: &[(String, String)]) -> (Command, 
     (begin, finish)
 }
 
-pub async fn topology(volumes: usize, rounds: usize) -> anyhow::Result<TopologyPoint> {
+pub async fn topology(
+    volumes: usize,
+    rounds: usize,
+    keep: Option<std::path::PathBuf>,
+) -> anyhow::Result<TopologyPoint> {
     const PER_CLUSTER: usize = 900;
-    let dir = tempfile::tempdir()?;
-    let store = Store::open(dir.path())?;
+    let temp = tempfile::tempdir()?;
+    let dir = keep.clone().unwrap_or_else(|| temp.path().to_path_buf());
+    // A kept store records how many volumes it was filled with once the fill is over.
+    let filled = dir.join("hekate-bench-filled");
+    let reuse = std::fs::read_to_string(&filled)
+        .ok()
+        .and_then(|s| s.trim().parse::<usize>().ok());
+    if let Some(n) = reuse.filter(|&n| n != volumes) {
+        anyhow::bail!("{} holds {n} volumes, not {volumes}", dir.display());
+    }
+    let store = Store::open(&dir)?;
     let mut sm = StateMachine::new(store.clone(), Arc::new(HekateApp));
     let mut next = 0u64;
     let clusters = volumes.div_ceil(PER_CLUSTER).max(1);
     let t = Instant::now();
-    let mut made = 0usize;
+    let mut made = if reuse.is_some() { volumes } else { 0 };
     for k in 0..clusters as u64 {
+        if reuse.is_some() {
+            break;
+        }
         let (cluster, setup, devs) = cluster_setup(k);
         apply_rate(&mut sm, &mut next, setup, 64).await;
         let n = PER_CLUSTER.min(volumes - made);
@@ -385,7 +401,12 @@ pub async fn topology(volumes: usize, rounds: usize) -> anyhow::Result<TopologyP
         made += n;
     }
     let fill_s = t.elapsed().as_secs_f64();
-    eprintln!("{made} volumes in {clusters} clusters applied in {fill_s:.1} s");
+    if reuse.is_none() {
+        eprintln!("{made} volumes in {clusters} clusters applied in {fill_s:.1} s");
+        if keep.is_some() {
+            std::fs::write(&filled, made.to_string())?;
+        }
+    }
     let mut ms = Vec::new();
     let mut bytes = 0;
     for _ in 0..rounds {

@@ -213,10 +213,14 @@ impl StateReader for View<'_> {
 
 impl View<'_> {
     /// Keys from `from` below `to` that start with `prefix`, read in place (a raw iterator:
-    /// no copy of each key and value, which a scan of 300,000 bricks felt).
+    /// no copy of each key and value, which a scan of 300,000 bricks felt). A visit is a bulk
+    /// read (`GET /topology` visits every brick and volume): its blocks bypass the block
+    /// cache, which they would otherwise replace whole, evicting what the writes' point
+    /// reads keep there.
     fn visit(&self, from: &[u8], to: Option<Vec<u8>>, prefix: &[u8], f: Visit<'_>) -> Result<(), StoreError> {
         let mut ro = ReadOptions::default();
         ro.set_snapshot(&self.snap);
+        ro.fill_cache(false);
         if let Some(to) = to {
             ro.set_iterate_upper_bound(to);
         }
