@@ -130,11 +130,11 @@ impl MockExecutor {
             inject,
             verb,
         };
-        let answer = match &self.nodes {
-            Backend::Memory(n) => n.run(&req),
+        match &self.nodes {
+            Backend::Memory(n) => serde_json::from_value(n.run(&req)?)
+                .map_err(|e| fail(format!("mock nodes: bad answer to {name}: {e}"))),
             Backend::Remote(c) => c.run(&req).await,
-        }?;
-        serde_json::from_value(answer).map_err(|e| fail(format!("mock nodes: bad answer to {name}: {e}")))
+        }
     }
 
     /// The command record, oldest first: `<ns> <term> <ok|refused> <verb> <host> [object]`

@@ -784,16 +784,15 @@ fn compare_peers(e: &Expected, c: &ClusterEntry, seen: &Observed, out: &mut Vec<
 
 /// Findings that hold against both views of the state (taken before and after the nodes
 /// were read), each view skipping what was busy in either: a change committed while the
-/// nodes were read is never reported.
-pub fn stable(before: &Expected, after: &Expected, seen: &Observed) -> Vec<Finding> {
-    let mut busy = before.busy.clone();
-    busy.merge(&after.busy);
-    let mut b = before.clone();
-    b.busy = busy.clone();
-    let mut a = after.clone();
-    a.busy = busy;
-    let in_after: BTreeSet<_> = compare(&a, seen).iter().map(Finding::key).collect();
-    let mut out: Vec<Finding> = compare(&b, seen)
+/// nodes were read is never reported. Takes both views: at 100,000 volumes each is hundreds
+/// of MB, and cloning them to set the merged busy set held four copies at once (a leader
+/// at 1.8 GB during the periodic reconcile).
+pub fn stable(mut before: Expected, mut after: Expected, seen: &Observed) -> Vec<Finding> {
+    before.busy.merge(&after.busy);
+    after.busy = before.busy.clone();
+    let in_after: BTreeSet<_> = compare(&after, seen).iter().map(Finding::key).collect();
+    drop(after);
+    let mut out: Vec<Finding> = compare(&before, seen)
         .into_iter()
         .filter(|f| in_after.contains(&f.key()))
         .collect();

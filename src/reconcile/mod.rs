@@ -91,10 +91,11 @@ pub async fn run(
             "leadership lost while reading the nodes".into(),
         ));
     }
-    let findings = compare::stable(&before, &after, &observed);
+    let pending_operations = before.busy.pending_ops.max(after.busy.pending_ops);
+    let findings = compare::stable(before, after, &observed);
     let mut report = Report {
         term: fenced.term(),
-        pending_operations: before.busy.pending_ops.max(after.busy.pending_ops),
+        pending_operations,
         nodes_examined: observed.nodes.values().filter(|r| r.is_ok()).count(),
         findings,
         repairs: Vec::new(),

@@ -817,15 +817,15 @@ fn stable_keeps_only_what_holds_before_and_after_the_read() {
     crate::golden::check(
         &golden_path("stable"),
         &crate::golden::json(&(
-            stable(&before, &after, &seen),
-            stable(&busy_before, &after, &seen),
+            stable(before.clone(), after.clone(), &seen),
+            stable(busy_before.clone(), after.clone(), &seen),
         )),
     );
     assert_eq!(
-        kinds(&stable(&before, &after, &seen)),
+        kinds(&stable(before.clone(), after.clone(), &seen)),
         vec![(Kind::OrphanBrick, brick_id(7))]
     );
-    assert_eq!(stable(&busy_before, &after, &seen), Vec::new());
+    assert_eq!(stable(busy_before, after, &seen), Vec::new());
 }
 
 /// The world's records as a state reader: what `state::ops::holds` reads of an operation's
