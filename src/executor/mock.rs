@@ -105,7 +105,7 @@ impl MockExecutor {
     /// One verb: delayed by its latency, then sent to the nodes with this task's fencing
     /// token and any static injection that matches; there the guard, a runtime [`Fault`]
     /// and the verb's effect follow ([`Nodes::run`]). Decodes the answer as `T`.
-    async fn verb<T: DeserializeOwned>(&self, host: &str, verb: Verb) -> ExecResult<T> {
+    async fn verb<T: DeserializeOwned + Send + 'static>(&self, host: &str, verb: Verb) -> ExecResult<T> {
         let name = verb.name();
         let ms = self
             .cfg

@@ -20,6 +20,8 @@ pub const TOKEN_HEADER: &str = "x-hekate-nodes-token";
 pub const GENERATION_HEADER: &str = "x-hekate-nodes-generation";
 
 pub const PATH_VERB: &str = "/verb";
+/// An answer larger than this is decoded on the blocking pool.
+const LARGE_ANSWER: usize = 1 << 20;
 pub const PATH_STATE: &str = "/state";
 pub const PATH_FAULTS: &str = "/faults";
 pub const PATH_GLUSTERD: &str = "/glusterd";
@@ -142,12 +144,24 @@ impl NodesClient {
     /// decoded as `T` straight from the body: reconcile's whole-pool `volumes` answer is
     /// tens of MB at 100,000 volumes, and held as a `serde_json::Value` on the way it took
     /// a leader to 1.8 GB.
-    pub async fn run<T: DeserializeOwned>(&self, req: &Request) -> ExecResult<T> {
+    pub async fn run<T: DeserializeOwned + Send + 'static>(&self, req: &Request) -> ExecResult<T> {
         let r = self.request(reqwest::Method::POST, PATH_VERB).json(req);
         let resp = self.send(&req.host, r).await?;
         let body = resp.bytes().await.map_err(|e| self.unreachable(&req.host, e))?;
-        serde_json::from_slice::<Result<T, ExecError>>(&body)
-            .map_err(|e| super::model::fail(format!("mock nodes: bad answer to {}: {e}", req.verb.name())))?
+        let name = req.verb.name();
+        let large = body.len() > LARGE_ANSWER;
+        let decode = move || {
+            serde_json::from_slice::<Result<T, ExecError>>(&body)
+                .map_err(|e| super::model::fail(format!("mock nodes: bad answer to {name}: {e}")))?
+        };
+        if !large {
+            return decode();
+        }
+        // A whole pool's volumes: parsed off the runtime's workers, which the leader's
+        // heartbeats need.
+        tokio::task::spawn_blocking(decode)
+            .await
+            .map_err(|e| super::model::fail(format!("mock nodes: answer to {name}: {e}")))?
     }
 
     fn me(&self) -> String {
