@@ -281,6 +281,23 @@ fn write_open(out: &mut Vec<u8>, shape: &impl Serialize, tail: &[u8]) -> Result<
     Ok(())
 }
 
+/// The commas of a JSON array being written: one before every item but the first.
+struct Commas(bool);
+
+impl Commas {
+    fn new() -> Commas {
+        Commas(false)
+    }
+
+    /// Call before writing an item.
+    fn before_item(&mut self, out: &mut Vec<u8>) {
+        if self.0 {
+            out.push(b',');
+        }
+        self.0 = true;
+    }
+}
+
 /// One pass of `GET /topology`'s reading, done by whichever thread is free.
 enum Part {
     Others(Tables),
@@ -380,14 +397,11 @@ impl Tables {
 
     /// Appends the JSON of the bricks `keys` names that exist, comma separated.
     fn write_bricks(&self, out: &mut Vec<u8>, keys: &[IdKey]) {
-        let mut first = true;
+        let mut commas = Commas::new();
         for key in keys {
             let share = &self.bricks[key.share()];
             if let Some(&span) = share.at.get(key) {
-                if !first {
-                    out.push(b',');
-                }
-                first = false;
+                commas.before_item(out);
                 out.extend_from_slice(share.json.get(span));
             }
         }
@@ -395,7 +409,7 @@ impl Tables {
 }
 
 /// One cluster of the topology as Go writes it (None: no such cluster), in
-/// [`TopologyCluster`]'s field order. Its visible volumes are in `vols`, the shares of the
+/// [`super::TopologyCluster`]'s field order. Its visible volumes are in `vols`, the shares of the
 /// volumes in id order; those the cluster does not list (a volume whose create is pending)
 /// are left out, as `cluster_volume_ids` does.
 fn cluster_json(
@@ -419,17 +433,14 @@ fn cluster_json(
     out.extend_from_slice(b"{\"id\":");
     crate::gojson::write_into(&mut out, &c.id);
     out.extend_from_slice(b",\"volumes\":[");
-    let mut first = true;
+    let mut commas = Commas::new();
     for (json, cv) in parts {
         let mut bricks = 0;
         for (vid, span, bricks_end) in &cv.volumes {
             // Both in id order.
             while listed.next_if(|l| *l < &**vid).is_some() {}
             if listed.next_if(|l| *l == &**vid).is_some() {
-                if !first {
-                    out.push(b',');
-                }
-                first = false;
+                commas.before_item(&mut out);
                 out.extend_from_slice(json.get(*span));
                 t.write_bricks(&mut out, &cv.bricks[bricks..*bricks_end]);
                 out.extend_from_slice(b"]}");
@@ -438,23 +449,17 @@ fn cluster_json(
         }
     }
     out.extend_from_slice(b"],\"nodes\":[");
-    let mut first = true;
+    let mut commas = Commas::new();
     for n in c.nodes.iter().filter_map(|n| t.nodes.get(n)) {
-        if !first {
-            out.push(b',');
-        }
-        first = false;
+        commas.before_item(&mut out);
         write_open(
             &mut out,
             &node_shape::<Spliced>(n, Vec::new()),
             b"\"devices\":[]}",
         )?;
-        let mut first = true;
+        let mut commas = Commas::new();
         for d in n.devices.iter().filter_map(|d| t.devices.get(d)) {
-            if !first {
-                out.push(b',');
-            }
-            first = false;
+            commas.before_item(&mut out);
             write_open(
                 &mut out,
                 &device_shape::<Spliced>(d, Vec::new()),
