@@ -19,7 +19,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use rocksdb::{
-    BlockBasedOptions, Cache, ColumnFamily, ColumnFamilyDescriptor, Options, WriteBatch, WriteOptions, DB,
+    BlockBasedOptions, Cache, ColumnFamily, ColumnFamilyDescriptor, DBCompressionType, Options, WriteBatch,
+    WriteOptions, DB,
 };
 
 use crate::error::StoreError;
@@ -83,6 +84,12 @@ impl StoreOptions {
         opts.set_max_log_file_size(MIB);
         opts.set_keep_log_file_num(3);
         opts.set_max_manifest_file_size(8 * MIB);
+        // LZ4 rather than the default Snappy: the same size on disk here (393 vs 388 MB at
+        // 100,000 volumes) and faster to decompress, which every read of a block outside the
+        // cache pays (`GET /topology` at 100,000 volumes: p50 1.11-1.17 s against 1.19-1.34 s
+        // in alternating runs). Files written before keep their Snappy blocks and are read
+        // as they are; compactions rewrite them.
+        opts.set_compression_type(DBCompressionType::Lz4);
         let mut table = BlockBasedOptions::default();
         table.set_block_cache(cache);
         // Index and filter blocks live in the cache too, so table readers are within budget.
