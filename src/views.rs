@@ -308,9 +308,11 @@ fn volume_shape<B>(
     })
 }
 
-/// Heketi-cli's `topology info` JSON, assembled in one consistent read. `GET /topology`
-/// writes the same fields in this order by hand (`cluster_json`); the byte-for-byte test
-/// against [`topology`] holds the two together.
+/// Heketi-cli's `topology info` JSON for one cluster, assembled in one consistent read: the
+/// reference shape. `GET /topology` writes the same fields in this order by hand
+/// (`topology::cluster_json`); the byte-for-byte test against [`topology`] holds the two
+/// together.
+#[cfg(test)]
 #[derive(Debug, Serialize)]
 pub struct TopologyCluster<B = BrickInfo> {
     pub id: String,

@@ -364,6 +364,25 @@ fn volume_create(i: u64, cluster: &str, devs: &[(String, String)]) -> (Command, 
     (begin, finish)
 }
 
+/// Applies `volumes` replica-3 volume creates over clusters of `per_cluster` (each with its
+/// nodes and devices first); how many were made.
+async fn fill(sm: &mut StateMachine<HekateApp>, volumes: usize, per_cluster: usize) -> usize {
+    let mut next = 0u64;
+    let mut made = 0usize;
+    for k in 0..volumes.div_ceil(per_cluster).max(1) as u64 {
+        let (cluster, setup, devs) = cluster_setup(k);
+        apply_rate(sm, &mut next, setup, 64).await;
+        let n = per_cluster.min(volumes - made);
+        let (begins, finishes): (Vec<_>, Vec<_>) = (0..n as u64)
+            .map(|j| volume_create(made as u64 + j, &cluster, &devs))
+            .unzip();
+        apply_rate(sm, &mut next, begins, 64).await;
+        apply_rate(sm, &mut next, finishes, 64).await;
+        made += n;
+    }
+    made
+}
+
 pub async fn topology(
     volumes: usize,
     rounds: usize,
@@ -382,31 +401,23 @@ pub async fn topology(
     }
     let store = Store::open(&dir)?;
     let mut sm = StateMachine::new(store.clone(), Arc::new(HekateApp));
-    let mut next = 0u64;
     let clusters = volumes.div_ceil(PER_CLUSTER).max(1);
     let t = Instant::now();
-    let mut made = if reuse.is_some() { volumes } else { 0 };
-    for k in 0..clusters as u64 {
-        if reuse.is_some() {
-            break;
+    let made = match reuse {
+        Some(n) => n,
+        None => {
+            let made = fill(&mut sm, volumes, PER_CLUSTER).await;
+            eprintln!(
+                "{made} volumes in {clusters} clusters applied in {:.1} s",
+                t.elapsed().as_secs_f64()
+            );
+            if keep.is_some() {
+                std::fs::write(&filled, made.to_string())?;
+            }
+            made
         }
-        let (cluster, setup, devs) = cluster_setup(k);
-        apply_rate(&mut sm, &mut next, setup, 64).await;
-        let n = PER_CLUSTER.min(volumes - made);
-        let (begins, finishes): (Vec<_>, Vec<_>) = (0..n as u64)
-            .map(|j| volume_create(made as u64 + j, &cluster, &devs))
-            .unzip();
-        apply_rate(&mut sm, &mut next, begins, 64).await;
-        apply_rate(&mut sm, &mut next, finishes, 64).await;
-        made += n;
-    }
+    };
     let fill_s = t.elapsed().as_secs_f64();
-    if reuse.is_none() {
-        eprintln!("{made} volumes in {clusters} clusters applied in {fill_s:.1} s");
-        if keep.is_some() {
-            std::fs::write(&filled, made.to_string())?;
-        }
-    }
     let mut ms = Vec::new();
     let mut bytes = 0;
     for _ in 0..rounds {

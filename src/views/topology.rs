@@ -408,10 +408,10 @@ impl Tables {
     }
 }
 
-/// One cluster of the topology as Go writes it (None: no such cluster), in
-/// [`super::TopologyCluster`]'s field order. Its visible volumes are in `vols`, the shares of the
-/// volumes in id order; those the cluster does not list (a volume whose create is pending)
-/// are left out, as `cluster_volume_ids` does.
+/// One cluster of the topology as Go writes it (None: no such cluster), in the field order
+/// of `views::TopologyCluster` (the test-only reference shape). Its visible volumes are in
+/// `vols`, the shares of the volumes in id order; those the cluster does not list (a volume
+/// whose create is pending) are left out, as `cluster_volume_ids` does.
 fn cluster_json(
     r: &impl StateReader,
     t: &Tables,
