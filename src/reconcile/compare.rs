@@ -111,6 +111,9 @@ pub struct Expected {
     pub volumes: BTreeMap<String, VolumeEntry>,
     pub blockvolumes: BTreeMap<String, BlockVolumeEntry>,
     pub busy: Busy,
+    /// Volume ids of the state outside the loaded cluster that its Gluster volumes carry as
+    /// marks (a volume marked with the id of a volume elsewhere is foreign, not an orphan).
+    pub elsewhere: BTreeSet<String>,
 }
 
 /// What operations in flight are changing.
@@ -134,6 +137,8 @@ impl Busy {
 }
 
 impl Expected {
+    /// The whole state: the reference [`Expected::load_cluster`]'s parts are tested against.
+    #[cfg(test)]
     pub fn load(r: &impl StateReader) -> Result<Expected, StoreError> {
         let mut e = Expected {
             clusters: by_id(state::all::<ClusterEntry>(r, keys::CLUSTER_PREFIX)?, |c| &c.id),
@@ -146,14 +151,77 @@ impl Expected {
                 |b| &b.id,
             ),
             busy: Busy::default(),
+            elsewhere: BTreeSet::new(),
         };
-        for id in state::pending_op_ids(r)? {
-            if let Some(op) = state::get_op(r, &id)? {
-                e.mark_busy(r, &op)?;
+        e.mark_all_busy(r)?;
+        Ok(e)
+    }
+
+    /// What reconcile compares for one cluster, so that a comparison holds one cluster's
+    /// volumes and bricks, not the whole state's (hundreds of MB at 100,000 volumes): every
+    /// cluster, node and device (a few thousand small records), and this cluster's volumes
+    /// (hidden ones too, by its name index), the bricks on its nodes' devices (by the
+    /// devices' brick index) and the block volumes of its block-hosting volumes. What every
+    /// pending operation holds is busy, as in the whole state. `marks`: volume ids the
+    /// cluster's Gluster volumes carry; those that are volumes of another cluster go to
+    /// [`Expected::elsewhere`].
+    pub fn load_cluster(
+        r: &impl StateReader,
+        cluster: &str,
+        marks: &BTreeSet<String>,
+    ) -> Result<Expected, StoreError> {
+        let mut e = Expected {
+            clusters: by_id(state::all::<ClusterEntry>(r, keys::CLUSTER_PREFIX)?, |c| &c.id),
+            nodes: by_id(state::all::<NodeEntry>(r, keys::NODE_PREFIX)?, |n| &n.id),
+            devices: by_id(state::all::<DeviceEntry>(r, keys::DEVICE_PREFIX)?, |d| &d.id),
+            ..Expected::default()
+        };
+        let mine = |node: &str| e.nodes.get(node).is_some_and(|n| n.cluster == cluster);
+        let devices: Vec<&str> = e
+            .devices
+            .values()
+            .filter(|d| mine(&d.node))
+            .map(|d| d.id.as_str())
+            .collect();
+        let mut bricks = BTreeMap::new();
+        for d in devices {
+            for id in state::device_brick_ids(r, d)? {
+                if let Some(b) = state::get_brick(r, &id)? {
+                    bricks.insert(id, b);
+                }
             }
         }
-        e.mark_pending_records();
+        e.bricks = bricks;
+        for id in state::cluster_all_volume_ids(r, cluster)? {
+            if let Some(v) = state::get_volume(r, &id)? {
+                if v.block {
+                    for b in state::bhv_block_ids(r, &v.id)? {
+                        if let Some(bv) = state::get_blockvolume(r, &b)? {
+                            e.blockvolumes.insert(b, bv);
+                        }
+                    }
+                }
+                e.volumes.insert(id, v);
+            }
+        }
+        for id in marks {
+            if !e.volumes.contains_key(id) && state::get_volume(r, id)?.is_some() {
+                e.elsewhere.insert(id.clone());
+            }
+        }
+        e.mark_all_busy(r)?;
         Ok(e)
+    }
+
+    /// Marks busy what every pending operation holds, and the records one holds.
+    fn mark_all_busy(&mut self, r: &impl StateReader) -> Result<(), StoreError> {
+        for id in state::pending_op_ids(r)? {
+            if let Some(op) = state::get_op(r, &id)? {
+                self.mark_busy(r, &op)?;
+            }
+        }
+        self.mark_pending_records();
+        Ok(())
     }
 
     /// Marks busy the records an operation holds (`pending` set) and hidden volumes.
@@ -661,20 +729,27 @@ fn unknown_volume(
     let on_our_bricks = gv.bricks.iter().any(|b| b.contains(BRICK_ROOT));
     let owner = crate::executor::OWNER_OPTION;
     Some(match gv.mark.as_deref() {
-        Some(id) if crate::validate::is_uuid(id) && on_our_bricks && !e.volumes.contains_key(id) => Finding {
-            kind: Kind::OrphanVolume,
-            place: c.id.clone(),
-            object: name.to_string(),
-            detail: format!(
-                "Gluster volume {name} ({} bricks, {owner} {id}) is not in the state",
-                gv.bricks.len()
-            ),
-            repair: host.map(|h| Repair::DestroyVolume {
-                host: h.to_string(),
-                name: name.to_string(),
-                id: id.to_string(),
-            }),
-        },
+        Some(id)
+            if crate::validate::is_uuid(id)
+                && on_our_bricks
+                && !e.volumes.contains_key(id)
+                && !e.elsewhere.contains(id) =>
+        {
+            Finding {
+                kind: Kind::OrphanVolume,
+                place: c.id.clone(),
+                object: name.to_string(),
+                detail: format!(
+                    "Gluster volume {name} ({} bricks, {owner} {id}) is not in the state",
+                    gv.bricks.len()
+                ),
+                repair: host.map(|h| Repair::DestroyVolume {
+                    host: h.to_string(),
+                    name: name.to_string(),
+                    id: id.to_string(),
+                }),
+            }
+        }
         Some(id) => foreign_volume(
             c,
             name,
@@ -787,9 +862,13 @@ fn compare_peers(e: &Expected, c: &ClusterEntry, seen: &Observed, out: &mut Vec<
 /// nodes were read is never reported. Takes both views: at 100,000 volumes each is hundreds
 /// of MB, and cloning them to set the merged busy set held four copies at once (a leader
 /// at 1.8 GB during the periodic reconcile).
+///
+/// The volumes found elsewhere are read with the second view (they are the marks the nodes
+/// answered with, not known before the read): both views judge marks by them.
 pub fn stable(mut before: Expected, mut after: Expected, seen: &Observed) -> Vec<Finding> {
     before.busy.merge(&after.busy);
     after.busy = before.busy.clone();
+    before.elsewhere.clone_from(&after.elsewhere);
     let in_after: BTreeSet<_> = compare(&after, seen).iter().map(Finding::key).collect();
     drop(after);
     let mut out: Vec<Finding> = compare(&before, seen)

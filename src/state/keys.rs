@@ -87,6 +87,11 @@ pub fn volume_name(cluster: &str, name: &str) -> Vec<u8> {
     [b"vn/", cluster.as_bytes(), b"/", name.as_bytes()].concat()
 }
 
+/// A cluster's name index: every volume of the cluster, hidden ones (being created) too.
+pub fn volume_name_prefix(cluster: &str) -> Vec<u8> {
+    [b"vn/", cluster.as_bytes(), b"/"].concat()
+}
+
 pub fn cluster_volume(cluster: &str, volume: &str) -> Vec<u8> {
     [b"cv/", cluster.as_bytes(), b"/", volume.as_bytes()].concat()
 }

@@ -126,6 +126,15 @@ pub fn cluster_volume_ids(r: &impl StateReader, cluster: &str) -> Result<Vec<Str
     ids(r, &keys::cluster_volume_prefix(cluster))
 }
 
+/// Every volume id of a cluster, hidden ones (being created, cloned or deleted) too, from its
+/// name index; in name order.
+pub fn cluster_all_volume_ids(r: &impl StateReader, cluster: &str) -> Result<Vec<String>, StoreError> {
+    Ok(r.scan_prefix(&keys::volume_name_prefix(cluster))?
+        .into_iter()
+        .map(|(_, id)| String::from_utf8_lossy(&id).into_owned())
+        .collect())
+}
+
 /// The volumes pending deletes work on: hidden from lists as from info (Heketi's rule), though
 /// their index keys stay until the delete finishes. One read per pending operation.
 pub fn deleting_volume_ids(r: &impl StateReader) -> Result<std::collections::BTreeSet<String>, StoreError> {

@@ -393,6 +393,14 @@ fn gluster_volumes() -> Vec<Scenario> {
     let mut seen = mirror(&e);
     gluster(&mut seen).get_mut("vol1").expect("vol1").mark = Some(volume_id(5));
     out.push(run("foreign_volume_with_a_state_volume_name", &e, &seen));
+    // Marked with the id of a volume of another cluster (not loaded with this one): foreign.
+    let mut elsewhere = e.clone();
+    elsewhere.elsewhere.insert(volume_id(7));
+    out.push(run(
+        "volume_marked_with_another_clusters_volume_is_foreign",
+        &elsewhere,
+        &with_old(&e, &old),
+    ));
     let mut seen = mirror(&e);
     gluster(&mut seen).get_mut("vol1").expect("vol1").bricks[2] =
         format!("{}:/var/lib/heketi/mounts/vg_x/brick_y/brick", storage(3));
@@ -407,6 +415,13 @@ fn gluster_volumes() -> Vec<Scenario> {
     );
     out.push(run("volume_on_another_clusters_hosts_is_ignored", &e, &seen));
     out
+}
+
+/// The nodes of `e` holding what it says, and the orphan-looking volume `old`.
+fn with_old(e: &Expected, old: &GlusterVolume) -> Observed {
+    let mut seen = mirror(e);
+    gluster(&mut seen).insert("old".into(), old.clone());
+    seen
 }
 
 /// LVs, pools, mounts, fstab lines and VGs on a node.
@@ -867,4 +882,135 @@ fn reader(e: &Expected) -> Mem {
         m.insert(keys::cluster(&c.id), record::encode(c).unwrap());
     }
     Mem(m)
+}
+
+/// A store holding Heketi's recorded dump (a cluster with a block-hosting volume and its
+/// block volumes) and a second cluster with a finished volume, a volume being created
+/// (hidden, its brick pending) and a node being added (not yet in the cluster's list).
+async fn two_cluster_store(dir: &std::path::Path) -> crate::state::ops::testing::Sm {
+    use crate::state::ops::testing::{brick, device, finish, id, node, op, volume, Sm};
+    use crate::state::{Command, Outcome};
+    let mut sm = Sm::new(dir);
+    let import = crate::dump::tests::plan_all(&crate::dump::tests::block_dump()).unwrap();
+    assert_eq!(sm.apply(import.command()).await, Outcome::Done);
+    let steps = [
+        Command::ClusterCreate {
+            id: id(1),
+            file: true,
+            block: false,
+        },
+        op(
+            100,
+            OpKind::NodeAdd,
+            OpPlan::NodeAdd {
+                node: node(2, 1, "n1"),
+                probe_from: None,
+            },
+        ),
+        finish(100),
+        op(
+            101,
+            OpKind::DeviceAdd,
+            OpPlan::DeviceAdd {
+                device: device(3, 2, "/dev/vdb"),
+                host: "n1".into(),
+                destroydata: false,
+            },
+        ),
+        finish(101),
+        op(
+            102,
+            OpKind::VolumeCreate,
+            OpPlan::VolumeCreate {
+                volume: volume(4, "vol", 1),
+                bricks: vec![brick(5, &id(4))],
+            },
+        ),
+        finish(102),
+        op(
+            103,
+            OpKind::VolumeCreate,
+            OpPlan::VolumeCreate {
+                volume: volume(6, "creating", 1),
+                bricks: vec![brick(7, &id(6))],
+            },
+        ),
+        op(
+            104,
+            OpKind::NodeAdd,
+            OpPlan::NodeAdd {
+                node: node(8, 1, "n2"),
+                probe_from: None,
+            },
+        ),
+    ];
+    for cmd in steps {
+        assert_eq!(sm.apply(cmd).await, Outcome::Done);
+    }
+    sm
+}
+
+/// Reconcile loads one cluster at a time: each cluster's part holds exactly the volumes,
+/// bricks and block volumes the whole state holds of that cluster (hidden and pending ones
+/// too), every cluster, node and device, and the whole state's busy marks.
+#[tokio::test]
+async fn each_clusters_part_is_what_the_whole_state_holds_of_it() {
+    use crate::state::ops::testing::{id, view};
+    let dir = tempfile::tempdir().unwrap();
+    let sm = two_cluster_store(dir.path()).await;
+    let whole = Expected::load(&view(&sm)).unwrap();
+    let clusters = crate::state::cluster_ids(&view(&sm)).unwrap();
+    assert_eq!(clusters.len(), 2, "{clusters:?}");
+    let keys = |m: &BTreeMap<String, _>| m.keys().cloned().collect::<Vec<String>>();
+    fn ids<T>(m: &BTreeMap<String, T>) -> BTreeSet<String> {
+        m.keys().cloned().collect()
+    }
+    let (mut volumes, mut bricks, mut blocks) = (BTreeSet::new(), BTreeSet::new(), BTreeSet::new());
+    for c in &clusters {
+        let part = Expected::load_cluster(&view(&sm), c, &BTreeSet::new()).unwrap();
+        assert_eq!(ids(&part.clusters), ids(&whole.clusters));
+        assert_eq!(ids(&part.nodes), ids(&whole.nodes));
+        assert_eq!(ids(&part.devices), ids(&whole.devices));
+        assert_eq!(part.busy.volumes, whole.busy.volumes, "cluster {c}");
+        assert_eq!(part.busy.bricks, whole.busy.bricks, "cluster {c}");
+        assert_eq!(part.busy.nodes, whole.busy.nodes, "cluster {c}");
+        assert_eq!(part.busy.pending_ops, whole.busy.pending_ops);
+        assert!(part.volumes.values().all(|v| &v.cluster == c), "cluster {c}");
+        assert!(
+            part.bricks.values().all(|b| &whole.nodes[&b.node].cluster == c),
+            "cluster {c}"
+        );
+        assert!(part.blockvolumes.values().all(|b| &b.cluster == c), "cluster {c}");
+        assert!(part.elsewhere.is_empty());
+        volumes.extend(ids(&part.volumes));
+        bricks.extend(ids(&part.bricks));
+        blocks.extend(ids(&part.blockvolumes));
+    }
+    assert_eq!(volumes, ids(&whole.volumes));
+    assert_eq!(bricks, ids(&whole.bricks));
+    assert_eq!(blocks, ids(&whole.blockvolumes));
+    assert!(
+        !whole.blockvolumes.is_empty(),
+        "the dump's block volumes are loaded"
+    );
+    assert!(
+        volumes.contains(&id(6)) && bricks.contains(&id(7)),
+        "the volume being created"
+    );
+    assert!(whole.busy.volumes.contains("creating") && whole.busy.nodes.contains(&id(8)));
+    assert_eq!(keys(&whole.clusters).len(), 2);
+
+    // Marks: a volume of the other cluster is elsewhere; this cluster's own and an unknown
+    // id are not.
+    let other = clusters.iter().find(|c| **c != id(1)).unwrap();
+    let theirs = whole
+        .volumes
+        .values()
+        .find(|v| &v.cluster == other)
+        .unwrap()
+        .id
+        .clone();
+    let marks: BTreeSet<String> = [theirs.clone(), id(4), id(99)].into();
+    let part = Expected::load_cluster(&view(&sm), &id(1), &marks).unwrap();
+    assert_eq!(part.elsewhere, BTreeSet::from([theirs]));
 }
