@@ -6,6 +6,7 @@ mod drill;
 mod failover;
 mod micro;
 mod raft_bench;
+mod reconcile_bench;
 mod report;
 mod soak;
 mod stall;
@@ -76,6 +77,19 @@ enum Cmd {
         #[arg(long, default_value_t = 5)]
         rounds: usize,
     },
+    /// Sequential replica-3 creates against a running cluster, each followed on its queue
+    /// every 5 ms (as `dev-creates` does): the create latency of a cluster kept at scale.
+    Creates {
+        #[arg(long, env = "HEKETI_CLI_SERVER")]
+        server: String,
+        #[arg(long, env = "HEKETI_CLI_KEY")]
+        key: String,
+        #[arg(long, default_value_t = 200)]
+        n: usize,
+    },
+    /// `GET /reconcile` against a running dev cluster's leader, timed, with the RSS of the
+    /// cluster's processes (the children of `--parent`) sampled meanwhile.
+    Reconcile(reconcile_bench::ReconcileArgs),
     /// Write docs/benchmarks.md and its plots from bench/results/*.json.
     Report {
         #[arg(long, default_value = "bench/results")]
@@ -146,6 +160,17 @@ async fn main() -> anyhow::Result<()> {
             eprintln!("GET /topology: {bytes} bytes, p50 {:.0} ms", times.p50_ms);
             serde_json::json!({ "server": server, "bytes": bytes, "topology": times })
         }
+        Cmd::Creates { server, key, n } => {
+            let c = hekate::client::Client::new(vec![server.clone()], "admin", &key);
+            let ms = volume_bench::timed_creates(&c, n, volume_bench::POLL_5MS).await?;
+            let s = stats::summarize(&ms);
+            eprintln!(
+                "{n} sequential creates: p50 {:.2} ms, p90 {:.2} ms",
+                s.p50_ms, s.p90_ms
+            );
+            serde_json::json!({ "server": server, "creates": s })
+        }
+        Cmd::Reconcile(a) => serde_json::to_value(reconcile_bench::run(a).await?)?,
         Cmd::Report { results, docs } => {
             report::run(&results, &docs)?;
             println!("wrote {}/benchmarks.md", docs.display());

@@ -660,7 +660,7 @@ fn apply(s: &mut MockState, users: &BrickUsers, host: &str, verb: &Verb) -> Exec
         ),
         Verb::HealInfo { volume } => reply(heal_info(s, volume)?),
         Verb::Inventory => reply(inventory(s, host)?),
-        Verb::Volumes => reply(gluster_volumes(s)),
+        Verb::Volumes => reply(pool_volumes(s, host)),
         Verb::BlockCreate { spec } => reply(block_create(s, spec)?),
         Verb::BlockInfo { bhv, name } => {
             reply(started_volume(s, bhv)?.blocks.get(name).map(MockBlock::target))
@@ -885,10 +885,53 @@ fn replace_brick(s: &mut MockState, volume: &str, old: &str, new: &str) -> ExecR
 }
 
 /// Every volume as `gluster volume info` reports it: bricks and mark.
-fn gluster_volumes(s: &MockState) -> BTreeMap<String, GlusterVolume> {
+/// `gluster volume info` on `host`: the volumes of its trusted pool, as a real node answers.
+/// The model holds every cluster's nodes, and answering each cluster's question with every
+/// volume cost a dev cluster at 100,000 volumes minutes of CPU and gigabytes each hour.
+///
+/// The model names hosts by manage name and bricks by storage name, so a pool is what
+/// connects hosts: a volume's bricks (each storage name is the host that holds the brick's
+/// mount, or the host of that name) and peer probes (the prober and the probed). A volume
+/// with a brick on no known host is in every answer: an answer may hold more than the pool
+/// (the leader keeps its cluster's), never less.
+fn pool_volumes(s: &MockState, host: &str) -> BTreeMap<String, GlusterVolume> {
+    let mut hosts = HostNames::new(s);
+    // Every storage name's host first: a brick that is no mount (a volume made outside
+    // Hekate) is placed by its storage name, whichever volume names it first.
+    for b in s.volumes.values().flat_map(|v| &v.bricks) {
+        if let Some((st, path)) = b.split_once(':') {
+            hosts.of(st, Some(path));
+        }
+    }
+    let mut pools = UnionFind::new(hosts.names.len());
+    let mut first = Vec::with_capacity(s.volumes.len());
+    for v in s.volumes.values() {
+        let on: Option<Vec<usize>> = v
+            .bricks
+            .iter()
+            .map(|b| b.split_once(':').and_then(|(st, _)| hosts.of(st, None)))
+            .collect();
+        first.push(on.as_ref().and_then(|h| {
+            h.windows(2).for_each(|w| pools.union(w[0], w[1]));
+            h.first().copied()
+        }));
+    }
+    for (i, h) in s.hosts.values().enumerate() {
+        for p in &h.peers {
+            if let Some(j) = hosts.of(p, None) {
+                pools.union(i, j);
+            }
+        }
+    }
+    let mine = hosts.index.get(host).map(|&i| pools.find(i));
     s.volumes
         .iter()
-        .map(|(n, v)| {
+        .zip(first)
+        .filter(|(_, at)| match at {
+            Some(at) => Some(pools.find(*at)) == mine,
+            None => true,
+        })
+        .map(|((n, v), _)| {
             let g = GlusterVolume {
                 bricks: v.bricks.clone(),
                 mark: v.options.get(OWNER_OPTION).cloned(),
@@ -896,6 +939,64 @@ fn gluster_volumes(s: &MockState) -> BTreeMap<String, GlusterVolume> {
             (n.clone(), g)
         })
         .collect()
+}
+
+/// The model's hosts by index, and which host a storage name is.
+struct HostNames<'s> {
+    s: &'s MockState,
+    names: Vec<&'s str>,
+    index: HashMap<&'s str, usize>,
+    /// Storage names found by a brick's mount.
+    known: HashMap<&'s str, usize>,
+}
+
+impl<'s> HostNames<'s> {
+    fn new(s: &'s MockState) -> HostNames<'s> {
+        let names: Vec<&str> = s.hosts.keys().map(String::as_str).collect();
+        let index = names.iter().enumerate().map(|(i, h)| (*h, i)).collect();
+        HostNames {
+            s,
+            names,
+            index,
+            known: HashMap::new(),
+        }
+    }
+
+    /// The host named `storage`, or the one holding the mount of brick `path` on it.
+    fn of(&mut self, storage: &'s str, path: Option<&str>) -> Option<usize> {
+        if let Some(&i) = self.index.get(storage).or_else(|| self.known.get(storage)) {
+            return Some(i);
+        }
+        let dir = path?.strip_suffix("/brick")?;
+        let i = self
+            .names
+            .iter()
+            .position(|h| self.s.hosts[*h].mounts.contains(dir))?;
+        self.known.insert(storage, i);
+        Some(i)
+    }
+}
+
+/// Disjoint sets of hosts by index (the trusted pools of [`pool_volumes`]).
+struct UnionFind(Vec<usize>);
+
+impl UnionFind {
+    fn new(n: usize) -> UnionFind {
+        UnionFind((0..n).collect())
+    }
+
+    fn find(&mut self, mut i: usize) -> usize {
+        while self.0[i] != i {
+            self.0[i] = self.0[self.0[i]];
+            i = self.0[i];
+        }
+        i
+    }
+
+    fn union(&mut self, a: usize, b: usize) {
+        let (a, b) = (self.find(a), self.find(b));
+        self.0[a] = b;
+    }
 }
 
 fn device_setup(s: &mut MockState, host: &str, device: &str, vg: &str, size: u64) -> ExecResult<DeviceInfo> {
@@ -1060,4 +1161,59 @@ fn check_bricks_mounted(s: &MockState, bricks: &[String]) -> ExecResult<()> {
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A host holding the mounts of `bricks` (`storage:dir/brick`) and probing `peers`.
+    fn host(bricks: &[&str], peers: &[&str]) -> MockHost {
+        MockHost {
+            mounts: bricks
+                .iter()
+                .map(|b| brick_path(b).strip_suffix("/brick").unwrap().to_string())
+                .collect(),
+            peers: peers.iter().map(|p| p.to_string()).collect(),
+            ..MockHost::default()
+        }
+    }
+
+    fn volume(bricks: &[&str]) -> MockVolume {
+        MockVolume {
+            bricks: bricks.iter().map(|b| b.to_string()).collect(),
+            ..MockVolume::default()
+        }
+    }
+
+    /// Two pools: a1-a4 (a4 holds no brick of a shared volume, only a peer probe joins it)
+    /// and b1-b2. Each host answers its pool's volumes, and a volume on an unknown host.
+    #[test]
+    fn volume_info_answers_the_asking_hosts_trusted_pool() {
+        let m = |s: &str, n: u32| format!("{s}:/var/lib/heketi/mounts/vg_{s}/brick_{n}/brick");
+        let (a1, a2, a3, a4) = (m("sa1", 1), m("sa2", 1), m("sa3", 1), m("sa4", 1));
+        let (b1, b2) = (m("sb1", 1), m("sb2", 1));
+        let mut s = MockState::default();
+        s.hosts.insert("a1".into(), host(&[&a1], &["sa2", "sa4"]));
+        s.hosts.insert("a2".into(), host(&[&a2], &["sa3"]));
+        s.hosts.insert("a3".into(), host(&[&a3], &[]));
+        s.hosts.insert("a4".into(), host(&[&a4], &[]));
+        s.hosts.insert("b1".into(), host(&[&b1], &["sb2"]));
+        s.hosts.insert("b2".into(), host(&[&b2], &[]));
+        s.volumes.insert("va".into(), volume(&[&a1, &a2, &a3]));
+        s.volumes.insert("v4".into(), volume(&[&a4]));
+        s.volumes.insert("vb".into(), volume(&[&b1, &b2]));
+        // Not a mount, on a storage name known from another brick: in its host's pool.
+        s.volumes.insert("foreign".into(), volume(&["sb2:/srv/foreign"]));
+        s.volumes.insert("unknown".into(), volume(&["10.9.9.9:/srv/x"]));
+        let names = |s: &MockState, host: &str| pool_volumes(s, host).into_keys().collect::<Vec<_>>();
+        assert_eq!(names(&s, "a3"), ["unknown", "v4", "va"]);
+        assert_eq!(names(&s, "a4"), ["unknown", "v4", "va"]);
+        assert_eq!(names(&s, "b1"), ["foreign", "unknown", "vb"]);
+        assert_eq!(names(&s, "nobody"), ["unknown"]);
+        // Without the probe that joined a4, it is a pool of its own.
+        s.hosts.get_mut("a1").unwrap().peers.remove("sa4");
+        assert_eq!(names(&s, "a4"), ["unknown", "v4"]);
+        assert_eq!(names(&s, "a1"), ["unknown", "va"]);
+    }
 }
