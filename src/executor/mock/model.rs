@@ -288,6 +288,23 @@ pub enum Verb {
 
 impl Verb {
     /// The name faults, injections, latencies and the command record use.
+    /// Whether the verb only reads the model (its answer is all it does).
+    pub fn reads_only(&self) -> bool {
+        matches!(
+            self,
+            Verb::Claim
+                | Verb::GlusterdCheck
+                | Verb::DeviceInfo { .. }
+                | Verb::VolumeOwner { .. }
+                | Verb::VolumeBricks { .. }
+                | Verb::Volumes
+                | Verb::HealInfo { .. }
+                | Verb::Inventory
+                | Verb::BlockInfo { .. }
+                | Verb::BlockList { .. }
+        )
+    }
+
     pub fn name(&self) -> &'static str {
         match self {
             Verb::Claim => "claim",
@@ -400,8 +417,10 @@ struct Inner {
     state: MockState,
     users: BrickUsers,
     log: VecDeque<CmdRecord>,
-    /// Bumped by every change (verbs, faults, plants): what the persister and
-    /// [`Nodes::replace`] compare.
+    /// Bumped by every change (verbs that change the model, faults, plants): what the
+    /// persister and [`Nodes::replace`] compare. A read that changed nothing leaves it: the
+    /// hourly reconcile's reads would otherwise have the whole model copied and written
+    /// (150 MB at 100,000 volumes) every few seconds while they run.
     generation: u64,
 }
 
@@ -426,12 +445,25 @@ impl Nodes {
     /// anything else happens there), then a static injection or a runtime [`Fault`], then
     /// the verb's effect on the model. Returns the verb's answer as JSON.
     pub fn run(&self, req: &Request) -> ExecResult<Value> {
-        let name = req.verb.name();
-        let host = req.host.as_str();
         let mut g = self.lock();
         let inner = &mut *g;
-        inner.generation += 1;
+        // Faults count the verbs they match, and a read may make a host's record (an
+        // unknown host) or raise its guard's term: only a read that did none of these
+        // changed nothing.
+        let (hosts, faults) = (inner.state.hosts.len(), !inner.state.faults.is_empty());
+        let (out, raised) = self.run_locked(inner, req);
+        if !req.verb.reads_only() || faults || raised || inner.state.hosts.len() != hosts {
+            inner.generation += 1;
+        }
+        out
+    }
+
+    /// [`Nodes::run`] under the lock; and whether the guard raised a term.
+    fn run_locked(&self, inner: &mut Inner, req: &Request) -> (ExecResult<Value>, bool) {
+        let name = req.verb.name();
+        let host = req.host.as_str();
         let verdict = guard(&mut inner.state, name, host, req.token.as_ref(), req.operator);
+        let raised = matches!(verdict, Ok(true));
         let rec = CmdRecord {
             at_ns: now_ns(),
             term: req.token.as_ref().map_or(0, |t| t.term),
@@ -444,12 +476,14 @@ impl Nodes {
             inner.log.pop_front();
         }
         inner.log.push_back(rec);
-        verdict?;
+        if let Err(e) = verdict {
+            return (Err(e), raised);
+        }
         if let Some(msg) = &req.inject {
-            return Err(injected(name, host, msg));
+            return (Err(injected(name, host, msg)), raised);
         }
         let after = match inner.state.faults.iter_mut().find_map(|f| f.fire(name, host)) {
-            Some((err, false)) => return Err(err),
+            Some((err, false)) => return (Err(err), raised),
             Some((err, true)) => Some(err),
             None => None,
         };
@@ -471,11 +505,12 @@ impl Nodes {
                 inner.users.update(v, &before, &now);
             }
         }
-        match after {
+        let out = match after {
             // The node did the work; its answer was lost.
             Some(err) if out.is_ok() => Err(err),
             _ => out,
-        }
+        };
+        (out, raised)
     }
 
     /// A copy of the model and its generation.
@@ -556,10 +591,10 @@ fn guard(
     host: &str,
     token: Option<&FenceToken>,
     operator: bool,
-) -> ExecResult<()> {
+) -> ExecResult<bool> {
     let Some(t) = token else {
         if operator {
-            return Ok(());
+            return Ok(false);
         }
         return Err(super::super::unfenced(verb, host));
     };
@@ -570,8 +605,9 @@ fn guard(
             t.term, t.cluster, *highest
         )));
     }
+    let raised = t.term > *highest;
     *highest = t.term;
-    Ok(())
+    Ok(raised)
 }
 
 fn host_mut<'a>(s: &'a mut MockState, host: &str) -> &'a mut MockHost {
@@ -1215,5 +1251,38 @@ mod tests {
         s.hosts.get_mut("a1").unwrap().peers.remove("sa4");
         assert_eq!(names(&s, "a4"), ["unknown", "v4"]);
         assert_eq!(names(&s, "a1"), ["unknown", "va"]);
+    }
+
+    /// What the persister writes follows the model: a read leaves the generation unless it
+    /// raised a guard's term or made a host's record; a change always moves it.
+    #[test]
+    fn only_changes_move_the_generation() {
+        let mut state = MockState::default();
+        state.hosts.insert("h".into(), host(&[], &[]));
+        let nodes = Nodes::new(state, 10);
+        let run = |host: &str, term: u64, verb: Verb| {
+            let req = Request {
+                host: host.into(),
+                token: Some(FenceToken {
+                    cluster: "c".into(),
+                    term,
+                }),
+                operator: false,
+                inject: None,
+                verb,
+            };
+            let _ = nodes.run(&req);
+            nodes.snapshot().1
+        };
+        let g0 = nodes.snapshot().1;
+        let g1 = run("h", 1, Verb::Inventory);
+        assert_eq!(g1, g0 + 1, "the first term seen on h is recorded");
+        assert_eq!(run("h", 1, Verb::Inventory), g1, "a read under the same term");
+        assert_eq!(run("h", 1, Verb::Volumes), g1);
+        let g2 = run("h", 1, Verb::PeerProbe { peer: "x".into() });
+        assert_eq!(g2, g1 + 1, "a probe changes the peers");
+        assert_eq!(run("h", 2, Verb::Volumes), g2 + 1, "a higher term raised");
+        assert_eq!(run("new", 2, Verb::Volumes), g2 + 2, "a new host's record");
+        assert_eq!(run("h", 1, Verb::Inventory), g2 + 2, "a stale read refused");
     }
 }
