@@ -212,6 +212,9 @@ pub struct TopologyPoint {
     pub fill_s: f64,
     pub bytes: usize,
     pub build_ms: Summary,
+    /// A brick's record read by its key, 20,000 bricks spread over the store (what
+    /// reconcile and the writes' checks do): microseconds per read.
+    pub brick_get_us: f64,
     pub snapshot_bytes: usize,
     pub snapshot_build_ms: f64,
     pub snapshot_open_ms: f64,
@@ -364,6 +367,24 @@ fn volume_create(i: u64, cluster: &str, devs: &[(String, String)]) -> (Command, 
     (begin, finish)
 }
 
+/// Microseconds per point read of a brick's record, over 20,000 bricks of the `made`
+/// volumes' taken in a stride across the keyspace (the ids are hashes: no two in a block).
+fn brick_gets(store: &Store, made: usize) -> f64 {
+    use hekate_raft::StateReader;
+    let view = hekate_raft::app::View::new(store);
+    let n = 20_000usize;
+    let t = Instant::now();
+    let mut found = 0;
+    for k in 0..n {
+        let i = (k * 7919) % made.max(1);
+        let key = hekate::state::keys::brick(&hex(i as u64 * 3, 0xb0));
+        found += usize::from(view.get(&key).ok().flatten().is_some());
+    }
+    let us = t.elapsed().as_secs_f64() * 1e6 / n as f64;
+    assert_eq!(found, n, "every brick read is there");
+    us
+}
+
 /// Applies `volumes` replica-3 volume creates over clusters of `per_cluster` (each with its
 /// nodes and devices first); how many were made.
 async fn fill(sm: &mut StateMachine<HekateApp>, volumes: usize, per_cluster: usize) -> usize {
@@ -433,6 +454,8 @@ pub async fn topology(
     }
     let build_ms = summarize(&ms);
     eprintln!("topology: {bytes} bytes, p50 {:.0} ms", build_ms.p50_ms);
+    let brick_get_us = brick_gets(&store, made);
+    eprintln!("brick point reads: {brick_get_us:.1} us each");
     let ms_since = |t: Instant| t.elapsed().as_secs_f64() * 1e3;
     let t = Instant::now();
     let built = sm.get_snapshot_builder().await.build_snapshot().await?;
@@ -455,6 +478,7 @@ pub async fn topology(
          {snapshot_open_ms:.0} ms, installed in {snapshot_install_ms:.0} ms"
     );
     Ok(TopologyPoint {
+        brick_get_us,
         volumes: made,
         clusters,
         fill_s,
