@@ -652,7 +652,8 @@ fn missing_bricks(
 }
 
 /// Whether a Gluster volume has a brick on one of `hosts` (storage names). Only such volumes
-/// are a cluster's: the simulated nodes hold every cluster's volumes in one list.
+/// are a cluster's: a pool's answer may hold more (the simulated nodes answer a volume on
+/// a host they cannot place to every pool).
 pub fn on_hosts(v: &GlusterVolume, hosts: &BTreeSet<String>) -> bool {
     v.bricks
         .iter()

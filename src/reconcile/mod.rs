@@ -174,8 +174,8 @@ async fn observe(exec: &Fenced, e: &Expected, cluster: &str) -> Observed {
             .find_map(|n| e.nodes.get(n))
             .map(|n| n.manage_host().to_string());
         if let Some(h) = host {
-            // Kept: this cluster's volumes only. The simulated nodes answer with every
-            // cluster's.
+            // Kept: this cluster's volumes only (an answer is the node's trusted pool's,
+            // which may hold more than the cluster).
             let hosts = e.cluster_hosts(c);
             let v = exec
                 .volumes(&h)
