@@ -3,11 +3,13 @@
 //! as Heketi words it. Pure (no clock, no node, no proposal): handlers read a view, plan, and
 //! start the operation; `state::ops` re-checks what may have changed when it is applied.
 
+use std::collections::HashMap;
+
 use hekate_raft::{StateReader, StoreError};
 
 use crate::allocator::{self, DeviceView, Planned, Request, TagRule};
 use crate::config::Policy;
-use crate::state::model::{BrickEntry, VolumeEntry};
+use crate::state::model::{BrickEntry, ClusterEntry, VolumeEntry};
 use crate::state::{self};
 use crate::views;
 
@@ -128,9 +130,10 @@ fn ineligible(
     r: &impl StateReader,
     p: &Policy,
     cluster: &str,
+    c: Option<&ClusterEntry>,
     v: &VolumeEntry,
 ) -> Result<Option<String>, StoreError> {
-    let Some(c) = state::get_cluster(r, cluster)? else {
+    let Some(c) = c else {
         return Ok(Some("not found".into()));
     };
     if !c.file && !c.block {
@@ -152,10 +155,10 @@ fn ineligible(
     Ok(None)
 }
 
-/// Whether cluster `cluster` holds `max_volumes_per_cluster` volumes (ineligible).
-fn full(r: &impl StateReader, p: &Policy, cluster: &str) -> Result<bool, StoreError> {
+/// Whether a cluster holds `max_volumes_per_cluster` volumes (ineligible).
+fn full(p: &Policy, c: Option<&ClusterEntry>) -> bool {
     let limit = p.max_volumes_per_cluster;
-    Ok(limit >= 0 && state::get_cluster(r, cluster)?.is_some_and(|c| c.volume_count as i64 >= limit))
+    limit >= 0 && c.is_some_and(|c| c.volume_count as i64 >= limit)
 }
 
 /// Tries the eligible clusters in order; the first placement wins (spec 5.7 messages). A
@@ -170,19 +173,27 @@ pub fn place_volume(
     now: u64,
 ) -> Result<(String, Vec<BrickEntry>), PlanError> {
     let fail = |m: String| PlanError::Failed(format!("Failed to allocate new volume: {m}"));
+    // Every cluster's record in one read of their keyspace: a hundred point reads per
+    // create at 100,000 volumes (Heketi's 1,000 volumes per cluster) were a sixth of a
+    // leader's CPU.
+    let records: HashMap<String, ClusterEntry> = state::all::<ClusterEntry>(r, state::keys::CLUSTER_PREFIX)?
+        .into_iter()
+        .map(|c| (c.id.clone(), c))
+        .collect();
     let mut eligible = Vec::new();
     for c in candidates {
         // A full cluster is ineligible whatever else holds: its name check (a read that
         // finds nothing, in each of the 100 full clusters of a 100,000-volume deployment)
         // is left to the refusal's message below.
-        if !full(r, p, c)? && ineligible(r, p, c, v)?.is_none() {
+        let record = records.get(c);
+        if !full(p, record) && ineligible(r, p, c, record, v)?.is_none() {
             eligible.push(c.clone());
         }
     }
     if eligible.is_empty() {
         let mut reasons = Vec::new();
         for c in candidates {
-            if let Some(why) = ineligible(r, p, c, v)? {
+            if let Some(why) = ineligible(r, p, c, records.get(c), v)? {
                 reasons.push((c.clone(), why));
             }
         }
