@@ -205,6 +205,151 @@ async fn reconcile_reports_orphans_and_drift_and_repairs_them() {
     assert_clean(&c, "at the end").await;
 }
 
+/// Two clusters of three nodes (node1-3 on 10.9.0.x, node4-6 on 10.9.1.x).
+fn two_clusters() -> Value {
+    let cluster = |first: usize, net: u8| {
+        let nodes: Vec<Value> = (first..first + 3)
+            .map(|i| {
+                json!({
+                    "node": {"hostnames": {"manage": [format!("node{i}")], "storage": [format!("10.9.{net}.{i}")]}, "zone": i},
+                    "devices": [{"name": "/dev/vdb", "destroydata": false}]
+                })
+            })
+            .collect();
+        json!({"nodes": nodes})
+    };
+    json!({"clusters": [cluster(1, 0), cluster(4, 1)]})
+}
+
+/// An operator's brick on `host`'s first device (`dev`), and a Gluster volume `name` on it
+/// marked with `mark`: made behind Hekate's back.
+async fn plant_volume(
+    mock: &MockExecutor,
+    host: &str,
+    storage: &str,
+    dev: &str,
+    id: &str,
+    name: &str,
+    mark: &str,
+) {
+    let spec = BrickSpec {
+        id: id.into(),
+        vg: format!("vg_{dev}"),
+        thin_pool: format!("tp_{id}"),
+        lv_name: None,
+        mount: None,
+        tp_size: 1 << 20,
+        meta_size: 8192,
+        size: 1 << 20,
+        gid: 0,
+        arbiter: false,
+    };
+    MockExecutor::as_operator(mock.brick_create(host, &spec))
+        .await
+        .unwrap();
+    let v = VolumeSpec {
+        id: "00000000000000000000000000000abc".into(),
+        name: name.into(),
+        bricks: vec![format!("{storage}:{}", spec.path())],
+        replica: None,
+        arbiter: false,
+        disperse: None,
+        options: vec![format!("user.heketi.id {mark}")],
+    };
+    MockExecutor::as_operator(mock.volume_create(host, &v))
+        .await
+        .unwrap();
+}
+
+/// Reconcile reads one cluster at a time: each cluster's findings come from its own nodes,
+/// and a Gluster volume marked with the id of a volume of another cluster is foreign (left
+/// alone), not an orphan to destroy.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_cluster_is_judged_by_its_own_nodes() {
+    let _g = serial();
+    let dir = tempfile::tempdir().unwrap();
+    let mut spec = ClusterSpec::new(BIN, 3);
+    spec.glusterfs = json!({"disable_background_cleaner": true});
+    let mut c = ProcCluster::create(dir.path(), spec).unwrap();
+    c.start_all().unwrap();
+    c.wait_ready(&[1, 2, 3], T).await.unwrap();
+    load_topology(&c.client(2), &two_clusters()).await.unwrap();
+    let mock = c.mock_nodes().unwrap();
+    let topo = c.call_ok(1, Method::GET, "/topology", None).await.unwrap();
+    let clusters = topo["clusters"].as_array().unwrap();
+    let of = |host: &str| {
+        clusters
+            .iter()
+            .find_map(|cl| {
+                let n = cl["nodes"]
+                    .as_array()?
+                    .iter()
+                    .find(|n| n["hostnames"]["manage"][0] == host)?;
+                Some((
+                    cl["id"].as_str()?.to_string(),
+                    n["devices"][0]["id"].as_str()?.to_string(),
+                ))
+            })
+            .unwrap()
+    };
+    let ((first, dev1), (second, dev4)) = (of("node1"), of("node4"));
+    let body = |name: &str, cluster: &str| {
+        json!({"size": 1, "name": name, "clusters": [cluster],
+               "durability": {"type": "replicate", "replicate": {"replica": 3}}})
+    };
+    run_async(&c.client(1), Method::POST, "/volumes", Some(&body("a", &first)))
+        .await
+        .unwrap();
+    let b = run_async(&c.client(1), Method::POST, "/volumes", Some(&body("b", &second)))
+        .await
+        .unwrap()
+        .unwrap();
+    let r = reconcile(&c, false).await;
+    assert_eq!(r["nodes_examined"], 6, "{r}");
+    assert!(kinds(&r).is_empty(), "{r:#}");
+
+    // In the first cluster, a volume marked with the second cluster's volume b; in the
+    // second, one marked with an id the state never had.
+    let b_id = b.rsplit('/').next().unwrap();
+    let (brick1, brick4) = (
+        "1111111111111111111111111111111a",
+        "4444444444444444444444444444444a",
+    );
+    plant_volume(&mock, "node1", "10.9.0.1", &dev1, brick1, "copy", b_id).await;
+    plant_volume(
+        &mock,
+        "node4",
+        "10.9.1.4",
+        &dev4,
+        brick4,
+        "lost",
+        "0123456789abcdef0123456789abcdef",
+    )
+    .await;
+    let r = reconcile(&c, false).await;
+    let found: Vec<(String, String, String)> = r["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| {
+            let s = |k: &str| f[k].as_str().unwrap().to_string();
+            (s("kind"), s("place"), s("object"))
+        })
+        .collect();
+    let has = |kind: &str, place: &str, object: &str| {
+        found
+            .iter()
+            .any(|(k, p, o)| k == kind && p == place && o == object)
+    };
+    assert!(has("foreign_volume", &first, "copy"), "{r:#}");
+    assert!(has("orphan_volume", &second, "lost"), "{r:#}");
+    assert!(!has("orphan_volume", &first, "copy"), "{r:#}");
+    assert!(
+        !found.iter().any(|(_, _, o)| o == "a" || o == "b"),
+        "the state's volumes are where they are: {r:#}"
+    );
+}
+
 /// The verbs (verb, host) the nodes saw while `f` ran.
 async fn verbs_of<F, Fut>(mock: &MockExecutor, f: F) -> Vec<(String, String)>
 where
