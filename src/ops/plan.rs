@@ -129,7 +129,6 @@ pub fn alloc_request(
 fn ineligible(
     r: &impl StateReader,
     p: &Policy,
-    cluster: &str,
     c: Option<&ClusterEntry>,
     v: &VolumeEntry,
 ) -> Result<Option<String>, StoreError> {
@@ -142,14 +141,13 @@ fn ineligible(
     if (v.block && !c.block) || (!v.block && !c.file) {
         return Ok(Some("Cluster does not support requested volume type".into()));
     }
-    if r.get(&state::keys::volume_name(cluster, &v.name))?.is_some() {
+    if r.get(&state::keys::volume_name(&c.id, &v.name))?.is_some() {
         return Ok(Some(format!("Volume name '{}' already in use", v.name)));
     }
-    let limit = p.max_volumes_per_cluster;
-    if limit >= 0 && c.volume_count as i64 >= limit {
+    if full(p, Some(c)) {
         return Ok(Some(format!(
-            "Cluster has {} volumes and limit is {limit}",
-            c.volume_count
+            "Cluster has {} volumes and limit is {}",
+            c.volume_count, p.max_volumes_per_cluster
         )));
     }
     Ok(None)
@@ -186,14 +184,14 @@ pub fn place_volume(
         // finds nothing, in each of the 100 full clusters of a 100,000-volume deployment)
         // is left to the refusal's message below.
         let record = records.get(c);
-        if !full(p, record) && ineligible(r, p, c, record, v)?.is_none() {
+        if !full(p, record) && ineligible(r, p, record, v)?.is_none() {
             eligible.push(c.clone());
         }
     }
     if eligible.is_empty() {
         let mut reasons = Vec::new();
         for c in candidates {
-            if let Some(why) = ineligible(r, p, c, records.get(c), v)? {
+            if let Some(why) = ineligible(r, p, records.get(c), v)? {
                 reasons.push((c.clone(), why));
             }
         }

@@ -141,20 +141,26 @@ impl Expected {
     #[cfg(test)]
     pub fn load(r: &impl StateReader) -> Result<Expected, StoreError> {
         let mut e = Expected {
-            clusters: by_id(state::all::<ClusterEntry>(r, keys::CLUSTER_PREFIX)?, |c| &c.id),
-            nodes: by_id(state::all::<NodeEntry>(r, keys::NODE_PREFIX)?, |n| &n.id),
-            devices: by_id(state::all::<DeviceEntry>(r, keys::DEVICE_PREFIX)?, |d| &d.id),
             bricks: by_id(state::all::<BrickEntry>(r, keys::BRICK_PREFIX)?, |b| &b.id),
             volumes: by_id(state::all::<VolumeEntry>(r, keys::VOLUME_PREFIX)?, |v| &v.id),
             blockvolumes: by_id(
                 state::all::<BlockVolumeEntry>(r, keys::BLOCKVOLUME_PREFIX)?,
                 |b| &b.id,
             ),
-            busy: Busy::default(),
-            elsewhere: BTreeSet::new(),
+            ..Expected::topology(r)?
         };
         e.mark_all_busy(r)?;
         Ok(e)
+    }
+
+    /// Every cluster, node and device, and nothing else yet.
+    fn topology(r: &impl StateReader) -> Result<Expected, StoreError> {
+        Ok(Expected {
+            clusters: by_id(state::all::<ClusterEntry>(r, keys::CLUSTER_PREFIX)?, |c| &c.id),
+            nodes: by_id(state::all::<NodeEntry>(r, keys::NODE_PREFIX)?, |n| &n.id),
+            devices: by_id(state::all::<DeviceEntry>(r, keys::DEVICE_PREFIX)?, |d| &d.id),
+            ..Expected::default()
+        })
     }
 
     /// What reconcile compares for one cluster, so that a comparison holds one cluster's
@@ -170,12 +176,7 @@ impl Expected {
         cluster: &str,
         marks: &BTreeSet<String>,
     ) -> Result<Expected, StoreError> {
-        let mut e = Expected {
-            clusters: by_id(state::all::<ClusterEntry>(r, keys::CLUSTER_PREFIX)?, |c| &c.id),
-            nodes: by_id(state::all::<NodeEntry>(r, keys::NODE_PREFIX)?, |n| &n.id),
-            devices: by_id(state::all::<DeviceEntry>(r, keys::DEVICE_PREFIX)?, |d| &d.id),
-            ..Expected::default()
-        };
+        let mut e = Expected::topology(r)?;
         let mine = |node: &str| e.nodes.get(node).is_some_and(|n| n.cluster == cluster);
         let devices: Vec<&str> = e
             .devices

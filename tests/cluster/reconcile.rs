@@ -26,6 +26,11 @@ fn topology() -> Value {
 }
 
 async fn start() -> (tempfile::TempDir, ProcCluster, MockExecutor) {
+    start_with(&topology()).await
+}
+
+/// Three replicas with reconcile on demand only, `topology` loaded.
+async fn start_with(topology: &Value) -> (tempfile::TempDir, ProcCluster, MockExecutor) {
     let dir = tempfile::tempdir().unwrap();
     let mut spec = ClusterSpec::new(BIN, 3);
     // Reconcile runs on demand only, so that armed faults hit the operation under test.
@@ -33,9 +38,25 @@ async fn start() -> (tempfile::TempDir, ProcCluster, MockExecutor) {
     let mut c = ProcCluster::create(dir.path(), spec).unwrap();
     c.start_all().unwrap();
     c.wait_ready(&[1, 2, 3], T).await.unwrap();
-    load_topology(&c.client(2), &topology()).await.unwrap();
+    load_topology(&c.client(2), topology).await.unwrap();
     let mock = c.mock_nodes().unwrap();
     (dir, c, mock)
+}
+
+/// A brick of `size_kib` with its pool on device `dev`, named as Hekate names brick `id`.
+fn brick_spec(dev: &str, id: &str, size_kib: u64, meta_kib: u64) -> BrickSpec {
+    BrickSpec {
+        id: id.into(),
+        vg: format!("vg_{dev}"),
+        thin_pool: format!("tp_{id}"),
+        lv_name: None,
+        mount: None,
+        tp_size: size_kib,
+        meta_size: meta_kib,
+        size: size_kib,
+        gid: 0,
+        arbiter: false,
+    }
 }
 
 async fn reconcile(c: &ProcCluster, repair: bool) -> Value {
@@ -98,18 +119,7 @@ async fn reconcile_reports_orphans_and_drift_and_repairs_them() {
         .clone();
     let dev = node1["devices"][0]["id"].as_str().unwrap().to_string();
     let orphan_id = "0123456789abcdef0123456789abcdef".to_string();
-    let spec = BrickSpec {
-        id: orphan_id.clone(),
-        vg: format!("vg_{dev}"),
-        thin_pool: format!("tp_{orphan_id}"),
-        lv_name: None,
-        mount: None,
-        tp_size: 10 << 20,
-        meta_size: 65536,
-        size: 10 << 20,
-        gid: 0,
-        arbiter: false,
-    };
+    let spec = brick_spec(&dev, &orphan_id, 10 << 20, 65536);
     // Behind Hekate's back (an operator's own login, past the guard).
     MockExecutor::as_operator(mock.brick_create("node1", &spec))
         .await
@@ -232,18 +242,7 @@ async fn plant_volume(
     name: &str,
     mark: &str,
 ) {
-    let spec = BrickSpec {
-        id: id.into(),
-        vg: format!("vg_{dev}"),
-        thin_pool: format!("tp_{id}"),
-        lv_name: None,
-        mount: None,
-        tp_size: 1 << 20,
-        meta_size: 8192,
-        size: 1 << 20,
-        gid: 0,
-        arbiter: false,
-    };
+    let spec = brick_spec(dev, id, 1 << 20, 8192);
     MockExecutor::as_operator(mock.brick_create(host, &spec))
         .await
         .unwrap();
@@ -267,14 +266,7 @@ async fn plant_volume(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn each_cluster_is_judged_by_its_own_nodes() {
     let _g = serial();
-    let dir = tempfile::tempdir().unwrap();
-    let mut spec = ClusterSpec::new(BIN, 3);
-    spec.glusterfs = json!({"disable_background_cleaner": true});
-    let mut c = ProcCluster::create(dir.path(), spec).unwrap();
-    c.start_all().unwrap();
-    c.wait_ready(&[1, 2, 3], T).await.unwrap();
-    load_topology(&c.client(2), &two_clusters()).await.unwrap();
-    let mock = c.mock_nodes().unwrap();
+    let (_d, c, mock) = start_with(&two_clusters()).await;
     let topo = c.call_ok(1, Method::GET, "/topology", None).await.unwrap();
     let clusters = topo["clusters"].as_array().unwrap();
     let of = |host: &str| {
