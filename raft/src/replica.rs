@@ -465,6 +465,49 @@ impl<A: Application> Replica<A> {
         }
     }
 
+    /// A linearizable read served by this replica, leader or follower (Raft's ReadIndex):
+    /// on a follower, the leader it knows confirms with a quorum that it still leads and
+    /// names its commit index, and this replica waits until it has applied that index. A
+    /// read after this sees every write acknowledged before the call, as after
+    /// [`Self::linearizable_read`] on the leader. Returns the index waited for (the
+    /// leader's: 0). An error (no leader known, the leader unreachable or deposed, an older
+    /// build without the RPC, the index not applied within the write timeout) means nothing
+    /// was confirmed: the caller forwards the read instead, never answers it from here.
+    pub async fn read_index_barrier(&self) -> Result<u64, ReplicaError> {
+        if self.is_leader() {
+            self.linearizable_read().await?;
+            return Ok(0);
+        }
+        let Some((id, leader)) = self.leader().filter(|(id, _)| *id != self.id) else {
+            return Err(ReplicaError::NotLeader { leader: None });
+        };
+        let bound = self.cfg.settings.write_timeout();
+        let answer: Result<crate::service::ReadIndex, String> = self
+            .http
+            .call(&leader.peer_addr, "read-index", &(), bound)
+            .await
+            .map_err(|e| ReplicaError::Unavailable(e.to_string()))?;
+        let read = answer.map_err(ReplicaError::Unavailable)?;
+        if read.leader != id {
+            return Err(ReplicaError::Unavailable(format!(
+                "replica {} answered the read index asked of replica {id}",
+                read.leader
+            )));
+        }
+        self.raft
+            .wait(Some(bound))
+            .applied_index_at_least(Some(read.index), "read index")
+            .await
+            .map_err(|_| {
+                ReplicaError::Unavailable(format!(
+                    "read index {} not applied here within {} ms",
+                    read.index,
+                    bound.as_millis()
+                ))
+            })?;
+        Ok(read.index)
+    }
+
     /// The fence for side effects outside Raft: succeeds only if this replica leads in
     /// `term` (or, with `None`, in whatever term it leads now; the term is returned), a
     /// quorum acknowledged that leadership during this call, and the term did not move

@@ -47,6 +47,7 @@ pub(crate) fn router(svc: Arc<PeerService>) -> Router {
         .route(&format!("{RPC_PREFIX}/elect"), post(elect))
         .route(&format!("{RPC_PREFIX}/format"), post(format))
         .route(&format!("{RPC_PREFIX}/probe"), post(probe))
+        .route(&format!("{RPC_PREFIX}/read-index"), post(read_index))
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
         .with_state(svc)
 }
@@ -185,6 +186,41 @@ pub(crate) fn local_probe(
         since_leader_ms: contact.since_ms(),
         last_log_index: m.last_log_index,
     }
+}
+
+/// How long a read index may take to confirm (a leader cut off from its quorum never does).
+const READ_INDEX_BOUND: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// The read index of a follower's read (`Replica::read_index_barrier`): this replica
+/// confirms with a quorum's heartbeat answers that it still leads, then answers the index a
+/// read must see applied (Raft's ReadIndex). Not the leader, or no quorum within the bound:
+/// an error, and the follower forwards its read instead.
+async fn read_index(State(svc): State<Arc<PeerService>>, req: Request) -> Response {
+    if let Err(r) = check_secret(&svc, &req, "read-index") {
+        return r;
+    }
+    let res: Result<ReadIndex, String> =
+        match tokio::time::timeout(READ_INDEX_BOUND, svc.raft.get_read_log_id()).await {
+            Ok(Ok((read, _))) => Ok(ReadIndex {
+                leader: svc.id,
+                index: read.map_or(0, |l| l.index),
+            }),
+            Ok(Err(e)) => Err(e.to_string()),
+            Err(_) => Err(format!(
+                "leadership not confirmed by a quorum within {} s",
+                READ_INDEX_BOUND.as_secs()
+            )),
+        };
+    encode(&res)
+}
+
+/// A leader's answer to a read index request.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
+pub struct ReadIndex {
+    /// The replica that confirmed it leads.
+    pub leader: NodeId,
+    /// What a read must see applied.
+    pub index: u64,
 }
 
 /// This replica's id and the newest log format its build reads: the leader raises the format

@@ -278,6 +278,10 @@ impl<S: Send + Sync> axum::extract::FromRequestParts<S> for ReadMode {
         parts: &mut axum::http::request::Parts,
         _: &S,
     ) -> Result<Self, Self::Rejection> {
+        // After a follower's read index barrier the applied state is linearizable already.
+        if parts.extensions.get::<forward::ReadIndexed>().is_some() {
+            return Ok(ReadMode::Local);
+        }
         Ok(ReadMode::of(&parts.headers))
     }
 }

@@ -85,3 +85,69 @@ async fn followers_forward_and_a_new_leader_takes_over() {
     assert_eq!(list["clusters"].as_array().unwrap().len(), 3, "{list}");
     r.shutdown().await;
 }
+
+/// `GET /topology` through a follower is built there after a read index barrier (the
+/// response names the index it waited for), sees every write acknowledged before it, and is
+/// the leader's document. With no quorum the follower does not answer it from its own
+/// state: no read index, and the forwarded read finds no leader.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_follower_answers_topology_after_a_read_index() {
+    let mut r = InProcReplicas::start(3).await.unwrap();
+    let leader = r.wait_leader(T).await.unwrap();
+    let followers: Vec<u64> = r.ids().into_iter().filter(|i| *i != leader).collect();
+    let mut index = 0;
+    for n in 0..6 {
+        let c = r
+            .call(
+                leader,
+                Method::POST,
+                "/clusters",
+                Some(&json!({"file": true, "block": n % 2 == 0})),
+            )
+            .await
+            .unwrap();
+        assert_eq!(c.status, 201, "{}", c.body);
+        let id = c.json().unwrap()["id"].as_str().unwrap().to_string();
+        // At once, through either follower: the cluster is there.
+        let t = r
+            .call(followers[n % 2], Method::GET, "/topology", None)
+            .await
+            .unwrap();
+        assert_eq!(t.status, 200, "{}", t.body);
+        let at: u64 = t.headers[hekate::api::forward::READ_INDEX_HEADER]
+            .to_str()
+            .unwrap()
+            .parse()
+            .unwrap();
+        assert!(at > index, "read index {at} after {index}");
+        index = at;
+        let clusters = t.json().unwrap()["clusters"].as_array().unwrap().clone();
+        assert!(
+            clusters.iter().any(|c| c["id"] == id.as_str()),
+            "{id} in {clusters:?}"
+        );
+    }
+    let on_leader = r.call(leader, Method::GET, "/topology", None).await.unwrap();
+    assert!(!on_leader
+        .headers
+        .contains_key(hekate::api::forward::READ_INDEX_HEADER));
+    let on_follower = r
+        .call(followers[0], Method::GET, "/topology", None)
+        .await
+        .unwrap();
+    assert_eq!(on_follower.body, on_leader.body);
+
+    // The leader and the other follower stop: the last replica holds every cluster, but
+    // without a quorum it answers none of them.
+    r.stop(leader).await.unwrap();
+    r.stop(followers[1]).await.unwrap();
+    let alone = r
+        .call(followers[0], Method::GET, "/topology", None)
+        .await
+        .unwrap();
+    assert_eq!(alone.status, 503, "{}", alone.body);
+    assert!(!alone
+        .headers
+        .contains_key(hekate::api::forward::READ_INDEX_HEADER));
+    r.shutdown().await;
+}
