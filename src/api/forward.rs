@@ -87,12 +87,12 @@ pub const READ_INDEX_HEADER: &str = "x-hekate-read-index";
 pub struct ReadIndexed;
 
 /// Reads a follower answers itself after a read index barrier
-/// (`Replica::read_index_barrier`) instead of forwarding: `GET /topology`, the whole state
-/// as one document (230 MB at 100,000 volumes). Forwarded, the leader built it, spending its
-/// CPU and memory on it, and the follower copied it on; here the replica asked builds it
-/// and the leader only confirms it leads.
+/// (`Replica::read_index_barrier`) instead of forwarding: those of the whole state,
+/// `GET /topology` (230 MB at 100,000 volumes), Heketi's `GET /db/dump` and `GET /db/check`.
+/// Forwarded, the leader built them, spending its CPU and memory on them, and the follower
+/// copied them on; here the replica asked builds them and the leader only confirms it leads.
 fn follower_read(req: &Request) -> bool {
-    req.method() == Method::GET && req.uri().path() == "/topology"
+    req.method() == Method::GET && matches!(req.uri().path(), "/topology" | "/db/dump" | "/db/check")
 }
 
 /// A [`follower_read`] on a follower: answered here once the barrier holds (the response

@@ -88,7 +88,7 @@ async fn followers_forward_and_a_new_leader_takes_over() {
 
 /// `GET /topology` through a follower is built there after a read index barrier (the
 /// response names the index it waited for), sees every write acknowledged before it, and is
-/// the leader's document. With no quorum the follower does not answer it from its own
+/// the leader's document; so are `/db/dump` and `/db/check`. With no quorum the follower does not answer it from its own
 /// state: no read index, and the forwarded read finds no leader.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_follower_answers_topology_after_a_read_index() {
@@ -136,6 +136,16 @@ async fn a_follower_answers_topology_after_a_read_index() {
         .await
         .unwrap();
     assert_eq!(on_follower.body, on_leader.body);
+    // Heketi's dump and check of the whole state too.
+    for path in ["/db/dump", "/db/check"] {
+        let (f, l) = (
+            r.call(followers[1], Method::GET, path, None).await.unwrap(),
+            r.call(leader, Method::GET, path, None).await.unwrap(),
+        );
+        assert_eq!(f.status, 200, "{path}: {}", f.body);
+        assert!(f.headers.contains_key(hekate::api::forward::READ_INDEX_HEADER));
+        assert_eq!(f.body, l.body, "{path}");
+    }
 
     // The leader and the other follower stop: the last replica holds every cluster, but
     // without a quorum it answers none of them.
