@@ -5,6 +5,7 @@ mod dev_bench;
 mod drill;
 mod failover;
 mod micro;
+mod procfs;
 mod raft_bench;
 mod reconcile_bench;
 mod report;

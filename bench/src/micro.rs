@@ -407,24 +407,9 @@ async fn fill(sm: &mut StateMachine<HekateApp>, volumes: usize, per_cluster: usi
     made
 }
 
-/// This process's CPU time so far, user and system, every thread's (exited ones too), in
-/// ms: `/proc/self/stat`'s utime and stime, in clock ticks of 10 ms (Linux's USER_HZ).
+/// This process's CPU time so far (every thread's), ms.
 fn process_cpu_ms() -> anyhow::Result<f64> {
-    let stat = std::fs::read_to_string("/proc/self/stat")?;
-    // The fields after the command's closing parenthesis; utime and stime are the 14th and
-    // 15th of the line, the 12th and 13th after it.
-    let rest = stat
-        .rsplit_once(')')
-        .context("/proc/self/stat without a command")?
-        .1;
-    let fields: Vec<&str> = rest.split_whitespace().collect();
-    let ticks = |i: usize| -> anyhow::Result<f64> {
-        Ok(fields
-            .get(i)
-            .context("/proc/self/stat is short")?
-            .parse::<u64>()? as f64)
-    };
-    Ok((ticks(11)? + ticks(12)?) * 10.0)
+    crate::procfs::cpu_ms("self").context("/proc/self/stat unreadable")
 }
 
 pub async fn topology(

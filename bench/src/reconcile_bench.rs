@@ -69,16 +69,7 @@ fn processes(parent: u32) -> Vec<(u32, String)> {
 }
 
 fn rss_mib(pid: u32) -> Option<u64> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    let kib: u64 = status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))?
-        .trim()
-        .trim_end_matches("kB")
-        .trim()
-        .parse()
-        .ok()?;
-    Some(kib / 1024)
+    Some(crate::procfs::rss_kib(pid)? / 1024)
 }
 
 fn sample(procs: &[(u32, String)]) -> BTreeMap<String, u64> {

@@ -161,15 +161,7 @@ pub fn slope(points: &[(f64, f64)]) -> Slope {
 }
 
 fn rss_mib(pid: u32) -> f64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmRSS:"))
-                .and_then(|l| l.split_whitespace().nth(1).and_then(|v| v.parse::<f64>().ok()))
-        })
-        .map(|kib| kib / 1024.0)
-        .unwrap_or(0.0)
+    crate::procfs::rss_kib(pid).map_or(0.0, |kib| kib as f64 / 1024.0)
 }
 
 /// The running `hekate dev` and the replicas' pids (a restarted replica is our child).
@@ -340,9 +332,7 @@ impl Dev {
 
 /// A replica killed by SIGTERM but not yet reaped by `hekate dev` is a zombie: it has stopped.
 fn is_zombie(pid: u32) -> bool {
-    std::fs::read_to_string(format!("/proc/{pid}/stat"))
-        .map(|s| s.rsplit(')').next().unwrap_or("").trim_start().starts_with('Z'))
-        .unwrap_or(true)
+    crate::procfs::state(pid).is_none_or(|s| s == 'Z')
 }
 
 struct Shared {

@@ -176,14 +176,7 @@ async fn cli_assembly(c: &Client) -> anyhow::Result<usize> {
 }
 
 fn rss_kib(pid: u32) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmRSS:"))
-                .map(|l| l.split_whitespace().nth(1).unwrap_or("0").parse().unwrap_or(0))
-        })
-        .unwrap_or(0)
+    crate::procfs::rss_kib(pid).unwrap_or(0)
 }
 
 pub async fn run(args: VolumeArgs) -> anyhow::Result<VolumeResults> {

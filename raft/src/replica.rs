@@ -465,19 +465,15 @@ impl<A: Application> Replica<A> {
         }
     }
 
-    /// A linearizable read served by this replica, leader or follower (Raft's ReadIndex):
-    /// on a follower, the leader it knows confirms with a quorum that it still leads and
-    /// names its commit index, and this replica waits until it has applied that index. A
-    /// read after this sees every write acknowledged before the call, as after
-    /// [`Self::linearizable_read`] on the leader. Returns the index waited for (the
-    /// leader's: 0). An error (no leader known, the leader unreachable or deposed, an older
-    /// build without the RPC, the index not applied within the write timeout) means nothing
-    /// was confirmed: the caller forwards the read instead, never answers it from here.
+    /// A linearizable read served by a follower (Raft's ReadIndex): the leader it knows
+    /// confirms with a quorum that it still leads and names its commit index, and this
+    /// replica waits until it has applied that index. A read after this sees every write
+    /// acknowledged before the call, as after [`Self::linearizable_read`] on the leader.
+    /// Returns the index waited for. An error (this replica leads or knows no other leader,
+    /// the leader unreachable or deposed, an older build without the RPC, the index not
+    /// applied within the write timeout) means nothing was confirmed: the caller forwards
+    /// the read instead, never answers it from here.
     pub async fn read_index_barrier(&self) -> Result<u64, ReplicaError> {
-        if self.is_leader() {
-            self.linearizable_read().await?;
-            return Ok(0);
-        }
         let Some((id, leader)) = self.leader().filter(|(id, _)| *id != self.id) else {
             return Err(ReplicaError::NotLeader { leader: None });
         };
