@@ -692,6 +692,26 @@ fn check_lists(d: &Dump) -> Result<(), String> {
         if let Some(x) = dv.bricks.iter().find(|x| !d.brickentries.contains_key(*x)) {
             return Err(format!("device {id} lists unknown brick {x}"));
         }
+        // A device lists exactly the bricks that name it: the index imported from the
+        // list and each brick's own record then agree, as every write keeps them.
+        if let Some(x) = dv.bricks.iter().find(|x| d.brickentries[*x].info.device != *id) {
+            return Err(format!(
+                "device {id} lists brick {x}, which is on device {}",
+                d.brickentries[x].info.device
+            ));
+        }
+    }
+    for (id, b) in &d.brickentries {
+        let listed = d
+            .deviceentries
+            .get(&b.info.device)
+            .is_some_and(|dv| dv.bricks.contains(id));
+        if !listed {
+            return Err(format!(
+                "brick {id} is on device {}, which does not list it",
+                b.info.device
+            ));
+        }
     }
     for (id, v) in &d.volumeentries {
         if let Some(x) = v.bricks.iter().find(|x| !d.brickentries.contains_key(*x)) {

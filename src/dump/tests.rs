@@ -73,7 +73,13 @@ fn a_clones_brick_shares_its_origins_thin_pool() {
     clone["Info"]["id"] = json!(clone_id);
     clone["Info"]["path"] = json!(format!("/run/gluster/snaps/{clone_id}/brick1/brick"));
     clone["LvmLv"] = json!(format!("{clone_id}_0"));
+    let device = clone["Info"]["device"].as_str().unwrap().to_string();
     d["brickentries"][&clone_id] = clone;
+    // Heketi lists a clone's brick on its device, as the origin's.
+    d["deviceentries"][&device]["Bricks"]
+        .as_array_mut()
+        .unwrap()
+        .push(json!(clone_id));
     let set = plan(&d).expect("a dump with a clone imports");
     let pick = |id: &str| set.bricks.iter().find(|b| b.id == id).cloned().unwrap();
     let (o, c) = (pick(&origin), pick(&clone_id));
@@ -169,6 +175,30 @@ fn references() -> Vec<(&'static str, Edit)> {
                 .as_array_mut()
                 .unwrap()
                 .push(json!(STRANGER))
+        }),
+        ("a device listing a brick on another device", |d, i| {
+            let on = d["brickentries"][&i.b]["Info"]["device"].clone();
+            let other = d["deviceentries"]
+                .as_object()
+                .unwrap()
+                .keys()
+                .find(|k| json!(k) != on)
+                .unwrap()
+                .clone();
+            d["deviceentries"][&other]["Bricks"]
+                .as_array_mut()
+                .unwrap()
+                .push(json!(i.b))
+        }),
+        ("a brick its device does not list", |d, i| {
+            let on = d["brickentries"][&i.b]["Info"]["device"]
+                .as_str()
+                .unwrap()
+                .to_string();
+            d["deviceentries"][&on]["Bricks"]
+                .as_array_mut()
+                .unwrap()
+                .retain(|x| *x != json!(i.b))
         }),
         ("a volume listing an unknown brick", |d, i| {
             d["volumeentries"][&i.v]["Bricks"]
