@@ -178,6 +178,14 @@ fn check_bricks(r: &impl StateReader, bucket: &mut Bucket) -> Result<BTreeMap<St
         if state::get_volume(r, &b.volume)?.is_none() {
             p.push(format!("Brick {} unknown volume {}", b.id, b.volume));
         }
+        // `GET /topology` lists a device's bricks by each brick's device, the point reads by
+        // the device's index: the two must agree.
+        if r.get(&keys::device_brick(&b.device, &b.id))?.is_none() {
+            p.push(format!(
+                "Brick {} missing from device {}'s brick list",
+                b.id, b.device
+            ));
+        }
         *used.entry(b.device.clone()).or_default() += b.allocation();
         bucket.check(b.pending.is_some(), p);
     }
@@ -207,6 +215,16 @@ fn check_devices(
         }
         if state::get_node(r, &d.node)?.is_none() {
             p.push(format!("Device {} unknown node {}", d.id, d.node));
+        }
+        for id in state::device_brick_ids(r, &d.id)? {
+            match state::get_brick(r, &id)? {
+                None => p.push(format!("Device {} unknown brick {id}", d.id)),
+                Some(b) if b.device != d.id => p.push(format!(
+                    "Device {} lists brick {id}, which is on device {}",
+                    d.id, b.device
+                )),
+                Some(_) => {}
+            }
         }
         bucket.check(d.pending.is_some(), p);
     }
@@ -339,7 +357,7 @@ mod tests {
         assert!(!plan.blockvolumes.is_empty());
         assert_eq!(sm.apply(plan.command()).await, Outcome::Done);
         let c = check(&view(&sm)).unwrap();
-        let all = [&c.clusters, &c.volumes, &c.blockvolumes]
+        let all = [&c.clusters, &c.volumes, &c.blockvolumes, &c.bricks, &c.devices]
             .iter()
             .flat_map(|b| b.inconsistencies.clone().unwrap_or_default())
             .collect();
@@ -387,6 +405,23 @@ mod tests {
             p[2].contains(&format!("BlockVolume {BV1} hosted by volume")),
             "{p:?}"
         );
+    }
+
+    /// A brick whose device's list does not hold it, and a device listing a brick of
+    /// another device: `GET /topology` and the point reads would show different lists.
+    #[tokio::test]
+    async fn a_brick_listed_under_another_device_is_reported() {
+        let (_, p) = problems(|plan| {
+            let devices = &mut plan.set.devices;
+            let from = devices.iter().position(|(_, b)| !b.is_empty()).unwrap();
+            let to = (from + 1) % devices.len();
+            let brick = devices[from].1.remove(0);
+            devices[to].1.push(brick);
+        })
+        .await;
+        assert_eq!(p.len(), 2, "{p:?}");
+        assert!(p[0].contains("missing from device"), "{p:?}");
+        assert!(p[1].contains(", which is on device "), "{p:?}");
     }
 
     #[tokio::test]
