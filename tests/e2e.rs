@@ -858,6 +858,17 @@ async fn arbiter_disperse_evacuation_and_a_node_lost_mid_create() {
     assert!(info("evac").contains(old["path"].as_str().unwrap()));
     power("boot", down);
     healed().await;
+    // The health monitor's first round (10 s after the leader starts, then hourly) may have
+    // fallen while the node was off, and placement then skips it for two hours: check it
+    // now, as an operator does with a node back, so the creates below may use it.
+    run_async(
+        &api,
+        Method::POST,
+        &format!("/health/nodes/{}", nodes[down]),
+        None,
+    )
+    .await
+    .unwrap_or_else(|e| panic!("health check of the booted node: {e}\n{}", c.log_tail(1)));
     // Heal info can read clean while the self-heal daemon still marks the brick a source for
     // a moment: the check then rightly refuses; the move goes through once Gluster agrees.
     wait_for(
