@@ -725,6 +725,41 @@ fn dev_creates_fresh_section(o: &mut String, results: &Path) {
         list(&rate("before", 16), 0),
         list(&rate("after", 16), 0),
     );
+    let Ok(ab) = load(results, "dev-creates-worker-threads-ab.json") else {
+        return;
+    };
+    let median = |side: &str, clients: u64| -> f64 {
+        let mut v: Vec<f64> = ab["runs"][side]
+            .as_array()
+            .map(|a| {
+                a.iter()
+                    .filter_map(|run| points(run).into_iter().find(|q| q["clients"] == clients))
+                    .map(|q| f(&q["creates_per_s"]))
+                    .collect()
+            })
+            .unwrap_or_default();
+        v.sort_by(f64::total_cmp);
+        v.get(v.len() / 2).copied().unwrap_or(0.0)
+    };
+    let n = ab["runs"]["before"].as_array().map_or(0, Vec::len);
+    let _ = writeln!(
+        o,
+        "\nAlso tried and not kept (`dev-creates-worker-threads-ab.json`): one tokio worker\n\
+         thread per process of the dev cluster (`TOKIO_WORKER_THREADS=1` for `hekate dev`, its\n\
+         replicas and the simulated nodes) instead of one per core, five processes sharing 2\n\
+         cores. {n} alternating runs of each, median creates/s: {:.0} against {:.0} at 1\n\
+         client, {:.0} against {:.0} at 8, {:.0} against {:.0} at 16. A few percent, well short\n\
+         of the goal, and with one worker a slow synchronous read in a handler (a listing of\n\
+         100,000 volumes) would hold the replica's heartbeats too. These runs came later than\n\
+         the seven above and were slower overall: the machine's state moves the medians as\n\
+         much as either change.",
+        median("after", 1),
+        median("before", 1),
+        median("after", 8),
+        median("before", 8),
+        median("after", 16),
+        median("before", 16),
+    );
 }
 
 /// `dev-creates --prefill 100000` (issue 13's scale goal): create latency, memory and
