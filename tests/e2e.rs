@@ -1033,13 +1033,15 @@ async fn dev_cluster_drives_the_testbed() {
         }
     };
     let out_path = dir.path().join("dev.out");
-    let mut dev = Command::new(BIN)
-        .args(["dev", "--testbed", "--base-port", &base.to_string(), "--data-dir"])
-        .arg(dir.path().join("cluster"))
-        .stdout(std::fs::File::create(&out_path).unwrap())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut dev = DevChild(Some(
+        Command::new(BIN)
+            .args(["dev", "--testbed", "--base-port", &base.to_string(), "--data-dir"])
+            .arg(dir.path().join("cluster"))
+            .stdout(std::fs::File::create(&out_path).unwrap())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap(),
+    ));
     let key = wait_for(Duration::from_secs(60), "the dev cluster's banner", || async {
         let text = std::fs::read_to_string(&out_path).ok()?;
         let key = text
@@ -1129,6 +1131,7 @@ async fn dev_cluster_drives_the_testbed() {
         })
         .collect();
     teardown_with(&tb, &api, &cid, &node_ids, &dev_ids).await;
+    let mut dev = dev.0.take().unwrap();
     nix::sys::signal::kill(
         nix::unistd::Pid::from_raw(dev.id() as i32),
         nix::sys::signal::Signal::SIGINT,
@@ -1136,6 +1139,32 @@ async fn dev_cluster_drives_the_testbed() {
     .unwrap();
     let status = dev.wait().unwrap();
     assert!(status.success(), "hekate dev exited {status}");
+}
+
+/// `hekate dev` as the test's child, stopped (Ctrl-C, which stops its replicas) however the
+/// test ends: a test that panicked before its own stop left the dev cluster running after it.
+struct DevChild(Option<std::process::Child>);
+
+impl Drop for DevChild {
+    fn drop(&mut self) {
+        let Some(mut child) = self.0.take() else {
+            return;
+        };
+        let _ = nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(child.id() as i32),
+            nix::sys::signal::Signal::SIGINT,
+        );
+        // Its replicas stop within seconds; past the bound, the dev process itself goes.
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        while std::time::Instant::now() < deadline {
+            if !matches!(child.try_wait(), Ok(None)) {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = child.kill();
+        let _ = child.wait();
+    }
 }
 
 /// Issue 10, point 1, on real nodes: a Gluster volume and an LV Hekate did not make survive
