@@ -11,7 +11,7 @@
 //! that it still imports while the members' agreed log format is below 3. A block volume's
 //! requested `clusters` is read but not kept (Hekate does not store it), so an export omits it.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashSet};
 
 use hekate_raft::{StateReader, StoreError};
 use serde::{Deserialize, Serialize};
@@ -701,12 +701,15 @@ fn check_lists(d: &Dump) -> Result<(), String> {
             ));
         }
     }
+    // Every listed brick names the device that lists it (above), so a brick in any list is
+    // in its own device's list: one set instead of a search of that list per brick.
+    let listed: HashSet<&str> = d
+        .deviceentries
+        .values()
+        .flat_map(|dv| dv.bricks.iter().map(String::as_str))
+        .collect();
     for (id, b) in &d.brickentries {
-        let listed = d
-            .deviceentries
-            .get(&b.info.device)
-            .is_some_and(|dv| dv.bricks.contains(id));
-        if !listed {
+        if !listed.contains(id.as_str()) {
             return Err(format!(
                 "brick {id} is on device {}, which does not list it",
                 b.info.device

@@ -1131,13 +1131,7 @@ async fn dev_cluster_drives_the_testbed() {
         })
         .collect();
     teardown_with(&tb, &api, &cid, &node_ids, &dev_ids).await;
-    let mut dev = dev.0.take().unwrap();
-    nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(dev.id() as i32),
-        nix::sys::signal::Signal::SIGINT,
-    )
-    .unwrap();
-    let status = dev.wait().unwrap();
+    let status = dev.stop().expect("hekate dev was running");
     assert!(status.success(), "hekate dev exited {status}");
 }
 
@@ -1145,25 +1139,31 @@ async fn dev_cluster_drives_the_testbed() {
 /// test ends: a test that panicked before its own stop left the dev cluster running after it.
 struct DevChild(Option<std::process::Child>);
 
+impl DevChild {
+    /// Ctrl-C, then its exit awaited for 20 s (its replicas stop within seconds); past that
+    /// the dev process is killed. None: already stopped.
+    fn stop(&mut self) -> Option<std::process::ExitStatus> {
+        use nix::sys::signal::{kill, Signal};
+        let mut child = self.0.take()?;
+        let pid = nix::unistd::Pid::from_raw(child.id() as i32);
+        let _ = kill(pid, Signal::SIGINT);
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let _ = tx.send(child.wait());
+        });
+        match rx.recv_timeout(Duration::from_secs(20)) {
+            Ok(status) => status.ok(),
+            Err(_) => {
+                let _ = kill(pid, Signal::SIGKILL);
+                rx.recv_timeout(Duration::from_secs(5)).ok().and_then(Result::ok)
+            }
+        }
+    }
+}
+
 impl Drop for DevChild {
     fn drop(&mut self) {
-        let Some(mut child) = self.0.take() else {
-            return;
-        };
-        let _ = nix::sys::signal::kill(
-            nix::unistd::Pid::from_raw(child.id() as i32),
-            nix::sys::signal::Signal::SIGINT,
-        );
-        // Its replicas stop within seconds; past the bound, the dev process itself goes.
-        let deadline = std::time::Instant::now() + Duration::from_secs(20);
-        while std::time::Instant::now() < deadline {
-            if !matches!(child.try_wait(), Ok(None)) {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        let _ = child.kill();
-        let _ = child.wait();
+        self.stop();
     }
 }
 

@@ -655,21 +655,12 @@ fn dev_creates_fresh_section(o: &mut String, results: &Path) {
         runs.len(),
         r["build"].as_str().unwrap_or("?"),
     );
-    let points = |run: &Value| run["by_clients"].as_array().cloned().unwrap_or_default();
-    let median = |mut v: Vec<f64>| -> f64 {
-        v.sort_by(f64::total_cmp);
-        v.get(v.len() / 2).copied().unwrap_or(0.0)
-    };
-    for p in points(&runs[0]) {
-        let at = |run: &Value| points(run).into_iter().find(|q| q["clients"] == p["clients"]);
-        let rates: Vec<f64> = runs
-            .iter()
-            .filter_map(at)
-            .map(|q| f(&q["creates_per_s"]))
-            .collect();
+    for p in runs[0]["by_clients"].as_array().cloned().unwrap_or_default() {
+        let clients = p["clients"].as_u64().unwrap_or(0);
+        let rates = at_clients(&r["runs"], clients, "creates_per_s");
         let p50s: Vec<f64> = runs
             .iter()
-            .filter_map(at)
+            .filter_map(|run| client_point(run, clients))
             .map(|q| f(&q["create"]["p50_ms"]))
             .collect();
         let goal = match p["clients"].as_u64() {
@@ -683,8 +674,8 @@ fn dev_creates_fresh_section(o: &mut String, results: &Path) {
             p["clients"],
             p["volumes_before"],
             list(&rates, 0),
-            median(rates.clone()),
-            median(p50s),
+            median(&rates),
+            median(&p50s),
         );
     }
     let empty: Vec<f64> = runs
@@ -701,17 +692,7 @@ fn dev_creates_fresh_section(o: &mut String, results: &Path) {
     let Ok(ab) = load(results, "dev-creates-txn-read-cache-ab.json") else {
         return;
     };
-    let rate = |side: &str, clients: u64| -> Vec<f64> {
-        ab["runs"][side]
-            .as_array()
-            .map(|a| {
-                a.iter()
-                    .filter_map(|run| points(run).into_iter().find(|q| q["clients"] == clients))
-                    .map(|q| f(&q["creates_per_s"]))
-                    .collect()
-            })
-            .unwrap_or_default()
-    };
+    let rate = |side: &str, clients: u64| at_clients(&ab["runs"][side], clients, "creates_per_s");
     let _ = writeln!(
         o,
         "\nTried and not kept (`dev-creates-txn-read-cache-ab.json`): a profile of the three\n\
@@ -728,19 +709,8 @@ fn dev_creates_fresh_section(o: &mut String, results: &Path) {
     let Ok(ab) = load(results, "dev-creates-worker-threads-ab.json") else {
         return;
     };
-    let median = |side: &str, clients: u64| -> f64 {
-        let mut v: Vec<f64> = ab["runs"][side]
-            .as_array()
-            .map(|a| {
-                a.iter()
-                    .filter_map(|run| points(run).into_iter().find(|q| q["clients"] == clients))
-                    .map(|q| f(&q["creates_per_s"]))
-                    .collect()
-            })
-            .unwrap_or_default();
-        v.sort_by(f64::total_cmp);
-        v.get(v.len() / 2).copied().unwrap_or(0.0)
-    };
+    let side_median =
+        |side: &str, clients: u64| median(&at_clients(&ab["runs"][side], clients, "creates_per_s"));
     let n = ab["runs"]["before"].as_array().map_or(0, Vec::len);
     let _ = writeln!(
         o,
@@ -753,13 +723,39 @@ fn dev_creates_fresh_section(o: &mut String, results: &Path) {
          100,000 volumes) would hold the replica's heartbeats too. These runs came later than\n\
          the seven above and were slower overall: the machine's state moves the medians as\n\
          much as either change.",
-        median("after", 1),
-        median("before", 1),
-        median("after", 8),
-        median("before", 8),
-        median("after", 16),
-        median("before", 16),
+        side_median("after", 1),
+        side_median("before", 1),
+        side_median("after", 8),
+        side_median("before", 8),
+        side_median("after", 16),
+        side_median("before", 16),
     );
+}
+
+/// A `dev-creates` run's row for `clients`.
+fn client_point(run: &Value, clients: u64) -> Option<Value> {
+    run["by_clients"]
+        .as_array()?
+        .iter()
+        .find(|q| q["clients"] == clients)
+        .cloned()
+}
+
+/// `field` of the `clients` row of each `dev-creates` run in `runs` (a JSON array).
+fn at_clients(runs: &Value, clients: u64, field: &str) -> Vec<f64> {
+    runs.as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|run| client_point(run, clients))
+                .map(|q| f(&q[field]))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// The median (nearest rank, as every p50 here: `stats::summarize`).
+fn median(v: &[f64]) -> f64 {
+    crate::stats::summarize(v).p50_ms
 }
 
 /// `dev-creates --prefill 100000` (issue 13's scale goal): create latency, memory and

@@ -96,8 +96,8 @@ struct Check {
 fn check(r: &impl StateReader) -> Result<Check, StoreError> {
     let mut c = Check::default();
     check_volumes(r, &mut c.volumes)?;
-    let used = check_bricks(r, &mut c.bricks)?;
-    check_devices(r, &used, &mut c.devices)?;
+    let bricks = check_bricks(r, &mut c.bricks)?;
+    check_devices(r, &bricks, &mut c.devices)?;
     check_nodes(r, &mut c.nodes)?;
     check_clusters(r, &mut c.clusters)?;
     check_blockvolumes(r, &mut c.blockvolumes)?;
@@ -167,9 +167,18 @@ fn check_volumes(r: &impl StateReader, bucket: &mut Bucket) -> Result<(), StoreE
     Ok(())
 }
 
-/// Each brick's device and volume exist; returns what the bricks take from each device.
-fn check_bricks(r: &impl StateReader, bucket: &mut Bucket) -> Result<BTreeMap<String, u64>, StoreError> {
-    let mut used: BTreeMap<String, u64> = BTreeMap::new();
+/// What [`check_bricks`] read that [`check_devices`] checks the devices against.
+#[derive(Default)]
+struct BrickTotals {
+    /// What the bricks take from each device.
+    used: BTreeMap<String, u64>,
+    /// Each brick's device, by brick id.
+    device_of: BTreeMap<String, String>,
+}
+
+/// Each brick's device and volume exist, and its device lists it.
+fn check_bricks(r: &impl StateReader, bucket: &mut Bucket) -> Result<BrickTotals, StoreError> {
+    let mut t = BrickTotals::default();
     for b in state::all::<state::BrickEntry>(r, keys::BRICK_PREFIX)? {
         let mut p = Vec::new();
         if state::get_device(r, &b.device)?.is_none() {
@@ -186,18 +195,16 @@ fn check_bricks(r: &impl StateReader, bucket: &mut Bucket) -> Result<BTreeMap<St
                 b.id, b.device
             ));
         }
-        *used.entry(b.device.clone()).or_default() += b.allocation();
+        *t.used.entry(b.device.clone()).or_default() += b.allocation();
         bucket.check(b.pending.is_some(), p);
+        t.device_of.insert(b.id, b.device);
     }
-    Ok(used)
+    Ok(t)
 }
 
-/// Each device's sizes add up and its used space is its bricks' (`used`); its node exists.
-fn check_devices(
-    r: &impl StateReader,
-    used: &BTreeMap<String, u64>,
-    bucket: &mut Bucket,
-) -> Result<(), StoreError> {
+/// Each device's sizes add up and its used space is its bricks'; its node exists; it lists
+/// only bricks that name it.
+fn check_devices(r: &impl StateReader, bricks: &BrickTotals, bucket: &mut Bucket) -> Result<(), StoreError> {
     for d in state::all::<state::DeviceEntry>(r, keys::DEVICE_PREFIX)? {
         let mut p = Vec::new();
         if d.total != d.free + d.used {
@@ -206,7 +213,7 @@ fn check_devices(
                 d.id, d.total, d.free, d.used
             ));
         }
-        let sum = used.get(&d.id).copied().unwrap_or(0);
+        let sum = bricks.used.get(&d.id).copied().unwrap_or(0);
         if d.used != sum {
             p.push(format!(
                 "Device {} used {} differs from its bricks' allocations {sum}",
@@ -217,11 +224,11 @@ fn check_devices(
             p.push(format!("Device {} unknown node {}", d.id, d.node));
         }
         for id in state::device_brick_ids(r, &d.id)? {
-            match state::get_brick(r, &id)? {
+            match bricks.device_of.get(&id) {
                 None => p.push(format!("Device {} unknown brick {id}", d.id)),
-                Some(b) if b.device != d.id => p.push(format!(
-                    "Device {} lists brick {id}, which is on device {}",
-                    d.id, b.device
+                Some(on) if *on != d.id => p.push(format!(
+                    "Device {} lists brick {id}, which is on device {on}",
+                    d.id
                 )),
                 Some(_) => {}
             }
