@@ -19,7 +19,7 @@ use crate::auth::Role;
 use crate::config::Policy;
 use crate::ids;
 use crate::ops::{new_op, plan};
-use crate::state::model::{Durability, OpKind, OpPlan, VolumeEntry};
+use crate::state::model::{ClusterEntry, Durability, OpKind, OpPlan, VolumeEntry};
 use crate::state::{self};
 use crate::views;
 
@@ -221,7 +221,13 @@ pub async fn create(
 ) -> Result<Response, ApiError> {
     let req: VolumeCreateRequest = parse_body(&body)?;
     let durability = validate_create(&req)?;
-    let all_clusters = st.replica().read(|v| state::cluster_ids(v))?;
+    // Every cluster's record in one pass (placement needs them too): a scan of their
+    // keyspace costs more than its few keys suggest, each record having been rewritten by
+    // every create since the last flush.
+    let records: Vec<ClusterEntry> = st
+        .replica()
+        .read(|v| state::all(v, state::keys::CLUSTER_PREFIX))?;
+    let all_clusters: Vec<String> = records.iter().map(|c| c.id.clone()).collect();
     if all_clusters.is_empty() {
         return Err(ApiError::BadRequest("No clusters configured".into()));
     }
@@ -251,6 +257,7 @@ pub async fn create(
             st.policy(),
             &volume,
             &candidates,
+            &records,
             &op_id,
             crate::clock::now_secs(),
         )

@@ -107,6 +107,40 @@ impl MockExecutor {
     /// and the verb's effect follow ([`Nodes::run`]). Decodes the answer as `T`.
     async fn verb<T: DeserializeOwned + Send + 'static>(&self, host: &str, verb: Verb) -> ExecResult<T> {
         let name = verb.name();
+        self.delay(name).await;
+        let req = self.request(host, verb);
+        match &self.nodes {
+            Backend::Memory(n) => decode_value(name, n.run(&req)),
+            Backend::Remote(c) => c.run(&req).await,
+        }
+    }
+
+    /// One round of verbs of one kind on several hosts, as parallel calls of
+    /// [`MockExecutor::verb`] would send them (one delay, as those would overlap), in one
+    /// request to the nodes. Each is still guarded, faulted and recorded on its own there.
+    async fn verbs<T: DeserializeOwned + Send + 'static>(
+        &self,
+        round: Vec<(String, Verb)>,
+    ) -> Vec<ExecResult<T>> {
+        let Some(name) = round.first().map(|(_, v)| v.name()) else {
+            return Vec::new();
+        };
+        self.delay(name).await;
+        let reqs: Vec<Request> = round
+            .into_iter()
+            .map(|(host, verb)| self.request(&host, verb))
+            .collect();
+        match &self.nodes {
+            Backend::Memory(n) => reqs
+                .iter()
+                .map(|r| decode_value(r.verb.name(), n.run(r)))
+                .collect(),
+            Backend::Remote(c) => c.run_all(&reqs).await,
+        }
+    }
+
+    /// The configured latency of a verb (`latency_ms`: by name, or `*`).
+    async fn delay(&self, name: &str) {
         let ms = self
             .cfg
             .latency_ms
@@ -117,24 +151,55 @@ impl MockExecutor {
         if ms > 0 {
             tokio::time::sleep(Duration::from_millis(ms)).await;
         }
+    }
+
+    /// A verb as the nodes receive it: this task's fencing token, and any static
+    /// injection of this configuration that matches.
+    fn request(&self, host: &str, verb: Verb) -> Request {
+        let name = verb.name();
         let inject = self
             .cfg
             .fail
             .iter()
             .find(|i| (i.verb == name || i.verb == "*") && (i.host.is_empty() || i.host == host))
             .map(|i| i.message.clone());
-        let req = Request {
+        Request {
             host: host.to_string(),
             token: super::current_fence(),
             operator: OPERATOR.try_with(|_| ()).is_ok(),
             inject,
             verb,
-        };
-        match &self.nodes {
-            Backend::Memory(n) => serde_json::from_value(n.run(&req)?)
-                .map_err(|e| fail(format!("mock nodes: bad answer to {name}: {e}"))),
-            Backend::Remote(c) => c.run(&req).await,
         }
+    }
+
+    /// Each brick's verb in one round; a brick whose names are not Hekate's is refused
+    /// here, as `brick_create`/`brick_destroy` refuse it, and never sent.
+    async fn brick_round<T: DeserializeOwned + Send + 'static>(
+        &self,
+        bricks: &[(String, BrickSpec)],
+        create: bool,
+    ) -> Vec<ExecResult<T>> {
+        let mut refused: Vec<Option<ExecError>> = Vec::with_capacity(bricks.len());
+        let mut round = Vec::with_capacity(bricks.len());
+        for (host, b) in bricks {
+            match b.check_ours() {
+                Ok(()) => {
+                    refused.push(None);
+                    round.push((host.clone(), brick_verb(b, create)));
+                }
+                Err(e) => refused.push(Some(e)),
+            }
+        }
+        let mut sent = self.verbs::<T>(round).await.into_iter();
+        refused
+            .into_iter()
+            .map(|r| match r {
+                Some(e) => Err(e),
+                None => sent
+                    .next()
+                    .unwrap_or_else(|| Err(fail("mock nodes: an answer is missing"))),
+            })
+            .collect()
     }
 
     /// The command record, oldest first: `<ns> <term> <ok|refused> <verb> <host> [object]`
@@ -223,6 +288,11 @@ impl MockExecutor {
     }
 }
 
+/// An in-process answer decoded as the verb's result.
+fn decode_value<T: DeserializeOwned>(name: &str, answer: ExecResult<serde_json::Value>) -> ExecResult<T> {
+    serde_json::from_value(answer?).map_err(|e| fail(format!("mock nodes: bad answer to {name}: {e}")))
+}
+
 fn brick_verb(b: &BrickSpec, create: bool) -> Verb {
     let (vg, lv, tp, mount_dir) = (b.vg.clone(), b.lv(), b.tp(), b.mount_dir());
     if create {
@@ -299,6 +369,14 @@ impl Executor for MockExecutor {
     async fn brick_destroy(&self, host: &str, b: &BrickSpec) -> ExecResult<bool> {
         b.check_ours()?;
         self.verb(host, brick_verb(b, false)).await
+    }
+
+    async fn brick_create_all(&self, bricks: &[(String, BrickSpec)]) -> Vec<ExecResult<()>> {
+        self.brick_round(bricks, true).await
+    }
+
+    async fn brick_destroy_all(&self, bricks: &[(String, BrickSpec)]) -> Vec<ExecResult<bool>> {
+        self.brick_round(bricks, false).await
     }
 
     async fn volume_create(&self, host: &str, v: &VolumeSpec) -> ExecResult<()> {
@@ -636,6 +714,110 @@ mod tests {
             test.set_glusterd_down("h", false).await.unwrap();
             a.glusterd_check("h").await.unwrap();
             nodes.stop().await;
+        })
+        .await
+    }
+
+    /// Three bricks on three hosts, as a replica-3 create sends them.
+    async fn brick_round_on(m: &MockExecutor) -> Vec<ExecResult<()>> {
+        for h in ["h1", "h2", "h3"] {
+            m.device_setup(h, "/dev/sdb", VG, false).await.unwrap();
+        }
+        let mut foreign = brick("b3");
+        foreign.thin_pool = "tp-b3;rm".into();
+        let round = [
+            ("h1".to_string(), brick("b1")),
+            ("h2".to_string(), brick("b2")),
+            ("h3".to_string(), foreign),
+        ];
+        m.brick_create_all(&round).await
+    }
+
+    /// A round of brick verbs goes to the shared nodes in one request, yet each brick is
+    /// its own verb there: answered in order, a fault fails only its host's brick, each is
+    /// recorded, and a brick not named as Hekate names bricks is never sent.
+    #[tokio::test]
+    async fn a_round_of_brick_verbs_answers_each_brick() {
+        fenced(async {
+            let dir = tempfile::tempdir().unwrap();
+            let nodes = Served::start(dir.path(), None).await;
+            let m = nodes.replica(MockConfig::default());
+            m.add_fault(Fault {
+                verb: "brick_create".into(),
+                host: "h2".into(),
+                times: 1,
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+            let out = brick_round_on(&m).await;
+            assert_eq!(out[0], Ok(()));
+            assert!(
+                matches!(&out[1], Err(ExecError::Unreachable { host, .. }) if host == "h2"),
+                "{:?}",
+                out[1]
+            );
+            assert!(matches!(&out[2], Err(ExecError::Foreign(_))), "{:?}", out[2]);
+            let s = m.snapshot().await.unwrap();
+            assert!(s.hosts["h1"].vgs[VG].pools.contains_key("tp_b1"));
+            assert!(!s.hosts["h2"].vgs[VG].pools.contains_key("tp_b2"));
+            let sent: Vec<(String, String)> = m
+                .command_log()
+                .await
+                .unwrap()
+                .into_iter()
+                .filter(|r| r.verb.starts_with("brick_"))
+                .map(|r| (r.verb, r.host))
+                .collect();
+            let expect = |v: &str, hs: &[&str]| {
+                hs.iter()
+                    .map(|h| (v.to_string(), h.to_string()))
+                    .collect::<Vec<_>>()
+            };
+            assert_eq!(sent, expect("brick_create", &["h1", "h2"]));
+            let gone = m
+                .brick_destroy_all(&[("h1".into(), brick("b1")), ("h2".into(), brick("b2"))])
+                .await;
+            assert!(gone.iter().all(|r| r.is_ok()), "{gone:?}");
+            assert!(!m.snapshot().await.unwrap().hosts["h1"].vgs[VG]
+                .pools
+                .contains_key("tp_b1"));
+            nodes.stop().await;
+        })
+        .await
+    }
+
+    /// A `hekate mock-nodes` of an earlier release (no `/verbs`, as in a rolling upgrade
+    /// of a cluster whose nodes process was started by the old build) gets one request
+    /// per verb of the round, with the same answers.
+    #[tokio::test]
+    async fn a_round_reaches_nodes_without_the_round_path_verb_by_verb() {
+        fenced(async {
+            let dir = tempfile::tempdir().unwrap();
+            let sock = dir.path().join("old.sock");
+            let listener = tokio::net::UnixListener::bind(&sock).unwrap();
+            let nodes = Arc::new(Nodes::new(MockState::default(), 50));
+            let served = nodes.clone();
+            let app = axum::Router::new().route(
+                remote::PATH_VERB,
+                axum::routing::post(move |axum::Json(req): axum::Json<Request>| {
+                    let n = served.clone();
+                    async move { axum::Json(n.run(&req)) }
+                }),
+            );
+            let server = tokio::spawn(async move { axum::serve(listener, app).await });
+            let m = MockExecutor::new(MockConfig {
+                nodes_url: format!("unix:{}", sock.display()),
+                ..Default::default()
+            })
+            .unwrap();
+            let out = brick_round_on(&m).await;
+            assert_eq!(out[0], Ok(()));
+            assert_eq!(out[1], Ok(()));
+            assert!(matches!(&out[2], Err(ExecError::Foreign(_))), "{:?}", out[2]);
+            let created = nodes.snapshot().0;
+            assert!(created.hosts["h2"].vgs[VG].pools.contains_key("tp_b2"));
+            server.abort();
         })
         .await
     }

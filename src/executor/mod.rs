@@ -304,6 +304,17 @@ pub trait Executor: Send + Sync + 'static {
     async fn brick_create(&self, host: &str, brick: &BrickSpec) -> ExecResult<()>;
     /// Returns whether the thin pool is gone (so its space is free again).
     async fn brick_destroy(&self, host: &str, brick: &BrickSpec) -> ExecResult<bool>;
+    /// `brick_create` of each `(host, brick)` at once, the results in the same order. Over
+    /// SSH each runs on its own node's connection, all together (this default); the
+    /// simulated nodes take the whole round in one request. Either way every brick is one
+    /// verb to its node, with its own guard check, fault and command record.
+    async fn brick_create_all(&self, bricks: &[(String, BrickSpec)]) -> Vec<ExecResult<()>> {
+        futures::future::join_all(bricks.iter().map(|(host, b)| self.brick_create(host, b))).await
+    }
+    /// `brick_destroy` of each `(host, brick)` at once, as [`Executor::brick_create_all`].
+    async fn brick_destroy_all(&self, bricks: &[(String, BrickSpec)]) -> Vec<ExecResult<bool>> {
+        futures::future::join_all(bricks.iter().map(|(host, b)| self.brick_destroy(host, b))).await
+    }
     async fn volume_create(&self, host: &str, vol: &VolumeSpec) -> ExecResult<()>;
     async fn volume_expand(&self, host: &str, vol: &VolumeSpec, new_bricks: &[String]) -> ExecResult<()>;
     /// Stops and deletes the volume `name` if it is absent or Hekate's volume `id` (its

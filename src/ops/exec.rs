@@ -5,7 +5,6 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use futures::future::join_all;
 use hekate_raft::{StateReader, StoreError};
 
 use crate::executor::{BrickSpec, ExecError, Executor, VolumeOwner, VolumeSpec, OWNER_OPTION};
@@ -184,11 +183,7 @@ pub async fn destroy_until_gone(
     let mut given_up = Vec::new();
     let mut round = 0u32;
     while !left.is_empty() {
-        let results = join_all(
-            left.iter()
-                .map(|b| async move { exec.brick_destroy(&ctx.manage(&b.node), &spec(b, 0)).await }),
-        )
-        .await;
+        let results = exec.brick_destroy_all(&brick_round(ctx, &left, 0)).await;
         if !leading() {
             return Err(StepError::Stopped);
         }
@@ -224,19 +219,23 @@ pub async fn destroy_until_gone(
     Ok(given_up)
 }
 
+/// Each brick's managing host and spec: one round of a brick verb.
+fn brick_round(ctx: &Ctx, bricks: &[&BrickEntry], gid: i64) -> Vec<(String, BrickSpec)> {
+    bricks
+        .iter()
+        .map(|b| (ctx.manage(&b.node), spec(b, gid)))
+        .collect()
+}
+
 pub async fn create_bricks(
     exec: &dyn Executor,
     ctx: &Ctx,
     bricks: &[BrickEntry],
     gid: i64,
 ) -> StepResult<()> {
-    let results = join_all(
-        bricks
-            .iter()
-            .map(|b| async move { exec.brick_create(&ctx.manage(&b.node), &spec(b, gid)).await }),
-    )
-    .await;
-    results
+    let bricks: Vec<&BrickEntry> = bricks.iter().collect();
+    exec.brick_create_all(&brick_round(ctx, &bricks, gid))
+        .await
         .into_iter()
         .collect::<Result<Vec<_>, _>>()
         .map(|_| ())
@@ -244,13 +243,9 @@ pub async fn create_bricks(
 }
 
 pub async fn destroy_bricks(exec: &dyn Executor, ctx: &Ctx, bricks: &[BrickEntry]) -> StepResult<()> {
-    let results = join_all(
-        bricks
-            .iter()
-            .map(|b| async move { exec.brick_destroy(&ctx.manage(&b.node), &spec(b, 0)).await }),
-    )
-    .await;
-    results
+    let bricks: Vec<&BrickEntry> = bricks.iter().collect();
+    exec.brick_destroy_all(&brick_round(ctx, &bricks, 0))
+        .await
         .into_iter()
         .collect::<Result<Vec<_>, _>>()
         .map(|_| ())

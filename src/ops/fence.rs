@@ -113,7 +113,13 @@ impl Fenced {
             fp.before_send(name, self.token.term).await;
         }
         let out = FENCE.scope(self.token.clone(), verb).await;
-        match &out {
+        self.note(name, &out);
+        out
+    }
+
+    /// What a verb's result says about the nodes and the fence.
+    fn note<T>(&self, name: &str, out: &ExecResult<T>) {
+        match out {
             // Only a lost node or connection is worth another attempt; a command that ran
             // and failed (no such device, no space, Gluster refusing) would fail the same way.
             Err(ExecError::Unreachable { .. }) => self.remote_failed.store(true, Ordering::SeqCst),
@@ -123,6 +129,25 @@ impl Fenced {
             }
             _ => {}
         }
+    }
+
+    /// [`Fenced::guard`] for a round of one verb on several nodes sent together: one
+    /// leadership check for the round (its verbs leave at the same moment), each verb's
+    /// failpoint, then every result classified as `guard` does.
+    async fn guard_all<T>(
+        &self,
+        name: &str,
+        n: usize,
+        verbs: impl std::future::Future<Output = Vec<ExecResult<T>>>,
+    ) -> Vec<ExecResult<T>> {
+        if let Err(e) = self.check().await {
+            return (0..n).map(|_| Err(e.clone())).collect();
+        }
+        if let Some(fp) = &self.failpoints {
+            futures::future::join_all((0..n).map(|_| fp.before_send(name, self.token.term))).await;
+        }
+        let out = FENCE.scope(self.token.clone(), verbs).await;
+        out.iter().for_each(|r| self.note(name, r));
         out
     }
 
@@ -191,6 +216,18 @@ impl Executor for Fenced {
     async fn brick_destroy(&self, host: &str, brick: &BrickSpec) -> ExecResult<bool> {
         self.guard("brick_destroy", self.inner.brick_destroy(host, brick))
             .await
+    }
+    async fn brick_create_all(&self, bricks: &[(String, BrickSpec)]) -> Vec<ExecResult<()>> {
+        self.guard_all("brick_create", bricks.len(), self.inner.brick_create_all(bricks))
+            .await
+    }
+    async fn brick_destroy_all(&self, bricks: &[(String, BrickSpec)]) -> Vec<ExecResult<bool>> {
+        self.guard_all(
+            "brick_destroy",
+            bricks.len(),
+            self.inner.brick_destroy_all(bricks),
+        )
+        .await
     }
     async fn volume_create(&self, host: &str, vol: &VolumeSpec) -> ExecResult<()> {
         self.guard("volume_create", self.inner.volume_create(host, vol))

@@ -160,38 +160,52 @@ fn full(p: &Policy, c: Option<&ClusterEntry>) -> bool {
 }
 
 /// Tries the eligible clusters in order; the first placement wins (spec 5.7 messages). A
-/// cluster's devices are read only when it is tried (with Heketi's 1,000 volumes per cluster,
-/// a large deployment has many clusters and the first usually has room).
+/// cluster's eligibility (its name check is a read) and its devices are read only when it is
+/// tried: with Heketi's 1,000 volumes per cluster a large deployment has many clusters and
+/// the first usually has room. `clusters`: every cluster's record, read by the caller in
+/// one pass over their keyspace (a hundred point reads per create at 100,000 volumes were a
+/// sixth of a leader's CPU; the handler has them already).
 pub fn place_volume(
     r: &impl StateReader,
     p: &Policy,
     v: &VolumeEntry,
     candidates: &[String],
+    clusters: &[ClusterEntry],
     op: &str,
     now: u64,
 ) -> Result<(String, Vec<BrickEntry>), PlanError> {
     let fail = |m: String| PlanError::Failed(format!("Failed to allocate new volume: {m}"));
-    // Every cluster's record in one read of their keyspace: a hundred point reads per
-    // create at 100,000 volumes (Heketi's 1,000 volumes per cluster) were a sixth of a
-    // leader's CPU.
-    let records: HashMap<String, ClusterEntry> = state::all::<ClusterEntry>(r, state::keys::CLUSTER_PREFIX)?
-        .into_iter()
-        .map(|c| (c.id.clone(), c))
-        .collect();
-    let mut eligible = Vec::new();
-    for c in candidates {
+    let records: HashMap<&str, &ClusterEntry> = clusters.iter().map(|c| (c.id.as_str(), c)).collect();
+    let mut failures = Vec::new();
+    for cluster in candidates {
         // A full cluster is ineligible whatever else holds: its name check (a read that
         // finds nothing, in each of the 100 full clusters of a 100,000-volume deployment)
         // is left to the refusal's message below.
-        let record = records.get(c);
-        if !full(p, record) && ineligible(r, p, record, v)?.is_none() {
-            eligible.push(c.clone());
+        let record = records.get(cluster.as_str()).copied();
+        if full(p, record) || ineligible(r, p, record, v)?.is_some() {
+            continue;
+        }
+        let devices = device_views(r, cluster, now)?;
+        let mut vc = v.clone();
+        vc.cluster = cluster.clone();
+        let req = alloc_request(p, &vc, v.size, 0)?;
+        match allocator::place(&devices, &req) {
+            Ok(plan) => return Ok((cluster.clone(), bricks_of(plan, &v.id, op))),
+            Err(allocator::AllocError::NoDevices) => {
+                failures.push((cluster.clone(), "No online storage devices in cluster".into()))
+            }
+            Err(allocator::AllocError::AverageFileSize(a, b)) => failures.push((
+                cluster.clone(),
+                allocator::AllocError::AverageFileSize(a, b).to_string(),
+            )),
+            Err(_) => failures.push((cluster.clone(), "No space".to_string())),
         }
     }
-    if eligible.is_empty() {
+    if failures.is_empty() {
+        // No cluster was eligible: every candidate's reason, in Heketi's order.
         let mut reasons = Vec::new();
         for c in candidates {
-            if let Some(why) = ineligible(r, p, records.get(c), v)? {
+            if let Some(why) = ineligible(r, p, records.get(c.as_str()).copied(), v)? {
                 reasons.push((c.clone(), why));
             }
         }
@@ -204,23 +218,6 @@ pub fn place_volume(
                 .collect();
             format!("No eligible cluster for volume{lines}")
         }));
-    }
-    let mut failures = Vec::new();
-    for cluster in eligible {
-        let devices = device_views(r, &cluster, now)?;
-        let mut vc = v.clone();
-        vc.cluster = cluster.clone();
-        let req = alloc_request(p, &vc, v.size, 0)?;
-        match allocator::place(&devices, &req) {
-            Ok(plan) => return Ok((cluster, bricks_of(plan, &v.id, op))),
-            Err(allocator::AllocError::NoDevices) => {
-                failures.push((cluster, "No online storage devices in cluster".into()))
-            }
-            Err(allocator::AllocError::AverageFileSize(a, b)) => {
-                failures.push((cluster, allocator::AllocError::AverageFileSize(a, b).to_string()))
-            }
-            Err(_) => failures.push((cluster, "No space".to_string())),
-        }
     }
     Err(fail(if failures.len() == 1 {
         failures[0].1.clone()
@@ -245,7 +242,9 @@ mod tests {
             ..Policy::default()
         };
         let v = volume(50, name, 1);
-        match place_volume(&crate::state::ops::testing::view(sm), &p, &v, candidates, "op", 0) {
+        let view = crate::state::ops::testing::view(sm);
+        let clusters = crate::state::all(&view, crate::state::keys::CLUSTER_PREFIX).unwrap();
+        match place_volume(&view, &p, &v, candidates, &clusters, "op", 0) {
             Err(PlanError::Failed(m)) => m,
             other => panic!("{other:?}"),
         }
@@ -285,14 +284,9 @@ mod tests {
         let p = Policy::default();
         let mut big = volume(50, "other", 1);
         big.size = 1024;
-        let err = place_volume(
-            &crate::state::ops::testing::view(&sm),
-            &p,
-            &big,
-            &one(&full),
-            "op",
-            0,
-        );
+        let view = crate::state::ops::testing::view(&sm);
+        let clusters = crate::state::all(&view, crate::state::keys::CLUSTER_PREFIX).unwrap();
+        let err = place_volume(&view, &p, &big, &one(&full), &clusters, "op", 0);
         assert!(
             matches!(&err, Err(PlanError::Failed(m)) if m.ends_with("No space")),
             "{err:?}"

@@ -20,6 +20,10 @@ pub const TOKEN_HEADER: &str = "x-hekate-nodes-token";
 pub const GENERATION_HEADER: &str = "x-hekate-nodes-generation";
 
 pub const PATH_VERB: &str = "/verb";
+/// A round of verbs (`Vec<Request>`), answered with their results in order.
+pub const PATH_VERBS: &str = "/verbs";
+/// Most verbs one `/verbs` request carries; a longer round is sent in several.
+pub const MAX_ROUND: usize = 1024;
 /// An answer larger than this is decoded on the blocking pool.
 const LARGE_ANSWER: usize = 1 << 20;
 pub const PATH_STATE: &str = "/state";
@@ -162,6 +166,54 @@ impl NodesClient {
         tokio::task::spawn_blocking(decode)
             .await
             .map_err(|e| super::model::fail(format!("mock nodes: answer to {name}: {e}")))?
+    }
+
+    /// A round of verbs in one request (`/verbs`), the results in order. A transport
+    /// failure makes each verb's node unreachable; a server without `/verbs` (an older
+    /// `hekate mock-nodes`) is sent one request per verb.
+    pub async fn run_all<T: DeserializeOwned + Send + 'static>(
+        &self,
+        reqs: &[Request],
+    ) -> Vec<ExecResult<T>> {
+        let mut out = Vec::with_capacity(reqs.len());
+        for chunk in reqs.chunks(MAX_ROUND) {
+            out.extend(self.run_round(chunk).await);
+        }
+        out
+    }
+
+    async fn run_round<T: DeserializeOwned + Send + 'static>(&self, reqs: &[Request]) -> Vec<ExecResult<T>> {
+        let each = |e: &dyn std::fmt::Display| -> Vec<ExecResult<T>> {
+            reqs.iter().map(|r| Err(self.unreachable(&r.host, e))).collect()
+        };
+        let r = self.request(reqwest::Method::POST, PATH_VERBS).json(reqs);
+        let resp = match r.send().await {
+            Ok(resp) => resp,
+            Err(e) => return each(&e),
+        };
+        if resp.status() == StatusCode::NOT_FOUND {
+            return futures::future::join_all(reqs.iter().map(|r| self.run(r))).await;
+        }
+        if !resp.status().is_success() {
+            let status = resp.status();
+            let body = resp.text().await.unwrap_or_default();
+            return each(&format!("{status}: {}", body.trim()));
+        }
+        let body = match resp.bytes().await {
+            Ok(b) => b,
+            Err(e) => return each(&e),
+        };
+        match serde_json::from_slice::<Vec<Result<T, ExecError>>>(&body) {
+            Ok(answers) if answers.len() == reqs.len() => answers,
+            Ok(answers) => {
+                let m = format!("mock nodes: {} answers to {} verbs", answers.len(), reqs.len());
+                reqs.iter().map(|_| Err(super::model::fail(m.clone()))).collect()
+            }
+            Err(e) => {
+                let m = format!("mock nodes: bad answer to a round of verbs: {e}");
+                reqs.iter().map(|_| Err(super::model::fail(m.clone()))).collect()
+            }
+        }
     }
 
     fn me(&self) -> String {

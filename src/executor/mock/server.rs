@@ -34,8 +34,8 @@ use serde::Deserialize;
 
 use super::model::{Fault, MockState, Nodes, Request};
 use super::remote::{
-    NodesAddr, GENERATION_HEADER, PATH_CMDLOG, PATH_FAULTS, PATH_GLUSTERD, PATH_STATE, PATH_VERB,
-    TOKEN_HEADER,
+    NodesAddr, GENERATION_HEADER, MAX_ROUND, PATH_CMDLOG, PATH_FAULTS, PATH_GLUSTERD, PATH_STATE, PATH_VERB,
+    PATH_VERBS, TOKEN_HEADER,
 };
 
 /// How `hekate mock-nodes` runs.
@@ -173,6 +173,7 @@ impl Bound {
         };
         let app = Router::new()
             .route(PATH_VERB, post(verb))
+            .route(PATH_VERBS, post(verbs))
             .route(PATH_STATE, get(state_get).put(state_put))
             .route(PATH_FAULTS, post(fault_add).delete(faults_clear))
             .route(PATH_GLUSTERD, post(glusterd))
@@ -282,6 +283,15 @@ async fn check_token(State(s): State<Served>, req: HttpRequest, next: Next) -> R
 
 async fn verb(State(s): State<Served>, Json(req): Json<Request>) -> Response {
     Json(s.nodes.run(&req)).into_response()
+}
+
+/// A round of verbs, each run as `/verb` runs it, in order.
+async fn verbs(State(s): State<Served>, Json(reqs): Json<Vec<Request>>) -> Response {
+    if reqs.len() > MAX_ROUND {
+        let msg = format!("{} verbs in one round; at most {MAX_ROUND}", reqs.len());
+        return (StatusCode::BAD_REQUEST, msg).into_response();
+    }
+    Json(reqs.iter().map(|r| s.nodes.run(r)).collect::<Vec<_>>()).into_response()
 }
 
 async fn state_get(State(s): State<Served>) -> Response {

@@ -170,10 +170,12 @@ pub fn place_block(
         ));
     }
     let v = new_bhv_entry(p);
-    let (cluster, bricks) = super::place_volume(r, p, &v, &clusters, op, now).map_err(|e| match e {
-        PlanError::Failed(m) => fail(m.trim_start_matches("Failed to allocate new volume: ")),
-        other => other,
-    })?;
+    let records = state::all(r, state::keys::CLUSTER_PREFIX)?;
+    let (cluster, bricks) =
+        super::place_volume(r, p, &v, &clusters, &records, op, now).map_err(|e| match e {
+            PlanError::Failed(m) => fail(m.trim_start_matches("Failed to allocate new volume: ")),
+            other => other,
+        })?;
     let mut v = v;
     v.cluster = cluster;
     let mut b = block.clone();
