@@ -52,6 +52,9 @@ pub struct ClientsPoint {
     pub volumes_before: usize,
     pub creates_per_s: f64,
     pub create: Summary,
+    /// CPU time of the whole dev cluster (`hekate dev`, its replicas and simulated nodes;
+    /// not the clients) during this point, per create, ms.
+    pub cluster_cpu_ms_per_create: f64,
 }
 
 #[derive(Debug, Serialize)]
@@ -253,18 +256,21 @@ async fn drive(args: &DevCreatesArgs, dev: &Dev, key: &str) -> anyhow::Result<De
         let clients: Vec<Client> = (0..n)
             .map(|i| Client::new(vec![dev.servers[i % dev.servers.len()].clone()], "admin", key))
             .collect();
+        let cpu_before = crate::procfs::tree_cpu_ms(dev.pid());
         let (secs, lat) = concurrent_creates(&clients, args.creates, POLL_5MS)
             .await
             .with_context(|| format!("{n} clients"))?;
+        let cpu = crate::procfs::tree_cpu_ms(dev.pid()) - cpu_before;
         let point = ClientsPoint {
             clients: n,
             volumes_before: count,
             creates_per_s: args.creates as f64 / secs,
             create: summarize(&lat),
+            cluster_cpu_ms_per_create: cpu / args.creates.max(1) as f64,
         };
         eprintln!(
-            "{n} clients from {count} volumes: {:.1} creates/s, p50 {:.2} ms",
-            point.creates_per_s, point.create.p50_ms
+            "{n} clients from {count} volumes: {:.1} creates/s, p50 {:.2} ms, cluster CPU {:.2} ms per create",
+            point.creates_per_s, point.create.p50_ms, point.cluster_cpu_ms_per_create
         );
         count += args.creates;
         by_clients.push(point);

@@ -36,6 +36,31 @@ pub fn cpu_ms(pid: impl Display) -> Option<f64> {
     Some((ticks(11)? + ticks(12)?) as f64 * 10.0)
 }
 
+/// `pid` and every process below it (its children, theirs...), found by the parent
+/// field of each `/proc/<pid>/stat`.
+pub fn tree(pid: u32) -> Vec<u32> {
+    let parents: Vec<(u32, u32)> = std::fs::read_dir("/proc")
+        .map(|dir| {
+            dir.filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
+                .filter_map(|p| Some((p, stat_fields(p)?.get(1)?.parse::<u32>().ok()?)))
+                .collect()
+        })
+        .unwrap_or_default();
+    let mut out = vec![pid];
+    let mut i = 0;
+    while i < out.len() {
+        let parent = out[i];
+        out.extend(parents.iter().filter(|(_, pp)| *pp == parent).map(|(p, _)| *p));
+        i += 1;
+    }
+    out
+}
+
+/// CPU time so far of `pid` and every process below it, ms (see [`cpu_ms`]).
+pub fn tree_cpu_ms(pid: u32) -> f64 {
+    tree(pid).into_iter().filter_map(cpu_ms).sum()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -59,5 +84,35 @@ mod tests {
             }
         }
         assert_eq!(rss_kib(u32::MAX), None);
+    }
+
+    /// A child (and its own child) is found below this process, and only below it.
+    #[test]
+    fn a_process_tree_holds_the_children() {
+        let mut child = std::process::Command::new("sh")
+            .args(["-c", "sleep 30 & wait"])
+            .spawn()
+            .unwrap();
+        let me = std::process::id();
+        let pid = child.id();
+        // The grandchild appears once the shell has started it.
+        let t = std::time::Instant::now();
+        let mut found = tree(me);
+        while found.len() < 3 && t.elapsed() < std::time::Duration::from_secs(10) {
+            std::thread::yield_now();
+            found = tree(me);
+        }
+        let below = tree(pid);
+        // The shell's sleep first, then the shell: nothing is left running.
+        for p in below.iter().rev() {
+            let _ = std::process::Command::new("kill").arg(p.to_string()).status();
+        }
+        child.wait().unwrap();
+        assert_eq!(found[0], me);
+        assert!(found.contains(&pid), "{found:?}");
+        assert!(found.len() >= 3, "the shell's sleep is below it: {found:?}");
+        assert_eq!(below.first(), Some(&pid));
+        assert!(below.len() >= 2, "{below:?}");
+        assert!(!below.contains(&me));
     }
 }

@@ -175,6 +175,11 @@ pub(crate) struct Dev {
 }
 
 impl Dev {
+    /// The `hekate dev` process (its replicas and simulated nodes run below it).
+    pub(crate) fn pid(&self) -> u32 {
+        self.dev.id()
+    }
+
     /// Starts `hekate dev --replicas 3` in `dir`; returns it and the admin key.
     pub(crate) fn start(
         hekate: &Path,
