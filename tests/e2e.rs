@@ -89,6 +89,28 @@ impl Testbed {
         c
     }
 
+    /// Waits until every node's glusterd sees every peer connected. A node booted again
+    /// answers the health check as soon as its glusterd runs, but the other peers reconnect
+    /// to it a moment later, and until then Gluster refuses a volume with a brick there
+    /// ("Host ... not connected").
+    async fn wait_pool_connected(&self) {
+        let n = self.nodes.len();
+        wait_for(
+            Duration::from_secs(60),
+            "every gluster peer connected",
+            || async {
+                (0..n)
+                    .all(|i| {
+                        let (ok, pool) = self.exec(i, "gluster --mode=script pool list");
+                        ok && pool.matches("Connected").count() == n
+                    })
+                    .then_some(())
+            },
+        )
+        .await
+        .unwrap();
+    }
+
     /// Nothing of Hekate's left on any node.
     fn assert_clean(&self) {
         for i in 0..self.nodes.len() {
@@ -1349,6 +1371,7 @@ async fn health_monitor_skips_a_powered_off_node_also_after_a_failover() {
     }
     power("boot");
     wait_node_health(&c, leader, &dead_host, "up").await;
+    tb.wait_pool_connected().await;
     // A replica-2 volume over three nodes misses a given one with probability 1/3.
     let mut used = false;
     for _ in 0..10 {
@@ -1379,6 +1402,7 @@ async fn health_monitor_skips_a_powered_off_node_also_after_a_failover() {
     volumes.push(loc);
     power("boot");
     wait_node_health(&c, new, &dead_host, "up").await;
+    tb.wait_pool_connected().await;
 
     for v in &volumes {
         run_async(&c.client(new), Method::DELETE, v, None)
