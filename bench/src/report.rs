@@ -847,6 +847,25 @@ fn volume_list_section(o: &mut String, results: &Path) {
          queued behind it. On a blocking thread the lists still take CPU from the same 2 cores\n\
          (the p50 rises either way); what changes is the tail."
     );
+    let Ok(cli) = load(results, "cli-volume-list-100k.json") else {
+        return;
+    };
+    let secs = |k: &str| -> Vec<f64> {
+        cli["runs"][k]
+            .as_array()
+            .map(|a| a.iter().map(f).collect())
+            .unwrap_or_default()
+    };
+    let _ = writeln!(
+        o,
+        "\n`hekate-cli volume list` reads each volume's info for its line, as heketi-cli does. At\n\
+         {} volumes, one request at a time took {} s; eight at once, printed in the list's order,\n\
+         {} s, with the same output byte for byte (`cli-volume-list-100k.json`;\n\
+         `time hekate-cli volume list` against the kept cluster, alternating).",
+        cli["volumes"],
+        list(&secs("before_s"), 1),
+        list(&secs("after_s"), 1),
+    );
 }
 
 /// A `dev-creates` run's row for `clients`.

@@ -1102,19 +1102,35 @@ fn volume_create_body(a: &VolumeCreate) -> anyhow::Result<serde_json::Value> {
     Ok(body)
 }
 
+/// Volume infos `volume list` asks for at once: one request at a time, as heketi-cli does,
+/// took 60-78 s at 100,000 volumes.
+const VOLUME_LIST_CONCURRENCY: usize = 8;
+
 /// `volume list`: one line per volume (its info read for cluster and name), or the JSON list.
+/// The infos are read several at once and printed in the list's order.
 async fn volume_list(c: &Client, j: bool) -> anyhow::Result<Out> {
+    use futures::stream::{StreamExt, TryStreamExt};
     let v = c.expect_ok(Method::GET, "/volumes", None).await?.json()?;
     if j {
         return Ok(Out(v.to_string()));
     }
+    let ids: Vec<String> = v["volumes"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|id| id.as_str().unwrap_or_default().to_string())
+        .collect();
+    let infos: Vec<serde_json::Value> = futures::stream::iter(ids.iter())
+        .map(|id| async move {
+            c.expect_ok(Method::GET, &format!("/volumes/{id}"), None)
+                .await?
+                .json()
+        })
+        .buffered(VOLUME_LIST_CONCURRENCY)
+        .try_collect()
+        .await?;
     let mut o = String::new();
-    for id in v["volumes"].as_array().cloned().unwrap_or_default() {
-        let id = id.as_str().unwrap_or_default();
-        let info = c
-            .expect_ok(Method::GET, &format!("/volumes/{id}"), None)
-            .await?
-            .json()?;
+    for (id, info) in ids.iter().zip(&infos) {
         let block = if info["block"] == true { " [block]" } else { "" };
         o.push_str(&format!(
             "Id:{:<35} Cluster:{:<35} Name:{}{block}\n",
