@@ -1,7 +1,7 @@
 //! `/db/dump` (Heketi's JSON dump), `/db/import` (Hekate: load a Heketi dump into an empty
 //! cluster) and `/db/check` (Heketi's consistency check over the replicated state).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use axum::body::Bytes;
 use axum::extract::State;
@@ -96,8 +96,9 @@ struct Check {
 fn check(r: &impl StateReader) -> Result<Check, StoreError> {
     let mut c = Check::default();
     check_volumes(r, &mut c.volumes)?;
-    let bricks = check_bricks(r, &mut c.bricks)?;
-    check_devices(r, &bricks, &mut c.devices)?;
+    let index = device_index(r)?;
+    let bricks = check_bricks(r, &index, &mut c.bricks)?;
+    check_devices(r, &index, &bricks, &mut c.devices)?;
     check_nodes(r, &mut c.nodes)?;
     check_clusters(r, &mut c.clusters)?;
     check_blockvolumes(r, &mut c.blockvolumes)?;
@@ -176,8 +177,25 @@ struct BrickTotals {
     device_of: BTreeMap<String, String>,
 }
 
+/// The device index (`db/<device>/<brick>`): each device's listed bricks, in id order. One
+/// pass over it, for the bricks' check and the devices'.
+fn device_index(r: &impl StateReader) -> Result<BTreeMap<String, BTreeSet<String>>, StoreError> {
+    let mut index: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    r.visit_prefix(keys::DEVICE_BRICK_PREFIX, &mut |k, _| {
+        if let Some((device, brick)) = keys::device_brick_of(k) {
+            index.entry(device).or_default().insert(brick);
+        }
+        Ok(())
+    })?;
+    Ok(index)
+}
+
 /// Each brick's device and volume exist, and its device lists it.
-fn check_bricks(r: &impl StateReader, bucket: &mut Bucket) -> Result<BrickTotals, StoreError> {
+fn check_bricks(
+    r: &impl StateReader,
+    index: &BTreeMap<String, BTreeSet<String>>,
+    bucket: &mut Bucket,
+) -> Result<BrickTotals, StoreError> {
     let mut t = BrickTotals::default();
     for b in state::all::<state::BrickEntry>(r, keys::BRICK_PREFIX)? {
         let mut p = Vec::new();
@@ -189,7 +207,7 @@ fn check_bricks(r: &impl StateReader, bucket: &mut Bucket) -> Result<BrickTotals
         }
         // `GET /topology` lists a device's bricks by each brick's device, the point reads by
         // the device's index: the two must agree.
-        if r.get(&keys::device_brick(&b.device, &b.id))?.is_none() {
+        if !index.get(&b.device).is_some_and(|listed| listed.contains(&b.id)) {
             p.push(format!(
                 "Brick {} missing from device {}'s brick list",
                 b.id, b.device
@@ -204,7 +222,12 @@ fn check_bricks(r: &impl StateReader, bucket: &mut Bucket) -> Result<BrickTotals
 
 /// Each device's sizes add up and its used space is its bricks'; its node exists; it lists
 /// only bricks that name it.
-fn check_devices(r: &impl StateReader, bricks: &BrickTotals, bucket: &mut Bucket) -> Result<(), StoreError> {
+fn check_devices(
+    r: &impl StateReader,
+    index: &BTreeMap<String, BTreeSet<String>>,
+    bricks: &BrickTotals,
+    bucket: &mut Bucket,
+) -> Result<(), StoreError> {
     for d in state::all::<state::DeviceEntry>(r, keys::DEVICE_PREFIX)? {
         let mut p = Vec::new();
         if d.total != d.free + d.used {
@@ -223,8 +246,8 @@ fn check_devices(r: &impl StateReader, bricks: &BrickTotals, bucket: &mut Bucket
         if state::get_node(r, &d.node)?.is_none() {
             p.push(format!("Device {} unknown node {}", d.id, d.node));
         }
-        for id in state::device_brick_ids(r, &d.id)? {
-            match bricks.device_of.get(&id) {
+        for id in index.get(&d.id).into_iter().flatten() {
+            match bricks.device_of.get(id) {
                 None => p.push(format!("Device {} unknown brick {id}", d.id)),
                 Some(on) if *on != d.id => p.push(format!(
                     "Device {} lists brick {id}, which is on device {on}",

@@ -183,7 +183,9 @@ pub async fn destroy_until_gone(
     let mut given_up = Vec::new();
     let mut round = 0u32;
     while !left.is_empty() {
-        let results = exec.brick_destroy_all(&brick_round(ctx, &left, 0)).await;
+        let results = exec
+            .brick_destroy_all(&brick_round(ctx, left.iter().copied(), 0))
+            .await;
         if !leading() {
             return Err(StepError::Stopped);
         }
@@ -220,9 +222,13 @@ pub async fn destroy_until_gone(
 }
 
 /// Each brick's managing host and spec: one round of a brick verb.
-fn brick_round(ctx: &Ctx, bricks: &[&BrickEntry], gid: i64) -> Vec<(String, BrickSpec)> {
+fn brick_round<'a>(
+    ctx: &Ctx,
+    bricks: impl IntoIterator<Item = &'a BrickEntry>,
+    gid: i64,
+) -> Vec<(String, BrickSpec)> {
     bricks
-        .iter()
+        .into_iter()
         .map(|b| (ctx.manage(&b.node), spec(b, gid)))
         .collect()
 }
@@ -233,8 +239,7 @@ pub async fn create_bricks(
     bricks: &[BrickEntry],
     gid: i64,
 ) -> StepResult<()> {
-    let bricks: Vec<&BrickEntry> = bricks.iter().collect();
-    exec.brick_create_all(&brick_round(ctx, &bricks, gid))
+    exec.brick_create_all(&brick_round(ctx, bricks, gid))
         .await
         .into_iter()
         .collect::<Result<Vec<_>, _>>()
@@ -243,8 +248,7 @@ pub async fn create_bricks(
 }
 
 pub async fn destroy_bricks(exec: &dyn Executor, ctx: &Ctx, bricks: &[BrickEntry]) -> StepResult<()> {
-    let bricks: Vec<&BrickEntry> = bricks.iter().collect();
-    exec.brick_destroy_all(&brick_round(ctx, &bricks, 0))
+    exec.brick_destroy_all(&brick_round(ctx, bricks, 0))
         .await
         .into_iter()
         .collect::<Result<Vec<_>, _>>()

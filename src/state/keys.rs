@@ -105,7 +105,17 @@ pub fn device_brick(device: &str, brick: &str) -> Vec<u8> {
 }
 
 pub fn device_brick_prefix(device: &str) -> Vec<u8> {
-    [b"db/", device.as_bytes(), b"/"].concat()
+    [DEVICE_BRICK_PREFIX, device.as_bytes(), b"/"].concat()
+}
+
+/// The prefix of the whole device index (`db/`).
+pub const DEVICE_BRICK_PREFIX: &[u8] = b"db/";
+
+/// `(device, brick)` of a `db/<device>/<brick>` key.
+pub fn device_brick_of(key: &[u8]) -> Option<(String, String)> {
+    let rest = std::str::from_utf8(key.strip_prefix(DEVICE_BRICK_PREFIX)?).ok()?;
+    let (device, brick) = rest.split_once('/')?;
+    Some((device.to_string(), brick.to_string()))
 }
 
 pub const BLOCKVOLUME_PREFIX: &[u8] = b"bv/";
@@ -125,4 +135,19 @@ pub fn bhv_block_prefix(bhv: &str) -> Vec<u8> {
 /// The id part of a `<prefix><id>` key.
 pub fn id_of(prefix: &[u8], key: &[u8]) -> String {
     String::from_utf8_lossy(&key[prefix.len()..]).into_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_device_index_key_reads_back() {
+        assert_eq!(
+            device_brick_of(&device_brick("d1", "b1")),
+            Some(("d1".to_string(), "b1".to_string()))
+        );
+        assert_eq!(device_brick_of(b"d/d1"), None);
+        assert_eq!(device_brick_of(b"db/d1"), None);
+    }
 }
