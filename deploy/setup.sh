@@ -3,13 +3,16 @@
 # the build environment. Sourced by deploy/dev.sh and deploy/test.sh; safe to run repeatedly.
 #
 #   libclang-dev    bindgen for the RocksDB bindings
-#   librocksdb-dev  Debian's RocksDB 7.8.3, linked dynamically (a 1.5 min build instead of 15)
+#   g++             RocksDB, compiled from the rocksdb crate's sources (about 15 minutes on 2
+#                   cores, once per profile and target directory)
+#   librocksdb-dev  Debian's RocksDB 7.8.3: only the rolling-upgrade test's previous release
+#                   (deploy/upgrade-base.sh) links it
 #   haproxy         the load balancer of the HA tests and deploy/haproxy.cfg
 #   openssh-*       a real sshd for the SSH transport's tests
 set -euo pipefail
 
 need=()
-for pkg in libclang-dev librocksdb-dev haproxy pkg-config openssh-server openssh-client; do
+for pkg in libclang-dev g++ librocksdb-dev haproxy pkg-config openssh-server openssh-client; do
     dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || need+=("$pkg")
 done
 if ((${#need[@]})); then
@@ -22,5 +25,3 @@ command -v cargo >/dev/null || { echo "setup: cargo (Rust 1.89+) is required: ht
 
 # Build outside the clone so that re-runs (and CI on the same machine) are incremental.
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-/var/tmp/hekate-target}"
-export ROCKSDB_LIB_DIR=/usr/lib/x86_64-linux-gnu
-export SNAPPY_LIB_DIR=/usr/lib/x86_64-linux-gnu

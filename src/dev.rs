@@ -249,10 +249,11 @@ pub async fn run(opts: DevOptions) -> anyhow::Result<()> {
     let (admin, user) = prepare(&opts)?;
     let exe = std::env::current_exe().context("cannot find the hekate binary")?;
     let mut nodes = match opts.glusterfs {
-        None => Some(MockNodes::start(
+        None => Some(MockNodes::start_with(
             &exe,
             &std::fs::canonicalize(&opts.data_dir)?,
             opts.mock_persist_ms,
+            Some(processes(&opts)),
         )?),
         Some(_) => None,
     };
@@ -293,6 +294,31 @@ pub async fn run(opts: DevOptions) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The dev cluster's processes share one machine: each gets `cores / processes` async
+/// worker threads (at least one) instead of tokio's default of one per core, unless the
+/// operator set `TOKIO_WORKER_THREADS`. On 2 cores three replicas with two workers each
+/// woke each other's threads for nothing: one each cut the cluster's CPU per create by
+/// about 10 % (docs/decisions.md, "One async worker per dev replica on a small machine").
+/// A replica started alone (`hekate serve`) keeps one worker per core.
+fn share_cores(cmd: &mut Command, processes: u64) {
+    if std::env::var_os("TOKIO_WORKER_THREADS").is_some() {
+        return;
+    }
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    cmd.env("TOKIO_WORKER_THREADS", workers_each(cores, processes).to_string());
+}
+
+/// The processes of the dev cluster that do the work: its replicas and, with the mock
+/// executor, the simulated nodes.
+fn processes(opts: &DevOptions) -> u64 {
+    opts.replicas + u64::from(opts.glusterfs.is_none())
+}
+
+/// Worker threads for each of `processes` processes on `cores` cores.
+fn workers_each(cores: usize, processes: u64) -> usize {
+    (cores / processes.max(1) as usize).max(1)
+}
+
 /// Starts `hekate serve` for every replica, each logging to `replica-<id>/hekate.log`.
 fn start_replicas(opts: &DevOptions, exe: &Path) -> anyhow::Result<Vec<(u64, Child)>> {
     let mut children = Vec::new();
@@ -302,7 +328,9 @@ fn start_replicas(opts: &DevOptions, exe: &Path) -> anyhow::Result<Vec<(u64, Chi
             .create(true)
             .append(true)
             .open(dir.join("hekate.log"))?;
-        let child = Command::new(exe)
+        let mut cmd = Command::new(exe);
+        share_cores(&mut cmd, processes(opts));
+        let child = cmd
             .arg("serve")
             .arg("--config")
             .arg(config_path(&opts.data_dir, id))
@@ -400,6 +428,17 @@ impl MockNodes {
     /// only through [`Self::stop`]) and waits until its socket is in place. The model is
     /// written every `persist_ms` when it changed, and at exit.
     pub fn start(binary: &Path, dir: &Path, persist_ms: u64) -> anyhow::Result<MockNodes> {
+        MockNodes::start_with(binary, dir, persist_ms, None)
+    }
+
+    /// [`MockNodes::start`], the machine's cores shared among `share_among` processes
+    /// (`hekate dev`'s, see [`share_cores`]).
+    pub fn start_with(
+        binary: &Path,
+        dir: &Path,
+        persist_ms: u64,
+        share_among: Option<u64>,
+    ) -> anyhow::Result<MockNodes> {
         use std::os::unix::process::CommandExt;
         let dir = std::path::absolute(dir)?;
         let log_path = dir.join("mock-nodes.log");
@@ -410,7 +449,11 @@ impl MockNodes {
             .with_context(|| format!("cannot open {}", log_path.display()))?;
         let url = MockNodes::url(&dir);
         let socket = dir.join("mock-nodes.sock");
-        let mut child = Command::new(binary)
+        let mut cmd = Command::new(binary);
+        if let Some(n) = share_among {
+            share_cores(&mut cmd, n);
+        }
+        let mut child = cmd
             .arg("mock-nodes")
             .arg("--listen")
             .arg(&url)
@@ -504,6 +547,34 @@ async fn wait_ready(http: &reqwest::Client, servers: &[String], within: Duration
 #[cfg(test)]
 mod tests {
     use std::os::unix::fs::PermissionsExt;
+
+    /// Three replicas and the simulated nodes on 2 cores get one worker each; on 16 cores,
+    /// four each; never none. The operator's `TOKIO_WORKER_THREADS` is left as it is (the
+    /// child inherits it), so the command sets nothing then.
+    #[test]
+    fn the_dev_cluster_shares_the_cores() {
+        assert_eq!(super::workers_each(2, 4), 1);
+        assert_eq!(super::workers_each(16, 4), 4);
+        assert_eq!(super::workers_each(1, 0), 1);
+        assert_eq!(super::workers_each(8, 3), 2);
+        let mut cmd = std::process::Command::new("true");
+        super::share_cores(&mut cmd, 4);
+        let set: Vec<_> = cmd.get_envs().collect();
+        match std::env::var_os("TOKIO_WORKER_THREADS") {
+            Some(_) => assert!(set.is_empty(), "{set:?}"),
+            None => {
+                let cores = std::thread::available_parallelism().unwrap().get();
+                let want = super::workers_each(cores, 4).to_string();
+                assert_eq!(
+                    set,
+                    vec![(
+                        std::ffi::OsStr::new("TOKIO_WORKER_THREADS"),
+                        Some(std::ffi::OsStr::new(want.as_str()))
+                    )]
+                );
+            }
+        }
+    }
 
     /// A data dir keeps the executor it was made with: `--testbed` (ssh) on a mock cluster's
     /// dir, or the mock on an ssh cluster's, is refused naming the flag, and writes nothing.

@@ -3,8 +3,8 @@
 //! Under create/delete churn glibc's malloc kept the leader's RSS rising while everything the
 //! store accounts for was flat: freed memory stayed in per-thread arenas. The `hekate` binary
 //! therefore runs on jemalloc, built with `override_allocator_on_supported_platforms`, so the
-//! C `malloc` of the whole process (RocksDB is linked dynamically and allocates through it) is
-//! jemalloc's too, and freed pages go back to the system after `dirty_decay_ms`.
+//! C `malloc` of the whole process (RocksDB's C++ allocates through it) is jemalloc's too,
+//! and freed pages go back to the system after `dirty_decay_ms`.
 //!
 //! [`stats`] reads jemalloc's counters for `/metrics`: `allocated` (live heap) against
 //! `resident` (pages the allocator holds in RAM) tells live data from fragmentation and

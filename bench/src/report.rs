@@ -312,6 +312,8 @@ pub fn run(results: &Path, docs: &Path) -> anyhow::Result<()> {
     dev_creates_section(&mut o, results);
     dev_creates_fresh_section(&mut o, results);
     dev_creates_rounds_section(&mut o, results);
+    dev_creates_rocksdb_section(&mut o, results);
+    dev_creates_workers_section(&mut o, results);
     scale_section(&mut o, results);
     topology_ab_section(&mut o, results);
     follower_read_section(&mut o, results);
@@ -734,12 +736,10 @@ fn dev_creates_fresh_section(o: &mut String, results: &Path) {
     );
 }
 
-/// This round's change against the last round's head, alternating default runs
-/// (`dev-creates-rounds-ab.json`): creates/s and the dev cluster's CPU per create.
-fn dev_creates_rounds_section(o: &mut String, results: &Path) {
-    let Ok(ab) = load(results, "dev-creates-rounds-ab.json") else {
-        return;
-    };
+/// The command and table of an A/B file of alternating default `dev-creates` runs
+/// (`{"build_before", "build_after", "runs": {"before": [...], "after": [...]}}`): median
+/// creates/s and dev cluster CPU per create, before and after, at 1, 8 and 16 clients.
+fn dev_creates_ab_table(o: &mut String, ab: &Value, file: &str, heading: &str) {
     let (before, after) = (&ab["runs"]["before"], &ab["runs"]["after"]);
     let n = before.as_array().map_or(0, Vec::len);
     let (b, a) = (
@@ -748,21 +748,21 @@ fn dev_creates_rounds_section(o: &mut String, results: &Path) {
     );
     let _ = writeln!(
         o,
-        "\n### A round of brick verbs in one request, the clusters read once per create\n\n```sh\n\
+        "\n### {heading}\n\n```sh\n\
          # release builds of {b} (before) and {a} (after), alternating\n\
          for i in $(seq {n}); do\n  \
          $CARGO_TARGET_DIR/release/hekate-bench --out before-$i.json dev-creates --hekate hekate-{b}\n  \
          $CARGO_TARGET_DIR/release/hekate-bench --out after-$i.json dev-creates --hekate hekate-{a}\n\
          done\n\
-         # bench/results/dev-creates-rounds-ab.json holds the runs: {{\"runs\": {{\"before\": [...], \"after\": [...]}}}}\n```\n\n\
+         # bench/results/{file} holds the runs: {{\"runs\": {{\"before\": [...], \"after\": [...]}}}}\n```\n\n\
          {n} default runs of each build, alternating, on this round's machine with nothing else\n\
          running. CPU: `hekate dev`, its replicas and the simulated nodes during the row (not the\n\
          clients), per create, from `/proc` (`cluster_cpu_ms_per_create`).\n\n\
-         | clients | median creates/s, before | after | after/before | median CPU ms per create, before | after | after/before | goal |\n|---|---|---|---|---|---|---|---|"
+         | clients | median creates/s, before | after | after/before | median CPU ms per create, before | after | after/before | median of the pairs' ratios: creates/s, CPU | goal |\n|---|---|---|---|---|---|---|---|---|"
     );
     for clients in [1u64, 8, 16] {
-        let rate = |side: &Value| median(&at_clients(side, clients, "creates_per_s"));
-        let cpu = |side: &Value| median(&at_clients(side, clients, "cluster_cpu_ms_per_create"));
+        let rate = |side: &Value| at_clients(side, clients, "creates_per_s");
+        let cpu = |side: &Value| at_clients(side, clients, "cluster_cpu_ms_per_create");
         let goal = match clients {
             8 => ">= 550/s",
             16 => ">= 230/s",
@@ -770,15 +770,40 @@ fn dev_creates_rounds_section(o: &mut String, results: &Path) {
         };
         let _ = writeln!(
             o,
-            "| {clients} | {:.0} | {:.0} | {:.2}x | {:.2} | {:.2} | {:.2}x | {goal} |",
-            rate(before),
-            rate(after),
-            rate(after) / rate(before),
-            cpu(before),
-            cpu(after),
-            cpu(after) / cpu(before),
+            "| {clients} | {:.0} | {:.0} | {:.2}x | {:.2} | {:.2} | {:.2}x | {:.2}x, {:.2}x | {goal} |",
+            median(&rate(before)),
+            median(&rate(after)),
+            median(&rate(after)) / median(&rate(before)),
+            median(&cpu(before)),
+            median(&cpu(after)),
+            median(&cpu(after)) / median(&cpu(before)),
+            median(&pair_ratios(&rate(before), &rate(after))),
+            median(&pair_ratios(&cpu(before), &cpu(after))),
         );
     }
+}
+
+/// `after[i] / before[i]` for each run pair: the machine drifts between pairs more than
+/// within one, so a pair's ratio holds the change with less of the drift.
+fn pair_ratios(before: &[f64], after: &[f64]) -> Vec<f64> {
+    before.iter().zip(after).map(|(b, a)| a / b).collect()
+}
+
+/// Last round's change against the head before it, alternating default runs
+/// (`dev-creates-rounds-ab.json`): creates/s and the dev cluster's CPU per create.
+fn dev_creates_rounds_section(o: &mut String, results: &Path) {
+    const FILE: &str = "dev-creates-rounds-ab.json";
+    let Ok(ab) = load(results, FILE) else {
+        return;
+    };
+    dev_creates_ab_table(
+        o,
+        &ab,
+        FILE,
+        "A round of brick verbs in one request, the clusters read once per create",
+    );
+    let (before, after) = (&ab["runs"]["before"], &ab["runs"]["after"]);
+    let n = before.as_array().map_or(0, Vec::len);
     let met = |rate: f64| if rate >= 550.0 { "met" } else { "not met" };
     let first = |side: &Value, k: usize| -> Vec<f64> {
         at_clients(side, 8, "creates_per_s").into_iter().take(k).collect()
@@ -804,6 +829,59 @@ fn dev_creates_rounds_section(o: &mut String, results: &Path) {
         median(&first(after, 20)),
         met(median(&first(after, 20))),
         met(median(&at_clients(after, 8, "creates_per_s"))),
+    );
+}
+
+/// RocksDB compiled from source with NDEBUG against Debian's library (assertions on),
+/// alternating default runs (`dev-creates-rocksdb-ab.json`).
+fn dev_creates_rocksdb_section(o: &mut String, results: &Path) {
+    const FILE: &str = "dev-creates-rocksdb-ab.json";
+    let Ok(ab) = load(results, FILE) else {
+        return;
+    };
+    dev_creates_ab_table(
+        o,
+        &ab,
+        FILE,
+        "RocksDB built from source with NDEBUG instead of Debian's library",
+    );
+    let (before, after) = (&ab["runs"]["before"], &ab["runs"]["after"]);
+    let _ = writeln!(
+        o,
+        "\nAt 8 clients, run by run: before {}; after {}.\n\n\
+         What changed: nothing in Hekate's code. Debian builds `librocksdb7.8` without `NDEBUG`,\n\
+         so its assertions and test sync points run in production: every step of a memtable\n\
+         lookup checks the skip list's order again. A profile of the leader at 8 clients had\n\
+         RocksDB's point reads at 16 % of its CPU (`InlineSkipList::FindGreaterOrEqual` 8 %).\n\
+         The `rocksdb` crate now compiles the RocksDB 8.1.1 it ships, with `NDEBUG` (docs/decisions.md).\n\
+         This round's machine is slower than last round's: last round's code made a median of\n\
+         521 creates/s at 8 clients there and makes the `before` column here.",
+        list(&at_clients(before, 8, "creates_per_s"), 0),
+        list(&at_clients(after, 8, "creates_per_s"), 0),
+    );
+}
+
+/// `hekate dev` sharing the cores among its processes (one async worker each on 2 cores)
+/// against one worker per core in each (`dev-creates-workers-ab.json`).
+fn dev_creates_workers_section(o: &mut String, results: &Path) {
+    const FILE: &str = "dev-creates-workers-ab.json";
+    let Ok(ab) = load(results, FILE) else {
+        return;
+    };
+    dev_creates_ab_table(o, &ab, FILE, "One async worker per dev process on 2 cores");
+    let (before, after) = (&ab["runs"]["before"], &ab["runs"]["after"]);
+    let _ = writeln!(
+        o,
+        "\nAt 8 clients, run by run: before {}; after {}.\n\n\
+         What changed: `hekate dev` starts its replicas and the simulated nodes with\n\
+         `TOKIO_WORKER_THREADS` = cores / (replicas + 1), at least 1, unless the operator set it\n\
+         (docs/configuration.md, \"Threads\"). Before, each of the four processes ran one worker\n\
+         per core: eight workers on two cores, waking each other. Context switches per create\n\
+         across the machine (`perf stat -e context-switches -a` for 5 s of 8 clients, two runs\n\
+         each): 57 and 62 before, 49 and 44 after. A replica started alone keeps one worker per\n\
+         core.",
+        list(&at_clients(before, 8, "creates_per_s"), 0),
+        list(&at_clients(after, 8, "creates_per_s"), 0),
     );
 }
 
