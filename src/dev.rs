@@ -249,7 +249,7 @@ pub async fn run(opts: DevOptions) -> anyhow::Result<()> {
     let (admin, user) = prepare(&opts)?;
     let exe = std::env::current_exe().context("cannot find the hekate binary")?;
     let mut nodes = match opts.glusterfs {
-        None => Some(MockNodes::start_with(
+        None => Some(MockNodes::start(
             &exe,
             &std::fs::canonicalize(&opts.data_dir)?,
             opts.mock_persist_ms,
@@ -298,7 +298,7 @@ pub async fn run(opts: DevOptions) -> anyhow::Result<()> {
 /// worker threads (at least one) instead of tokio's default of one per core, unless the
 /// operator set `TOKIO_WORKER_THREADS`. On 2 cores three replicas with two workers each
 /// woke each other's threads for nothing: one each cut the cluster's CPU per create by
-/// about 10 % (docs/decisions.md, "One async worker per dev replica on a small machine").
+/// about 10 % (docs/decisions.md, "One async worker per dev process on a small machine").
 /// A replica started alone (`hekate serve`) keeps one worker per core.
 fn share_cores(cmd: &mut Command, processes: u64) {
     if std::env::var_os("TOKIO_WORKER_THREADS").is_some() {
@@ -426,14 +426,10 @@ impl MockNodes {
     /// Starts `binary mock-nodes` for `dir` (model `dir/mock-nodes.json`, log
     /// `dir/mock-nodes.log`, in its own process group so a terminal's Ctrl-C reaches it
     /// only through [`Self::stop`]) and waits until its socket is in place. The model is
-    /// written every `persist_ms` when it changed, and at exit.
-    pub fn start(binary: &Path, dir: &Path, persist_ms: u64) -> anyhow::Result<MockNodes> {
-        MockNodes::start_with(binary, dir, persist_ms, None)
-    }
-
-    /// [`MockNodes::start`], the machine's cores shared among `share_among` processes
-    /// (`hekate dev`'s, see [`share_cores`]).
-    pub fn start_with(
+    /// written every `persist_ms` when it changed, and at exit. With `share_among`, the
+    /// machine's cores are shared among that many processes (`hekate dev`'s, see
+    /// [`share_cores`]); without, it runs tokio's default worker count.
+    pub fn start(
         binary: &Path,
         dir: &Path,
         persist_ms: u64,

@@ -100,16 +100,16 @@ pub fn cluster_volume_prefix(cluster: &str) -> Vec<u8> {
     [b"cv/", cluster.as_bytes(), b"/"].concat()
 }
 
+/// The prefix of the whole device index (`db/<device>/<brick>`).
+pub const DEVICE_BRICK_PREFIX: &[u8] = b"db/";
+
 pub fn device_brick(device: &str, brick: &str) -> Vec<u8> {
-    [b"db/", device.as_bytes(), b"/", brick.as_bytes()].concat()
+    [DEVICE_BRICK_PREFIX, device.as_bytes(), b"/", brick.as_bytes()].concat()
 }
 
 pub fn device_brick_prefix(device: &str) -> Vec<u8> {
     [DEVICE_BRICK_PREFIX, device.as_bytes(), b"/"].concat()
 }
-
-/// The prefix of the whole device index (`db/`).
-pub const DEVICE_BRICK_PREFIX: &[u8] = b"db/";
 
 /// `(device, brick)` of a `db/<device>/<brick>` key.
 pub fn device_brick_of(key: &[u8]) -> Option<(String, String)> {

@@ -124,8 +124,12 @@ impl ProcCluster {
     /// does); a restart resumes the model from `mock-nodes.json`.
     pub fn start_mock_nodes(&mut self) -> anyhow::Result<()> {
         if self.spec.shared_mock && self.mock_nodes.is_none() {
-            let n =
-                hekate::dev::MockNodes::start(&self.spec.binary, &self.dir, hekate::dev::MOCK_PERSIST_MS)?;
+            let n = hekate::dev::MockNodes::start(
+                &self.spec.binary,
+                &self.dir,
+                hekate::dev::MOCK_PERSIST_MS,
+                None,
+            )?;
             self.mock_nodes = Some(n);
         }
         Ok(())
