@@ -1,11 +1,13 @@
 //! End-to-end timings on the testbed's real gluster nodes (`tests/testbed/testbed.sh up 3 2`):
 //! three Hekate replicas with the SSH executor; loading the 3-node topology (peer probes,
 //! 6 devices), replica-3 1 GiB creates one at a time, four concurrent creates, and deletes,
-//! each through the API including the queue wait. The figures Heketi v10.4.1 measured on
-//! the same testbed are in docs/benchmarks.md.
+//! each through the API including the queue wait; then the topology is unloaded, so the nodes
+//! are left as they were. The figures Heketi v10.4.1 measured on the same testbed are in
+//! docs/benchmarks.md.
 
 use std::time::{Duration, Instant};
 
+use anyhow::Context;
 use hekate::client::Client;
 use hekate_testkit::{run_async, ClusterSpec, ProcCluster, TestbedEnv};
 use reqwest::Method;
@@ -263,36 +265,45 @@ pub async fn run(args: TestbedArgs) -> anyhow::Result<TestbedResults> {
     let topology_load_ms = ms(t);
     eprintln!("testbed: topology loaded in {topology_load_ms:.0} ms");
 
-    let (mut creates, mut deletes, mut fours) = (Vec::new(), Vec::new(), Vec::new());
-    for r in 0..args.rounds {
-        let t = Instant::now();
-        let loc = create(&api, &format!("bench{r}")).await?;
-        creates.push(ms(t));
-        let t = Instant::now();
-        run_async(&api, Method::DELETE, &loc, None).await?;
-        deletes.push(ms(t));
-
-        let t = Instant::now();
-        let four: Vec<_> = (0..4)
-            .map(|k| {
-                let api = c.client(1 + (k as u64 % 3));
-                let name = format!("bench{r}_{k}");
-                tokio::spawn(async move { create(&api, &name).await })
-            })
-            .collect();
-        let mut locs = Vec::new();
-        for h in four {
-            locs.push(h.await??);
-        }
-        fours.push(ms(t));
-        for loc in locs {
+    let rounds = async {
+        let (mut creates, mut deletes, mut fours) = (Vec::new(), Vec::new(), Vec::new());
+        for r in 0..args.rounds {
+            let t = Instant::now();
+            let loc = create(&api, &format!("bench{r}")).await?;
+            creates.push(ms(t));
+            let t = Instant::now();
             run_async(&api, Method::DELETE, &loc, None).await?;
+            deletes.push(ms(t));
+
+            let t = Instant::now();
+            let four: Vec<_> = (0..4)
+                .map(|k| {
+                    let api = c.client(1 + (k as u64 % 3));
+                    let name = format!("bench{r}_{k}");
+                    tokio::spawn(async move { create(&api, &name).await })
+                })
+                .collect();
+            let mut locs = Vec::new();
+            for h in four {
+                locs.push(h.await??);
+            }
+            fours.push(ms(t));
+            for loc in locs {
+                run_async(&api, Method::DELETE, &loc, None).await?;
+            }
+            eprintln!(
+                "testbed: round {r}: create {:.0} ms, delete {:.0} ms, 4 concurrent {:.0} ms",
+                creates[r], deletes[r], fours[r]
+            );
         }
-        eprintln!(
-            "testbed: round {r}: create {:.0} ms, delete {:.0} ms, 4 concurrent {:.0} ms",
-            creates[r], deletes[r], fours[r]
-        );
+        anyhow::Ok((creates, deletes, fours))
     }
+    .await;
+    // The nodes are left as they were before the topology was loaded (the floor script and
+    // the e2e tests use the same disks), whether or not the rounds succeeded.
+    let unloaded = hekate_testkit::unload_topology(&api).await;
+    let (creates, deletes, fours) = rounds?;
+    unloaded.context("topology unload after the rounds")?;
     Ok(TestbedResults {
         connection_per_step: args.connection_per_step,
         topology_load_ms,
