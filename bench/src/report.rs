@@ -11,6 +11,8 @@ use anyhow::Context;
 use plotters::prelude::*;
 use serde_json::Value;
 
+mod goals;
+
 fn load(dir: &Path, name: &str) -> anyhow::Result<Value> {
     let p = dir.join(name);
     let text = std::fs::read_to_string(&p).with_context(|| format!("cannot read {}", p.display()))?;
@@ -157,6 +159,7 @@ pub fn run(results: &Path, docs: &Path) -> anyhow::Result<()> {
          measure, tests assert: numbers are medians and percentiles on this shared 2-core, 24 GiB machine\n\
          and vary with its load. Build first: `source deploy/setup.sh && cargo build --release -p hekate -p hekate-bench`.\n"
     );
+    goals::section(&mut o, results);
     let _ = writeln!(o, "## Replicated core\n\n```sh\n$CARGO_TARGET_DIR/release/hekate-bench --out bench/results/raft.json raft --writes 1000 --clients 8 --seconds 10 --kills 25\n```\n");
     let _ = writeln!(
         o,
@@ -653,7 +656,7 @@ fn dev_creates_fresh_section(o: &mut String, results: &Path) {
         "\n### The default run on a fresh machine\n\n```sh\n\
          for i in 1 2 3 4 5 6 7; do $CARGO_TARGET_DIR/release/hekate-bench --out run-$i.json dev-creates; done\n\
          # bench/results/dev-creates-fresh.json holds the runs: {{\"runs\": [...]}}\n```\n\n\
-         {} runs back to back of the build at {} on this round's machine, fresh, with nothing else\n\
+         {} runs back to back of the build at {} on the machine of that round, fresh, with nothing else\n\
          running (the rows above are earlier rounds' runs, on their machines). Creates/s of each run, then the median run's and the median create p50.\n\n\
          | clients | volumes before | creates/s, run by run | median creates/s | median of the p50s, ms | goal |\n|---|---|---|---|---|---|",
         runs.len(),
@@ -757,8 +760,8 @@ fn dev_creates_ab(o: &mut String, results: &Path, file: &str, heading: &str) -> 
          $CARGO_TARGET_DIR/release/hekate-bench --out after-$i.json dev-creates --hekate hekate-{a}\n\
          done\n\
          # bench/results/{file} holds the runs: {{\"runs\": {{\"before\": [...], \"after\": [...]}}}}\n```\n\n\
-         {n} default runs of each build, alternating, on this round's machine with nothing else\n\
-         running. CPU: `hekate dev`, its replicas and the simulated nodes during the row (not the\n\
+         {n} default runs of each build, alternating, on the machine of the round that made the\n\
+         change, with nothing else running. CPU: `hekate dev`, its replicas and the simulated nodes during the row (not the\n\
          clients), per create, from `/proc` (`cluster_cpu_ms_per_create`).\n\n\
          | clients | median creates/s, before | after | after/before | median CPU ms per create, before | after | after/before | median of the pairs' ratios: creates/s, CPU | goal |\n|---|---|---|---|---|---|---|---|---|"
     );
@@ -860,8 +863,8 @@ fn dev_creates_rocksdb_section(o: &mut String, results: &Path) {
          lookup checks the skip list's order again. A profile of the leader at 8 clients had\n\
          RocksDB's point reads at 16 % of its CPU (`InlineSkipList::FindGreaterOrEqual` 8 %).\n\
          The `rocksdb` crate now compiles the RocksDB 8.1.1 it ships, with `NDEBUG` (docs/decisions.md).\n\
-         This round's machine is slower than last round's: last round's code made a median of\n\
-         521 creates/s at 8 clients there and makes the `before` column here.",
+         That round's machine was slower than the round before's: the code of the round before made\n\
+         a median of 521 creates/s at 8 clients on its own machine, and the `before` column here.",
     );
 }
 
@@ -1035,7 +1038,7 @@ fn scale_section(o: &mut String, results: &Path) {
          388 and 393 MB on disk). Before the\n\
          streaming it was built whole from 700,000 point reads (17.0 s through the API, 180 s in\n\
          process).\n\n\
-         This round's machine was fresh, with nothing else running: the table's `/topology` and\n\
+         That round's machine was fresh, with nothing else running: the table's `/topology` and\n\
          the rows of \"`GET /topology` at rest, two builds\" below are under 1 s, and so is the\n\
          last round's build (bbcfa9c) there, at 0.52-0.67 s where it measured 1.13-1.51 s in the\n\
          last round. The build's own time moves with the machine's load as much: bbcfa9c's\n\
