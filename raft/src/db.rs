@@ -84,6 +84,10 @@ impl StoreOptions {
         opts.set_max_log_file_size(MIB);
         opts.set_keep_log_file_num(3);
         opts.set_max_manifest_file_size(8 * MIB);
+        // Table files (flushes, compactions) are synced every MiB as they are written rather
+        // than all at once at their end: a burst of dirty pages holds the log's fsyncs behind
+        // it (the snapshot file is paced the same way, `snapshot::SYNC_EVERY`).
+        opts.set_bytes_per_sync(MIB as u64);
         // LZ4 rather than the default Snappy: the same size on disk here (393 vs 388 MB at
         // 100,000 volumes) and faster to decompress, which every read of a block outside the
         // cache pays (`GET /topology` at 100,000 volumes: p50 1.11-1.17 s against 1.19-1.34 s

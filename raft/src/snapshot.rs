@@ -5,7 +5,8 @@
 //! File layout: bincode of `format`, `meta` and the key/value pairs (versioned by `format`),
 //! written as the pairs are read ([`write_current`]); read back as a [`SnapshotView`]
 //! borrowing its pairs, or only its head ([`decode_meta`]). The current snapshot is
-//! `<data>/snapshots/current.snap`, replaced atomically (write temp, fsync, rename, fsync dir).
+//! `<data>/snapshots/current.snap`, replaced atomically (write temp, synced as it is written,
+//! fsync, rename, fsync dir).
 
 use std::io::Write;
 use std::path::Path;
@@ -144,17 +145,56 @@ pub fn save_current(dir: &Path, bytes: &[u8]) -> Result<(), StoreError> {
     replace_current(dir, |w| Ok(w.write_all(bytes)?))
 }
 
-/// Writes a new current snapshot file with `write` (buffered): a temporary file, fsync,
-/// rename, fsync of the directory.
+/// Written bytes a snapshot file may hold unsynced before they are synced. Every replica
+/// builds its snapshot after the same number of entries, so at 100,000 volumes three 150 MB
+/// files were synced at once at the end of their builds; the disk queue they made held each
+/// replica's log fsyncs for up to 270 ms (measured with a 200-byte fdatasync loop beside three
+/// 150 MB writes: max 271 ms; synced every 4 MiB: max 22 ms), long enough for the leader to
+/// hear from no quorum and refuse writes. RocksDB's `bytes_per_sync` is the same idea.
+const SYNC_EVERY: u64 = 4 << 20;
+
+/// A file synced every [`SYNC_EVERY`] bytes written, so its dirty pages never pile up.
+struct PacedFile {
+    file: std::fs::File,
+    unsynced: u64,
+    syncs: u64,
+}
+
+impl Write for PacedFile {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let n = self.file.write(buf)?;
+        self.unsynced += n as u64;
+        if self.unsynced >= SYNC_EVERY {
+            self.file.sync_data()?;
+            self.unsynced = 0;
+            self.syncs += 1;
+        }
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.file.flush()
+    }
+}
+
+/// Writes a new current snapshot file with `write` (buffered, synced as it goes): a
+/// temporary file, fsync, rename, fsync of the directory.
 fn replace_current<T>(
     dir: &Path,
-    write: impl FnOnce(&mut std::io::BufWriter<std::fs::File>) -> Result<T, StoreError>,
+    write: impl FnOnce(&mut std::io::BufWriter<PacedFile>) -> Result<T, StoreError>,
 ) -> Result<T, StoreError> {
     let tmp = dir.join(format!("{CURRENT}.tmp"));
     let out = {
-        let mut w = std::io::BufWriter::with_capacity(1 << 20, std::fs::File::create(&tmp)?);
+        let file = PacedFile {
+            file: std::fs::File::create(&tmp)?,
+            unsynced: 0,
+            syncs: 0,
+        };
+        let mut w = std::io::BufWriter::with_capacity(1 << 20, file);
         let out = write(&mut w)?;
-        w.into_inner().map_err(|e| e.into_error())?.sync_all()?;
+        let paced = w.into_inner().map_err(|e| e.into_error())?;
+        tracing::debug!(syncs = paced.syncs, "snapshot file written");
+        paced.file.sync_all()?;
         out
     };
     std::fs::rename(&tmp, dir.join(CURRENT))?;
@@ -175,6 +215,26 @@ pub fn load_current(dir: &Path) -> Result<Option<Vec<u8>>, StoreError> {
 mod tests {
     use super::*;
     use crate::types::{LogId, StoredMembership};
+
+    /// A long write is synced as it goes, every `SYNC_EVERY` bytes, and what it wrote is
+    /// what the file holds.
+    #[test]
+    fn a_snapshot_file_is_synced_as_it_is_written() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut paced = PacedFile {
+            file: std::fs::File::create(dir.path().join("f")).unwrap(),
+            unsynced: 0,
+            syncs: 0,
+        };
+        let chunk = vec![7u8; 1 << 20];
+        for _ in 0..10 {
+            paced.write_all(&chunk).unwrap();
+        }
+        assert_eq!(paced.syncs, 10 * (1 << 20) / SYNC_EVERY);
+        assert_eq!(paced.unsynced, 10 * (1 << 20) % SYNC_EVERY);
+        drop(paced);
+        assert_eq!(std::fs::read(dir.path().join("f")).unwrap().len(), 10 << 20);
+    }
 
     fn meta() -> SnapshotMeta {
         SnapshotMeta {
