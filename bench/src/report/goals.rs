@@ -92,7 +92,8 @@ pub fn section(o: &mut String, results: &Path) {
         "## Issue 13's goals on one machine\n\n\
          Every goal of issue 13 measured again on this round's machine, one run after the other\n\
          with nothing else running, from the release build of {a} (later commits change only the\n\
-         benchmarks and the docs); the default runs alternate with {b}, the head before the last\n\
+         benchmarks, the docs and the snapshot syncs measured last); the default runs alternate\n\
+         with {b}, the head before the last\n\
          two changes (RocksDB from source, one worker per dev process). The sections below keep\n\
          each change's history, measured on the machine of its round. Those machines differ by up\n\
          to 2x for the same build ({drift}), so a goal is read only against runs that shared a\n\
@@ -141,7 +142,55 @@ pub fn section(o: &mut String, results: &Path) {
             r["refused_and_retried"]
         );
     }
+    let _ = writeln!(
+        o,
+        "\nLater, snapshot files synced as they are written (756ef99, docs/decisions.md,\n\
+         \"Snapshots at scale\"), against the build before on one machine:"
+    );
+    paced_fills(o, &dir);
     let _ = writeln!(o);
+}
+
+/// The 100,000-volume fills made again once snapshot files were synced as they are written,
+/// alternating with the build before (`dev-creates-100k-paced.json`,
+/// `{"build", "runs": [...], "build_before", "runs_before": [...], "note"}`).
+fn paced_fills(o: &mut String, dir: &Path) {
+    let Ok(p) = load(dir, "dev-creates-100k-paced.json") else {
+        return;
+    };
+    for (build, runs) in [("build", "runs"), ("build_before", "runs_before")] {
+        fills(o, p[build].as_str().unwrap_or("?"), &p[runs]);
+    }
+    if let Some(note) = p["note"].as_str() {
+        let _ = writeln!(o, "{note}");
+    }
+}
+
+/// One build's fills to 100,000 volumes, run by run.
+fn fills(o: &mut String, build: &str, runs: &serde_json::Value) {
+    let runs = runs.as_array().cloned().unwrap_or_default();
+    let col = |g: &dyn Fn(&serde_json::Value) -> f64, digits| {
+        super::list(&runs.iter().map(g).collect::<Vec<_>>(), digits)
+    };
+    let rss = |r: &serde_json::Value| {
+        r["at_prefill"]["rss_mib"]
+            .as_array()
+            .map(|a| a.iter().map(f).fold(0.0, f64::max))
+            .unwrap_or(f64::NAN)
+    };
+    let _ = writeln!(
+        o,
+        "\nThe same fill, {} runs of {build}, run by run: creates answered 503 and sent again {};\n\
+         create p50 against empty {}x; largest RSS {} MiB; `GET /topology` p50 {} ms; restart\n\
+         to ready {} ms; a new replica caught up {} ms.",
+        runs.len(),
+        col(&|r| f(&r["refused_and_retried"]), 0),
+        col(&|r| f(&r["p50_ratio"]), 2),
+        col(&rss, 0),
+        col(&|r| f(&r["at_prefill"]["topology"]["p50_ms"]), 0),
+        col(&|r| f(&r["at_prefill"]["restart_to_ready_ms"]), 0),
+        col(&|r| f(&r["at_prefill"]["new_replica_ready_ms"]), 0),
+    );
 }
 
 fn failover_goals(goals: &mut Vec<Goal>, dir: &Path) {
