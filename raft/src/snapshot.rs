@@ -160,6 +160,16 @@ struct PacedFile {
     syncs: u64,
 }
 
+impl PacedFile {
+    fn create(path: &Path) -> std::io::Result<Self> {
+        Ok(Self {
+            file: std::fs::File::create(path)?,
+            unsynced: 0,
+            syncs: 0,
+        })
+    }
+}
+
 impl Write for PacedFile {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
         let n = self.file.write(buf)?;
@@ -185,12 +195,7 @@ fn replace_current<T>(
 ) -> Result<T, StoreError> {
     let tmp = dir.join(format!("{CURRENT}.tmp"));
     let out = {
-        let file = PacedFile {
-            file: std::fs::File::create(&tmp)?,
-            unsynced: 0,
-            syncs: 0,
-        };
-        let mut w = std::io::BufWriter::with_capacity(1 << 20, file);
+        let mut w = std::io::BufWriter::with_capacity(1 << 20, PacedFile::create(&tmp)?);
         let out = write(&mut w)?;
         let paced = w.into_inner().map_err(|e| e.into_error())?;
         tracing::debug!(syncs = paced.syncs, "snapshot file written");
@@ -221,11 +226,7 @@ mod tests {
     #[test]
     fn a_snapshot_file_is_synced_as_it_is_written() {
         let dir = tempfile::tempdir().unwrap();
-        let mut paced = PacedFile {
-            file: std::fs::File::create(dir.path().join("f")).unwrap(),
-            unsynced: 0,
-            syncs: 0,
-        };
+        let mut paced = PacedFile::create(&dir.path().join("f")).unwrap();
         let chunk = vec![7u8; 1 << 20];
         for _ in 0..10 {
             paced.write_all(&chunk).unwrap();

@@ -142,11 +142,6 @@ pub fn section(o: &mut String, results: &Path) {
             r["refused_and_retried"]
         );
     }
-    let _ = writeln!(
-        o,
-        "\nLater, snapshot files synced as they are written (756ef99, docs/decisions.md,\n\
-         \"Snapshots at scale\"), against the build before on one machine:"
-    );
     paced_fills(o, &dir);
     let _ = writeln!(o);
 }
@@ -158,6 +153,12 @@ fn paced_fills(o: &mut String, dir: &Path) {
     let Ok(p) = load(dir, "dev-creates-100k-paced.json") else {
         return;
     };
+    let _ = writeln!(
+        o,
+        "\nLater, snapshot files synced as they are written ({}, docs/decisions.md,\n\
+         \"Snapshots at scale\"), against the build before on one machine:",
+        p["build"].as_str().unwrap_or("?")
+    );
     for (build, runs) in [("build", "runs"), ("build_before", "runs_before")] {
         fills(o, p[build].as_str().unwrap_or("?"), &p[runs]);
     }
@@ -172,12 +173,6 @@ fn fills(o: &mut String, build: &str, runs: &serde_json::Value) {
     let col = |g: &dyn Fn(&serde_json::Value) -> f64, digits| {
         super::list(&runs.iter().map(g).collect::<Vec<_>>(), digits)
     };
-    let rss = |r: &serde_json::Value| {
-        r["at_prefill"]["rss_mib"]
-            .as_array()
-            .map(|a| a.iter().map(f).fold(0.0, f64::max))
-            .unwrap_or(f64::NAN)
-    };
     let _ = writeln!(
         o,
         "\nThe same fill, {} runs of {build}, run by run: creates answered 503 and sent again {};\n\
@@ -186,7 +181,7 @@ fn fills(o: &mut String, build: &str, runs: &serde_json::Value) {
         runs.len(),
         col(&|r| f(&r["refused_and_retried"]), 0),
         col(&|r| f(&r["p50_ratio"]), 2),
-        col(&rss, 0),
+        col(&|r| largest_rss(&r["at_prefill"]), 0),
         col(&|r| f(&r["at_prefill"]["topology"]["p50_ms"]), 0),
         col(&|r| f(&r["at_prefill"]["restart_to_ready_ms"]), 0),
         col(&|r| f(&r["at_prefill"]["new_replica_ready_ms"]), 0),
@@ -269,6 +264,14 @@ fn testbed_goals(goals: &mut Vec<Goal>, dir: &Path) {
     }
 }
 
+/// The largest replica's RSS in a run's `at_prefill`, MiB.
+fn largest_rss(at: &serde_json::Value) -> f64 {
+    at["rss_mib"]
+        .as_array()
+        .map(|a| a.iter().map(f).fold(0.0, f64::max))
+        .unwrap_or(f64::NAN)
+}
+
 fn scale_goals(goals: &mut Vec<Goal>, dir: &Path) {
     let Ok(r) = load(dir, "dev-creates-100k.json") else {
         return;
@@ -276,10 +279,7 @@ fn scale_goals(goals: &mut Vec<Goal>, dir: &Path) {
     let at = &r["at_prefill"];
     let vols = r["prefill"].as_u64().unwrap_or(0);
     let ratio = f(&r["p50_ratio"]);
-    let rss = at["rss_mib"]
-        .as_array()
-        .map(|a| a.iter().map(f).fold(0.0, f64::max))
-        .unwrap_or(f64::NAN);
+    let rss = largest_rss(at);
     let topo = f(&at["topology"]["p50_ms"]);
     let restart = f(&at["restart_to_ready_ms"]);
     let joined = f(&at["new_replica_ready_ms"]);
